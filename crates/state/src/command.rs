@@ -1,0 +1,357 @@
+//! The commands the cluster agrees on, and `apply`: the one function that
+//! changes [`ClusterState`].
+
+use std::fmt;
+
+use crate::model::{ClusterState, Membership, NodeId, Phase, SetId, Suspicion};
+
+/// Why a node may not run a set until an operator clears it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exclusion {
+    /// The set's `Test` hook declined on this node.
+    Vetoed,
+    /// A start failed, or monitors failed more than `max_restarts` times.
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `node` is up in `epoch` and may own sets again.
+    Join { node: NodeId, epoch: u64 },
+    /// `voter` has not heard `node` for a whole lease and stopped promising it
+    /// leases for `epoch`. A majority of these evicts the node.
+    Suspect { voter: NodeId, node: NodeId, epoch: u64, round: u64 },
+    /// `voter` hears `node` again and withdraws its suspicion `round`.
+    Unsuspect { voter: NodeId, node: NodeId, round: u64 },
+    /// A fence device confirmed `node` off: evict it without waiting.
+    Fenced { node: NodeId, epoch: u64 },
+    /// Give an unowned set to `node`.
+    Assign { set: SetId, node: NodeId, generation: u64 },
+    /// Ask the owner `from` to release the set, handing it to `to`.
+    Move { set: SetId, from: NodeId, to: Option<NodeId>, generation: u64 },
+    /// The owner stopped the set after a `Move`.
+    Released { set: SetId, node: NodeId, generation: u64 },
+    /// The owner finished every start step.
+    Started { set: SetId, node: NodeId, generation: u64 },
+    /// The owner could not start or keep the set and stopped it cleanly.
+    StartFailed { set: SetId, node: NodeId, generation: u64, exclusion: Exclusion },
+    /// The owner's stop failed: the set may still run there.
+    StopFailed { set: SetId, node: NodeId, generation: u64 },
+    Freeze { set: SetId, frozen: bool },
+    Standby { node: NodeId, standby: bool },
+    /// An operator's preferred node for the set (`None` forgets it).
+    Pin { set: SetId, node: Option<NodeId> },
+    /// An operator states the set is stopped everywhere it failed: forget
+    /// exclusions and a block.
+    Clear { set: SetId },
+}
+
+/// Why `apply` left the state unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    UnknownNode(NodeId),
+    UnknownSet(SetId),
+    StaleEpoch { node: NodeId, have: u64, got: u64 },
+    StaleGeneration { set: SetId, have: u64, got: u64 },
+    StaleRound { voter: NodeId, node: NodeId, have: u64, got: u64 },
+    SelfSuspicion(NodeId),
+    NotOnline(NodeId),
+    AlreadyOnline(NodeId),
+    NotOwner { set: SetId, node: NodeId, owner: Option<NodeId> },
+    Owned { set: SetId, owner: NodeId },
+    NotReleasing(SetId),
+    AlreadyReleasing(SetId),
+    Frozen(SetId),
+    Blocked { set: SetId, node: NodeId },
+    Ineligible { set: SetId, node: NodeId },
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Rejected::*;
+        match self {
+            UnknownNode(n) => write!(f, "no node {n}"),
+            UnknownSet(s) => write!(f, "no set {s}"),
+            StaleEpoch { node, have, got } => write!(f, "node {node} is in epoch {have}, not {got}"),
+            StaleGeneration { set, have, got } => write!(f, "set {set} is at generation {have}, not {got}"),
+            StaleRound { voter, node, have, got } => {
+                write!(f, "voter {voter} on node {node} is at round {have}, {got} is stale")
+            }
+            SelfSuspicion(n) => write!(f, "node {n} cannot suspect itself"),
+            NotOnline(n) => write!(f, "node {n} is not online"),
+            AlreadyOnline(n) => write!(f, "node {n} is already online"),
+            NotOwner { set, node, owner } => write!(f, "set {set} is owned by {owner:?}, not node {node}"),
+            Owned { set, owner } => write!(f, "set {set} is owned by node {owner}"),
+            NotReleasing(s) => write!(f, "set {s} is not being released"),
+            AlreadyReleasing(s) => write!(f, "set {s} is already being released"),
+            Frozen(s) => write!(f, "set {s} is frozen"),
+            Blocked { set, node } => write!(f, "set {set} is blocked by a failed stop on node {node}"),
+            Ineligible { set, node } => write!(f, "node {node} may not run set {set}"),
+        }
+    }
+}
+
+/// What an accepted command did beyond its obvious effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// The command completed a majority of suspicions (or was a fence) and
+    /// the node was evicted: its sets are unowned and its epoch bumped.
+    Evicted(NodeId),
+}
+
+impl ClusterState {
+    /// Apply one committed command. Every node applies the same commands in
+    /// the same order and so reaches the same state.
+    pub fn apply(&mut self, cmd: &Command) -> Result<Applied, Rejected> {
+        self.applied += 1;
+        self.check_ids(cmd)?;
+        match *cmd {
+            Command::Join { node, epoch } => {
+                self.check_epoch(node, epoch)?;
+                let rec = &mut self.nodes[usize::from(node)];
+                if rec.membership == Membership::Online {
+                    return Err(Rejected::AlreadyOnline(node));
+                }
+                rec.membership = Membership::Online;
+                rec.fenced = false;
+                Ok(Applied::Done)
+            }
+            Command::Suspect { voter, node, epoch, round } => self.suspect(voter, node, epoch, round),
+            Command::Unsuspect { voter, node, round } => {
+                let have = self.suspicion_round(voter, node);
+                if round < have {
+                    return Err(Rejected::StaleRound { voter, node, have, got: round });
+                }
+                let epoch = self.nodes[usize::from(node)].epoch;
+                self.suspicions.insert((voter, node), Suspicion { round, active: false, epoch });
+                Ok(Applied::Done)
+            }
+            Command::Fenced { node, epoch } => {
+                self.check_epoch(node, epoch)?;
+                self.evict(node);
+                self.nodes[usize::from(node)].fenced = true;
+                for set in &mut self.sets {
+                    if set.blocked == Some(node) {
+                        set.blocked = None;
+                    }
+                }
+                Ok(Applied::Evicted(node))
+            }
+            Command::Assign { set, node, generation } => {
+                self.check_generation(set, generation)?;
+                let rec = &self.sets[usize::from(set)];
+                if let Some(owner) = rec.owner {
+                    return Err(Rejected::Owned { set, owner });
+                }
+                self.check_movable(set)?;
+                self.check_eligible(set, node)?;
+                let rec = &mut self.sets[usize::from(set)];
+                rec.owner = Some(node);
+                rec.generation += 1;
+                rec.running = false;
+                rec.phase = Phase::Stable;
+                Ok(Applied::Done)
+            }
+            Command::Move { set, from, to, generation } => {
+                self.check_owner(set, from, generation)?;
+                self.check_movable(set)?;
+                if self.set(set).phase != Phase::Stable {
+                    return Err(Rejected::AlreadyReleasing(set));
+                }
+                if let Some(to) = to {
+                    if to == from {
+                        return Err(Rejected::Owned { set, owner: from });
+                    }
+                    self.check_eligible(set, to)?;
+                }
+                self.sets[usize::from(set)].phase = Phase::Releasing { to };
+                Ok(Applied::Done)
+            }
+            Command::Released { set, node, generation } => {
+                self.check_owner(set, node, generation)?;
+                let Phase::Releasing { to } = self.set(set).phase else {
+                    return Err(Rejected::NotReleasing(set));
+                };
+                let to = to.filter(|&to| self.check_eligible(set, to).is_ok());
+                let rec = &mut self.sets[usize::from(set)];
+                rec.owner = to;
+                rec.generation += 1;
+                rec.running = false;
+                rec.phase = Phase::Stable;
+                Ok(Applied::Done)
+            }
+            Command::Started { set, node, generation } => {
+                self.check_owner(set, node, generation)?;
+                self.sets[usize::from(set)].running = true;
+                Ok(Applied::Done)
+            }
+            Command::StartFailed { set, node, generation, exclusion } => {
+                self.check_owner(set, node, generation)?;
+                let rec = &mut self.sets[usize::from(set)];
+                rec.owner = None;
+                rec.generation += 1;
+                rec.running = false;
+                rec.phase = Phase::Stable;
+                rec.excluded.insert(node, exclusion);
+                Ok(Applied::Done)
+            }
+            Command::StopFailed { set, node, generation } => {
+                self.check_owner(set, node, generation)?;
+                let rec = &mut self.sets[usize::from(set)];
+                rec.blocked = Some(node);
+                rec.running = false;
+                Ok(Applied::Done)
+            }
+            Command::Freeze { set, frozen } => {
+                self.sets[usize::from(set)].frozen = frozen;
+                Ok(Applied::Done)
+            }
+            Command::Standby { node, standby } => {
+                self.nodes[usize::from(node)].standby = standby;
+                Ok(Applied::Done)
+            }
+            Command::Pin { set, node } => {
+                self.sets[usize::from(set)].pin = node;
+                Ok(Applied::Done)
+            }
+            Command::Clear { set } => {
+                let rec = &mut self.sets[usize::from(set)];
+                rec.excluded.clear();
+                rec.blocked = None;
+                Ok(Applied::Done)
+            }
+        }
+    }
+
+    fn suspect(&mut self, voter: NodeId, node: NodeId, epoch: u64, round: u64) -> Result<Applied, Rejected> {
+        if voter == node {
+            return Err(Rejected::SelfSuspicion(node));
+        }
+        let have = self.suspicion_round(voter, node);
+        if round <= have {
+            return Err(Rejected::StaleRound { voter, node, have, got: round });
+        }
+        self.check_epoch(node, epoch)?;
+        if !self.is_online(node) {
+            return Err(Rejected::NotOnline(node));
+        }
+        self.suspicions.insert((voter, node), Suspicion { round, active: true, epoch });
+        if self.active_suspects(node).len() >= self.majority() {
+            self.evict(node);
+            return Ok(Applied::Evicted(node));
+        }
+        Ok(Applied::Done)
+    }
+
+    /// A majority of voters stopped promising `node` a lease in its epoch
+    /// (or a fence confirmed it off), so nothing can run there any more:
+    /// take its sets away and move it to a new epoch.
+    fn evict(&mut self, node: NodeId) {
+        let rec = &mut self.nodes[usize::from(node)];
+        rec.epoch += 1;
+        rec.membership = Membership::Offline;
+        for ((_, n), s) in self.suspicions.iter_mut() {
+            if *n == node {
+                s.active = false;
+            }
+        }
+        for set in &mut self.sets {
+            if set.owner == Some(node) {
+                set.owner = None;
+                set.generation += 1;
+                set.running = false;
+                set.phase = Phase::Stable;
+            } else if set.phase == (Phase::Releasing { to: Some(node) }) {
+                set.phase = Phase::Releasing { to: None };
+            }
+        }
+    }
+
+    fn check_ids(&self, cmd: &Command) -> Result<(), Rejected> {
+        let (nodes, set): (&[NodeId], Option<SetId>) = match cmd {
+            Command::Join { node, .. } | Command::Fenced { node, .. } | Command::Standby { node, .. } => {
+                (std::slice::from_ref(node), None)
+            }
+            Command::Suspect { voter, node, .. } | Command::Unsuspect { voter, node, .. } => {
+                return [*voter, *node].iter().try_for_each(|&n| self.check_node(n));
+            }
+            Command::Assign { set, node, .. }
+            | Command::Released { set, node, .. }
+            | Command::Started { set, node, .. }
+            | Command::StartFailed { set, node, .. }
+            | Command::StopFailed { set, node, .. } => (std::slice::from_ref(node), Some(*set)),
+            Command::Move { set, from, to, .. } => {
+                to.iter().chain(std::iter::once(from)).try_for_each(|&n| self.check_node(n))?;
+                (&[], Some(*set))
+            }
+            Command::Pin { set, node } => (node.as_slice(), Some(*set)),
+            Command::Freeze { set, .. } | Command::Clear { set } => (&[], Some(*set)),
+        };
+        nodes.iter().try_for_each(|&n| self.check_node(n))?;
+        match set {
+            Some(s) if usize::from(s) >= self.sets.len() => Err(Rejected::UnknownSet(s)),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_node(&self, node: NodeId) -> Result<(), Rejected> {
+        if usize::from(node) < self.nodes.len() {
+            Ok(())
+        } else {
+            Err(Rejected::UnknownNode(node))
+        }
+    }
+
+    fn check_epoch(&self, node: NodeId, got: u64) -> Result<(), Rejected> {
+        let have = self.nodes[usize::from(node)].epoch;
+        if have == got {
+            Ok(())
+        } else {
+            Err(Rejected::StaleEpoch { node, have, got })
+        }
+    }
+
+    fn check_generation(&self, set: SetId, got: u64) -> Result<(), Rejected> {
+        let have = self.set(set).generation;
+        if have == got {
+            Ok(())
+        } else {
+            Err(Rejected::StaleGeneration { set, have, got })
+        }
+    }
+
+    fn check_owner(&self, set: SetId, node: NodeId, generation: u64) -> Result<(), Rejected> {
+        self.check_generation(set, generation)?;
+        let owner = self.set(set).owner;
+        if owner == Some(node) {
+            Ok(())
+        } else {
+            Err(Rejected::NotOwner { set, node, owner })
+        }
+    }
+
+    fn check_movable(&self, set: SetId) -> Result<(), Rejected> {
+        let rec = self.set(set);
+        if rec.frozen {
+            return Err(Rejected::Frozen(set));
+        }
+        match rec.blocked {
+            Some(node) => Err(Rejected::Blocked { set, node }),
+            None => Ok(()),
+        }
+    }
+
+    /// May `node` be given `set`? Placement decides the preference; this is
+    /// only the safety floor that a stale proposal must not get past.
+    pub fn check_eligible(&self, set: SetId, node: NodeId) -> Result<(), Rejected> {
+        let rec = self.node(node);
+        if rec.membership != Membership::Online {
+            return Err(Rejected::NotOnline(node));
+        }
+        if rec.standby || self.set(set).excluded.contains_key(&node) {
+            return Err(Rejected::Ineligible { set, node });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! The shape of the agreed state: nodes with their epochs and suspicions,
+//! sets with their owners, and the queries every node asks of them.
+
+use std::collections::BTreeMap;
+
+/// A node's index in the configuration's node list (file order).
+pub type NodeId = u8;
+/// A set's index in the configuration's set list (file order).
+pub type SetId = u16;
+
+/// Whether the cluster counts a node as a member that may own sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Membership {
+    /// The node has joined in its current epoch.
+    Online,
+    /// The node never joined, or was evicted and has not joined again.
+    Offline,
+}
+
+/// One voter's standing suspicion that a node is dead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Suspicion {
+    /// The voter's own counter; a command with a round not above the last
+    /// one recorded for this (voter, node) pair is stale and rejected.
+    pub round: u64,
+    /// True between an applied `Suspect` and the matching `Unsuspect`.
+    pub active: bool,
+    /// The epoch of the suspected node this suspicion is about.
+    pub epoch: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Bumped by every eviction. A node's lease is only ever about one epoch,
+    /// so an evicted node can never renew the lease it lost.
+    pub epoch: u64,
+    pub membership: Membership,
+    pub standby: bool,
+    pub fenced: bool,
+}
+
+/// Where an owned set is in its hand-over protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The owner should run the set.
+    Stable,
+    /// The owner must stop the set and confirm with `Released`; the set then
+    /// goes to `to` (or nowhere).
+    Releasing { to: Option<NodeId> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetRecord {
+    pub owner: Option<NodeId>,
+    pub phase: Phase,
+    /// Bumped by every change of owner; commands about an ownership carry the
+    /// generation they were decided under.
+    pub generation: u64,
+    /// The owner reported that every start step finished.
+    pub running: bool,
+    pub frozen: bool,
+    /// An operator's `move SET NODE`: placement prefers this node while it is
+    /// eligible.
+    pub pin: Option<NodeId>,
+    /// Nodes that may not run this set until an operator clears them.
+    pub excluded: BTreeMap<NodeId, crate::Exclusion>,
+    /// A node whose stop of this set failed: the set may be running there, so
+    /// it must not start anywhere until that node is fenced or cleared.
+    pub blocked: Option<NodeId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterState {
+    pub nodes: Vec<NodeRecord>,
+    pub sets: Vec<SetRecord>,
+    /// (voter, suspected node) → the voter's latest suspicion round.
+    pub suspicions: BTreeMap<(NodeId, NodeId), Suspicion>,
+    /// The index of the last command applied (accepted or rejected).
+    pub applied: u64,
+}
+
+impl ClusterState {
+    /// The state of a cluster that has just been created: every node offline
+    /// in epoch 0 (each joins when its agent starts), every set stopped.
+    pub fn new(nodes: usize, sets: usize) -> Self {
+        assert!((1..=usize::from(NodeId::MAX)).contains(&nodes), "node count {nodes} out of range");
+        assert!(sets <= usize::from(SetId::MAX), "set count {sets} out of range");
+        let node = NodeRecord { epoch: 0, membership: Membership::Offline, standby: false, fenced: false };
+        let set = SetRecord {
+            owner: None,
+            phase: Phase::Stable,
+            generation: 0,
+            running: false,
+            frozen: false,
+            pin: None,
+            excluded: BTreeMap::new(),
+            blocked: None,
+        };
+        ClusterState { nodes: vec![node; nodes], sets: vec![set; sets], suspicions: BTreeMap::new(), applied: 0 }
+    }
+
+    /// How many voters make a majority. Every configured node votes,
+    /// witnesses included.
+    pub fn majority(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+
+    pub fn is_online(&self, node: NodeId) -> bool {
+        self.nodes[usize::from(node)].membership == Membership::Online
+    }
+
+    /// The voters whose suspicion of `node` in its current epoch stands.
+    pub fn active_suspects(&self, node: NodeId) -> Vec<NodeId> {
+        let epoch = self.nodes[usize::from(node)].epoch;
+        self.suspicions
+            .iter()
+            .filter(|((_, n), s)| *n == node && s.active && s.epoch == epoch)
+            .map(|((v, _), _)| *v)
+            .collect()
+    }
+
+    /// The last round recorded for `voter` about `node`, 0 if none.
+    pub fn suspicion_round(&self, voter: NodeId, node: NodeId) -> u64 {
+        self.suspicions.get(&(voter, node)).map_or(0, |s| s.round)
+    }
+
+    /// The sets `node` owns, in set order.
+    pub fn owned_by(&self, node: NodeId) -> impl Iterator<Item = SetId> + '_ {
+        self.sets
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| s.owner == Some(node))
+            .map(|(i, _)| i as SetId)
+    }
+
+    pub fn set(&self, set: SetId) -> &SetRecord {
+        &self.sets[usize::from(set)]
+    }
+
+    pub fn node(&self, node: NodeId) -> &NodeRecord {
+        &self.nodes[usize::from(node)]
+    }
+}

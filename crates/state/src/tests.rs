@@ -1,0 +1,126 @@
+use crate::command::Applied;
+use crate::{ClusterState, Command, Exclusion, Membership, Phase, Rejected};
+
+/// Three nodes, all joined, one set.
+fn cluster() -> ClusterState {
+    let mut s = ClusterState::new(3, 1);
+    for node in 0..3 {
+        s.apply(&Command::Join { node, epoch: 0 }).unwrap();
+    }
+    s
+}
+
+#[test]
+fn eviction_needs_a_majority_of_suspicions() {
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    assert_eq!(s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }), Ok(Applied::Done));
+    assert_eq!(s.set(0).owner, Some(0), "one suspicion of three voters evicts nothing");
+    assert_eq!(s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }), Ok(Applied::Evicted(0)));
+    assert_eq!(s.set(0).owner, None);
+    assert_eq!(s.set(0).generation, 2);
+    assert_eq!(s.node(0).epoch, 1);
+    assert_eq!(s.node(0).membership, Membership::Offline);
+    assert!(s.active_suspects(0).is_empty());
+}
+
+#[test]
+fn two_nodes_without_witness_never_evict_each_other() {
+    let mut s = ClusterState::new(2, 1);
+    s.apply(&Command::Join { node: 0, epoch: 0 }).unwrap();
+    s.apply(&Command::Join { node: 1, epoch: 0 }).unwrap();
+    assert_eq!(s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }), Ok(Applied::Done));
+    assert!(s.is_online(0));
+}
+
+#[test]
+fn a_withdrawn_suspicion_does_not_count_and_stale_rounds_are_rejected() {
+    let mut s = cluster();
+    s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
+    s.apply(&Command::Unsuspect { voter: 1, node: 0, round: 1 }).unwrap();
+    // The first suspicion, delivered again late, must not come back to life.
+    assert_eq!(
+        s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }),
+        Err(Rejected::StaleRound { voter: 1, node: 0, have: 1, got: 1 })
+    );
+    s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }).unwrap();
+    assert!(s.is_online(0), "only one suspicion stands");
+}
+
+#[test]
+fn suspicions_of_an_old_epoch_do_not_evict_the_new_one() {
+    let mut s = cluster();
+    s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
+    s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }).unwrap();
+    s.apply(&Command::Join { node: 0, epoch: 1 }).unwrap();
+    assert_eq!(
+        s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 2 }),
+        Err(Rejected::StaleEpoch { node: 0, have: 1, got: 0 })
+    );
+    assert_eq!(s.apply(&Command::Suspect { voter: 0, node: 0, epoch: 1, round: 1 }), Err(Rejected::SelfSuspicion(0)));
+}
+
+#[test]
+fn a_move_is_two_phase_and_stale_generations_are_rejected() {
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    s.apply(&Command::Started { set: 0, node: 0, generation: 1 }).unwrap();
+    assert!(s.set(0).running);
+    s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1 }).unwrap();
+    assert_eq!(s.set(0).phase, Phase::Releasing { to: Some(1) });
+    assert_eq!(s.set(0).owner, Some(0), "the owner keeps the set until it has stopped it");
+    s.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
+    assert_eq!((s.set(0).owner, s.set(0).generation, s.set(0).running), (Some(1), 2, false));
+    // A duplicate of the release, or a late Started from the old owner, is stale.
+    assert!(s.apply(&Command::Released { set: 0, node: 0, generation: 1 }).is_err());
+    assert!(s.apply(&Command::Started { set: 0, node: 0, generation: 1 }).is_err());
+}
+
+#[test]
+fn assign_refuses_owned_frozen_blocked_and_ineligible() {
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    assert_eq!(s.apply(&Command::Assign { set: 0, node: 1, generation: 1 }), Err(Rejected::Owned { set: 0, owner: 0 }));
+    s.apply(&Command::StopFailed { set: 0, node: 0, generation: 1 }).unwrap();
+    assert_eq!(
+        s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1 }),
+        Err(Rejected::Blocked { set: 0, node: 0 })
+    );
+    // Fencing the node that failed its stop unblocks the set.
+    assert_eq!(s.apply(&Command::Fenced { node: 0, epoch: 0 }), Ok(Applied::Evicted(0)));
+    assert_eq!((s.set(0).owner, s.set(0).blocked), (None, None));
+    s.apply(&Command::Freeze { set: 0, frozen: true }).unwrap();
+    assert_eq!(s.apply(&Command::Assign { set: 0, node: 1, generation: 2 }), Err(Rejected::Frozen(0)));
+    s.apply(&Command::Freeze { set: 0, frozen: false }).unwrap();
+    s.apply(&Command::Standby { node: 1, standby: true }).unwrap();
+    assert_eq!(s.apply(&Command::Assign { set: 0, node: 1, generation: 2 }), Err(Rejected::Ineligible { set: 0, node: 1 }));
+    assert_eq!(s.apply(&Command::Assign { set: 0, node: 0, generation: 2 }), Err(Rejected::NotOnline(0)));
+    s.apply(&Command::Assign { set: 0, node: 2, generation: 2 }).unwrap();
+    s.apply(&Command::StartFailed { set: 0, node: 2, generation: 3, exclusion: Exclusion::Vetoed }).unwrap();
+    assert_eq!(s.apply(&Command::Assign { set: 0, node: 2, generation: 4 }), Err(Rejected::Ineligible { set: 0, node: 2 }));
+    s.apply(&Command::Clear { set: 0 }).unwrap();
+    s.apply(&Command::Assign { set: 0, node: 2, generation: 4 }).unwrap();
+}
+
+#[test]
+fn eviction_of_a_move_target_cancels_the_hand_over_target() {
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1 }).unwrap();
+    s.apply(&Command::Suspect { voter: 0, node: 1, epoch: 0, round: 1 }).unwrap();
+    s.apply(&Command::Suspect { voter: 2, node: 1, epoch: 0, round: 1 }).unwrap();
+    assert_eq!(s.set(0).phase, Phase::Releasing { to: None });
+    s.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
+    assert_eq!(s.set(0).owner, None);
+}
+
+#[test]
+fn unknown_ids_are_rejected_without_panicking() {
+    let mut s = cluster();
+    assert_eq!(s.apply(&Command::Join { node: 9, epoch: 0 }), Err(Rejected::UnknownNode(9)));
+    assert_eq!(s.apply(&Command::Freeze { set: 4, frozen: true }), Err(Rejected::UnknownSet(4)));
+    assert_eq!(
+        s.apply(&Command::Move { set: 0, from: 0, to: Some(7), generation: 0 }),
+        Err(Rejected::UnknownNode(7))
+    );
+}
