@@ -1,1 +1,17 @@
-//! placeholder
+//! baton's pure decision core: the failure detector, leases, placement and
+//! the lifecycle of a set on a node, glued together by [`Node`].
+//!
+//! Nothing here performs I/O, reads a clock or draws a random number: time
+//! arrives as an argument, the outside world as [`Input`]s, and every
+//! decision leaves as an [`Output`] (clippy's `disallowed-methods` in this
+//! crate's `clippy.toml` keeps it that way). The agent and the simulator run
+//! this same code.
+
+pub mod detector;
+pub mod lease;
+pub mod lifecycle;
+pub mod time;
+pub mod topology;
+
+pub use time::Time;
+pub use topology::{Failback, NodeId, NodeSpec, ResourceSpec, SetId, SetSpec, Timing, Topology};

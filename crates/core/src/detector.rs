@@ -1,0 +1,186 @@
+//! The failure detector: for every peer and every link, when was it last
+//! heard? A pure function of arrival times, in the manner of TigerBeetle's
+//! fault detector: the caller passes `now`, which must never go backwards.
+//!
+//! A link silent from a peer for `timeout` is down — an event to log, not a
+//! failover. A peer is dead only when every link to it is down.
+
+use std::time::Duration;
+
+use crate::time::Time;
+use crate::topology::NodeId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    LinkDown { peer: NodeId, link: usize, last_heard: Time },
+    LinkUp { peer: NodeId, link: usize },
+    NodeDown { peer: NodeId, last_heard: Time },
+    NodeUp { peer: NodeId },
+}
+
+#[derive(Clone, Debug)]
+struct Peer {
+    /// Last arrival per link; starts at the detector's creation, which gives
+    /// every peer one timeout of grace after boot.
+    last: Vec<Time>,
+    up: Vec<bool>,
+    alive: bool,
+    /// Heard at least once since the detector was created.
+    heard: bool,
+    alive_since: Time,
+}
+
+#[derive(Clone, Debug)]
+pub struct Detector {
+    me: NodeId,
+    timeout: Duration,
+    peers: Vec<Peer>,
+    now: Time,
+}
+
+impl Detector {
+    pub fn new(me: NodeId, nodes: usize, links: usize, timeout: Duration, now: Time) -> Self {
+        assert!(links > 0 && usize::from(me) < nodes);
+        let peer = Peer { last: vec![now; links], up: vec![true; links], alive: true, heard: false, alive_since: now };
+        Detector { me, timeout, peers: vec![peer; nodes], now }
+    }
+
+    fn advance(&mut self, now: Time) {
+        assert!(now >= self.now, "time went backwards: {now} after {}", self.now);
+        self.now = now;
+    }
+
+    /// A valid packet from `peer` arrived on `link` at `now`.
+    pub fn heard(&mut self, now: Time, peer: NodeId, link: usize) -> Vec<Change> {
+        self.advance(now);
+        assert_ne!(peer, self.me, "heard from myself");
+        let p = &mut self.peers[usize::from(peer)];
+        assert!(link < p.last.len(), "link {link} out of range");
+        p.last[link] = now;
+        p.heard = true;
+        let mut changes = Vec::new();
+        if !p.alive {
+            p.alive = true;
+            p.alive_since = now;
+            changes.push(Change::NodeUp { peer });
+        }
+        if !p.up[link] {
+            p.up[link] = true;
+            changes.push(Change::LinkUp { peer, link });
+        }
+        changes
+    }
+
+    /// Notice every link and peer whose silence reached the timeout.
+    pub fn poll(&mut self, now: Time) -> Vec<Change> {
+        self.advance(now);
+        let mut changes = Vec::new();
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            let peer = i as NodeId;
+            if peer == self.me {
+                continue;
+            }
+            for link in 0..p.last.len() {
+                if p.up[link] && now >= p.last[link] + self.timeout {
+                    p.up[link] = false;
+                    changes.push(Change::LinkDown { peer, link, last_heard: p.last[link] });
+                }
+            }
+            if p.alive && p.up.iter().all(|up| !up) {
+                p.alive = false;
+                let last_heard = p.last.iter().copied().max().unwrap_or(now);
+                changes.push(Change::NodeDown { peer, last_heard });
+            }
+        }
+        changes
+    }
+
+    /// When `poll` next has something to say.
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != usize::from(self.me))
+            .flat_map(|(_, p)| p.last.iter().zip(&p.up).filter(|(_, up)| **up).map(|(t, _)| *t + self.timeout))
+            .min()
+    }
+
+    /// Heard since boot, and not silent on every link for the timeout.
+    pub fn is_alive(&self, peer: NodeId) -> bool {
+        peer == self.me || {
+            let p = &self.peers[usize::from(peer)];
+            p.alive && p.heard
+        }
+    }
+
+    /// Silent on every link for the timeout (a peer never heard counts as
+    /// silent once the boot grace has passed).
+    pub fn is_dead(&self, peer: NodeId) -> bool {
+        peer != self.me && !self.peers[usize::from(peer)].alive
+    }
+
+    pub fn alive_since(&self, peer: NodeId) -> Time {
+        self.peers[usize::from(peer)].alive_since
+    }
+
+    pub fn link_up(&self, peer: NodeId, link: usize) -> bool {
+        self.peers[usize::from(peer)].up[link]
+    }
+
+    pub fn last_heard(&self, peer: NodeId) -> Time {
+        self.peers[usize::from(peer)].last.iter().copied().max().unwrap_or(Time::ZERO)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_millis(1000);
+
+    fn ms(ms: u64) -> Time {
+        Time(ms * 1000)
+    }
+
+    #[test]
+    fn one_silent_link_is_a_link_event_not_a_death() {
+        let mut d = Detector::new(0, 2, 2, T, ms(0));
+        assert_eq!(d.heard(ms(10), 1, 0), vec![]);
+        assert_eq!(d.heard(ms(10), 1, 1), vec![]);
+        assert_eq!(d.heard(ms(900), 1, 0), vec![]);
+        assert_eq!(d.poll(ms(1010)), vec![Change::LinkDown { peer: 1, link: 1, last_heard: ms(10) }]);
+        assert!(d.is_alive(1));
+        assert_eq!(d.heard(ms(1020), 1, 1), vec![Change::LinkUp { peer: 1, link: 1 }]);
+    }
+
+    #[test]
+    fn a_peer_is_dead_when_every_link_is_silent_for_the_timeout() {
+        let mut d = Detector::new(0, 3, 2, T, ms(0));
+        d.heard(ms(100), 2, 0);
+        d.heard(ms(300), 2, 1);
+        assert_eq!(d.next_deadline(), Some(ms(1000)), "peer 1 was never heard: boot grace ends at 1s");
+        let changes = d.poll(ms(1100));
+        assert!(changes.contains(&Change::NodeDown { peer: 1, last_heard: ms(0) }));
+        assert_eq!(d.poll(ms(1299)), vec![]);
+        assert_eq!(
+            d.poll(ms(1300)),
+            vec![Change::LinkDown { peer: 2, link: 1, last_heard: ms(300) }, Change::NodeDown { peer: 2, last_heard: ms(300) }]
+        );
+        assert!(d.is_dead(2) && !d.is_alive(2));
+        assert_eq!(d.heard(ms(1400), 2, 0), vec![Change::NodeUp { peer: 2 }, Change::LinkUp { peer: 2, link: 0 }]);
+        assert_eq!(d.alive_since(2), ms(1400));
+    }
+
+    #[test]
+    fn a_peer_never_heard_is_not_alive_for_placement() {
+        let d = Detector::new(0, 2, 1, T, ms(0));
+        assert!(!d.is_alive(1) && !d.is_dead(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "time went backwards")]
+    fn time_going_backwards_is_a_bug() {
+        let mut d = Detector::new(0, 2, 1, T, ms(5));
+        d.poll(ms(4));
+    }
+}

@@ -1,0 +1,137 @@
+//! The static description of a cluster that the core decides over: nodes,
+//! links, sets with their resources and policies, and the timing. It is built
+//! from a validated configuration (or by the simulator) and never changes
+//! while a core runs.
+
+use std::time::Duration;
+
+pub use baton_state::{NodeId, SetId};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    pub nodes: Vec<NodeSpec>,
+    /// How many networks every node shares; heartbeats go on each.
+    pub links: usize,
+    pub sets: Vec<SetSpec>,
+    pub timing: Timing,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub name: String,
+    /// A witness votes but never runs a set.
+    pub witness: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failback {
+    /// A recovered preferred node becomes the standby (Fusion's policy).
+    Never,
+    /// The set returns to a more preferred node once it has been up for
+    /// `delay` (AFM's and Apple's policy).
+    Auto { delay: Duration },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetSpec {
+    pub name: String,
+    /// Preference order; never contains a witness.
+    pub nodes: Vec<NodeId>,
+    pub failback: Failback,
+    /// Local restarts allowed within `restart_window` before failing over.
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    pub resources: Vec<ResourceSpec>,
+    /// The limit for each hook step (Test, PreAcq*, PostAcq*, PreRel*, PostRel*).
+    pub hook_timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceSpec {
+    /// What the logs and events call it, e.g. `ip 10.0.0.100/24`.
+    pub label: String,
+    pub start_timeout: Duration,
+    pub stop_timeout: Duration,
+    /// `None`: the resource has no monitor.
+    pub monitor_interval: Option<Duration>,
+    pub monitor_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub heartbeat_interval: Duration,
+    /// How long a voter waits, unhearing, before it suspects a node.
+    pub lease: Duration,
+    /// The largest rate difference between any node's clock and true time,
+    /// in parts per million.
+    pub max_drift_ppm: u32,
+    /// How long the guard needs to kill everything once the lease ends.
+    pub guard_margin: Duration,
+}
+
+impl Timing {
+    /// How long after sending a heartbeat a node may count on the promise a
+    /// voter gives when it echoes that heartbeat. The voter waits `lease` on
+    /// its clock before suspecting; measured on the holder's clock that is at
+    /// least `lease·(1−ε)/(1+ε)`, less the guard's margin.
+    pub fn hold(&self) -> Duration {
+        let ppm = u128::from(self.max_drift_ppm);
+        let us = self.lease.as_micros() * (1_000_000 - ppm) / (1_000_000 + ppm);
+        Duration::from_micros(us as u64).saturating_sub(self.guard_margin)
+    }
+
+    /// A node starts releasing its sets this long before its lease ends, so
+    /// that a graceful stop usually finishes before the guard must act.
+    pub fn release_lead(&self) -> Duration {
+        self.hold() / 3
+    }
+
+    /// Checks the relationships the safety argument relies on.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_drift_ppm >= 100_000 {
+            return Err(format!("clock drift bound {} ppm is not a bound", self.max_drift_ppm));
+        }
+        if self.lease < self.heartbeat_interval * 3 {
+            return Err(format!(
+                "lease {:?} is shorter than 3 heartbeat intervals ({:?})",
+                self.lease, self.heartbeat_interval
+            ));
+        }
+        if self.hold() <= self.release_lead() + self.heartbeat_interval {
+            return Err(format!("lease {:?} leaves no time to hold sets between renewals", self.lease));
+        }
+        Ok(())
+    }
+}
+
+impl Topology {
+    pub fn node_name(&self, node: NodeId) -> &str {
+        &self.nodes[usize::from(node)].name
+    }
+
+    pub fn set_name(&self, set: SetId) -> &str {
+        &self.sets[usize::from(set)].name
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.timing.validate()?;
+        if self.nodes.is_empty() || self.nodes.len() > usize::from(NodeId::MAX) {
+            return Err(format!("{} nodes; 1 to {} are supported", self.nodes.len(), NodeId::MAX));
+        }
+        if self.links == 0 {
+            return Err("no links".into());
+        }
+        for set in &self.sets {
+            for &n in &set.nodes {
+                match self.nodes.get(usize::from(n)) {
+                    None => return Err(format!("set {} prefers unknown node {n}", set.name)),
+                    Some(spec) if spec.witness => {
+                        return Err(format!("set {} prefers witness {}", set.name, spec.name))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
