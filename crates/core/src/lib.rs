@@ -10,6 +10,7 @@
 pub mod detector;
 pub mod lease;
 pub mod lifecycle;
+pub mod placement;
 pub mod time;
 pub mod topology;
 
