@@ -10,9 +10,11 @@
 pub mod detector;
 pub mod lease;
 pub mod lifecycle;
+pub mod node;
 pub mod placement;
 pub mod time;
 pub mod topology;
 
 pub use time::Time;
 pub use topology::{Failback, NodeId, NodeSpec, ResourceSpec, SetId, SetSpec, Timing, Topology};
+pub use node::{Denial, Echo, Event, Heartbeat, Input, Node, Output, Persisted};

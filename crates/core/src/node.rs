@@ -1,0 +1,471 @@
+//! One node's core: every input from the outside world goes through
+//! [`Node::handle`], which returns what to do about it. The agent and the
+//! simulator both drive this type; neither makes a decision of its own.
+//!
+//! After each input the node reconciles: it compares what the agreed state
+//! and its lease allow with what its set lifecycles are doing, and emits the
+//! steps, proposals and heartbeats that close the gap. Proposals are
+//! level-triggered — re-sent while the agreed state does not yet reflect
+//! them — so a lost message or a restart costs time, never correctness.
+
+use std::time::Duration;
+
+use baton_state::{Applied, ClusterState, Command, Exclusion, Phase as SetPhase, Rejected};
+
+use crate::detector::{Change, Detector};
+use crate::lease::Lease;
+use crate::lifecycle::{Action, Lifecycle, Phase, Report, Why};
+use crate::placement::{self, Liveness};
+use crate::time::Time;
+use crate::topology::{NodeId, SetId, Topology};
+
+/// What one node tells every other node, on every link, every interval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub from: NodeId,
+    /// The sender's epoch as its agreed state says.
+    pub epoch: u64,
+    /// Strictly increasing across the sender's restarts.
+    pub seq: u64,
+    /// Lease promises: "I heard your heartbeat `seq` (epoch `epoch`)".
+    pub echoes: Vec<Echo>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Echo {
+    pub to: NodeId,
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+/// What a node must keep on disk across restarts, beyond the Raft log: the
+/// suspicions it cast. A voter that forgot it suspected a node could promise
+/// that node a lease again after the cluster evicted it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Persisted {
+    /// Per peer, indexed by node id.
+    pub denials: Vec<Denial>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Denial {
+    /// The last suspicion round used about this peer.
+    pub round: u64,
+    /// While set, no promise is given to this peer for this epoch or older.
+    pub epoch: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A timer the node asked for (see [`Node::poll_timeout`]) fired.
+    Tick,
+    Heartbeat { link: usize, heartbeat: Heartbeat },
+    /// The next committed command, in log order.
+    Committed(Command),
+    StepDone { set: SetId, token: u64, ok: bool },
+    MonitorDone { set: SetId, token: u64, ok: bool },
+    /// The guard reached the lease deadline and killed everything.
+    GuardFired,
+    /// This node became (or stopped being) the agreement layer's leader.
+    Leader(bool),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send to every peer on every link.
+    Send(Heartbeat),
+    /// Ask the agreement layer to commit this command.
+    Propose(Command),
+    /// Run a step or a monitor and answer with its token.
+    Act(Action),
+    /// Tell the guard when to kill everything (`None`: nothing to guard).
+    Guard(Option<Time>),
+    /// Write this durably before acting on any later output.
+    Persist(Persisted),
+    /// Ask a fence device to cut this node off (the leader asks).
+    Fence(NodeId),
+    Event(Event),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Detector(Change),
+    Set { set: SetId, report: Report },
+    Applied { command: Command, result: Result<Applied, Rejected> },
+    LeaseLost,
+    LeaseHeld,
+    GuardFired,
+}
+
+/// How long to wait before proposing the same command again.
+fn retry_after(topo: &Topology) -> Duration {
+    topo.timing.heartbeat_interval * 4
+}
+
+pub struct Node {
+    topo: Topology,
+    me: NodeId,
+    state: ClusterState,
+    detector: Detector,
+    lease: Lease,
+    persisted: Persisted,
+    sets: Vec<Lifecycle>,
+    /// Per set: the generation at which this node failed it, and how.
+    failed: Vec<Option<(u64, Exclusion)>>,
+    /// Per set: the agreed state has recorded our failed stop.
+    block_seen: Vec<bool>,
+    leader: bool,
+    next_heartbeat: Time,
+    last_seq: Vec<Option<(u64, u64)>>,
+    proposed: Vec<(Command, Time)>,
+    /// Per node: when the leader last asked to fence it.
+    fence_asked: Vec<Option<Time>>,
+    guard: Option<Time>,
+    lease_held: bool,
+    now: Time,
+}
+
+impl Node {
+    /// A node starting at `now` with what it persisted and the agreed state
+    /// it recovered (the shell replays its log before calling this).
+    pub fn new(topo: Topology, me: NodeId, state: ClusterState, persisted: Persisted, first_seq: u64, now: Time) -> Self {
+        topo.validate().expect("the topology was validated when it was built");
+        let n = topo.nodes.len();
+        assert!(usize::from(me) < n, "node {me} not in the topology");
+        assert_eq!((state.nodes.len(), state.sets.len()), (n, topo.sets.len()), "state does not fit the topology");
+        let mut persisted = persisted;
+        persisted.denials.resize(n, Denial::default());
+        let detector = Detector::new(me, n, topo.links, topo.timing.lease, now);
+        let lease = Lease::new(me, n, topo.timing.hold(), first_seq);
+        let sets = topo.sets.iter().enumerate().map(|(i, s)| Lifecycle::new(i as SetId, s)).collect();
+        Node {
+            failed: vec![None; topo.sets.len()],
+            block_seen: vec![false; topo.sets.len()],
+            me,
+            state,
+            detector,
+            lease,
+            persisted,
+            sets,
+            leader: false,
+            next_heartbeat: now,
+            last_seq: vec![None; n],
+            proposed: Vec::new(),
+            fence_asked: vec![None; n],
+            guard: None,
+            lease_held: false,
+            now,
+            topo,
+        }
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn state(&self) -> &ClusterState {
+        &self.state
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    pub fn lifecycle(&self, set: SetId) -> &Lifecycle {
+        &self.sets[usize::from(set)]
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader
+    }
+
+    /// When this node's lease ends, if it has one.
+    pub fn lease_expiry(&self) -> Option<Time> {
+        self.lease.expiry(self.my_epoch())
+    }
+
+    fn my_epoch(&self) -> u64 {
+        self.state.node(self.me).epoch
+    }
+
+    pub fn handle(&mut self, now: Time, input: Input) -> Vec<Output> {
+        assert!(now >= self.now, "time went backwards: {now} after {}", self.now);
+        self.now = now;
+        let mut out = Vec::new();
+        match input {
+            Input::Tick => {}
+            Input::Heartbeat { link, heartbeat } => self.on_heartbeat(now, link, heartbeat, &mut out),
+            Input::Committed(command) => {
+                let result = self.state.apply(&command);
+                out.push(Output::Event(Event::Applied { command, result }));
+            }
+            Input::StepDone { set, token, ok } => {
+                let spec = &self.topo.sets[usize::from(set)];
+                let (actions, reports) = self.sets[usize::from(set)].step_done(now, spec, token, ok);
+                out.extend(actions.into_iter().map(Output::Act));
+                self.on_reports(now, set, reports, &mut out);
+            }
+            Input::MonitorDone { set, token, ok } => {
+                let spec = &self.topo.sets[usize::from(set)];
+                let reports = self.sets[usize::from(set)].monitor_done(now, spec, token, ok);
+                self.on_reports(now, set, reports, &mut out);
+            }
+            Input::GuardFired => {
+                self.sets.iter_mut().for_each(Lifecycle::reset);
+                self.guard = None;
+                out.push(Output::Event(Event::GuardFired));
+            }
+            Input::Leader(leader) => self.leader = leader,
+        }
+        self.reconcile(now, &mut out);
+        out
+    }
+
+    fn on_heartbeat(&mut self, now: Time, link: usize, hb: Heartbeat, out: &mut Vec<Output>) {
+        let from = usize::from(hb.from);
+        if hb.from == self.me || from >= self.topo.nodes.len() || link >= self.topo.links {
+            return;
+        }
+        for change in self.detector.heard(now, hb.from, link) {
+            out.push(Output::Event(Event::Detector(change)));
+        }
+        if self.last_seq[from].is_none_or(|(_, s)| hb.seq > s) {
+            self.last_seq[from] = Some((hb.epoch, hb.seq));
+        }
+        for echo in hb.echoes.iter().filter(|e| e.to == self.me) {
+            self.lease.on_echo(hb.from, echo.epoch, echo.seq);
+        }
+    }
+
+    /// Do I promise `peer` a lease for `epoch`? Not for an epoch the cluster
+    /// has left behind, and not while a suspicion of mine may still count.
+    fn grants(&self, peer: NodeId, epoch: u64) -> bool {
+        let denial = self.persisted.denials[usize::from(peer)];
+        epoch >= self.state.node(peer).epoch && denial.epoch.is_none_or(|d| epoch > d)
+    }
+
+    fn propose(&mut self, now: Time, command: Command, out: &mut Vec<Output>) {
+        let retry = retry_after(&self.topo);
+        self.proposed.retain(|(_, at)| now.since(*at) < retry);
+        if self.proposed.iter().any(|(c, _)| *c == command) {
+            return;
+        }
+        self.proposed.push((command.clone(), now));
+        out.push(Output::Propose(command));
+    }
+
+    fn on_reports(&mut self, now: Time, set: SetId, reports: Vec<Report>, out: &mut Vec<Output>) {
+        let i = usize::from(set);
+        let spec = &self.topo.sets[i];
+        let generation = self.state.set(set).generation;
+        for report in reports {
+            out.push(Output::Event(Event::Set { set, report }));
+            match report {
+                Report::Started => self.sets[i].arm_monitors(now, spec),
+                Report::StartAborted(exclusion) => self.failed[i] = Some((generation, exclusion)),
+                Report::Stopped(Why::GiveUp) => self.failed[i] = Some((generation, Exclusion::Failed)),
+                Report::MonitorFailed { .. } if !self.state.set(set).frozen => {
+                    let failures = self.sets[i].record_failure(now, spec.restart_window);
+                    let why = if failures > spec.max_restarts as usize { Why::GiveUp } else { Why::Restart };
+                    let actions = self.sets[i].stop(now, spec, why);
+                    out.extend(actions.into_iter().map(Output::Act));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn reconcile(&mut self, now: Time, out: &mut Vec<Output>) {
+        for change in self.detector.poll(now) {
+            out.push(Output::Event(Event::Detector(change)));
+        }
+        self.suspicions(now, out);
+        self.heartbeat(now, out);
+        if !self.state.is_online(self.me) {
+            let epoch = self.my_epoch();
+            self.propose(now, Command::Join { node: self.me, epoch }, out);
+        }
+        let hold = self.holds_lease(now);
+        if hold != self.lease_held {
+            self.lease_held = hold;
+            out.push(Output::Event(if hold { Event::LeaseHeld } else { Event::LeaseLost }));
+        }
+        for set in 0..self.sets.len() {
+            self.reconcile_set(now, set as SetId, hold, out);
+        }
+        self.update_guard(out);
+        if self.leader {
+            self.lead(now, out);
+        }
+    }
+
+    /// May this node run sets right now? Only inside its lease, leaving
+    /// enough of it to stop gracefully.
+    fn holds_lease(&self, now: Time) -> bool {
+        let lead = self.topo.timing.release_lead();
+        self.state.is_online(self.me) && self.lease_expiry().is_some_and(|end| now + lead < end)
+    }
+
+    fn suspicions(&mut self, now: Time, out: &mut Vec<Output>) {
+        for p in 0..self.topo.nodes.len() {
+            let peer = p as NodeId;
+            if peer == self.me {
+                continue;
+            }
+            let denial = self.persisted.denials[p];
+            if self.detector.is_dead(peer) && self.state.is_online(peer) {
+                let epoch = self.state.node(peer).epoch;
+                let round = if denial.epoch == Some(epoch) {
+                    denial.round
+                } else {
+                    // Deny first, durably, then tell the cluster.
+                    let round = denial.round + 1;
+                    self.persisted.denials[p] = Denial { round, epoch: Some(epoch) };
+                    out.push(Output::Persist(self.persisted.clone()));
+                    round
+                };
+                let standing = self.state.suspicions.get(&(self.me, peer));
+                if standing.is_none_or(|s| s.round < round) {
+                    self.propose(now, Command::Suspect { voter: self.me, node: peer, epoch, round }, out);
+                }
+            } else if denial.epoch.is_some() && self.detector.is_alive(peer) {
+                match self.state.suspicions.get(&(self.me, peer)) {
+                    Some(s) if s.round >= denial.round && !s.active => {
+                        self.persisted.denials[p].epoch = None;
+                        out.push(Output::Persist(self.persisted.clone()));
+                    }
+                    _ => {
+                        let round = denial.round;
+                        self.propose(now, Command::Unsuspect { voter: self.me, node: peer, round }, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn heartbeat(&mut self, now: Time, out: &mut Vec<Output>) {
+        if now < self.next_heartbeat {
+            return;
+        }
+        self.next_heartbeat = now + self.topo.timing.heartbeat_interval;
+        let echoes = (0..self.topo.nodes.len())
+            .filter_map(|p| {
+                let (epoch, seq) = self.last_seq[p]?;
+                let to = p as NodeId;
+                self.grants(to, epoch).then_some(Echo { to, epoch, seq })
+            })
+            .collect();
+        let seq = self.lease.on_send(now);
+        out.push(Output::Send(Heartbeat { from: self.me, epoch: self.my_epoch(), seq, echoes }));
+    }
+
+    fn reconcile_set(&mut self, now: Time, set: SetId, hold: bool, out: &mut Vec<Output>) {
+        let i = usize::from(set);
+        let rec = self.state.set(set).clone();
+        let mine = rec.owner == Some(self.me);
+        assert!(!(mine && self.topo.nodes[usize::from(self.me)].witness), "witness {} owns a set", self.me);
+        let failed_here = self.failed[i].filter(|(g, _)| *g == rec.generation && mine);
+        let want = hold && mine && rec.phase == SetPhase::Stable && rec.blocked.is_none() && failed_here.is_none();
+        let spec = &self.topo.sets[i];
+        let lc = &mut self.sets[i];
+        let why = if hold { Why::Release } else { Why::LeaseEnding };
+        let mut actions = Vec::new();
+        match lc.phase() {
+            Phase::Stopped if want && !rec.frozen => actions = lc.start(now, spec),
+            Phase::Running | Phase::Starting if !want => actions = lc.stop(now, spec, why),
+            Phase::Stopping if !hold => actions = lc.stop(now, spec, why),
+            _ => {}
+        }
+        out.extend(actions.into_iter().map(Output::Act));
+        let generation = rec.generation;
+        let phase = self.sets[i].phase();
+        if !mine {
+            self.failed[i] = None;
+        }
+        if rec.blocked == Some(self.me) {
+            self.block_seen[i] = true;
+        } else if phase == Phase::Blocked && self.block_seen[i] {
+            // Fenced, or an operator cleared the block: nothing runs here.
+            self.sets[i].reset();
+            self.block_seen[i] = false;
+        }
+        let command = match phase {
+            Phase::Blocked if mine && rec.blocked.is_none() && !self.block_seen[i] => {
+                Some(Command::StopFailed { set, node: self.me, generation })
+            }
+            Phase::Running if mine && rec.phase == SetPhase::Stable && !rec.running => {
+                Some(Command::Started { set, node: self.me, generation })
+            }
+            Phase::Stopped => match (failed_here, rec.phase) {
+                (Some((_, exclusion)), _) => Some(Command::StartFailed { set, node: self.me, generation, exclusion }),
+                (None, SetPhase::Releasing { .. }) if mine => Some(Command::Released { set, node: self.me, generation }),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(command) = command {
+            self.propose(now, command, out);
+        }
+    }
+
+    fn update_guard(&mut self, out: &mut Vec<Output>) {
+        let busy = self.sets.iter().any(|lc| lc.phase() != Phase::Stopped);
+        let deadline = if busy { Some(self.lease_expiry().unwrap_or(self.now)) } else { None };
+        if deadline != self.guard {
+            self.guard = deadline;
+            out.push(Output::Guard(deadline));
+        }
+    }
+
+    fn liveness(&self) -> Vec<Liveness> {
+        (0..self.topo.nodes.len())
+            .map(|p| {
+                let peer = p as NodeId;
+                Liveness { alive: self.detector.is_alive(peer), alive_since: self.detector.alive_since(peer) }
+            })
+            .collect()
+    }
+
+    fn lead(&mut self, now: Time, out: &mut Vec<Output>) {
+        let live = self.liveness();
+        for command in placement::plan(&self.topo, &self.state, &live, now) {
+            self.propose(now, command, out);
+        }
+        let blocked: Vec<NodeId> = self.state.sets.iter().filter_map(|s| s.blocked).collect();
+        let retry = retry_after(&self.topo);
+        for node in blocked {
+            let asked = &mut self.fence_asked[usize::from(node)];
+            if asked.is_none_or(|at| now.since(at) >= retry) {
+                *asked = Some(now);
+                out.push(Output::Fence(node));
+            }
+        }
+    }
+
+    /// The node `move SET` without a target would choose.
+    pub fn next_preferred(&self, set: SetId) -> Option<NodeId> {
+        placement::next_preferred(&self.topo, &self.state, &self.liveness(), set)
+    }
+
+    /// When the node next needs a `Tick`.
+    pub fn poll_timeout(&self) -> Time {
+        let lifecycles = self.sets.iter().filter_map(Lifecycle::next_deadline);
+        let lease = self.lease_expiry().filter(|_| self.guard.is_some()).into_iter();
+        let lead = lease.clone().map(|end| end - self.topo.timing.release_lead());
+        std::iter::once(self.next_heartbeat)
+            .chain(self.detector.next_deadline())
+            .chain(lifecycles)
+            .chain(lease)
+            .chain(lead)
+            .filter(|t| *t > self.now)
+            .min()
+            .unwrap_or(self.next_heartbeat)
+    }
+}
+
+#[cfg(test)]
+mod tests;
