@@ -196,6 +196,12 @@ impl Node {
         assert!(now >= self.now, "time went backwards: {now} after {}", self.now);
         self.now = now;
         let mut out = Vec::new();
+        // The lease is checked before anything else: a step result that
+        // arrives after the lease ended (say, after a pause) must lead to a
+        // stop, never to the next start step.
+        if !self.holds_lease(now) {
+            self.drop_all(now, &mut out);
+        }
         match input {
             Input::Tick => {}
             Input::Heartbeat { link, heartbeat } => self.on_heartbeat(now, link, heartbeat, &mut out),
@@ -295,6 +301,10 @@ impl Node {
             out.push(Output::Event(if hold { Event::LeaseHeld } else { Event::LeaseLost }));
         }
         for set in 0..self.sets.len() {
+            let spec = &self.topo.sets[set];
+            let (actions, reports) = self.sets[set].poll(now, spec);
+            out.extend(actions.into_iter().map(Output::Act));
+            self.on_reports(now, set as SetId, reports, out);
             self.reconcile_set(now, set as SetId, hold, out);
         }
         self.update_guard(out);
@@ -308,6 +318,12 @@ impl Node {
     fn holds_lease(&self, now: Time) -> bool {
         let lead = self.topo.timing.release_lead();
         self.state.is_online(self.me) && self.lease_expiry().is_some_and(|end| now + lead < end)
+    }
+
+    fn drop_all(&mut self, now: Time, out: &mut Vec<Output>) {
+        for (lc, spec) in self.sets.iter_mut().zip(&self.topo.sets) {
+            out.extend(lc.stop(now, spec, Why::LeaseEnding).into_iter().map(Output::Act));
+        }
     }
 
     fn suspicions(&mut self, now: Time, out: &mut Vec<Output>) {

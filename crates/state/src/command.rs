@@ -41,8 +41,8 @@ pub enum Command {
     Standby { node: NodeId, standby: bool },
     /// An operator's preferred node for the set (`None` forgets it).
     Pin { set: SetId, node: Option<NodeId> },
-    /// An operator states the set is stopped everywhere it failed: forget
-    /// exclusions and a block.
+    /// An operator clears the set's exclusions (vetoes and failures). A
+    /// block from a failed stop is only lifted by fencing its node.
     Clear { set: SetId },
 }
 
@@ -216,9 +216,7 @@ impl ClusterState {
                 Ok(Applied::Done)
             }
             Command::Clear { set } => {
-                let rec = &mut self.sets[usize::from(set)];
-                rec.excluded.clear();
-                rec.blocked = None;
+                self.sets[usize::from(set)].excluded.clear();
                 Ok(Applied::Done)
             }
         }

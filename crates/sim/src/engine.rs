@@ -1,0 +1,722 @@
+//! The simulation loop: real cores on a virtual clock, a faulty network, a
+//! model of the agreement layer, and the world the checkers judge.
+//!
+//! The agreement model is a single committed log that a leader appends to
+//! only while it can reach a majority (crashed and paused nodes do not
+//! count), delivered to each node in order, late or not at all when the
+//! network says so. Leaders come and go; a deposed leader learns of it late.
+//! That is all the real core may rely on from Raft.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, BinaryHeap};
+
+use baton_core::lifecycle::{Action, HookKind, Step};
+use baton_core::{Heartbeat, Input, Node, NodeId, Output, Persisted, SetId, Time};
+use baton_state::{Applied, ClusterState, Command};
+
+use crate::clock::Clock;
+use crate::invariants::{frozen, preference, recovery, single_owner, witness, Violation};
+use crate::net::Net;
+use crate::rng::Rng;
+use crate::scenario::{Fault, ResourceFaults, Scenario};
+use crate::world::World;
+
+const TICK_US: u64 = 20_000;
+const ELECTION_TIMEOUT_US: u64 = 500_000;
+const RESEND_US: u64 = 200_000;
+
+#[derive(Debug)]
+enum Ev {
+    Wake { node: NodeId, inc: u64, at: u64 },
+    Deliver { to: NodeId, link: usize, heartbeat: Heartbeat },
+    Proposal { command: Command, leader: NodeId, term: u64 },
+    Replicate { to: NodeId, inc: u64, upto: usize },
+    /// `acts` is the node's action generation when the step began.
+    StepDone { node: NodeId, acts: u64, set: SetId, token: u64, ok: bool, stopped: Option<usize> },
+    MonitorDone { node: NodeId, inc: u64, set: SetId, token: u64, resource: usize },
+    Guard { node: NodeId, inc: u64, deadline: Time },
+    Fault(Fault),
+    Restart { node: NodeId, inc: u64 },
+    Resume { node: NodeId, inc: u64 },
+    LeaderNotice { node: NodeId, inc: u64, leader: bool },
+    FenceDone { target: NodeId },
+    Tick,
+}
+
+struct Item {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Item {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Item {}
+impl PartialOrd for Item {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Item {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+struct SimNode {
+    core: Option<Node>,
+    inc: u64,
+    boots: u64,
+    clock: Clock,
+    paused: bool,
+    inbox: Vec<Input>,
+    disk: Persisted,
+    delivered: usize,
+    guard: Option<Time>,
+    wake_at: u64,
+    sent: (usize, u64),
+    /// Bumped whenever the guard or a crash kills every action in flight:
+    /// a step begun before can no longer touch the world.
+    acts: u64,
+}
+
+/// What a run that kept every invariant reports.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub events: u64,
+    pub evictions: u32,
+    /// Times a set began running on a node other than the one that ran it last.
+    pub failovers: u32,
+    /// How long after the heal the last set was running again.
+    pub recovered_after_us: Option<u64>,
+    pub timeline: Vec<(u64, SetId, NodeId, bool)>,
+    pub trace: Vec<String>,
+}
+
+pub struct Failure {
+    pub violation: Violation,
+    pub trace: Vec<String>,
+}
+
+pub struct Sim {
+    sc: Scenario,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Item>,
+    nodes: Vec<SimNode>,
+    net: Net,
+    log: Vec<Command>,
+    reference: ClusterState,
+    leader: Option<NodeId>,
+    term: u64,
+    leaderless_since: Option<u64>,
+    world: World,
+    res: ResourceFaults,
+    fencing: BTreeSet<NodeId>,
+    pending_ops: Vec<Command>,
+    violation: Option<Violation>,
+    report: Report,
+    tracing: bool,
+}
+
+impl Sim {
+    pub fn new(sc: Scenario, seed: u64, tracing: bool) -> Self {
+        let n = sc.topo.nodes.len();
+        let resources: Vec<usize> = sc.topo.sets.iter().map(|s| s.resources.len()).collect();
+        let node = || SimNode {
+            core: None,
+            inc: 0,
+            boots: 0,
+            clock: Clock::new(0, 0, 0),
+            paused: false,
+            inbox: Vec::new(),
+            disk: Persisted::default(),
+            delivered: 0,
+            guard: None,
+            wake_at: 0,
+            sent: (0, 0),
+            acts: 0,
+        };
+        Sim {
+            rng: Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)),
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: (0..n).map(|_| node()).collect(),
+            net: Net::new(n, sc.topo.links),
+            log: Vec::new(),
+            reference: ClusterState::new(n, sc.topo.sets.len()),
+            leader: None,
+            term: 0,
+            leaderless_since: Some(0),
+            world: World::new(n, &resources),
+            res: ResourceFaults::default(),
+            fencing: BTreeSet::new(),
+            pending_ops: Vec::new(),
+            violation: None,
+            report: Report::default(),
+            tracing,
+            sc,
+        }
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Item { at, seq: self.seq, ev });
+    }
+
+    fn trace(&mut self, line: impl FnOnce() -> String) {
+        if self.tracing {
+            let t = self.now;
+            self.report.trace.push(format!("{:>4}.{:03}s {}", t / 1_000_000, (t / 1000) % 1000, line()));
+        }
+    }
+
+    fn fail(&mut self, result: Result<(), Violation>) {
+        if let Err(v) = result {
+            if self.violation.is_none() {
+                self.trace(|| format!("VIOLATION {v}"));
+                self.violation = Some(v);
+            }
+        }
+    }
+
+    pub fn run(mut self) -> Result<Report, Failure> {
+        if self.tracing {
+            let topo = &self.sc.topo;
+            let mut lines: Vec<String> = topo
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let role = if n.witness { " (witness)" } else { "" };
+                    format!("node n{i} = {}{role}, clock drift {}ppm", n.name, self.sc.drift_ppm[i])
+                })
+                .collect();
+            lines.extend(topo.sets.iter().map(|s| {
+                format!(
+                    "set {} prefers {:?}, {:?}, max_restarts {}, {} resources",
+                    s.name,
+                    s.nodes,
+                    s.failback,
+                    s.max_restarts,
+                    s.resources.len()
+                )
+            }));
+            for line in lines {
+                self.trace(|| line);
+            }
+        }
+        for i in 0..self.nodes.len() {
+            let at = self.rng.range(0, 50_000);
+            self.push(at, Ev::Restart { node: i as NodeId, inc: 0 });
+        }
+        for (at, fault) in self.sc.faults.clone() {
+            self.push(at, Ev::Fault(fault));
+        }
+        self.push(0, Ev::Tick);
+        let end = self.sc.end_at_us;
+        while let Some(item) = self.queue.pop() {
+            if item.at > end || self.violation.is_some() {
+                break;
+            }
+            assert!(item.at >= self.now, "the event queue went back in time");
+            self.now = item.at;
+            self.report.events += 1;
+            self.dispatch(item.ev);
+        }
+        self.now = end;
+        if self.violation.is_none() {
+            self.final_checks();
+        }
+        self.report.timeline = std::mem::take(&mut self.world.timeline);
+        self.report.failovers = count_failovers(&self.report.timeline);
+        match self.violation {
+            Some(violation) => Err(Failure { violation, trace: self.report.trace }),
+            None => Ok(self.report),
+        }
+    }
+
+    fn final_checks(&mut self) {
+        for set in 0..self.sc.topo.sets.len() as SetId {
+            let r = recovery::check(&self.sc.topo, &self.reference, &self.world, set, self.now);
+            self.fail(r);
+            let r = preference::check(&self.sc.topo, &self.reference, set, self.now);
+            self.fail(r);
+        }
+    }
+
+    fn alive(&self, node: NodeId) -> bool {
+        let n = &self.nodes[usize::from(node)];
+        n.core.is_some() && !n.paused
+    }
+
+    /// Can `leader` reach a majority of live voters right now?
+    fn quorum(&self, leader: NodeId) -> bool {
+        let reach = (0..self.nodes.len())
+            .filter(|&x| self.alive(x as NodeId) && self.net.reachable(usize::from(leader), x))
+            .count();
+        self.alive(leader) && reach >= self.reference.majority()
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Wake { node, inc, at } => {
+                let n = &self.nodes[usize::from(node)];
+                if n.inc == inc && n.wake_at == at {
+                    self.input(node, Input::Tick);
+                }
+            }
+            Ev::Deliver { to, link, heartbeat } => self.input(to, Input::Heartbeat { link, heartbeat }),
+            Ev::Proposal { command, leader, term } => {
+                if self.leader == Some(leader) && self.term == term {
+                    self.commit(command);
+                }
+            }
+            Ev::Replicate { to, inc, upto } => {
+                if self.nodes[usize::from(to)].inc == inc {
+                    while self.nodes[usize::from(to)].delivered < upto {
+                        let k = self.nodes[usize::from(to)].delivered;
+                        self.nodes[usize::from(to)].delivered += 1;
+                        let command = self.log[k].clone();
+                        self.input(to, Input::Committed(command));
+                    }
+                }
+            }
+            Ev::StepDone { node, acts, set, token, ok, stopped } => {
+                if self.nodes[usize::from(node)].acts == acts {
+                    if let Some(r) = stopped {
+                        self.world.set(self.now, node, set, r, false);
+                    }
+                    self.input(node, Input::StepDone { set, token, ok });
+                }
+            }
+            Ev::MonitorDone { node, inc, set, token, resource } => {
+                if self.nodes[usize::from(node)].inc == inc {
+                    let ok = self.world.resource(node, set, resource);
+                    self.input(node, Input::MonitorDone { set, token, ok });
+                }
+            }
+            Ev::Guard { node, inc, deadline } => {
+                let n = &mut self.nodes[usize::from(node)];
+                if n.inc == inc && n.guard == Some(deadline) {
+                    n.guard = None;
+                    n.acts += 1;
+                    self.trace(|| format!("n{node} guard fires: everything killed, steps in flight too"));
+                    self.world.clear_node(self.now, node);
+                    self.input(node, Input::GuardFired);
+                }
+            }
+            Ev::Fault(fault) => self.fault(fault),
+            Ev::Restart { node, inc } => {
+                if self.nodes[usize::from(node)].inc == inc && self.nodes[usize::from(node)].core.is_none() {
+                    self.boot(node);
+                }
+            }
+            Ev::Resume { node, inc } => {
+                if self.nodes[usize::from(node)].inc == inc {
+                    self.resume(node);
+                }
+            }
+            Ev::LeaderNotice { node, inc, leader } => {
+                // A late "deposed" notice must not undo a later re-election.
+                if self.nodes[usize::from(node)].inc == inc && (leader || self.leader != Some(node)) {
+                    self.input(node, Input::Leader(leader));
+                }
+            }
+            Ev::FenceDone { target } => self.fence(target),
+            Ev::Tick => self.tick(),
+        }
+    }
+
+    fn boot(&mut self, node: NodeId) {
+        let i = usize::from(node);
+        let local0 = self.rng.range(0, 1 << 40);
+        let n = &mut self.nodes[i];
+        n.boots += 1;
+        n.inc += 1;
+        n.clock = Clock::new(self.now, local0, self.sc.drift_ppm[i]);
+        n.paused = false;
+        n.inbox.clear();
+        n.guard = None;
+        n.sent = (0, 0);
+        let mut state = ClusterState::new(self.sc.topo.nodes.len(), self.sc.topo.sets.len());
+        for command in &self.log[..n.delivered] {
+            let _ = state.apply(command);
+        }
+        let local = n.clock.local(self.now);
+        let first_seq = n.boots << 40;
+        n.core = Some(Node::new(self.sc.topo.clone(), node, state, n.disk.clone(), first_seq, local));
+        self.trace(|| format!("n{node} boots"));
+        self.input(node, Input::Tick);
+    }
+
+    fn crash(&mut self, node: NodeId) {
+        let n = &mut self.nodes[usize::from(node)];
+        n.core = None;
+        n.inc += 1;
+        n.acts += 1;
+        n.paused = false;
+        n.inbox.clear();
+        n.guard = None;
+        if self.leader == Some(node) {
+            self.leader = None;
+        }
+        self.trace(|| format!("n{node} crashes"));
+        self.world.clear_node(self.now, node);
+    }
+
+    fn resume(&mut self, node: NodeId) {
+        let n = &mut self.nodes[usize::from(node)];
+        if !n.paused {
+            return;
+        }
+        n.paused = false;
+        let inbox = std::mem::take(&mut n.inbox);
+        self.trace(|| format!("n{node} resumes with {} inputs waiting", inbox.len()));
+        for input in inbox {
+            self.input(node, input);
+        }
+        self.input(node, Input::Tick);
+    }
+
+    fn input(&mut self, node: NodeId, input: Input) {
+        let i = usize::from(node);
+        let n = &mut self.nodes[i];
+        let Some(core) = n.core.as_mut() else { return };
+        if n.paused {
+            n.inbox.push(input);
+            return;
+        }
+        let local = n.clock.local(self.now);
+        let outputs = core.handle(local, input);
+        let wake = n.clock.true_of(core.poll_timeout()).max(self.now + 1);
+        for output in outputs {
+            self.output(node, output);
+        }
+        let n = &mut self.nodes[i];
+        if n.core.is_some() && wake != n.wake_at {
+            n.wake_at = wake;
+            let inc = n.inc;
+            self.push(wake, Ev::Wake { node, inc, at: wake });
+        }
+    }
+
+    fn output(&mut self, node: NodeId, output: Output) {
+        let i = usize::from(node);
+        match output {
+            Output::Send(heartbeat) => {
+                for to in 0..self.nodes.len() {
+                    for link in (0..self.sc.topo.links).filter(|_| to != i) {
+                        for delay in self.net.fate(&mut self.rng, link, i, to) {
+                            let ev = Ev::Deliver { to: to as NodeId, link, heartbeat: heartbeat.clone() };
+                            self.push(self.now + delay, ev);
+                        }
+                    }
+                }
+            }
+            Output::Propose(command) => self.propose(node, command),
+            Output::Act(action) => self.act(node, action),
+            Output::Guard(deadline) => {
+                let n = &mut self.nodes[i];
+                n.guard = deadline;
+                if let Some(d) = deadline {
+                    let (at, inc) = (n.clock.true_of(d).max(self.now), n.inc);
+                    self.push(at, Ev::Guard { node, inc, deadline: d });
+                }
+            }
+            Output::Persist(p) => self.nodes[i].disk = p,
+            Output::Fence(target) => {
+                if self.fencing.insert(target) {
+                    let at = self.now + self.rng.range(100_000, 500_000);
+                    self.push(at, Ev::FenceDone { target });
+                }
+            }
+            Output::Event(e) => self.trace(|| format!("n{node} {e:?}")),
+        }
+    }
+
+    fn propose(&mut self, from: NodeId, command: Command) {
+        let Some(leader) = self.leader else { return };
+        if leader == from {
+            self.commit(command);
+        } else if self.net.reachable(usize::from(from), usize::from(leader))
+            && !self.rng.chance(self.net.loss_per_mille)
+        {
+            let (lo, hi) = self.net.delay_us;
+            let at = self.now + self.rng.range(lo, hi);
+            self.push(at, Ev::Proposal { command, leader, term: self.term });
+        }
+    }
+
+    /// Append to the log if the leader can reach a majority; true if it did.
+    fn commit(&mut self, command: Command) -> bool {
+        let Some(leader) = self.leader else { return false };
+        if !self.quorum(leader) {
+            return false;
+        }
+        let before = self.reference.clone();
+        let result = self.reference.apply(&command);
+        let r = frozen::check_agreed(&self.sc.topo, &before, &command, result.is_ok(), self.now);
+        self.fail(r);
+        if result == Ok(Applied::Evicted(match command {
+            Command::Suspect { node, .. } | Command::Fenced { node, .. } => node,
+            _ => NodeId::MAX,
+        })) {
+            self.report.evictions += 1;
+        }
+        let index = self.log.len();
+        self.trace(|| format!("commit #{index} {command:?} -> {result:?}"));
+        self.log.push(command);
+        true
+    }
+
+    fn act(&mut self, node: NodeId, action: Action) {
+        let (inc, acts) = (self.nodes[usize::from(node)].inc, self.nodes[usize::from(node)].acts);
+        match action {
+            Action::Run { set, token, step, timeout } => {
+                let timeout_us = timeout.as_micros() as u64;
+                let mut dur = self.rng.range(1_000, 50_000);
+                let mut stopped = None;
+                let mut ok = match step {
+                    Step::Hook(HookKind::Test) => {
+                        let core = self.nodes[usize::from(node)].core.as_ref().expect("acting node is up");
+                        let r = frozen::check_start(&self.sc.topo, core.state(), self.sc.topo.node_name(node), set, self.now);
+                        self.fail(r);
+                        !self.rng.chance(self.res.veto_per_mille)
+                    }
+                    Step::Hook(HookKind::PreAcq) => !self.rng.chance(self.res.start_fail_per_mille / 4),
+                    Step::Hook(_) => true,
+                    Step::Start(r) => {
+                        self.world.set(self.now, node, set, r, true);
+                        self.check_holders(node, set);
+                        !self.rng.chance(self.res.start_fail_per_mille)
+                    }
+                    Step::Stop(r) => {
+                        if self.res.slow_stops {
+                            dur = self.rng.range(timeout_us / 2, timeout_us * 9 / 10);
+                        }
+                        let ok = !self.rng.chance(self.res.stop_fail_per_mille);
+                        stopped = ok.then_some(r);
+                        ok
+                    }
+                };
+                if dur > timeout_us {
+                    (dur, ok, stopped) = (timeout_us, false, None);
+                }
+                self.push(self.now + dur, Ev::StepDone { node, acts, set, token, ok, stopped });
+            }
+            Action::Monitor { set, token, resource, .. } => {
+                let at = self.now + self.rng.range(1_000, 20_000);
+                self.push(at, Ev::MonitorDone { node, inc, set, token, resource });
+            }
+        }
+    }
+
+    fn check_holders(&mut self, node: NodeId, set: SetId) {
+        let r = single_owner::check(&self.sc.topo, &self.world, set, self.now);
+        self.fail(r);
+        let r = witness::check(&self.sc.topo, &self.world, node, set, self.now);
+        self.fail(r);
+    }
+
+    fn fence(&mut self, target: NodeId) {
+        self.fencing.remove(&target);
+        if self.leader.is_none() {
+            return;
+        }
+        // The fence device powers the node off, then confirms.
+        self.trace(|| format!("fence device powers n{target} off"));
+        self.crash(target);
+        let epoch = self.reference.node(target).epoch;
+        self.commit(Command::Fenced { node: target, epoch });
+        let at = self.now + self.rng.range(1_000_000, 3_000_000);
+        let inc = self.nodes[usize::from(target)].inc;
+        self.push(at, Ev::Restart { node: target, inc });
+    }
+
+    fn fault(&mut self, fault: Fault) {
+        self.trace(|| format!("FAULT {fault:?}"));
+        let n = self.nodes.len();
+        let links = self.sc.topo.links;
+        match fault {
+            Fault::Crash { node, down_us } => {
+                if self.nodes[usize::from(node)].core.is_some() {
+                    self.crash(node);
+                    if let Some(d) = down_us {
+                        let inc = self.nodes[usize::from(node)].inc;
+                        self.push(self.now + d, Ev::Restart { node, inc });
+                    }
+                }
+            }
+            Fault::Pause { node, for_us } => {
+                let nd = &mut self.nodes[usize::from(node)];
+                if nd.core.is_some() && !nd.paused {
+                    nd.paused = true;
+                    let inc = nd.inc;
+                    if self.leader == Some(node) {
+                        // A paused leader is deposed by the others' election.
+                        self.leaderless_since.get_or_insert(self.now);
+                    }
+                    self.push(self.now + for_us, Ev::Resume { node, inc });
+                }
+            }
+            Fault::Partition { side } => {
+                for l in 0..links {
+                    for a in side.iter().map(|&a| usize::from(a)) {
+                        for b in (0..n).filter(|b| !side.contains(&(*b as NodeId))) {
+                            self.net.set_cut(l, a, b, true);
+                            self.net.set_cut(l, b, a, true);
+                        }
+                    }
+                }
+            }
+            Fault::OneWay { from, to } => {
+                for l in 0..links {
+                    for &a in &from {
+                        for &b in &to {
+                            self.net.set_cut(l, usize::from(a), usize::from(b), true);
+                        }
+                    }
+                }
+            }
+            Fault::CutLink { node, link } => {
+                for p in (0..n).filter(|&p| p != usize::from(node)) {
+                    self.net.set_cut(link, usize::from(node), p, true);
+                    self.net.set_cut(link, p, usize::from(node), true);
+                }
+            }
+            Fault::Loss { per_mille } => self.net.loss_per_mille = per_mille,
+            Fault::Duplication { per_mille } => self.net.dup_per_mille = per_mille,
+            Fault::Delay { min_us, max_us } => self.net.delay_us = (min_us, max_us),
+            Fault::DeposeLeader => {
+                if let Some(old) = self.leader.take() {
+                    let at = self.now + self.rng.range(0, 1_000_000);
+                    let inc = self.nodes[usize::from(old)].inc;
+                    self.push(at, Ev::LeaderNotice { node: old, inc, leader: false });
+                    self.leaderless_since = Some(self.now);
+                }
+            }
+            Fault::Resources(r) => self.res = r,
+            Fault::ResourceCrash { node, set } => {
+                // Only a monitored resource's death can be noticed at all.
+                let spec = &self.sc.topo.sets[usize::from(set)];
+                if let Some(r) = spec.resources.iter().position(|r| r.monitor_interval.is_some()) {
+                    if self.world.resource(node, set, r) {
+                        self.world.set(self.now, node, set, r, false);
+                    }
+                }
+            }
+            Fault::Freeze { set, frozen } => self.pending_ops.push(Command::Freeze { set, frozen }),
+            Fault::Standby { node, standby } => self.pending_ops.push(Command::Standby { node, standby }),
+            Fault::Pin { set, node } => self.pending_ops.push(Command::Pin { set, node }),
+            Fault::Heal => self.heal(),
+        }
+    }
+
+    fn heal(&mut self) {
+        self.net.heal();
+        self.res = ResourceFaults::default();
+        for node in 0..self.nodes.len() as NodeId {
+            if self.nodes[usize::from(node)].core.is_none() {
+                self.boot(node);
+            } else {
+                self.resume(node);
+            }
+        }
+        for set in 0..self.sc.topo.sets.len() as SetId {
+            self.pending_ops.push(Command::Freeze { set, frozen: false });
+            self.pending_ops.push(Command::Clear { set });
+        }
+        for node in 0..self.nodes.len() as NodeId {
+            self.pending_ops.push(Command::Standby { node, standby: false });
+        }
+    }
+
+    fn tick(&mut self) {
+        self.elect();
+        self.replicate();
+        if self.leader.is_some_and(|l| self.quorum(l)) && !self.pending_ops.is_empty() {
+            for command in std::mem::take(&mut self.pending_ops) {
+                self.commit(command);
+            }
+        }
+        if self.now >= self.sc.heal_at_us && self.report.recovered_after_us.is_none() && self.all_recovered() {
+            self.report.recovered_after_us = Some(self.now - self.sc.heal_at_us);
+        }
+        self.push(self.now + TICK_US, Ev::Tick);
+    }
+
+    fn all_recovered(&self) -> bool {
+        (0..self.sc.topo.sets.len() as SetId)
+            .all(|s| recovery::check(&self.sc.topo, &self.reference, &self.world, s, self.now).is_ok())
+    }
+
+    fn elect(&mut self) {
+        if self.leader.is_some_and(|l| self.quorum(l)) {
+            self.leaderless_since = None;
+            return;
+        }
+        let since = *self.leaderless_since.get_or_insert(self.now);
+        if self.now - since < ELECTION_TIMEOUT_US {
+            return;
+        }
+        let candidates: Vec<NodeId> = (0..self.nodes.len() as NodeId).filter(|&x| self.quorum(x)).collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let new = candidates[self.rng.index(candidates.len())];
+        if let Some(old) = self.leader.filter(|&old| old != new) {
+            let at = self.now + self.rng.range(0, 1_000_000);
+            let inc = self.nodes[usize::from(old)].inc;
+            self.push(at, Ev::LeaderNotice { node: old, inc, leader: false });
+        }
+        self.leader = Some(new);
+        self.term += 1;
+        self.leaderless_since = None;
+        let term = self.term;
+        self.trace(|| format!("n{new} becomes leader (term {term})"));
+        self.input(new, Input::Leader(true));
+    }
+
+    fn replicate(&mut self) {
+        let Some(leader) = self.leader.filter(|&l| self.alive(l)) else { return };
+        let len = self.log.len();
+        for x in 0..self.nodes.len() {
+            let n = &self.nodes[x];
+            if n.core.is_none() || n.delivered >= len || !self.net.reachable(usize::from(leader), x) {
+                continue;
+            }
+            if n.sent.0 >= len && self.now - n.sent.1 < RESEND_US {
+                continue;
+            }
+            let inc = n.inc;
+            self.nodes[x].sent = (len, self.now);
+            if !self.rng.chance(self.net.loss_per_mille) {
+                let (lo, hi) = self.net.delay_us;
+                let at = self.now + self.rng.range(lo, hi);
+                self.push(at, Ev::Replicate { to: x as NodeId, inc, upto: len });
+            }
+        }
+    }
+}
+
+fn count_failovers(timeline: &[(u64, SetId, NodeId, bool)]) -> u32 {
+    let mut last: Vec<(SetId, NodeId)> = Vec::new();
+    let mut count = 0;
+    for &(_, set, node, _) in timeline.iter().filter(|e| e.3) {
+        match last.iter_mut().find(|(s, _)| *s == set) {
+            Some((_, prev)) if *prev != node => {
+                count += 1;
+                *prev = node;
+            }
+            Some(_) => {}
+            None => last.push((set, node)),
+        }
+    }
+    count
+}

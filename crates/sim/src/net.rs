@@ -1,0 +1,64 @@
+//! The simulated network: per link and per direction it can be cut; every
+//! packet may be lost, duplicated or delayed (and so reordered).
+
+use crate::rng::Rng;
+
+pub struct Net {
+    nodes: usize,
+    links: usize,
+    /// [link][from][to]: packets from → to on that link are dropped.
+    cut: Vec<bool>,
+    pub loss_per_mille: u32,
+    pub dup_per_mille: u32,
+    pub delay_us: (u64, u64),
+}
+
+impl Net {
+    pub fn new(nodes: usize, links: usize) -> Self {
+        Net {
+            nodes,
+            links,
+            cut: vec![false; links * nodes * nodes],
+            loss_per_mille: 0,
+            dup_per_mille: 0,
+            delay_us: (200, 2_000),
+        }
+    }
+
+    fn at(&self, link: usize, from: usize, to: usize) -> usize {
+        (link * self.nodes + from) * self.nodes + to
+    }
+
+    pub fn set_cut(&mut self, link: usize, from: usize, to: usize, cut: bool) {
+        let i = self.at(link, from, to);
+        self.cut[i] = cut;
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.iter_mut().for_each(|c| *c = false);
+        self.loss_per_mille = 0;
+        self.dup_per_mille = 0;
+        self.delay_us = (200, 2_000);
+    }
+
+    pub fn open(&self, link: usize, from: usize, to: usize) -> bool {
+        !self.cut[self.at(link, from, to)]
+    }
+
+    /// Can `a` and `b` hold a conversation (both directions on one link)?
+    pub fn reachable(&self, a: usize, b: usize) -> bool {
+        a == b || (0..self.links).any(|l| self.open(l, a, b) && self.open(l, b, a))
+    }
+
+    /// The delays of the copies of one packet that arrive (none if lost).
+    pub fn fate(&self, rng: &mut Rng, link: usize, from: usize, to: usize) -> Vec<u64> {
+        if !self.open(link, from, to) || rng.chance(self.loss_per_mille) {
+            return Vec::new();
+        }
+        let mut copies = vec![rng.range(self.delay_us.0, self.delay_us.1)];
+        if rng.chance(self.dup_per_mille) {
+            copies.push(rng.range(self.delay_us.0, self.delay_us.1 * 2));
+        }
+        copies
+    }
+}

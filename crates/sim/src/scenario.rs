@@ -1,0 +1,170 @@
+//! What one simulation run does: a topology and a timed list of faults. A
+//! seed makes a random scenario; the demo writes one by hand.
+
+use std::time::Duration;
+
+use baton_core::{Failback, NodeId, NodeSpec, ResourceSpec, SetId, SetSpec, Timing, Topology};
+
+use crate::rng::Rng;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The machine dies (its resources with it); it boots again after
+    /// `down_us`, or at the heal.
+    Crash { node: NodeId, down_us: Option<u64> },
+    /// The agent stops (SIGSTOP) while its clock and guard run on.
+    Pause { node: NodeId, for_us: u64 },
+    /// `side` and the rest cannot talk on any link.
+    Partition { side: Vec<NodeId> },
+    /// Packets from `from` to `to` are dropped on every link, not the reverse.
+    OneWay { from: Vec<NodeId>, to: Vec<NodeId> },
+    /// One link of one node is cut both ways.
+    CutLink { node: NodeId, link: usize },
+    Loss { per_mille: u32 },
+    Duplication { per_mille: u32 },
+    Delay { min_us: u64, max_us: u64 },
+    /// The agreement layer's leader loses its role (it learns so late).
+    DeposeLeader,
+    /// Resource behaviour from now on.
+    Resources(ResourceFaults),
+    /// A running resource dies on its own.
+    ResourceCrash { node: NodeId, set: SetId },
+    Freeze { set: SetId, frozen: bool },
+    Standby { node: NodeId, standby: bool },
+    Pin { set: SetId, node: Option<NodeId> },
+    /// Everything above is repaired; operators unfreeze, unstandby and clear.
+    Heal,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResourceFaults {
+    pub start_fail_per_mille: u32,
+    pub veto_per_mille: u32,
+    pub stop_fail_per_mille: u32,
+    /// Stops take up to nine tenths of their timeout.
+    pub slow_stops: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub topo: Topology,
+    /// Per node clock rate offset, within the topology's drift bound.
+    pub drift_ppm: Vec<i64>,
+    /// (true time in µs, fault), in time order.
+    pub faults: Vec<(u64, Fault)>,
+    pub heal_at_us: u64,
+    pub end_at_us: u64,
+}
+
+pub const SECOND: u64 = 1_000_000;
+
+/// How long after the heal every set with an eligible node must run.
+pub const RECOVERY_BOUND_US: u64 = 15 * SECOND;
+
+pub fn timing() -> Timing {
+    Timing {
+        heartbeat_interval: Duration::from_millis(100),
+        lease: Duration::from_millis(1000),
+        max_drift_ppm: 10_000,
+        guard_margin: Duration::from_millis(20),
+    }
+}
+
+fn ms(rng: &mut Rng, lo: u64, hi: u64) -> Duration {
+    Duration::from_millis(rng.range(lo, hi))
+}
+
+pub fn random_topology(rng: &mut Rng) -> Topology {
+    let full = rng.range(2, 6) as usize;
+    let witnesses = if full == 2 && rng.chance(800) { rng.range(1, 2) } else { rng.range(0, 2) } as usize;
+    let witnesses = witnesses.min(9 - full);
+    let mut nodes: Vec<NodeSpec> = (0..full).map(|i| NodeSpec { name: format!("n{i}"), witness: false }).collect();
+    nodes.extend((0..witnesses).map(|i| NodeSpec { name: format!("w{i}"), witness: true }));
+    let sets = (0..rng.range(1, 4))
+        .map(|s| {
+            let mut prefs: Vec<NodeId> = (0..full as NodeId).collect();
+            rng.shuffle(&mut prefs);
+            prefs.truncate(rng.range(1, full as u64) as usize);
+            let failback =
+                if rng.chance(500) { Failback::Never } else { Failback::Auto { delay: ms(rng, 0, 3000) } };
+            let resources = (0..rng.range(1, 3))
+                .map(|r| ResourceSpec {
+                    label: format!("r{r}"),
+                    start_timeout: ms(rng, 300, 2000),
+                    stop_timeout: ms(rng, 300, 2000),
+                    monitor_interval: rng.chance(800).then(|| ms(rng, 300, 2000)),
+                    monitor_timeout: ms(rng, 200, 1000),
+                })
+                .collect();
+            SetSpec {
+                name: format!("s{s}"),
+                nodes: prefs,
+                failback,
+                max_restarts: rng.range(0, 3) as u32,
+                restart_window: ms(rng, 5_000, 60_000),
+                resources,
+                hook_timeout: ms(rng, 300, 2000),
+            }
+        })
+        .collect();
+    Topology { nodes, links: rng.range(1, 3) as usize, sets, timing: timing() }
+}
+
+fn random_fault(rng: &mut Rng, topo: &Topology) -> Fault {
+    let n = topo.nodes.len();
+    let node = |rng: &mut Rng| rng.index(n) as NodeId;
+    let group = |rng: &mut Rng| -> Vec<NodeId> {
+        let mut all: Vec<NodeId> = (0..n as NodeId).collect();
+        rng.shuffle(&mut all);
+        all.truncate(rng.range(1, (n as u64 - 1).max(1)) as usize);
+        all
+    };
+    let set = |rng: &mut Rng| rng.index(topo.sets.len()) as SetId;
+    match rng.range(0, 15) {
+        0 | 1 => Fault::Crash { node: node(rng), down_us: rng.chance(800).then(|| rng.range(SECOND / 2, 6 * SECOND)) },
+        2 => Fault::Pause { node: node(rng), for_us: rng.range(SECOND / 10, 3 * SECOND) },
+        3 => Fault::Partition { side: group(rng) },
+        4 => {
+            let from = group(rng);
+            let to = (0..n as NodeId).filter(|x| !from.contains(x)).collect();
+            Fault::OneWay { from, to }
+        }
+        5 => Fault::CutLink { node: node(rng), link: rng.index(topo.links) },
+        6 => Fault::Loss { per_mille: rng.range(0, 300) as u32 },
+        7 => Fault::Duplication { per_mille: rng.range(0, 100) as u32 },
+        8 => {
+            let max_us = if rng.chance(200) { rng.range(50_000, 400_000) } else { rng.range(1_000, 30_000) };
+            Fault::Delay { min_us: rng.range(100, 1_000), max_us }
+        }
+        9 => Fault::DeposeLeader,
+        10 => Fault::Resources(ResourceFaults {
+            start_fail_per_mille: rng.range(0, 150) as u32,
+            veto_per_mille: rng.range(0, 150) as u32,
+            stop_fail_per_mille: if rng.chance(300) { rng.range(0, 100) as u32 } else { 0 },
+            slow_stops: rng.chance(400),
+        }),
+        11 => Fault::ResourceCrash { node: node(rng), set: set(rng) },
+        12 => Fault::Freeze { set: set(rng), frozen: rng.chance(600) },
+        13 => Fault::Standby { node: node(rng), standby: rng.chance(500) },
+        14 => Fault::Pin { set: set(rng), node: rng.chance(700).then(|| node(rng)) },
+        _ => Fault::Heal,
+    }
+}
+
+/// The scenario a seed stands for: a random cluster, twenty seconds of
+/// faults, a heal, then enough quiet time to check recovery.
+pub fn random(seed: u64) -> Scenario {
+    let mut rng = Rng::new(seed);
+    let topo = random_topology(&mut rng);
+    let bound = i64::from(topo.timing.max_drift_ppm);
+    let drift_ppm = topo.nodes.iter().map(|_| rng.range(0, 2 * bound as u64) as i64 - bound).collect();
+    let heal_at_us = 20 * SECOND;
+    let mut faults = Vec::new();
+    let mut t = rng.range(SECOND, 3 * SECOND);
+    while t < heal_at_us {
+        faults.push((t, random_fault(&mut rng, &topo)));
+        t += rng.range(SECOND / 5, 2 * SECOND);
+    }
+    faults.push((heal_at_us, Fault::Heal));
+    Scenario { topo, drift_ppm, faults, heal_at_us, end_at_us: heal_at_us + RECOVERY_BOUND_US }
+}
