@@ -164,7 +164,10 @@ mod tests {
         assert_eq!(d.poll(ms(1299)), vec![]);
         assert_eq!(
             d.poll(ms(1300)),
-            vec![Change::LinkDown { peer: 2, link: 1, last_heard: ms(300) }, Change::NodeDown { peer: 2, last_heard: ms(300) }]
+            vec![
+                Change::LinkDown { peer: 2, link: 1, last_heard: ms(300) },
+                Change::NodeDown { peer: 2, last_heard: ms(300) }
+            ]
         );
         assert!(d.is_dead(2) && !d.is_alive(2));
         assert_eq!(d.heard(ms(1400), 2, 0), vec![Change::NodeUp { peer: 2 }, Change::LinkUp { peer: 2, link: 0 }]);

@@ -15,6 +15,6 @@ pub mod placement;
 pub mod time;
 pub mod topology;
 
+pub use node::{Denial, Echo, Event, Heartbeat, Input, Node, Output, Persisted};
 pub use time::Time;
 pub use topology::{Failback, NodeId, NodeSpec, ResourceSpec, SetId, SetSpec, Timing, Topology};
-pub use node::{Denial, Echo, Event, Heartbeat, Input, Node, Output, Persisted};

@@ -92,8 +92,14 @@ pub enum Report {
     Stopped(Why),
     /// A stop step failed; the lifecycle is now `Blocked`.
     StopFailed,
-    StepFailed { step: Step, timed_out: bool },
-    MonitorFailed { resource: usize, timed_out: bool },
+    StepFailed {
+        step: Step,
+        timed_out: bool,
+    },
+    MonitorFailed {
+        resource: usize,
+        timed_out: bool,
+    },
 }
 
 #[derive(Clone, Debug)]

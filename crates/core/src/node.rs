@@ -59,11 +59,22 @@ pub struct Denial {
 pub enum Input {
     /// A timer the node asked for (see [`Node::poll_timeout`]) fired.
     Tick,
-    Heartbeat { link: usize, heartbeat: Heartbeat },
+    Heartbeat {
+        link: usize,
+        heartbeat: Heartbeat,
+    },
     /// The next committed command, in log order.
     Committed(Command),
-    StepDone { set: SetId, token: u64, ok: bool },
-    MonitorDone { set: SetId, token: u64, ok: bool },
+    StepDone {
+        set: SetId,
+        token: u64,
+        ok: bool,
+    },
+    MonitorDone {
+        set: SetId,
+        token: u64,
+        ok: bool,
+    },
     /// The guard reached the lease deadline and killed everything.
     GuardFired,
     /// This node became (or stopped being) the agreement layer's leader.
@@ -128,7 +139,14 @@ pub struct Node {
 impl Node {
     /// A node starting at `now` with what it persisted and the agreed state
     /// it recovered (the shell replays its log before calling this).
-    pub fn new(topo: Topology, me: NodeId, state: ClusterState, persisted: Persisted, first_seq: u64, now: Time) -> Self {
+    pub fn new(
+        topo: Topology,
+        me: NodeId,
+        state: ClusterState,
+        persisted: Persisted,
+        first_seq: u64,
+        now: Time,
+    ) -> Self {
         topo.validate().expect("the topology was validated when it was built");
         let n = topo.nodes.len();
         assert!(usize::from(me) < n, "node {me} not in the topology");
@@ -418,7 +436,9 @@ impl Node {
             }
             Phase::Stopped => match (failed_here, rec.phase) {
                 (Some((_, exclusion)), _) => Some(Command::StartFailed { set, node: self.me, generation, exclusion }),
-                (None, SetPhase::Releasing { .. }) if mine => Some(Command::Released { set, node: self.me, generation }),
+                (None, SetPhase::Releasing { .. }) if mine => {
+                    Some(Command::Released { set, node: self.me, generation })
+                }
                 _ => None,
             },
             _ => None,

@@ -27,19 +27,64 @@ const RESEND_US: u64 = 200_000;
 
 #[derive(Debug)]
 enum Ev {
-    Wake { node: NodeId, inc: u64, at: u64 },
-    Deliver { to: NodeId, link: usize, heartbeat: Heartbeat },
-    Proposal { command: Command, leader: NodeId, term: u64 },
-    Replicate { to: NodeId, inc: u64, upto: usize },
+    Wake {
+        node: NodeId,
+        inc: u64,
+        at: u64,
+    },
+    Deliver {
+        to: NodeId,
+        link: usize,
+        heartbeat: Heartbeat,
+    },
+    Proposal {
+        command: Command,
+        leader: NodeId,
+        term: u64,
+    },
+    Replicate {
+        to: NodeId,
+        inc: u64,
+        upto: usize,
+    },
     /// `acts` is the node's action generation when the step began.
-    StepDone { node: NodeId, acts: u64, set: SetId, token: u64, ok: bool, stopped: Option<usize> },
-    MonitorDone { node: NodeId, inc: u64, set: SetId, token: u64, resource: usize },
-    Guard { node: NodeId, inc: u64, deadline: Time },
+    StepDone {
+        node: NodeId,
+        acts: u64,
+        set: SetId,
+        token: u64,
+        ok: bool,
+        stopped: Option<usize>,
+    },
+    MonitorDone {
+        node: NodeId,
+        inc: u64,
+        set: SetId,
+        token: u64,
+        resource: usize,
+    },
+    Guard {
+        node: NodeId,
+        inc: u64,
+        deadline: Time,
+    },
     Fault(Fault),
-    Restart { node: NodeId, inc: u64 },
-    Resume { node: NodeId, inc: u64 },
-    LeaderNotice { node: NodeId, inc: u64, leader: bool },
-    FenceDone { target: NodeId },
+    Restart {
+        node: NodeId,
+        inc: u64,
+    },
+    Resume {
+        node: NodeId,
+        inc: u64,
+    },
+    LeaderNotice {
+        node: NodeId,
+        inc: u64,
+        leader: bool,
+    },
+    FenceDone {
+        target: NodeId,
+    },
     Tick,
 }
 
@@ -463,10 +508,12 @@ impl Sim {
         let result = self.reference.apply(&command);
         let r = frozen::check_agreed(&self.sc.topo, &before, &command, result.is_ok(), self.now);
         self.fail(r);
-        if result == Ok(Applied::Evicted(match command {
-            Command::Suspect { node, .. } | Command::Fenced { node, .. } => node,
-            _ => NodeId::MAX,
-        })) {
+        if result
+            == Ok(Applied::Evicted(match command {
+                Command::Suspect { node, .. } | Command::Fenced { node, .. } => node,
+                _ => NodeId::MAX,
+            }))
+        {
             self.report.evictions += 1;
         }
         let index = self.log.len();
@@ -485,7 +532,13 @@ impl Sim {
                 let mut ok = match step {
                     Step::Hook(HookKind::Test) => {
                         let core = self.nodes[usize::from(node)].core.as_ref().expect("acting node is up");
-                        let r = frozen::check_start(&self.sc.topo, core.state(), self.sc.topo.node_name(node), set, self.now);
+                        let r = frozen::check_start(
+                            &self.sc.topo,
+                            core.state(),
+                            self.sc.topo.node_name(node),
+                            set,
+                            self.now,
+                        );
                         self.fail(r);
                         !self.rng.chance(self.res.veto_per_mille)
                     }
@@ -526,14 +579,18 @@ impl Sim {
 
     fn fence(&mut self, target: NodeId) {
         self.fencing.remove(&target);
-        if self.leader.is_none() {
+        let confirmation_pending =
+            self.pending_ops.iter().any(|c| matches!(c, Command::Fenced { node, .. } if *node == target));
+        if self.leader.is_none() || confirmation_pending {
             return;
         }
-        // The fence device powers the node off, then confirms.
+        // The fence device powers the node off and confirms; the leader
+        // proposes the confirmation until a majority agrees (in a two-node
+        // cluster, that is once the fenced node is back, empty).
         self.trace(|| format!("fence device powers n{target} off"));
         self.crash(target);
         let epoch = self.reference.node(target).epoch;
-        self.commit(Command::Fenced { node: target, epoch });
+        self.pending_ops.push(Command::Fenced { node: target, epoch });
         let at = self.now + self.rng.range(1_000_000, 3_000_000);
         let inc = self.nodes[usize::from(target)].inc;
         self.push(at, Ev::Restart { node: target, inc });
@@ -642,7 +699,9 @@ impl Sim {
         self.replicate();
         if self.leader.is_some_and(|l| self.quorum(l)) && !self.pending_ops.is_empty() {
             for command in std::mem::take(&mut self.pending_ops) {
-                self.commit(command);
+                if !self.commit(command.clone()) {
+                    self.pending_ops.push(command);
+                }
             }
         }
         if self.now >= self.sc.heal_at_us && self.report.recovered_after_us.is_none() && self.all_recovered() {

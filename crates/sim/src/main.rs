@@ -101,7 +101,10 @@ fn replay(seed: u64, quiet: bool) -> ExitCode {
             }
             println!(
                 "seed {seed}: ok ({} events, {} evictions, {} failovers, recovered {:?} after the heal)",
-                r.events, r.evictions, r.failovers, r.recovered_after_us.map(|us| us as f64 / 1e6)
+                r.events,
+                r.evictions,
+                r.failovers,
+                r.recovered_after_us.map(|us| us as f64 / 1e6)
             );
             ExitCode::SUCCESS
         }

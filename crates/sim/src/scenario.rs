@@ -11,27 +11,60 @@ use crate::rng::Rng;
 pub enum Fault {
     /// The machine dies (its resources with it); it boots again after
     /// `down_us`, or at the heal.
-    Crash { node: NodeId, down_us: Option<u64> },
+    Crash {
+        node: NodeId,
+        down_us: Option<u64>,
+    },
     /// The agent stops (SIGSTOP) while its clock and guard run on.
-    Pause { node: NodeId, for_us: u64 },
+    Pause {
+        node: NodeId,
+        for_us: u64,
+    },
     /// `side` and the rest cannot talk on any link.
-    Partition { side: Vec<NodeId> },
+    Partition {
+        side: Vec<NodeId>,
+    },
     /// Packets from `from` to `to` are dropped on every link, not the reverse.
-    OneWay { from: Vec<NodeId>, to: Vec<NodeId> },
+    OneWay {
+        from: Vec<NodeId>,
+        to: Vec<NodeId>,
+    },
     /// One link of one node is cut both ways.
-    CutLink { node: NodeId, link: usize },
-    Loss { per_mille: u32 },
-    Duplication { per_mille: u32 },
-    Delay { min_us: u64, max_us: u64 },
+    CutLink {
+        node: NodeId,
+        link: usize,
+    },
+    Loss {
+        per_mille: u32,
+    },
+    Duplication {
+        per_mille: u32,
+    },
+    Delay {
+        min_us: u64,
+        max_us: u64,
+    },
     /// The agreement layer's leader loses its role (it learns so late).
     DeposeLeader,
     /// Resource behaviour from now on.
     Resources(ResourceFaults),
     /// A running resource dies on its own.
-    ResourceCrash { node: NodeId, set: SetId },
-    Freeze { set: SetId, frozen: bool },
-    Standby { node: NodeId, standby: bool },
-    Pin { set: SetId, node: Option<NodeId> },
+    ResourceCrash {
+        node: NodeId,
+        set: SetId,
+    },
+    Freeze {
+        set: SetId,
+        frozen: bool,
+    },
+    Standby {
+        node: NodeId,
+        standby: bool,
+    },
+    Pin {
+        set: SetId,
+        node: Option<NodeId>,
+    },
     /// Everything above is repaired; operators unfreeze, unstandby and clear.
     Heal,
 }
@@ -85,8 +118,7 @@ pub fn random_topology(rng: &mut Rng) -> Topology {
             let mut prefs: Vec<NodeId> = (0..full as NodeId).collect();
             rng.shuffle(&mut prefs);
             prefs.truncate(rng.range(1, full as u64) as usize);
-            let failback =
-                if rng.chance(500) { Failback::Never } else { Failback::Auto { delay: ms(rng, 0, 3000) } };
+            let failback = if rng.chance(500) { Failback::Never } else { Failback::Auto { delay: ms(rng, 0, 3000) } };
             let resources = (0..rng.range(1, 3))
                 .map(|r| ResourceSpec {
                     label: format!("r{r}"),

@@ -17,33 +17,85 @@ pub enum Exclusion {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// `node` is up in `epoch` and may own sets again.
-    Join { node: NodeId, epoch: u64 },
+    Join {
+        node: NodeId,
+        epoch: u64,
+    },
     /// `voter` has not heard `node` for a whole lease and stopped promising it
     /// leases for `epoch`. A majority of these evicts the node.
-    Suspect { voter: NodeId, node: NodeId, epoch: u64, round: u64 },
+    Suspect {
+        voter: NodeId,
+        node: NodeId,
+        epoch: u64,
+        round: u64,
+    },
     /// `voter` hears `node` again and withdraws its suspicion `round`.
-    Unsuspect { voter: NodeId, node: NodeId, round: u64 },
+    Unsuspect {
+        voter: NodeId,
+        node: NodeId,
+        round: u64,
+    },
     /// A fence device confirmed `node` off: evict it without waiting.
-    Fenced { node: NodeId, epoch: u64 },
+    Fenced {
+        node: NodeId,
+        epoch: u64,
+    },
     /// Give an unowned set to `node`.
-    Assign { set: SetId, node: NodeId, generation: u64 },
+    Assign {
+        set: SetId,
+        node: NodeId,
+        generation: u64,
+    },
     /// Ask the owner `from` to release the set, handing it to `to`.
-    Move { set: SetId, from: NodeId, to: Option<NodeId>, generation: u64 },
+    Move {
+        set: SetId,
+        from: NodeId,
+        to: Option<NodeId>,
+        generation: u64,
+    },
     /// The owner stopped the set after a `Move`.
-    Released { set: SetId, node: NodeId, generation: u64 },
+    Released {
+        set: SetId,
+        node: NodeId,
+        generation: u64,
+    },
     /// The owner finished every start step.
-    Started { set: SetId, node: NodeId, generation: u64 },
+    Started {
+        set: SetId,
+        node: NodeId,
+        generation: u64,
+    },
     /// The owner could not start or keep the set and stopped it cleanly.
-    StartFailed { set: SetId, node: NodeId, generation: u64, exclusion: Exclusion },
+    StartFailed {
+        set: SetId,
+        node: NodeId,
+        generation: u64,
+        exclusion: Exclusion,
+    },
     /// The owner's stop failed: the set may still run there.
-    StopFailed { set: SetId, node: NodeId, generation: u64 },
-    Freeze { set: SetId, frozen: bool },
-    Standby { node: NodeId, standby: bool },
+    StopFailed {
+        set: SetId,
+        node: NodeId,
+        generation: u64,
+    },
+    Freeze {
+        set: SetId,
+        frozen: bool,
+    },
+    Standby {
+        node: NodeId,
+        standby: bool,
+    },
     /// An operator's preferred node for the set (`None` forgets it).
-    Pin { set: SetId, node: Option<NodeId> },
+    Pin {
+        set: SetId,
+        node: Option<NodeId>,
+    },
     /// An operator clears the set's exclusions (vetoes and failures). A
     /// block from a failed stop is only lifted by fencing its node.
-    Clear { set: SetId },
+    Clear {
+        set: SetId,
+    },
 }
 
 /// Why `apply` left the state unchanged.

@@ -126,11 +126,7 @@ impl ClusterState {
 
     /// The sets `node` owns, in set order.
     pub fn owned_by(&self, node: NodeId) -> impl Iterator<Item = SetId> + '_ {
-        self.sets
-            .iter()
-            .enumerate()
-            .filter(move |(_, s)| s.owner == Some(node))
-            .map(|(i, _)| i as SetId)
+        self.sets.iter().enumerate().filter(move |(_, s)| s.owner == Some(node)).map(|(i, _)| i as SetId)
     }
 
     pub fn set(&self, set: SetId) -> &SetRecord {

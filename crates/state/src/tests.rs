@@ -93,11 +93,17 @@ fn assign_refuses_owned_frozen_blocked_and_ineligible() {
     assert_eq!(s.apply(&Command::Assign { set: 0, node: 1, generation: 2 }), Err(Rejected::Frozen(0)));
     s.apply(&Command::Freeze { set: 0, frozen: false }).unwrap();
     s.apply(&Command::Standby { node: 1, standby: true }).unwrap();
-    assert_eq!(s.apply(&Command::Assign { set: 0, node: 1, generation: 2 }), Err(Rejected::Ineligible { set: 0, node: 1 }));
+    assert_eq!(
+        s.apply(&Command::Assign { set: 0, node: 1, generation: 2 }),
+        Err(Rejected::Ineligible { set: 0, node: 1 })
+    );
     assert_eq!(s.apply(&Command::Assign { set: 0, node: 0, generation: 2 }), Err(Rejected::NotOnline(0)));
     s.apply(&Command::Assign { set: 0, node: 2, generation: 2 }).unwrap();
     s.apply(&Command::StartFailed { set: 0, node: 2, generation: 3, exclusion: Exclusion::Vetoed }).unwrap();
-    assert_eq!(s.apply(&Command::Assign { set: 0, node: 2, generation: 4 }), Err(Rejected::Ineligible { set: 0, node: 2 }));
+    assert_eq!(
+        s.apply(&Command::Assign { set: 0, node: 2, generation: 4 }),
+        Err(Rejected::Ineligible { set: 0, node: 2 })
+    );
     s.apply(&Command::Clear { set: 0 }).unwrap();
     s.apply(&Command::Assign { set: 0, node: 2, generation: 4 }).unwrap();
 }
@@ -119,8 +125,5 @@ fn unknown_ids_are_rejected_without_panicking() {
     let mut s = cluster();
     assert_eq!(s.apply(&Command::Join { node: 9, epoch: 0 }), Err(Rejected::UnknownNode(9)));
     assert_eq!(s.apply(&Command::Freeze { set: 4, frozen: true }), Err(Rejected::UnknownSet(4)));
-    assert_eq!(
-        s.apply(&Command::Move { set: 0, from: 0, to: Some(7), generation: 0 }),
-        Err(Rejected::UnknownNode(7))
-    );
+    assert_eq!(s.apply(&Command::Move { set: 0, from: 0, to: Some(7), generation: 0 }), Err(Rejected::UnknownNode(7)));
 }

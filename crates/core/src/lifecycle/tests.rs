@@ -101,10 +101,7 @@ fn a_failed_start_stops_what_was_started_including_the_failed_one() {
     );
     assert_eq!(
         reports,
-        vec![
-            Report::StepFailed { step: Step::Start(1), timed_out: false },
-            Report::StartAborted(Exclusion::Failed)
-        ]
+        vec![Report::StepFailed { step: Step::Start(1), timed_out: false }, Report::StartAborted(Exclusion::Failed)]
     );
 }
 
@@ -132,7 +129,13 @@ fn a_step_that_never_answers_times_out() {
     // PreAcq is in flight; its limit is 5s plus the grace.
     assert_eq!(lc.next_deadline(), Some(ms(1) + Duration::from_secs(6)));
     let (actions, reports) = lc.poll(ms(7000), &s);
-    assert_eq!(reports, vec![Report::StepFailed { step: Step::Hook(HookKind::PreAcq), timed_out: true }, Report::StartAborted(Exclusion::Failed)]);
+    assert_eq!(
+        reports,
+        vec![
+            Report::StepFailed { step: Step::Hook(HookKind::PreAcq), timed_out: true },
+            Report::StartAborted(Exclusion::Failed)
+        ]
+    );
     assert!(actions.is_empty());
 }
 
@@ -168,7 +171,10 @@ fn monitors_run_at_their_interval_while_running() {
     assert_eq!(lc.poll(ms(5000), &s), (vec![], vec![]));
     let (actions, _) = lc.poll(ms(10_010), &s);
     let [Action::Monitor { token, resource: 0, .. }] = actions[..] else { panic!("{actions:?}") };
-    assert_eq!(lc.monitor_done(ms(10_020), &s, token, false), vec![Report::MonitorFailed { resource: 0, timed_out: false }]);
+    assert_eq!(
+        lc.monitor_done(ms(10_020), &s, token, false),
+        vec![Report::MonitorFailed { resource: 0, timed_out: false }]
+    );
     assert_eq!(lc.record_failure(ms(10_020), s.restart_window), 1);
     assert_eq!(lc.record_failure(ms(700_000), s.restart_window), 1, "the first failure left the window");
 }

@@ -122,10 +122,13 @@ fn a_voter_denies_before_it_suspects_and_echoes_nothing_after() {
     let out = b.handle(ms(1100), Input::Tick);
     assert_eq!(sends(&out)[0].echoes, vec![]);
     let out = b.handle(ms(1110), Input::Committed(Command::Unsuspect { voter: 1, node: 0, round: 1 }));
-    assert!(out.contains(&Output::Persist(Persisted {
-        // The witness was never heard at all, so b suspects it too.
-        denials: vec![Denial { round: 1, epoch: None }, Denial::default(), Denial { round: 1, epoch: Some(0) }]
-    })), "{out:?}");
+    assert!(
+        out.contains(&Output::Persist(Persisted {
+            // The witness was never heard at all, so b suspects it too.
+            denials: vec![Denial { round: 1, epoch: None }, Denial::default(), Denial { round: 1, epoch: Some(0) }]
+        })),
+        "{out:?}"
+    );
     let out = b.handle(ms(1200), Input::Tick);
     assert_eq!(sends(&out)[0].echoes, vec![Echo { to: 0, epoch: 0, seq: 41 }]);
 }

@@ -31,7 +31,13 @@ pub fn check_agreed(
 }
 
 /// A node is about to begin starting `set` from scratch.
-pub fn check_start(topo: &Topology, node_view: &ClusterState, node: &str, set: SetId, now_us: u64) -> Result<(), Violation> {
+pub fn check_start(
+    topo: &Topology,
+    node_view: &ClusterState,
+    node: &str,
+    set: SetId,
+    now_us: u64,
+) -> Result<(), Violation> {
     if !node_view.set(set).frozen {
         return Ok(());
     }

@@ -1,0 +1,153 @@
+//! The validated configuration: every value converted, every default
+//! filled in, every relationship checked. Code that holds a [`Config`] never
+//! re-checks it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use baton_core::Failback;
+
+pub use crate::values::Address;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The file this came from, as named to `load`.
+    pub file: PathBuf,
+    pub cluster: Cluster,
+    /// In file order; a node's index is its id in the cluster.
+    pub nodes: Vec<NodeConfig>,
+    /// In file order; a set's index is its id in the cluster.
+    pub sets: Vec<SetConfig>,
+    pub fencing: Option<Fencing>,
+    pub notify: Notify,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cluster {
+    pub name: String,
+    /// Resolved against the configuration file's directory.
+    pub secret_file: PathBuf,
+    pub state_dir: PathBuf,
+    pub port: u16,
+    pub heartbeat_interval: Duration,
+    pub lease: Duration,
+    pub http: SocketAddr,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeConfig {
+    pub name: String,
+    /// One per link, in link order.
+    pub addresses: Vec<Address>,
+    pub witness: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetConfig {
+    pub name: String,
+    /// Node indices in preference order.
+    pub nodes: Vec<usize>,
+    pub failback: Failback,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    pub hooks: Option<PathBuf>,
+    pub resources: Vec<Resource>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resource {
+    pub kind: ResourceKind,
+    /// The limit for start and stop; `None`: the type's default.
+    pub timeout: Option<Duration>,
+    /// How often the monitor runs; `None`: the type's default.
+    pub interval: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResourceKind {
+    Ip { address: Address, interface: Option<String>, garp_count: u32, garp_interval: Duration },
+    Process { command: Vec<String>, env: Vec<(String, String)> },
+    Exec { start: Vec<String>, stop: Vec<String>, monitor: Option<Vec<String>> },
+    Systemd { unit: String },
+    Lsb { script: String },
+    Ocf { provider: String, agent: String, params: Vec<(String, String)> },
+    Mount { device: String, path: String, fstype: String, options: String },
+    Nfs { path: String, fsid: String, clients: String, options: String, lock_dir: String },
+}
+
+impl ResourceKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ResourceKind::Ip { .. } => "ip",
+            ResourceKind::Process { .. } => "process",
+            ResourceKind::Exec { .. } => "exec",
+            ResourceKind::Systemd { .. } => "systemd",
+            ResourceKind::Lsb { .. } => "lsb",
+            ResourceKind::Ocf { .. } => "ocf",
+            ResourceKind::Mount { .. } => "mount",
+            ResourceKind::Nfs { .. } => "nfs",
+        }
+    }
+
+    /// A short human label, e.g. `ip 10.0.0.100/24` or `ocf heartbeat:Dummy`.
+    pub fn label(&self) -> String {
+        let detail = match self {
+            ResourceKind::Ip { address, .. } => address.to_string(),
+            ResourceKind::Process { command, .. } => command[0].clone(),
+            ResourceKind::Exec { start, .. } => start[0].clone(),
+            ResourceKind::Systemd { unit } => unit.clone(),
+            ResourceKind::Lsb { script } => script.clone(),
+            ResourceKind::Ocf { provider, agent, .. } => format!("{provider}:{agent}"),
+            ResourceKind::Mount { path, .. } => path.clone(),
+            ResourceKind::Nfs { path, .. } => path.clone(),
+        };
+        format!("{} {detail}", self.type_name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceMode {
+    /// Takeover waits for the lease; a confirmed fence may shorten the wait.
+    Lease,
+    /// A silent node's sets are taken over only after it was fenced.
+    Required,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fencing {
+    pub mode: FenceMode,
+    pub devices: Vec<FenceDevice>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FenceDevice {
+    pub agent: String,
+    /// Node indices this device can fence.
+    pub nodes: Vec<usize>,
+    pub params: Vec<(String, String)>,
+    pub password_file: Option<PathBuf>,
+    pub delay: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Notify {
+    pub exec: Option<Notifier<Vec<String>>>,
+    pub webhook: Option<Notifier<String>>,
+    pub email: Option<Notifier<Email>>,
+}
+
+/// Where notifications go, and which event kinds (empty: all).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notifier<T> {
+    pub target: T,
+    pub events: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Email {
+    pub to: Vec<String>,
+    pub from: String,
+    pub smtp: String,
+}

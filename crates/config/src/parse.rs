@@ -1,0 +1,388 @@
+//! The schema of `cluster.toml`: which tables and keys exist, their types and
+//! defaults, and the checks between them that need the file's positions.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use baton_core::Failback;
+
+use crate::model::*;
+use crate::resource;
+use crate::secret;
+use crate::tree::{Entry, Span, Table, Val};
+use crate::values::show;
+use crate::walk::{strings_of, Ctx, Fields};
+
+pub fn config(ctx: &mut Ctx, file: &Path, root: &Table) -> Option<Config> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut top = Fields::new("", root);
+    let cluster = match top.table(ctx, "cluster") {
+        Some(t) => cluster(ctx, base, t),
+        None => {
+            if root.entries.iter().all(|e| e.key != "cluster") {
+                ctx.at(&None, "cluster", "missing table [cluster]");
+            }
+            None
+        }
+    };
+    let nodes = match top.table(ctx, "nodes") {
+        Some(t) => nodes(ctx, t),
+        None => {
+            if root.entries.iter().all(|e| e.key != "nodes") {
+                ctx.at(&None, "nodes", "missing table: define at least one [nodes.NAME]");
+            }
+            Vec::new()
+        }
+    };
+    let links = link_subnets(&nodes);
+    let sets = top.table(ctx, "sets").map(|t| sets(ctx, t, &nodes, &links)).unwrap_or_default();
+    let fencing = top.table(ctx, "fencing").and_then(|t| fencing(ctx, base, t, &nodes));
+    let notify = top.table(ctx, "notify").map(|t| notify(ctx, t)).unwrap_or_default();
+    top.finish(ctx, |_| None);
+    let cluster = cluster?;
+    if !ctx.problems.is_empty() || nodes.is_empty() {
+        return None;
+    }
+    Some(Config { file: file.to_path_buf(), cluster, nodes, sets, fencing, notify })
+}
+
+fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
+    let mut f = Fields::new("cluster", t);
+    let name = f.required_string(ctx, "name");
+    let secret = f.required_string(ctx, "secret_file");
+    let state_dir = f.string(ctx, "state_dir").map_or_else(|| PathBuf::from("/var/lib/baton"), |(s, _)| s.into());
+    let port = f.int(ctx, "port", 1, 65535).map_or(5405, |(p, _)| p as u16);
+    let hb = f.duration(ctx, "heartbeat_interval");
+    let lease = f.duration(ctx, "lease");
+    let http = match f.string(ctx, "http") {
+        Some((s, span)) => s.parse::<SocketAddr>().map_err(|_| {
+            ctx.at(&span, "cluster.http", format!("\"{s}\" is not an address and port, e.g. \"127.0.0.1:9405\""))
+        }),
+        None => Ok(SocketAddr::from(([127, 0, 0, 1], 9405))),
+    };
+    f.finish(ctx, |_| None);
+    let heartbeat_interval = hb.as_ref().map_or(Duration::from_millis(100), |(d, _)| *d);
+    if heartbeat_interval.is_zero() {
+        ctx.at(&hb.as_ref().and_then(|h| h.1.clone()), "cluster.heartbeat_interval", "must be longer than 0ms");
+    }
+    let lease_d = lease.as_ref().map_or(Duration::from_secs(1), |(d, _)| *d);
+    if lease_d < heartbeat_interval * 3 {
+        let span = lease.as_ref().and_then(|l| l.1.clone()).or_else(|| hb.as_ref().and_then(|h| h.1.clone()));
+        ctx.at(
+            &span,
+            "cluster.lease",
+            format!(
+                "{} is shorter than 3 heartbeat intervals (3 x {} = {})",
+                show(lease_d),
+                show(heartbeat_interval),
+                show(heartbeat_interval * 3)
+            ),
+        );
+    }
+    let secret_file = secret.map(|(s, span)| {
+        let path = base.join(&s);
+        if let Err(why) = secret::check(&path) {
+            ctx.at(&span, "cluster.secret_file", why);
+        }
+        path
+    });
+    Some(Cluster {
+        name: name?.0,
+        secret_file: secret_file?,
+        state_dir,
+        port,
+        heartbeat_interval,
+        lease: lease_d,
+        http: http.ok()?,
+    })
+}
+
+fn nodes(ctx: &mut Ctx, t: &Table) -> Vec<NodeConfig> {
+    let mut out: Vec<NodeConfig> = Vec::new();
+    for e in &t.entries {
+        let path = format!("nodes.{}", e.key);
+        let Val::Table(nt) = &e.value else {
+            ctx.at(&e.span, &path, format!("expected a table, found {}", e.value.kind()));
+            continue;
+        };
+        let mut f = Fields::new(path.clone(), nt);
+        let witness = f.bool(ctx, "witness").unwrap_or(false);
+        let mut addresses = Vec::new();
+        let mut spans = Vec::new();
+        let mut listed = 0;
+        match f.strings(ctx, "addresses") {
+            None if nt.entries.iter().all(|e| e.key != "addresses") => f.missing(ctx, "addresses"),
+            None => {}
+            Some(list) if list.is_empty() => ctx.at(
+                &f.get("addresses").and_then(|e| e.span.clone()),
+                &f.key("addresses"),
+                "needs one address per link",
+            ),
+            Some(list) => {
+                listed = list.len();
+                for (i, (text, span)) in list.into_iter().enumerate() {
+                    match Address::parse(&text) {
+                        Ok(a) => {
+                            addresses.push(a);
+                            spans.push(span);
+                        }
+                        Err(why) => ctx.at(&span, &format!("{path}.addresses[{i}]"), why),
+                    }
+                }
+            }
+        }
+        f.finish(ctx, |_| None);
+        if addresses.len() == listed {
+            check_addresses(ctx, &path, &addresses, &spans, &out);
+        }
+        out.push(NodeConfig { name: e.key.clone(), addresses, witness });
+    }
+    out
+}
+
+/// Every node has one address per link, no address is used twice, and the
+/// addresses of one link share a subnet where prefixes are given.
+fn check_addresses(ctx: &mut Ctx, path: &str, addrs: &[Address], spans: &[Span], before: &[NodeConfig]) {
+    if let Some(first) = before.iter().find(|n| !n.addresses.is_empty()) {
+        let (want, have) = (first.addresses.len(), addrs.len());
+        if have != want && have > 0 {
+            let plural = |n| if n == 1 { "address" } else { "addresses" };
+            ctx.at(
+                &spans[0],
+                &format!("{path}.addresses"),
+                format!(
+                    "has {have} {}, but nodes.{} has {want}; every node needs one address per link, in the same order",
+                    plural(have),
+                    first.name
+                ),
+            );
+            return;
+        }
+    }
+    for (i, a) in addrs.iter().enumerate() {
+        let key = format!("{path}.addresses[{i}]");
+        let earlier = addrs[..i].iter().position(|b| b.ip == a.ip).map(|j| format!("{path}.addresses[{j}]"));
+        let other = before.iter().find_map(|n| {
+            let j = n.addresses.iter().position(|b| b.ip == a.ip)?;
+            Some(format!("nodes.{}.addresses[{j}]", n.name))
+        });
+        if let Some(dup) = earlier.or(other) {
+            ctx.at(&spans[i], &key, format!("{} is already used by {dup}", a.ip));
+            continue;
+        }
+        let peer = before.iter().find_map(|n| n.addresses.get(i).filter(|b| b.prefix.is_some()).map(|b| (n, b)));
+        if let (Some((n, b)), Some(_)) = (peer, a.prefix) {
+            if a.subnet() != b.subnet() {
+                let msg = format!(
+                    "{a} is not in link {i}'s subnet {} (from nodes.{})",
+                    b.subnet().map_or_else(String::new, |s| s.to_string()),
+                    n.name
+                );
+                ctx.at(&spans[i], &key, msg);
+            }
+        }
+    }
+}
+
+/// For each link, the subnet its addresses are in, if any node gave a prefix.
+fn link_subnets(nodes: &[NodeConfig]) -> Vec<Option<Address>> {
+    let links = nodes.iter().map(|n| n.addresses.len()).max().unwrap_or(0);
+    (0..links).map(|l| nodes.iter().find_map(|n| n.addresses.get(l).and_then(Address::subnet))).collect()
+}
+
+fn sets(ctx: &mut Ctx, t: &Table, nodes: &[NodeConfig], links: &[Option<Address>]) -> Vec<SetConfig> {
+    let mut out = Vec::new();
+    for e in &t.entries {
+        let path = format!("sets.{}", e.key);
+        let Val::Table(st) = &e.value else {
+            ctx.at(&e.span, &path, format!("expected a table, found {}", e.value.kind()));
+            continue;
+        };
+        let mut f = Fields::new(path.clone(), st);
+        let prefs = match f.strings(ctx, "nodes") {
+            Some(names) => preference(ctx, &path, names, nodes),
+            None => (0..nodes.len()).filter(|&i| !nodes[i].witness).collect(),
+        };
+        let failback_delay = f.duration(ctx, "failback_delay").map_or(Duration::ZERO, |d| d.0);
+        let failback = match f.string(ctx, "failback") {
+            None => Failback::Never,
+            Some((s, _)) if s == "never" => Failback::Never,
+            Some((s, _)) if s == "auto" => Failback::Auto { delay: failback_delay },
+            Some((s, span)) => {
+                ctx.at(
+                    &span,
+                    &f.key("failback"),
+                    format!("\"{s}\" is not a failback policy: use \"never\" or \"auto\""),
+                );
+                Failback::Never
+            }
+        };
+        let max_restarts = f.int(ctx, "max_restarts", 0, 1000).map_or(3, |(n, _)| n as u32);
+        let restart_window = f.duration(ctx, "restart_window").map_or(Duration::from_secs(600), |d| d.0);
+        let hooks = f.string(ctx, "hooks").map(|(s, _)| PathBuf::from(s));
+        let resources = f
+            .tables(ctx, "resources")
+            .into_iter()
+            .filter_map(|(i, rt)| resource::parse(ctx, &format!("{path}.resources[{i}]"), rt, links))
+            .collect();
+        f.finish(ctx, |_| None);
+        if prefs.is_empty() && !nodes.is_empty() && ctx.problems.is_empty() {
+            ctx.at(&e.key_span, &format!("{path}.nodes"), "no node may run this set");
+        }
+        out.push(SetConfig {
+            name: e.key.clone(),
+            nodes: prefs,
+            failback,
+            max_restarts,
+            restart_window,
+            hooks,
+            resources,
+        });
+    }
+    out
+}
+
+fn preference(ctx: &mut Ctx, path: &str, names: Vec<(String, Span)>, nodes: &[NodeConfig]) -> Vec<usize> {
+    let mut prefs = Vec::new();
+    for (i, (name, span)) in names.into_iter().enumerate() {
+        let key = format!("{path}.nodes[{i}]");
+        match nodes.iter().position(|n| n.name == name) {
+            None => ctx.at(&span, &key, format!("no node is named \"{name}\"")),
+            Some(n) if nodes[n].witness => {
+                ctx.at(&span, &key, format!("\"{name}\" is a witness; witnesses never run sets"))
+            }
+            Some(n) if prefs.contains(&n) => ctx.at(&span, &key, format!("\"{name}\" is listed twice")),
+            Some(n) => prefs.push(n),
+        }
+    }
+    prefs
+}
+
+fn node_list(ctx: &mut Ctx, f: &mut Fields, nodes: &[NodeConfig]) -> Vec<usize> {
+    let Some(names) = f.strings(ctx, "nodes") else {
+        f.missing(ctx, "nodes");
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, (name, span)) in names.into_iter().enumerate() {
+        match nodes.iter().position(|n| n.name == name) {
+            Some(n) => out.push(n),
+            None => ctx.at(&span, &format!("{}[{i}]", f.key("nodes")), format!("no node is named \"{name}\"")),
+        }
+    }
+    out
+}
+
+fn fencing(ctx: &mut Ctx, base: &Path, t: &Table, nodes: &[NodeConfig]) -> Option<Fencing> {
+    let mut f = Fields::new("fencing", t);
+    let mode = match f.string(ctx, "mode") {
+        None => FenceMode::Lease,
+        Some((s, _)) if s == "lease" => FenceMode::Lease,
+        Some((s, _)) if s == "required" => FenceMode::Required,
+        Some((s, span)) => {
+            ctx.at(&span, "fencing.mode", format!("\"{s}\" is not a fencing mode: use \"lease\" or \"required\""));
+            FenceMode::Lease
+        }
+    };
+    let mut devices = Vec::new();
+    for (i, dt) in f.tables(ctx, "devices") {
+        let mut d = Fields::new(format!("fencing.devices[{i}]"), dt);
+        let agent = d.required_string(ctx, "agent");
+        let targets = node_list(ctx, &mut d, nodes);
+        let params = d.string_map(ctx, "params").unwrap_or_default();
+        let password_file = d.string(ctx, "password_file").map(|(s, _)| base.join(s));
+        let delay = d.duration(ctx, "delay").map_or(Duration::ZERO, |x| x.0);
+        let timeout = d.duration(ctx, "timeout").map_or(Duration::from_secs(60), |x| x.0);
+        if let Some((k, _)) = params.iter().find(|(k, _)| k == "password" || k == "passwd") {
+            let at = dt.entries.iter().find(|e| e.key == "params").and_then(|e| e.span.clone());
+            let path = format!("fencing.devices[{i}].params.{k}");
+            ctx.at(&at, &path, "passwords go in a file named by password_file, never in the configuration");
+        }
+        d.finish(ctx, |_| None);
+        if let Some((agent, _)) = agent {
+            devices.push(FenceDevice { agent, nodes: targets, params, password_file, delay, timeout });
+        }
+    }
+    if mode == FenceMode::Required && devices.is_empty() {
+        ctx.at(f.span(), "fencing.mode", "\"required\" needs at least one [[fencing.devices]]");
+    }
+    f.finish(ctx, |_| None);
+    Some(Fencing { mode, devices })
+}
+
+fn notify(ctx: &mut Ctx, t: &Table) -> Notify {
+    let mut f = Fields::new("notify", t);
+    let mut out = Notify::default();
+    // Each notifier is a short form (a command, a URL, an address) or a
+    // table with that target and an `events` filter.
+    if let Some(e) = f.get("exec") {
+        out.exec = match &e.value {
+            Val::Array(items) => {
+                strings_of(ctx, "notify.exec", items).map(|target| Notifier { target, events: vec![] })
+            }
+            Val::Table(t) => {
+                notifier(ctx, "notify.exec", t, "command", |ctx, fx| fx.strings(ctx, "command").map(strip))
+            }
+            other => wrong(ctx, e, "a command (an array of strings) or a table", other),
+        };
+    }
+    if let Some(e) = f.get("webhook") {
+        out.webhook = match &e.value {
+            Val::Str(url) => Some(Notifier { target: url.clone(), events: vec![] }),
+            Val::Table(t) => notifier(ctx, "notify.webhook", t, "url", |ctx, fx| fx.string(ctx, "url").map(|x| x.0)),
+            other => wrong(ctx, e, "a URL or a table", other),
+        };
+        if let Some(w) =
+            out.webhook.as_ref().filter(|w| !w.target.starts_with("http://") && !w.target.starts_with("https://"))
+        {
+            ctx.at(&e.span, "notify.webhook", format!("\"{}\" is not an http:// or https:// URL", w.target));
+        }
+    }
+    if let Some(e) = f.get("email") {
+        let email = |to| Email { to, from: "baton@localhost".into(), smtp: "localhost:25".into() };
+        out.email = match &e.value {
+            Val::Str(to) => Some(Notifier { target: email(vec![to.clone()]), events: vec![] }),
+            Val::Table(t) => notifier(ctx, "notify.email", t, "to", |ctx, fx| {
+                let mut target = email(fx.strings(ctx, "to").map(strip)?);
+                if let Some((from, _)) = fx.string(ctx, "from") {
+                    target.from = from;
+                }
+                if let Some((smtp, _)) = fx.string(ctx, "smtp") {
+                    target.smtp = smtp;
+                }
+                Some(target)
+            }),
+            other => wrong(ctx, e, "an address or a table", other),
+        };
+    }
+    f.finish(ctx, |_| None);
+    out
+}
+
+fn wrong<T>(ctx: &mut Ctx, e: &Entry, want: &str, found: &Val) -> Option<T> {
+    ctx.at(&e.span, &format!("notify.{}", e.key), format!("expected {want}, found {}", found.kind()));
+    None
+}
+
+fn strip(v: Vec<(String, Span)>) -> Vec<String> {
+    v.into_iter().map(|x| x.0).collect()
+}
+
+/// The table form of a notifier.
+fn notifier<T>(
+    ctx: &mut Ctx,
+    path: &str,
+    t: &Table,
+    main_key: &str,
+    target: impl FnOnce(&mut Ctx, &mut Fields) -> Option<T>,
+) -> Option<Notifier<T>> {
+    let mut fx = Fields::new(path, t);
+    if t.entries.iter().all(|x| x.key != main_key) {
+        fx.missing(ctx, main_key);
+    }
+    let target = target(ctx, &mut fx);
+    let events = fx.strings(ctx, "events").map(strip).unwrap_or_default();
+    fx.finish(ctx, |_| None);
+    Some(Notifier { target: target?, events })
+}

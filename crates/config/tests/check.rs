@@ -1,0 +1,336 @@
+//! One test per configuration error, each with its exact message.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A directory with a good secret file, removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Dir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("baton-config-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("secret");
+        std::fs::write(&secret, [7u8; 40]).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Dir(dir)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.0.join("cluster.toml")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const GOOD: &str = r#"[cluster]
+name = "campus"
+secret_file = "secret"
+
+[nodes.alpha]
+addresses = ["10.0.0.1/24", "192.168.0.1/24"]
+[nodes.beta]
+addresses = ["10.0.0.2/24", "192.168.0.2/24"]
+[nodes.arbiter]
+addresses = ["10.0.0.3/24", "192.168.0.3/24"]
+witness = true
+
+[sets.web]
+nodes = ["alpha", "beta"]
+failback = "auto"
+
+[[sets.web.resources]]
+type = "ip"
+address = "10.0.0.100/24"
+
+[[sets.web.resources]]
+type = "process"
+command = ["/usr/sbin/nginx", "-g", "daemon off;"]
+"#;
+
+/// The errors for `text`, as `baton config check` prints them, with the
+/// directory replaced by `DIR`.
+fn errors(text: &str) -> String {
+    let dir = Dir::new();
+    let err = baton_config::parse_str(&dir.file(), text).expect_err("the file should be refused");
+    err.to_string().replace(&dir.0.display().to_string(), "DIR")
+}
+
+fn with(replace: &str, by: &str) -> String {
+    assert!(GOOD.contains(replace), "{replace:?} is not in the base config");
+    GOOD.replacen(replace, by, 1)
+}
+
+#[test]
+fn the_example_is_valid_and_summarised() {
+    let dir = Dir::new();
+    let c = baton_config::parse_str(&dir.file(), GOOD).unwrap();
+    assert_eq!(c.summary(), "cluster \"campus\": 3 nodes (1 witness), 2 links, 1 set, 2 resources");
+    assert_eq!(c.sets[0].nodes, vec![0, 1]);
+    let t = c.topology();
+    assert_eq!(t.links, 2);
+    assert_eq!(t.sets[0].resources[0].label, "ip 10.0.0.100/24");
+    t.validate().unwrap();
+}
+
+#[test]
+fn a_set_without_nodes_prefers_every_non_witness_node_in_file_order() {
+    let dir = Dir::new();
+    let c = baton_config::parse_str(&dir.file(), &with("nodes = [\"alpha\", \"beta\"]\n", "")).unwrap();
+    assert_eq!(c.sets[0].nodes, vec![0, 1]);
+}
+
+#[test]
+fn unknown_key() {
+    assert_eq!(
+        errors(&with("failback = \"auto\"", "failbak = \"auto\"")),
+        "DIR/cluster.toml:15:1: sets.web.failbak: unknown key"
+    );
+}
+
+#[test]
+fn unknown_table() {
+    assert_eq!(errors(&format!("{GOOD}\n[extra]\nx = 1\n")), "DIR/cluster.toml:25:2: extra: unknown key");
+}
+
+#[test]
+fn bad_duration() {
+    assert_eq!(
+        errors(&with("secret_file = \"secret\"", "secret_file = \"secret\"\nlease = \"1 s\"")),
+        "DIR/cluster.toml:4:9: cluster.lease: \"1 s\" is not a duration: write a number and a unit, e.g. \"100ms\", \"2s\", \"5m\", \"1h\""
+    );
+}
+
+#[test]
+fn address_that_is_not_an_address() {
+    assert_eq!(
+        errors(&with("\"10.0.0.2/24\"", "\"10.0.0.300/24\"")),
+        "DIR/cluster.toml:8:14: nodes.beta.addresses[0]: \"10.0.0.300/24\" is not an IP address with an optional /prefix"
+    );
+}
+
+#[test]
+fn nodes_with_different_numbers_of_addresses() {
+    assert_eq!(
+        errors(&with("[\"10.0.0.2/24\", \"192.168.0.2/24\"]", "[\"10.0.0.2/24\"]")),
+        "DIR/cluster.toml:8:14: nodes.beta.addresses: has 1 address, but nodes.alpha has 2; every node needs one address per link, in the same order"
+    );
+}
+
+#[test]
+fn duplicate_address() {
+    assert_eq!(
+        errors(&with("\"192.168.0.2/24\"", "\"192.168.0.1/24\"")),
+        "DIR/cluster.toml:8:29: nodes.beta.addresses[1]: 192.168.0.1 is already used by nodes.alpha.addresses[1]"
+    );
+}
+
+#[test]
+fn set_preferring_an_unknown_node() {
+    assert_eq!(
+        errors(&with("[\"alpha\", \"beta\"]", "[\"alpha\", \"gamma\"]")),
+        "DIR/cluster.toml:14:19: sets.web.nodes[1]: no node is named \"gamma\""
+    );
+}
+
+#[test]
+fn set_preferring_a_witness() {
+    assert_eq!(
+        errors(&with("[\"alpha\", \"beta\"]", "[\"arbiter\", \"beta\"]")),
+        "DIR/cluster.toml:14:10: sets.web.nodes[0]: \"arbiter\" is a witness; witnesses never run sets"
+    );
+}
+
+#[test]
+fn lease_shorter_than_three_heartbeats() {
+    assert_eq!(
+        errors(&with(
+            "secret_file = \"secret\"",
+            "secret_file = \"secret\"\nheartbeat_interval = \"100ms\"\nlease = \"250ms\""
+        )),
+        "DIR/cluster.toml:5:9: cluster.lease: 250ms is shorter than 3 heartbeat intervals (3 x 100ms = 300ms)"
+    );
+}
+
+#[test]
+fn secret_file_missing() {
+    assert_eq!(
+        errors(&with("secret_file = \"secret\"", "secret_file = \"nope\"")),
+        "DIR/cluster.toml:3:15: cluster.secret_file: cannot read DIR/nope: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn secret_file_too_short() {
+    let dir = Dir::new();
+    let short = dir.0.join("short");
+    std::fs::write(&short, b"tiny").unwrap();
+    std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let err = baton_config::parse_str(&dir.file(), &with("\"secret\"", "\"short\"")).unwrap_err();
+    assert_eq!(
+        err.to_string().replace(&dir.0.display().to_string(), "DIR"),
+        "DIR/cluster.toml:3:15: cluster.secret_file: DIR/short holds 4 bytes; a secret needs at least 32"
+    );
+}
+
+#[test]
+fn secret_file_readable_by_others() {
+    let dir = Dir::new();
+    std::fs::set_permissions(dir.0.join("secret"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = baton_config::parse_str(&dir.file(), GOOD).unwrap_err();
+    assert_eq!(
+        err.to_string().replace(&dir.0.display().to_string(), "DIR"),
+        "DIR/cluster.toml:3:15: cluster.secret_file: DIR/secret is readable by others (mode 0644); run chmod 600 DIR/secret"
+    );
+}
+
+#[test]
+fn ip_resource_outside_every_link_subnet() {
+    assert_eq!(
+        errors(&with("\"10.0.0.100/24\"", "\"10.9.0.100/24\"")),
+        "DIR/cluster.toml:19:11: sets.web.resources[0].address: 10.9.0.100 is in no link's subnet (10.0.0.0/24, 192.168.0.0/24); name an interface"
+    );
+    let dir = Dir::new();
+    let named = with("\"10.0.0.100/24\"", "\"10.9.0.100/24\"\ninterface = \"eth9\"");
+    assert!(
+        baton_config::parse_str(&dir.file(), &named).is_ok(),
+        "with an interface the subnet is the operator's business"
+    );
+}
+
+#[test]
+fn resource_key_of_another_type() {
+    assert_eq!(
+        errors(&with("type = \"process\"", "type = \"process\"\naddress = \"10.0.0.5\"")),
+        "DIR/cluster.toml:23:1: sets.web.resources[1].address: does not belong to a \"process\" resource (it is a key of: ip)"
+    );
+}
+
+#[test]
+fn unknown_resource_type() {
+    assert_eq!(
+        errors(&with("type = \"process\"", "type = \"docker\"")),
+        "DIR/cluster.toml:22:8: sets.web.resources[1].type: unknown resource type \"docker\"; one of ip, mount, process, exec, systemd, lsb, ocf, nfs"
+            .replace("ip, mount, process, exec", "ip, process, exec")
+            .replace("lsb, ocf, nfs", "lsb, ocf, mount, nfs")
+    );
+}
+
+#[test]
+fn missing_required_key_and_wrong_type() {
+    assert_eq!(
+        errors(&with("command = [\"/usr/sbin/nginx\", \"-g\", \"daemon off;\"]", "command = \"/usr/sbin/nginx\"")),
+        "DIR/cluster.toml:23:11: sets.web.resources[1].command: expected an array of strings, found a string"
+    );
+    assert_eq!(
+        errors(&with("address = \"10.0.0.100/24\"\n", "")),
+        "DIR/cluster.toml:17:1: sets.web.resources[0]: missing key \"address\""
+    );
+}
+
+#[test]
+fn every_problem_is_reported_one_line_each() {
+    let text = with("failback = \"auto\"", "failback = \"sometimes\"\nmax_restarts = -1\ncolour = \"blue\"");
+    assert_eq!(
+        errors(&text),
+        [
+            "DIR/cluster.toml:15:12: sets.web.failback: \"sometimes\" is not a failback policy: use \"never\" or \"auto\"",
+            "DIR/cluster.toml:16:16: sets.web.max_restarts: -1 is out of range (0 to 1000)",
+            "DIR/cluster.toml:17:1: sets.web.colour: unknown key",
+        ]
+        .join("\n")
+    );
+}
+
+#[test]
+fn syntax_errors_have_a_place() {
+    let e = errors("[cluster\nname = 1\n");
+    assert!(e.starts_with("DIR/cluster.toml:1:"), "{e}");
+    assert!(e.contains(": syntax: "), "{e}");
+}
+
+#[test]
+fn every_table_and_resource_type_of_spec_is_accepted() {
+    let dir = Dir::new();
+    std::fs::write(dir.0.join("fence.pw"), "x").unwrap();
+    let text = format!(
+        "{GOOD}{}",
+        r#"
+[[sets.web.resources]]
+type = "ocf"
+agent = "heartbeat:Dummy"
+params = { state = "/run/web-dummy.state" }
+interval = "10s"
+timeout = "20s"
+
+[[sets.web.resources]]
+type = "exec"
+start = ["/bin/true"]
+stop = ["/bin/true"]
+monitor = ["/bin/true"]
+
+[[sets.web.resources]]
+type = "systemd"
+unit = "nginx.service"
+
+[[sets.web.resources]]
+type = "lsb"
+script = "/etc/init.d/exim4"
+
+[[sets.web.resources]]
+type = "mount"
+device = "/dev/loop0"
+path = "/srv/web"
+fstype = "ext4"
+options = "noatime"
+
+[[sets.web.resources]]
+type = "nfs"
+path = "/srv/web"
+fsid = 17
+lock_dir = "/srv/web/.nfs"
+
+[sets.db]
+nodes = ["beta", "alpha"]
+max_restarts = 1
+restart_window = "5m"
+hooks = "/etc/baton/hooks/db"
+
+[fencing]
+mode = "required"
+[[fencing.devices]]
+agent = "fence_ipmilan"
+nodes = ["alpha", "beta"]
+params = { ip = "10.1.0.1", username = "admin" }
+password_file = "fence.pw"
+delay = "5s"
+
+[notify]
+exec = ["/usr/local/bin/page-oncall"]
+webhook = { url = "https://example.invalid/hook", events = ["takeover"] }
+email = "ops@example.invalid"
+"#
+    );
+    let c = baton_config::parse_str(&dir.file(), &text).unwrap_or_else(|e| panic!("{e}"));
+    let types: Vec<&str> = c.sets[0].resources.iter().map(|r| r.kind.type_name()).collect();
+    assert_eq!(types, ["ip", "process", "ocf", "exec", "systemd", "lsb", "mount", "nfs"]);
+    assert_eq!(c.sets[1].nodes, vec![1, 0]);
+    assert_eq!(c.fencing.as_ref().unwrap().mode, baton_config::FenceMode::Required);
+    assert_eq!(c.notify.webhook.as_ref().unwrap().events, vec!["takeover"]);
+    assert_eq!(c.notify.email.as_ref().unwrap().target.to, vec!["ops@example.invalid"]);
+}
+
+#[test]
+fn passwords_never_in_the_file() {
+    let text = format!("{GOOD}\n[fencing]\n[[fencing.devices]]\nagent = \"fence_x\"\nnodes = [\"alpha\"]\nparams = {{ password = \"hunter2\" }}\n");
+    let e = errors(&text);
+    assert_eq!(e, "DIR/cluster.toml:29:10: fencing.devices[0].params.password: passwords go in a file named by password_file, never in the configuration");
+    assert!(!e.contains("hunter2"));
+}
