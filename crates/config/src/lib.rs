@@ -72,7 +72,8 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
     match config {
         Some(c) if ctx.problems.is_empty() => Ok(c),
         _ => {
-            let problems = ctx.problems;
+            let mut problems = ctx.problems;
+            problems.sort_by_key(|p| (p.line, p.column));
             assert!(!problems.is_empty(), "a configuration was refused without a reason");
             Err(ConfigError { file, problems })
         }

@@ -26,9 +26,9 @@ pub fn duration(text: &str) -> Result<Duration, String> {
 /// How a duration is written back in messages: the way a person would.
 pub fn show(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 || ms == 0 {
+    if !ms.is_multiple_of(1000) || ms == 0 {
         format!("{ms}ms")
-    } else if ms % 60_000 != 0 {
+    } else if !ms.is_multiple_of(60_000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}m", ms / 60_000)

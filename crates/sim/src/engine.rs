@@ -138,6 +138,9 @@ pub struct Report {
     /// How long after the heal the last set was running again.
     pub recovered_after_us: Option<u64>,
     pub timeline: Vec<(u64, SetId, NodeId, bool)>,
+    /// (true µs, set, agreed owner, agreed running): every change the
+    /// cluster agreed on.
+    pub agreed: Vec<(u64, SetId, Option<NodeId>, bool)>,
     pub trace: Vec<String>,
 }
 
@@ -506,6 +509,11 @@ impl Sim {
         }
         let before = self.reference.clone();
         let result = self.reference.apply(&command);
+        for (i, (b, a)) in before.sets.iter().zip(&self.reference.sets).enumerate() {
+            if (b.owner, b.running) != (a.owner, a.running) {
+                self.report.agreed.push((self.now, i as SetId, a.owner, a.running));
+            }
+        }
         let r = frozen::check_agreed(&self.sc.topo, &before, &command, result.is_ok(), self.now);
         self.fail(r);
         if result

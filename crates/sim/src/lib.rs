@@ -8,6 +8,7 @@
 //! run exactly: `cargo run -p baton-sim --release -- replay --seed N`.
 
 pub mod clock;
+pub mod demo;
 pub mod engine;
 pub mod invariants;
 pub mod net;

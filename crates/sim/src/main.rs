@@ -27,6 +27,8 @@ enum Cmd {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// A scripted failover of three nodes, with its timeline.
+    Demo,
     /// Run one seed and print its trace.
     Replay {
         #[arg(long)]
@@ -42,6 +44,16 @@ fn main() -> ExitCode {
     match cli.command {
         Cmd::Search { seeds, from, threads } => search(from, seeds, threads),
         Cmd::Replay { seed, quiet } => replay(seed, quiet),
+        Cmd::Demo => match baton_sim::demo::run() {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("demo failed: {why}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

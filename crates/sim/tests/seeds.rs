@@ -1,0 +1,52 @@
+//! The safety and liveness properties over many seeded runs. A failure
+//! names the seed, the violation, and the one command that replays it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// How many seeds `cargo test` runs (at least 1,000); BATON_SIM_SEEDS overrides.
+fn seeds() -> u64 {
+    std::env::var("BATON_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
+}
+
+#[test]
+fn every_seed_keeps_every_invariant() {
+    let total = seeds();
+    let next = AtomicU64::new(0);
+    let failures = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= total {
+                    break;
+                }
+                if let Err(f) = baton_sim::run_seed(seed, false) {
+                    let line = format!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
+                    eprintln!("{line}");
+                    failures.lock().unwrap().push(line);
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{} of {total} seeds failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    let a = baton_sim::run_seed(42, true).unwrap_or_else(|f| panic!("seed 42: {}", f.violation));
+    let b = baton_sim::run_seed(42, true).unwrap_or_else(|f| panic!("seed 42: {}", f.violation));
+    assert_eq!(a.trace, b.trace);
+    assert_eq!(a.timeline, b.timeline);
+    assert!(a.events > 1000, "the run did something: {} events", a.events);
+}
+
+#[test]
+fn the_demo_fails_web_over_to_beta() {
+    let out = baton_sim::demo::run().unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("web runs on alpha"), "{out}");
+    assert!(out.contains("alpha is evicted"), "{out}");
+    assert!(out.contains("web runs on beta"), "{out}");
+}
