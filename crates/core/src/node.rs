@@ -89,6 +89,12 @@ pub enum Output {
     Propose(Command),
     /// Run a step or a monitor and answer with its token.
     Act(Action),
+    /// Kill every step and monitor of this set still in flight, and make
+    /// sure none of them touches the world afterwards: the lifecycle forgot
+    /// them (the guard fired, or a block was lifted).
+    Cancel {
+        set: SetId,
+    },
     /// Tell the guard when to kill everything (`None`: nothing to guard).
     Guard(Option<Time>),
     /// Write this durably before acting on any later output.
@@ -239,7 +245,10 @@ impl Node {
                 self.on_reports(now, set, reports, &mut out);
             }
             Input::GuardFired => {
-                self.sets.iter_mut().for_each(Lifecycle::reset);
+                for (i, lc) in self.sets.iter_mut().enumerate() {
+                    lc.reset();
+                    out.push(Output::Cancel { set: i as SetId });
+                }
                 self.guard = None;
                 out.push(Output::Event(Event::GuardFired));
             }
@@ -425,6 +434,7 @@ impl Node {
         } else if phase == Phase::Blocked && self.block_seen[i] {
             // Fenced, or an operator cleared the block: nothing runs here.
             self.sets[i].reset();
+            out.push(Output::Cancel { set });
             self.block_seen[i] = false;
         }
         let command = match phase {

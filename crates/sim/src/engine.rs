@@ -47,7 +47,7 @@ enum Ev {
         inc: u64,
         upto: usize,
     },
-    /// `acts` is the node's action generation when the step began.
+    /// `acts` is the set's action generation on that node when the step began.
     StepDone {
         node: NodeId,
         acts: u64,
@@ -123,9 +123,9 @@ struct SimNode {
     guard: Option<Time>,
     wake_at: u64,
     sent: (usize, u64),
-    /// Bumped whenever the guard or a crash kills every action in flight:
-    /// a step begun before can no longer touch the world.
-    acts: u64,
+    /// Per set: bumped whenever the guard, a crash or a `Cancel` kills the
+    /// actions in flight, so a step begun before can no longer touch the world.
+    acts: Vec<u64>,
 }
 
 /// What a run that kept every invariant reports.
@@ -187,7 +187,7 @@ impl Sim {
             guard: None,
             wake_at: 0,
             sent: (0, 0),
-            acts: 0,
+            acts: vec![0; sc.topo.sets.len()],
         };
         Sim {
             rng: Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)),
@@ -336,7 +336,7 @@ impl Sim {
                 }
             }
             Ev::StepDone { node, acts, set, token, ok, stopped } => {
-                if self.nodes[usize::from(node)].acts == acts {
+                if self.nodes[usize::from(node)].acts[usize::from(set)] == acts {
                     if let Some(r) = stopped {
                         self.world.set(self.now, node, set, r, false);
                     }
@@ -353,7 +353,7 @@ impl Sim {
                 let n = &mut self.nodes[usize::from(node)];
                 if n.inc == inc && n.guard == Some(deadline) {
                     n.guard = None;
-                    n.acts += 1;
+                    n.acts.iter_mut().for_each(|a| *a += 1);
                     self.trace(|| format!("n{node} guard fires: everything killed, steps in flight too"));
                     self.world.clear_node(self.now, node);
                     self.input(node, Input::GuardFired);
@@ -407,7 +407,7 @@ impl Sim {
         let n = &mut self.nodes[usize::from(node)];
         n.core = None;
         n.inc += 1;
-        n.acts += 1;
+        n.acts.iter_mut().for_each(|a| *a += 1);
         n.paused = false;
         n.inbox.clear();
         n.guard = None;
@@ -478,6 +478,7 @@ impl Sim {
                 }
             }
             Output::Persist(p) => self.nodes[i].disk = p,
+            Output::Cancel { set } => self.nodes[i].acts[usize::from(set)] += 1,
             Output::Fence(target) => {
                 if self.fencing.insert(target) {
                     let at = self.now + self.rng.range(100_000, 500_000);
@@ -531,9 +532,10 @@ impl Sim {
     }
 
     fn act(&mut self, node: NodeId, action: Action) {
-        let (inc, acts) = (self.nodes[usize::from(node)].inc, self.nodes[usize::from(node)].acts);
+        let inc = self.nodes[usize::from(node)].inc;
         match action {
             Action::Run { set, token, step, timeout } => {
+                let acts = self.nodes[usize::from(node)].acts[usize::from(set)];
                 let timeout_us = timeout.as_micros() as u64;
                 let mut dur = self.rng.range(1_000, 50_000);
                 let mut stopped = None;
