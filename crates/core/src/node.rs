@@ -65,6 +65,9 @@ pub enum Input {
     },
     /// The next committed command, in log order.
     Committed(Command),
+    /// The agreement layer replaced the whole state (a snapshot was
+    /// installed): continue from this one.
+    Restore(ClusterState),
     StepDone {
         set: SetId,
         token: u64,
@@ -232,6 +235,10 @@ impl Node {
             Input::Committed(command) => {
                 let result = self.state.apply(&command);
                 out.push(Output::Event(Event::Applied { command, result }));
+            }
+            Input::Restore(state) => {
+                assert_eq!((state.nodes.len(), state.sets.len()), (self.topo.nodes.len(), self.topo.sets.len()));
+                self.state = state;
             }
             Input::StepDone { set, token, ok } => {
                 let spec = &self.topo.sets[usize::from(set)];

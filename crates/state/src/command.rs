@@ -6,7 +6,7 @@ use std::fmt;
 use crate::model::{ClusterState, Membership, NodeId, Phase, SetId, Suspicion};
 
 /// Why a node may not run a set until an operator clears it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Exclusion {
     /// The set's `Test` hook declined on this node.
     Vetoed,
@@ -14,7 +14,7 @@ pub enum Exclusion {
     Failed,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     /// `node` is up in `epoch` and may own sets again.
     Join {
@@ -99,7 +99,7 @@ pub enum Command {
 }
 
 /// Why `apply` left the state unchanged.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Rejected {
     UnknownNode(NodeId),
     UnknownSet(SetId),
@@ -144,7 +144,7 @@ impl fmt::Display for Rejected {
 }
 
 /// What an accepted command did beyond its obvious effect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Applied {
     Done,
     /// The command completed a majority of suspicions (or was a fence) and

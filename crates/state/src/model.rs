@@ -9,7 +9,7 @@ pub type NodeId = u8;
 pub type SetId = u16;
 
 /// Whether the cluster counts a node as a member that may own sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Membership {
     /// The node has joined in its current epoch.
     Online,
@@ -18,7 +18,7 @@ pub enum Membership {
 }
 
 /// One voter's standing suspicion that a node is dead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Suspicion {
     /// The voter's own counter; a command with a round not above the last
     /// one recorded for this (voter, node) pair is stale and rejected.
@@ -29,7 +29,7 @@ pub struct Suspicion {
     pub epoch: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeRecord {
     /// Bumped by every eviction. A node's lease is only ever about one epoch,
     /// so an evicted node can never renew the lease it lost.
@@ -40,7 +40,7 @@ pub struct NodeRecord {
 }
 
 /// Where an owned set is in its hand-over protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     /// The owner should run the set.
     Stable,
@@ -49,7 +49,7 @@ pub enum Phase {
     Releasing { to: Option<NodeId> },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SetRecord {
     pub owner: Option<NodeId>,
     pub phase: Phase,
@@ -69,11 +69,12 @@ pub struct SetRecord {
     pub blocked: Option<NodeId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterState {
     pub nodes: Vec<NodeRecord>,
     pub sets: Vec<SetRecord>,
     /// (voter, suspected node) → the voter's latest suspicion round.
+    #[serde(with = "pairs")]
     pub suspicions: BTreeMap<(NodeId, NodeId), Suspicion>,
     /// The index of the last command applied (accepted or rejected).
     pub applied: u64,
@@ -135,5 +136,25 @@ impl ClusterState {
 
     pub fn node(&self, node: NodeId) -> &NodeRecord {
         &self.nodes[usize::from(node)]
+    }
+}
+
+/// A map with tuple keys, written as a list of pairs (JSON keys are strings).
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, K: Serialize, V: Serialize>(m: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
     }
 }

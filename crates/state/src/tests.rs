@@ -127,3 +127,15 @@ fn unknown_ids_are_rejected_without_panicking() {
     assert_eq!(s.apply(&Command::Freeze { set: 4, frozen: true }), Err(Rejected::UnknownSet(4)));
     assert_eq!(s.apply(&Command::Move { set: 0, from: 0, to: Some(7), generation: 0 }), Err(Rejected::UnknownNode(7)));
 }
+
+#[test]
+fn the_state_survives_a_round_trip_through_json() {
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
+    s.apply(&Command::StartFailed { set: 0, node: 0, generation: 1, exclusion: Exclusion::Vetoed }).unwrap();
+    let text = serde_json::to_string(&s).unwrap();
+    assert_eq!(serde_json::from_str::<ClusterState>(&text).unwrap(), s);
+    let cmd = Command::Move { set: 0, from: 1, to: None, generation: 3 };
+    assert_eq!(serde_json::from_str::<Command>(&serde_json::to_string(&cmd).unwrap()).unwrap(), cmd);
+}
