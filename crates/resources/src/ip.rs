@@ -1,0 +1,136 @@
+//! The `ip` resource: a service address added to the interface in its
+//! subnet (or the one named), announced on the wire, checked by its monitor.
+
+use std::io;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::announce::announce;
+use crate::netlink::{Iface, Netlink};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpSpec {
+    pub ip: IpAddr,
+    pub prefix: Option<u8>,
+    pub interface: Option<String>,
+    pub garp_count: u32,
+    pub garp_interval: Duration,
+}
+
+/// Where an address was put, for the guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placed {
+    pub ifindex: u32,
+    pub ip: IpAddr,
+    pub prefix: u8,
+}
+
+fn in_subnet(a: IpAddr, b: IpAddr, prefix: u8) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
+            u32::from(a) & m == u32::from(b) & m
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix.min(128))) };
+            u128::from(a) & m == u128::from(b) & m
+        }
+        _ => false,
+    }
+}
+
+/// The interface for `spec` and the prefix to use: the named one, else the
+/// first running interface with an address in the same subnet.
+pub fn choose(ifaces: &[Iface], spec: &IpSpec) -> io::Result<(Iface, u8)> {
+    let fits = |i: &Iface| {
+        i.addresses
+            .iter()
+            .find(|(a, p)| *a != spec.ip && in_subnet(*a, spec.ip, spec.prefix.unwrap_or(*p)))
+            .map(|(_, p)| *p)
+    };
+    if let Some(name) = &spec.interface {
+        let iface = ifaces
+            .iter()
+            .find(|i| &i.name == name)
+            .ok_or_else(|| io::Error::other(format!("no interface named {name} for {}", spec.ip)))?;
+        let prefix = spec.prefix.or_else(|| fits(iface)).unwrap_or(if spec.ip.is_ipv4() { 32 } else { 128 });
+        return Ok((iface.clone(), prefix));
+    }
+    let mut candidates = ifaces.iter().filter_map(|i| fits(i).map(|p| (i, p))).collect::<Vec<_>>();
+    candidates.sort_by_key(|(i, _)| !i.running);
+    let (iface, p) = candidates
+        .into_iter()
+        .next()
+        .ok_or_else(|| io::Error::other(format!("no interface has an address in the subnet of {}", spec.ip)))?;
+    Ok((iface.clone(), spec.prefix.unwrap_or(p)))
+}
+
+pub async fn start(nl: &Netlink, spec: &IpSpec) -> io::Result<Placed> {
+    let ifaces = nl.interfaces().await?;
+    let (iface, prefix) = choose(&ifaces, spec)?;
+    nl.add_address(iface.index, spec.ip, prefix).await?;
+    let placed = Placed { ifindex: iface.index, ip: spec.ip, prefix };
+    if let Some(mac) = iface.mac.filter(|_| spec.garp_count > 0) {
+        announce(iface.index, mac, spec.ip)
+            .map_err(|e| io::Error::new(e.kind(), format!("announcing {} on {}: {e}", spec.ip, iface.name)))?;
+        let (ip, count, interval) = (spec.ip, spec.garp_count, spec.garp_interval);
+        tokio::spawn(async move {
+            for _ in 1..count {
+                tokio::time::sleep(interval).await;
+                // Later announcements are best effort: the address may be
+                // released meanwhile, and then the send fails harmlessly.
+                let _ = announce(iface.index, mac, ip);
+            }
+        });
+    }
+    Ok(placed)
+}
+
+pub async fn stop(nl: &Netlink, ip: IpAddr) -> io::Result<()> {
+    nl.del_address(ip).await.map(|_| ())
+}
+
+pub async fn check(nl: &Netlink, ip: IpAddr) -> io::Result<bool> {
+    Ok(nl.holder(ip).await?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(index: u32, name: &str, running: bool, addrs: &[(&str, u8)]) -> Iface {
+        Iface {
+            index,
+            name: name.into(),
+            mac: Some([2, 0, 0, 0, 0, index as u8]),
+            running,
+            addresses: addrs.iter().map(|(a, p)| (a.parse().unwrap(), *p)).collect(),
+        }
+    }
+
+    fn spec(ip: &str, prefix: Option<u8>, interface: Option<&str>) -> IpSpec {
+        IpSpec {
+            ip: ip.parse().unwrap(),
+            prefix,
+            interface: interface.map(Into::into),
+            garp_count: 5,
+            garp_interval: Duration::from_millis(200),
+        }
+    }
+
+    #[test]
+    fn the_interface_in_the_subnet_is_chosen_a_running_one_first() {
+        let ifs = [
+            iface(1, "lo", true, &[("127.0.0.1", 8)]),
+            iface(2, "eth0", false, &[("10.0.0.1", 24)]),
+            iface(3, "eth1", true, &[("10.0.0.5", 24)]),
+            iface(4, "eth2", true, &[("192.168.0.1", 24)]),
+        ];
+        let (i, p) = choose(&ifs, &spec("10.0.0.100", None, None)).unwrap();
+        assert_eq!((i.name.as_str(), p), ("eth1", 24));
+        let (i, p) = choose(&ifs, &spec("10.0.0.100", Some(25), Some("eth2"))).unwrap();
+        assert_eq!((i.name.as_str(), p), ("eth2", 25));
+        assert!(choose(&ifs, &spec("172.16.0.1", None, None)).is_err());
+        assert!(choose(&ifs, &spec("10.0.0.100", None, Some("eth9"))).is_err());
+    }
+}

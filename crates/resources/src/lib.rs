@@ -1,0 +1,9 @@
+//! baton's resources: the only code that changes the host — addresses
+//! through netlink, frames on the wire, programs started and stopped. Each
+//! operation is one step of a set's lifecycle, run by the agent when the
+//! core asks for it.
+
+pub mod announce;
+pub mod ip;
+pub mod netlink;
+pub mod process;
