@@ -1,0 +1,288 @@
+//! Peer traffic over TCP, trying each link in order. A connection opens
+//! with both sides' random nonces and the cluster id; every frame after that
+//! carries an HMAC over both nonces, its direction, a counter and its body,
+//! so frames can be neither forged nor replayed, in or across connections.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use baton_proto::Keys;
+use baton_state::Command;
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::BasicNode;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{NodeId, Raft, TypeConfig};
+
+const MAX_FRAME: usize = 16 << 20;
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+const MAC_LEN: usize = 32;
+
+#[derive(Serialize, Deserialize)]
+pub enum Request {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A node asks the leader to commit a command.
+    Propose(Command),
+}
+
+#[derive(Serialize, Deserialize)]
+pub enum Reply {
+    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    Propose(Result<(), String>),
+}
+
+fn random16() -> io::Result<[u8; 16]> {
+    let mut b = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
+    Ok(b)
+}
+
+/// One authenticated connection.
+pub struct Session {
+    stream: TcpStream,
+    keys: Keys,
+    nonces: [u8; 32],
+    /// 0 for the side that connected, 1 for the side that accepted.
+    me: u8,
+    sent: u64,
+    received: u64,
+}
+
+impl Session {
+    pub async fn connect(addr: SocketAddr, cluster: u64, keys: Keys) -> io::Result<Session> {
+        let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr}: timed out")))??;
+        stream.set_nodelay(true)?;
+        let mine = random16()?;
+        let mut hello = cluster.to_be_bytes().to_vec();
+        hello.extend_from_slice(&mine);
+        stream.write_all(&hello).await?;
+        let mut theirs = [0u8; 16];
+        stream.read_exact(&mut theirs).await?;
+        let mut nonces = [0u8; 32];
+        nonces[..16].copy_from_slice(&mine);
+        nonces[16..].copy_from_slice(&theirs);
+        Ok(Session { stream, keys, nonces, me: 0, sent: 0, received: 0 })
+    }
+
+    pub async fn accept(mut stream: TcpStream, cluster: u64, keys: Keys) -> io::Result<Session> {
+        stream.set_nodelay(true)?;
+        let mut hello = [0u8; 24];
+        stream.read_exact(&mut hello).await?;
+        if hello[..8] != cluster.to_be_bytes() {
+            return Err(io::Error::other("a peer of another cluster"));
+        }
+        let mine = random16()?;
+        stream.write_all(&mine).await?;
+        let mut nonces = [0u8; 32];
+        nonces[..16].copy_from_slice(&hello[8..]);
+        nonces[16..].copy_from_slice(&mine);
+        Ok(Session { stream, keys, nonces, me: 1, sent: 0, received: 0 })
+    }
+
+    fn signed(&self, dir: u8, counter: u64, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::with_capacity(41 + body.len());
+        m.extend_from_slice(&self.nonces);
+        m.push(dir);
+        m.extend_from_slice(&counter.to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    pub async fn send<T: Serialize>(&mut self, msg: &T) -> io::Result<()> {
+        let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        self.sent += 1;
+        let tag = self.keys.sign(&self.signed(self.me, self.sent, &body));
+        let mut frame = ((body.len() + MAC_LEN) as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        frame.extend_from_slice(&tag);
+        self.stream.write_all(&frame).await
+    }
+
+    pub async fn recv<T: for<'de> Deserialize<'de>>(&mut self) -> io::Result<T> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).await?;
+        let len = u32::from_be_bytes(len) as usize;
+        if !(MAC_LEN..=MAX_FRAME).contains(&len) {
+            return Err(io::Error::other(format!("a frame of {len} bytes")));
+        }
+        let mut frame = vec![0u8; len];
+        self.stream.read_exact(&mut frame).await?;
+        let (body, tag) = frame.split_at(len - MAC_LEN);
+        self.received += 1;
+        if !self.keys.verify(&self.signed(1 - self.me, self.received, body), tag) {
+            return Err(io::Error::other("a frame that is not signed with the cluster secret"));
+        }
+        serde_json::from_slice(body).map_err(|e| io::Error::other(format!("a malformed frame: {e}")))
+    }
+}
+
+/// Where each node listens, link by link.
+#[derive(Clone)]
+pub struct Peers {
+    pub cluster: u64,
+    pub keys: Keys,
+    /// Per node, one address per link, in link order.
+    pub addrs: Vec<Vec<SocketAddr>>,
+}
+
+impl Peers {
+    /// Connect to `node`, trying each link in order.
+    pub async fn connect(&self, node: NodeId) -> io::Result<Session> {
+        let mut last = io::Error::other(format!("node {node} has no address"));
+        for &addr in &self.addrs[node as usize] {
+            match Session::connect(addr, self.cluster, self.keys.clone()).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// One request, one reply, on a fresh or kept connection.
+    pub async fn call(
+        &self,
+        node: NodeId,
+        kept: &mut Option<Session>,
+        req: &Request,
+        ttl: Duration,
+    ) -> io::Result<Reply> {
+        let attempt = async {
+            if kept.is_none() {
+                *kept = Some(self.connect(node).await?);
+            }
+            let s = kept.as_mut().expect("just connected");
+            s.send(req).await?;
+            s.recv::<Reply>().await
+        };
+        match tokio::time::timeout(ttl, attempt).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                *kept = None;
+                Err(e)
+            }
+            Err(_) => {
+                *kept = None;
+                Err(io::Error::new(io::ErrorKind::TimedOut, format!("node {node} did not answer within {ttl:?}")))
+            }
+        }
+    }
+}
+
+pub struct Client {
+    peers: Peers,
+    target: NodeId,
+    session: Option<Session>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Peers {
+    type Network = Client;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Client {
+        Client { peers: self.clone(), target, session: None }
+    }
+}
+
+type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
+fn unreachable<E: std::error::Error>(e: io::Error) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+    if e.kind() == io::ErrorKind::TimedOut {
+        RPCError::Network(NetworkError::new(&e))
+    } else {
+        RPCError::Unreachable(Unreachable::new(&e))
+    }
+}
+
+fn unexpected<E: std::error::Error>() -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+    RPCError::Network(NetworkError::new(&io::Error::other("a reply of the wrong kind")))
+}
+
+impl Client {
+    async fn call(&mut self, req: Request, option: &RPCOption) -> io::Result<Reply> {
+        self.peers.call(self.target, &mut self.session, &req, option.hard_ttl()).await
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Client {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        match self.call(Request::Append(rpc), &option).await.map_err(unreachable)? {
+            Reply::Append(r) => r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(self.target, e))),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        match self.call(Request::Snapshot(rpc), &option).await.map_err(unreachable)? {
+            Reply::Snapshot(r) => {
+                r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(self.target, e)))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
+        match self.call(Request::Vote(rpc), &option).await.map_err(unreachable)? {
+            Reply::Vote(r) => r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(self.target, e))),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+/// Serves peers on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, cluster: u64, keys: Keys, raft: Raft) {
+    loop {
+        let Ok((stream, from)) = listener.accept().await else { continue };
+        let (keys, raft) = (keys.clone(), raft.clone());
+        tokio::spawn(async move {
+            let mut session = match Session::accept(stream, cluster, keys).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("baton: refused a peer connection from {from}: {e}");
+                    return;
+                }
+            };
+            loop {
+                let req = match session.recv::<Request>().await {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return,
+                    Err(e) => {
+                        eprintln!("baton: dropped a peer connection from {from}: {e}");
+                        return;
+                    }
+                };
+                let reply = match req {
+                    Request::Append(r) => Reply::Append(raft.append_entries(r).await),
+                    Request::Vote(r) => Reply::Vote(raft.vote(r).await),
+                    Request::Snapshot(r) => Reply::Snapshot(raft.install_snapshot(r).await),
+                    Request::Propose(c) => {
+                        Reply::Propose(raft.client_write(c).await.map(|_| ()).map_err(|e| e.to_string()))
+                    }
+                };
+                if session.send(&reply).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}

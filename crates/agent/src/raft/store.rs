@@ -1,0 +1,145 @@
+//! The Raft log, vote and committed index in a redb file.
+
+use std::fmt::Debug;
+use std::ops::RangeBounds;
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{Entry, LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
+use redb::{Database, ReadableTable, TableDefinition};
+
+use super::{NodeId, TypeConfig};
+
+const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+}
+
+type Result<T> = std::result::Result<T, StorageError<NodeId>>;
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::read_logs(&e).into()
+}
+
+fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::write_logs(&e).into()
+}
+
+impl LogStore {
+    /// Opens (or creates) the store. A file that is not a baton store, or
+    /// is damaged, is refused with redb's reason.
+    pub fn open(path: &Path) -> std::result::Result<LogStore, String> {
+        let db = Database::create(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+        let tx = db.begin_write().map_err(|e| format!("opening {}: {e}", path.display()))?;
+        tx.open_table(LOGS).map_err(|e| format!("opening {}: {e}", path.display()))?;
+        tx.open_table(META).map_err(|e| format!("opening {}: {e}", path.display()))?;
+        tx.commit().map_err(|e| format!("opening {}: {e}", path.display()))?;
+        Ok(LogStore { db: Arc::new(db) })
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let tx = self.db.begin_read().map_err(read_err)?;
+        let table = tx.open_table(META).map_err(read_err)?;
+        let Some(v) = table.get(key).map_err(read_err)? else { return Ok(None) };
+        serde_json::from_slice(v.value()).map(Some).map_err(read_err)
+    }
+
+    fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(write_err)?;
+        let tx = self.db.begin_write().map_err(write_err)?;
+        tx.open_table(META).map_err(write_err)?.insert(key, bytes.as_slice()).map_err(write_err)?;
+        tx.commit().map_err(write_err)
+    }
+
+    /// The committed log id recorded at the last run, if any.
+    pub fn committed(&self) -> Result<Option<LogId<NodeId>>> {
+        self.get_meta("committed")
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>> {
+        let tx = self.db.begin_read().map_err(read_err)?;
+        let table = tx.open_table(LOGS).map_err(read_err)?;
+        let mut out = Vec::new();
+        for item in table.range(range).map_err(read_err)? {
+            let (_, v) = item.map_err(read_err)?;
+            out.push(serde_json::from_slice(v.value()).map_err(read_err)?);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>> {
+        let last_purged_log_id: Option<LogId<NodeId>> = self.get_meta("purged")?;
+        let tx = self.db.begin_read().map_err(read_err)?;
+        let table = tx.open_table(LOGS).map_err(read_err)?;
+        let last = match table.last().map_err(read_err)? {
+            Some((_, v)) => Some(serde_json::from_slice::<Entry<TypeConfig>>(v.value()).map_err(read_err)?.log_id),
+            None => last_purged_log_id,
+        };
+        Ok(LogState { last_purged_log_id, last_log_id: last })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<()> {
+        self.put_meta("vote", vote)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>> {
+        self.get_meta("vote")
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<()> {
+        self.put_meta("committed", &committed)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>> {
+        Ok(self.get_meta::<Option<LogId<NodeId>>>("committed")?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let tx = self.db.begin_write().map_err(write_err)?;
+        {
+            let mut table = tx.open_table(LOGS).map_err(write_err)?;
+            for entry in entries {
+                let bytes = serde_json::to_vec(&entry).map_err(write_err)?;
+                table.insert(entry.log_id.index, bytes.as_slice()).map_err(write_err)?;
+            }
+        }
+        // redb commits durably (fsync) before returning.
+        let r = tx.commit().map_err(|e| std::io::Error::other(e.to_string()));
+        callback.log_io_completed(r);
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        let tx = self.db.begin_write().map_err(write_err)?;
+        tx.open_table(LOGS).map_err(write_err)?.retain(|k, _| k < log_id.index).map_err(write_err)?;
+        tx.commit().map_err(write_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        self.put_meta("purged", &log_id)?;
+        let tx = self.db.begin_write().map_err(write_err)?;
+        tx.open_table(LOGS).map_err(write_err)?.retain(|k, _| k > log_id.index).map_err(write_err)?;
+        tx.commit().map_err(write_err)
+    }
+}
