@@ -59,9 +59,12 @@ pub enum Command {
     Config(ConfigCommand),
     /// A throw-away cluster in network namespaces on this machine.
     Lab {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
+        #[command(subcommand)]
+        command: crate::lab::LabCommand,
     },
+    /// The guard beside the agent (started by `baton agent`).
+    #[command(hide = true)]
+    Guard,
 }
 
 #[derive(Subcommand, Debug)]
@@ -75,35 +78,6 @@ pub enum Failure {
     Usage(String),
     /// Exit 1: the operation failed.
     Failed(String),
-}
-
-pub fn run(cli: Cli) -> Result<(), Failure> {
-    match cli.command {
-        Command::Config(ConfigCommand::Check { file }) => {
-            let file = file.unwrap_or(cli.config);
-            let config = baton_config::load(&file).map_err(|e| Failure::Usage(e.to_string()))?;
-            println!("{}: ok: {}", file.display(), config.summary());
-            Ok(())
-        }
-        other => Err(Failure::Failed(format!(
-            "`{}` is not implemented in this build yet: it needs the agent (see the README's status)",
-            name(&other)
-        ))),
-    }
-}
-
-fn name(command: &Command) -> &'static str {
-    match command {
-        Command::Agent => "agent",
-        Command::Status { .. } => "status",
-        Command::Move { .. } => "move",
-        Command::Freeze { .. } => "freeze",
-        Command::Unfreeze { .. } => "unfreeze",
-        Command::Standby { .. } => "standby",
-        Command::Online { .. } => "online",
-        Command::Events { .. } => "events",
-        Command::IsActive { .. } => "is-active",
-        Command::Config(_) => "config",
-        Command::Lab { .. } => "lab",
-    }
+    /// Exit 1 without a message (`is-active` of an inactive set).
+    Quiet,
 }

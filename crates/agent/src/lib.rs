@@ -3,4 +3,12 @@
 //! step, a timer — becomes one [`baton_core::Input`]; every
 //! [`baton_core::Output`] becomes an action. The agent decides nothing.
 
+pub mod api;
+pub mod exec;
+pub mod guard;
+pub mod guard_link;
+pub mod links;
+pub mod local;
 pub mod raft;
+pub mod shell;
+pub mod status;

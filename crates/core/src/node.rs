@@ -142,6 +142,7 @@ pub struct Node {
     fence_asked: Vec<Option<Time>>,
     guard: Option<Time>,
     lease_held: bool,
+    booted: Time,
     now: Time,
 }
 
@@ -181,6 +182,7 @@ impl Node {
             fence_asked: vec![None; n],
             guard: None,
             lease_held: false,
+            booted: now,
             now,
             topo,
         }
@@ -478,7 +480,18 @@ impl Node {
         (0..self.topo.nodes.len())
             .map(|p| {
                 let peer = p as NodeId;
-                Liveness { alive: self.detector.is_alive(peer), alive_since: self.detector.alive_since(peer) }
+                let (alive, dead) = (self.detector.is_alive(peer), self.detector.is_dead(peer));
+                // Shortly after this node booted, a peer not heard yet, or
+                // heard but not yet joined for the first time, may be about
+                // to become eligible: placement waits for it if preferred.
+                let rec = self.state.node(peer);
+                let first_join = alive && rec.epoch == 0 && !self.state.is_online(peer);
+                let early = self.now < self.booted + self.topo.timing.lease * 2;
+                Liveness {
+                    alive,
+                    alive_since: self.detector.alive_since(peer),
+                    pending: early && !dead && (!alive || first_join),
+                }
             })
             .collect()
     }

@@ -24,6 +24,9 @@ use crate::topology::{Failback, NodeId, SetId, SetSpec, Topology};
 pub struct Liveness {
     pub alive: bool,
     pub alive_since: Time,
+    /// Not heard yet, but still within the leader's boot grace: it may be
+    /// starting right now.
+    pub pending: bool,
 }
 
 pub fn plan(topo: &Topology, state: &ClusterState, live: &[Liveness], now: Time) -> Vec<Command> {
@@ -50,7 +53,10 @@ fn place(topo: &Topology, state: &ClusterState, live: &[Liveness], now: Time, se
     let generation = rec.generation;
     match rec.owner {
         None => {
-            let node = pin.or_else(|| spec.nodes.iter().copied().find(|&n| ok(n)))?;
+            // At cluster start, a more preferred node that may still be
+            // booting is worth waiting for (one lease at most).
+            let first = spec.nodes.iter().copied().find(|&n| ok(n) || live[usize::from(n)].pending);
+            let node = pin.or(first.filter(|&n| ok(n)))?;
             Some(Command::Assign { set, node, generation })
         }
         Some(owner) => {

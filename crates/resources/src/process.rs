@@ -80,9 +80,10 @@ impl Processes {
     }
 
     /// SIGTERM to the group, SIGKILL after `grace`; done when it has exited.
-    pub async fn stop(&self, key: Key, grace: Duration) -> io::Result<()> {
+    /// Returns the group it stopped, if one was running.
+    pub async fn stop(&self, key: Key, grace: Duration) -> io::Result<Option<i32>> {
         let Some((mut child, pgid)) = self.running.lock().expect("not poisoned").remove(&key) else {
-            return Ok(());
+            return Ok(None);
         };
         signal_group(pgid, libc::SIGTERM);
         if tokio::time::timeout(grace, child.wait()).await.is_err() {
@@ -91,6 +92,6 @@ impl Processes {
         }
         // Children the program left behind in its group go too.
         signal_group(pgid, libc::SIGKILL);
-        Ok(())
+        Ok(Some(pgid))
     }
 }

@@ -1,5 +1,8 @@
 //! The Raft log, vote and committed index in a redb file.
 
+// openraft's storage traits fix the (large) error type of these functions.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::path::Path;
@@ -57,7 +60,7 @@ impl LogStore {
 
     /// The committed log id recorded at the last run, if any.
     pub fn committed(&self) -> Result<Option<LogId<NodeId>>> {
-        self.get_meta("committed")
+        Ok(self.get_meta::<Option<LogId<NodeId>>>("committed")?.flatten())
     }
 }
 

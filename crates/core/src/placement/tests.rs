@@ -42,7 +42,7 @@ fn state() -> ClusterState {
 }
 
 fn all_alive() -> Vec<Liveness> {
-    vec![Liveness { alive: true, alive_since: s(0) }; 4]
+    vec![Liveness { alive: true, alive_since: s(0), pending: false }; 4]
 }
 
 #[test]
@@ -156,4 +156,15 @@ fn next_preferred_wraps_around_the_list() {
     assert_eq!(next_preferred(&t, &st, &live, 0), Some(0));
     st.apply(&Command::Standby { node: 0, standby: true }).unwrap();
     assert_eq!(next_preferred(&t, &st, &live, 0), Some(1));
+}
+
+#[test]
+fn at_start_a_preferred_node_still_booting_is_waited_for() {
+    let t = topo(Failback::Never);
+    let st = state();
+    let mut live = all_alive();
+    live[0] = Liveness { alive: false, alive_since: s(0), pending: true };
+    assert_eq!(plan(&t, &st, &live, s(0)), vec![], "a may be starting");
+    live[0].pending = false;
+    assert_eq!(plan(&t, &st, &live, s(1)), vec![Command::Assign { set: 0, node: 1, generation: 0 }]);
 }

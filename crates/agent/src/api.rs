@@ -1,0 +1,158 @@
+//! The local API the command line uses: one JSON request and one JSON
+//! response per connection on a Unix socket of mode 0600.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// The longest request line accepted.
+const REQUEST_MAX: usize = 64 * 1024;
+/// How long `move` and `standby` wait for the cluster to finish.
+pub const MOVE_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    Status,
+    Move { set: String, node: Option<String> },
+    Freeze { set: String, frozen: bool },
+    Standby { node: String, standby: bool },
+    IsActive { set: String },
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `status`: the status document; others: extra facts (the move target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl Response {
+    pub fn ok(data: Option<Value>) -> Self {
+        Response { ok: true, error: None, data }
+    }
+
+    pub fn err(why: impl Into<String>) -> Self {
+        Response { ok: false, error: Some(why.into()), data: None }
+    }
+}
+
+pub type Call = (Request, oneshot::Sender<Response>);
+
+/// Serves the socket at `path`, handing each request to the agent's loop.
+pub async fn serve(path: &Path, calls: mpsc::Sender<Call>) -> io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let listener =
+        UnixListener::bind(path).map_err(|e| io::Error::new(e.kind(), format!("binding {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(handle(stream, calls.clone()));
+        }
+    });
+    Ok(())
+}
+
+async fn ask(calls: &mpsc::Sender<Call>, req: Request) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if calls.send((req, tx)).await.is_err() {
+        return Response::err("the agent is shutting down");
+    }
+    rx.await.unwrap_or_else(|_| Response::err("the agent is shutting down"))
+}
+
+fn set_of<'a>(status: &'a Value, set: &str) -> Option<&'a Value> {
+    status["sets"].as_array()?.iter().find(|s| s["name"] == set)
+}
+
+/// Polls the status until `done` holds, or says what the status was.
+async fn wait_for(calls: &mpsc::Sender<Call>, what: &str, done: impl Fn(&Value) -> Option<String>) -> Response {
+    let start = Instant::now();
+    loop {
+        let status = ask(calls, Request::Status).await;
+        let Some(doc) = status.data else { return status };
+        match done(&doc) {
+            None => return Response::ok(None),
+            Some(state) if start.elapsed() > MOVE_WAIT => {
+                return Response::err(format!("{what} did not finish within {}s: {state}", MOVE_WAIT.as_secs()))
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read).take(REQUEST_MAX as u64);
+    let response = match reader.read_line(&mut line).await {
+        Err(e) => Response::err(format!("reading the request: {e}")),
+        Ok(_) => match serde_json::from_str::<Request>(&line) {
+            Err(e) => Response::err(format!("a malformed request: {e}")),
+            Ok(req) => {
+                let first = ask(&calls, req.clone()).await;
+                match (&req, first.ok) {
+                    (Request::Move { set, .. }, true) => {
+                        let target = first.data.as_ref().and_then(|d| d["target"].as_str()).unwrap_or("").to_string();
+                        let r = wait_for(&calls, &format!("moving {set} to {target}"), |doc| {
+                            let s = set_of(doc, set)?;
+                            (s["owner"] == target.as_str() && s["state"] == "running")
+                                .then_some(())
+                                .map_or_else(|| Some(format!("{set} is {} on {}", s["state"], s["owner"])), |_| None)
+                        })
+                        .await;
+                        if r.ok {
+                            first
+                        } else {
+                            r
+                        }
+                    }
+                    (Request::Standby { node, standby: true }, true) => {
+                        wait_for(&calls, &format!("emptying {node}"), |doc| {
+                            let held: Vec<String> = doc["sets"]
+                                .as_array()?
+                                .iter()
+                                .filter(|s| s["owner"] == node.as_str())
+                                .map(|s| s["name"].as_str().unwrap_or("?").to_string())
+                                .collect();
+                            (!held.is_empty()).then(|| format!("{node} still runs {}", held.join(", ")))
+                        })
+                        .await
+                    }
+                    _ => first,
+                }
+            }
+        },
+    };
+    let mut text = serde_json::to_string(&response).expect("responses serialize");
+    text.push('\n');
+    let _ = write.write_all(text.as_bytes()).await;
+}
+
+/// The command line's side: one request, one response.
+pub async fn call(path: &Path, req: &Request) -> Result<Response, String> {
+    let stream = UnixStream::connect(path).await.map_err(|e| {
+        format!("cannot reach the agent at {}: {e} (is `baton agent` running on this node?)", path.display())
+    })?;
+    let (read, mut write) = stream.into_split();
+    let mut text = serde_json::to_string(req).expect("requests serialize");
+    text.push('\n');
+    write.write_all(text.as_bytes()).await.map_err(|e| format!("talking to the agent: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await.map_err(|e| format!("talking to the agent: {e}"))?;
+    if line.is_empty() {
+        return Err("the agent closed the connection without answering".into());
+    }
+    serde_json::from_str(&line).map_err(|e| format!("the agent answered something unreadable: {e}"))
+}

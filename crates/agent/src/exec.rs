@@ -1,0 +1,218 @@
+//! Runs what the core asks — a start, a stop, a monitor, a hook step —
+//! against the real resources, each as its own task, and reports the result
+//! with the action's token. Before anything is started, the guard learns
+//! about it, so that it can be killed even if the agent cannot.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_config::{Config, ResourceKind};
+use baton_core::lifecycle::{Action, HookKind, Step};
+use baton_core::{Input, SetId};
+use baton_resources::ip::{self, IpSpec};
+use baton_resources::netlink::Netlink;
+use baton_resources::process::Processes;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::guard_link::GuardLink;
+
+pub struct Executor {
+    config: Arc<Config>,
+    node: String,
+    nl: Netlink,
+    procs: Arc<Processes>,
+    guard: GuardLink,
+    results: mpsc::Sender<Input>,
+    inflight: Mutex<BTreeMap<SetId, Vec<AbortHandle>>>,
+}
+
+/// The environment every program baton starts gets, and nothing more.
+fn clean_env(set: &str, node: &str) -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        ("BATON_SET".into(), set.into()),
+        ("BATON_NODE".into(), node.into()),
+    ]
+}
+
+/// Runs `argv` without a shell, with a clean environment and a limit;
+/// Ok only on exit status 0.
+async fn run_program(argv: &[String], env: &[(String, String)], limit: Duration) -> Result<(), String> {
+    let (program, args) = argv.split_first().ok_or("empty command")?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let child = cmd.output();
+    match tokio::time::timeout(limit, child).await {
+        Err(_) => Err(format!("{program} did not finish within {limit:?}")),
+        Ok(Err(e)) => Err(format!("starting {program}: {e}")),
+        Ok(Ok(out)) if out.status.success() => Ok(()),
+        Ok(Ok(out)) => {
+            let text = String::from_utf8_lossy(&out.stderr);
+            let tail: String = text.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect();
+            Err(format!("{program} exited with {}: {}", out.status, tail.trim()))
+        }
+    }
+}
+
+/// The hooks of `kind` in `dir`, in name order.
+fn hooks(dir: &Path, kind: HookKind) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading hooks directory {}: {e}", dir.display()))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(kind.prefix())))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+impl Executor {
+    pub fn new(config: Arc<Config>, node: String, nl: Netlink, guard: GuardLink, results: mpsc::Sender<Input>) -> Self {
+        Executor {
+            config,
+            node,
+            nl,
+            procs: Arc::new(Processes::default()),
+            guard,
+            results,
+            inflight: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Kill every action of `set` still in flight; their results never come.
+    pub fn cancel(&self, set: SetId) {
+        for task in self.inflight.lock().expect("not poisoned").remove(&set).unwrap_or_default() {
+            task.abort();
+        }
+    }
+
+    pub fn act(self: &Arc<Self>, action: Action) {
+        let me = Arc::clone(self);
+        let set = match action {
+            Action::Run { set, .. } | Action::Monitor { set, .. } => set,
+        };
+        let task = tokio::spawn(async move {
+            let input = match action {
+                Action::Run { set, token, step, timeout } => {
+                    let result = tokio::time::timeout(timeout, me.run(set, step, timeout)).await;
+                    let ok = match result {
+                        Ok(Ok(())) => true,
+                        Ok(Err(why)) => {
+                            eprintln!("baton: set {}: {step:?} failed: {why}", me.set_name(set));
+                            false
+                        }
+                        Err(_) => {
+                            eprintln!("baton: set {}: {step:?} did not finish within {timeout:?}", me.set_name(set));
+                            false
+                        }
+                    };
+                    Input::StepDone { set, token, ok }
+                }
+                Action::Monitor { set, token, resource, timeout } => {
+                    let ok = tokio::time::timeout(timeout, me.monitor(set, resource)).await.unwrap_or(false);
+                    if !ok {
+                        eprintln!("baton: set {}: monitor of resource {resource} failed", me.set_name(set));
+                    }
+                    Input::MonitorDone { set, token, ok }
+                }
+            };
+            let _ = me.results.send(input).await;
+        });
+        let mut inflight = self.inflight.lock().expect("not poisoned");
+        let tasks = inflight.entry(set).or_default();
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
+    }
+
+    fn set_name(&self, set: SetId) -> &str {
+        &self.config.sets[usize::from(set)].name
+    }
+
+    async fn run(&self, set: SetId, step: Step, limit: Duration) -> Result<(), String> {
+        let sc = &self.config.sets[usize::from(set)];
+        match step {
+            Step::Hook(kind) => {
+                let Some(dir) = &sc.hooks else { return Ok(()) };
+                let mut env = clean_env(&sc.name, &self.node);
+                env.push(("BATON_EVENT".into(), kind.prefix().into()));
+                env.push(("BATON_PREVIOUS_OWNER".into(), String::new()));
+                for hook in hooks(dir, kind)? {
+                    run_program(&[hook.display().to_string()], &env, limit).await?;
+                }
+                Ok(())
+            }
+            Step::Start(i) => self.start(set, i).await,
+            Step::Stop(i) => self.stop(set, i, limit).await,
+        }
+    }
+
+    async fn start(&self, set: SetId, i: usize) -> Result<(), String> {
+        let sc = &self.config.sets[usize::from(set)];
+        match &sc.resources[i].kind {
+            ResourceKind::Ip { address, interface, garp_count, garp_interval } => {
+                let spec = IpSpec {
+                    ip: address.ip,
+                    prefix: address.prefix,
+                    interface: interface.clone(),
+                    garp_count: *garp_count,
+                    garp_interval: *garp_interval,
+                };
+                // The guard hears of the address before it exists.
+                self.guard.hold_ip(address.ip).await;
+                ip::start(&self.nl, &spec).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+            ResourceKind::Process { command, env } => {
+                let mut all = clean_env(&sc.name, &self.node);
+                all.extend(env.iter().cloned());
+                let label = format!("{}/{}", sc.name, command[0]);
+                let pgid = self.procs.start((set, i), &label, command, &all).map_err(|e| e.to_string())?;
+                self.guard.hold_pgid(pgid).await;
+                Ok(())
+            }
+            ResourceKind::Exec { start, .. } => {
+                run_program(start, &clean_env(&sc.name, &self.node), Duration::MAX).await
+            }
+            other => Err(format!("resource type \"{}\" is not implemented yet", other.type_name())),
+        }
+    }
+
+    async fn stop(&self, set: SetId, i: usize, limit: Duration) -> Result<(), String> {
+        let sc = &self.config.sets[usize::from(set)];
+        match &sc.resources[i].kind {
+            ResourceKind::Ip { address, .. } => {
+                ip::stop(&self.nl, address.ip).await.map_err(|e| e.to_string())?;
+                self.guard.drop_ip(address.ip).await;
+                Ok(())
+            }
+            ResourceKind::Process { .. } => {
+                // Half the limit for SIGTERM, the rest for SIGKILL to take.
+                let pgid = self.procs.stop((set, i), limit / 2).await.map_err(|e| e.to_string())?;
+                if let Some(pgid) = pgid {
+                    self.guard.drop_pgid(pgid).await;
+                }
+                Ok(())
+            }
+            ResourceKind::Exec { stop, .. } => run_program(stop, &clean_env(&sc.name, &self.node), Duration::MAX).await,
+            other => Err(format!("resource type \"{}\" is not implemented yet", other.type_name())),
+        }
+    }
+
+    async fn monitor(&self, set: SetId, i: usize) -> bool {
+        let sc = &self.config.sets[usize::from(set)];
+        match &sc.resources[i].kind {
+            ResourceKind::Ip { address, .. } => ip::check(&self.nl, address.ip).await.unwrap_or(false),
+            ResourceKind::Process { .. } => self.procs.check((set, i)),
+            ResourceKind::Exec { monitor: Some(argv), .. } => {
+                run_program(argv, &clean_env(&sc.name, &self.node), Duration::MAX).await.is_ok()
+            }
+            _ => false,
+        }
+    }
+}

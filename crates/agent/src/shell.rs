@@ -1,0 +1,399 @@
+//! The agent's loop: sockets, timers, signals, Raft and the API around one
+//! [`Node`]. Every source becomes an [`Input`]; every [`Output`] is carried
+//! out here, in order. Nothing in this file decides what the cluster does.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_config::Config;
+use baton_core::{Event, Input, Node, NodeId, Output, SetId, Time};
+use baton_proto::{cluster_id, Keys};
+use baton_state::{ClusterState, Command};
+use openraft::{BasicNode, SnapshotPolicy};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::api::{self, Call, Request, Response};
+use crate::exec::Executor;
+use crate::guard::monotonic_ms;
+use crate::guard_link::GuardLink;
+use crate::links::Links;
+use crate::local::Local;
+use crate::raft::machine::{Applied, StateMachine};
+use crate::raft::net::{self as raftnet, Peers};
+use crate::raft::store::LogStore;
+use crate::raft::{NodeId as RaftId, Raft};
+use crate::status;
+
+pub struct Options {
+    pub config: Config,
+    pub me: usize,
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// How long SIGTERM waits for this node's sets to move elsewhere.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
+const QUEUE: usize = 4096;
+
+struct Agent {
+    config: Arc<Config>,
+    me: usize,
+    state_dir: PathBuf,
+    start: Instant,
+    core: Node,
+    local: Local,
+    links: Links,
+    raft: Raft,
+    peers: Peers,
+    exec: Arc<Executor>,
+    guard: GuardLink,
+    leader: Option<RaftId>,
+    fence_warned: Vec<bool>,
+}
+
+fn raft_config(name: &str) -> Result<openraft::Config, String> {
+    openraft::Config {
+        cluster_name: name.to_string(),
+        heartbeat_interval: 50,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
+        // The log holds decisions only (heartbeats never enter it), so it
+        // grows slowly; it is kept whole, and restarts replay it.
+        snapshot_policy: SnapshotPolicy::Never,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| format!("raft configuration: {e}"))
+}
+
+pub async fn run(opts: Options) -> Result<(), String> {
+    let Options { config, me, state_dir, socket } = opts;
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&state_dir).map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
+    let mut local = Local::load(&state_dir)?;
+    local.incarnation += 1;
+    local.save(&state_dir)?;
+    let secret = std::fs::read(&config.cluster.secret_file)
+        .map_err(|e| format!("reading {}: {e}", config.cluster.secret_file.display()))?;
+    let keys = Keys::new(vec![secret]);
+    let cluster = cluster_id(&config.cluster.name);
+    let port = config.cluster.port;
+    let addrs: Vec<Vec<SocketAddr>> =
+        config.nodes.iter().map(|n| n.addresses.iter().map(|a| SocketAddr::new(a.ip, port)).collect()).collect();
+    let (inputs, mut inputs_rx) = mpsc::channel::<Input>(QUEUE);
+
+    let exe = std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?;
+    let (guard, mut guard_child) = GuardLink::spawn(&exe, inputs.clone()).map_err(|e| e.to_string())?;
+    let links =
+        Links::bind(me, cluster, keys.clone(), addrs.clone(), inputs.clone()).await.map_err(|e| e.to_string())?;
+
+    let store = LogStore::open(&state_dir.join("raft.redb"))?;
+    let committed = store.committed().map_err(|e| e.to_string())?.map(|l| l.index);
+    let (applied_tx, mut applied_rx) = mpsc::channel(1024);
+    let machine = StateMachine::new(config.nodes.len(), config.sets.len(), applied_tx);
+    let peers = Peers { cluster, keys: keys.clone(), addrs: addrs.clone() };
+    let raft = Raft::new(me as RaftId, Arc::new(raft_config(&config.cluster.name)?), peers.clone(), store, machine)
+        .await
+        .map_err(|e| format!("starting raft: {e}"))?;
+    for &addr in &addrs[me] {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))?;
+        tokio::spawn(raftnet::serve(listener, cluster, keys.clone(), raft.clone()));
+    }
+    if !raft.is_initialized().await.map_err(|e| e.to_string())? {
+        let members: BTreeMap<RaftId, BasicNode> =
+            addrs.iter().enumerate().map(|(i, a)| (i as RaftId, BasicNode::new(a[0].to_string()))).collect();
+        // Every node proposes the same membership; all but the first are told
+        // it exists already, which is fine.
+        let _ = raft.initialize(members).await;
+    }
+
+    // Rebuild the agreed state up to what was committed before the restart,
+    // before deciding anything: acting on a prefix could restart a set this
+    // node had already handed over.
+    let mut state = ClusterState::new(config.nodes.len(), config.sets.len());
+    if let Some(committed) = committed {
+        let mut index = 0;
+        while index < committed {
+            match applied_rx.recv().await {
+                Some(Applied::Command { index: i, command }) => {
+                    let _ = state.apply(&command);
+                    index = i;
+                }
+                Some(Applied::Restore { index: i, state: s }) => {
+                    state = s;
+                    index = i;
+                }
+                None => return Err("raft stopped while replaying the log".into()),
+            }
+        }
+    }
+
+    let start = Instant::now();
+    let core = Node::new(config.topology(), me as NodeId, state, local.persisted(), local.incarnation << 32, Time(0));
+    let nl = baton_resources::netlink::Netlink::connect().map_err(|e| format!("opening netlink: {e}"))?;
+    let node_name = config.nodes[me].name.clone();
+    let exec = Arc::new(Executor::new(Arc::clone(&config), node_name.clone(), nl, guard.clone(), inputs.clone()));
+    let (calls_tx, mut calls_rx) = mpsc::channel::<Call>(64);
+    api::serve(&socket, calls_tx).await.map_err(|e| e.to_string())?;
+    eprintln!("baton: node {node_name} of cluster {} is up; control socket {}", config.cluster.name, socket.display());
+
+    let mut agent = Agent {
+        fence_warned: vec![false; config.nodes.len()],
+        config,
+        me,
+        state_dir,
+        start,
+        core,
+        local,
+        links,
+        raft: raft.clone(),
+        peers,
+        exec,
+        guard,
+        leader: None,
+    };
+    let mut metrics = raft.metrics();
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut leaving: Option<Instant> = None;
+    let mut standby_retry = Instant::now();
+    loop {
+        let wake = agent.start + Duration::from_micros(agent.core.poll_timeout().0);
+        let input = tokio::select! {
+            () = tokio::time::sleep_until(wake.into()) => Input::Tick,
+            Some(input) = inputs_rx.recv() => input,
+            Some(applied) = applied_rx.recv() => match applied {
+                Applied::Command { command, .. } => Input::Committed(command),
+                Applied::Restore { state, .. } => Input::Restore(state),
+            },
+            Ok(()) = metrics.changed() => {
+                let leader = metrics.borrow().current_leader;
+                if leader == agent.leader { continue; }
+                agent.leader = leader;
+                Input::Leader(leader == Some(me as RaftId))
+            },
+            Some((req, reply)) = calls_rx.recv() => {
+                let _ = reply.send(agent.answer(req));
+                Input::Tick
+            },
+            _ = term.recv() => { agent.leave(&mut leaving); Input::Tick },
+            _ = int.recv() => { agent.leave(&mut leaving); Input::Tick },
+        };
+        agent.step(input)?;
+        if leaving.is_none() {
+            agent.standby_after_restart(&mut standby_retry)?;
+        }
+        if let Some(since) = leaving {
+            if agent.empty() || since.elapsed() > SHUTDOWN_WAIT {
+                break;
+            }
+        }
+    }
+    eprintln!("baton: node {node_name} handed its sets over; exiting");
+    let _ = raft.shutdown().await;
+    drop(agent);
+    // Closing the guard's stdin ends it; it holds nothing by now.
+    let _ = tokio::time::timeout(Duration::from_secs(5), guard_child.wait()).await;
+    Ok(())
+}
+
+impl Agent {
+    fn now(&self) -> Time {
+        Time(self.start.elapsed().as_micros() as u64)
+    }
+
+    fn step(&mut self, input: Input) -> Result<(), String> {
+        let now = self.now();
+        for output in self.core.handle(now, input) {
+            self.carry_out(output)?;
+        }
+        Ok(())
+    }
+
+    fn carry_out(&mut self, output: Output) -> Result<(), String> {
+        match output {
+            Output::Send(hb) => self.links.send(&hb),
+            Output::Propose(command) => self.propose(command),
+            Output::Act(action) => self.exec.act(action),
+            Output::Cancel { set } => self.exec.cancel(set),
+            Output::Guard(deadline) => {
+                let ms = deadline.map(|d| {
+                    let at = self.start + Duration::from_micros(d.0);
+                    monotonic_ms() + at.saturating_duration_since(Instant::now()).as_millis() as u64
+                });
+                let guard = self.guard.clone();
+                tokio::spawn(async move { guard.deadline(ms).await });
+            }
+            Output::Persist(p) => {
+                self.local.set_persisted(&p);
+                self.local.save(&self.state_dir)?;
+            }
+            Output::Fence(node) => {
+                if !std::mem::replace(&mut self.fence_warned[usize::from(node)], true) {
+                    eprintln!(
+                        "baton: a stop failed on {}: its set stays blocked until the node is fenced or cleared; \
+                         fence devices are not driven by this build",
+                        self.config.nodes[usize::from(node)].name
+                    );
+                }
+            }
+            Output::Event(event) => self.log(&event),
+        }
+        Ok(())
+    }
+
+    fn log(&self, event: &Event) {
+        let name = |n: NodeId| self.config.nodes[usize::from(n)].name.as_str();
+        let set = |s: SetId| self.config.sets[usize::from(s)].name.as_str();
+        let line = match event {
+            Event::Detector(c) => format!("{c:?}"),
+            Event::Set { set: s, report } => format!("set {}: {report:?}", set(*s)),
+            Event::Applied { command, result: Ok(_) } => format!("agreed: {command:?}"),
+            Event::Applied { command, result: Err(why) } => format!("agreed but void: {command:?}: {why}"),
+            Event::LeaseLost => "lease lost: releasing every set".into(),
+            Event::LeaseHeld => "lease held".into(),
+            Event::GuardFired => "the guard killed everything this node ran".into(),
+        };
+        eprintln!("baton[{}]: {line}", name(self.me as NodeId));
+    }
+
+    fn propose(&self, command: Command) {
+        match self.leader {
+            Some(l) if l == self.me as RaftId => {
+                let raft = self.raft.clone();
+                tokio::spawn(async move {
+                    let _ = raft.client_write(command).await;
+                });
+            }
+            Some(l) => {
+                let peers = self.peers.clone();
+                tokio::spawn(async move {
+                    let req = raftnet::Request::Propose(command);
+                    let _ = peers.call(l, &mut None, &req, Duration::from_secs(2)).await;
+                });
+            }
+            // No leader: the core proposes again while it still wants it.
+            None => {}
+        }
+    }
+
+    fn set_id(&self, name: &str) -> Result<SetId, Response> {
+        self.config
+            .sets
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| i as SetId)
+            .ok_or_else(|| Response::err(format!("no set named \"{name}\"")))
+    }
+
+    fn node_id(&self, name: &str) -> Result<NodeId, Response> {
+        self.config
+            .node_index(name)
+            .map(|i| i as NodeId)
+            .ok_or_else(|| Response::err(format!("no node named \"{name}\"")))
+    }
+
+    fn answer(&mut self, req: Request) -> Response {
+        self.try_answer(req).unwrap_or_else(|e| e)
+    }
+
+    fn try_answer(&mut self, req: Request) -> Result<Response, Response> {
+        let now = self.now();
+        Ok(match req {
+            Request::Status => {
+                let doc = status::document(&self.config, &self.core, self.leader, &self.links.counters(), now);
+                Response::ok(Some(doc))
+            }
+            Request::IsActive { set } => {
+                let s = self.set_id(&set)?;
+                let active = self.core.state().set(s).owner == Some(self.me as NodeId)
+                    && self.core.lifecycle(s).phase() == baton_core::lifecycle::Phase::Running;
+                Response::ok(Some(serde_json::json!({ "active": active })))
+            }
+            Request::Move { set, node } => {
+                let s = self.set_id(&set)?;
+                let rec = self.core.state().set(s);
+                if rec.frozen {
+                    return Err(Response::err(format!("{set} is frozen: unfreeze it first")));
+                }
+                let target = match node {
+                    Some(name) => {
+                        let n = self.node_id(&name)?;
+                        if self.config.nodes[usize::from(n)].witness {
+                            return Err(Response::err(format!("{name} is a witness and never runs sets")));
+                        }
+                        if !self.config.sets[usize::from(s)].nodes.contains(&usize::from(n)) {
+                            return Err(Response::err(format!("{name} is not in {set}'s node list")));
+                        }
+                        if let Err(why) = self.core.state().check_eligible(s, n) {
+                            return Err(Response::err(format!("{name} cannot run {set} now: {why}")));
+                        }
+                        n
+                    }
+                    None => self
+                        .core
+                        .next_preferred(s)
+                        .ok_or_else(|| Response::err(format!("no other node can run {set} now")))?,
+                };
+                self.propose(Command::Pin { set: s, node: Some(target) });
+                let target = self.config.nodes[usize::from(target)].name.clone();
+                Response::ok(Some(serde_json::json!({ "target": target })))
+            }
+            Request::Freeze { set, frozen } => {
+                let s = self.set_id(&set)?;
+                self.propose(Command::Freeze { set: s, frozen });
+                Response::ok(None)
+            }
+            Request::Standby { node, standby } => {
+                let n = self.node_id(&node)?;
+                self.propose(Command::Standby { node: n, standby });
+                Response::ok(None)
+            }
+        })
+    }
+
+    /// SIGTERM: hand every set to the next node, then exit.
+    fn leave(&mut self, leaving: &mut Option<Instant>) {
+        if leaving.is_some() {
+            return;
+        }
+        eprintln!("baton: asked to stop: handing this node's sets over");
+        *leaving = Some(Instant::now());
+        self.local.standby_for_shutdown = true;
+        if let Err(e) = self.local.save(&self.state_dir) {
+            eprintln!("baton: {e}");
+        }
+        self.propose(Command::Standby { node: self.me as NodeId, standby: true });
+    }
+
+    /// Owns nothing and runs nothing.
+    fn empty(&self) -> bool {
+        let me = self.me as NodeId;
+        let st = self.core.state();
+        st.owned_by(me).next().is_none()
+            && (0..self.config.sets.len() as SetId)
+                .all(|s| self.core.lifecycle(s).phase() == baton_core::lifecycle::Phase::Stopped)
+            || self.config.nodes[self.me].witness
+    }
+
+    /// A node that put itself in standby to shut down takes sets again.
+    fn standby_after_restart(&mut self, retry: &mut Instant) -> Result<(), String> {
+        if !self.local.standby_for_shutdown {
+            return Ok(());
+        }
+        let me = self.me as NodeId;
+        if !self.core.state().node(me).standby {
+            self.local.standby_for_shutdown = false;
+            return self.local.save(&self.state_dir);
+        }
+        if retry.elapsed() > Duration::from_secs(1) {
+            *retry = Instant::now();
+            self.propose(Command::Standby { node: me, standby: false });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,114 @@
+//! `baton status --json`: the document SPEC promises (and a little more),
+//! built from the core's view at one instant.
+
+use baton_config::Config;
+use baton_core::lifecycle::Phase as Local;
+use baton_core::{Node, NodeId, SetId, Time};
+use baton_proto::Counters;
+use baton_state::Phase;
+use serde_json::{json, Value};
+
+fn node_state(node: &Node, n: NodeId) -> &'static str {
+    let st = node.state();
+    let rec = st.node(n);
+    if rec.fenced {
+        "fenced"
+    } else if !st.is_online(n) || (n != node.me() && !node.detector().is_alive(n)) {
+        "offline"
+    } else if rec.standby {
+        "standby"
+    } else {
+        "online"
+    }
+}
+
+fn set_state(node: &Node, set: SetId, now: Time) -> &'static str {
+    let rec = node.state().set(set);
+    if rec.frozen {
+        return "frozen";
+    }
+    if rec.blocked.is_some() {
+        return "failed";
+    }
+    let Some(owner) = rec.owner else { return "stopped" };
+    if owner == node.me() {
+        return match node.lifecycle(set).phase() {
+            Local::Running if rec.phase == Phase::Stable => "running",
+            Local::Running | Local::Stopping => "stopping",
+            Local::Starting => "starting",
+            Local::Blocked => "failed",
+            Local::Stopped if node.lease_expiry().is_some_and(|e| e > now) => "starting",
+            Local::Stopped => "stopped",
+        };
+    }
+    match (rec.phase, rec.running) {
+        (Phase::Releasing { .. }, _) => "stopping",
+        (Phase::Stable, true) => "running",
+        (Phase::Stable, false) => "starting",
+    }
+}
+
+pub fn document(config: &Config, node: &Node, leader: Option<u64>, links: &[(u64, Counters)], now: Time) -> Value {
+    let me = node.me();
+    let name = |n: NodeId| config.nodes[usize::from(n)].name.clone();
+    let nodes: Vec<Value> = (0..config.nodes.len() as NodeId)
+        .map(|n| {
+            let links: Vec<Value> = config.nodes[usize::from(n)]
+                .addresses
+                .iter()
+                .enumerate()
+                .map(|(l, a)| {
+                    let up = n == me || node.detector().is_alive(n) && node.detector().link_up(n, l);
+                    json!({"address": a.ip.to_string(), "state": if up { "up" } else { "down" }})
+                })
+                .collect();
+            let rec = node.state().node(n);
+            json!({
+                "name": name(n),
+                "state": node_state(node, n),
+                "witness": config.nodes[usize::from(n)].witness,
+                "epoch": rec.epoch,
+                "links": links,
+            })
+        })
+        .collect();
+    let sets: Vec<Value> = (0..config.sets.len() as SetId)
+        .map(|s| {
+            let rec = node.state().set(s);
+            let state = set_state(node, s, now);
+            let resources: Vec<Value> = config.sets[usize::from(s)]
+                .resources
+                .iter()
+                .map(|r| json!({"type": r.kind.type_name(), "label": r.kind.label(), "state": state}))
+                .collect();
+            json!({
+                "name": config.sets[usize::from(s)].name,
+                "owner": rec.owner.map(name),
+                "state": state,
+                "frozen": rec.frozen,
+                "pinned": rec.pin.map(name),
+                "excluded": rec.excluded.keys().map(|&n| name(n)).collect::<Vec<_>>(),
+                "resources": resources,
+            })
+        })
+        .collect();
+    let heartbeats: Vec<Value> = links
+        .iter()
+        .enumerate()
+        .map(|(l, (sent, c))| {
+            json!({"link": l, "sent": sent, "accepted": c.accepted, "rejected": c.rejected(),
+                   "forged": c.forged, "replayed": c.replayed, "foreign": c.foreign, "malformed": c.malformed})
+        })
+        .collect();
+    let lease_ms = node.lease_expiry().map(|e| e.0.saturating_sub(now.0) / 1000);
+    json!({
+        "cluster": config.cluster.name,
+        "node": name(me),
+        "leader": leader.map(|l| name(l as NodeId)),
+        "quorum": lease_ms.is_some_and(|ms| ms > 0),
+        "lease_ms_left": lease_ms,
+        "nodes": nodes,
+        "sets": sets,
+        "heartbeats": heartbeats,
+    })
+}

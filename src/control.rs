@@ -1,0 +1,86 @@
+//! The operator commands: each is one request to the local agent's socket.
+
+use std::path::PathBuf;
+
+use baton_agent::api::{self, Request, Response};
+use serde_json::Value;
+
+use crate::cli::{Cli, Command, Failure};
+
+fn socket(cli: &Cli) -> Result<PathBuf, Failure> {
+    if let Some(s) = &cli.socket {
+        return Ok(s.clone());
+    }
+    let state_dir = match &cli.state_dir {
+        Some(d) => d.clone(),
+        None => baton_config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?.cluster.state_dir,
+    };
+    Ok(state_dir.join("baton.sock"))
+}
+
+fn call(cli: &Cli, req: Request) -> Result<Response, Failure> {
+    let path = socket(cli)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let response = rt.block_on(api::call(&path, &req)).map_err(Failure::Failed)?;
+    if response.ok {
+        Ok(response)
+    } else {
+        Err(Failure::Failed(response.error.unwrap_or_else(|| "the agent refused without a reason".into())))
+    }
+}
+
+fn table(doc: &Value) -> String {
+    let s = |v: &Value| v.as_str().map_or_else(|| "-".to_string(), str::to_string);
+    let mut out = format!(
+        "cluster {}  node {}  leader {}  quorum {}\n\nNODE        STATE     LINKS\n",
+        s(&doc["cluster"]),
+        s(&doc["node"]),
+        s(&doc["leader"]),
+        if doc["quorum"] == true { "yes" } else { "no" }
+    );
+    for n in doc["nodes"].as_array().into_iter().flatten() {
+        let links: Vec<String> = n["links"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| format!("{} {}", s(&l["address"]), s(&l["state"])))
+            .collect();
+        let role = if n["witness"] == true { " (witness)" } else { "" };
+        out += &format!("{:<11} {:<9} {}{role}\n", s(&n["name"]), s(&n["state"]), links.join(", "));
+    }
+    out += "\nSET         OWNER       STATE\n";
+    for set in doc["sets"].as_array().into_iter().flatten() {
+        out += &format!("{:<11} {:<11} {}\n", s(&set["name"]), s(&set["owner"]), s(&set["state"]));
+    }
+    out
+}
+
+pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
+    match command {
+        Command::Status { json } => {
+            let doc = call(cli, Request::Status)?.data.unwrap_or(Value::Null);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+            } else {
+                print!("{}", table(&doc));
+            }
+        }
+        Command::Move { set, node } => {
+            let r = call(cli, Request::Move { set: set.clone(), node: node.clone() })?;
+            let target = r.data.as_ref().and_then(|d| d["target"].as_str()).unwrap_or("?").to_string();
+            println!("{set} runs on {target}");
+        }
+        Command::Freeze { set } => drop(call(cli, Request::Freeze { set: set.clone(), frozen: true })?),
+        Command::Unfreeze { set } => drop(call(cli, Request::Freeze { set: set.clone(), frozen: false })?),
+        Command::Standby { node } => drop(call(cli, Request::Standby { node: node.clone(), standby: true })?),
+        Command::Online { node } => drop(call(cli, Request::Standby { node: node.clone(), standby: false })?),
+        Command::IsActive { set } => {
+            let r = call(cli, Request::IsActive { set: set.clone() })?;
+            if r.data.as_ref().is_none_or(|d| d["active"] != true) {
+                return Err(Failure::Quiet);
+            }
+        }
+        other => unreachable!("{other:?} is dispatched elsewhere"),
+    }
+    Ok(())
+}

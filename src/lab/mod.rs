@@ -1,0 +1,172 @@
+//! `baton lab`: a throw-away cluster on this machine. Every node is a
+//! network namespace; every link is a bridge inside a separate "switch"
+//! namespace, so no lab address ever reaches the host's own networks; a
+//! client namespace sits on link 0. Everything is made with iproute2 and
+//! removed by `lab down`, also after a crash.
+
+mod demo;
+mod net;
+mod web;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use crate::cli::Failure;
+
+pub use net::Lab;
+
+#[derive(Subcommand, Debug)]
+pub enum LabCommand {
+    /// Create the namespaces, links and config, and start an agent per node.
+    Up(UpArgs),
+    /// The lab's nodes and what the cluster says.
+    Status(DirArg),
+    /// SIGKILL a node's agent (its guard stays and cleans up).
+    Kill {
+        node: String,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Start a node's agent again.
+    Start {
+        node: String,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Cut one link of a node (or all its links).
+    Cut {
+        node: String,
+        link: Option<usize>,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Undo every cut and partition.
+    Heal(DirArg),
+    /// Split the nodes, e.g. `alpha,beta/gamma` (the client joins the first group).
+    Partition {
+        groups: String,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Run a command inside a node's (or `client`'s) namespace.
+    Exec {
+        node: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Stop everything and remove every namespace, link and file of the lab.
+    Down(DirArg),
+    /// A scripted failover with a client probing the service address.
+    Demo(UpArgs),
+    /// The tiny web server of the lab's set (runs inside a node).
+    #[command(hide = true)]
+    Serve {
+        #[arg(long, default_value_t = 80)]
+        port: u16,
+    },
+    /// The client's probe: GET the URL every interval, print who answered.
+    #[command(hide = true)]
+    Probe {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 10)]
+        interval_ms: u64,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DirArg {
+    /// Where the lab keeps its config, state and logs.
+    #[arg(long, default_value = "/tmp/baton-lab")]
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Full nodes (alpha, beta, gamma, ...).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Add a witness node, `arbiter`.
+    #[arg(long)]
+    pub witness: bool,
+    /// Networks every node shares.
+    #[arg(long, default_value_t = 2)]
+    pub links: usize,
+    #[command(flatten)]
+    pub dir: DirArg,
+}
+
+pub fn run(command: LabCommand) -> Result<(), Failure> {
+    let fail = Failure::Failed;
+    match command {
+        LabCommand::Up(args) => {
+            let lab = Lab::up(&args).map_err(fail)?;
+            lab.wait_running(Duration::from_secs(30)).map_err(Failure::Failed)?;
+            println!(
+                "lab up in {}: nodes {}; `baton lab status` to look",
+                args.dir.dir.display(),
+                lab.nodes.join(", ")
+            );
+            Ok(())
+        }
+        LabCommand::Status(d) => Lab::load(&d.dir).map_err(fail)?.status().map_err(Failure::Failed),
+        LabCommand::Kill { node, dir } => Lab::load(&dir.dir).map_err(fail)?.kill(&node).map_err(Failure::Failed),
+        LabCommand::Start { node, dir } => Lab::load(&dir.dir).map_err(fail)?.start(&node).map_err(Failure::Failed),
+        LabCommand::Cut { node, link, dir } => {
+            Lab::load(&dir.dir).map_err(fail)?.cut(&node, link).map_err(Failure::Failed)
+        }
+        LabCommand::Heal(d) => Lab::load(&d.dir).map_err(fail)?.heal().map_err(Failure::Failed),
+        LabCommand::Partition { groups, dir } => {
+            Lab::load(&dir.dir).map_err(fail)?.partition(&groups).map_err(Failure::Failed)
+        }
+        LabCommand::Exec { node, command, dir } => {
+            let lab = Lab::load(&dir.dir).map_err(fail)?;
+            let status = std::process::Command::new("ip")
+                .args(["netns", "exec", &lab.ns(&node).map_err(Failure::Usage)?])
+                .args(&command)
+                .status()
+                .map_err(|e| Failure::Failed(format!("running ip netns exec: {e}")))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(Failure::Failed(format!("{} exited with {status}", command[0])))
+            }
+        }
+        LabCommand::Down(d) => Lab::down(&d.dir).map_err(Failure::Failed),
+        LabCommand::Demo(args) => demo::run(&args).map_err(Failure::Failed),
+        LabCommand::Serve { port } => web::serve(port).map_err(|e| Failure::Failed(e.to_string())),
+        LabCommand::Probe { url, interval_ms } => web::probe(&url, interval_ms).map_err(Failure::Failed),
+    }
+}
+
+/// `baton status --json` of one node, straight from its socket.
+pub fn node_status(dir: &Path, node: &str) -> Result<Value, String> {
+    let out = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args(["status", "--json", "--socket"])
+        .arg(dir.join(node).join("baton.sock"))
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+/// Polls until `f` says yes, at most `limit`.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}

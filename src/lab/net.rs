@@ -1,0 +1,322 @@
+//! The lab's namespaces, links, config and agents. Node `i` has address
+//! `10.88.L.(i+1)/24` on link `L`; the client is `10.88.0.250`; the lab's set
+//! `web` serves `10.88.0.100`. Bridges live in the namespace `btnl-sw`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{node_status, wait_until, UpArgs};
+
+const PREFIX: &str = "btnl-";
+const SWITCH: &str = "btnl-sw";
+const CLIENT: &str = "btnl-client";
+pub const VIP: &str = "10.88.0.100";
+const NAMES: [&str; 9] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"];
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Lab {
+    pub dir: PathBuf,
+    /// Full nodes, in preference order; the witness (if any) is last in `all`.
+    pub nodes: Vec<String>,
+    pub witness: Option<String>,
+    pub links: usize,
+    pub agents: BTreeMap<String, u32>,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip").args(args).output().map_err(|e| format!("running ip (iproute2): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+fn lab_namespaces() -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().map(|o| o.stdout).unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(PREFIX))
+        .map(str::to_string)
+        .collect()
+}
+
+fn kill_namespace_processes(ns: &str) {
+    let out = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| o.stdout).unwrap_or_default();
+    for pid in String::from_utf8_lossy(&out).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        // SAFETY: kill(2) of a process listed in the lab's own namespace.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+impl Lab {
+    pub fn all(&self) -> Vec<String> {
+        self.nodes.iter().chain(self.witness.iter()).cloned().collect()
+    }
+
+    pub fn ns(&self, node: &str) -> Result<String, String> {
+        if node == "client" {
+            return Ok(CLIENT.into());
+        }
+        if self.all().iter().any(|n| n == node) {
+            Ok(format!("{PREFIX}{node}"))
+        } else {
+            Err(format!("no lab node named \"{node}\" (the lab has {} and client)", self.all().join(", ")))
+        }
+    }
+
+    fn index(&self, node: &str) -> Result<usize, String> {
+        self.all().iter().position(|n| n == node).ok_or_else(|| format!("no lab node named \"{node}\""))
+    }
+
+    fn port(i: usize, link: usize) -> String {
+        format!("s{i}l{link}")
+    }
+
+    pub fn address(i: usize, link: usize) -> String {
+        format!("10.88.{link}.{}", i + 1)
+    }
+
+    fn file(dir: &Path) -> PathBuf {
+        dir.join("lab.json")
+    }
+
+    pub fn load(dir: &Path) -> Result<Lab, String> {
+        let bytes = std::fs::read(Lab::file(dir))
+            .map_err(|e| format!("no lab in {} ({e}); `baton lab up` makes one", dir.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{} is damaged: {e}", Lab::file(dir).display()))
+    }
+
+    fn save(&self) -> Result<(), String> {
+        std::fs::write(Lab::file(&self.dir), serde_json::to_vec_pretty(self).expect("json"))
+            .map_err(|e| format!("writing {}: {e}", Lab::file(&self.dir).display()))
+    }
+
+    pub fn up(args: &UpArgs) -> Result<Lab, String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("the lab needs root: it creates network namespaces".into());
+        }
+        if !(1..=NAMES.len()).contains(&args.nodes) || !(1..=4).contains(&args.links) {
+            return Err(format!("--nodes must be 1 to {} and --links 1 to 4", NAMES.len()));
+        }
+        Lab::down(&args.dir.dir)?;
+        let dir = args.dir.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let mut lab = Lab {
+            dir,
+            nodes: NAMES[..args.nodes].iter().map(|s| s.to_string()).collect(),
+            witness: args.witness.then(|| "arbiter".to_string()),
+            links: args.links,
+            agents: BTreeMap::new(),
+        };
+        lab.save()?;
+        lab.build().inspect_err(|_| {
+            let _ = Lab::down(&lab.dir);
+        })?;
+        for node in lab.all() {
+            lab.start(&node)?;
+        }
+        Ok(lab)
+    }
+
+    fn build(&self) -> Result<(), String> {
+        ip(&["netns", "add", SWITCH])?;
+        for l in 0..self.links {
+            ip(&["-n", SWITCH, "link", "add", &format!("br{l}"), "type", "bridge"])?;
+            ip(&["-n", SWITCH, "link", "set", &format!("br{l}"), "up"])?;
+        }
+        let mut hosts: Vec<(String, usize)> =
+            self.all().into_iter().enumerate().map(|(i, n)| (format!("{PREFIX}{n}"), i)).collect();
+        hosts.push((CLIENT.to_string(), 249));
+        for (ns, i) in &hosts {
+            ip(&["netns", "add", ns])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            let links = if ns == CLIENT { 1 } else { self.links };
+            for l in 0..links {
+                let port = if ns == CLIENT { "c0".to_string() } else { Lab::port(*i, l) };
+                let eth = format!("eth{l}");
+                ip(&["-n", SWITCH, "link", "add", &port, "type", "veth", "peer", "name", &eth, "netns", ns])?;
+                ip(&["-n", SWITCH, "link", "set", &port, "master", &format!("br{l}"), "up"])?;
+                ip(&["-n", ns, "addr", "add", &format!("{}/24", Lab::address(*i, l)), "dev", &eth])?;
+                ip(&["-n", ns, "link", "set", &eth, "up"])?;
+            }
+        }
+        let mut secret = [0u8; 48];
+        std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret)).map_err(|e| e.to_string())?;
+        let path = self.dir.join("secret");
+        std::fs::write(&path, secret).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        std::fs::write(self.dir.join("cluster.toml"), self.config_text()?).map_err(|e| e.to_string())
+    }
+
+    fn config_text(&self) -> Result<String, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut t = String::from(
+            "# Written by `baton lab up`.\n[cluster]\nname = \"lab\"\nsecret_file = \"secret\"\n\
+             heartbeat_interval = \"100ms\"\nlease = \"1s\"\n",
+        );
+        for (i, node) in self.all().iter().enumerate() {
+            let addrs: Vec<String> = (0..self.links).map(|l| format!("\"{}/24\"", Lab::address(i, l))).collect();
+            t += &format!("\n[nodes.{node}]\naddresses = [{}]\n", addrs.join(", "));
+            if Some(node) == self.witness.as_ref() {
+                t += "witness = true\n";
+            }
+        }
+        let prefs: Vec<String> = self.nodes.iter().map(|n| format!("\"{n}\"")).collect();
+        t += &format!(
+            "\n[sets.web]\nnodes = [{}]\n\n[[sets.web.resources]]\ntype = \"ip\"\naddress = \"{VIP}/24\"\n\
+             garp_interval = \"100ms\"\n\n[[sets.web.resources]]\ntype = \"process\"\n\
+             command = [\"{}\", \"lab\", \"serve\", \"--port\", \"80\"]\ninterval = \"1s\"\n",
+            prefs.join(", "),
+            exe.display()
+        );
+        Ok(t)
+    }
+
+    pub fn start(&mut self, node: &str) -> Result<(), String> {
+        let ns = self.ns(node)?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{node}.log")))
+            .map_err(|e| e.to_string())?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(&exe)
+            .arg("agent")
+            .arg("--config")
+            .arg(self.dir.join("cluster.toml"))
+            .args(["--node", node, "--state-dir"])
+            .arg(self.dir.join(node))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("starting the agent of {node}: {e}"))?;
+        self.agents.insert(node.to_string(), child.id());
+        self.save()
+    }
+
+    pub fn kill(&self, node: &str) -> Result<(), String> {
+        let pid = *self.agents.get(node).ok_or_else(|| format!("no agent recorded for {node}"))?;
+        // SAFETY: kill(2) of the agent this lab started.
+        if unsafe { libc::kill(pid as i32, libc::SIGKILL) } != 0 {
+            return Err(format!("the agent of {node} (pid {pid}) is not running"));
+        }
+        Ok(())
+    }
+
+    pub fn cut(&self, node: &str, link: Option<usize>) -> Result<(), String> {
+        let i = self.index(node)?;
+        for l in link.map_or(0..self.links, |l| l..l + 1) {
+            if l >= self.links {
+                return Err(format!("the lab has links 0 to {}", self.links - 1));
+            }
+            ip(&["-n", SWITCH, "link", "set", &Lab::port(i, l), "down"])?;
+        }
+        Ok(())
+    }
+
+    pub fn heal(&self) -> Result<(), String> {
+        for l in 0..self.links {
+            for i in 0..self.all().len() {
+                ip(&["-n", SWITCH, "link", "set", &Lab::port(i, l), "master", &format!("br{l}"), "up"])?;
+            }
+            for k in 0..self.all().len() {
+                let _ = ip(&["-n", SWITCH, "link", "del", &format!("br{l}p{k}")]);
+            }
+        }
+        ip(&["-n", SWITCH, "link", "set", "c0", "master", "br0", "up"])
+    }
+
+    pub fn partition(&self, groups: &str) -> Result<(), String> {
+        let groups: Vec<Vec<usize>> = groups
+            .split('/')
+            .map(|g| g.split(',').map(|n| self.index(n.trim())).collect::<Result<Vec<_>, _>>())
+            .collect::<Result<_, _>>()?;
+        if groups.len() < 2 {
+            return Err("a partition needs at least two groups, e.g. alpha,beta/gamma".into());
+        }
+        self.heal()?;
+        for l in 0..self.links {
+            for (k, group) in groups.iter().enumerate() {
+                let bridge = format!("br{l}p{k}");
+                ip(&["-n", SWITCH, "link", "add", &bridge, "type", "bridge"])?;
+                ip(&["-n", SWITCH, "link", "set", &bridge, "up"])?;
+                for &i in group {
+                    ip(&["-n", SWITCH, "link", "set", &Lab::port(i, l), "master", &bridge])?;
+                }
+                if l == 0 && k == 0 {
+                    ip(&["-n", SWITCH, "link", "set", "c0", "master", &bridge])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn status(&self) -> Result<(), String> {
+        println!("lab in {}: links {}, client 10.88.0.250, service {VIP}", self.dir.display(), self.links);
+        for node in self.all() {
+            let pid = self.agents.get(&node).copied().unwrap_or(0);
+            // SAFETY: signal 0 only checks that the process exists.
+            let alive = pid > 0 && unsafe { libc::kill(pid as i32, 0) } == 0;
+            let view = match node_status(&self.dir, &node) {
+                Ok(doc) => {
+                    let sets: Vec<String> = doc["sets"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|s| format!("{} {} on {}", s["name"], s["state"], s["owner"]))
+                        .collect();
+                    format!("leader {} | {}", doc["leader"], sets.join("; "))
+                }
+                Err(e) => e,
+            };
+            println!("  {node:<8} agent {}  {view}", if alive { format!("pid {pid}") } else { "down".into() });
+        }
+        Ok(())
+    }
+
+    /// Waits until every node's agent answers and the set `web` runs.
+    pub fn wait_running(&self, limit: Duration) -> Result<(), String> {
+        let ok = wait_until(limit, || {
+            self.nodes.iter().any(|n| {
+                node_status(&self.dir, n)
+                    .is_ok_and(|d| d["sets"][0]["state"] == "running" && !d["sets"][0]["owner"].is_null())
+            })
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("the set did not start within {limit:?}; see the logs in {}", self.dir.display()))
+        }
+    }
+
+    /// Removes every lab namespace and the lab directory, whatever state
+    /// they are in.
+    pub fn down(dir: &Path) -> Result<(), String> {
+        for ns in lab_namespaces() {
+            kill_namespace_processes(&ns);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for ns in lab_namespaces() {
+            kill_namespace_processes(&ns);
+            ip(&["netns", "del", &ns])?;
+        }
+        if dir.join("lab.json").exists() || dir.join("cluster.toml").exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+//! The lab's service and its client: a tiny HTTP server that answers with
+//! its node's name, and a probe that asks every few milliseconds.
+
+use std::io::{self, BufRead, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Serves until killed; each answer is `$BATON_NODE`.
+pub fn serve(port: u16) -> io::Result<()> {
+    let name = std::env::var("BATON_NODE").unwrap_or_else(|_| "unknown".into());
+    let listener = TcpListener::bind(("0.0.0.0", port))?;
+    for stream in listener.incoming() {
+        let Ok(mut s) = stream else { continue };
+        let body = format!("{name}\n");
+        std::thread::spawn(move || {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        });
+    }
+    Ok(())
+}
+
+fn target(url: &str) -> Result<SocketAddr, String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url} is not an http:// URL"))?;
+    let host = rest.split('/').next().unwrap_or(rest);
+    let with_port = if host.contains(':') { host.to_string() } else { format!("{host}:80") };
+    with_port.parse().map_err(|_| format!("{url}: only numeric addresses are supported"))
+}
+
+fn ask(addr: SocketAddr) -> Option<String> {
+    let limit = Duration::from_millis(100);
+    let mut s = TcpStream::connect_timeout(&addr, limit).ok()?;
+    s.set_read_timeout(Some(limit)).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut text = String::new();
+    io::BufReader::new(s).read_to_string(&mut text).ok()?;
+    text.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string()).filter(|b| !b.is_empty())
+}
+
+/// Prints `MONOTONIC_MS NAME` (or `-`) per attempt, until stdout closes or
+/// ten minutes pass.
+pub fn probe(url: &str, interval_ms: u64) -> Result<(), String> {
+    let addr = target(url)?;
+    let start = Instant::now();
+    let interval = Duration::from_millis(interval_ms.max(1));
+    // Each request runs on its own thread, so a request that times out
+    // does not delay the next one: the cadence holds during an outage.
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, String)>();
+    std::thread::spawn(move || {
+        let mut out = io::stdout().lock();
+        for (t, who) in rx {
+            if writeln!(out, "{t} {who}").and_then(|_| out.flush()).is_err() {
+                std::process::exit(0);
+            }
+        }
+    });
+    let mut next = Instant::now();
+    while start.elapsed() < Duration::from_secs(600) {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let t = baton_agent::guard::monotonic_ms();
+            let who = ask(addr).unwrap_or_else(|| "-".into());
+            let _ = tx.send((t, who));
+        });
+        next += interval;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    Ok(())
+}
+
+/// Reads probe lines from `input` into (monotonic ms, answer).
+pub fn read_probe(input: impl Read) -> Vec<(u64, String)> {
+    let mut samples = io::BufReader::new(input)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| {
+            let (t, who) = l.split_once(' ')?;
+            Some((t.parse().ok()?, who.to_string()))
+        })
+        .collect::<Vec<_>>();
+    // Requests overlap, so lines arrive in finishing order: sort by start.
+    samples.sort_by_key(|(t, _)| *t);
+    samples
+}
