@@ -92,8 +92,11 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn commands_without_their_runtime_yet_fail_and_say_why() {
-    let (code, _, err) = baton(&["status", "--json"]);
+fn a_command_without_an_agent_to_talk_to_fails_and_says_so() {
+    let (code, _, err) = baton(&["status", "--json", "--socket", "/nonexistent/baton.sock"]);
     assert_eq!(code, 1);
-    assert!(err.contains("`status` is not implemented in this build yet"), "{err}");
+    assert!(err.starts_with("baton: cannot reach the agent at /nonexistent/baton.sock"), "{err}");
+    let (code, _, err) = baton(&["events"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("`events` is not implemented in this build yet"), "{err}");
 }

@@ -1,0 +1,342 @@
+//! End-to-end: real agents in network namespaces (`baton lab`), a client in
+//! its own namespace, the service address watched in every node with
+//! `ip -ts monitor address`. Needs root; without it every test fails and
+//! says so. The tests share the lab's namespace names, so they run one at a
+//! time, and each removes its lab also when it fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const VIP: &str = "10.88.0.100";
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn baton(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_baton")).args(args).output().expect("running baton")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = baton(args);
+    assert!(out.status.success(), "baton {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A lab for one test; `down` on drop.
+struct Lab {
+    dir: PathBuf,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Lab {
+    fn up(tag: &str, extra: &[&str]) -> Lab {
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "the lab tests need root: they create network namespaces");
+        let dir = std::env::temp_dir().join(format!("baton-e2e-{tag}-{}", std::process::id()));
+        let lab = Lab { dir, _serial: serial };
+        let mut args = vec!["lab", "up", "--dir", lab.dir()];
+        args.extend_from_slice(extra);
+        ok(&args);
+        lab
+    }
+
+    fn dir(&self) -> &str {
+        self.dir.to_str().expect("utf-8 path")
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let mut all = vec!["lab"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--dir", self.dir()]);
+        ok(&all)
+    }
+
+    fn status(&self, node: &str) -> Option<Value> {
+        let sock = self.dir.join(node).join("baton.sock");
+        let out = baton(&["status", "--json", "--socket", sock.to_str()?]);
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+    }
+
+    /// The owner of `web` while it runs, as `node` sees it.
+    fn owner_seen_by(&self, node: &str) -> Option<String> {
+        let doc = self.status(node)?;
+        let set = &doc["sets"][0];
+        (set["state"] == "running").then(|| set["owner"].as_str().map(str::to_string)).flatten()
+    }
+
+    fn has_vip(&self, node: &str) -> bool {
+        let out = Command::new("ip").args(["-n", &format!("btnl-{node}"), "-o", "addr"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{VIP}/"))
+    }
+
+    /// One GET of the service from the client namespace.
+    fn fetch(&self) -> Option<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", "btnl-client", env!("CARGO_BIN_EXE_baton"), "lab", "probe"])
+            .args(["--url", &format!("http://{VIP}/"), "--interval-ms", "1000"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()
+            .and_then(|mut c| {
+                let line = BufReader::new(c.stdout.take()?).lines().next()?.ok();
+                let _ = c.kill();
+                let _ = c.wait();
+                line
+            })?;
+        let who = out.split_once(' ')?.1.to_string();
+        (who != "-").then_some(who)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = baton(&["lab", "down", "--dir", self.dir()]);
+    }
+}
+
+fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Every add and delete of the service address in each node namespace,
+/// with the kernel's timestamps.
+struct Recorder {
+    children: Vec<Child>,
+    events: Arc<Mutex<Vec<(String, String, bool)>>>,
+}
+
+impl Recorder {
+    fn start(nodes: &[&str]) -> Recorder {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let mut children = Vec::new();
+        for node in nodes {
+            let mut child = Command::new("ip")
+                .args(["-n", &format!("btnl-{node}"), "-ts", "monitor", "address"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("ip monitor");
+            let out = child.stdout.take().unwrap();
+            let (events, node) = (Arc::clone(&events), node.to_string());
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if !line.contains(&format!("{VIP}/")) {
+                        continue;
+                    }
+                    let ts = line.split(']').next().unwrap_or("").trim_start_matches('[').to_string();
+                    events.lock().unwrap().push((node.clone(), ts, !line.contains("Deleted")));
+                }
+            });
+            children.push(child);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Recorder { children, events }
+    }
+
+    /// Per node, the intervals it held the address; an open one ends at "~".
+    fn intervals(&self) -> Vec<(String, String, String)> {
+        let events = self.events.lock().unwrap().clone();
+        let mut open: Vec<(String, String)> = Vec::new();
+        let mut done = Vec::new();
+        for (node, ts, add) in events {
+            if add {
+                open.push((node, ts));
+            } else if let Some(i) = open.iter().position(|(n, _)| *n == node) {
+                let (n, start) = open.remove(i);
+                done.push((n, start, ts));
+            }
+        }
+        done.extend(open.into_iter().map(|(n, s)| (n, s, "~".to_string())));
+        done
+    }
+
+    fn adds(&self) -> Vec<String> {
+        self.events.lock().unwrap().iter().filter(|e| e.2).map(|e| e.0.clone()).collect()
+    }
+
+    fn assert_never_two_holders(&self) {
+        let iv = self.intervals();
+        for (i, a) in iv.iter().enumerate() {
+            for b in &iv[i + 1..] {
+                if a.0 != b.0 {
+                    assert!(!(a.1 < b.2 && b.1 < a.2), "two holders at once: {a:?} and {b:?} (all: {iv:?})");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_owner(lab: &Lab, node: &str, limit: Duration) -> Option<String> {
+    let mut found = None;
+    wait(limit, || {
+        found = lab.owner_seen_by(node);
+        found.is_some()
+    });
+    found
+}
+
+#[test]
+fn case1_owner_killed_and_cut_off_the_next_node_serves_and_the_old_holds_nothing() {
+    let lab = Lab::up("c1", &[]);
+    assert_eq!(
+        wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(),
+        Some("alpha"),
+        "starts on the first preference"
+    );
+    assert_eq!(lab.fetch().as_deref(), Some("alpha"));
+    lab.run(&["kill", "alpha"]);
+    lab.run(&["cut", "alpha"]);
+    assert!(
+        wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")),
+        "beta never took web"
+    );
+    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("beta")), "the client never reached beta");
+    assert!(!lab.has_vip("alpha"), "alpha still holds the address");
+    let pids = Command::new("ip").args(["netns", "pids", "btnl-alpha"]).output().unwrap().stdout;
+    assert!(pids.is_empty(), "processes left in alpha: {}", String::from_utf8_lossy(&pids));
+}
+
+#[test]
+fn case2_a_killed_agent_s_address_is_gone_before_another_node_adds_it() {
+    let lab = Lab::up("c2", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta", "gamma"]);
+    lab.run(&["kill", "alpha"]);
+    assert!(wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")));
+    std::thread::sleep(Duration::from_millis(500));
+    let iv = rec.intervals();
+    assert!(iv.iter().any(|(n, _, end)| n == "beta" && end == "~"), "beta holds the address: {iv:?}");
+    assert!(!lab.has_vip("alpha"), "the guard removed alpha's address");
+    rec.assert_never_two_holders();
+}
+
+#[test]
+fn case3_one_of_two_links_cut_is_a_link_event_not_a_failover() {
+    let lab = Lab::up("c3", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    lab.run(&["cut", "alpha", "1"]);
+    let seen = wait(Duration::from_secs(5), || {
+        lab.status("beta").is_some_and(|d| d["nodes"][0]["links"][1]["state"] == "down")
+    });
+    assert!(seen, "beta never saw alpha's link 1 go down");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lab.owner_seen_by("beta").as_deref(), Some("alpha"), "no failover");
+    assert_eq!(lab.status("beta").unwrap()["nodes"][0]["state"], "online");
+    let log = std::fs::read_to_string(lab.dir.join("beta.log")).unwrap();
+    assert!(log.contains("LinkDown { peer: 0, link: 1"), "the link event is logged");
+    assert_eq!(lab.fetch().as_deref(), Some("alpha"));
+}
+
+#[test]
+fn case4_move_there_and_back() {
+    let lab = Lab::up("c4", &[]);
+    assert_eq!(wait_owner(&lab, "gamma", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let sock = lab.dir.join("gamma/baton.sock");
+    let sock = sock.to_str().unwrap();
+    // A process resource is started once spawned; the server listens a
+    // moment later, so the client is given a bounded moment.
+    assert_eq!(ok(&["move", "web", "beta", "--socket", sock]), "web runs on beta\n");
+    assert!(wait(Duration::from_secs(3), || lab.fetch().as_deref() == Some("beta")));
+    assert!(!lab.has_vip("alpha"));
+    assert_eq!(ok(&["move", "web", "alpha", "--socket", sock]), "web runs on alpha\n");
+    assert!(wait(Duration::from_secs(3), || lab.fetch().as_deref() == Some("alpha")));
+    assert!(!lab.has_vip("beta"));
+    let out = baton(&["move", "web", "nobody", "--socket", sock]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "baton: no node named \"nobody\"\n");
+}
+
+#[test]
+fn case5_two_nodes_and_a_witness_never_two_holders_when_the_owner_is_cut_off() {
+    let lab = Lab::up("c5", &["--nodes", "2", "--witness"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta"]);
+    lab.run(&["cut", "alpha"]);
+    assert!(
+        wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")),
+        "beta never took web"
+    );
+    assert!(wait(Duration::from_secs(5), || !lab.has_vip("alpha")), "alpha kept the address after its lease");
+    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("beta")));
+    lab.run(&["heal"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!lab.has_vip("alpha") || !lab.has_vip("beta"), "both hold the address after the heal");
+    rec.assert_never_two_holders();
+}
+
+#[test]
+fn case6_all_agents_restarted_the_set_comes_back_once_on_the_same_node() {
+    let lab = Lab::up("c6", &[]);
+    ok(&["move", "web", "beta", "--socket", lab.dir.join("beta/baton.sock").to_str().unwrap()]);
+    let rec = Recorder::start(&["alpha", "beta", "gamma"]);
+    for node in ["alpha", "beta", "gamma"] {
+        lab.run(&["kill", node]);
+    }
+    assert!(wait(Duration::from_secs(5), || !lab.has_vip("beta")), "the guard removed the address");
+    for node in ["alpha", "beta", "gamma"] {
+        lab.run(&["start", node]);
+    }
+    assert!(
+        wait(Duration::from_secs(20), || lab.owner_seen_by("alpha").as_deref() == Some("beta")),
+        "web is back on beta"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let adds = rec.adds();
+    assert_eq!(adds, vec!["beta".to_string()], "the set came back exactly once, on beta");
+    assert_eq!(lab.fetch().as_deref(), Some("beta"));
+}
+
+#[test]
+fn case7_forged_and_replayed_heartbeats_change_nothing_and_are_counted() {
+    let lab = Lab::up("c7", &[]);
+    assert_eq!(wait_owner(&lab, "alpha", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let secret = std::fs::read(lab.dir.join("secret")).unwrap();
+    let cluster = baton_proto::cluster_id("lab");
+    let real = baton_proto::Keys::new(vec![secret]);
+    let fake = baton_proto::Keys::new(vec![b"this is not the secret of the lab!".to_vec()]);
+    let hb = |seq| baton_core::Heartbeat { from: 1, epoch: 0, seq, echoes: vec![] };
+    let forged = baton_proto::heartbeat::encode(&hb(u64::MAX / 2), cluster, 0, &fake);
+    // Properly signed, but older than anything beta sent: a replay.
+    let replayed = baton_proto::heartbeat::encode(&hb(1), cluster, 0, &real);
+    let ns = std::fs::File::open("/run/netns/btnl-client").unwrap();
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on a namespace fd moves only this thread.
+        assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        let sock = std::net::UdpSocket::bind("10.88.0.250:0").unwrap();
+        for _ in 0..50 {
+            sock.send_to(&forged, "10.88.0.1:5405").unwrap();
+            sock.send_to(&replayed, "10.88.0.1:5405").unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let doc = lab.status("alpha").unwrap();
+    let link0 = &doc["heartbeats"][0];
+    assert_eq!(link0["forged"], 50, "{link0}");
+    assert_eq!(link0["replayed"], 50, "{link0}");
+    assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("alpha"), "nothing changed");
+    assert_eq!(doc["nodes"][1]["state"], "online");
+    assert_eq!(doc["nodes"][1]["epoch"], 0, "beta was never evicted");
+}
