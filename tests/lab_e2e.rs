@@ -340,3 +340,38 @@ fn case7_forged_and_replayed_heartbeats_change_nothing_and_are_counted() {
     assert_eq!(doc["nodes"][1]["state"], "online");
     assert_eq!(doc["nodes"][1]["epoch"], 0, "beta was never evicted");
 }
+
+#[test]
+fn case8_sigterm_hands_the_set_over_and_exits() {
+    let lab = Lab::up("c8", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let labfile: Value = serde_json::from_slice(&std::fs::read(lab.dir.join("lab.json")).unwrap()).unwrap();
+    let pid = labfile["agents"]["alpha"].as_i64().unwrap() as i32;
+    // SAFETY: kill(2) of the agent the lab started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")), "beta took web");
+    // SAFETY: signal 0 only asks whether the process exists.
+    assert!(wait(Duration::from_secs(10), || unsafe { libc::kill(pid, 0) } != 0), "alpha's agent exited");
+    let log = std::fs::read_to_string(lab.dir.join("alpha.log")).unwrap();
+    assert!(log.contains("handed its sets over; exiting"), "{log}");
+    assert!(!lab.has_vip("alpha"));
+    // Started again, alpha takes sets again (it put itself in standby to leave).
+    lab.run(&["start", "alpha"]);
+    assert!(wait(Duration::from_secs(15), || lab.status("beta").is_some_and(|d| d["nodes"][0]["state"] == "online")));
+    let sock = lab.dir.join("beta/baton.sock");
+    assert_eq!(ok(&["move", "web", "alpha", "--socket", sock.to_str().unwrap()]), "web runs on alpha\n");
+}
+
+#[test]
+fn case9_a_partition_leaves_the_minority_owner_without_its_set() {
+    let lab = Lab::up("c9", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta", "gamma"]);
+    lab.run(&["partition", "alpha/beta,gamma"]);
+    assert!(wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")), "beta took web");
+    assert!(wait(Duration::from_secs(5), || !lab.has_vip("alpha")), "alpha dropped the address");
+    lab.run(&["heal"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("beta"), "after the heal alpha agrees");
+    rec.assert_never_two_holders();
+}
