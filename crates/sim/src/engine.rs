@@ -678,9 +678,7 @@ impl Sim {
                     }
                 }
             }
-            Fault::Freeze { set, frozen } => self.pending_ops.push(Command::Freeze { set, frozen }),
-            Fault::Standby { node, standby } => self.pending_ops.push(Command::Standby { node, standby }),
-            Fault::Pin { set, node } => self.pending_ops.push(Command::Pin { set, node }),
+            Fault::Operator(command) => self.pending_ops.push(command),
             Fault::Heal => self.heal(),
         }
     }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use baton_core::{Failback, NodeId, NodeSpec, ResourceSpec, SetId, SetSpec, Timing, Topology};
+use baton_state::Command;
 
 use crate::rng::Rng;
 
@@ -53,18 +54,8 @@ pub enum Fault {
         node: NodeId,
         set: SetId,
     },
-    Freeze {
-        set: SetId,
-        frozen: bool,
-    },
-    Standby {
-        node: NodeId,
-        standby: bool,
-    },
-    Pin {
-        set: SetId,
-        node: Option<NodeId>,
-    },
+    /// An operator command (freeze, standby, pin), proposed like a person would.
+    Operator(Command),
     /// Everything above is repaired; operators unfreeze, unstandby and clear.
     Heal,
 }
@@ -176,9 +167,9 @@ fn random_fault(rng: &mut Rng, topo: &Topology) -> Fault {
             slow_stops: rng.chance(400),
         }),
         11 => Fault::ResourceCrash { node: node(rng), set: set(rng) },
-        12 => Fault::Freeze { set: set(rng), frozen: rng.chance(600) },
-        13 => Fault::Standby { node: node(rng), standby: rng.chance(500) },
-        14 => Fault::Pin { set: set(rng), node: rng.chance(700).then(|| node(rng)) },
+        12 => Fault::Operator(Command::Freeze { set: set(rng), frozen: rng.chance(600) }),
+        13 => Fault::Operator(Command::Standby { node: node(rng), standby: rng.chance(500) }),
+        14 => Fault::Operator(Command::Pin { set: set(rng), node: rng.chance(700).then(|| node(rng)) }),
         _ => Fault::Heal,
     }
 }
