@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use baton_config::Config;
 use baton_core::{Event, Input, Node, NodeId, Output, SetId, Time};
 use baton_proto::{cluster_id, Keys};
-use baton_state::{ClusterState, Command};
+use baton_state::Command;
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -61,9 +61,9 @@ fn raft_config(name: &str) -> Result<openraft::Config, String> {
         heartbeat_interval: 50,
         election_timeout_min: 300,
         election_timeout_max: 600,
-        // The log holds decisions only (heartbeats never enter it), so it
-        // grows slowly; it is kept whole, and restarts replay it.
-        snapshot_policy: SnapshotPolicy::Never,
+        // The log holds decisions only (heartbeats never enter it); every
+        // thousand of them are folded into a snapshot kept in redb.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
         ..Default::default()
     }
     .validate()
@@ -94,7 +94,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let store = LogStore::open(&state_dir.join("raft.redb"))?;
     let committed = store.committed().map_err(|e| e.to_string())?.map(|l| l.index);
     let (applied_tx, mut applied_rx) = mpsc::channel(1024);
-    let machine = StateMachine::new(config.nodes.len(), config.sets.len(), applied_tx);
+    let machine = StateMachine::open(config.nodes.len(), config.sets.len(), applied_tx, store.database())
+        .map_err(|e| format!("reading the stored snapshot: {e}"))?;
+    let (mut state, mut index) = machine.start_point();
     let peers = Peers { cluster, keys: keys.clone(), addrs: addrs.clone() };
     let raft = Raft::new(me as RaftId, Arc::new(raft_config(&config.cluster.name)?), peers.clone(), store, machine)
         .await
@@ -114,9 +116,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     // Rebuild the agreed state up to what was committed before the restart,
     // before deciding anything: acting on a prefix could restart a set this
     // node had already handed over.
-    let mut state = ClusterState::new(config.nodes.len(), config.sets.len());
     if let Some(committed) = committed {
-        let mut index = 0;
         while index < committed {
             match applied_rx.recv().await {
                 Some(Applied::Command { index: i, command }) => {

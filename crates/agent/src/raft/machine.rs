@@ -3,6 +3,7 @@
 //! agent's loop, where the core applies it too.
 
 use std::io::Cursor;
+use std::sync::Arc;
 
 use baton_state::{ClusterState, Command};
 use openraft::storage::RaftStateMachine;
@@ -10,9 +11,11 @@ use openraft::{
     BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
     StorageIOError, StoredMembership,
 };
+use redb::Database;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::store::META;
 use super::{NodeId, TypeConfig};
 
 /// What the state machine tells the agent's loop, in log order.
@@ -40,14 +43,59 @@ pub struct StateMachine {
     image: Image,
     snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>,
     tx: mpsc::Sender<Applied>,
+    db: Arc<Database>,
 }
+
+const SNAPSHOT_META: &str = "snapshot-meta";
+const SNAPSHOT_DATA: &str = "snapshot-data";
 
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 
 impl StateMachine {
-    pub fn new(nodes: usize, sets: usize, tx: mpsc::Sender<Applied>) -> Self {
-        let image = Image { state: ClusterState::new(nodes, sets), last_applied: None, membership: Default::default() };
-        StateMachine { image, snapshot: None, tx }
+    /// The state machine as of the last snapshot kept in `db` (or empty).
+    pub fn open(nodes: usize, sets: usize, tx: mpsc::Sender<Applied>, db: Arc<Database>) -> Result<Self> {
+        let empty = Image { state: ClusterState::new(nodes, sets), last_applied: None, membership: Default::default() };
+        let mut sm = StateMachine { image: empty, snapshot: None, tx, db };
+        let read = || -> std::result::Result<Option<(Vec<u8>, Vec<u8>)>, redb::Error> {
+            let tx = sm.db.begin_read()?;
+            let table = tx.open_table(META)?;
+            let meta = table.get(SNAPSHOT_META)?.map(|v| v.value().to_vec());
+            let data = table.get(SNAPSHOT_DATA)?.map(|v| v.value().to_vec());
+            Ok(meta.zip(data))
+        };
+        if let Some((meta, data)) = read().map_err(sm_err)? {
+            let meta: SnapshotMeta<NodeId, BasicNode> = serde_json::from_slice(&meta).map_err(sm_err)?;
+            let image: Image = serde_json::from_slice(&data).map_err(sm_err)?;
+            if (image.state.nodes.len(), image.state.sets.len()) != (nodes, sets) {
+                return Err(sm_err(std::io::Error::other(
+                    "the stored snapshot is of a cluster with other nodes or sets; the configuration changed",
+                )));
+            }
+            sm.image = image;
+            sm.snapshot = Some((meta, data));
+        }
+        Ok(sm)
+    }
+
+    /// The agreed state and the index it is at, as this state machine starts.
+    pub fn start_point(&self) -> (ClusterState, u64) {
+        (self.image.state.clone(), self.image.last_applied.map_or(0, |l| l.index))
+    }
+
+    fn keep(&mut self, meta: SnapshotMeta<NodeId, BasicNode>, data: Vec<u8>) -> Result<()> {
+        let write = || -> std::result::Result<(), redb::Error> {
+            let tx = self.db.begin_write()?;
+            {
+                let mut table = tx.open_table(META)?;
+                table.insert(SNAPSHOT_META, serde_json::to_vec(&meta).expect("serializes").as_slice())?;
+                table.insert(SNAPSHOT_DATA, data.as_slice())?;
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| StorageError::from(StorageIOError::write_snapshot(None, &e)))?;
+        self.snapshot = Some((meta, data));
+        Ok(())
     }
 
     fn meta(&self) -> SnapshotMeta<NodeId, BasicNode> {
@@ -68,7 +116,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>> {
         let data = serde_json::to_vec(&self.image).map_err(sm_err)?;
         let meta = self.meta();
-        self.snapshot = Some((meta.clone(), data.clone()));
+        self.keep(meta.clone(), data.clone())?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
@@ -106,7 +154,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        StateMachine { image: self.image.clone(), snapshot: None, tx: self.tx.clone() }
+        StateMachine { image: self.image.clone(), snapshot: None, tx: self.tx.clone(), db: Arc::clone(&self.db) }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>> {
@@ -121,9 +169,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         let image: Image = serde_json::from_slice(&data).map_err(sm_err)?;
         let index = meta.last_log_id.map_or(0, |l| l.index);
+        self.keep(meta.clone(), data)?;
         let _ = self.tx.send(Applied::Restore { index, state: image.state.clone() }).await;
         self.image = image;
-        self.snapshot = Some((meta.clone(), data));
         Ok(())
     }
 
@@ -132,5 +180,48 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .snapshot
             .as_ref()
             .map(|(meta, data)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new(data.clone())) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, LogId};
+
+    use super::*;
+    use crate::raft::store::LogStore;
+
+    fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
+        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 0), index), payload: EntryPayload::Normal(command) }
+    }
+
+    #[test]
+    fn a_snapshot_is_kept_in_redb_and_a_reopened_machine_starts_from_it() {
+        let dir = std::env::temp_dir().join(format!("baton-sm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let store = LogStore::open(&dir.join("raft.redb")).unwrap();
+            let (tx, mut rx) = mpsc::channel(16);
+            let mut sm = StateMachine::open(3, 1, tx.clone(), store.database()).unwrap();
+            let entries = vec![
+                entry(1, Command::Join { node: 0, epoch: 0 }),
+                entry(2, Command::Assign { set: 0, node: 0, generation: 0 }),
+            ];
+            sm.apply(entries).await.unwrap();
+            assert!(matches!(rx.recv().await, Some(Applied::Command { index: 1, .. })));
+            assert!(matches!(rx.recv().await, Some(Applied::Command { index: 2, .. })));
+            let snap = sm.build_snapshot().await.unwrap();
+            assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(2));
+            drop(sm);
+            let again = StateMachine::open(3, 1, tx, store.database()).unwrap();
+            let (state, index) = again.start_point();
+            assert_eq!(index, 2);
+            assert_eq!(state.set(0).owner, Some(0));
+            assert!(
+                StateMachine::open(4, 1, mpsc::channel(1).0, store.database()).is_err(),
+                "another cluster shape is refused"
+            );
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -15,7 +15,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use super::{NodeId, TypeConfig};
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 #[derive(Clone)]
 pub struct LogStore {
@@ -56,6 +56,10 @@ impl LogStore {
         let tx = self.db.begin_write().map_err(write_err)?;
         tx.open_table(META).map_err(write_err)?.insert(key, bytes.as_slice()).map_err(write_err)?;
         tx.commit().map_err(write_err)
+    }
+
+    pub fn database(&self) -> Arc<Database> {
+        Arc::clone(&self.db)
     }
 
     /// The committed log id recorded at the last run, if any.
