@@ -2,6 +2,9 @@
 //! cluster state (for snapshots) and hands each, with its index, to the
 //! agent's loop, where the core applies it too.
 
+// openraft's state-machine traits fix the (large) error type of these functions.
+#![allow(clippy::result_large_err)]
+
 use std::io::Cursor;
 use std::sync::Arc;
 
