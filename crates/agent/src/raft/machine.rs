@@ -49,6 +49,9 @@ pub struct StateMachine {
     db: Arc<Database>,
 }
 
+/// A snapshot as stored: its metadata and its data, both serialized.
+type Stored = (Vec<u8>, Vec<u8>);
+
 const SNAPSHOT_META: &str = "snapshot-meta";
 const SNAPSHOT_DATA: &str = "snapshot-data";
 
@@ -59,7 +62,7 @@ impl StateMachine {
     pub fn open(nodes: usize, sets: usize, tx: mpsc::Sender<Applied>, db: Arc<Database>) -> Result<Self> {
         let empty = Image { state: ClusterState::new(nodes, sets), last_applied: None, membership: Default::default() };
         let mut sm = StateMachine { image: empty, snapshot: None, tx, db };
-        let read = || -> std::result::Result<Option<(Vec<u8>, Vec<u8>)>, redb::Error> {
+        let read = || -> std::result::Result<Option<Stored>, redb::Error> {
             let tx = sm.db.begin_read()?;
             let table = tx.open_table(META)?;
             let meta = table.get(SNAPSHOT_META)?.map(|v| v.value().to_vec());
