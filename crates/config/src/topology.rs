@@ -39,6 +39,7 @@ fn resource_spec(r: &Resource) -> ResourceSpec {
         stop_timeout: timeout,
         monitor_interval: r.interval.or(interval),
         monitor_timeout: timeout,
+        address: matches!(r.kind, ResourceKind::Ip { .. }),
     }
 }
 

@@ -190,10 +190,15 @@ impl Lifecycle {
     fn begin_stop(&mut self, now: Time, spec: &SetSpec, why: Why, hooks: bool) -> Vec<Action> {
         let started: Vec<usize> = (0..self.started.len()).rev().filter(|&i| self.started[i]).collect();
         let mut plan = Vec::with_capacity(started.len() + 2);
+        if why == Why::LeaseEnding {
+            // SPEC: addresses first, before even the release hooks.
+            plan.extend(started.iter().filter(|&&i| spec.resources[i].address).map(|&i| Step::Stop(i)));
+        }
         if hooks {
             plan.push(Step::Hook(HookKind::PreRel));
         }
-        plan.extend(started.into_iter().map(Step::Stop));
+        let first = plan.clone();
+        plan.extend(started.into_iter().map(Step::Stop).filter(|s| !first.contains(s)));
         if hooks {
             plan.push(Step::Hook(HookKind::PostRel));
         }

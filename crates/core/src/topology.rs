@@ -55,6 +55,9 @@ pub struct ResourceSpec {
     /// `None`: the resource has no monitor.
     pub monitor_interval: Option<Duration>,
     pub monitor_timeout: Duration,
+    /// A service address: when a lease ends, addresses go first, so that
+    /// clients stop reaching this node before anything else is torn down.
+    pub address: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

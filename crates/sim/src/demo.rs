@@ -17,6 +17,7 @@ fn topology() -> Topology {
         stop_timeout: Duration::from_secs(5),
         monitor_interval: Some(Duration::from_secs(2)),
         monitor_timeout: Duration::from_secs(5),
+        address: label.starts_with("ip "),
     };
     Topology {
         nodes: vec![node("alpha", false), node("beta", false), node("arbiter", true)],

@@ -117,6 +117,7 @@ pub fn random_topology(rng: &mut Rng) -> Topology {
                     stop_timeout: ms(rng, 300, 2000),
                     monitor_interval: rng.chance(800).then(|| ms(rng, 300, 2000)),
                     monitor_timeout: ms(rng, 200, 1000),
+                    address: r == 0,
                 })
                 .collect();
             SetSpec {

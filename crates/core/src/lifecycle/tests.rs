@@ -14,6 +14,7 @@ fn spec(resources: usize) -> SetSpec {
         stop_timeout: Duration::from_secs(3),
         monitor_interval: Some(Duration::from_secs(10)),
         monitor_timeout: Duration::from_secs(1),
+        address: i == 0,
     };
     SetSpec {
         name: "web".into(),
@@ -177,4 +178,16 @@ fn monitors_run_at_their_interval_while_running() {
     );
     assert_eq!(lc.record_failure(ms(10_020), s.restart_window), 1);
     assert_eq!(lc.record_failure(ms(700_000), s.restart_window), 1, "the first failure left the window");
+}
+
+#[test]
+fn when_the_lease_ends_addresses_go_first() {
+    let s = spec(3);
+    let mut lc = Lifecycle::new(0, &s);
+    let a = lc.start(ms(0), &s);
+    drive(&mut lc, &s, a, None);
+    let a = lc.stop(ms(5), &s, Why::LeaseEnding);
+    let (steps, _) = drive(&mut lc, &s, a, None);
+    use HookKind::*;
+    assert_eq!(steps, vec![Step::Stop(0), Step::Hook(PreRel), Step::Stop(2), Step::Stop(1), Step::Hook(PostRel)]);
 }

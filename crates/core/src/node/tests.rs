@@ -28,6 +28,7 @@ fn topo() -> Topology {
                 stop_timeout: Duration::from_secs(1),
                 monitor_interval: Some(Duration::from_secs(1)),
                 monitor_timeout: Duration::from_secs(1),
+                address: true,
             }],
             hook_timeout: Duration::from_secs(1),
         }],
