@@ -22,6 +22,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Config(ConfigCommand::Check { ref file }) => {
             let file = file.clone().unwrap_or_else(|| cli.config.clone());
             let config = baton_config::load(&file).map_err(|e| Failure::Usage(e.to_string()))?;
+            let refused = runtime().block_on(validate_agents(&config));
+            if !refused.is_empty() {
+                let lines: Vec<String> = refused.iter().map(|p| format!("{}: {p}", file.display())).collect();
+                return Err(Failure::Usage(lines.join("\n")));
+            }
             println!("{}: ok: {}", file.display(), config.summary());
             Ok(())
         }
@@ -40,6 +45,36 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         ref other => control::run(&cli, other),
     }
+}
+
+/// Runs `validate-all` of every OCF agent installed here; agents that are
+/// not installed are only mentioned (they may be on the other nodes).
+async fn validate_agents(config: &baton_config::Config) -> Vec<String> {
+    use baton_resources::ocf;
+    let mut refused = Vec::new();
+    for set in &config.sets {
+        for (i, r) in set.resources.iter().enumerate() {
+            let baton_config::ResourceKind::Ocf { provider, agent, params } = &r.kind else { continue };
+            let agent = ocf::Agent {
+                root: ocf::root(),
+                provider: provider.clone(),
+                kind: agent.clone(),
+                instance: format!("{}-{i}", set.name),
+                params: params.clone(),
+                tmp: None,
+            };
+            let key = format!("sets.{}.resources[{i}]", set.name);
+            if !agent.installed() {
+                eprintln!("{key}: {provider}:{} is not installed on this host; not validated", agent.kind);
+                continue;
+            }
+            let out = agent.run("validate-all", std::time::Duration::ZERO, std::time::Duration::from_secs(20)).await;
+            if !out.ok() {
+                refused.push(format!("{key}: {}", out.describe("validate-all", &agent)));
+            }
+        }
+    }
+    refused
 }
 
 fn main() -> ExitCode {

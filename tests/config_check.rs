@@ -100,3 +100,32 @@ fn a_command_without_an_agent_to_talk_to_fails_and_says_so() {
     assert_eq!(code, 1);
     assert!(err.contains("`events` is not implemented in this build yet"), "{err}");
 }
+
+#[test]
+fn config_check_runs_validate_all_of_installed_ocf_agents() {
+    assert!(
+        Path::new("/usr/lib/ocf/resource.d/heartbeat/IPaddr2").is_file(),
+        "this test needs Debian's resource-agents (apt-get install resource-agents)"
+    );
+    let dir = Dir::new("ocf");
+    let ocf = |params: &str| {
+        format!(
+            "{CONFIG}[[sets.web.resources]]\ntype = \"ocf\"\nagent = \"heartbeat:IPaddr2\"\nparams = {{ {params} }}\n"
+        )
+    };
+    let file = write(&dir.0, &ocf("cidr_netmask = \"24\""));
+    let (code, out, err) = baton(&["config", "check", &file]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.starts_with(&format!("{file}: sets.web.resources[1]: heartbeat:IPaddr2 validate-all exited with ")),
+        "{err}"
+    );
+    let file = write(&dir.0, &ocf("ip = \"10.0.0.50\", cidr_netmask = \"24\", nic = \"lo\""));
+    let (code, out, err) = baton(&["config", "check", &file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("1 set, 2 resources\n"), "{out}");
+    let file = write(&dir.0, &format!("{CONFIG}[[sets.web.resources]]\ntype = \"ocf\"\nagent = \"acme:Nothing\"\n"));
+    let (code, _, err) = baton(&["config", "check", &file]);
+    assert_eq!(code, 0, "an agent not installed here may be on the other nodes");
+    assert_eq!(err, "sets.web.resources[1]: acme:Nothing is not installed on this host; not validated\n");
+}

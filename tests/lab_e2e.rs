@@ -375,3 +375,46 @@ fn case9_a_partition_leaves_the_minority_owner_without_its_set() {
     assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("beta"), "after the heal alpha agrees");
     rec.assert_never_two_holders();
 }
+
+/// A lab with the set `db` = Debian's heartbeat:Dummy, one restart allowed.
+fn dummy_lab(tag: &str) -> Lab {
+    assert!(
+        std::path::Path::new("/usr/lib/ocf/resource.d/heartbeat/Dummy").is_file(),
+        "this test needs Debian's resource-agents (apt-get install resource-agents)"
+    );
+    let extra = std::env::temp_dir().join(format!("baton-e2e-{tag}-{}.toml", std::process::id()));
+    std::fs::write(
+        &extra,
+        "\n[sets.db]\nnodes = [\"alpha\", \"beta\", \"gamma\"]\nmax_restarts = 1\n\n\
+         [[sets.db.resources]]\ntype = \"ocf\"\nagent = \"heartbeat:Dummy\"\ninterval = \"1s\"\ntimeout = \"10s\"\n",
+    )
+    .unwrap();
+    let lab = Lab::up(tag, &["--extra", extra.to_str().unwrap()]);
+    std::fs::remove_file(&extra).unwrap();
+    lab
+}
+
+fn db_owner(lab: &Lab, node: &str) -> Option<String> {
+    let doc = lab.status(node)?;
+    let set = &doc["sets"][1];
+    (set["state"] == "running").then(|| set["owner"].as_str().map(str::to_string)).flatten()
+}
+
+#[test]
+fn case10_an_ocf_agent_restarts_locally_then_fails_over_after_max_restarts() {
+    let lab = dummy_lab("c10");
+    assert!(wait(Duration::from_secs(15), || db_owner(&lab, "gamma").as_deref() == Some("alpha")), "db runs on alpha");
+    let state = |node: &str| lab.dir.join(node).join("ocf/Dummy-db-0.state");
+    assert!(state("alpha").exists(), "Dummy keeps its state file in alpha's HA_RSCTMP");
+    // The resource dies: its monitor fails, and baton restarts it in place.
+    std::fs::remove_file(state("alpha")).unwrap();
+    assert!(wait(Duration::from_secs(10), || state("alpha").exists()), "restarted on alpha");
+    assert_eq!(db_owner(&lab, "gamma").as_deref(), Some("alpha"), "one restart is allowed");
+    // It dies again: more than max_restarts, so it moves.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::remove_file(state("alpha")).unwrap();
+    assert!(wait(Duration::from_secs(15), || db_owner(&lab, "gamma").as_deref() == Some("beta")), "db failed over");
+    assert!(state("beta").exists() && !state("alpha").exists());
+    let doc = lab.status("gamma").unwrap();
+    assert_eq!(doc["sets"][1]["excluded"], serde_json::json!(["alpha"]), "alpha is excluded for db");
+}

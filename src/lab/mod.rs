@@ -98,6 +98,9 @@ pub struct UpArgs {
     /// Networks every node shares.
     #[arg(long, default_value_t = 2)]
     pub links: usize,
+    /// TOML appended to the lab's generated config (more resources, sets, hooks).
+    #[arg(long, value_name = "FILE")]
+    pub extra: Option<PathBuf>,
     #[command(flatten)]
     pub dir: DirArg,
 }

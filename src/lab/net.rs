@@ -119,7 +119,11 @@ impl Lab {
             agents: BTreeMap::new(),
         };
         lab.save()?;
-        lab.build().inspect_err(|_| {
+        let extra = match &args.extra {
+            Some(f) => std::fs::read_to_string(f).map_err(|e| format!("reading {}: {e}", f.display()))?,
+            None => String::new(),
+        };
+        lab.build(&extra).inspect_err(|_| {
             let _ = Lab::down(&lab.dir);
         })?;
         for node in lab.all() {
@@ -128,7 +132,7 @@ impl Lab {
         Ok(lab)
     }
 
-    fn build(&self) -> Result<(), String> {
+    fn build(&self, extra: &str) -> Result<(), String> {
         ip(&["netns", "add", SWITCH])?;
         for l in 0..self.links {
             ip(&["-n", SWITCH, "link", "add", &format!("br{l}"), "type", "bridge"])?;
@@ -155,7 +159,9 @@ impl Lab {
         let path = self.dir.join("secret");
         std::fs::write(&path, secret).map_err(|e| e.to_string())?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
-        std::fs::write(self.dir.join("cluster.toml"), self.config_text()?).map_err(|e| e.to_string())
+        let config = self.dir.join("cluster.toml");
+        std::fs::write(&config, self.config_text()? + extra).map_err(|e| e.to_string())?;
+        baton_config::load(&config).map(|_| ()).map_err(|e| format!("the lab's config is refused:\n{e}"))
     }
 
     fn config_text(&self) -> Result<String, String> {

@@ -13,6 +13,7 @@ use baton_core::lifecycle::{Action, HookKind, Step};
 use baton_core::{Input, SetId};
 use baton_resources::ip::{self, IpSpec};
 use baton_resources::netlink::Netlink;
+use baton_resources::ocf;
 use baton_resources::process::Processes;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -22,6 +23,8 @@ use crate::guard_link::GuardLink;
 pub struct Executor {
     config: Arc<Config>,
     node: String,
+    /// HA_RSCTMP for OCF agents, inside this node's state directory.
+    ocf_tmp: PathBuf,
     nl: Netlink,
     procs: Arc<Processes>,
     guard: GuardLink,
@@ -74,10 +77,18 @@ fn hooks(dir: &Path, kind: HookKind) -> Result<Vec<PathBuf>, String> {
 }
 
 impl Executor {
-    pub fn new(config: Arc<Config>, node: String, nl: Netlink, guard: GuardLink, results: mpsc::Sender<Input>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        node: String,
+        ocf_tmp: PathBuf,
+        nl: Netlink,
+        guard: GuardLink,
+        results: mpsc::Sender<Input>,
+    ) -> Self {
         Executor {
             config,
             node,
+            ocf_tmp,
             nl,
             procs: Arc::new(Processes::default()),
             guard,
@@ -135,6 +146,21 @@ impl Executor {
         &self.config.sets[usize::from(set)].name
     }
 
+    fn ocf(&self, set: SetId, i: usize) -> Option<(ocf::Agent, Duration)> {
+        let sc = &self.config.sets[usize::from(set)];
+        let r = &sc.resources[i];
+        let ResourceKind::Ocf { provider, agent, params } = &r.kind else { return None };
+        let agent = ocf::Agent {
+            root: ocf::root(),
+            provider: provider.clone(),
+            kind: agent.clone(),
+            instance: format!("{}-{i}", sc.name),
+            params: params.clone(),
+            tmp: Some(self.ocf_tmp.clone()),
+        };
+        Some((agent, r.interval.unwrap_or(Duration::from_secs(10))))
+    }
+
     async fn run(&self, set: SetId, step: Step, limit: Duration) -> Result<(), String> {
         let sc = &self.config.sets[usize::from(set)];
         match step {
@@ -179,6 +205,20 @@ impl Executor {
             ResourceKind::Exec { start, .. } => {
                 run_program(start, &clean_env(&sc.name, &self.node), Duration::MAX).await
             }
+            ResourceKind::Ocf { .. } => {
+                let (agent, interval) = self.ocf(set, i).expect("an ocf resource");
+                let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(20));
+                // The probe: an agent already running here needs no start.
+                if agent.run("monitor", interval, limit).await.code == ocf::OCF_SUCCESS {
+                    return Ok(());
+                }
+                let out = agent.run("start", Duration::ZERO, limit).await;
+                if out.ok() {
+                    Ok(())
+                } else {
+                    Err(out.describe("start", &agent))
+                }
+            }
             other => Err(format!("resource type \"{}\" is not implemented yet", other.type_name())),
         }
     }
@@ -200,6 +240,15 @@ impl Executor {
                 Ok(())
             }
             ResourceKind::Exec { stop, .. } => run_program(stop, &clean_env(&sc.name, &self.node), Duration::MAX).await,
+            ResourceKind::Ocf { .. } => {
+                let (agent, _) = self.ocf(set, i).expect("an ocf resource");
+                let out = agent.run("stop", Duration::ZERO, limit).await;
+                if out.ok() || out.code == ocf::OCF_NOT_RUNNING {
+                    Ok(())
+                } else {
+                    Err(out.describe("stop", &agent))
+                }
+            }
             other => Err(format!("resource type \"{}\" is not implemented yet", other.type_name())),
         }
     }
@@ -211,6 +260,15 @@ impl Executor {
             ResourceKind::Process { .. } => self.procs.check((set, i)),
             ResourceKind::Exec { monitor: Some(argv), .. } => {
                 run_program(argv, &clean_env(&sc.name, &self.node), Duration::MAX).await.is_ok()
+            }
+            ResourceKind::Ocf { .. } => {
+                let (agent, interval) = self.ocf(set, i).expect("an ocf resource");
+                let out =
+                    agent.run("monitor", interval, sc.resources[i].timeout.unwrap_or(Duration::from_secs(20))).await;
+                if !out.ok() {
+                    eprintln!("baton: set {}: {}", sc.name, out.describe("monitor", &agent));
+                }
+                out.ok()
             }
             _ => false,
         }

@@ -133,10 +133,15 @@ pub async fn run(opts: Options) -> Result<(), String> {
     }
 
     let start = Instant::now();
-    let core = Node::new(config.topology(), me as NodeId, state, local.persisted(), local.incarnation << 32, Time(0));
+    let mut topology = config.topology();
+    crate::ocf_defaults::apply(&config, &mut topology).await;
+    let core = Node::new(topology, me as NodeId, state, local.persisted(), local.incarnation << 32, Time(0));
     let nl = baton_resources::netlink::Netlink::connect().map_err(|e| format!("opening netlink: {e}"))?;
     let node_name = config.nodes[me].name.clone();
-    let exec = Arc::new(Executor::new(Arc::clone(&config), node_name.clone(), nl, guard.clone(), inputs.clone()));
+    let ocf_tmp = state_dir.join("ocf");
+    std::fs::create_dir_all(&ocf_tmp).map_err(|e| format!("creating {}: {e}", ocf_tmp.display()))?;
+    let exec =
+        Arc::new(Executor::new(Arc::clone(&config), node_name.clone(), ocf_tmp, nl, guard.clone(), inputs.clone()));
     let (calls_tx, mut calls_rx) = mpsc::channel::<Call>(64);
     api::serve(&socket, calls_tx).await.map_err(|e| e.to_string())?;
     eprintln!("baton: node {node_name} of cluster {} is up; control socket {}", config.cluster.name, socket.display());

@@ -6,4 +6,5 @@
 pub mod announce;
 pub mod ip;
 pub mod netlink;
+pub mod ocf;
 pub mod process;
