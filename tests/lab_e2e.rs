@@ -418,3 +418,68 @@ fn case10_an_ocf_agent_restarts_locally_then_fails_over_after_max_restarts() {
     let doc = lab.status("gamma").unwrap();
     assert_eq!(doc["sets"][1]["excluded"], serde_json::json!(["alpha"]), "alpha is excluded for db");
 }
+
+#[test]
+fn case11_hooks_run_in_order_and_a_test_veto_sends_the_set_to_the_next_node() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = std::env::temp_dir().join(format!("baton-e2e-hooks-{}", std::process::id()));
+    let hooks = base.join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let log = base.join("order.log");
+    let script = |name: &str, body: &str| {
+        let path = hooks.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"$BATON_NODE $BATON_EVENT {name} $BATON_PREVIOUS_OWNER\" >> {}\n{body}",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script("Test", "[ \"$BATON_NODE\" != alpha ]\n");
+    // Written out of order: name order decides.
+    script("PreAcq-2", "");
+    script("PreAcq-1", "");
+    script("PostAcq-1", "");
+    script("PreRel-1", "");
+    script("PostRel-1", "");
+    let extra = base.join("extra.toml");
+    std::fs::write(
+        &extra,
+        format!(
+            "\n[sets.db]\nnodes = [\"alpha\", \"beta\", \"gamma\"]\nhooks = \"{}\"\n\n[[sets.db.resources]]\n\
+             type = \"ocf\"\nagent = \"heartbeat:Dummy\"\ninterval = \"1s\"\ntimeout = \"10s\"\n",
+            hooks.display()
+        ),
+    )
+    .unwrap();
+    let lab = Lab::up("c11", &["--extra", extra.to_str().unwrap()]);
+    assert!(
+        wait(Duration::from_secs(15), || db_owner(&lab, "gamma").as_deref() == Some("beta")),
+        "alpha vetoed, beta runs db"
+    );
+    assert_eq!(lab.status("gamma").unwrap()["sets"][1]["excluded"], serde_json::json!(["alpha"]));
+    let sock = lab.dir.join("gamma/baton.sock");
+    assert_eq!(ok(&["move", "db", "gamma", "--socket", sock.to_str().unwrap()]), "db runs on gamma\n");
+    let lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(|l| l.trim_end().to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "alpha Test Test",
+            "beta Test Test alpha",
+            "beta PreAcq PreAcq-1 alpha",
+            "beta PreAcq PreAcq-2 alpha",
+            "beta PostAcq PostAcq-1 alpha",
+            "beta PreRel PreRel-1 alpha",
+            "beta PostRel PostRel-1 alpha",
+            "gamma Test Test beta",
+            "gamma PreAcq PreAcq-1 beta",
+            "gamma PreAcq PreAcq-2 beta",
+            "gamma PostAcq PostAcq-1 beta",
+        ]
+    );
+    drop(lab);
+    std::fs::remove_dir_all(&base).unwrap();
+}

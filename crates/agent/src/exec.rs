@@ -30,6 +30,8 @@ pub struct Executor {
     guard: GuardLink,
     results: mpsc::Sender<Input>,
     inflight: Mutex<BTreeMap<SetId, Vec<AbortHandle>>>,
+    /// Per set: the node that owned it before its current owner.
+    pub previous: Mutex<Vec<Option<String>>>,
 }
 
 /// The environment every program baton starts gets, and nothing more.
@@ -52,17 +54,26 @@ async fn run_program(argv: &[String], env: &[(String, String)], limit: Duration)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let child = cmd.output();
-    match tokio::time::timeout(limit, child).await {
-        Err(_) => Err(format!("{program} did not finish within {limit:?}")),
-        Ok(Err(e)) => Err(format!("starting {program}: {e}")),
-        Ok(Ok(out)) if out.status.success() => Ok(()),
-        Ok(Ok(out)) => {
-            let text = String::from_utf8_lossy(&out.stderr);
-            let tail: String = text.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect();
-            Err(format!("{program} exited with {}: {}", out.status, tail.trim()))
-        }
+    let out = match tokio::time::timeout(limit, child).await {
+        Err(_) => return Err(format!("{program} did not finish within {limit:?}")),
+        Ok(Err(e)) => return Err(format!("starting {program}: {e}")),
+        Ok(Ok(out)) => out,
+    };
+    // What it printed goes into the log, capped.
+    let text = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).into_owned();
+    let tail: String = text.chars().rev().take(OUTPUT_TAIL_CHARS).collect::<Vec<_>>().into_iter().rev().collect();
+    for line in tail.lines().filter(|l| !l.trim().is_empty()) {
+        eprintln!("baton: {program}: {line}");
+    }
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} exited with {}: {}", out.status, tail.trim()))
     }
 }
+
+/// How much of a program's output is kept.
+const OUTPUT_TAIL_CHARS: usize = 2000;
 
 /// The hooks of `kind` in `dir`, in name order.
 fn hooks(dir: &Path, kind: HookKind) -> Result<Vec<PathBuf>, String> {
@@ -86,7 +97,6 @@ impl Executor {
         results: mpsc::Sender<Input>,
     ) -> Self {
         Executor {
-            config,
             node,
             ocf_tmp,
             nl,
@@ -94,6 +104,8 @@ impl Executor {
             guard,
             results,
             inflight: Mutex::new(BTreeMap::new()),
+            previous: Mutex::new(vec![None; config.sets.len()]),
+            config,
         }
     }
 
@@ -168,7 +180,8 @@ impl Executor {
                 let Some(dir) = &sc.hooks else { return Ok(()) };
                 let mut env = clean_env(&sc.name, &self.node);
                 env.push(("BATON_EVENT".into(), kind.prefix().into()));
-                env.push(("BATON_PREVIOUS_OWNER".into(), String::new()));
+                let previous = self.previous.lock().expect("not poisoned")[usize::from(set)].clone();
+                env.push(("BATON_PREVIOUS_OWNER".into(), previous.unwrap_or_default()));
                 for hook in hooks(dir, kind)? {
                     run_program(&[hook.display().to_string()], &env, limit).await?;
                 }

@@ -213,10 +213,24 @@ impl Agent {
 
     fn step(&mut self, input: Input) -> Result<(), String> {
         let now = self.now();
-        for output in self.core.handle(now, input) {
+        let before: Vec<Option<NodeId>> = self.core.state().sets.iter().map(|s| s.owner).collect();
+        let outputs = self.core.handle(now, input);
+        self.note_previous_owners(&before);
+        for output in outputs {
             self.carry_out(output)?;
         }
         Ok(())
+    }
+
+    /// Remembers who owned each set before it changed hands, for the hooks'
+    /// BATON_PREVIOUS_OWNER.
+    fn note_previous_owners(&self, before: &[Option<NodeId>]) {
+        let mut previous = self.exec.previous.lock().expect("not poisoned");
+        for (s, rec) in self.core.state().sets.iter().enumerate() {
+            if let Some(old) = before[s].filter(|&o| Some(o) != rec.owner) {
+                previous[s] = Some(self.config.nodes[usize::from(old)].name.clone());
+            }
+        }
     }
 
     fn carry_out(&mut self, output: Output) -> Result<(), String> {
