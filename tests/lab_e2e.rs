@@ -73,6 +73,11 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).contains(&format!("{VIP}/"))
     }
 
+    fn empty_ns(&self, node: &str) -> bool {
+        let out = Command::new("ip").args(["netns", "pids", &format!("btnl-{node}")]).output().unwrap();
+        out.stdout.is_empty()
+    }
+
     /// One GET of the service from the client namespace.
     fn fetch(&self) -> Option<String> {
         let out = Command::new("ip")
@@ -482,4 +487,28 @@ fn case11_hooks_run_in_order_and_a_test_veto_sends_the_set_to_the_next_node() {
     );
     drop(lab);
     std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn case12_with_fencing_required_a_failed_fence_blocks_takeover_until_one_succeeds() {
+    let lab = Lab::up("c12", &["--fencing", "required"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    std::fs::write(lab.dir.join("fence-fail"), "").unwrap();
+    lab.run(&["cut", "alpha"]);
+    // The fence is tried (with the right stdin) and fails: nobody takes over.
+    let log = lab.dir.join("fence.log");
+    assert!(wait(Duration::from_secs(10), || std::fs::read_to_string(&log).is_ok_and(|l| l.lines().count() >= 2)));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!lab.has_vip("beta") && !lab.has_vip("gamma"), "no takeover without a fence");
+    let doc = lab.status("beta").unwrap();
+    assert_eq!(doc["sets"][0]["owner"], "alpha");
+    assert_eq!(doc["sets"][0]["state"], "stopped", "alpha's lease is gone, so web runs nowhere");
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        assert_eq!(line, "action=off plug=alpha nodename=alpha password=checked");
+    }
+    // The device works again: alpha is fenced and beta takes over.
+    std::fs::remove_file(lab.dir.join("fence-fail")).unwrap();
+    assert!(wait(Duration::from_secs(15), || lab.owner_seen_by("gamma").as_deref() == Some("beta")), "beta took web");
+    assert_eq!(lab.status("gamma").unwrap()["nodes"][0]["state"], "fenced");
+    assert!(lab.empty_ns("alpha"), "the fenced node runs nothing");
 }

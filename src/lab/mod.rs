@@ -5,6 +5,7 @@
 //! removed by `lab down`, also after a crash.
 
 mod demo;
+mod fence;
 mod net;
 mod web;
 
@@ -70,6 +71,9 @@ pub enum LabCommand {
         #[arg(long, default_value_t = 80)]
         port: u16,
     },
+    /// The lab's fence agent (fence-agents stdin protocol).
+    #[command(hide = true)]
+    Fence,
     /// The client's probe: GET the URL every interval, print who answered.
     #[command(hide = true)]
     Probe {
@@ -98,6 +102,9 @@ pub struct UpArgs {
     /// Networks every node shares.
     #[arg(long, default_value_t = 2)]
     pub links: usize,
+    /// Give every node a fence device (the lab's own): "lease" or "required".
+    #[arg(long, value_name = "MODE")]
+    pub fencing: Option<String>,
     /// TOML appended to the lab's generated config (more resources, sets, hooks).
     #[arg(long, value_name = "FILE")]
     pub extra: Option<PathBuf>,
@@ -145,6 +152,7 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
         LabCommand::Demo(args) => demo::run(&args).map_err(Failure::Failed),
         LabCommand::Serve { port } => web::serve(port).map_err(|e| Failure::Failed(e.to_string())),
         LabCommand::Probe { url, interval_ms } => web::probe(&url, interval_ms).map_err(Failure::Failed),
+        LabCommand::Fence => std::process::exit(fence::agent()),
     }
 }
 

@@ -23,6 +23,9 @@ const NAMES: [&str; 9] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Lab {
     pub dir: PathBuf,
+    /// `[fencing] mode`, if the lab has fence devices.
+    #[serde(default)]
+    pub fencing: Option<String>,
     /// Full nodes, in preference order; the witness (if any) is last in `all`.
     pub nodes: Vec<String>,
     pub witness: Option<String>,
@@ -111,8 +114,12 @@ impl Lab {
         Lab::down(&args.dir.dir)?;
         let dir = args.dir.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        if args.fencing.as_deref().is_some_and(|m| m != "lease" && m != "required") {
+            return Err("--fencing is \"lease\" or \"required\"".into());
+        }
         let mut lab = Lab {
             dir,
+            fencing: args.fencing.clone(),
             nodes: NAMES[..args.nodes].iter().map(|s| s.to_string()).collect(),
             witness: args.witness.then(|| "arbiter".to_string()),
             links: args.links,
@@ -159,6 +166,16 @@ impl Lab {
         let path = self.dir.join("secret");
         std::fs::write(&path, secret).map_err(|e| e.to_string())?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        if self.fencing.is_some() {
+            let agent = self.dir.join("fence-agent");
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            std::fs::write(&agent, format!("#!/bin/sh\nexec {} lab fence\n", exe.display()))
+                .map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+            let pw = self.dir.join("fence.pw");
+            std::fs::write(&pw, super::fence::PASSWORD).map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        }
         let config = self.dir.join("cluster.toml");
         std::fs::write(&config, self.config_text()? + extra).map_err(|e| e.to_string())?;
         baton_config::load(&config).map(|_| ()).map_err(|e| format!("the lab's config is refused:\n{e}"))
@@ -178,6 +195,14 @@ impl Lab {
             }
         }
         let prefs: Vec<String> = self.nodes.iter().map(|n| format!("\"{n}\"")).collect();
+        if let Some(mode) = &self.fencing {
+            let dir = self.dir.display();
+            t += &format!(
+                "\n[fencing]\nmode = \"{mode}\"\n\n[[fencing.devices]]\nagent = \"{dir}/fence-agent\"\nnodes = [{}]\n\
+                 params = {{ lab = \"{dir}\", log = \"{dir}/fence.log\" }}\npassword_file = \"fence.pw\"\ntimeout = \"20s\"\n",
+                prefs.join(", ")
+            );
+        }
         t += &format!(
             "\n[sets.web]\nnodes = [{}]\n\n[[sets.web.resources]]\ntype = \"ip\"\naddress = \"{VIP}/24\"\n\
              garp_interval = \"100ms\"\n\n[[sets.web.resources]]\ntype = \"process\"\n\
@@ -230,6 +255,24 @@ impl Lab {
                 return Err(format!("the lab has links 0 to {}", self.links - 1));
             }
             ip(&["-n", SWITCH, "link", "set", &Lab::port(i, l), "down"])?;
+        }
+        Ok(())
+    }
+
+    /// Nothing runs in `node`'s namespace any more.
+    pub fn empty(&self, node: &str) -> bool {
+        let Ok(ns) = self.ns(node) else { return false };
+        Command::new("ip")
+            .args(["netns", "pids", &ns])
+            .output()
+            .is_ok_and(|o| o.status.success() && o.stdout.is_empty())
+    }
+
+    /// Brings `node`'s links back (a fence device's `on`).
+    pub fn restore(&self, node: &str) -> Result<(), String> {
+        let i = self.index(node)?;
+        for l in 0..self.links {
+            ip(&["-n", SWITCH, "link", "set", &Lab::port(i, l), "up"])?;
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ use openraft::{BasicNode, SnapshotPolicy};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use baton_resources::fence;
+
 use crate::api::{self, Call, Request, Response};
 use crate::exec::Executor;
 use crate::guard::monotonic_ms;
@@ -53,6 +55,8 @@ struct Agent {
     guard: GuardLink,
     leader: Option<RaftId>,
     fence_warned: Vec<bool>,
+    /// Nodes a fence is under way for.
+    fencing: Arc<std::sync::Mutex<std::collections::BTreeSet<NodeId>>>,
 }
 
 fn raft_config(name: &str) -> Result<openraft::Config, String> {
@@ -94,8 +98,14 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let store = LogStore::open(&state_dir.join("raft.redb"))?;
     let committed = store.committed().map_err(|e| e.to_string())?.map(|l| l.index);
     let (applied_tx, mut applied_rx) = mpsc::channel(1024);
-    let machine = StateMachine::open(config.nodes.len(), config.sets.len(), applied_tx, store.database())
-        .map_err(|e| format!("reading the stored snapshot: {e}"))?;
+    let machine = StateMachine::open(
+        config.nodes.len(),
+        config.sets.len(),
+        config.fence_required(),
+        applied_tx,
+        store.database(),
+    )
+    .map_err(|e| format!("reading the stored snapshot: {e}"))?;
     let (mut state, mut index) = machine.start_point();
     let peers = Peers { cluster, keys: keys.clone(), addrs: addrs.clone() };
     let raft = Raft::new(me as RaftId, Arc::new(raft_config(&config.cluster.name)?), peers.clone(), store, machine)
@@ -148,6 +158,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
 
     let mut agent = Agent {
         fence_warned: vec![false; config.nodes.len()],
+        fencing: Default::default(),
         config,
         me,
         state_dir,
@@ -251,18 +262,56 @@ impl Agent {
                 self.local.set_persisted(&p);
                 self.local.save(&self.state_dir)?;
             }
-            Output::Fence(node) => {
-                if !std::mem::replace(&mut self.fence_warned[usize::from(node)], true) {
-                    eprintln!(
-                        "baton: a stop failed on {}: its set stays blocked until the node is fenced or cleared; \
-                         fence devices are not driven by this build",
-                        self.config.nodes[usize::from(node)].name
-                    );
-                }
-            }
+            Output::Fence(node) => self.fence(node),
             Output::Event(event) => self.log(&event),
         }
         Ok(())
+    }
+
+    /// Fences `node` with its devices, in order, until one confirms it off;
+    /// then proposes `Fenced`, which evicts it at once.
+    fn fence(&mut self, node: NodeId) {
+        let name = self.config.nodes[usize::from(node)].name.clone();
+        let devices: Vec<fence::Device> = self
+            .config
+            .fencing
+            .iter()
+            .flat_map(|f| &f.devices)
+            .filter(|d| d.nodes.contains(&usize::from(node)))
+            .map(|d| fence::Device {
+                agent: fence::resolve(&d.agent),
+                params: d.params.clone(),
+                password_file: d.password_file.clone(),
+                delay: d.delay,
+                timeout: d.timeout,
+            })
+            .collect();
+        if devices.is_empty() {
+            if !std::mem::replace(&mut self.fence_warned[usize::from(node)], true) {
+                eprintln!("baton: {name} needs fencing (a stop failed there) but no fence device covers it; its set stays blocked");
+            }
+            return;
+        }
+        if !self.fencing.lock().expect("not poisoned").insert(node) {
+            return;
+        }
+        let epoch = self.core.state().node(node).epoch;
+        let (raft, fencing) = (self.raft.clone(), Arc::clone(&self.fencing));
+        tokio::spawn(async move {
+            for device in devices {
+                match device.off(&name).await {
+                    Ok(()) => {
+                        eprintln!("baton: {name} fenced by {}: confirmed off", device.agent.display());
+                        if let Err(e) = raft.client_write(Command::Fenced { node, epoch }).await {
+                            eprintln!("baton: recording the fence of {name}: {e}");
+                        }
+                        break;
+                    }
+                    Err(e) => eprintln!("baton: fencing {name}: {e}"),
+                }
+            }
+            fencing.lock().expect("not poisoned").remove(&node);
+        });
     }
 
     fn log(&self, event: &Event) {

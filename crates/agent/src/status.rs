@@ -41,6 +41,10 @@ fn set_state(node: &Node, set: SetId, now: Time) -> &'static str {
             Local::Stopped => "stopped",
         };
     }
+    if !node.detector().is_alive(owner) {
+        // A silent owner's lease is gone, so it runs nothing.
+        return "stopped";
+    }
     match (rec.phase, rec.running) {
         (Phase::Releasing { .. }, _) => "stopping",
         (Phase::Stable, true) => "running",

@@ -306,6 +306,13 @@ fn fencing(ctx: &mut Ctx, base: &Path, t: &Table, nodes: &[NodeConfig]) -> Optio
     }
     if mode == FenceMode::Required && devices.is_empty() {
         ctx.at(f.span(), "fencing.mode", "\"required\" needs at least one [[fencing.devices]]");
+    } else if mode == FenceMode::Required {
+        for (i, n) in nodes.iter().enumerate().filter(|(_, n)| !n.witness) {
+            if !devices.iter().any(|d: &FenceDevice| d.nodes.contains(&i)) {
+                let msg = format!("\"required\" but no device fences node {}: its sets could never move", n.name);
+                ctx.at(f.span(), "fencing.mode", msg);
+            }
+        }
     }
     f.finish(ctx, |_| None);
     Some(Fencing { mode, devices })

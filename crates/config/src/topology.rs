@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use baton_core::{NodeSpec, ResourceSpec, SetSpec, Timing, Topology};
 
-use crate::model::{Config, Resource, ResourceKind};
+use crate::model::{Config, FenceMode, Resource, ResourceKind};
 
 /// The clock-rate difference the safety margins assume (1%): far above what
 /// any working clock drifts, small enough to cost little lease time.
@@ -65,7 +65,19 @@ impl Config {
             max_drift_ppm: MAX_DRIFT_PPM,
             guard_margin: GUARD_MARGIN,
         };
-        Topology { nodes, links: self.links(), sets, timing }
+        Topology { nodes, links: self.links(), sets, timing, fenceable: self.fenceable() }
+    }
+
+    /// Per node: some fence device can cut it off.
+    pub fn fenceable(&self) -> Vec<bool> {
+        let covered = |i: usize| self.fencing.as_ref().is_some_and(|f| f.devices.iter().any(|d| d.nodes.contains(&i)));
+        (0..self.nodes.len()).map(covered).collect()
+    }
+
+    /// Per node: only a confirmed fence may evict it (`mode = "required"`).
+    pub fn fence_required(&self) -> Vec<bool> {
+        let required = self.fencing.as_ref().is_some_and(|f| f.mode == FenceMode::Required);
+        self.fenceable().into_iter().map(|f| f && required).collect()
     }
 
     pub fn links(&self) -> usize {

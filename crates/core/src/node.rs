@@ -501,9 +501,18 @@ impl Node {
         for command in placement::plan(&self.topo, &self.state, &live, now) {
             self.propose(now, command, out);
         }
-        let blocked: Vec<NodeId> = self.state.sets.iter().filter_map(|s| s.blocked).collect();
+        // A node whose stop failed, and a fenceable node gone silent, are
+        // fenced; a confirmed fence evicts at once (`Fenced`).
+        let mut targets: Vec<NodeId> = self.state.sets.iter().filter_map(|s| s.blocked).collect();
+        targets.extend(
+            (0..self.topo.nodes.len() as NodeId).filter(|&n| {
+                self.topo.fenceable[usize::from(n)] && self.state.is_online(n) && self.detector.is_dead(n)
+            }),
+        );
+        targets.sort_unstable();
+        targets.dedup();
         let retry = retry_after(&self.topo);
-        for node in blocked {
+        for node in targets {
             let asked = &mut self.fence_asked[usize::from(node)];
             if asked.is_none_or(|at| now.since(at) >= retry) {
                 *asked = Some(now);

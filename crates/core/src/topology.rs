@@ -14,6 +14,9 @@ pub struct Topology {
     pub links: usize,
     pub sets: Vec<SetSpec>,
     pub timing: Timing,
+    /// Per node: a fence device can cut it off. The leader fences a silent
+    /// node that has one, and its sets move as soon as the fence is confirmed.
+    pub fenceable: Vec<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +126,9 @@ impl Topology {
         }
         if self.links == 0 {
             return Err("no links".into());
+        }
+        if self.fenceable.len() != self.nodes.len() {
+            return Err(format!("fenceable has {} entries for {} nodes", self.fenceable.len(), self.nodes.len()));
         }
         for set in &self.sets {
             for &n in &set.nodes {

@@ -4,6 +4,7 @@
 //! core asks for it.
 
 pub mod announce;
+pub mod fence;
 pub mod ip;
 pub mod netlink;
 pub mod ocf;

@@ -32,6 +32,7 @@ fn topology() -> Topology {
             hook_timeout: Duration::from_secs(30),
         }],
         timing: scenario::timing(),
+        fenceable: vec![false; 3],
     }
 }
 
@@ -49,6 +50,7 @@ pub fn run() -> Result<String, String> {
         faults: vec![(crash_at, Fault::Crash { node: 0, down_us: Some(8 * SECOND) })],
         heal_at_us: 15 * SECOND,
         end_at_us: 20 * SECOND,
+        fence_required: vec![false; 3],
     };
     let report = Sim::new(sc, 1, true).run().map_err(|f| f.violation.to_string())?;
     let mut out = vec![

@@ -197,7 +197,7 @@ impl Sim {
             nodes: (0..n).map(|_| node()).collect(),
             net: Net::new(n, sc.topo.links),
             log: Vec::new(),
-            reference: ClusterState::new(n, sc.topo.sets.len()),
+            reference: ClusterState::new(n, sc.topo.sets.len()).requiring_fence(sc.fence_required.clone()),
             leader: None,
             term: 0,
             leaderless_since: Some(0),
@@ -392,7 +392,8 @@ impl Sim {
         n.inbox.clear();
         n.guard = None;
         n.sent = (0, 0);
-        let mut state = ClusterState::new(self.sc.topo.nodes.len(), self.sc.topo.sets.len());
+        let mut state = ClusterState::new(self.sc.topo.nodes.len(), self.sc.topo.sets.len())
+            .requiring_fence(self.sc.fence_required.clone());
         for command in &self.log[..n.delivered] {
             let _ = state.apply(command);
         }

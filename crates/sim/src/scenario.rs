@@ -78,6 +78,8 @@ pub struct Scenario {
     pub faults: Vec<(u64, Fault)>,
     pub heal_at_us: u64,
     pub end_at_us: u64,
+    /// Per node: `[fencing] mode = "required"`.
+    pub fence_required: Vec<bool>,
 }
 
 pub const SECOND: u64 = 1_000_000;
@@ -131,7 +133,11 @@ pub fn random_topology(rng: &mut Rng) -> Topology {
             }
         })
         .collect();
-    Topology { nodes, links: rng.range(1, 3) as usize, sets, timing: timing() }
+    // A fifth of the clusters have fence devices for every node; half of
+    // those require a fence before any takeover.
+    let fenced = rng.chance(200);
+    let fenceable = vec![fenced; full + witnesses];
+    Topology { nodes, links: rng.range(1, 3) as usize, sets, timing: timing(), fenceable }
 }
 
 fn random_fault(rng: &mut Rng, topo: &Topology) -> Fault {
@@ -190,5 +196,7 @@ pub fn random(seed: u64) -> Scenario {
         t += rng.range(SECOND / 5, 2 * SECOND);
     }
     faults.push((heal_at_us, Fault::Heal));
-    Scenario { topo, drift_ppm, faults, heal_at_us, end_at_us: heal_at_us + RECOVERY_BOUND_US }
+    let required = topo.fenceable.iter().all(|f| *f) && rng.chance(500);
+    let fence_required = vec![required; topo.nodes.len()];
+    Scenario { topo, drift_ppm, faults, heal_at_us, end_at_us: heal_at_us + RECOVERY_BOUND_US, fence_required }
 }

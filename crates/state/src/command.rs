@@ -287,7 +287,7 @@ impl ClusterState {
             return Err(Rejected::NotOnline(node));
         }
         self.suspicions.insert((voter, node), Suspicion { round, active: true, epoch });
-        if self.active_suspects(node).len() >= self.majority() {
+        if self.active_suspects(node).len() >= self.majority() && !self.needs_fence(node) {
             self.evict(node);
             return Ok(Applied::Evicted(node));
         }

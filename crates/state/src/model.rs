@@ -78,6 +78,10 @@ pub struct ClusterState {
     pub suspicions: BTreeMap<(NodeId, NodeId), Suspicion>,
     /// The index of the last command applied (accepted or rejected).
     pub applied: u64,
+    /// Per node: with `[fencing] mode = "required"`, suspicions never evict
+    /// the node; only a confirmed fence (`Fenced`) does.
+    #[serde(default)]
+    pub fence_required: Vec<bool>,
 }
 
 impl ClusterState {
@@ -97,7 +101,24 @@ impl ClusterState {
             excluded: BTreeMap::new(),
             blocked: None,
         };
-        ClusterState { nodes: vec![node; nodes], sets: vec![set; sets], suspicions: BTreeMap::new(), applied: 0 }
+        ClusterState {
+            nodes: vec![node; nodes],
+            sets: vec![set; sets],
+            suspicions: BTreeMap::new(),
+            applied: 0,
+            fence_required: vec![false; nodes],
+        }
+    }
+
+    /// The same, where the nodes marked `true` are evicted only by a fence.
+    pub fn requiring_fence(mut self, required: Vec<bool>) -> Self {
+        assert_eq!(required.len(), self.nodes.len());
+        self.fence_required = required;
+        self
+    }
+
+    pub fn needs_fence(&self, node: NodeId) -> bool {
+        self.fence_required.get(usize::from(node)).copied().unwrap_or(false)
     }
 
     /// How many voters make a majority. Every configured node votes,

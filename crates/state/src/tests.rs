@@ -139,3 +139,17 @@ fn the_state_survives_a_round_trip_through_json() {
     let cmd = Command::Move { set: 0, from: 1, to: None, generation: 3 };
     assert_eq!(serde_json::from_str::<Command>(&serde_json::to_string(&cmd).unwrap()).unwrap(), cmd);
 }
+
+#[test]
+fn with_fencing_required_only_a_fence_evicts() {
+    let mut s = ClusterState::new(3, 1).requiring_fence(vec![true, true, false]);
+    for node in 0..3 {
+        s.apply(&Command::Join { node, epoch: 0 }).unwrap();
+    }
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
+    assert_eq!(s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }), Ok(Applied::Done));
+    assert_eq!(s.set(0).owner, Some(0), "a majority of suspicions is not enough");
+    assert_eq!(s.apply(&Command::Fenced { node: 0, epoch: 0 }), Ok(Applied::Evicted(0)));
+    assert_eq!(s.set(0).owner, None);
+}

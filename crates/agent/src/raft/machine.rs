@@ -59,8 +59,15 @@ type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 
 impl StateMachine {
     /// The state machine as of the last snapshot kept in `db` (or empty).
-    pub fn open(nodes: usize, sets: usize, tx: mpsc::Sender<Applied>, db: Arc<Database>) -> Result<Self> {
-        let empty = Image { state: ClusterState::new(nodes, sets), last_applied: None, membership: Default::default() };
+    pub fn open(
+        nodes: usize,
+        sets: usize,
+        fence_required: Vec<bool>,
+        tx: mpsc::Sender<Applied>,
+        db: Arc<Database>,
+    ) -> Result<Self> {
+        let state = ClusterState::new(nodes, sets).requiring_fence(fence_required);
+        let empty = Image { state, last_applied: None, membership: Default::default() };
         let mut sm = StateMachine { image: empty, snapshot: None, tx, db };
         let read = || -> std::result::Result<Option<Stored>, redb::Error> {
             let tx = sm.db.begin_read()?;
@@ -208,7 +215,7 @@ mod tests {
         rt.block_on(async {
             let store = LogStore::open(&dir.join("raft.redb")).unwrap();
             let (tx, mut rx) = mpsc::channel(16);
-            let mut sm = StateMachine::open(3, 1, tx.clone(), store.database()).unwrap();
+            let mut sm = StateMachine::open(3, 1, vec![false; 3], tx.clone(), store.database()).unwrap();
             let entries = vec![
                 entry(1, Command::Join { node: 0, epoch: 0 }),
                 entry(2, Command::Assign { set: 0, node: 0, generation: 0 }),
@@ -219,12 +226,12 @@ mod tests {
             let snap = sm.build_snapshot().await.unwrap();
             assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(2));
             drop(sm);
-            let again = StateMachine::open(3, 1, tx, store.database()).unwrap();
+            let again = StateMachine::open(3, 1, vec![false; 3], tx, store.database()).unwrap();
             let (state, index) = again.start_point();
             assert_eq!(index, 2);
             assert_eq!(state.set(0).owner, Some(0));
             assert!(
-                StateMachine::open(4, 1, mpsc::channel(1).0, store.database()).is_err(),
+                StateMachine::open(4, 1, vec![false; 4], mpsc::channel(1).0, store.database()).is_err(),
                 "another cluster shape is refused"
             );
         });

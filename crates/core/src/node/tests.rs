@@ -38,6 +38,7 @@ fn topo() -> Topology {
             max_drift_ppm: 0,
             guard_margin: Duration::ZERO,
         },
+        fenceable: vec![false; 3],
     }
 }
 

@@ -30,6 +30,7 @@ fn topo(failback: Failback) -> Topology {
             max_drift_ppm: 10_000,
             guard_margin: Duration::from_millis(50),
         },
+        fenceable: vec![false; 4],
     }
 }
 

@@ -1,0 +1,99 @@
+//! Fence devices through the standard fence-agents interface: the agent
+//! reads `key=value` lines on stdin (`action=`, `plug=`/`port=`/`nodename=`,
+//! the device's parameters, `password=` read from a file — never a command
+//! line argument), and answers with its exit status. An "off" counts only
+//! once a `status` confirms the node off (exit 2).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    pub agent: PathBuf,
+    pub params: Vec<(String, String)>,
+    pub password_file: Option<PathBuf>,
+    /// Waited before fencing: in a two-node cluster, give one side a head
+    /// start so the two never fence each other at once.
+    pub delay: Duration,
+    pub timeout: Duration,
+}
+
+/// `status` exit code of a fence agent for "off".
+pub const STATUS_OFF: i32 = 2;
+
+/// An agent named without a path is looked up where Debian installs them.
+pub fn resolve(agent: &str) -> PathBuf {
+    if agent.contains('/') {
+        return PathBuf::from(agent);
+    }
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(agent))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(agent))
+}
+
+impl Device {
+    fn stdin(&self, action: &str, node: &str) -> Result<String, String> {
+        let mut text = format!("action={action}\nplug={node}\nport={node}\nnodename={node}\n");
+        for (k, v) in &self.params {
+            text += &format!("{k}={v}\n");
+        }
+        if let Some(file) = &self.password_file {
+            let pw = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+            text += &format!("password={}\n", pw.trim_end_matches('\n'));
+        }
+        Ok(text)
+    }
+
+    /// Runs one action; returns the agent's exit status.
+    pub async fn run(&self, action: &str, node: &str) -> Result<i32, String> {
+        let input = self.stdin(action, node)?;
+        let mut child = tokio::process::Command::new(&self.agent)
+            .env_clear()
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting fence agent {}: {e}", self.agent.display()))?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let write = async move {
+            let r = stdin.write_all(input.as_bytes()).await;
+            drop(stdin);
+            r
+        };
+        let run = async {
+            write.await.map_err(|e| format!("writing to fence agent {}: {e}", self.agent.display()))?;
+            child.wait_with_output().await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(self.timeout, run).await {
+            Err(_) => Err(format!(
+                "fence agent {} ({action} {node}) did not finish within {:?}",
+                self.agent.display(),
+                self.timeout
+            )),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(out)) => Ok(out.status.code().unwrap_or(1)),
+        }
+    }
+
+    /// Powers `node` off and confirms it is off.
+    pub async fn off(&self, node: &str) -> Result<(), String> {
+        tokio::time::sleep(self.delay).await;
+        let code = self.run("off", node).await?;
+        if code != 0 {
+            return Err(format!("fence agent {} could not turn {node} off (exit {code})", self.agent.display()));
+        }
+        match self.run("status", node).await? {
+            STATUS_OFF => Ok(()),
+            code => {
+                Err(format!("fence agent {} did not confirm {node} off (status exit {code})", self.agent.display()))
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The lab's fence device: a fence agent speaking the fence-agents stdin
+//! protocol. `off` cuts the node's links and stops its agent (its guard then
+//! kills what it ran); `status` says off (exit 2) once nothing runs in the
+//! node's namespace; `on` restores its links. It writes what it was asked
+//! (the password only as checked or not) to the file named by `log`, and
+//! fails `off` while a file `fence-fail` exists in the lab directory.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use super::net::Lab;
+use super::wait_until;
+
+pub const PASSWORD: &str = "lab-fence-password";
+
+pub fn agent() -> i32 {
+    let mut input = String::new();
+    if std::io::stdin().read_to_string(&mut input).is_err() {
+        return 1;
+    }
+    let args: BTreeMap<&str, &str> = input.lines().filter_map(|l| l.split_once('=')).collect();
+    let action = args.get("action").copied().unwrap_or("");
+    let node = args.get("plug").or(args.get("nodename")).copied().unwrap_or("");
+    if let Some(log) = args.get("log") {
+        let password = match args.get("password") {
+            Some(&p) if p == PASSWORD => "checked",
+            Some(_) => "wrong",
+            None => "missing",
+        };
+        let line = format!(
+            "action={action} plug={node} nodename={} password={password}\n",
+            args.get("nodename").unwrap_or(&"")
+        );
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+    if args.get("password") != Some(&PASSWORD) {
+        return 1;
+    }
+    let Some(lab) = args.get("lab").and_then(|d| Lab::load(Path::new(d)).ok()) else { return 1 };
+    match action {
+        "off" => {
+            if lab.dir.join("fence-fail").exists() || lab.cut(node, None).is_err() {
+                return 1;
+            }
+            let _ = lab.kill(node);
+            if wait_until(Duration::from_secs(5), || lab.empty(node)) {
+                0
+            } else {
+                1
+            }
+        }
+        "status" => {
+            if lab.empty(node) {
+                2
+            } else {
+                0
+            }
+        }
+        "on" => i32::from(lab.restore(node).is_err()),
+        "monitor" | "list" => 0,
+        _ => 1,
+    }
+}
