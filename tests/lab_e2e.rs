@@ -512,3 +512,41 @@ fn case12_with_fencing_required_a_failed_fence_blocks_takeover_until_one_succeed
     assert_eq!(lab.status("gamma").unwrap()["nodes"][0]["state"], "fenced");
     assert!(lab.empty_ns("alpha"), "the fenced node runs nothing");
 }
+
+#[test]
+fn case13_ipaddr2_manages_an_address_restarts_it_then_fails_over() {
+    assert!(
+        std::path::Path::new("/usr/lib/ocf/resource.d/heartbeat/IPaddr2").is_file(),
+        "this test needs Debian's resource-agents (apt-get install resource-agents)"
+    );
+    let extra = std::env::temp_dir().join(format!("baton-e2e-c13-{}.toml", std::process::id()));
+    std::fs::write(
+        &extra,
+        "\n[sets.db]\nnodes = [\"alpha\", \"beta\"]\nmax_restarts = 1\n\n[[sets.db.resources]]\ntype = \"ocf\"\n\
+         agent = \"heartbeat:IPaddr2\"\nparams = { ip = \"10.88.1.200\", cidr_netmask = \"24\", nic = \"eth1\" }\n\
+         interval = \"1s\"\ntimeout = \"20s\"\n",
+    )
+    .unwrap();
+    let lab = Lab::up("c13", &["--extra", extra.to_str().unwrap()]);
+    std::fs::remove_file(&extra).unwrap();
+    let has = |node: &str| {
+        let out = Command::new("ip").args(["-n", &format!("btnl-{node}"), "-o", "addr"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("10.88.1.200/24")
+    };
+    let del = |node: &str| {
+        Command::new("ip")
+            .args(["-n", &format!("btnl-{node}"), "addr", "del", "10.88.1.200/24", "dev", "eth1"])
+            .status()
+            .unwrap();
+    };
+    assert!(wait(Duration::from_secs(20), || db_owner(&lab, "gamma").as_deref() == Some("alpha") && has("alpha")));
+    del("alpha");
+    assert!(wait(Duration::from_secs(10), || has("alpha")), "IPaddr2 restarted in place");
+    std::thread::sleep(Duration::from_millis(500));
+    del("alpha");
+    assert!(
+        wait(Duration::from_secs(20), || db_owner(&lab, "gamma").as_deref() == Some("beta") && has("beta")),
+        "moved to beta"
+    );
+    assert!(!has("alpha"));
+}
