@@ -550,3 +550,54 @@ fn case13_ipaddr2_manages_an_address_restarts_it_then_fails_over() {
     );
     assert!(!has("alpha"));
 }
+
+#[test]
+fn case14_an_lsb_init_script_is_started_watched_restarted_and_moved() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = std::env::temp_dir().join(format!("baton-e2e-lsb-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let script = base.join("lsb-demo");
+    let pid = |node: &str| base.join(format!("{node}.pid"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nP={}/$BATON_NODE.pid\ncase \"$1\" in\n\
+             start) [ -f $P ] && kill -0 $(cat $P) 2>/dev/null && exit 0; setsid sleep 1000 >/dev/null 2>&1 & echo $! > $P; exit 0;;\n\
+             stop) [ -f $P ] && kill $(cat $P) 2>/dev/null; rm -f $P; exit 0;;\n\
+             status) [ -f $P ] && kill -0 $(cat $P) 2>/dev/null && exit 0; exit 3;;\n\
+             *) exit 2;;\nesac\n",
+            base.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let extra = base.join("extra.toml");
+    std::fs::write(
+        &extra,
+        format!(
+            "\n[sets.db]\n[[sets.db.resources]]\ntype = \"lsb\"\nscript = \"{}\"\ninterval = \"1s\"\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let lab = Lab::up("c14", &["--extra", extra.to_str().unwrap()]);
+    assert!(wait(Duration::from_secs(15), || db_owner(&lab, "gamma").as_deref() == Some("alpha")));
+    assert!(pid("alpha").exists());
+    // The service dies: status says 3, the monitor fails, it is restarted.
+    let first = std::fs::read_to_string(pid("alpha")).unwrap();
+    Command::new("kill").arg(first.trim()).status().unwrap();
+    assert!(
+        wait(Duration::from_secs(10), || std::fs::read_to_string(pid("alpha")).is_ok_and(|p| p != first)),
+        "restarted"
+    );
+    let sock = lab.dir.join("gamma/baton.sock");
+    assert_eq!(ok(&["move", "db", "beta", "--socket", sock.to_str().unwrap()]), "db runs on beta\n");
+    assert!(!pid("alpha").exists() && pid("beta").exists());
+    drop(lab);
+    for node in ["alpha", "beta", "gamma"] {
+        if let Ok(p) = std::fs::read_to_string(pid(node)) {
+            let _ = Command::new("kill").arg(p.trim()).status();
+        }
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}

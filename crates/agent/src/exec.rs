@@ -13,8 +13,8 @@ use baton_core::lifecycle::{Action, HookKind, Step};
 use baton_core::{Input, SetId};
 use baton_resources::ip::{self, IpSpec};
 use baton_resources::netlink::Netlink;
-use baton_resources::ocf;
 use baton_resources::process::Processes;
+use baton_resources::{ocf, service};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -74,6 +74,14 @@ async fn run_program(argv: &[String], env: &[(String, String)], limit: Duration)
 
 /// How much of a program's output is kept.
 const OUTPUT_TAIL_CHARS: usize = 2000;
+
+fn service_kind(kind: &ResourceKind) -> service::Kind {
+    match kind {
+        ResourceKind::Lsb { script } => service::Kind::Lsb(script.clone()),
+        ResourceKind::Systemd { unit } => service::Kind::Systemd(unit.clone()),
+        other => unreachable!("{} is not a service", other.type_name()),
+    }
+}
 
 /// The hooks of `kind` in `dir`, in name order.
 fn hooks(dir: &Path, kind: HookKind) -> Result<Vec<PathBuf>, String> {
@@ -218,6 +226,16 @@ impl Executor {
             ResourceKind::Exec { start, .. } => {
                 run_program(start, &clean_env(&sc.name, &self.node), Duration::MAX).await
             }
+            ResourceKind::Lsb { .. } | ResourceKind::Systemd { .. } => {
+                let kind = service_kind(&sc.resources[i].kind);
+                let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(20));
+                match service::run(&kind, service::Action::Start, &clean_env(&sc.name, &self.node), limit).await? {
+                    0 => Ok(()),
+                    code => {
+                        Err(format!("{} exited with {code}", service::command(&kind, service::Action::Start).join(" ")))
+                    }
+                }
+            }
             ResourceKind::Ocf { .. } => {
                 let (agent, interval) = self.ocf(set, i).expect("an ocf resource");
                 let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(20));
@@ -253,6 +271,15 @@ impl Executor {
                 Ok(())
             }
             ResourceKind::Exec { stop, .. } => run_program(stop, &clean_env(&sc.name, &self.node), Duration::MAX).await,
+            ResourceKind::Lsb { .. } | ResourceKind::Systemd { .. } => {
+                let kind = service_kind(&sc.resources[i].kind);
+                match service::run(&kind, service::Action::Stop, &clean_env(&sc.name, &self.node), limit).await? {
+                    0 => Ok(()),
+                    code => {
+                        Err(format!("{} exited with {code}", service::command(&kind, service::Action::Stop).join(" ")))
+                    }
+                }
+            }
             ResourceKind::Ocf { .. } => {
                 let (agent, _) = self.ocf(set, i).expect("an ocf resource");
                 let out = agent.run("stop", Duration::ZERO, limit).await;
@@ -273,6 +300,11 @@ impl Executor {
             ResourceKind::Process { .. } => self.procs.check((set, i)),
             ResourceKind::Exec { monitor: Some(argv), .. } => {
                 run_program(argv, &clean_env(&sc.name, &self.node), Duration::MAX).await.is_ok()
+            }
+            ResourceKind::Lsb { .. } | ResourceKind::Systemd { .. } => {
+                let kind = service_kind(&sc.resources[i].kind);
+                let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(20));
+                service::run(&kind, service::Action::Status, &clean_env(&sc.name, &self.node), limit).await == Ok(0)
             }
             ResourceKind::Ocf { .. } => {
                 let (agent, interval) = self.ocf(set, i).expect("an ocf resource");

@@ -9,7 +9,7 @@ pub mod guard;
 pub mod guard_link;
 pub mod links;
 pub mod local;
-pub mod ocf_defaults;
+pub mod preflight;
 pub mod raft;
 pub mod shell;
 pub mod status;

@@ -144,7 +144,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
 
     let start = Instant::now();
     let mut topology = config.topology();
-    crate::ocf_defaults::apply(&config, &mut topology).await;
+    crate::preflight::apply(&config, &mut topology).await;
     let core = Node::new(topology, me as NodeId, state, local.persisted(), local.incarnation << 32, Time(0));
     let nl = baton_resources::netlink::Netlink::connect().map_err(|e| format!("opening netlink: {e}"))?;
     let node_name = config.nodes[me].name.clone();

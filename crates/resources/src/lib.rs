@@ -9,3 +9,4 @@ pub mod ip;
 pub mod netlink;
 pub mod ocf;
 pub mod process;
+pub mod service;

@@ -1,5 +1,7 @@
-//! OCF agents advise their own timeouts in `meta-data`; a resource whose
-//! configuration names none gets the agent's advice, as in Pacemaker.
+//! Checks before the agent starts deciding: OCF agents advise their own
+//! timeouts in `meta-data`, and a resource whose configuration names none
+//! gets the agent's advice, as in Pacemaker; a systemd unit that is enabled
+//! at boot is warned about.
 
 use baton_config::{Config, ResourceKind};
 use baton_core::Topology;
@@ -8,6 +10,15 @@ use baton_resources::ocf;
 pub async fn apply(config: &Config, topo: &mut Topology) {
     for (s, set) in config.sets.iter().enumerate() {
         for (i, r) in set.resources.iter().enumerate() {
+            if let ResourceKind::Systemd { unit } = &r.kind {
+                if baton_resources::service::enabled_at_boot(unit).await {
+                    eprintln!(
+                        "baton: warning: set {}: unit {unit} is enabled at boot, so systemd may start it on a node \
+                         that does not own the set; run `systemctl disable {unit}`",
+                        set.name
+                    );
+                }
+            }
             let ResourceKind::Ocf { provider, agent, params } = &r.kind else { continue };
             let agent = ocf::Agent {
                 root: ocf::root(),
