@@ -601,3 +601,31 @@ fn case14_an_lsb_init_script_is_started_watched_restarted_and_moved() {
     }
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+#[test]
+fn case15_adapter_swap_keeps_the_address_reachable_without_a_failover() {
+    let lab = Lab::up("c15", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    // A standby adapter for alpha on link 0's subnet.
+    let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+    ip(&["-n", "btnl-sw", "link", "add", "s0l0b", "type", "veth", "peer", "name", "eth0b", "netns", "btnl-alpha"]);
+    ip(&["-n", "btnl-sw", "link", "set", "s0l0b", "master", "br0", "up"]);
+    ip(&["-n", "btnl-alpha", "addr", "add", "10.88.0.21/24", "dev", "eth0b"]);
+    ip(&["-n", "btnl-alpha", "link", "set", "eth0b", "up"]);
+    std::thread::sleep(Duration::from_millis(500));
+    lab.run(&["cut", "alpha", "0"]);
+    let on_b = || {
+        let out = Command::new("ip").args(["-n", "btnl-alpha", "-o", "addr", "show", "dev", "eth0b"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{VIP}/24"))
+    };
+    assert!(wait(Duration::from_secs(10), on_b), "the address moved to the standby adapter");
+    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("alpha")), "the client still reaches alpha");
+    assert_eq!(lab.owner_seen_by("beta").as_deref(), Some("alpha"), "no failover");
+    let log = std::fs::read_to_string(lab.dir.join("alpha.log")).unwrap();
+    assert!(log.contains("link event: eth0 lost carrier; 10.88.0.100 moved to eth0b"), "{log}");
+    let sysctl = Command::new("ip")
+        .args(["netns", "exec", "btnl-alpha", "cat", "/proc/sys/net/ipv4/conf/eth0/ignore_routes_with_linkdown"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&sysctl.stdout).trim(), "1", "routes on the dead link are ignored");
+}

@@ -296,7 +296,34 @@ impl Executor {
     async fn monitor(&self, set: SetId, i: usize) -> bool {
         let sc = &self.config.sets[usize::from(set)];
         match &sc.resources[i].kind {
-            ResourceKind::Ip { address, .. } => ip::check(&self.nl, address.ip).await.unwrap_or(false),
+            ResourceKind::Ip { address, interface, garp_count, garp_interval } => {
+                let spec = IpSpec {
+                    ip: address.ip,
+                    prefix: address.prefix,
+                    interface: interface.clone(),
+                    garp_count: *garp_count,
+                    garp_interval: *garp_interval,
+                };
+                match ip::monitor(&self.nl, &spec).await {
+                    Ok(ip::Health::Present) => true,
+                    Ok(ip::Health::Swapped { from, to }) => {
+                        eprintln!(
+                            "baton: set {}: link event: {from} lost carrier; {} moved to {to}",
+                            sc.name, address.ip
+                        );
+                        true
+                    }
+                    Ok(ip::Health::Stranded { on }) => {
+                        eprintln!("baton: set {}: {on} lost carrier and no other interface is on its subnet", sc.name);
+                        false
+                    }
+                    Ok(ip::Health::Missing) => false,
+                    Err(e) => {
+                        eprintln!("baton: set {}: checking {}: {e}", sc.name, address.ip);
+                        false
+                    }
+                }
+            }
             ResourceKind::Process { .. } => self.procs.check((set, i)),
             ResourceKind::Exec { monitor: Some(argv), .. } => {
                 run_program(argv, &clean_env(&sc.name, &self.node), Duration::MAX).await.is_ok()

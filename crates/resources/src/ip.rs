@@ -94,6 +94,60 @@ pub async fn check(nl: &Netlink, ip: IpAddr) -> io::Result<bool> {
     Ok(nl.holder(ip).await?.is_some())
 }
 
+/// What the monitor of an address found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    Present,
+    Missing,
+    /// Its interface lost carrier; the address moved to another interface
+    /// on the same subnet (HACMP's adapter swap).
+    Swapped {
+        from: String,
+        to: String,
+    },
+    /// Its interface lost carrier and no other interface is on the subnet.
+    Stranded {
+        on: String,
+    },
+}
+
+/// The monitor: present and reachable, or moved to a standby adapter.
+pub async fn monitor(nl: &Netlink, spec: &IpSpec) -> io::Result<Health> {
+    let ifaces = nl.interfaces().await?;
+    let Some(holder) = ifaces.iter().find(|i| i.addresses.iter().any(|(a, _)| *a == spec.ip)) else {
+        return Ok(Health::Missing);
+    };
+    if holder.running || spec.interface.is_some() {
+        return Ok(Health::Present);
+    }
+    let others: Vec<Iface> = ifaces.iter().filter(|i| i.index != holder.index && i.running).cloned().collect();
+    let Ok((to, prefix)) = choose(&others, spec) else {
+        return Ok(Health::Stranded { on: holder.name.clone() });
+    };
+    nl.add_address(to.index, spec.ip, prefix).await?;
+    if let Some(mac) = to.mac {
+        announce(to.index, mac, spec.ip)?;
+    }
+    // Only the old interface's copy goes: delete by interface.
+    nl.del_address_on(holder.index, spec.ip).await?;
+    // Linux keeps routing through a link without carrier unless told not
+    // to; replies to clients must leave through the standby adapter.
+    ignore_routes_on_dead_link(&holder.name)?;
+    Ok(Health::Swapped { from: holder.name.clone(), to: to.name })
+}
+
+fn ignore_routes_on_dead_link(iface: &str) -> io::Result<()> {
+    for family in ["ipv4", "ipv6"] {
+        let path = format!("/proc/sys/net/{family}/conf/{iface}/ignore_routes_with_linkdown");
+        match std::fs::write(&path, "1") {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io::Error::new(e.kind(), format!("writing {path}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

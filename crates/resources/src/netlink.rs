@@ -103,6 +103,26 @@ impl Netlink {
         Ok(n)
     }
 
+    /// Removes `ip` from interface `index` only.
+    pub async fn del_address_on(&self, index: u32, ip: IpAddr) -> io::Result<()> {
+        let mut addrs = self.handle.address().get().execute();
+        let mut found = None;
+        while let Some(msg) = addrs.try_next().await.map_err(|e| nl("listing addresses", e))? {
+            if msg.header.index == index && address_of(&msg) == Some(ip) {
+                found = Some(msg);
+            }
+        }
+        if let Some(msg) = found {
+            self.handle
+                .address()
+                .del(msg)
+                .execute()
+                .await
+                .map_err(|e| nl(&format!("removing {ip} from interface {index}"), e))?;
+        }
+        Ok(())
+    }
+
     /// The interface that holds `ip`, if any.
     pub async fn holder(&self, ip: IpAddr) -> io::Result<Option<Iface>> {
         Ok(self.interfaces().await?.into_iter().find(|i| i.addresses.iter().any(|(a, _)| *a == ip)))
