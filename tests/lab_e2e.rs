@@ -49,9 +49,9 @@ impl Lab {
     }
 
     fn run(&self, args: &[&str]) -> String {
-        let mut all = vec!["lab"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--dir", self.dir()]);
+        // `--dir` right after the subcommand: `exec` takes the rest as its command.
+        let mut all = vec!["lab", args[0], "--dir", self.dir()];
+        all.extend_from_slice(&args[1..]);
         ok(&all)
     }
 
@@ -628,4 +628,94 @@ fn case15_adapter_swap_keeps_the_address_reachable_without_a_failover() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&sysctl.stdout).trim(), "1", "routes on the dead link are ignored");
+}
+
+/// A loop device over a fresh ext4 image (optionally with its superblock
+/// destroyed); detached on drop.
+struct Disk {
+    dev: String,
+    img: PathBuf,
+}
+
+impl Disk {
+    fn new(img: PathBuf, corrupt: bool) -> Disk {
+        std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
+        assert!(
+            Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img).status().unwrap().success(),
+            "mkfs.ext4 (e2fsprogs)"
+        );
+        if corrupt {
+            use std::io::{Seek, Write};
+            let mut f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+            f.seek(std::io::SeekFrom::Start(1024)).unwrap();
+            f.write_all(&[0u8; 1024]).unwrap();
+        }
+        let out = Command::new("losetup").args(["-f", "--show"]).arg(&img).output().unwrap();
+        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        Disk { dev: String::from_utf8_lossy(&out.stdout).trim().to_string(), img }
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dev).status();
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+        let _ = std::fs::remove_file(&self.img);
+    }
+}
+
+#[test]
+fn case16_an_ext4_mount_moves_with_its_data_users_are_killed_and_a_failing_fsck_refuses_the_start() {
+    let base = std::env::temp_dir().join(format!("baton-e2e-mount-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let good = Disk::new(base.join("good.img"), false);
+    let bad = Disk::new(base.join("bad.img"), true);
+    let (mnt, badmnt) = (base.join("mnt"), base.join("badmnt"));
+    let extra = base.join("extra.toml");
+    std::fs::write(
+        &extra,
+        format!(
+            "\n[sets.db]\nnodes = [\"alpha\", \"beta\"]\n[[sets.db.resources]]\ntype = \"mount\"\ndevice = \"{}\"\n\
+             path = \"{}\"\nfstype = \"ext4\"\noptions = \"noatime\"\n\n[sets.broken]\nnodes = [\"alpha\", \"beta\"]\n\
+             [[sets.broken.resources]]\ntype = \"mount\"\ndevice = \"{}\"\npath = \"{}\"\nfstype = \"ext4\"\n",
+            good.dev,
+            mnt.display(),
+            bad.dev,
+            badmnt.display()
+        ),
+    )
+    .unwrap();
+    let lab = Lab::up("c16", &["--extra", extra.to_str().unwrap()]);
+    assert!(
+        wait(Duration::from_secs(15), || db_owner(&lab, "gamma").as_deref() == Some("alpha")),
+        "db mounted on alpha"
+    );
+    let file = mnt.join("written-on-alpha");
+    lab.run(&["exec", "alpha", "--", "sh", "-c", &format!("echo hello > {}", file.display())]);
+    // A process on alpha holds the mount: it must be killed on release.
+    let mut holder = Command::new("ip")
+        .args(["netns", "exec", "btnl-alpha", "sh", "-c", &format!("cd {} && exec sleep 1000", mnt.display())])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let sock = lab.dir.join("gamma/baton.sock");
+    assert_eq!(ok(&["move", "db", "beta", "--socket", sock.to_str().unwrap()]), "db runs on beta\n");
+    let status = holder.wait().unwrap();
+    assert!(!status.success(), "the holder was killed ({status})");
+    let read = lab.run(&["exec", "beta", "--", "cat", file.to_str().unwrap()]);
+    assert_eq!(read, "hello\n", "the file written on alpha is read on beta");
+    // The corrupted filesystem: fsck fails on every node, so it runs nowhere.
+    let doc = lab.status("gamma").unwrap();
+    assert!(
+        wait(Duration::from_secs(10), || lab
+            .status("gamma")
+            .is_some_and(|d| d["sets"][2]["excluded"].as_array().is_some_and(|e| e.len() == 2))),
+        "{doc}"
+    );
+    assert_eq!(lab.status("gamma").unwrap()["sets"][2]["state"], "stopped");
+    let logs = std::fs::read_to_string(lab.dir.join("alpha.log")).unwrap();
+    assert!(logs.contains(&format!("fsck of {} failed (exit 8)", bad.dev)), "the fsck output is in the log");
+    drop(lab);
+    drop((good, bad));
+    std::fs::remove_dir_all(&base).unwrap();
 }

@@ -14,7 +14,7 @@ use baton_core::{Input, SetId};
 use baton_resources::ip::{self, IpSpec};
 use baton_resources::netlink::Netlink;
 use baton_resources::process::Processes;
-use baton_resources::{ocf, service};
+use baton_resources::{mount, ocf, service};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -74,6 +74,11 @@ async fn run_program(argv: &[String], env: &[(String, String)], limit: Duration)
 
 /// How much of a program's output is kept.
 const OUTPUT_TAIL_CHARS: usize = 2000;
+
+fn mount_spec(kind: &ResourceKind) -> mount::MountSpec {
+    let ResourceKind::Mount { device, path, fstype, options } = kind else { unreachable!("not a mount") };
+    mount::MountSpec { device: device.clone(), path: path.clone(), fstype: fstype.clone(), options: options.clone() }
+}
 
 fn service_kind(kind: &ResourceKind) -> service::Kind {
     match kind {
@@ -226,6 +231,10 @@ impl Executor {
             ResourceKind::Exec { start, .. } => {
                 run_program(start, &clean_env(&sc.name, &self.node), Duration::MAX).await
             }
+            ResourceKind::Mount { .. } => {
+                let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(60));
+                mount::start(&mount_spec(&sc.resources[i].kind), limit).await
+            }
             ResourceKind::Lsb { .. } | ResourceKind::Systemd { .. } => {
                 let kind = service_kind(&sc.resources[i].kind);
                 let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(20));
@@ -271,6 +280,9 @@ impl Executor {
                 Ok(())
             }
             ResourceKind::Exec { stop, .. } => run_program(stop, &clean_env(&sc.name, &self.node), Duration::MAX).await,
+            ResourceKind::Mount { .. } => {
+                mount::stop(&mount_spec(&sc.resources[i].kind), (limit / 4).max(Duration::from_secs(1))).await
+            }
             ResourceKind::Lsb { .. } | ResourceKind::Systemd { .. } => {
                 let kind = service_kind(&sc.resources[i].kind);
                 match service::run(&kind, service::Action::Stop, &clean_env(&sc.name, &self.node), limit).await? {
@@ -328,6 +340,7 @@ impl Executor {
             ResourceKind::Exec { monitor: Some(argv), .. } => {
                 run_program(argv, &clean_env(&sc.name, &self.node), Duration::MAX).await.is_ok()
             }
+            ResourceKind::Mount { .. } => mount::is_mounted(&mount_spec(&sc.resources[i].kind)).unwrap_or(false),
             ResourceKind::Lsb { .. } | ResourceKind::Systemd { .. } => {
                 let kind = service_kind(&sc.resources[i].kind);
                 let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(20));

@@ -6,6 +6,7 @@
 pub mod announce;
 pub mod fence;
 pub mod ip;
+pub mod mount;
 pub mod netlink;
 pub mod ocf;
 pub mod process;

@@ -1,0 +1,161 @@
+//! The `mount` resource: a real filesystem on shared storage. Start: refuse
+//! a device already mounted on this host, fsck it (a failing fsck fails the
+//! start, with its output), mount it with its options. Stop: the processes
+//! using it get SIGTERM, then SIGKILL after a grace period (as the seeds'
+//! `release` did with fuser), then it is unmounted.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountSpec {
+    pub device: String,
+    pub path: String,
+    pub fstype: String,
+    pub options: String,
+}
+
+/// (source, mount point) of every mount of this host's mount namespace.
+fn mounts() -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("reading mountinfo: {e}"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let point = fields.get(4)?;
+            let dash = fields.iter().position(|f| *f == "-")?;
+            Some((unescape(fields.get(dash + 2)?), unescape(point)))
+        })
+        .collect())
+}
+
+/// mountinfo writes spaces and backslashes as octal escapes.
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+fn canonical(p: &str) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p))
+}
+
+/// Where `device` is mounted on this host, if it is.
+pub fn mounted_at(device: &str) -> Result<Option<String>, String> {
+    let dev = canonical(device);
+    Ok(mounts()?.into_iter().find(|(src, _)| canonical(src) == dev).map(|(_, point)| point))
+}
+
+pub fn is_mounted(spec: &MountSpec) -> Result<bool, String> {
+    let point = canonical(&spec.path);
+    Ok(mounts()?.iter().any(|(src, p)| canonical(p) == point && canonical(src) == canonical(&spec.device)))
+}
+
+async fn program(argv: &[&str], limit: Duration) -> Result<(i32, String), String> {
+    let out = tokio::time::timeout(
+        limit,
+        tokio::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .map_err(|_| format!("{} did not finish within {limit:?}", argv.join(" ")))?
+    .map_err(|e| format!("running {}: {e}", argv[0]))?;
+    let text = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).trim().to_string();
+    Ok((out.status.code().unwrap_or(-1), text))
+}
+
+pub async fn start(spec: &MountSpec, limit: Duration) -> Result<(), String> {
+    match mounted_at(&spec.device)? {
+        Some(point) if canonical(&point) == canonical(&spec.path) => return Ok(()),
+        Some(point) => {
+            return Err(format!(
+                "{} is already mounted at {point} on this host; refusing to mount it twice",
+                spec.device
+            ))
+        }
+        None => {}
+    }
+    // fsck exit codes: 0 clean, 1 errors corrected; anything else is failure.
+    let (code, text) = program(&["fsck", "-a", "-T", "-t", &spec.fstype, &spec.device], limit).await?;
+    if code > 1 {
+        return Err(format!("fsck of {} failed (exit {code}): {text}", spec.device));
+    }
+    std::fs::create_dir_all(&spec.path).map_err(|e| format!("creating {}: {e}", spec.path))?;
+    let (code, text) =
+        program(&["mount", "-t", &spec.fstype, "-o", &spec.options, &spec.device, &spec.path], limit).await?;
+    if code != 0 {
+        return Err(format!("mounting {} on {} failed (exit {code}): {text}", spec.device, spec.path));
+    }
+    Ok(())
+}
+
+/// Pids whose working directory, root, executable or an open file is under
+/// `point` (what `fuser -m` finds), never this process.
+pub fn users(point: &Path) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let under = |p: PathBuf| p == point || p.starts_with(point);
+    let Ok(procs) = std::fs::read_dir("/proc") else { return Vec::new() };
+    procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            let base = PathBuf::from(format!("/proc/{pid}"));
+            let links = ["cwd", "root", "exe"].into_iter().filter_map(|l| std::fs::read_link(base.join(l)).ok());
+            let fds = std::fs::read_dir(base.join("fd"))
+                .into_iter()
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok());
+            links.chain(fds).any(under)
+        })
+        .collect()
+}
+
+fn signal(pid: i32, sig: libc::c_int) {
+    // SAFETY: kill(2) of a process found using the filesystem being released.
+    unsafe { libc::kill(pid, sig) };
+}
+
+pub async fn stop(spec: &MountSpec, grace: Duration) -> Result<(), String> {
+    if !is_mounted(spec)? {
+        return Ok(());
+    }
+    let point = canonical(&spec.path);
+    let users_now = users(&point);
+    for &pid in &users_now {
+        signal(pid, libc::SIGTERM);
+    }
+    let start = std::time::Instant::now();
+    while !users(&point).is_empty() && start.elapsed() < grace {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for pid in users(&point) {
+        signal(pid, libc::SIGKILL);
+    }
+    let c = CString::new(point.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    for _ in 0..50 {
+        // SAFETY: umount2 with a valid NUL-terminated path.
+        if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EBUSY) {
+            return Err(format!("unmounting {}: {e}", spec.path));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("unmounting {}: still busy after killing its users", spec.path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape("/srv/my\\040data"), "/srv/my data");
+        assert!(mounts().unwrap().iter().any(|(_, p)| p == "/"), "the root is mounted");
+    }
+}
