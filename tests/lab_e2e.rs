@@ -427,7 +427,8 @@ fn case10_an_ocf_agent_restarts_locally_then_fails_over_after_max_restarts() {
 #[test]
 fn case11_hooks_run_in_order_and_a_test_veto_sends_the_set_to_the_next_node() {
     use std::os::unix::fs::PermissionsExt;
-    let base = std::env::temp_dir().join(format!("baton-e2e-hooks-{}", std::process::id()));
+    let scratch = Scratch::new("hooks");
+    let base = scratch.0.clone();
     let hooks = base.join("hooks");
     std::fs::create_dir_all(&hooks).unwrap();
     let log = base.join("order.log");
@@ -486,7 +487,6 @@ fn case11_hooks_run_in_order_and_a_test_veto_sends_the_set_to_the_next_node() {
         ]
     );
     drop(lab);
-    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
@@ -554,8 +554,8 @@ fn case13_ipaddr2_manages_an_address_restarts_it_then_fails_over() {
 #[test]
 fn case14_an_lsb_init_script_is_started_watched_restarted_and_moved() {
     use std::os::unix::fs::PermissionsExt;
-    let base = std::env::temp_dir().join(format!("baton-e2e-lsb-{}", std::process::id()));
-    std::fs::create_dir_all(&base).unwrap();
+    let scratch = Scratch::new("lsb");
+    let base = scratch.0.clone();
     let script = base.join("lsb-demo");
     let pid = |node: &str| base.join(format!("{node}.pid"));
     std::fs::write(
@@ -599,7 +599,6 @@ fn case14_an_lsb_init_script_is_started_watched_restarted_and_moved() {
             let _ = Command::new("kill").arg(p.trim()).status();
         }
     }
-    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
@@ -630,6 +629,23 @@ fn case15_adapter_swap_keeps_the_address_reachable_without_a_failover() {
     assert_eq!(String::from_utf8_lossy(&sysctl.stdout).trim(), "1", "routes on the dead link are ignored");
 }
 
+/// A scratch directory, removed when dropped (also when a test fails).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("baton-e2e-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A loop device over a fresh ext4 image (optionally with its superblock
 /// destroyed); detached on drop.
 struct Disk {
@@ -658,16 +674,17 @@ impl Disk {
 
 impl Drop for Disk {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dev).status();
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+        let quiet = |c: &mut Command| c.stderr(Stdio::null()).status();
+        let _ = quiet(Command::new("umount").arg(&self.dev));
+        let _ = quiet(Command::new("losetup").args(["-d", &self.dev]));
         let _ = std::fs::remove_file(&self.img);
     }
 }
 
 #[test]
 fn case16_an_ext4_mount_moves_with_its_data_users_are_killed_and_a_failing_fsck_refuses_the_start() {
-    let base = std::env::temp_dir().join(format!("baton-e2e-mount-{}", std::process::id()));
-    std::fs::create_dir_all(&base).unwrap();
+    let scratch = Scratch::new("mount");
+    let base = scratch.0.clone();
     let good = Disk::new(base.join("good.img"), false);
     let bad = Disk::new(base.join("bad.img"), true);
     let (mnt, badmnt) = (base.join("mnt"), base.join("badmnt"));
@@ -692,9 +709,20 @@ fn case16_an_ext4_mount_moves_with_its_data_users_are_killed_and_a_failing_fsck_
     );
     let file = mnt.join("written-on-alpha");
     lab.run(&["exec", "alpha", "--", "sh", "-c", &format!("echo hello > {}", file.display())]);
+    assert!(!file.exists(), "the file is on alpha's mount, not in the directory under it");
     // A process on alpha holds the mount: it must be killed on release.
-    let mut holder = Command::new("ip")
-        .args(["netns", "exec", "btnl-alpha", "sh", "-c", &format!("cd {} && exec sleep 1000", mnt.display())])
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args([
+            "lab",
+            "exec",
+            "alpha",
+            "--dir",
+            lab.dir(),
+            "--",
+            "sh",
+            "-c",
+            &format!("cd {} && exec sleep 1000", mnt.display()),
+        ])
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -717,5 +745,62 @@ fn case16_an_ext4_mount_moves_with_its_data_users_are_killed_and_a_failing_fsck_
     assert!(logs.contains(&format!("fsck of {} failed (exit 8)", bad.dev)), "the fsck output is in the log");
     drop(lab);
     drop((good, bad));
-    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn case17_an_nfs_export_moves_with_its_fsid_and_its_lock_state_on_the_shared_disk() {
+    assert!(
+        std::path::Path::new("/usr/sbin/exportfs").is_file() && std::path::Path::new("/usr/sbin/sm-notify").is_file(),
+        "this test needs Debian's nfs-kernel-server (exportfs, sm-notify); this kernel has no NFS server, \
+         so the test checks the export table and the lock state, not NFS traffic"
+    );
+    let scratch = Scratch::new("nfs");
+    let base = scratch.0.clone();
+    let disk = Disk::new(base.join("nfs.img"), false);
+    let mnt = base.join("mnt");
+    let lock_dir = mnt.join("nfs-state");
+    let extra = base.join("extra.toml");
+    std::fs::write(
+        &extra,
+        format!(
+            "\n[sets.files]\nnodes = [\"alpha\", \"beta\"]\n[[sets.files.resources]]\ntype = \"mount\"\ndevice = \"{}\"\n\
+             path = \"{}\"\nfstype = \"ext4\"\n[[sets.files.resources]]\ntype = \"nfs\"\npath = \"{}\"\nfsid = 17\n\
+             clients = \"10.88.0.0/24\"\nlock_dir = \"{}\"\ninterval = \"1s\"\n",
+            disk.dev,
+            mnt.display(),
+            mnt.display(),
+            lock_dir.display()
+        ),
+    )
+    .unwrap();
+    let lab = Lab::up("c17", &["--extra", extra.to_str().unwrap()]);
+    let owner = |node: &str| {
+        let doc = lab.status(node)?;
+        let set = &doc["sets"][1];
+        (set["state"] == "running").then(|| set["owner"].as_str().map(str::to_string)).flatten()
+    };
+    // Each node has its own mount table (the lab's agents run in their own
+    // mount namespaces), so everything is checked inside the node.
+    let exported = |node: &str| {
+        let text = lab.run(&["exec", node, "--", "exportfs", "-v"]);
+        text.contains(mnt.to_str().unwrap()) && text.contains("fsid=17")
+    };
+    let holds_lock_state = |node: &str, client: &str| {
+        let sm = lock_dir.join("sm").join(client);
+        let bak = lock_dir.join("sm.bak").join(client);
+        let script = format!("ls {} {} 2>/dev/null; true", sm.display(), bak.display());
+        lab.run(&["exec", node, "--", "sh", "-c", &script]).contains(client)
+    };
+    assert!(wait(Duration::from_secs(15), || owner("gamma").as_deref() == Some("alpha")), "files runs on alpha");
+    assert!(exported("alpha"), "the path is exported with its fixed fsid");
+    // A client that held a lock, as rpc.statd records it in /var/lib/nfs/sm,
+    // which is the lock directory on the shared disk (the lab's client, so
+    // the notification stays inside the lab).
+    lab.run(&["exec", "alpha", "--", "touch", "/var/lib/nfs/sm/10.88.0.250"]);
+    assert!(!lock_dir.exists(), "the lock state is on alpha's mount, not under it");
+    let sock = lab.dir.join("gamma/baton.sock");
+    assert_eq!(ok(&["move", "files", "beta", "--socket", sock.to_str().unwrap()]), "files runs on beta\n");
+    assert!(exported("beta"), "exported again by beta");
+    assert!(!exported("alpha"), "unexported on alpha's release");
+    assert!(holds_lock_state("beta", "10.88.0.250"), "beta has the lock state alpha's clients left");
 }

@@ -53,7 +53,7 @@ pub enum LabCommand {
         #[command(flatten)]
         dir: DirArg,
     },
-    /// Run a command inside a node's (or `client`'s) namespace.
+    /// Run a command inside a node (its network and mount namespaces) or the client.
     Exec {
         node: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -137,11 +137,22 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
         }
         LabCommand::Exec { node, command, dir } => {
             let lab = Lab::load(&dir.dir).map_err(fail)?;
-            let status = std::process::Command::new("ip")
-                .args(["netns", "exec", &lab.ns(&node).map_err(Failure::Usage)?])
-                .args(&command)
-                .status()
-                .map_err(|e| Failure::Failed(format!("running ip netns exec: {e}")))?;
+            let ns = lab.ns(&node).map_err(Failure::Usage)?;
+            // Inside the node: its agent's mount namespace too (a node's
+            // mounts are its own), else just its network namespace.
+            let mut cmd = match lab.agent_pid(&node) {
+                Some(pid) => {
+                    let mut c = std::process::Command::new("nsenter");
+                    c.args(["-t", &pid.to_string(), "-m", "-n", "--"]);
+                    c
+                }
+                None => {
+                    let mut c = std::process::Command::new("ip");
+                    c.args(["netns", "exec", &ns]);
+                    c
+                }
+            };
+            let status = cmd.args(&command).status().map_err(|e| Failure::Failed(format!("entering {node}: {e}")))?;
             if status.success() {
                 Ok(())
             } else {

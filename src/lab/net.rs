@@ -259,6 +259,13 @@ impl Lab {
         Ok(())
     }
 
+    /// The running agent of `node`, if any.
+    pub fn agent_pid(&self, node: &str) -> Option<u32> {
+        let pid = *self.agents.get(node)?;
+        // SAFETY: signal 0 only asks whether the process exists.
+        (unsafe { libc::kill(pid as i32, 0) } == 0).then_some(pid)
+    }
+
     /// Nothing runs in `node`'s namespace any more.
     pub fn empty(&self, node: &str) -> bool {
         let Ok(ns) = self.ns(node) else { return false };
@@ -318,8 +325,7 @@ impl Lab {
         println!("lab in {}: links {}, client 10.88.0.250, service {VIP}", self.dir.display(), self.links);
         for node in self.all() {
             let pid = self.agents.get(&node).copied().unwrap_or(0);
-            // SAFETY: signal 0 only checks that the process exists.
-            let alive = pid > 0 && unsafe { libc::kill(pid as i32, 0) } == 0;
+            let alive = self.agent_pid(&node).is_some();
             let view = match node_status(&self.dir, &node) {
                 Ok(doc) => {
                     let sets: Vec<String> = doc["sets"]

@@ -14,7 +14,7 @@ use baton_core::{Input, SetId};
 use baton_resources::ip::{self, IpSpec};
 use baton_resources::netlink::Netlink;
 use baton_resources::process::Processes;
-use baton_resources::{mount, ocf, service};
+use baton_resources::{mount, nfs, ocf, service};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -74,6 +74,17 @@ async fn run_program(argv: &[String], env: &[(String, String)], limit: Duration)
 
 /// How much of a program's output is kept.
 const OUTPUT_TAIL_CHARS: usize = 2000;
+
+fn nfs_spec(kind: &ResourceKind) -> nfs::NfsSpec {
+    let ResourceKind::Nfs { path, fsid, clients, options, lock_dir } = kind else { unreachable!("not nfs") };
+    nfs::NfsSpec {
+        path: path.clone(),
+        fsid: fsid.clone(),
+        clients: clients.clone(),
+        options: options.clone(),
+        lock_dir: lock_dir.clone(),
+    }
+}
 
 fn mount_spec(kind: &ResourceKind) -> mount::MountSpec {
     let ResourceKind::Mount { device, path, fstype, options } = kind else { unreachable!("not a mount") };
@@ -235,6 +246,10 @@ impl Executor {
                 let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(60));
                 mount::start(&mount_spec(&sc.resources[i].kind), limit).await
             }
+            ResourceKind::Nfs { .. } => {
+                let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(20));
+                nfs::start(&nfs_spec(&sc.resources[i].kind), limit).await
+            }
             ResourceKind::Lsb { .. } | ResourceKind::Systemd { .. } => {
                 let kind = service_kind(&sc.resources[i].kind);
                 let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(20));
@@ -259,7 +274,6 @@ impl Executor {
                     Err(out.describe("start", &agent))
                 }
             }
-            other => Err(format!("resource type \"{}\" is not implemented yet", other.type_name())),
         }
     }
 
@@ -280,6 +294,7 @@ impl Executor {
                 Ok(())
             }
             ResourceKind::Exec { stop, .. } => run_program(stop, &clean_env(&sc.name, &self.node), Duration::MAX).await,
+            ResourceKind::Nfs { .. } => nfs::stop(&nfs_spec(&sc.resources[i].kind), limit).await,
             ResourceKind::Mount { .. } => {
                 mount::stop(&mount_spec(&sc.resources[i].kind), (limit / 4).max(Duration::from_secs(1))).await
             }
@@ -301,7 +316,6 @@ impl Executor {
                     Err(out.describe("stop", &agent))
                 }
             }
-            other => Err(format!("resource type \"{}\" is not implemented yet", other.type_name())),
         }
     }
 
@@ -340,6 +354,10 @@ impl Executor {
             ResourceKind::Exec { monitor: Some(argv), .. } => {
                 run_program(argv, &clean_env(&sc.name, &self.node), Duration::MAX).await.is_ok()
             }
+            ResourceKind::Nfs { .. } => {
+                let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(20));
+                nfs::check(&nfs_spec(&sc.resources[i].kind), limit).await
+            }
             ResourceKind::Mount { .. } => mount::is_mounted(&mount_spec(&sc.resources[i].kind)).unwrap_or(false),
             ResourceKind::Lsb { .. } | ResourceKind::Systemd { .. } => {
                 let kind = service_kind(&sc.resources[i].kind);
@@ -355,7 +373,8 @@ impl Executor {
                 }
                 out.ok()
             }
-            _ => false,
+            // An exec resource without a monitor command has nothing to check.
+            ResourceKind::Exec { monitor: None, .. } => true,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod fence;
 pub mod ip;
 pub mod mount;
 pub mod netlink;
+pub mod nfs;
 pub mod ocf;
 pub mod process;
 pub mod service;
