@@ -36,21 +36,51 @@ pub enum Command {
         json: bool,
     },
     /// Planned move of SET to NODE (default: the next preferred node).
-    Move { set: String, node: Option<String> },
+    Move {
+        set: String,
+        node: Option<String>,
+        /// Why, for the event history.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// No automatic restart or failover for SET.
-    Freeze { set: String },
+    Freeze {
+        set: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Undo `freeze`.
-    Unfreeze { set: String },
+    Unfreeze {
+        set: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Move every set off NODE and keep them off.
-    Standby { node: String },
+    Standby {
+        node: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Allow sets on NODE again.
-    Online { node: String },
-    /// The cluster's event history.
+    Online {
+        node: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The cluster's event history, merged from every reachable node.
     Events {
+        /// Keep printing new events.
         #[arg(long)]
         follow: bool,
+        /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Only events about this set.
+        #[arg(long)]
+        set: Option<String>,
+        /// Only events of the last DURATION, e.g. 10m, 1h.
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
     },
     /// Exit 0 if SET runs on this node, 1 if not.
     IsActive { set: String },

@@ -55,6 +55,32 @@ fn table(doc: &Value) -> String {
     out
 }
 
+fn events(cli: &Cli, follow: bool, json: bool, set: Option<String>, since: Option<&str>) -> Result<(), Failure> {
+    use baton_agent::events::{human, now_ms, Record};
+    let window = match since {
+        Some(text) => Some(baton_config::parse_duration(text).map_err(|e| Failure::Usage(format!("--since: {e}")))?),
+        None => None,
+    };
+    let mut since_ms = window.map_or(0, |w| now_ms().saturating_sub(w.as_millis() as u64));
+    loop {
+        let r = call(cli, Request::Events { since_ms, set: set.clone() })?;
+        let records: Vec<Record> = serde_json::from_value(r.data.unwrap_or_default())
+            .map_err(|e| Failure::Failed(format!("the agent answered unreadable events: {e}")))?;
+        for rec in &records {
+            if json {
+                println!("{}", serde_json::to_string(rec).expect("json"));
+            } else {
+                println!("{}", human(rec));
+            }
+            since_ms = since_ms.max(rec.unix_ms + 1);
+        }
+        if !follow {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
     match command {
         Command::Status { json } => {
@@ -65,15 +91,24 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
                 print!("{}", table(&doc));
             }
         }
-        Command::Move { set, node } => {
-            let r = call(cli, Request::Move { set: set.clone(), node: node.clone() })?;
+        Command::Move { set, node, reason } => {
+            let r = call(cli, Request::Move { set: set.clone(), node: node.clone(), reason: reason.clone() })?;
             let target = r.data.as_ref().and_then(|d| d["target"].as_str()).unwrap_or("?").to_string();
             println!("{set} runs on {target}");
         }
-        Command::Freeze { set } => drop(call(cli, Request::Freeze { set: set.clone(), frozen: true })?),
-        Command::Unfreeze { set } => drop(call(cli, Request::Freeze { set: set.clone(), frozen: false })?),
-        Command::Standby { node } => drop(call(cli, Request::Standby { node: node.clone(), standby: true })?),
-        Command::Online { node } => drop(call(cli, Request::Standby { node: node.clone(), standby: false })?),
+        Command::Freeze { set, reason } => {
+            drop(call(cli, Request::Freeze { set: set.clone(), frozen: true, reason: reason.clone() })?)
+        }
+        Command::Unfreeze { set, reason } => {
+            drop(call(cli, Request::Freeze { set: set.clone(), frozen: false, reason: reason.clone() })?)
+        }
+        Command::Standby { node, reason } => {
+            drop(call(cli, Request::Standby { node: node.clone(), standby: true, reason: reason.clone() })?)
+        }
+        Command::Online { node, reason } => {
+            drop(call(cli, Request::Standby { node: node.clone(), standby: false, reason: reason.clone() })?)
+        }
+        Command::Events { follow, json, set, since } => events(cli, *follow, *json, set.clone(), since.as_deref())?,
         Command::IsActive { set } => {
             let r = call(cli, Request::IsActive { set: set.clone() })?;
             if r.data.as_ref().is_none_or(|d| d["active"] != true) {

@@ -40,9 +40,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
             runtime().block_on(baton_agent::shell::run(opts)).map_err(Failure::Failed)
         }
         Command::Lab { command } => lab::run(command),
-        Command::Events { .. } => {
-            Err(Failure::Failed("`events` is not implemented in this build yet (the event history comes later)".into()))
-        }
         ref other => control::run(&cli, other),
     }
 }
@@ -78,7 +75,14 @@ async fn validate_agents(config: &baton_config::Config) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Agent | Command::Guard) {
+        // A command-line tool piped into `head` ends quietly, as Unix tools
+        // do; the agent keeps ignoring SIGPIPE, it writes to sockets.
+        // SAFETY: setting a signal disposition before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(msg)) => {
             eprintln!("{msg}");

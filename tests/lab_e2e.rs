@@ -804,3 +804,70 @@ fn case17_an_nfs_export_moves_with_its_fsid_and_its_lock_state_on_the_shared_dis
     assert!(!exported("alpha"), "unexported on alpha's release");
     assert!(holds_lock_state("beta", "10.88.0.250"), "beta has the lock state alpha's clients left");
 }
+
+#[test]
+fn case18_the_event_history_explains_a_failover_and_records_operators() {
+    let lab = Lab::up("c18", &[]);
+    let sock = lab.dir.join("gamma/baton.sock");
+    let sock = sock.to_str().unwrap();
+    assert_eq!(ok(&["move", "web", "beta", "--reason", "patching alpha", "--socket", sock]), "web runs on beta\n");
+    lab.run(&["kill", "beta"]);
+    lab.run(&["cut", "beta"]);
+    assert!(
+        wait(Duration::from_secs(15), || lab.owner_seen_by("gamma").as_deref() == Some("alpha")),
+        "alpha took web back"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = ok(&["events", "--json", "--socket", sock]);
+    let events: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let find = |kind: &str, node: &str, text: &str| {
+        events
+            .iter()
+            .position(|e| e["kind"] == kind && e["node"] == node && e["message"].as_str().unwrap().contains(text))
+    };
+    let operator =
+        find("operator", "gamma", "move web beta because \"patching alpha\": accepted").expect("the operator command");
+    assert_eq!(events[operator]["user"], "root");
+    // Cause, decision, steps, in order.
+    let silent = find("detection", "alpha", "beta silent on every link").expect("the detection");
+    let evicted = events
+        .iter()
+        .position(|e| {
+            e["kind"] == "agreed"
+                && e["message"].as_str().unwrap().contains("suspects beta: a majority agrees, evicted")
+        })
+        .expect("the eviction");
+    let assigned = events
+        .iter()
+        .position(|e| {
+            e["kind"] == "agreed"
+                && e["message"] == "assigned to alpha (first eligible node in its preference order)"
+                && e["unix_ms"].as_u64() > events[silent]["unix_ms"].as_u64()
+        })
+        .expect("the decision");
+    let step = events
+        .iter()
+        .rposition(|e| {
+            e["node"] == "alpha"
+                && e["kind"] == "step"
+                && e["message"].as_str().unwrap().starts_with("start ip 10.88.0.100/24")
+        })
+        .expect("the address step");
+    let running = events.iter().rposition(|e| e["node"] == "alpha" && e["kind"] == "takeover").expect("the takeover");
+    assert!(
+        operator < silent && silent < evicted && evicted < assigned && assigned <= step && step <= running,
+        "{lines}"
+    );
+    assert!(events[step]["duration_ms"].is_u64(), "steps carry their duration");
+    assert!(events.windows(2).all(|w| w[0]["unix_ms"].as_u64() <= w[1]["unix_ms"].as_u64()), "ordered");
+    // Filters.
+    let only_web = ok(&["events", "--json", "--set", "web", "--socket", sock]);
+    assert!(only_web.lines().all(|l| l.contains("\"set\":\"web\"")));
+    assert_eq!(
+        ok(&["events", "--since", "1ms", "--socket", sock]).lines().count(),
+        0,
+        "nothing in the last millisecond"
+    );
+    let out = baton(&["events", "--since", "soon", "--socket", sock]);
+    assert_eq!(out.status.code(), Some(2), "a bad --since is a usage error");
+}

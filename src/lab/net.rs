@@ -343,12 +343,14 @@ impl Lab {
         Ok(())
     }
 
-    /// Waits until every node's agent answers and the set `web` runs.
+    /// Waits until every node is online and the set `web` runs.
     pub fn wait_running(&self, limit: Duration) -> Result<(), String> {
         let ok = wait_until(limit, || {
             self.nodes.iter().any(|n| {
-                node_status(&self.dir, n)
-                    .is_ok_and(|d| d["sets"][0]["state"] == "running" && !d["sets"][0]["owner"].is_null())
+                node_status(&self.dir, n).is_ok_and(|d| {
+                    let all_online = d["nodes"].as_array().is_some_and(|ns| ns.iter().all(|x| x["state"] == "online"));
+                    all_online && d["sets"][0]["state"] == "running" && !d["sets"][0]["owner"].is_null()
+                })
             })
         });
         if ok {

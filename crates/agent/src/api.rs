@@ -4,6 +4,7 @@
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,9 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::events::{EventLog, Record};
+use crate::raft::net::{self as raftnet, Peers};
 
 /// The longest request line accepted.
 const REQUEST_MAX: usize = 64 * 1024;
@@ -21,10 +25,32 @@ pub const MOVE_WAIT: Duration = Duration::from_secs(60);
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Request {
     Status,
-    Move { set: String, node: Option<String> },
-    Freeze { set: String, frozen: bool },
-    Standby { node: String, standby: bool },
-    IsActive { set: String },
+    Move {
+        set: String,
+        node: Option<String>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Freeze {
+        set: String,
+        frozen: bool,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Standby {
+        node: String,
+        standby: bool,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    IsActive {
+        set: String,
+    },
+    /// The merged event history of every reachable node.
+    Events {
+        since_ms: u64,
+        set: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -47,10 +73,46 @@ impl Response {
     }
 }
 
-pub type Call = (Request, oneshot::Sender<Response>);
+/// A request, who sent it (from the socket's peer credentials), where to answer.
+pub type Call = (Request, Option<String>, oneshot::Sender<Response>);
+
+/// Where `events` requests find the history: this node's, and its peers'.
+#[derive(Clone)]
+pub struct History {
+    pub log: Arc<EventLog>,
+    pub peers: Peers,
+    pub me: usize,
+}
+
+impl History {
+    async fn gather(&self, since_ms: u64, set: Option<String>) -> Vec<Record> {
+        let mut all = self.log.query(since_ms, set.as_deref());
+        for peer in (0..self.peers.addrs.len()).filter(|&p| p != self.me) {
+            let req = raftnet::Request::Events { since_ms, set: set.clone() };
+            if let Ok(raftnet::Reply::Events(mut theirs)) =
+                self.peers.call(peer as u64, &mut None, &req, Duration::from_secs(2)).await
+            {
+                all.append(&mut theirs);
+            }
+        }
+        all.sort_by(|a, b| (a.unix_ms, &a.node).cmp(&(b.unix_ms, &b.node)));
+        all
+    }
+}
+
+/// The user behind a connection: its uid's name in /etc/passwd, else `uid N`.
+fn user_of(stream: &UnixStream) -> Option<String> {
+    let uid = stream.peer_cred().ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.get(2)?.parse::<u32>().ok()? == uid).then(|| f[0].to_string())
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
+}
 
 /// Serves the socket at `path`, handing each request to the agent's loop.
-pub async fn serve(path: &Path, calls: mpsc::Sender<Call>) -> io::Result<()> {
+pub async fn serve(path: &Path, calls: mpsc::Sender<Call>, history: History) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener =
         UnixListener::bind(path).map_err(|e| io::Error::new(e.kind(), format!("binding {}: {e}", path.display())))?;
@@ -58,15 +120,15 @@ pub async fn serve(path: &Path, calls: mpsc::Sender<Call>) -> io::Result<()> {
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
-            tokio::spawn(handle(stream, calls.clone()));
+            tokio::spawn(handle(stream, calls.clone(), history.clone()));
         }
     });
     Ok(())
 }
 
-async fn ask(calls: &mpsc::Sender<Call>, req: Request) -> Response {
+async fn ask(calls: &mpsc::Sender<Call>, req: Request, user: Option<String>) -> Response {
     let (tx, rx) = oneshot::channel();
-    if calls.send((req, tx)).await.is_err() {
+    if calls.send((req, user, tx)).await.is_err() {
         return Response::err("the agent is shutting down");
     }
     rx.await.unwrap_or_else(|_| Response::err("the agent is shutting down"))
@@ -80,7 +142,7 @@ fn set_of<'a>(status: &'a Value, set: &str) -> Option<&'a Value> {
 async fn wait_for(calls: &mpsc::Sender<Call>, what: &str, done: impl Fn(&Value) -> Option<String>) -> Response {
     let start = Instant::now();
     loop {
-        let status = ask(calls, Request::Status).await;
+        let status = ask(calls, Request::Status, None).await;
         let Some(doc) = status.data else { return status };
         match done(&doc) {
             None => return Response::ok(None),
@@ -92,7 +154,8 @@ async fn wait_for(calls: &mpsc::Sender<Call>, what: &str, done: impl Fn(&Value) 
     }
 }
 
-async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>) {
+async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>, history: History) {
+    let user = user_of(&stream);
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read).take(REQUEST_MAX as u64);
@@ -100,8 +163,12 @@ async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>) {
         Err(e) => Response::err(format!("reading the request: {e}")),
         Ok(_) => match serde_json::from_str::<Request>(&line) {
             Err(e) => Response::err(format!("a malformed request: {e}")),
+            Ok(Request::Events { since_ms, set }) => {
+                let records = history.gather(since_ms, set).await;
+                Response::ok(Some(serde_json::to_value(records).expect("records serialize")))
+            }
             Ok(req) => {
-                let first = ask(&calls, req.clone()).await;
+                let first = ask(&calls, req.clone(), user).await;
                 match (&req, first.ok) {
                     (Request::Move { set, .. }, true) => {
                         let target = first.data.as_ref().and_then(|d| d["target"].as_str()).unwrap_or("").to_string();
@@ -118,7 +185,7 @@ async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>) {
                             r
                         }
                     }
-                    (Request::Standby { node, standby: true }, true) => {
+                    (Request::Standby { node, standby: true, .. }, true) => {
                         wait_for(&calls, &format!("emptying {node}"), |doc| {
                             let held: Vec<String> = doc["sets"]
                                 .as_array()?

@@ -18,6 +18,7 @@ use baton_resources::{mount, nfs, ocf, service};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::events::EventLog;
 use crate::guard_link::GuardLink;
 
 pub struct Executor {
@@ -32,6 +33,7 @@ pub struct Executor {
     inflight: Mutex<BTreeMap<SetId, Vec<AbortHandle>>>,
     /// Per set: the node that owned it before its current owner.
     pub previous: Mutex<Vec<Option<String>>>,
+    events: Arc<EventLog>,
 }
 
 /// The environment every program baton starts gets, and nothing more.
@@ -119,6 +121,7 @@ impl Executor {
         nl: Netlink,
         guard: GuardLink,
         results: mpsc::Sender<Input>,
+        events: Arc<EventLog>,
     ) -> Self {
         Executor {
             node,
@@ -129,6 +132,7 @@ impl Executor {
             results,
             inflight: Mutex::new(BTreeMap::new()),
             previous: Mutex::new(vec![None; config.sets.len()]),
+            events,
             config,
         }
     }
@@ -148,15 +152,34 @@ impl Executor {
         let task = tokio::spawn(async move {
             let input = match action {
                 Action::Run { set, token, step, timeout } => {
+                    let started = std::time::Instant::now();
                     let result = tokio::time::timeout(timeout, me.run(set, step, timeout)).await;
+                    let took = Some(started.elapsed().as_millis() as u64);
+                    let what = me.describe(set, step);
                     let ok = match result {
-                        Ok(Ok(())) => true,
+                        Ok(Ok(())) => {
+                            let hookless =
+                                matches!(step, Step::Hook(_)) && me.config.sets[usize::from(set)].hooks.is_none();
+                            if !hookless {
+                                me.events.record("step", Some(me.set_name(set)), format!("{what}: done"), took, None);
+                            }
+                            true
+                        }
                         Ok(Err(why)) => {
-                            eprintln!("baton: set {}: {step:?} failed: {why}", me.set_name(set));
+                            eprintln!("baton: set {}: {what} failed: {why}", me.set_name(set));
+                            me.events.record(
+                                "failure",
+                                Some(me.set_name(set)),
+                                format!("{what} failed: {why}"),
+                                took,
+                                None,
+                            );
                             false
                         }
                         Err(_) => {
-                            eprintln!("baton: set {}: {step:?} did not finish within {timeout:?}", me.set_name(set));
+                            let why = format!("{what} did not finish within {timeout:?}");
+                            eprintln!("baton: set {}: {why}", me.set_name(set));
+                            me.events.record("failure", Some(me.set_name(set)), why, took, None);
                             false
                         }
                     };
@@ -180,6 +203,16 @@ impl Executor {
 
     fn set_name(&self, set: SetId) -> &str {
         &self.config.sets[usize::from(set)].name
+    }
+
+    /// "start ip 10.0.0.100/24", "hooks PreAcq*", ...
+    fn describe(&self, set: SetId, step: Step) -> String {
+        let label = |i: usize| self.config.sets[usize::from(set)].resources[i].kind.label();
+        match step {
+            Step::Hook(kind) => format!("hooks {}*", kind.prefix()),
+            Step::Start(i) => format!("start {}", label(i)),
+            Step::Stop(i) => format!("stop {}", label(i)),
+        }
     }
 
     fn ocf(&self, set: SetId, i: usize) -> Option<(ocf::Agent, Duration)> {

@@ -4,6 +4,7 @@
 //! [`baton_core::Output`] becomes an action. The agent decides nothing.
 
 pub mod api;
+pub mod events;
 pub mod exec;
 pub mod guard;
 pub mod guard_link;

@@ -1,12 +1,13 @@
 //! What one node keeps for itself in its state directory, beside the Raft
 //! store: its suspicion denials (see the core's `Persisted`), its
 //! incarnation (heartbeat sequence numbers never repeat across restarts),
-//! and whether it put itself in standby to shut down.
+//! the sets it gave up, and whether it put itself in standby to shut down.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use baton_core::{Denial, Persisted};
+use baton_state::Exclusion;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -16,6 +17,9 @@ pub struct Local {
     pub incarnation: u64,
     #[serde(default)]
     pub standby_for_shutdown: bool,
+    /// Per set: the generation at which this node gave it up, and why.
+    #[serde(default)]
+    pub abandoned: Vec<Option<(u64, Exclusion)>>,
 }
 
 impl Local {
@@ -49,10 +53,14 @@ impl Local {
     }
 
     pub fn persisted(&self) -> Persisted {
-        Persisted { denials: self.denials.iter().map(|&(round, epoch)| Denial { round, epoch }).collect() }
+        Persisted {
+            denials: self.denials.iter().map(|&(round, epoch)| Denial { round, epoch }).collect(),
+            abandoned: self.abandoned.clone(),
+        }
     }
 
     pub fn set_persisted(&mut self, p: &Persisted) {
         self.denials = p.denials.iter().map(|d| (d.round, d.epoch)).collect();
+        self.abandoned = p.abandoned.clone();
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use baton_resources::fence;
 
 use crate::api::{self, Call, Request, Response};
+use crate::events::EventLog;
 use crate::exec::Executor;
 use crate::guard::monotonic_ms;
 use crate::guard_link::GuardLink;
@@ -54,6 +55,7 @@ struct Agent {
     exec: Arc<Executor>,
     guard: GuardLink,
     leader: Option<RaftId>,
+    events: Arc<EventLog>,
     fence_warned: Vec<bool>,
     /// Nodes a fence is under way for.
     fencing: Arc<std::sync::Mutex<std::collections::BTreeSet<NodeId>>>,
@@ -111,9 +113,10 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let raft = Raft::new(me as RaftId, Arc::new(raft_config(&config.cluster.name)?), peers.clone(), store, machine)
         .await
         .map_err(|e| format!("starting raft: {e}"))?;
+    let events = Arc::new(EventLog::open(&state_dir, &config.nodes[me].name));
     for &addr in &addrs[me] {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))?;
-        tokio::spawn(raftnet::serve(listener, cluster, keys.clone(), raft.clone()));
+        tokio::spawn(raftnet::serve(listener, cluster, keys.clone(), raft.clone(), Arc::clone(&events)));
     }
     if !raft.is_initialized().await.map_err(|e| e.to_string())? {
         let members: BTreeMap<RaftId, BasicNode> =
@@ -150,15 +153,25 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let node_name = config.nodes[me].name.clone();
     let ocf_tmp = state_dir.join("ocf");
     std::fs::create_dir_all(&ocf_tmp).map_err(|e| format!("creating {}: {e}", ocf_tmp.display()))?;
-    let exec =
-        Arc::new(Executor::new(Arc::clone(&config), node_name.clone(), ocf_tmp, nl, guard.clone(), inputs.clone()));
+    let exec = Arc::new(Executor::new(
+        Arc::clone(&config),
+        node_name.clone(),
+        ocf_tmp,
+        nl,
+        guard.clone(),
+        inputs.clone(),
+        Arc::clone(&events),
+    ));
     let (calls_tx, mut calls_rx) = mpsc::channel::<Call>(64);
-    api::serve(&socket, calls_tx).await.map_err(|e| e.to_string())?;
+    let history = api::History { log: Arc::clone(&events), peers: peers.clone(), me };
+    api::serve(&socket, calls_tx, history).await.map_err(|e| e.to_string())?;
+    events.record("agent", None, format!("agent started (incarnation {})", local.incarnation), None, None);
     eprintln!("baton: node {node_name} of cluster {} is up; control socket {}", config.cluster.name, socket.display());
 
     let mut agent = Agent {
         fence_warned: vec![false; config.nodes.len()],
         fencing: Default::default(),
+        events: Arc::clone(&events),
         config,
         me,
         state_dir,
@@ -192,8 +205,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
                 agent.leader = leader;
                 Input::Leader(leader == Some(me as RaftId))
             },
-            Some((req, reply)) = calls_rx.recv() => {
-                let _ = reply.send(agent.answer(req));
+            Some((req, user, reply)) = calls_rx.recv() => {
+                let _ = reply.send(agent.answer(req, user));
                 Input::Tick
             },
             _ = term.recv() => { agent.leave(&mut leaving); Input::Tick },
@@ -327,6 +340,89 @@ impl Agent {
             Event::GuardFired => "the guard killed everything this node ran".into(),
         };
         eprintln!("baton[{}]: {line}", name(self.me as NodeId));
+        if let Some((kind, s, message)) = self.history_of(event) {
+            self.events.record(kind, s.map(set), message, None, None);
+        }
+    }
+
+    /// What an event means for the history, if it belongs there. Agreed
+    /// decisions are recorded by the leader only, so that the merged history
+    /// of all nodes has each once.
+    fn history_of(&self, event: &Event) -> Option<(&'static str, Option<SetId>, String)> {
+        use baton_core::detector::Change;
+        use baton_core::lifecycle::Report;
+        let name = |n: NodeId| self.config.nodes[usize::from(n)].name.clone();
+        Some(match event {
+            Event::Detector(Change::NodeDown { peer, .. }) => {
+                ("detection", None, format!("{} silent on every link for the lease", name(*peer)))
+            }
+            Event::Detector(Change::NodeUp { peer }) => ("detection", None, format!("{} heard again", name(*peer))),
+            Event::Detector(Change::LinkDown { peer, link, .. }) => {
+                ("link", None, format!("link {link} to {} down (no heartbeat for the lease)", name(*peer)))
+            }
+            Event::Detector(Change::LinkUp { peer, link }) => {
+                ("link", None, format!("link {link} to {} up", name(*peer)))
+            }
+            Event::Set { set, report } => match report {
+                Report::Started => ("takeover", Some(*set), "running here: every start step done".into()),
+                Report::Stopped(why) => ("release", Some(*set), format!("stopped here ({why:?})")),
+                Report::StartAborted(e) => {
+                    ("failure", Some(*set), format!("start abandoned here ({e:?}); stopped cleanly"))
+                }
+                Report::StopFailed => {
+                    ("failure", Some(*set), "a stop failed: blocked until this node is fenced".into())
+                }
+                Report::MonitorFailed { resource, timed_out } => {
+                    let how = if *timed_out { "timed out" } else { "failed" };
+                    ("failure", Some(*set), format!("monitor of resource {resource} {how}"))
+                }
+                Report::StepFailed { .. } => return None,
+            },
+            Event::Applied { command, result } if self.leader == Some(self.me as RaftId) => {
+                let void = result.as_ref().err().map(|why| format!(" — void: {why}")).unwrap_or_default();
+                let (set, what) = match command {
+                    Command::Assign { set, node, .. } => (
+                        Some(*set),
+                        format!("assigned to {} (first eligible node in its preference order)", name(*node)),
+                    ),
+                    Command::Move { set, from, to, .. } => (
+                        Some(*set),
+                        format!("{} asked to hand over to {}", name(*from), to.map_or("nobody".into(), name)),
+                    ),
+                    Command::Released { set, node, .. } => (Some(*set), format!("released by {}", name(*node))),
+                    Command::Started { set, node, .. } => (Some(*set), format!("runs on {}", name(*node))),
+                    Command::StartFailed { set, node, exclusion, .. } => {
+                        (Some(*set), format!("failed on {} ({exclusion:?}): {} excluded", name(*node), name(*node)))
+                    }
+                    Command::StopFailed { set, node, .. } => {
+                        (Some(*set), format!("stop failed on {}: blocked", name(*node)))
+                    }
+                    Command::Suspect { voter, node, .. } => {
+                        let evicted = matches!(result, Ok(baton_state::Applied::Evicted(_)));
+                        let tail = if evicted { ": a majority agrees, evicted and its sets freed" } else { "" };
+                        (None, format!("{} suspects {}{tail}", name(*voter), name(*node)))
+                    }
+                    Command::Unsuspect { voter, node, .. } => {
+                        (None, format!("{} hears {} again", name(*voter), name(*node)))
+                    }
+                    Command::Fenced { node, .. } => (None, format!("{} fenced: evicted at once", name(*node))),
+                    Command::Join { node, .. } => (None, format!("{} joined", name(*node))),
+                    Command::Freeze { set, frozen } => (Some(*set), if *frozen { "frozen" } else { "unfrozen" }.into()),
+                    Command::Standby { node, standby } => {
+                        (None, format!("{} {}", name(*node), if *standby { "in standby" } else { "online again" }))
+                    }
+                    Command::Pin { set, node } => {
+                        (Some(*set), format!("pinned to {}", node.map_or("nobody".into(), name)))
+                    }
+                    Command::Clear { set } => (Some(*set), "exclusions cleared".into()),
+                };
+                ("agreed", set, format!("{what}{void}"))
+            }
+            Event::Applied { .. } => return None,
+            Event::LeaseLost => ("lease", None, "lease lost: releasing every set, addresses first".into()),
+            Event::LeaseHeld => ("lease", None, "lease held".into()),
+            Event::GuardFired => ("guard", None, "the guard killed everything this node ran".into()),
+        })
     }
 
     fn propose(&self, command: Command) {
@@ -365,8 +461,30 @@ impl Agent {
             .ok_or_else(|| Response::err(format!("no node named \"{name}\"")))
     }
 
-    fn answer(&mut self, req: Request) -> Response {
-        self.try_answer(req).unwrap_or_else(|e| e)
+    fn answer(&mut self, req: Request, user: Option<String>) -> Response {
+        let what = match &req {
+            Request::Move { set, node, reason } => {
+                Some((format!("move {set} {}", node.as_deref().unwrap_or("(next)")), reason))
+            }
+            Request::Freeze { set, frozen, reason } => {
+                Some((format!("{} {set}", if *frozen { "freeze" } else { "unfreeze" }), reason))
+            }
+            Request::Standby { node, standby, reason } => {
+                Some((format!("{} {node}", if *standby { "standby" } else { "online" }), reason))
+            }
+            _ => None,
+        }
+        .map(|(what, reason)| (what, reason.clone()));
+        let response = self.try_answer(req).unwrap_or_else(|e| e);
+        if let Some((what, reason)) = what {
+            let outcome = match &response.error {
+                None => "accepted".to_string(),
+                Some(e) => format!("refused: {e}"),
+            };
+            let why = reason.map(|r| format!(" because \"{r}\"")).unwrap_or_default();
+            self.events.record("operator", None, format!("{what}{why}: {outcome}"), None, user);
+        }
+        response
     }
 
     fn try_answer(&mut self, req: Request) -> Result<Response, Response> {
@@ -382,7 +500,8 @@ impl Agent {
                     && self.core.lifecycle(s).phase() == baton_core::lifecycle::Phase::Running;
                 Response::ok(Some(serde_json::json!({ "active": active })))
             }
-            Request::Move { set, node } => {
+            Request::Events { .. } => return Err(Response::err("events are answered by the API itself")),
+            Request::Move { set, node, .. } => {
                 let s = self.set_id(&set)?;
                 let rec = self.core.state().set(s);
                 if rec.frozen {
@@ -397,7 +516,15 @@ impl Agent {
                         if !self.config.sets[usize::from(s)].nodes.contains(&usize::from(n)) {
                             return Err(Response::err(format!("{name} is not in {set}'s node list")));
                         }
-                        if let Err(why) = self.core.state().check_eligible(s, n) {
+                        if self.core.state().check_eligible(s, n).is_err() {
+                            let rec = self.core.state().node(n);
+                            let why = if !self.core.state().is_online(n) {
+                                "it is not online (not joined yet, or evicted)"
+                            } else if rec.standby {
+                                "it is in standby"
+                            } else {
+                                "it is excluded for this set (a veto or a failure); clear it first"
+                            };
                             return Err(Response::err(format!("{name} cannot run {set} now: {why}")));
                         }
                         n
@@ -411,12 +538,12 @@ impl Agent {
                 let target = self.config.nodes[usize::from(target)].name.clone();
                 Response::ok(Some(serde_json::json!({ "target": target })))
             }
-            Request::Freeze { set, frozen } => {
+            Request::Freeze { set, frozen, .. } => {
                 let s = self.set_id(&set)?;
                 self.propose(Command::Freeze { set: s, frozen });
                 Response::ok(None)
             }
-            Request::Standby { node, standby } => {
+            Request::Standby { node, standby, .. } => {
                 let n = self.node_id(&node)?;
                 self.propose(Command::Standby { node: n, standby });
                 Response::ok(None)

@@ -23,6 +23,11 @@ pub use secret::SECRET_MIN_BYTES;
 pub use topology::{GUARD_MARGIN, HOOK_TIMEOUT, MAX_DRIFT_PPM};
 pub use walk::Problem;
 
+/// Parses a duration as the configuration writes them ("100ms", "2s", "5m", "1h").
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    values::duration(text)
+}
+
 /// Everything wrong with one configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {

@@ -39,12 +39,18 @@ pub struct Echo {
 }
 
 /// What a node must keep on disk across restarts, beyond the Raft log: the
-/// suspicions it cast. A voter that forgot it suspected a node could promise
-/// that node a lease again after the cluster evicted it.
+/// suspicions it cast, and the sets it gave up. A voter that forgot it
+/// suspected a node could promise that node a lease again after the cluster
+/// evicted it; an owner that forgot it gave a set up (its `StartFailed` may
+/// be agreed, and the set given to another node, before it learns so) could
+/// start that set again after a restart, from an older prefix of the log.
+/// Both are written before the cluster is told.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Persisted {
     /// Per peer, indexed by node id.
     pub denials: Vec<Denial>,
+    /// Per set: the generation at which this node gave it up, and why.
+    pub abandoned: Vec<Option<(u64, Exclusion)>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -163,11 +169,12 @@ impl Node {
         assert_eq!((state.nodes.len(), state.sets.len()), (n, topo.sets.len()), "state does not fit the topology");
         let mut persisted = persisted;
         persisted.denials.resize(n, Denial::default());
+        persisted.abandoned.resize(topo.sets.len(), None);
         let detector = Detector::new(me, n, topo.links, topo.timing.lease, now);
         let lease = Lease::new(me, n, topo.timing.hold(), first_seq);
         let sets = topo.sets.iter().enumerate().map(|(i, s)| Lifecycle::new(i as SetId, s)).collect();
         Node {
-            failed: vec![None; topo.sets.len()],
+            failed: persisted.abandoned.clone(),
             block_seen: vec![false; topo.sets.len()],
             me,
             state,
@@ -302,15 +309,15 @@ impl Node {
 
     fn on_reports(&mut self, now: Time, set: SetId, reports: Vec<Report>, out: &mut Vec<Output>) {
         let i = usize::from(set);
-        let spec = &self.topo.sets[i];
         let generation = self.state.set(set).generation;
         for report in reports {
             out.push(Output::Event(Event::Set { set, report }));
             match report {
-                Report::Started => self.sets[i].arm_monitors(now, spec),
-                Report::StartAborted(exclusion) => self.failed[i] = Some((generation, exclusion)),
-                Report::Stopped(Why::GiveUp) => self.failed[i] = Some((generation, Exclusion::Failed)),
+                Report::Started => self.sets[i].arm_monitors(now, &self.topo.sets[i]),
+                Report::StartAborted(exclusion) => self.abandon(set, generation, exclusion, out),
+                Report::Stopped(Why::GiveUp) => self.abandon(set, generation, Exclusion::Failed, out),
                 Report::MonitorFailed { .. } if !self.state.set(set).frozen => {
+                    let spec = &self.topo.sets[i];
                     let failures = self.sets[i].record_failure(now, spec.restart_window);
                     let why = if failures > spec.max_restarts as usize { Why::GiveUp } else { Why::Restart };
                     let actions = self.sets[i].stop(now, spec, why);
@@ -319,6 +326,15 @@ impl Node {
                 _ => {}
             }
         }
+    }
+
+    /// Gives `set` up at `generation`: durably first, then (in reconcile)
+    /// the cluster is told with `StartFailed`.
+    fn abandon(&mut self, set: SetId, generation: u64, exclusion: Exclusion, out: &mut Vec<Output>) {
+        let i = usize::from(set);
+        self.failed[i] = Some((generation, exclusion));
+        self.persisted.abandoned[i] = self.failed[i];
+        out.push(Output::Persist(self.persisted.clone()));
     }
 
     fn reconcile(&mut self, now: Time, out: &mut Vec<Output>) {

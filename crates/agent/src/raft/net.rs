@@ -5,6 +5,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::Keys;
@@ -21,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{NodeId, Raft, TypeConfig};
+use crate::events::EventLog;
 
 const MAX_FRAME: usize = 16 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
@@ -33,6 +35,11 @@ pub enum Request {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// A node asks the leader to commit a command.
     Propose(Command),
+    /// A node gathers the cluster's event history.
+    Events {
+        since_ms: u64,
+        set: Option<String>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -41,6 +48,7 @@ pub enum Reply {
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     Propose(Result<(), String>),
+    Events(Vec<crate::events::Record>),
 }
 
 fn random16() -> io::Result<[u8; 16]> {
@@ -250,10 +258,10 @@ impl RaftNetwork<TypeConfig> for Client {
 }
 
 /// Serves peers on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, cluster: u64, keys: Keys, raft: Raft) {
+pub async fn serve(listener: TcpListener, cluster: u64, keys: Keys, raft: Raft, events: Arc<EventLog>) {
     loop {
         let Ok((stream, from)) = listener.accept().await else { continue };
-        let (keys, raft) = (keys.clone(), raft.clone());
+        let (keys, raft, events) = (keys.clone(), raft.clone(), Arc::clone(&events));
         tokio::spawn(async move {
             let mut session = match Session::accept(stream, cluster, keys).await {
                 Ok(s) => s,
@@ -278,6 +286,7 @@ pub async fn serve(listener: TcpListener, cluster: u64, keys: Keys, raft: Raft) 
                     Request::Propose(c) => {
                         Reply::Propose(raft.client_write(c).await.map(|_| ()).map_err(|e| e.to_string()))
                     }
+                    Request::Events { since_ms, set } => Reply::Events(events.query(since_ms, set.as_deref())),
                 };
                 if session.send(&reply).await.is_err() {
                     return;

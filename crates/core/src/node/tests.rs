@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use baton_state::{ClusterState, Command};
+use baton_state::{ClusterState, Command, Exclusion};
 
 use super::*;
 use crate::lifecycle::{HookKind, Step};
@@ -111,7 +111,10 @@ fn a_voter_denies_before_it_suspects_and_echoes_nothing_after() {
     let out = b.handle(ms(100), Input::Tick);
     assert_eq!(sends(&out)[0].echoes, vec![Echo { to: 0, epoch: 0, seq: 40 }]);
     let out = b.handle(ms(1000), Input::Tick);
-    let denial = Persisted { denials: vec![Denial { round: 1, epoch: Some(0) }, Denial::default(), Denial::default()] };
+    let denial = Persisted {
+        denials: vec![Denial { round: 1, epoch: Some(0) }, Denial::default(), Denial::default()],
+        abandoned: vec![None],
+    };
     let persist = out.iter().position(|o| *o == Output::Persist(denial.clone())).expect("persisted");
     let suspect = out
         .iter()
@@ -127,7 +130,8 @@ fn a_voter_denies_before_it_suspects_and_echoes_nothing_after() {
     assert!(
         out.contains(&Output::Persist(Persisted {
             // The witness was never heard at all, so b suspects it too.
-            denials: vec![Denial { round: 1, epoch: None }, Denial::default(), Denial { round: 1, epoch: Some(0) }]
+            denials: vec![Denial { round: 1, epoch: None }, Denial::default(), Denial { round: 1, epoch: Some(0) }],
+            abandoned: vec![None],
         })),
         "{out:?}"
     );
@@ -145,4 +149,33 @@ fn no_promise_for_an_epoch_the_cluster_has_left() {
     b.handle(ms(0), Input::Heartbeat { link: 0, heartbeat: stale });
     let out = b.handle(ms(100), Input::Tick);
     assert_eq!(sends(&out)[0].echoes, vec![]);
+}
+
+#[test]
+fn a_set_given_up_stays_given_up_across_a_restart() {
+    // The node vetoes its set (Test hook), reports StartFailed, and crashes
+    // before it learns the report was agreed.
+    let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 0, ms(0));
+    let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
+    let [Action::Run { token, .. }] = acts(&out)[..] else { panic!("{out:?}") };
+    let out = a.handle(ms(20), Input::StepDone { set: 0, token, ok: false });
+    let saved = out.iter().find_map(|o| if let Output::Persist(p) = o { Some(p.clone()) } else { None }).expect("persisted");
+    assert_eq!(saved.abandoned, vec![Some((1, Exclusion::Vetoed))]);
+    let persist = out.iter().position(|o| matches!(o, Output::Persist(_))).unwrap();
+    let report = out
+        .iter()
+        .position(|o| matches!(o, Output::Propose(Command::StartFailed { .. })))
+        .expect("StartFailed proposed");
+    assert!(persist < report, "written before the cluster is told");
+    // Restarted from the same (older) agreed state: it does not start again.
+    let mut b = Node::new(topo(), 0, owned_state(), saved, 1 << 32, ms(100));
+    let first = b.handle(ms(100), Input::Tick);
+    let again = Command::StartFailed { set: 0, node: 0, generation: 1, exclusion: Exclusion::Vetoed };
+    assert!(first.contains(&Output::Propose(again)), "the report is made again, in case it was lost");
+    let seq = sends(&first)[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 10, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let out = b.handle(ms(110), Input::Heartbeat { link: 0, heartbeat: hb });
+    assert!(acts(&out).is_empty(), "nothing started: {out:?}");
 }
