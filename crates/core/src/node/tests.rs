@@ -161,7 +161,8 @@ fn a_set_given_up_stays_given_up_across_a_restart() {
     let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     let [Action::Run { token, .. }] = acts(&out)[..] else { panic!("{out:?}") };
     let out = a.handle(ms(20), Input::StepDone { set: 0, token, ok: false });
-    let saved = out.iter().find_map(|o| if let Output::Persist(p) = o { Some(p.clone()) } else { None }).expect("persisted");
+    let saved =
+        out.iter().find_map(|o| if let Output::Persist(p) = o { Some(p.clone()) } else { None }).expect("persisted");
     assert_eq!(saved.abandoned, vec![Some((1, Exclusion::Vetoed))]);
     let persist = out.iter().position(|o| matches!(o, Output::Persist(_))).unwrap();
     let report = out
