@@ -71,6 +71,23 @@ impl Detector {
         changes
     }
 
+    /// A peer (re)joined the cluster: give it one timeout of grace, as at
+    /// boot, before its silence counts. Suspecting later is always safe;
+    /// suspecting a node that just joined, before its first heartbeat
+    /// arrived, would fence or evict it again at once.
+    pub fn grace(&mut self, now: Time, peer: NodeId) {
+        self.advance(now);
+        if peer == self.me {
+            return;
+        }
+        let p = &mut self.peers[usize::from(peer)];
+        for link in 0..p.last.len() {
+            p.last[link] = p.last[link].max(now);
+            p.up[link] = true;
+        }
+        p.alive = true;
+    }
+
     /// Notice every link and peer whose silence reached the timeout.
     pub fn poll(&mut self, now: Time) -> Vec<Change> {
         self.advance(now);
@@ -178,6 +195,23 @@ mod tests {
     fn a_peer_never_heard_is_not_alive_for_placement() {
         let d = Detector::new(0, 2, 1, T, ms(0));
         assert!(!d.is_alive(1) && !d.is_dead(1));
+    }
+
+    #[test]
+    fn a_peer_that_joins_gets_a_timeout_of_grace() {
+        let mut d = Detector::new(0, 2, 1, T, ms(0));
+        d.poll(ms(1000));
+        assert!(d.is_dead(1));
+        d.grace(ms(5000), 1);
+        assert!(!d.is_dead(1) && !d.is_alive(1), "neither dead nor heard");
+        assert_eq!(d.poll(ms(5999)), vec![]);
+        assert_eq!(
+            d.poll(ms(6000)),
+            vec![
+                Change::LinkDown { peer: 1, link: 0, last_heard: ms(5000) },
+                Change::NodeDown { peer: 1, last_heard: ms(5000) }
+            ]
+        );
     }
 
     #[test]

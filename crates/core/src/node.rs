@@ -243,6 +243,9 @@ impl Node {
             Input::Heartbeat { link, heartbeat } => self.on_heartbeat(now, link, heartbeat, &mut out),
             Input::Committed(command) => {
                 let result = self.state.apply(&command);
+                if let (Command::Join { node, .. }, Ok(_)) = (&command, &result) {
+                    self.detector.grace(now, *node);
+                }
                 out.push(Output::Event(Event::Applied { command, result }));
             }
             Input::Restore(state) => {
