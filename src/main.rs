@@ -47,22 +47,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
 /// Runs `validate-all` of every OCF agent installed here; agents that are
 /// not installed are only mentioned (they may be on the other nodes).
 async fn validate_agents(config: &baton_config::Config) -> Vec<String> {
-    use baton_resources::ocf;
     let mut refused = Vec::new();
     for set in &config.sets {
-        for (i, r) in set.resources.iter().enumerate() {
-            let baton_config::ResourceKind::Ocf { provider, agent, params } = &r.kind else { continue };
-            let agent = ocf::Agent {
-                root: ocf::root(),
-                provider: provider.clone(),
-                kind: agent.clone(),
-                instance: format!("{}-{i}", set.name),
-                params: params.clone(),
-                tmp: None,
-            };
+        for i in 0..set.resources.len() {
+            let Some(agent) = baton_agent::preflight::ocf_agent(set, i, None) else { continue };
             let key = format!("sets.{}.resources[{i}]", set.name);
             if !agent.installed() {
-                eprintln!("{key}: {provider}:{} is not installed on this host; not validated", agent.kind);
+                eprintln!("{key}: {}:{} is not installed on this host; not validated", agent.provider, agent.kind);
                 continue;
             }
             let out = agent.run("validate-all", std::time::Duration::ZERO, std::time::Duration::from_secs(20)).await;

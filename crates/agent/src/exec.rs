@@ -77,6 +77,17 @@ async fn run_program(argv: &[String], env: &[(String, String)], limit: Duration)
 /// How much of a program's output is kept.
 const OUTPUT_TAIL_CHARS: usize = 2000;
 
+fn ip_spec(kind: &ResourceKind) -> IpSpec {
+    let ResourceKind::Ip { address, interface, garp_count, garp_interval } = kind else { unreachable!("not an ip") };
+    IpSpec {
+        ip: address.ip,
+        prefix: address.prefix,
+        interface: interface.clone(),
+        garp_count: *garp_count,
+        garp_interval: *garp_interval,
+    }
+}
+
 fn nfs_spec(kind: &ResourceKind) -> nfs::NfsSpec {
     let ResourceKind::Nfs { path, fsid, clients, options, lock_dir } = kind else { unreachable!("not nfs") };
     nfs::NfsSpec {
@@ -217,17 +228,8 @@ impl Executor {
 
     fn ocf(&self, set: SetId, i: usize) -> Option<(ocf::Agent, Duration)> {
         let sc = &self.config.sets[usize::from(set)];
-        let r = &sc.resources[i];
-        let ResourceKind::Ocf { provider, agent, params } = &r.kind else { return None };
-        let agent = ocf::Agent {
-            root: ocf::root(),
-            provider: provider.clone(),
-            kind: agent.clone(),
-            instance: format!("{}-{i}", sc.name),
-            params: params.clone(),
-            tmp: Some(self.ocf_tmp.clone()),
-        };
-        Some((agent, r.interval.unwrap_or(Duration::from_secs(10))))
+        let agent = crate::preflight::ocf_agent(sc, i, Some(self.ocf_tmp.clone()))?;
+        Some((agent, sc.resources[i].interval.unwrap_or(Duration::from_secs(10))))
     }
 
     async fn run(&self, set: SetId, step: Step, limit: Duration) -> Result<(), String> {
@@ -252,14 +254,8 @@ impl Executor {
     async fn start(&self, set: SetId, i: usize) -> Result<(), String> {
         let sc = &self.config.sets[usize::from(set)];
         match &sc.resources[i].kind {
-            ResourceKind::Ip { address, interface, garp_count, garp_interval } => {
-                let spec = IpSpec {
-                    ip: address.ip,
-                    prefix: address.prefix,
-                    interface: interface.clone(),
-                    garp_count: *garp_count,
-                    garp_interval: *garp_interval,
-                };
+            ResourceKind::Ip { address, .. } => {
+                let spec = ip_spec(&sc.resources[i].kind);
                 // The guard hears of the address before it exists.
                 self.guard.hold_ip(address.ip).await;
                 ip::start(&self.nl, &spec).await.map(|_| ()).map_err(|e| e.to_string())
@@ -355,14 +351,8 @@ impl Executor {
     async fn monitor(&self, set: SetId, i: usize) -> bool {
         let sc = &self.config.sets[usize::from(set)];
         match &sc.resources[i].kind {
-            ResourceKind::Ip { address, interface, garp_count, garp_interval } => {
-                let spec = IpSpec {
-                    ip: address.ip,
-                    prefix: address.prefix,
-                    interface: interface.clone(),
-                    garp_count: *garp_count,
-                    garp_interval: *garp_interval,
-                };
+            ResourceKind::Ip { address, .. } => {
+                let spec = ip_spec(&sc.resources[i].kind);
                 match ip::monitor(&self.nl, &spec).await {
                     Ok(ip::Health::Present) => true,
                     Ok(ip::Health::Swapped { from, to }) => {

@@ -3,9 +3,24 @@
 //! gets the agent's advice, as in Pacemaker; a systemd unit that is enabled
 //! at boot is warned about.
 
-use baton_config::{Config, ResourceKind};
+use std::path::PathBuf;
+
+use baton_config::{Config, ResourceKind, SetConfig};
 use baton_core::Topology;
 use baton_resources::ocf;
+
+/// The OCF agent of resource `i` of `set`, if it is one; `tmp` is its HA_RSCTMP.
+pub fn ocf_agent(set: &SetConfig, i: usize, tmp: Option<PathBuf>) -> Option<ocf::Agent> {
+    let ResourceKind::Ocf { provider, agent, params } = &set.resources[i].kind else { return None };
+    Some(ocf::Agent {
+        root: ocf::root(),
+        provider: provider.clone(),
+        kind: agent.clone(),
+        instance: format!("{}-{i}", set.name),
+        params: params.clone(),
+        tmp,
+    })
+}
 
 pub async fn apply(config: &Config, topo: &mut Topology) {
     for (s, set) in config.sets.iter().enumerate() {
@@ -19,15 +34,7 @@ pub async fn apply(config: &Config, topo: &mut Topology) {
                     );
                 }
             }
-            let ResourceKind::Ocf { provider, agent, params } = &r.kind else { continue };
-            let agent = ocf::Agent {
-                root: ocf::root(),
-                provider: provider.clone(),
-                kind: agent.clone(),
-                instance: format!("{}-{i}", set.name),
-                params: params.clone(),
-                tmp: None,
-            };
+            let Some(agent) = ocf_agent(set, i, None) else { continue };
             if !agent.installed() {
                 eprintln!("baton: set {}: OCF agent {} is not installed here", set.name, agent.path().display());
                 continue;

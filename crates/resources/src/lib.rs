@@ -11,4 +11,5 @@ pub mod netlink;
 pub mod nfs;
 pub mod ocf;
 pub mod process;
+pub mod program;
 pub mod service;

@@ -8,6 +8,8 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::program;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountSpec {
     pub device: String,
@@ -51,20 +53,7 @@ pub fn is_mounted(spec: &MountSpec) -> Result<bool, String> {
 }
 
 async fn program(argv: &[&str], limit: Duration) -> Result<(i32, String), String> {
-    let out = tokio::time::timeout(
-        limit,
-        tokio::process::Command::new(argv[0])
-            .args(&argv[1..])
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .map_err(|_| format!("{} did not finish within {limit:?}", argv.join(" ")))?
-    .map_err(|e| format!("running {}: {e}", argv[0]))?;
-    let text = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).trim().to_string();
-    Ok((out.status.code().unwrap_or(-1), text))
+    program::run(argv, limit).await.map(|r| (r.code, r.text))
 }
 
 pub async fn start(spec: &MountSpec, limit: Duration) -> Result<(), String> {

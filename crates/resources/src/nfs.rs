@@ -10,6 +10,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::program;
+
 /// Where the NFS utilities keep their state.
 pub const STATE_DIR: &str = "/var/lib/nfs";
 
@@ -40,23 +42,12 @@ impl NfsSpec {
 }
 
 async fn program(argv: &[String], limit: Duration) -> Result<String, String> {
-    let out = tokio::time::timeout(
-        limit,
-        tokio::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .map_err(|_| format!("{} did not finish within {limit:?}", argv.join(" ")))?
-    .map_err(|e| format!("running {} (is nfs-kernel-server installed?): {e}", argv[0]))?;
-    let text = String::from_utf8_lossy(&[out.stdout.clone(), out.stderr].concat()).trim().to_string();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let ran = program::run(&argv, limit).await.map_err(|e| format!("{e} (is nfs-kernel-server installed?)"))?;
+    if ran.code == 0 {
+        Ok(ran.stdout)
     } else {
-        Err(format!("{} exited with {}: {text}", argv.join(" "), out.status))
+        Err(format!("{} exited with {}: {}", argv.join(" "), ran.code, ran.text))
     }
 }
 
