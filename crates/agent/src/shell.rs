@@ -275,7 +275,7 @@ impl Agent {
                 self.local.set_persisted(&p);
                 self.local.save(&self.state_dir)?;
             }
-            Output::Fence(node) => self.fence(node),
+            Output::Fence { node, epoch } => self.fence(node, epoch),
             Output::Event(event) => self.log(&event),
         }
         Ok(())
@@ -283,7 +283,7 @@ impl Agent {
 
     /// Fences `node` with its devices, in order, until one confirms it off;
     /// then proposes `Fenced`, which evicts it at once.
-    fn fence(&mut self, node: NodeId) {
+    fn fence(&mut self, node: NodeId, epoch: u64) {
         let name = self.config.nodes[usize::from(node)].name.clone();
         let devices: Vec<fence::Device> = self
             .config
@@ -305,10 +305,9 @@ impl Agent {
             }
             return;
         }
-        if !self.fencing.lock().expect("not poisoned").insert(node) {
+        if self.core.state().node(node).epoch != epoch || !self.fencing.lock().expect("not poisoned").insert(node) {
             return;
         }
-        let epoch = self.core.state().node(node).epoch;
         let (raft, fencing) = (self.raft.clone(), Arc::clone(&self.fencing));
         tokio::spawn(async move {
             for device in devices {

@@ -108,8 +108,13 @@ pub enum Output {
     Guard(Option<Time>),
     /// Write this durably before acting on any later output.
     Persist(Persisted),
-    /// Ask a fence device to cut this node off (the leader asks).
-    Fence(NodeId),
+    /// Ask a fence device to cut this node off (the leader asks). The epoch
+    /// is the one the request is about: once the node is in another epoch
+    /// (fenced already, or back), the request is void.
+    Fence {
+        node: NodeId,
+        epoch: u64,
+    },
     Event(Event),
 }
 
@@ -535,7 +540,7 @@ impl Node {
             let asked = &mut self.fence_asked[usize::from(node)];
             if asked.is_none_or(|at| now.since(at) >= retry) {
                 *asked = Some(now);
-                out.push(Output::Fence(node));
+                out.push(Output::Fence { node, epoch: self.state.node(node).epoch });
             }
         }
     }

@@ -83,6 +83,7 @@ enum Ev {
         leader: bool,
     },
     FenceDone {
+        epoch: u64,
         target: NodeId,
     },
     Tick,
@@ -376,7 +377,7 @@ impl Sim {
                     self.input(node, Input::Leader(leader));
                 }
             }
-            Ev::FenceDone { target } => self.fence(target),
+            Ev::FenceDone { target, epoch } => self.fence(target, epoch),
             Ev::Tick => self.tick(),
         }
     }
@@ -480,10 +481,10 @@ impl Sim {
             }
             Output::Persist(p) => self.nodes[i].disk = p,
             Output::Cancel { set } => self.nodes[i].acts[usize::from(set)] += 1,
-            Output::Fence(target) => {
+            Output::Fence { node: target, epoch } => {
                 if self.fencing.insert(target) {
                     let at = self.now + self.rng.range(100_000, 500_000);
-                    self.push(at, Ev::FenceDone { target });
+                    self.push(at, Ev::FenceDone { target, epoch });
                 }
             }
             Output::Event(e) => self.trace(|| format!("n{node} {e:?}")),
@@ -588,8 +589,12 @@ impl Sim {
         self.fail(r);
     }
 
-    fn fence(&mut self, target: NodeId) {
+    fn fence(&mut self, target: NodeId, epoch: u64) {
         self.fencing.remove(&target);
+        if self.reference.node(target).epoch != epoch {
+            // Fenced already, or back in a new epoch: the request is void.
+            return;
+        }
         let confirmation_pending =
             self.pending_ops.iter().any(|c| matches!(c, Command::Fenced { node, .. } if *node == target));
         if self.leader.is_none() || confirmation_pending {
