@@ -143,10 +143,6 @@ impl Detector {
     pub fn link_up(&self, peer: NodeId, link: usize) -> bool {
         self.peers[usize::from(peer)].up[link]
     }
-
-    pub fn last_heard(&self, peer: NodeId) -> Time {
-        self.peers[usize::from(peer)].last.iter().copied().max().unwrap_or(Time::ZERO)
-    }
 }
 
 #[cfg(test)]

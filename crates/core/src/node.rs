@@ -208,20 +208,12 @@ impl Node {
         &self.state
     }
 
-    pub fn topology(&self) -> &Topology {
-        &self.topo
-    }
-
     pub fn lifecycle(&self, set: SetId) -> &Lifecycle {
         &self.sets[usize::from(set)]
     }
 
     pub fn detector(&self) -> &Detector {
         &self.detector
-    }
-
-    pub fn is_leader(&self) -> bool {
-        self.leader
     }
 
     /// When this node's lease ends, if it has one.
