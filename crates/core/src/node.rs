@@ -454,14 +454,15 @@ impl Node {
         if !mine {
             self.failed[i] = None;
         }
-        if rec.blocked == Some(self.me) {
-            self.block_seen[i] = true;
-        } else if phase == Phase::Blocked && self.block_seen[i] {
+        // `block_seen` mirrors the agreed state every time: a flag left over
+        // from an earlier block must never clear a new one.
+        let blocked_here = rec.blocked == Some(self.me);
+        if self.block_seen[i] && !blocked_here && phase == Phase::Blocked {
             // Fenced, or an operator cleared the block: nothing runs here.
             self.sets[i].reset();
             out.push(Output::Cancel { set });
-            self.block_seen[i] = false;
         }
+        self.block_seen[i] = blocked_here;
         let command = match phase {
             Phase::Blocked if mine && rec.blocked.is_none() && !self.block_seen[i] => {
                 Some(Command::StopFailed { set, node: self.me, generation })

@@ -339,6 +339,7 @@ impl Sim {
             Ev::StepDone { node, acts, set, token, ok, stopped } => {
                 if self.nodes[usize::from(node)].acts[usize::from(set)] == acts {
                     if let Some(r) = stopped {
+                        self.trace(|| format!("n{node} world: s{set} r{r} stopped"));
                         self.world.set(self.now, node, set, r, false);
                     }
                     self.input(node, Input::StepDone { set, token, ok });
@@ -469,8 +470,14 @@ impl Sim {
                     }
                 }
             }
-            Output::Propose(command) => self.propose(node, command),
-            Output::Act(action) => self.act(node, action),
+            Output::Propose(command) => {
+                self.trace(|| format!("n{node} proposes {command:?}"));
+                self.propose(node, command)
+            }
+            Output::Act(action) => {
+                self.trace(|| format!("n{node} acts {action:?}"));
+                self.act(node, action)
+            }
             Output::Guard(deadline) => {
                 let n = &mut self.nodes[i];
                 n.guard = deadline;
@@ -557,6 +564,7 @@ impl Sim {
                     Step::Hook(HookKind::PreAcq) => !self.rng.chance(self.res.start_fail_per_mille / 4),
                     Step::Hook(_) => true,
                     Step::Start(r) => {
+                        self.trace(|| format!("n{node} world: s{set} r{r} starting"));
                         self.world.set(self.now, node, set, r, true);
                         self.check_holders(node, set);
                         !self.rng.chance(self.res.start_fail_per_mille)

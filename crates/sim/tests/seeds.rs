@@ -50,3 +50,16 @@ fn the_demo_fails_web_over_to_beta() {
     assert!(out.contains("alpha is evicted"), "{out}");
     assert!(out.contains("web runs on beta"), "{out}");
 }
+
+/// Seeds the long search found violations with, each a real bug since fixed:
+/// 10554 a node restarting from an older log prefix started a set it had
+/// given up; 29376 and 28662 a rejoined node fenced again at once; 11895 a
+/// stale "block seen" flag let a node forget a failed stop.
+#[test]
+fn seeds_the_long_search_found_stay_fixed() {
+    for seed in [10554, 29376, 28662, 11895] {
+        if let Err(f) = baton_sim::run_seed(seed, false) {
+            panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
+        }
+    }
+}
