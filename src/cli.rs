@@ -82,6 +82,13 @@ pub enum Command {
         #[arg(long, value_name = "DURATION")]
         since: Option<String>,
     },
+    /// Forget SET's exclusions (vetoes, failed starts, too many restarts) so
+    /// those nodes may run it again.
+    Cleanup {
+        set: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Exit 0 if SET runs on this node, 1 if not.
     IsActive { set: String },
     /// Configuration commands.

@@ -105,6 +105,9 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
         Command::Standby { node, reason } => {
             drop(call(cli, Request::Standby { node: node.clone(), standby: true, reason: reason.clone() })?)
         }
+        Command::Cleanup { set, reason } => {
+            drop(call(cli, Request::Cleanup { set: set.clone(), reason: reason.clone() })?)
+        }
         Command::Online { node, reason } => {
             drop(call(cli, Request::Standby { node: node.clone(), standby: false, reason: reason.clone() })?)
         }

@@ -422,6 +422,14 @@ fn case10_an_ocf_agent_restarts_locally_then_fails_over_after_max_restarts() {
     assert!(state("beta").exists() && !state("alpha").exists());
     let doc = lab.status("gamma").unwrap();
     assert_eq!(doc["sets"][1]["excluded"], serde_json::json!(["alpha"]), "alpha is excluded for db");
+    // The operator fixed alpha: cleanup lets it run db again.
+    let sock = lab.dir.join("gamma/baton.sock");
+    ok(&["cleanup", "db", "--reason", "disk replaced", "--socket", sock.to_str().unwrap()]);
+    assert!(wait(Duration::from_secs(5), || lab
+        .status("gamma")
+        .is_some_and(|d| d["sets"][1]["excluded"] == serde_json::json!([]))));
+    let history = ok(&["events", "--set", "db", "--socket", sock.to_str().unwrap()]);
+    assert!(history.contains("exclusions cleared"), "{history}");
 }
 
 #[test]

@@ -46,6 +46,11 @@ pub enum Request {
     IsActive {
         set: String,
     },
+    Cleanup {
+        set: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// The merged event history of every reachable node.
     Events {
         since_ms: u64,

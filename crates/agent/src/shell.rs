@@ -471,6 +471,7 @@ impl Agent {
             Request::Standby { node, standby, reason } => {
                 Some((format!("{} {node}", if *standby { "standby" } else { "online" }), reason))
             }
+            Request::Cleanup { set, reason } => Some((format!("cleanup {set}"), reason)),
             _ => None,
         }
         .map(|(what, reason)| (what, reason.clone()));
@@ -540,6 +541,11 @@ impl Agent {
             Request::Freeze { set, frozen, .. } => {
                 let s = self.set_id(&set)?;
                 self.propose(Command::Freeze { set: s, frozen });
+                Response::ok(None)
+            }
+            Request::Cleanup { set, .. } => {
+                let s = self.set_id(&set)?;
+                self.propose(Command::Clear { set: s });
                 Response::ok(None)
             }
             Request::Standby { node, standby, .. } => {
