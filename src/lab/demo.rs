@@ -1,26 +1,47 @@
 //! `baton lab demo`: three nodes, the set `web` (an address and a tiny web
 //! server), a client asking every 10 ms; the owner's agent is killed with
 //! SIGKILL and its links are cut; the timeline shows what the client saw.
+//! The same trial, repeated, is the crash-failover row of `lab bench`.
 
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_agent::guard::monotonic_ms;
 
 use super::net::{Lab, VIP};
-use super::web::read_probe;
+use super::web::read_probe_into;
 use super::{node_status, wait_until, UpArgs};
 
 pub fn run(args: &UpArgs) -> Result<(), String> {
     println!("baton lab demo: {} nodes, {} links, set web = {VIP}/24 + a web server", args.nodes, args.links);
     let mut lab = Lab::up(args)?;
-    let result = demo(&mut lab);
+    let result = trial(&mut lab).map(|t| {
+        println!("killed the agent of {} (SIGKILL) and cut its links", t.first);
+        println!("\ntimeline (client in its own namespace, GET http://{VIP}/ every 10 ms):");
+        for line in &t.timeline {
+            println!("  {line}");
+        }
+        println!("\noutage seen by the client: {} ms ({} failed requests)", t.outage_ms, t.failed);
+    });
     let down = Lab::down(&lab.dir);
     result.and(down)
 }
 
+/// What one crash-failover trial measured.
+pub struct Trial {
+    pub first: String,
+    pub next: String,
+    /// From the last answer of the old owner to the first of the new one.
+    pub outage_ms: u64,
+    pub failed: usize,
+    pub timeline: Vec<String>,
+}
+
 fn owner(lab: &Lab) -> Option<String> {
+    if lab.keepalived.is_some() {
+        return lab.vip_holder();
+    }
     lab.nodes.iter().find_map(|n| {
         let doc = node_status(&lab.dir, n).ok()?;
         let set = &doc["sets"][0];
@@ -28,7 +49,9 @@ fn owner(lab: &Lab) -> Option<String> {
     })
 }
 
-fn demo(lab: &mut Lab) -> Result<(), String> {
+/// On a lab that is up: probe, kill the owner's agent and cut its links,
+/// wait until the client is answered by another node.
+pub fn trial(lab: &mut Lab) -> Result<Trial, String> {
     lab.wait_running(Duration::from_secs(30))?;
     let first = owner(lab).ok_or("web runs nowhere")?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -39,43 +62,44 @@ fn demo(lab: &mut Lab) -> Result<(), String> {
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("starting the probe: {e}"))?;
+    let samples = Arc::new(Mutex::new(Vec::new()));
     let out = probe.stdout.take().expect("piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(read_probe(out));
-    });
+    let reader = {
+        let samples = Arc::clone(&samples);
+        std::thread::spawn(move || read_probe_into(out, &samples))
+    };
     std::thread::sleep(Duration::from_secs(2));
     let killed_at = monotonic_ms();
-    lab.kill(&first)?;
-    lab.cut(&first, None)?;
-    println!("killed the agent of {first} (SIGKILL) and cut its links");
-    let moved = wait_until(Duration::from_secs(20), || owner(lab).is_some_and(|o| o != first));
-    std::thread::sleep(Duration::from_secs(2));
+    let killed = lab.kill(&first).and_then(|()| lab.cut(&first, None));
+    let answered = |s: &[(u64, String)]| s.iter().any(|(t, w)| *t > killed_at && w != "-" && *w != first);
+    let moved =
+        killed.is_ok() && wait_until(Duration::from_secs(20), || answered(&samples.lock().expect("not poisoned")));
+    std::thread::sleep(Duration::from_millis(500));
     let _ = probe.kill();
     let _ = probe.wait();
-    let samples = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+    let _ = reader.join();
+    killed?;
     if !moved {
-        return Err(format!("web did not move off {first} within 20 s; logs in {}", lab.dir.display()));
+        return Err(format!("the client got no answer from another node within 20 s; logs in {}", lab.dir.display()));
     }
+    let mut samples = std::mem::take(&mut *samples.lock().expect("not poisoned"));
+    samples.sort_by_key(|(t, _)| *t);
     let Some(&(t0, _)) = samples.first() else { return Err("the probe recorded nothing".into()) };
-    let at = |t: u64| format!("{:>7.3}s", (t - t0) as f64 / 1000.0);
-    println!("\ntimeline (client in its own namespace, GET http://{VIP}/ every 10 ms):");
+    let at = |t: u64| format!("{:>7.3}s", t.saturating_sub(t0) as f64 / 1000.0);
+    let mut timeline = Vec::new();
     if let Some((t, who)) = samples.iter().find(|(_, w)| w != "-") {
-        println!("  {}  first answer, from {who}", at(*t));
+        timeline.push(format!("{}  first answer, from {who}", at(*t)));
     }
-    println!("  {}  {first}'s agent killed, links cut", at(killed_at));
-    let last_old = samples.iter().rfind(|(t, w)| *w == first && *t <= killed_at + 5000);
-    let first_new = samples.iter().find(|(t, w)| *t > killed_at && w != "-" && *w != first);
-    if let Some((t, _)) = last_old {
-        println!("  {}  last answer from {first}", at(*t));
+    let last_old = samples.iter().rfind(|(t, w)| *w == first && *t <= killed_at + 5000).cloned();
+    let first_new = samples.iter().find(|(t, w)| *t > killed_at && w != "-" && *w != first).cloned();
+    if let Some((t, _)) = &last_old {
+        timeline.push(format!("{}  last answer from {first}", at(*t)));
     }
-    match (last_old, first_new) {
-        (Some((a, _)), Some((b, who))) => {
-            println!("  {}  first answer from {who}", at(*b));
-            let failed = samples.iter().filter(|(t, w)| t > a && t < b && w == "-").count();
-            println!("\noutage seen by the client: {} ms ({failed} failed requests)", b - a);
-            Ok(())
-        }
-        _ => Err("the client never got an answer from the new owner".into()),
-    }
+    timeline.push(format!("{}  {first}'s agent killed, links cut", at(killed_at)));
+    let (Some((a, _)), Some((b, next))) = (last_old, first_new) else {
+        return Err("the client never got an answer from the new owner".into());
+    };
+    timeline.push(format!("{}  first answer from {next}", at(b)));
+    let failed = samples.iter().filter(|(t, w)| *t > a && *t < b && w == "-").count();
+    Ok(Trial { first, next, outage_ms: b - a, failed, timeline })
 }

@@ -4,8 +4,10 @@
 //! client namespace sits on link 0. Everything is made with iproute2 and
 //! removed by `lab down`, also after a crash.
 
+mod bench;
 mod demo;
 mod fence;
+mod keepalived;
 mod net;
 mod web;
 
@@ -65,6 +67,8 @@ pub enum LabCommand {
     Down(DirArg),
     /// A scripted failover with a client probing the service address.
     Demo(UpArgs),
+    /// baton and keepalived measured side by side; writes docs/bench.md.
+    Bench(bench::BenchArgs),
     /// The tiny web server of the lab's set (runs inside a node).
     #[command(hide = true)]
     Serve {
@@ -102,6 +106,16 @@ pub struct UpArgs {
     /// Networks every node shares.
     #[arg(long, default_value_t = 2)]
     pub links: usize,
+    /// Heartbeat interval of the lab's cluster.
+    #[arg(long, default_value = "100ms")]
+    pub heartbeat: String,
+    /// Lease of the lab's cluster.
+    #[arg(long, default_value = "1s")]
+    pub lease: String,
+    /// Run keepalived (VRRP, advert_int SECONDS; 1 = VRRPv2 as Debian ships
+    /// it, below 1 = VRRPv3) instead of baton, for comparisons.
+    #[arg(long, value_name = "ADVERT_INT")]
+    pub keepalived: Option<String>,
     /// Give every node a fence device (the lab's own): "lease" or "required".
     #[arg(long, value_name = "MODE")]
     pub fencing: Option<String>,
@@ -161,6 +175,7 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
         }
         LabCommand::Down(d) => Lab::down(&d.dir).map_err(Failure::Failed),
         LabCommand::Demo(args) => demo::run(&args).map_err(Failure::Failed),
+        LabCommand::Bench(args) => bench::run(&args).map_err(Failure::Failed),
         LabCommand::Serve { port } => web::serve(port).map_err(|e| Failure::Failed(e.to_string())),
         LabCommand::Probe { url, interval_ms } => web::probe(&url, interval_ms).map_err(Failure::Failed),
         LabCommand::Fence => std::process::exit(fence::agent()),

@@ -26,6 +26,9 @@ pub struct Lab {
     /// `[fencing] mode`, if the lab has fence devices.
     #[serde(default)]
     pub fencing: Option<String>,
+    /// keepalived's advert_int when the lab runs keepalived instead of baton.
+    #[serde(default)]
+    pub keepalived: Option<String>,
     /// Full nodes, in preference order; the witness (if any) is last in `all`.
     pub nodes: Vec<String>,
     pub witness: Option<String>,
@@ -117,9 +120,12 @@ impl Lab {
         if args.fencing.as_deref().is_some_and(|m| m != "lease" && m != "required") {
             return Err("--fencing is \"lease\" or \"required\"".into());
         }
+        baton_config::parse_duration(&args.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
+        baton_config::parse_duration(&args.lease).map_err(|e| format!("--lease: {e}"))?;
         let mut lab = Lab {
             dir,
             fencing: args.fencing.clone(),
+            keepalived: args.keepalived.clone(),
             nodes: NAMES[..args.nodes].iter().map(|s| s.to_string()).collect(),
             witness: args.witness.then(|| "arbiter".to_string()),
             links: args.links,
@@ -130,7 +136,7 @@ impl Lab {
             Some(f) => std::fs::read_to_string(f).map_err(|e| format!("reading {}: {e}", f.display()))?,
             None => String::new(),
         };
-        lab.build(&extra).inspect_err(|_| {
+        lab.build(&extra, &args.heartbeat, &args.lease).inspect_err(|_| {
             let _ = Lab::down(&lab.dir);
         })?;
         for node in lab.all() {
@@ -139,7 +145,7 @@ impl Lab {
         Ok(lab)
     }
 
-    fn build(&self, extra: &str) -> Result<(), String> {
+    fn build(&self, extra: &str, heartbeat: &str, lease: &str) -> Result<(), String> {
         ip(&["netns", "add", SWITCH])?;
         for l in 0..self.links {
             ip(&["-n", SWITCH, "link", "add", &format!("br{l}"), "type", "bridge"])?;
@@ -177,15 +183,21 @@ impl Lab {
             std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
         }
         let config = self.dir.join("cluster.toml");
-        std::fs::write(&config, self.config_text()? + extra).map_err(|e| e.to_string())?;
+        std::fs::write(&config, self.config_text(heartbeat, lease)? + extra).map_err(|e| e.to_string())?;
+        if let Some(advert) = &self.keepalived {
+            for (i, node) in self.nodes.iter().enumerate() {
+                let text = super::keepalived::config(node, i, advert);
+                std::fs::write(self.dir.join(format!("keepalived-{node}.conf")), text).map_err(|e| e.to_string())?;
+            }
+        }
         baton_config::load(&config).map(|_| ()).map_err(|e| format!("the lab's config is refused:\n{e}"))
     }
 
-    fn config_text(&self) -> Result<String, String> {
+    fn config_text(&self, heartbeat: &str, lease: &str) -> Result<String, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut t = String::from(
+        let mut t = format!(
             "# Written by `baton lab up`.\n[cluster]\nname = \"lab\"\nsecret_file = \"secret\"\n\
-             heartbeat_interval = \"100ms\"\nlease = \"1s\"\n",
+             heartbeat_interval = \"{heartbeat}\"\nlease = \"{lease}\"\n",
         );
         for (i, node) in self.all().iter().enumerate() {
             let addrs: Vec<String> = (0..self.links).map(|l| format!("\"{}/24\"", Lab::address(i, l))).collect();
@@ -221,6 +233,11 @@ impl Lab {
             .append(true)
             .open(self.dir.join(format!("{node}.log")))
             .map_err(|e| e.to_string())?;
+        if self.keepalived.is_some() {
+            let pid = super::keepalived::start(&self.dir, &ns, node, &exe, log)?;
+            self.agents.insert(node.to_string(), pid);
+            return self.save();
+        }
         let child = Command::new("ip")
             .args(["netns", "exec", &ns])
             .arg(&exe)
@@ -241,8 +258,10 @@ impl Lab {
 
     pub fn kill(&self, node: &str) -> Result<(), String> {
         let pid = *self.agents.get(node).ok_or_else(|| format!("no agent recorded for {node}"))?;
-        // SAFETY: kill(2) of the agent this lab started.
-        if unsafe { libc::kill(pid as i32, libc::SIGKILL) } != 0 {
+        // keepalived runs as a parent and a VRRP child: kill its whole group.
+        let target = if self.keepalived.is_some() { -(pid as i32) } else { pid as i32 };
+        // SAFETY: kill(2) of the agent (or keepalived) this lab started.
+        if unsafe { libc::kill(target, libc::SIGKILL) } != 0 {
             return Err(format!("the agent of {node} (pid {pid}) is not running"));
         }
         Ok(())
@@ -343,8 +362,28 @@ impl Lab {
         Ok(())
     }
 
+    /// Which node holds the service address (as the kernel says).
+    pub fn vip_holder(&self) -> Option<String> {
+        self.nodes
+            .iter()
+            .find(|n| {
+                Command::new("ip")
+                    .args(["-n", &format!("{PREFIX}{n}"), "-o", "addr"])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/")))
+            })
+            .cloned()
+    }
+
     /// Waits until every node is online and the set `web` runs.
     pub fn wait_running(&self, limit: Duration) -> Result<(), String> {
+        if self.keepalived.is_some() {
+            return if wait_until(limit, || self.vip_holder().is_some()) {
+                Ok(())
+            } else {
+                Err(format!("keepalived elected no master within {limit:?}; see the logs in {}", self.dir.display()))
+            };
+        }
         let ok = wait_until(limit, || {
             self.nodes.iter().any(|n| {
                 node_status(&self.dir, n).is_ok_and(|d| {

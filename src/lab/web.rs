@@ -70,17 +70,15 @@ pub fn probe(url: &str, interval_ms: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads probe lines from `input` into (monotonic ms, answer).
-pub fn read_probe(input: impl Read) -> Vec<(u64, String)> {
-    let mut samples = io::BufReader::new(input)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| {
-            let (t, who) = l.split_once(' ')?;
-            Some((t.parse().ok()?, who.to_string()))
-        })
-        .collect::<Vec<_>>();
-    // Requests overlap, so lines arrive in finishing order: sort by start.
-    samples.sort_by_key(|(t, _)| *t);
-    samples
+/// Reads probe lines from `input` into `samples` as (monotonic ms, answer),
+/// as they come. Requests overlap, so lines arrive in finishing order: sort
+/// by start before reading a timeline.
+pub fn read_probe_into(input: impl Read, samples: &std::sync::Mutex<Vec<(u64, String)>>) {
+    for line in io::BufReader::new(input).lines().map_while(Result::ok) {
+        if let Some((t, who)) = line.split_once(' ') {
+            if let Ok(t) = t.parse() {
+                samples.lock().expect("not poisoned").push((t, who.to_string()));
+            }
+        }
+    }
 }

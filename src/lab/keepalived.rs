@@ -1,0 +1,54 @@
+//! keepalived in the lab, for side-by-side measurements: the same nodes,
+//! links and client, the same address and web server; VRRP on link 0 with
+//! priorities in the lab's preference order.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::net::VIP;
+
+/// `advert` is keepalived's advert_int in seconds; below one second needs
+/// VRRPv3, which is what "tuned" means here.
+pub fn config(node: &str, index: usize, advert: &str) -> String {
+    let v3 = advert.parse::<f64>().is_ok_and(|a| a < 1.0);
+    format!(
+        "# Written by `baton lab up --keepalived {advert}`.\nglobal_defs {{\n  router_id {node}\n{}}}\n\n\
+         vrrp_instance web {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {}\n  \
+         advert_int {advert}\n  virtual_ipaddress {{\n    {VIP}/24 dev eth0\n  }}\n}}\n",
+        if v3 { "  vrrp_version 3\n" } else { "" },
+        200 - 10 * index
+    )
+}
+
+/// Starts keepalived (VRRP only, in the foreground, in its own process
+/// group) and the lab's web server in `ns`; returns keepalived's pid.
+pub fn start(dir: &Path, ns: &str, node: &str, exe: &Path, log: File) -> Result<u32, String> {
+    let file = |suffix: &str| dir.join(format!("keepalived-{node}{suffix}"));
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, "keepalived", "--dont-fork", "--log-console", "--vrrp", "-f"])
+        .arg(file(".conf"))
+        .arg("-p")
+        .arg(file(".pid"))
+        .arg("-r")
+        .arg(file("-vrrp.pid"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log.try_clone().map_err(|e| e.to_string())?)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("starting keepalived on {node} (is it installed?): {e}"))?;
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(exe)
+        .args(["lab", "serve", "--port", "80"])
+        .env("BATON_NODE", node)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("starting the web server on {node}: {e}"))?;
+    Ok(child.id())
+}
