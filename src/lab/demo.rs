@@ -53,7 +53,13 @@ fn owner(lab: &Lab) -> Option<String> {
 /// wait until the client is answered by another node.
 pub fn trial(lab: &mut Lab) -> Result<Trial, String> {
     lab.wait_running(Duration::from_secs(30))?;
-    let first = owner(lab).ok_or("web runs nowhere")?;
+    // The address may still be settling (VRRP elections): ask until it is.
+    let mut first = None;
+    wait_until(Duration::from_secs(10), || {
+        first = owner(lab);
+        first.is_some()
+    });
+    let first = first.ok_or("web runs nowhere")?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut probe = Command::new("ip")
         .args(["netns", "exec", &lab.ns("client")?])
