@@ -61,12 +61,17 @@ struct Agent {
     fencing: Arc<std::sync::Mutex<std::collections::BTreeSet<NodeId>>>,
 }
 
-fn raft_config(name: &str) -> Result<openraft::Config, String> {
+/// Raft's timers follow the lease: a new leader must be able to commit an
+/// eviction about when the lease of a dead owner ends, so with a lease
+/// shorter than 600 ms the election timeout shrinks with it (never below
+/// 100 ms); longer leases keep 300–600 ms.
+fn raft_config(name: &str, lease: Duration) -> Result<openraft::Config, String> {
+    let election_min = (lease.as_millis() as u64 / 2).clamp(100, 300);
     openraft::Config {
         cluster_name: name.to_string(),
-        heartbeat_interval: 50,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
+        heartbeat_interval: (election_min / 6).max(15),
+        election_timeout_min: election_min,
+        election_timeout_max: election_min * 2,
         // The log holds decisions only (heartbeats never enter it); every
         // thousand of them are folded into a snapshot kept in redb.
         snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
@@ -110,9 +115,15 @@ pub async fn run(opts: Options) -> Result<(), String> {
     .map_err(|e| format!("reading the stored snapshot: {e}"))?;
     let (mut state, mut index) = machine.start_point();
     let peers = Peers { cluster, keys: keys.clone(), addrs: addrs.clone() };
-    let raft = Raft::new(me as RaftId, Arc::new(raft_config(&config.cluster.name)?), peers.clone(), store, machine)
-        .await
-        .map_err(|e| format!("starting raft: {e}"))?;
+    let raft = Raft::new(
+        me as RaftId,
+        Arc::new(raft_config(&config.cluster.name, config.cluster.lease)?),
+        peers.clone(),
+        store,
+        machine,
+    )
+    .await
+    .map_err(|e| format!("starting raft: {e}"))?;
     let events = Arc::new(EventLog::open(&state_dir, &config.nodes[me].name));
     for &addr in &addrs[me] {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))?;
