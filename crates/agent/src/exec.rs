@@ -280,14 +280,8 @@ impl Executor {
                 nfs::start(&nfs_spec(&sc.resources[i].kind), limit).await
             }
             ResourceKind::Lsb { .. } | ResourceKind::Systemd { .. } => {
-                let kind = service_kind(&sc.resources[i].kind);
                 let limit = sc.resources[i].timeout.unwrap_or(Duration::from_secs(20));
-                match service::run(&kind, service::Action::Start, &clean_env(&sc.name, &self.node), limit).await? {
-                    0 => Ok(()),
-                    code => {
-                        Err(format!("{} exited with {code}", service::command(&kind, service::Action::Start).join(" ")))
-                    }
-                }
+                self.service(set, i, service::Action::Start, limit).await
             }
             ResourceKind::Ocf { .. } => {
                 let (agent, interval) = self.ocf(set, i).expect("an ocf resource");
@@ -328,13 +322,7 @@ impl Executor {
                 mount::stop(&mount_spec(&sc.resources[i].kind), (limit / 4).max(Duration::from_secs(1))).await
             }
             ResourceKind::Lsb { .. } | ResourceKind::Systemd { .. } => {
-                let kind = service_kind(&sc.resources[i].kind);
-                match service::run(&kind, service::Action::Stop, &clean_env(&sc.name, &self.node), limit).await? {
-                    0 => Ok(()),
-                    code => {
-                        Err(format!("{} exited with {code}", service::command(&kind, service::Action::Stop).join(" ")))
-                    }
-                }
+                self.service(set, i, service::Action::Stop, limit).await
             }
             ResourceKind::Ocf { .. } => {
                 let (agent, _) = self.ocf(set, i).expect("an ocf resource");
@@ -345,6 +333,16 @@ impl Executor {
                     Err(out.describe("stop", &agent))
                 }
             }
+        }
+    }
+
+    /// Starts or stops an lsb/systemd resource: exit 0 is success.
+    async fn service(&self, set: SetId, i: usize, action: service::Action, limit: Duration) -> Result<(), String> {
+        let sc = &self.config.sets[usize::from(set)];
+        let kind = service_kind(&sc.resources[i].kind);
+        match service::run(&kind, action, &clean_env(&sc.name, &self.node), limit).await? {
+            0 => Ok(()),
+            code => Err(format!("{} exited with {code}", service::command(&kind, action).join(" "))),
         }
     }
 
