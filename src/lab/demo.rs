@@ -16,7 +16,7 @@ use super::{node_status, wait_until, UpArgs};
 pub fn run(args: &UpArgs) -> Result<(), String> {
     println!("baton lab demo: {} nodes, {} links, set web = {VIP}/24 + a web server", args.nodes, args.links);
     let mut lab = Lab::up(args)?;
-    let result = trial(&mut lab).map(|t| {
+    let result = trial(&mut lab, Disruption::Crash).map(|t| {
         println!("killed the agent of {} (SIGKILL) and cut its links", t.first);
         println!("\ntimeline (client in its own namespace, GET http://{VIP}/ every 10 ms):");
         for line in &t.timeline {
@@ -28,7 +28,30 @@ pub fn run(args: &UpArgs) -> Result<(), String> {
     result.and(down)
 }
 
-/// What one crash-failover trial measured.
+/// What a trial does to the owner.
+#[derive(Clone, Copy, Debug)]
+pub enum Disruption {
+    /// Its daemon SIGKILLed and its links cut.
+    Crash,
+    /// A planned move: `baton move web`, or keepalived's priority lowered.
+    Move,
+}
+
+impl Disruption {
+    /// Does it to `owner`; says what was done, for the timeline.
+    fn apply(self, lab: &Lab, owner: &str) -> Result<String, String> {
+        match self {
+            Disruption::Crash => {
+                lab.kill(owner)?;
+                lab.cut(owner, None)?;
+                Ok(format!("{owner}'s agent killed, links cut"))
+            }
+            Disruption::Move => lab.planned_move(owner),
+        }
+    }
+}
+
+/// What one trial measured.
 pub struct Trial {
     pub first: String,
     pub next: String,
@@ -49,9 +72,9 @@ fn owner(lab: &Lab) -> Option<String> {
     })
 }
 
-/// On a lab that is up: probe, kill the owner's agent and cut its links,
-/// wait until the client is answered by another node.
-pub fn trial(lab: &mut Lab) -> Result<Trial, String> {
+/// On a lab that is up: probe, disrupt the owner, wait until the client is
+/// answered by another node.
+pub fn trial(lab: &mut Lab, how: Disruption) -> Result<Trial, String> {
     lab.wait_running(Duration::from_secs(30))?;
     // The address may still be settling (VRRP elections): ask until it is.
     let mut first = None;
@@ -75,37 +98,40 @@ pub fn trial(lab: &mut Lab) -> Result<Trial, String> {
         std::thread::spawn(move || read_probe_into(out, &samples))
     };
     std::thread::sleep(Duration::from_secs(2));
-    let killed_at = monotonic_ms();
-    let killed = lab.kill(&first).and_then(|()| lab.cut(&first, None));
-    let answered = |s: &[(u64, String)]| s.iter().any(|(t, w)| *t > killed_at && w != "-" && *w != first);
+    let disrupted_at = monotonic_ms();
+    let done = how.apply(lab, &first);
+    let answered = |s: &[(u64, String)]| s.iter().any(|(t, w)| *t > disrupted_at && w != "-" && *w != first);
     let moved =
-        killed.is_ok() && wait_until(Duration::from_secs(20), || answered(&samples.lock().expect("not poisoned")));
+        done.is_ok() && wait_until(Duration::from_secs(20), || answered(&samples.lock().expect("not poisoned")));
     std::thread::sleep(Duration::from_millis(500));
     let _ = probe.kill();
     let _ = probe.wait();
     let _ = reader.join();
-    killed?;
+    let what = done?;
     if !moved {
         return Err(format!("the client got no answer from another node within 20 s; logs in {}", lab.dir.display()));
     }
     let mut samples = std::mem::take(&mut *samples.lock().expect("not poisoned"));
     samples.sort_by_key(|(t, _)| *t);
     let Some(&(t0, _)) = samples.first() else { return Err("the probe recorded nothing".into()) };
-    let at = |t: u64| format!("{:>7.3}s", t.saturating_sub(t0) as f64 / 1000.0);
-    let mut timeline = Vec::new();
+    let mut marks = Vec::new();
     if let Some((t, who)) = samples.iter().find(|(_, w)| w != "-") {
-        timeline.push(format!("{}  first answer, from {who}", at(*t)));
+        marks.push((*t, format!("first answer, from {who}")));
     }
-    let last_old = samples.iter().rfind(|(t, w)| *w == first && *t <= killed_at + 5000).cloned();
-    let first_new = samples.iter().find(|(t, w)| *t > killed_at && w != "-" && *w != first).cloned();
+    let first_new = samples.iter().find(|(t, w)| *t > disrupted_at && w != "-" && *w != first).cloned();
+    let until = first_new.as_ref().map_or(u64::MAX, |(t, _)| *t);
+    let last_old = samples.iter().rfind(|(t, w)| *w == first && *t < until).cloned();
     if let Some((t, _)) = &last_old {
-        timeline.push(format!("{}  last answer from {first}", at(*t)));
+        marks.push((*t, format!("last answer from {first}")));
     }
-    timeline.push(format!("{}  {first}'s agent killed, links cut", at(killed_at)));
+    marks.push((disrupted_at, what));
     let (Some((a, _)), Some((b, next))) = (last_old, first_new) else {
         return Err("the client never got an answer from the new owner".into());
     };
-    timeline.push(format!("{}  first answer from {next}", at(b)));
+    marks.push((b, format!("first answer from {next}")));
+    marks.sort_by_key(|(t, _)| *t);
+    let timeline =
+        marks.into_iter().map(|(t, m)| format!("{:>7.3}s  {m}", t.saturating_sub(t0) as f64 / 1000.0)).collect();
     let failed = samples.iter().filter(|(t, w)| *t > a && *t < b && w == "-").count();
     Ok(Trial { first, next, outage_ms: b - a, failed, timeline })
 }

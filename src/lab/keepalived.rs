@@ -9,17 +9,34 @@ use std::process::{Command, Stdio};
 
 use super::net::VIP;
 
+/// The priority of the lab's node `index`: preference order, like baton's.
+pub fn priority(index: usize) -> usize {
+    200 - 10 * index
+}
+
 /// `advert` is keepalived's advert_int in seconds; below one second needs
 /// VRRPv3, which is what "tuned" means here.
-pub fn config(node: &str, index: usize, advert: &str) -> String {
+pub fn config(node: &str, priority: usize, advert: &str) -> String {
     let v3 = advert.parse::<f64>().is_ok_and(|a| a < 1.0);
     format!(
         "# Written by `baton lab up --keepalived {advert}`.\nglobal_defs {{\n  router_id {node}\n{}}}\n\n\
          vrrp_instance web {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {}\n  \
          advert_int {advert}\n  virtual_ipaddress {{\n    {VIP}/24 dev eth0\n  }}\n}}\n",
         if v3 { "  vrrp_version 3\n" } else { "" },
-        200 - 10 * index
+        priority
     )
+}
+
+/// keepalived's planned move: the master's priority lowered below every
+/// backup's, the config reloaded (SIGHUP to the parent, `pid`).
+pub fn demote(dir: &Path, node: &str, advert: &str, pid: u32) -> Result<(), String> {
+    let path = dir.join(format!("keepalived-{node}.conf"));
+    std::fs::write(&path, config(node, 50, advert)).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    // SAFETY: kill(2) of the keepalived this lab started.
+    if unsafe { libc::kill(pid as i32, libc::SIGHUP) } != 0 {
+        return Err(format!("keepalived of {node} (pid {pid}) is not running"));
+    }
+    Ok(())
 }
 
 /// Starts keepalived (VRRP only, in the foreground, in its own process

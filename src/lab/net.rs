@@ -186,7 +186,7 @@ impl Lab {
         std::fs::write(&config, self.config_text(heartbeat, lease)? + extra).map_err(|e| e.to_string())?;
         if let Some(advert) = &self.keepalived {
             for (i, node) in self.nodes.iter().enumerate() {
-                let text = super::keepalived::config(node, i, advert);
+                let text = super::keepalived::config(node, super::keepalived::priority(i), advert);
                 std::fs::write(self.dir.join(format!("keepalived-{node}.conf")), text).map_err(|e| e.to_string())?;
             }
         }
@@ -265,6 +265,26 @@ impl Lab {
             return Err(format!("the agent of {node} (pid {pid}) is not running"));
         }
         Ok(())
+    }
+
+    /// A planned move away from `owner`: `baton move web`, or keepalived's
+    /// equivalent (the owner's priority lowered). Says what was done.
+    pub fn planned_move(&self, owner: &str) -> Result<String, String> {
+        if let Some(advert) = &self.keepalived {
+            let pid = *self.agents.get(owner).ok_or_else(|| format!("no keepalived recorded for {owner}"))?;
+            super::keepalived::demote(&self.dir, owner, advert, pid)?;
+            return Ok(format!("{owner}'s keepalived priority lowered to 50 and reloaded"));
+        }
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let out = Command::new(exe)
+            .args(["move", "web", "--reason", "lab bench", "--socket"])
+            .arg(self.dir.join(owner).join("baton.sock"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("baton move web on {owner}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(format!("`baton move web` run on {owner}"))
     }
 
     pub fn cut(&self, node: &str, link: Option<usize>) -> Result<(), String> {

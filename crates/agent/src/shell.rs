@@ -64,12 +64,13 @@ struct Agent {
 /// Raft's timers follow the lease: a new leader must be able to commit an
 /// eviction about when the lease of a dead owner ends, so with a lease
 /// shorter than 600 ms the election timeout shrinks with it (never below
-/// 100 ms); longer leases keep 300–600 ms.
+/// 100 ms); longer leases keep 300–600 ms. The leader's heartbeat is a
+/// third of the shortest election timeout.
 fn raft_config(name: &str, lease: Duration) -> Result<openraft::Config, String> {
     let election_min = (lease.as_millis() as u64 / 2).clamp(100, 300);
     openraft::Config {
         cluster_name: name.to_string(),
-        heartbeat_interval: (election_min / 6).max(15),
+        heartbeat_interval: (election_min / 3).max(15),
         election_timeout_min: election_min,
         election_timeout_max: election_min * 2,
         // The log holds decisions only (heartbeats never enter it); every

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod invariants;
 pub mod net;
 pub mod rng;
+pub mod scale;
 pub mod scenario;
 pub mod world;
 

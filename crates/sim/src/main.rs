@@ -29,6 +29,13 @@ enum Cmd {
     },
     /// A scripted failover of three nodes, with its timeline.
     Demo,
+    /// A large cluster loses one node: placement time, recovery, memory.
+    Scale {
+        #[arg(long, default_value_t = 32)]
+        nodes: usize,
+        #[arg(long, default_value_t = 1000)]
+        sets: usize,
+    },
     /// Run one seed and print its trace.
     Replay {
         #[arg(long)]
@@ -44,6 +51,16 @@ fn main() -> ExitCode {
     match cli.command {
         Cmd::Search { seeds, from, threads } => search(from, seeds, threads),
         Cmd::Replay { seed, quiet } => replay(seed, quiet),
+        Cmd::Scale { nodes, sets } => match baton_sim::scale::run(nodes, sets) {
+            Ok(r) => {
+                println!("{}", r.summary());
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("{why}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Demo => match baton_sim::demo::run() {
             Ok(text) => {
                 println!("{text}");

@@ -1,0 +1,84 @@
+//! What a node's HA daemon costs when nothing happens: CPU time over a
+//! window and resident memory at its end, summed over the daemon's
+//! processes in the node's namespace (baton: agent and guard; keepalived:
+//! parent and VRRP child). Memory both as the resident set (which counts
+//! pages shared between processes, such as the program's code, in each) and
+//! as the proportional set (which divides them). The lab's web server is the service, not the
+//! daemon, and is left out.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::lab::net::Lab;
+
+pub struct Cost {
+    /// Per node: (name, % of one core, resident KiB, proportional KiB,
+    /// processes counted).
+    pub nodes: Vec<(String, f64, u64, u64, usize)>,
+}
+
+impl Cost {
+    pub fn mean_cpu(&self) -> f64 {
+        self.nodes.iter().map(|n| n.1).sum::<f64>() / self.nodes.len().max(1) as f64
+    }
+
+    pub fn mean_rss_kib(&self) -> u64 {
+        self.nodes.iter().map(|n| n.2).sum::<u64>() / self.nodes.len().max(1) as u64
+    }
+
+    pub fn mean_pss_kib(&self) -> u64 {
+        self.nodes.iter().map(|n| n.3).sum::<u64>() / self.nodes.len().max(1) as u64
+    }
+}
+
+fn daemon_pids(ns: &str) -> Vec<u32> {
+    let out = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| o.stdout).unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            !args.windows(2).any(|w| w == [b"lab".as_slice(), b"serve".as_slice()])
+        })
+        .collect()
+}
+
+/// utime + stime in clock ticks (fields 14 and 15 of /proc/PID/stat).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// A `Key:   123 kB` line of a /proc file.
+fn kib(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(key))?.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// Measures every node of a settled lab over `window`.
+pub fn idle(lab: &Lab, window: Duration) -> Result<Cost, String> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut before = Vec::new();
+    for node in &lab.nodes {
+        let pids = daemon_pids(&lab.ns(node)?);
+        if pids.is_empty() {
+            return Err(format!("no daemon runs on {node}"));
+        }
+        let ticks: u64 = pids.iter().filter_map(|&p| cpu_ticks(p)).sum();
+        before.push((node.clone(), pids, ticks));
+    }
+    std::thread::sleep(window);
+    let mut nodes = Vec::new();
+    for (node, pids, ticks) in before {
+        let after: u64 = pids.iter().filter_map(|&p| cpu_ticks(p)).sum();
+        let rss: u64 = pids.iter().filter_map(|&p| kib(&format!("/proc/{p}/status"), "VmRSS:")).sum();
+        let pss: u64 = pids.iter().filter_map(|&p| kib(&format!("/proc/{p}/smaps_rollup"), "Pss:")).sum();
+        let cpu = (after.saturating_sub(ticks)) as f64 / hz / window.as_secs_f64() * 100.0;
+        nodes.push((node, cpu, rss, pss, pids.len()));
+    }
+    Ok(Cost { nodes })
+}

@@ -1,0 +1,253 @@
+//! `baton lab bench`: baton and keepalived measured the same way on the same
+//! lab, in one run, written to a markdown file with an SVG chart. Crash
+//! failover and planned move (outage seen by the client), dual ownership
+//! (after SIGKILL and under a partition), false failovers under load and
+//! loss, idle cost, and scale in the simulator.
+
+mod chart;
+mod cost;
+mod quiet;
+mod report;
+mod watch;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::demo::{trial, Disruption};
+use super::net::Lab;
+use super::{DirArg, UpArgs};
+use watch::Watch;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Phase {
+    Crash,
+    Move,
+    Dual,
+    Quiet,
+    Cost,
+    Scale,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Crash-failover trials per system.
+    #[arg(long, default_value_t = 20)]
+    pub trials: usize,
+    /// Planned-move trials per system.
+    #[arg(long, default_value_t = 10)]
+    pub move_trials: usize,
+    /// Dual-ownership trials per system and fault.
+    #[arg(long, default_value_t = 3)]
+    pub dual_trials: usize,
+    /// Minutes per system of load and loss for the false-failover count.
+    #[arg(long, default_value_t = 10)]
+    pub quiet_minutes: u64,
+    /// Seconds of idle measurement per system.
+    #[arg(long, default_value_t = 60)]
+    pub cost_seconds: u64,
+    /// Only these measurements (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<Phase>,
+    /// Where the results go; the chart goes next to it.
+    #[arg(long, default_value = "docs/bench.md")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub dir: DirArg,
+}
+
+pub struct System {
+    pub name: &'static str,
+    heartbeat: &'static str,
+    lease: &'static str,
+    keepalived: Option<&'static str>,
+    /// Runs at the default heartbeat (the cost row).
+    default: bool,
+}
+
+const SYSTEMS: [System; 4] = [
+    System {
+        name: "baton, defaults (heartbeat 100ms, lease 1s)",
+        heartbeat: "100ms",
+        lease: "1s",
+        keepalived: None,
+        default: true,
+    },
+    System {
+        name: "baton, tuned (heartbeat 30ms, lease 300ms)",
+        heartbeat: "30ms",
+        lease: "300ms",
+        keepalived: None,
+        default: false,
+    },
+    System {
+        name: "keepalived, defaults (VRRPv2, advert_int 1)",
+        heartbeat: "100ms",
+        lease: "1s",
+        keepalived: Some("1"),
+        default: true,
+    },
+    System {
+        name: "keepalived, tuned (VRRPv3, advert_int 0.1)",
+        heartbeat: "100ms",
+        lease: "1s",
+        keepalived: Some("0.1"),
+        default: false,
+    },
+];
+
+/// A fault that may leave two holders.
+#[derive(Clone, Copy)]
+enum Split {
+    /// The owner's daemon SIGKILLed, its links left up.
+    Kill,
+    /// The owner cut off from every other node on every link.
+    Partition,
+}
+
+/// Everything measured for one system.
+#[derive(Default)]
+pub struct Row {
+    pub crash: Vec<u64>,
+    pub crash_failed: usize,
+    pub moves: Vec<u64>,
+    pub moves_failed: usize,
+    pub dual_kill: Vec<u64>,
+    pub dual_partition: Vec<u64>,
+    pub quiet: Option<quiet::Quiet>,
+    pub cost: Option<cost::Cost>,
+}
+
+/// How long (ms) two or more nodes held the service address at once in the
+/// 8 s after `split` hit the owner.
+fn dual_ownership(lab: &mut Lab, split: Split) -> Result<u64, String> {
+    lab.wait_running(Duration::from_secs(30))?;
+    let mut first = None;
+    super::wait_until(Duration::from_secs(10), || {
+        first = lab.vip_holder();
+        first.is_some()
+    });
+    let first = first.ok_or("the address is nowhere")?;
+    let others: Vec<String> = lab.nodes.iter().filter(|n| **n != first).cloned().collect();
+    let witness = others.first().ok_or("one node only")?;
+    let watch = Watch::start(lab, witness)?;
+    match split {
+        Split::Kill => lab.kill(&first)?,
+        Split::Partition => lab.partition(&format!("{}/{first}", others.join(",")))?,
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    Ok(watch.finish()?.dual_us([first].into()) / 1000)
+}
+
+/// Runs `f` on a fresh lab of `system` and removes the lab whatever happens.
+fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Result<T, String>) -> Result<T, String> {
+    let up = UpArgs {
+        nodes: 3,
+        witness: false,
+        links: 2,
+        heartbeat: system.heartbeat.into(),
+        lease: system.lease.into(),
+        keepalived: system.keepalived.map(str::to_string),
+        fencing: None,
+        extra: None,
+        dir: args.dir.clone(),
+    };
+    let mut lab = Lab::up(&up)?;
+    let result = f(&mut lab);
+    Lab::down(&lab.dir)?;
+    result
+}
+
+/// `n` outage trials; (sorted outages, failed trials).
+fn outages(args: &BenchArgs, system: &System, how: Disruption, n: usize) -> (Vec<u64>, usize) {
+    let (mut ok, mut failed) = (Vec::new(), 0);
+    for i in 0..n {
+        match on_lab(args, system, |lab| trial(lab, how)) {
+            Ok(t) => {
+                eprintln!("{}: {how:?} {}: {} -> {}: {} ms", system.name, i + 1, t.first, t.next, t.outage_ms);
+                ok.push(t.outage_ms);
+            }
+            Err(e) => {
+                eprintln!("{}: {how:?} {}: {e}", system.name, i + 1);
+                failed += 1;
+            }
+        }
+    }
+    ok.sort_unstable();
+    (ok, failed)
+}
+
+fn dual_trials(args: &BenchArgs, system: &System, split: Split) -> Vec<u64> {
+    (0..args.dual_trials)
+        .filter_map(|_| match on_lab(args, system, |lab| dual_ownership(lab, split)) {
+            Ok(ms) => {
+                eprintln!("{}: dual ownership: {ms} ms", system.name);
+                Some(ms)
+            }
+            Err(e) => {
+                eprintln!("{}: dual-ownership trial: {e}", system.name);
+                None
+            }
+        })
+        .collect()
+}
+
+fn measure(args: &BenchArgs, system: &System) -> Row {
+    let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
+    let mut row = Row::default();
+    if on(Phase::Crash) {
+        (row.crash, row.crash_failed) = outages(args, system, Disruption::Crash, args.trials);
+    }
+    if on(Phase::Move) {
+        (row.moves, row.moves_failed) = outages(args, system, Disruption::Move, args.move_trials);
+    }
+    if on(Phase::Dual) {
+        row.dual_kill = dual_trials(args, system, Split::Kill);
+        row.dual_partition = dual_trials(args, system, Split::Partition);
+    }
+    if on(Phase::Quiet) {
+        let window = Duration::from_secs(60 * args.quiet_minutes);
+        match on_lab(args, system, |lab| quiet::false_failovers(lab, window)) {
+            Ok(q) => {
+                eprintln!("{}: {} ownership changes under load and loss", system.name, q.takeovers);
+                row.quiet = Some(q);
+            }
+            Err(e) => eprintln!("{}: false-failover run: {e}", system.name),
+        }
+    }
+    if on(Phase::Cost) && system.default {
+        let window = Duration::from_secs(args.cost_seconds);
+        let measured = on_lab(args, system, |lab| {
+            lab.wait_running(Duration::from_secs(30))?;
+            std::thread::sleep(Duration::from_secs(5));
+            cost::idle(lab, window)
+        });
+        match measured {
+            Ok(c) => row.cost = Some(c),
+            Err(e) => eprintln!("{}: cost: {e}", system.name),
+        }
+    }
+    row
+}
+
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
+    // The simulator first: its memory is this process's peak so far.
+    let scale = on(Phase::Scale).then(|| baton_sim::scale::run(32, 1000));
+    let rows: Vec<Row> = SYSTEMS.iter().map(|s| measure(args, s)).collect();
+    let _ = Lab::down(&args.dir.dir);
+    let chart = args.out.with_extension("svg");
+    let md = report::markdown(args, &SYSTEMS, &rows, scale.as_ref(), &chart);
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    if on(Phase::Crash) {
+        let series: Vec<(&str, &[u64])> = SYSTEMS.iter().zip(&rows).map(|(s, r)| (s.name, &r.crash[..])).collect();
+        let svg = chart::svg("Crash failover: outage seen by the client, every trial", &series);
+        std::fs::write(&chart, svg).map_err(|e| format!("writing {}: {e}", chart.display()))?;
+    }
+    std::fs::write(&args.out, &md).map_err(|e| format!("writing {}: {e}", args.out.display()))?;
+    print!("{md}");
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! `docs/bench.md`: the machine, the date, the command, the versions, and a
+//! table per measurement.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use baton_sim::scale::ScaleReport;
+
+use super::{BenchArgs, Phase, Row, System};
+
+/// The value at quantile `q` of sorted `v` (nearest rank).
+fn quantile(v: &[u64], q: f64) -> u64 {
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+fn version(cmd: &str, arg: &str) -> String {
+    Command::new(cmd)
+        .arg(arg)
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&[o.stdout, o.stderr].concat()).lines().next().unwrap_or("").trim().to_string()
+        })
+        .unwrap_or_else(|_| "not installed".into())
+}
+
+fn ratio(a: Option<u64>, b: Option<u64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0 => format!("{:.2}", a as f64 / b as f64),
+        _ => "–".into(),
+    }
+}
+
+/// A median/p95/max table; returns the medians.
+fn outage_table(
+    md: &mut String,
+    systems: &[System],
+    rows: &[Row],
+    pick: fn(&Row) -> (&[u64], usize),
+) -> Vec<Option<u64>> {
+    let _ = writeln!(md, "| system | trials | median | p95 | max |\n|---|---|---|---|---|");
+    let mut medians = Vec::new();
+    for (system, row) in systems.iter().zip(rows) {
+        let (v, failed) = pick(row);
+        let failed = if failed == 0 { String::new() } else { format!(" ({failed} failed)") };
+        if v.is_empty() {
+            let _ = writeln!(md, "| {} | 0{failed} | – | – | – |", system.name);
+            medians.push(None);
+            continue;
+        }
+        let (med, p95, max) = (quantile(v, 0.5), quantile(v, 0.95), v[v.len() - 1]);
+        medians.push(Some(med));
+        let _ = writeln!(md, "| {} | {}{failed} | {med} ms | {p95} ms | {max} ms |", system.name, v.len());
+    }
+    let _ = writeln!(
+        md,
+        "\nMedian ratio baton / keepalived: defaults {}, tuned {}.\n",
+        ratio(medians[0], medians[2]),
+        ratio(medians[1], medians[3])
+    );
+    medians
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn list(v: &[u64]) -> String {
+    if v.is_empty() {
+        return "–".into();
+    }
+    v.iter().map(|d| format!("{d} ms")).collect::<Vec<_>>().join(", ")
+}
+
+fn command(args: &BenchArgs) -> String {
+    let mut c = format!(
+        "cargo run --release -- lab bench --trials {} --move-trials {} --dual-trials {} --quiet-minutes {} --cost-seconds {}",
+        args.trials, args.move_trials, args.dual_trials, args.quiet_minutes, args.cost_seconds
+    );
+    if !args.only.is_empty() {
+        let only: Vec<String> = args.only.iter().map(|p| format!("{p:?}").to_lowercase()).collect();
+        c += &format!(" --only {}", only.join(","));
+    }
+    c
+}
+
+pub fn markdown(
+    args: &BenchArgs,
+    systems: &[System],
+    rows: &[Row],
+    scale: Option<&Result<ScaleReport, String>>,
+    chart: &Path,
+) -> String {
+    let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
+    let mut md = String::new();
+    let now = baton_agent::events::timestamp(baton_agent::events::now_ms());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let rev = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .map_or_else(|_| "unknown".to_string(), |o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Measured on {now} by\n\n```sh\n{}\n```\n\n{cores} cores ({cpu}), Linux {}, baton {} (commit {rev}), {}, {}.\n\n\
+         Every trial builds a fresh lab: three nodes on two links, each a network namespace, the address \
+         10.88.0.100 and a tiny web server answering with its node's name; baton and keepalived run on the same \
+         nodes, links, address, web server and client.\n",
+        command(args),
+        kernel.trim(),
+        env!("CARGO_PKG_VERSION"),
+        version("keepalived", "--version"),
+        version("stress-ng", "--version"),
+    );
+    if on(Phase::Crash) {
+        let _ = writeln!(
+            md,
+            "## Crash failover\n\nThe owner's daemon is killed with SIGKILL and its links are cut; a client in its \
+             own namespace fetches the service address over HTTP every 10 ms; the outage is the time from the old \
+             owner's last answer to the first answer from another node. Every trial: [{}]({}).\n",
+            chart.file_name().map_or(String::new(), |f| f.to_string_lossy().into()),
+            chart.file_name().map_or(String::new(), |f| f.to_string_lossy().into()),
+        );
+        outage_table(&mut md, systems, rows, |r| (&r.crash, r.crash_failed));
+    }
+    if on(Phase::Move) {
+        let _ = writeln!(
+            md,
+            "## Planned move\n\nbaton: `baton move web` on the owner. keepalived: the master's priority lowered \
+             below the backups' and its config reloaded (SIGHUP). The outage is measured by the same client.\n"
+        );
+        outage_table(&mut md, systems, rows, |r| (&r.moves, r.moves_failed));
+    }
+    if on(Phase::Dual) {
+        let _ = writeln!(
+            md,
+            "## Dual ownership\n\nEvery add and delete of the service address in every node namespace is recorded \
+             with the kernel's timestamps (`ip -ts monitor address`) for 8 s after the fault; the time two or more \
+             nodes held it at once is added up. (a) the owner's daemon is killed with SIGKILL, its links left up; \
+             (b) the owner is partitioned from the other nodes on every link.\n\n\
+             | system | (a) after SIGKILL, each trial | (b) under a partition, each trial |\n|---|---|---|"
+        );
+        for (system, row) in systems.iter().zip(rows) {
+            let _ = writeln!(md, "| {} | {} | {} |", system.name, list(&row.dual_kill), list(&row.dual_partition));
+        }
+        let _ = writeln!(
+            md,
+            "\nA SIGKILLed keepalived leaves its address configured, and a partitioned keepalived master keeps it \
+             while a backup takes it too; baton's guard removes the address when the agent dies, and a \
+             partitioned owner gives it up before its lease ends, before anyone else may take it.\n"
+        );
+    }
+    if on(Phase::Quiet) {
+        let _ = writeln!(
+            md,
+            "## False failovers\n\n{} minutes per system with both cores busy (`stress-ng --cpu {cores}`) and 5 % of \
+             the packets dropped on every link of every node (nftables `numgen random mod 100 < 5 drop` in each \
+             node namespace; this kernel has no netem, so no jitter). No fault is injected: every time a node takes \
+             the address is a false failover.\n\n| system | ownership changes | time with two holders |\n|---|---|---|",
+            args.quiet_minutes
+        );
+        for (system, row) in systems.iter().zip(rows) {
+            match &row.quiet {
+                Some(q) => {
+                    let _ = writeln!(md, "| {} | {} | {} ms |", system.name, q.takeovers, q.dual_ms);
+                }
+                None => {
+                    let _ = writeln!(md, "| {} | failed to run | – |", system.name);
+                }
+            }
+        }
+        md.push('\n');
+    }
+    if on(Phase::Cost) {
+        let _ = writeln!(
+            md,
+            "## Idle cost\n\nThree nodes at the default heartbeat, the set running, nothing happening, {} s. CPU is \
+             utime + stime of the daemon's processes (baton: agent and guard; keepalived: parent and VRRP child) \
+             over the window, as % of one core; memory is their resident set (VmRSS, which counts the pages of the \
+             program shared by agent and guard twice) and their proportional set (PSS, which divides shared pages \
+             among every process mapping them, here across the whole lab) at the end. The web server is the \
+             service and is not counted.\n\n| system | CPU per node (mean) | RSS per node (mean) | PSS per node (mean) | each node |\n|---|---|---|---|---|",
+            args.cost_seconds
+        );
+        for (system, row) in systems.iter().zip(rows).filter(|(s, _)| s.default) {
+            let Some(c) = &row.cost else {
+                let _ = writeln!(md, "| {} | failed to run | – | – | – |", system.name);
+                continue;
+            };
+            let each: Vec<String> = c
+                .nodes
+                .iter()
+                .map(|(n, cpu, rss, pss, procs)| {
+                    format!("{n}: {cpu:.2} %, RSS {:.1} MiB, PSS {:.1} MiB ({procs} processes)", mib(*rss), mib(*pss))
+                })
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} % | {:.1} MiB | {:.1} MiB | {} |",
+                system.name,
+                c.mean_cpu(),
+                mib(c.mean_rss_kib()),
+                mib(c.mean_pss_kib()),
+                each.join("; ")
+            );
+        }
+        md.push('\n');
+    }
+    if let Some(scale) = scale {
+        let _ = writeln!(
+            md,
+            "## Scale (simulator)\n\n`cargo run --release -p baton-sim -- scale --nodes 32 --sets 1000`: the real \
+             decision core on every simulated node, each set preferring three nodes spread over the cluster, one \
+             node's machine killed once everything runs. Placement time is the wall time of one placement pass \
+             over the whole cluster on this machine; recovery is simulated time; memory is the peak resident set of \
+             the whole simulation (all 32 nodes' cores and states).\n"
+        );
+        match scale {
+            Ok(r) => {
+                let _ = writeln!(
+                    md,
+                    "| nodes | sets | placement after the loss | sets lost | all running again (median / max) | peak memory |\n\
+                     |---|---|---|---|---|---|\n| {} | {} | {:.0} µs | {} | {} ms / {} ms | {:.1} MiB |\n",
+                    r.nodes,
+                    r.sets,
+                    r.plan_us,
+                    r.lost,
+                    r.recovered_median_ms,
+                    r.recovered_max_ms,
+                    mib(r.peak_rss_kib)
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(md, "The scale run failed: {e}\n");
+            }
+        }
+    }
+    md
+}
