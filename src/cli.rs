@@ -34,6 +34,12 @@ pub enum Command {
     Status {
         #[arg(long)]
         json: bool,
+        /// Redraw every --interval until interrupted (with --json: one document per line).
+        #[arg(long)]
+        watch: bool,
+        /// How often --watch asks, e.g. 500ms, 2s.
+        #[arg(long, default_value = "1s", requires = "watch")]
+        interval: String,
     },
     /// Planned move of SET to NODE (default: the next preferred node).
     Move {
@@ -89,6 +95,14 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Cluster-wide maintenance mode: nothing is started, stopped or
+    /// recovered while it is on; monitors still run and report.
+    Maintenance {
+        #[arg(value_parser = ["on", "off"])]
+        mode: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Exit 0 if SET runs on this node, 1 if not.
     IsActive { set: String },
     /// Configuration commands.
@@ -99,6 +113,10 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::lab::LabCommand,
     },
+    /// Shell completions for SHELL, on stdout.
+    Completions { shell: clap_complete::Shell },
+    /// The manual page (roff), on stdout: `baton man | man -l -`.
+    Man,
     /// The guard beside the agent (started by `baton agent`).
     #[command(hide = true)]
     Guard,

@@ -48,6 +48,9 @@ fn table(doc: &Value) -> String {
         let role = if n["witness"] == true { " (witness)" } else { "" };
         out += &format!("{:<11} {:<9} {}{role}\n", s(&n["name"]), s(&n["state"]), links.join(", "));
     }
+    if doc["maintenance"] == true {
+        out += "\nMAINTENANCE MODE: nothing is started, stopped or recovered (`baton maintenance off` ends it)\n";
+    }
     out += "\nSET         OWNER       STATE\n";
     for set in doc["sets"].as_array().into_iter().flatten() {
         out += &format!("{:<11} {:<11} {}\n", s(&set["name"]), s(&set["owner"]), s(&set["state"]));
@@ -81,9 +84,36 @@ fn events(cli: &Cli, follow: bool, json: bool, set: Option<String>, since: Optio
     }
 }
 
+/// `status --watch`: the table redrawn in place on a terminal (appended
+/// otherwise), or one JSON document per line; an unreachable agent is shown
+/// and asked again, as `watch` would.
+fn watch(cli: &Cli, json: bool, interval: &str) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    let every = baton_config::parse_duration(interval).map_err(|e| Failure::Usage(format!("--interval: {e}")))?;
+    if every.is_zero() {
+        return Err(Failure::Usage("--interval: must be longer than 0ms".into()));
+    }
+    let terminal = std::io::stdout().is_terminal();
+    loop {
+        let answer = call(cli, Request::Status).map(|r| r.data.unwrap_or(Value::Null));
+        let stamp = baton_agent::events::timestamp(baton_agent::events::now_ms());
+        match (answer, json) {
+            (Ok(doc), true) => println!("{}", serde_json::to_string(&doc).expect("json")),
+            (Err(Failure::Failed(why)), true) => println!("{}", serde_json::json!({ "error": why })),
+            (Ok(doc), false) => {
+                let clear = if terminal { "\x1b[H\x1b[2J" } else { "" };
+                print!("{clear}{stamp}  every {interval}\n\n{}", table(&doc));
+            }
+            (Err(Failure::Failed(why)), false) => println!("{stamp}  {why}"),
+            (Err(other), _) => return Err(other),
+        }
+        std::thread::sleep(every);
+    }
+}
+
 pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
     match command {
-        Command::Status { json } => {
+        Command::Status { json, watch: false, .. } => {
             let doc = call(cli, Request::Status)?.data.unwrap_or(Value::Null);
             if *json {
                 println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
@@ -91,6 +121,7 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
                 print!("{}", table(&doc));
             }
         }
+        Command::Status { json, watch: true, interval } => watch(cli, *json, interval)?,
         Command::Move { set, node, reason } => {
             let r = call(cli, Request::Move { set: set.clone(), node: node.clone(), reason: reason.clone() })?;
             let target = r.data.as_ref().and_then(|d| d["target"].as_str()).unwrap_or("?").to_string();
@@ -107,6 +138,9 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
         }
         Command::Cleanup { set, reason } => {
             drop(call(cli, Request::Cleanup { set: set.clone(), reason: reason.clone() })?)
+        }
+        Command::Maintenance { mode, reason } => {
+            drop(call(cli, Request::Maintenance { on: mode == "on", reason: reason.clone() })?)
         }
         Command::Online { node, reason } => {
             drop(call(cli, Request::Standby { node: node.clone(), standby: false, reason: reason.clone() })?)

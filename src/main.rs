@@ -27,6 +27,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let lines: Vec<String> = refused.iter().map(|p| format!("{}: {p}", file.display())).collect();
                 return Err(Failure::Usage(lines.join("\n")));
             }
+            for what in config.notify.undeliverable() {
+                eprintln!("{}: warning: {what}", file.display());
+            }
             println!("{}: ok: {}", file.display(), config.summary());
             Ok(())
         }
@@ -40,6 +43,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             runtime().block_on(baton_agent::shell::run(opts)).map_err(Failure::Failed)
         }
         Command::Lab { command } => lab::run(command),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "baton",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .map_err(|e| Failure::Failed(format!("writing the manual page: {e}"))),
         ref other => control::run(&cli, other),
     }
 }

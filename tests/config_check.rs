@@ -129,3 +129,36 @@ fn config_check_runs_validate_all_of_installed_ocf_agents() {
     assert_eq!(code, 0, "an agent not installed here may be on the other nodes");
     assert_eq!(err, "sets.web.resources[1]: acme:Nothing is not installed on this host; not validated\n");
 }
+
+/// The guide's cluster (docs/guide.md, examples/cluster.toml) stays valid.
+#[test]
+fn the_example_of_the_guide_is_valid() {
+    let dir = Dir::new("example");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/cluster.toml")).unwrap();
+    let file = write(&dir.0, &text);
+    let (code, out, err) = baton(&["config", "check", &file]);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    assert!(out.contains("3 nodes (1 witness), 2 links, 2 sets, 6 resources"), "{out}");
+}
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_command_line_definition() {
+    let (code, out, _) = baton(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("maintenance") && out.contains("is-active"), "every command completes");
+    let (code, out, _) = baton(&["man"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with(".ie") || out.contains(".TH baton"), "{}", &out[..out.len().min(200)]);
+    let (code, _, err) = baton(&["completions", "cmd.exe"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn status_watch_refuses_a_bad_interval_before_asking_anyone() {
+    let (code, _, err) = baton(&["status", "--watch", "--interval", "0s", "--socket", "/nonexistent"]);
+    assert_eq!((code, err.trim()), (2, "--interval: must be longer than 0ms"));
+    let (code, _, err) = baton(&["status", "--interval", "1s"]);
+    assert_eq!(code, 2, "--interval needs --watch: {err}");
+    let (code, _, err) = baton(&["maintenance", "sideways"]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -879,3 +879,189 @@ fn case18_the_event_history_explains_a_failover_and_records_operators() {
     let out = baton(&["events", "--since", "soon", "--socket", sock]);
     assert_eq!(out.status.code(), Some(2), "a bad --since is a usage error");
 }
+
+#[test]
+fn case19_an_exec_notifier_gets_the_events_it_asks_for_and_never_delays_a_takeover() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("notify");
+    let got = scratch.0.join("notified.jsonl");
+    let script = scratch.0.join("notifier");
+    // Slow on purpose (2 s per event), and failing on detections.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ninput=$(cat)\nsleep 2\necho \"$input\" >> {}\ncase \"$input\" in\n  \
+             *'\"kind\":\"detection\"'*) echo 'pager offline' >&2; exit 3;;\nesac\n",
+            got.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let extra = scratch.0.join("extra.toml");
+    std::fs::write(
+        &extra,
+        format!(
+            "\n[notify]\nexec = {{ command = [\"{}\"], events = [\"takeover\", \"detection\"] }}\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let lab = Lab::up("c19", &["--extra", extra.to_str().unwrap()]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let killed = Instant::now();
+    lab.run(&["kill", "alpha"]);
+    lab.run(&["cut", "alpha"]);
+    assert!(wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")));
+    let took = killed.elapsed();
+    // The lease is 1 s; beta's notifier spends 2 s on each event.
+    assert!(took < Duration::from_secs(4), "the takeover took {took:?}: the notifier held it up");
+    let delivered = |kind: &str, node: &str| {
+        std::fs::read_to_string(&got).unwrap_or_default().lines().any(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_default();
+            v["kind"] == kind && v["node"] == node
+        })
+    };
+    assert!(wait(Duration::from_secs(20), || delivered("takeover", "beta")), "beta's takeover was never notified");
+    assert!(delivered("detection", "beta"), "beta's detection of alpha was notified");
+    let text = std::fs::read_to_string(&got).unwrap();
+    assert!(!text.contains("\"kind\":\"step\""), "steps were filtered out: {text}");
+    let sock = lab.dir.join("beta/baton.sock");
+    let history = ok(&["events", "--json", "--socket", sock.to_str().unwrap()]);
+    assert!(
+        history.lines().any(|l| l.contains("\"kind\":\"notify\"")
+            && l.contains(&format!("exec notifier: {} exited with 3: pager offline", script.display()))),
+        "the failed notification is an event: {history}"
+    );
+}
+
+/// SIGKILL of the lab's web server inside `node` (and nowhere else).
+fn kill_web_server(node: &str) {
+    let out = Command::new("ip").args(["netns", "pids", &format!("btnl-{node}")]).output().unwrap();
+    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmdline.split(|b| *b == 0).any(|a| a == b"serve") {
+            // SAFETY: kill(2) of a process of the lab's own namespace.
+            unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn case20_maintenance_mode_recovers_nothing_until_it_ends_and_monitors_still_report() {
+    let lab = Lab::up("c20", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let sock = lab.dir.join("gamma/baton.sock");
+    let sock = sock.to_str().unwrap();
+    ok(&["maintenance", "on", "--reason", "upgrading the web server", "--socket", sock]);
+    assert!(wait(Duration::from_secs(5), || lab.status("alpha").is_some_and(|d| d["maintenance"] == true)));
+    assert!(ok(&["status", "--socket", sock]).contains("MAINTENANCE MODE"));
+    kill_web_server("alpha");
+    let reported = || {
+        ok(&["events", "--json", "--set", "web", "--socket", sock])
+            .lines()
+            .any(|l| l.contains("\"kind\":\"failure\"") && l.contains("monitor of resource") && l.contains("alpha"))
+    };
+    assert!(wait(Duration::from_secs(10), reported), "the monitor still runs and reports");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lab.fetch(), None, "nothing restarted the web server");
+    assert_eq!(lab.status("gamma").unwrap()["sets"][0]["owner"], "alpha", "nothing failed over");
+    let out = baton(&["move", "web", "beta", "--socket", sock]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("maintenance mode"), "{out:?}");
+    ok(&["maintenance", "off", "--socket", sock]);
+    assert!(wait(Duration::from_secs(20), || lab.fetch().is_some()), "recovered once maintenance ended");
+    let history = ok(&["events", "--socket", sock]);
+    assert!(history.contains("maintenance on because \"upgrading the web server\": accepted"), "{history}");
+}
+
+/// One HTTP request from inside `node` (the API listens on its loopback),
+/// with python3's urllib: (status, body).
+fn http(node: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    const CLIENT: &str = "import sys, urllib.request, urllib.error\n\
+        m, url, tok, body = sys.argv[1:5]\n\
+        req = urllib.request.Request(url, method=m, data=None if body == '-' else body.encode())\n\
+        if tok != '-': req.add_header('Authorization', 'Bearer ' + tok)\n\
+        try:\n    r = urllib.request.urlopen(req, timeout=70); print(r.status); print(r.read().decode())\n\
+        except urllib.error.HTTPError as e:\n    print(e.code); print(e.read().decode())\n";
+    let url = format!("http://127.0.0.1:9405{path}");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &format!("btnl-{node}"), "python3", "-c", CLIENT, method, &url])
+        .args([token.unwrap_or("-"), body.unwrap_or("-")])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    (
+        code.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{method} {path}: {text} {}", String::from_utf8_lossy(&out.stderr))),
+        rest.to_string(),
+    )
+}
+
+#[test]
+fn case21_the_http_api_reads_openly_writes_only_with_the_token_and_streams_events() {
+    let lab = Lab::up("c21", &["--http-token"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let token = std::fs::read_to_string(lab.dir.join("http-token")).unwrap().trim().to_string();
+    let (code, body) = http("gamma", "GET", "/api/v1/status", None, None);
+    assert_eq!(code, 200, "{body}");
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["data"]["sets"][0]["owner"], "alpha");
+    // Writes without the token, or with a wrong one, are refused and change nothing.
+    for tok in [None, Some("not-the-token"), Some(&token[..token.len() - 1])] {
+        let (code, body) = http("gamma", "POST", "/api/v1/sets/web/move", tok, Some("{\"node\": \"beta\"}"));
+        assert_eq!(code, 401, "{body}");
+        assert!(body.contains("bearer token"), "{body}");
+    }
+    assert_eq!(lab.status("gamma").unwrap()["sets"][0]["owner"], "alpha");
+    // Bad input names what was wrong.
+    let (code, body) = http("gamma", "POST", "/api/v1/sets/web/move", Some(&token), Some("{\"nod\": \"beta\"}"));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("unknown field `nod`"), "{body}");
+    let (code, body) = http("gamma", "POST", "/api/v1/sets/nope/freeze", Some(&token), None);
+    assert_eq!((code, body.contains("no set named \\\"nope\\\"")), (404, true), "{body}");
+    let (code, body) = http("gamma", "GET", "/api/v1/events?since=soon", None, None);
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = http("gamma", "POST", "/api/v1/maintenance", Some(&token), Some("{}"));
+    assert_eq!(code, 400, "{body}");
+    // Every route is served with its method (writes refused without the token).
+    for (method, path) in baton_agent::http::ROUTES.iter().filter(|r| !r.1.ends_with("/stream")) {
+        let path = path.replace("{set}", "web").replace("{node}", "gamma");
+        let (code, body) = http("gamma", &method.to_uppercase(), &path, None, None);
+        let want = match (*method, path.as_str()) {
+            ("post", _) => 401,
+            (_, "/metrics") => 501,
+            _ => 200,
+        };
+        assert_eq!(code, want, "{method} {path}: {body}");
+    }
+    // Events stream as they happen.
+    let stream = Command::new("ip")
+        .args(["netns", "exec", "btnl-gamma", "python3", "-c"])
+        .arg(
+            "import urllib.request, time\nr = urllib.request.urlopen('http://127.0.0.1:9405/api/v1/events/stream', timeout=8)\n\
+             end = time.time() + 6\nwhile time.time() < end:\n    line = r.readline().decode()\n    print(line, end='', flush=True)\n    \
+             if 'freeze web' in line: break\n",
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let (code, body) =
+        http("gamma", "POST", "/api/v1/sets/web/freeze", Some(&token), Some("{\"reason\": \"checking the stream\"}"));
+    assert_eq!(code, 200, "{body}");
+    let seen = String::from_utf8_lossy(&stream.wait_with_output().unwrap().stdout).into_owned();
+    assert!(seen.contains("event: operator") && seen.contains("freeze web because"), "{seen}");
+    let (code, body) = http("gamma", "POST", "/api/v1/sets/web/unfreeze", Some(&token), None);
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http("gamma", "POST", "/api/v1/sets/web/move", Some(&token), Some("{\"node\": \"beta\"}"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(lab.status("gamma").unwrap()["sets"][0]["owner"], "beta", "the move waited until web ran on beta");
+    let history = ok(&["events", "--json", "--socket", lab.dir.join("gamma/baton.sock").to_str().unwrap()]);
+    assert!(
+        history.lines().any(|l| l.contains("move web beta: accepted") && l.contains("\"user\":\"http 127.0.0.1:")),
+        "the operator event names the HTTP caller: {history}"
+    );
+    assert!(!history.contains(&token), "the token never reaches the history");
+}

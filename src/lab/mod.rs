@@ -119,6 +119,9 @@ pub struct UpArgs {
     /// Give every node a fence device (the lab's own): "lease" or "required".
     #[arg(long, value_name = "MODE")]
     pub fencing: Option<String>,
+    /// Write an HTTP API token (DIR/http-token) and name it in the config.
+    #[arg(long)]
+    pub http_token: bool,
     /// TOML appended to the lab's generated config (more resources, sets, hooks).
     #[arg(long, value_name = "FILE")]
     pub extra: Option<PathBuf>,

@@ -26,6 +26,9 @@ pub struct Lab {
     /// `[fencing] mode`, if the lab has fence devices.
     #[serde(default)]
     pub fencing: Option<String>,
+    /// The config names an HTTP API token file (`DIR/http-token`).
+    #[serde(default)]
+    pub http_token: bool,
     /// keepalived's advert_int when the lab runs keepalived instead of baton.
     #[serde(default)]
     pub keepalived: Option<String>,
@@ -126,6 +129,7 @@ impl Lab {
             dir,
             fencing: args.fencing.clone(),
             keepalived: args.keepalived.clone(),
+            http_token: args.http_token,
             nodes: NAMES[..args.nodes].iter().map(|s| s.to_string()).collect(),
             witness: args.witness.then(|| "arbiter".to_string()),
             links: args.links,
@@ -172,6 +176,16 @@ impl Lab {
         let path = self.dir.join("secret");
         std::fs::write(&path, secret).map_err(|e| e.to_string())?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        if self.http_token {
+            let mut bytes = [0u8; 24];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut bytes))
+                .map_err(|e| e.to_string())?;
+            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let path = self.dir.join("http-token");
+            std::fs::write(&path, token + "\n").map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        }
         if self.fencing.is_some() {
             let agent = self.dir.join("fence-agent");
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -199,6 +213,9 @@ impl Lab {
             "# Written by `baton lab up`.\n[cluster]\nname = \"lab\"\nsecret_file = \"secret\"\n\
              heartbeat_interval = \"{heartbeat}\"\nlease = \"{lease}\"\n",
         );
+        if self.http_token {
+            t += "http_token_file = \"http-token\"\n";
+        }
         for (i, node) in self.all().iter().enumerate() {
             let addrs: Vec<String> = (0..self.links).map(|l| format!("\"{}/24\"", Lab::address(i, l))).collect();
             t += &format!("\n[nodes.{node}]\naddresses = [{}]\n", addrs.join(", "));

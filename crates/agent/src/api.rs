@@ -46,6 +46,12 @@ pub enum Request {
     IsActive {
         set: String,
     },
+    /// Cluster-wide maintenance mode on or off.
+    Maintenance {
+        on: bool,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     Cleanup {
         set: String,
         #[serde(default)]
@@ -90,7 +96,7 @@ pub struct History {
 }
 
 impl History {
-    async fn gather(&self, since_ms: u64, set: Option<String>) -> Vec<Record> {
+    pub async fn gather(&self, since_ms: u64, set: Option<String>) -> Vec<Record> {
         let mut all = self.log.query(since_ms, set.as_deref());
         for peer in (0..self.peers.addrs.len()).filter(|&p| p != self.me) {
             let req = raftnet::Request::Events { since_ms, set: set.clone() };
@@ -168,48 +174,53 @@ async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>, history: History)
         Err(e) => Response::err(format!("reading the request: {e}")),
         Ok(_) => match serde_json::from_str::<Request>(&line) {
             Err(e) => Response::err(format!("a malformed request: {e}")),
-            Ok(Request::Events { since_ms, set }) => {
-                let records = history.gather(since_ms, set).await;
-                Response::ok(Some(serde_json::to_value(records).expect("records serialize")))
-            }
-            Ok(req) => {
-                let first = ask(&calls, req.clone(), user).await;
-                match (&req, first.ok) {
-                    (Request::Move { set, .. }, true) => {
-                        let target = first.data.as_ref().and_then(|d| d["target"].as_str()).unwrap_or("").to_string();
-                        let r = wait_for(&calls, &format!("moving {set} to {target}"), |doc| {
-                            let s = set_of(doc, set)?;
-                            (s["owner"] == target.as_str() && s["state"] == "running")
-                                .then_some(())
-                                .map_or_else(|| Some(format!("{set} is {} on {}", s["state"], s["owner"])), |_| None)
-                        })
-                        .await;
-                        if r.ok {
-                            first
-                        } else {
-                            r
-                        }
-                    }
-                    (Request::Standby { node, standby: true, .. }, true) => {
-                        wait_for(&calls, &format!("emptying {node}"), |doc| {
-                            let held: Vec<String> = doc["sets"]
-                                .as_array()?
-                                .iter()
-                                .filter(|s| s["owner"] == node.as_str())
-                                .map(|s| s["name"].as_str().unwrap_or("?").to_string())
-                                .collect();
-                            (!held.is_empty()).then(|| format!("{node} still runs {}", held.join(", ")))
-                        })
-                        .await
-                    }
-                    _ => first,
-                }
-            }
+            Ok(req) => dispatch(&calls, &history, req, user).await,
         },
     };
     let mut text = serde_json::to_string(&response).expect("responses serialize");
     text.push('\n');
     let _ = write.write_all(text.as_bytes()).await;
+}
+
+/// Answers one request, whichever door it came in by (this socket or the
+/// HTTP API): `events` from the history, the rest from the agent's loop;
+/// `move` and `standby` wait until the cluster has done it.
+pub async fn dispatch(calls: &mpsc::Sender<Call>, history: &History, req: Request, user: Option<String>) -> Response {
+    if let Request::Events { since_ms, set } = req {
+        let records = history.gather(since_ms, set).await;
+        return Response::ok(Some(serde_json::to_value(records).expect("records serialize")));
+    }
+    let first = ask(calls, req.clone(), user).await;
+    match (&req, first.ok) {
+        (Request::Move { set, .. }, true) => {
+            let target = first.data.as_ref().and_then(|d| d["target"].as_str()).unwrap_or("").to_string();
+            let r = wait_for(calls, &format!("moving {set} to {target}"), |doc| {
+                let s = set_of(doc, set)?;
+                (s["owner"] == target.as_str() && s["state"] == "running")
+                    .then_some(())
+                    .map_or_else(|| Some(format!("{set} is {} on {}", s["state"], s["owner"])), |_| None)
+            })
+            .await;
+            if r.ok {
+                first
+            } else {
+                r
+            }
+        }
+        (Request::Standby { node, standby: true, .. }, true) => {
+            wait_for(calls, &format!("emptying {node}"), |doc| {
+                let held: Vec<String> = doc["sets"]
+                    .as_array()?
+                    .iter()
+                    .filter(|s| s["owner"] == node.as_str())
+                    .map(|s| s["name"].as_str().unwrap_or("?").to_string())
+                    .collect();
+                (!held.is_empty()).then(|| format!("{node} still runs {}", held.join(", ")))
+            })
+            .await
+        }
+        _ => first,
+    }
 }
 
 /// The command line's side: one request, one response.

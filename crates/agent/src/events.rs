@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,8 @@ pub struct EventLog {
     node: String,
     path: PathBuf,
     records: Mutex<Vec<Record>>,
+    /// Where new events are offered for notification, once connected.
+    outbox: OnceLock<crate::notify::Outbox>,
 }
 
 impl EventLog {
@@ -71,7 +73,12 @@ impl EventLog {
                     .collect()
             })
             .unwrap_or_default();
-        EventLog { node: node.to_string(), path, records: Mutex::new(records) }
+        EventLog { node: node.to_string(), path, records: Mutex::new(records), outbox: OnceLock::new() }
+    }
+
+    /// Offer every event recorded from now on to the notifiers.
+    pub fn connect(&self, outbox: crate::notify::Outbox) {
+        let _ = self.outbox.set(outbox);
     }
 
     pub fn record(
@@ -92,6 +99,9 @@ impl EventLog {
             user,
         };
         let line = serde_json::to_string(&r).expect("records serialize");
+        if let Some(outbox) = self.outbox.get() {
+            outbox.offer(&r);
+        }
         let mut records = self.records.lock().expect("not poisoned");
         records.push(r);
         let appended = std::fs::OpenOptions::new()

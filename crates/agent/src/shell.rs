@@ -176,8 +176,19 @@ pub async fn run(opts: Options) -> Result<(), String> {
     ));
     let (calls_tx, mut calls_rx) = mpsc::channel::<Call>(64);
     let history = api::History { log: Arc::clone(&events), peers: peers.clone(), me };
-    api::serve(&socket, calls_tx, history).await.map_err(|e| e.to_string())?;
+    api::serve(&socket, calls_tx.clone(), history.clone()).await.map_err(|e| e.to_string())?;
+    let http = &config.cluster;
+    let http_down =
+        crate::http::serve(http.http, http.http_token_file.as_deref(), calls_tx, history).await.err().into_iter();
+    crate::notify::start(&config.notify, &events);
     events.record("agent", None, format!("agent started (incarnation {})", local.incarnation), None, None);
+    let missing = config.notify.undeliverable().into_iter().chain(http_down).chain(std::iter::once(
+        "/metrics and the status page are not implemented yet (the HTTP API answers 501 for /metrics)".to_string(),
+    ));
+    for what in missing {
+        eprintln!("baton: warning: {what}");
+        events.record("agent", None, format!("warning: {what}"), None, None);
+    }
     eprintln!("baton: node {node_name} of cluster {} is up; control socket {}", config.cluster.name, socket.display());
 
     let mut agent = Agent {
@@ -202,6 +213,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut leaving: Option<Instant> = None;
     let mut standby_retry = Instant::now();
+    let mut systemd = crate::systemd::Systemd::from_env();
+    systemd.notify("READY=1");
     loop {
         let wake = agent.start + Duration::from_micros(agent.core.poll_timeout().0);
         let input = tokio::select! {
@@ -225,6 +238,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
             _ = int.recv() => { agent.leave(&mut leaving); Input::Tick },
         };
         agent.step(input)?;
+        systemd.feed();
         if leaving.is_none() {
             agent.standby_after_restart(&mut standby_retry)?;
         }
@@ -235,6 +249,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         }
     }
     eprintln!("baton: node {node_name} handed its sets over; exiting");
+    systemd.notify("STOPPING=1");
     let _ = raft.shutdown().await;
     drop(agent);
     // Closing the guard's stdin ends it; it holds nothing by now.
@@ -320,18 +335,26 @@ impl Agent {
         if self.core.state().node(node).epoch != epoch || !self.fencing.lock().expect("not poisoned").insert(node) {
             return;
         }
-        let (raft, fencing) = (self.raft.clone(), Arc::clone(&self.fencing));
+        let (raft, fencing, events) = (self.raft.clone(), Arc::clone(&self.fencing), Arc::clone(&self.events));
         tokio::spawn(async move {
             for device in devices {
-                match device.off(&name).await {
+                let started = Instant::now();
+                let result = device.off(&name).await;
+                let took = Some(started.elapsed().as_millis() as u64);
+                match result {
                     Ok(()) => {
-                        eprintln!("baton: {name} fenced by {}: confirmed off", device.agent.display());
+                        let msg = format!("{name} fenced by {}: confirmed off", device.agent.display());
+                        eprintln!("baton: {msg}");
+                        events.record("fence", None, msg, took, None);
                         if let Err(e) = raft.client_write(Command::Fenced { node, epoch }).await {
                             eprintln!("baton: recording the fence of {name}: {e}");
                         }
                         break;
                     }
-                    Err(e) => eprintln!("baton: fencing {name}: {e}"),
+                    Err(e) => {
+                        eprintln!("baton: fencing {name}: {e}");
+                        events.record("fence", None, format!("fencing {name} failed: {e}"), took, None);
+                    }
                 }
             }
             fencing.lock().expect("not poisoned").remove(&node);
@@ -426,6 +449,10 @@ impl Agent {
                         (Some(*set), format!("pinned to {}", node.map_or("nobody".into(), name)))
                     }
                     Command::Clear { set } => (Some(*set), "exclusions cleared".into()),
+                    Command::Maintenance { on: true } => {
+                        (None, "maintenance mode on: nothing is started, stopped or recovered".into())
+                    }
+                    Command::Maintenance { on: false } => (None, "maintenance mode off".into()),
                 };
                 ("agreed", set, format!("{what}{void}"))
             }
@@ -484,6 +511,9 @@ impl Agent {
                 Some((format!("{} {node}", if *standby { "standby" } else { "online" }), reason))
             }
             Request::Cleanup { set, reason } => Some((format!("cleanup {set}"), reason)),
+            Request::Maintenance { on, reason } => {
+                Some((format!("maintenance {}", if *on { "on" } else { "off" }), reason))
+            }
             _ => None,
         }
         .map(|(what, reason)| (what, reason.clone()));
@@ -516,6 +546,9 @@ impl Agent {
             Request::Move { set, node, .. } => {
                 let s = self.set_id(&set)?;
                 let rec = self.core.state().set(s);
+                if self.core.state().maintenance {
+                    return Err(Response::err("the cluster is in maintenance mode: `baton maintenance off` first"));
+                }
                 if rec.frozen {
                     return Err(Response::err(format!("{set} is frozen: unfreeze it first")));
                 }
@@ -560,8 +593,18 @@ impl Agent {
                 self.propose(Command::Clear { set: s });
                 Response::ok(None)
             }
+            Request::Maintenance { on, .. } => {
+                self.propose(Command::Maintenance { on });
+                Response::ok(None)
+            }
             Request::Standby { node, standby, .. } => {
                 let n = self.node_id(&node)?;
+                if standby && self.core.state().maintenance {
+                    return Err(Response::err(format!(
+                        "the cluster is in maintenance mode, so {node}'s sets would not move: \
+                         `baton maintenance off` first"
+                    )));
+                }
                 self.propose(Command::Standby { node: n, standby });
                 Response::ok(None)
             }

@@ -110,6 +110,7 @@ pub fn document(config: &Config, node: &Node, leader: Option<u64>, links: &[(u64
         "node": name(me),
         "leader": leader.map(|l| name(l as NodeId)),
         "quorum": lease_ms.is_some_and(|ms| ms > 0),
+        "maintenance": node.state().maintenance,
         "lease_ms_left": lease_ms,
         "nodes": nodes,
         "sets": sets,

@@ -33,6 +33,9 @@ pub struct Cluster {
     pub heartbeat_interval: Duration,
     pub lease: Duration,
     pub http: SocketAddr,
+    /// The bearer token HTTP writes need (resolved like `secret_file`);
+    /// without it the HTTP API is read-only.
+    pub http_token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,6 +140,45 @@ pub struct Notify {
     pub webhook: Option<Notifier<String>>,
     pub email: Option<Notifier<Email>>,
 }
+
+impl Notify {
+    /// Notifiers the file configures that this build cannot deliver yet,
+    /// each with what happens instead.
+    pub fn undeliverable(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.webhook.is_some() {
+            out.push("notify.webhook: webhook delivery is not implemented yet; no webhook will be sent".to_string());
+        }
+        if self.email.is_some() {
+            out.push("notify.email: mail delivery is not implemented yet; no mail will be sent".to_string());
+        }
+        out
+    }
+}
+
+impl<T> Notifier<T> {
+    /// Does this notifier want events of `kind`?
+    pub fn wants(&self, kind: &str) -> bool {
+        self.events.is_empty() || self.events.iter().any(|k| k == kind)
+    }
+}
+
+/// The kinds of event the history records, which `events` filters name.
+pub const EVENT_KINDS: &[&str] = &[
+    "agent",
+    "detection",
+    "link",
+    "agreed",
+    "lease",
+    "takeover",
+    "release",
+    "step",
+    "failure",
+    "fence",
+    "operator",
+    "guard",
+    "notify",
+];
 
 /// Where notifications go, and which event kinds (empty: all).
 #[derive(Clone, Debug, PartialEq)]

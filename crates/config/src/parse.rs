@@ -61,6 +61,13 @@ fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
         }),
         None => Ok(SocketAddr::from(([127, 0, 0, 1], 9405))),
     };
+    let http_token_file = f.string(ctx, "http_token_file").map(|(s, span)| {
+        let path = base.join(&s);
+        if let Err(why) = secret::check(&path) {
+            ctx.at(&span, "cluster.http_token_file", why);
+        }
+        path
+    });
     f.finish(ctx, |_| None);
     let heartbeat_interval = hb.as_ref().map_or(Duration::from_millis(100), |(d, _)| *d);
     if heartbeat_interval.is_zero() {
@@ -95,6 +102,7 @@ fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
         heartbeat_interval,
         lease: lease_d,
         http: http.ok()?,
+        http_token_file,
     })
 }
 
@@ -389,7 +397,17 @@ fn notifier<T>(
         fx.missing(ctx, main_key);
     }
     let target = target(ctx, &mut fx);
-    let events = fx.strings(ctx, "events").map(strip).unwrap_or_default();
+    let events = fx.strings(ctx, "events").unwrap_or_default();
+    for (kind, span) in &events {
+        if !EVENT_KINDS.contains(&kind.as_str()) {
+            ctx.at(
+                span,
+                &format!("{path}.events"),
+                format!("unknown event kind \"{kind}\"; one of {}", EVENT_KINDS.join(", ")),
+            );
+        }
+    }
+    let events = strip(events);
     fx.finish(ctx, |_| None);
     Some(Notifier { target: target?, events })
 }

@@ -334,3 +334,12 @@ fn passwords_never_in_the_file() {
     assert_eq!(e, "DIR/cluster.toml:29:10: fencing.devices[0].params.password: passwords go in a file named by password_file, never in the configuration");
     assert!(!e.contains("hunter2"));
 }
+
+#[test]
+fn notifier_filters_name_known_event_kinds() {
+    let text =
+        format!("{GOOD}\n[notify]\nexec = {{ command = [\"/bin/true\"], events = [\"takeover\", \"failovr\"] }}\n");
+    let e = errors(&text);
+    assert!(e.contains("notify.exec.events: unknown event kind \"failovr\"; one of agent, detection,"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}

@@ -316,7 +316,7 @@ impl Node {
                 Report::Started => self.sets[i].arm_monitors(now, &self.topo.sets[i]),
                 Report::StartAborted(exclusion) => self.abandon(set, generation, exclusion, out),
                 Report::Stopped(Why::GiveUp) => self.abandon(set, generation, Exclusion::Failed, out),
-                Report::MonitorFailed { .. } if !self.state.set(set).frozen => {
+                Report::MonitorFailed { .. } if !self.state.is_frozen(set) => {
                     let spec = &self.topo.sets[i];
                     let failures = self.sets[i].record_failure(now, spec.restart_window);
                     let why = if failures > spec.max_restarts as usize { Why::GiveUp } else { Why::Restart };
@@ -443,7 +443,7 @@ impl Node {
         let why = if hold { Why::Release } else { Why::LeaseEnding };
         let mut actions = Vec::new();
         match lc.phase() {
-            Phase::Stopped if want && !rec.frozen => actions = lc.start(now, spec),
+            Phase::Stopped if want && !self.state.is_frozen(set) => actions = lc.start(now, spec),
             Phase::Running | Phase::Starting if !want => actions = lc.stop(now, spec, why),
             Phase::Stopping if !hold => actions = lc.stop(now, spec, why),
             _ => {}

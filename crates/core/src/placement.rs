@@ -2,7 +2,8 @@
 //! the agreed state, the leader's view of which nodes are alive, and `now`;
 //! its answer is the list of commands the leader proposes.
 //!
-//! The rules, in order: frozen, blocked and releasing sets are left alone;
+//! The rules, in order: frozen, blocked and releasing sets (and every set in
+//! maintenance mode) are left alone;
 //! witnesses, offline, standby, fenced, excluded (vetoed or failed) and
 //! silent nodes are never chosen; an operator's pin wins while its node is
 //! eligible; an unowned set goes to the first eligible node of its
@@ -44,7 +45,7 @@ fn eligible(topo: &Topology, state: &ClusterState, live: &[Liveness], set: SetId
 
 fn place(topo: &Topology, state: &ClusterState, live: &[Liveness], now: Time, set: SetId) -> Option<Command> {
     let rec = state.set(set);
-    if rec.frozen || rec.blocked.is_some() || rec.phase != Phase::Stable {
+    if state.is_frozen(set) || rec.blocked.is_some() || rec.phase != Phase::Stable {
         return None;
     }
     let spec = &topo.sets[usize::from(set)];

@@ -714,6 +714,7 @@ impl Sim {
         for node in 0..self.nodes.len() as NodeId {
             self.pending_ops.push(Command::Standby { node, standby: false });
         }
+        self.pending_ops.push(Command::Maintenance { on: false });
     }
 
     fn tick(&mut self) {

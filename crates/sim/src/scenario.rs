@@ -196,6 +196,17 @@ pub fn random(seed: u64) -> Scenario {
         t += rng.range(SECOND / 5, 2 * SECOND);
     }
     faults.push((heal_at_us, Fault::Heal));
+    // Maintenance mode comes from a stream of its own, so that adding it left
+    // every older seed's faults as they were: a sixth of the runs have a
+    // maintenance window somewhere in the fault phase.
+    let mut extra = Rng::new(seed ^ 0x6d61_696e_7465_6e61);
+    if extra.chance(170) {
+        let on = extra.range(SECOND, heal_at_us - SECOND);
+        let off = (on + extra.range(SECOND / 2, 8 * SECOND)).min(heal_at_us);
+        faults.push((on, Fault::Operator(Command::Maintenance { on: true })));
+        faults.push((off, Fault::Operator(Command::Maintenance { on: false })));
+        faults.sort_by_key(|(t, _)| *t);
+    }
     let required = topo.fenceable.iter().all(|f| *f) && rng.chance(500);
     let fence_required = vec![required; topo.nodes.len()];
     Scenario { topo, drift_ppm, faults, heal_at_us, end_at_us: heal_at_us + RECOVERY_BOUND_US, fence_required }

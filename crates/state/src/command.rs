@@ -96,6 +96,12 @@ pub enum Command {
     Clear {
         set: SetId,
     },
+    /// Cluster-wide maintenance mode: while on, nothing is placed, moved,
+    /// started or restarted (every set is left alone as if frozen); a node
+    /// that loses its lease still stops its sets, because safety comes first.
+    Maintenance {
+        on: bool,
+    },
 }
 
 /// Why `apply` left the state unchanged.
@@ -114,6 +120,7 @@ pub enum Rejected {
     NotReleasing(SetId),
     AlreadyReleasing(SetId),
     Frozen(SetId),
+    Maintenance,
     Blocked { set: SetId, node: NodeId },
     Ineligible { set: SetId, node: NodeId },
 }
@@ -137,6 +144,7 @@ impl fmt::Display for Rejected {
             NotReleasing(s) => write!(f, "set {s} is not being released"),
             AlreadyReleasing(s) => write!(f, "set {s} is already being released"),
             Frozen(s) => write!(f, "set {s} is frozen"),
+            Maintenance => write!(f, "the cluster is in maintenance mode"),
             Blocked { set, node } => write!(f, "set {set} is blocked by a failed stop on node {node}"),
             Ineligible { set, node } => write!(f, "node {node} may not run set {set}"),
         }
@@ -271,6 +279,10 @@ impl ClusterState {
                 self.sets[usize::from(set)].excluded.clear();
                 Ok(Applied::Done)
             }
+            Command::Maintenance { on } => {
+                self.maintenance = on;
+                Ok(Applied::Done)
+            }
         }
     }
 
@@ -337,6 +349,7 @@ impl ClusterState {
             }
             Command::Pin { set, node } => (node.as_slice(), Some(*set)),
             Command::Freeze { set, .. } | Command::Clear { set } => (&[], Some(*set)),
+            Command::Maintenance { .. } => (&[], None),
         };
         nodes.iter().try_for_each(|&n| self.check_node(n))?;
         match set {
@@ -383,6 +396,9 @@ impl ClusterState {
 
     fn check_movable(&self, set: SetId) -> Result<(), Rejected> {
         let rec = self.set(set);
+        if self.maintenance {
+            return Err(Rejected::Maintenance);
+        }
         if rec.frozen {
             return Err(Rejected::Frozen(set));
         }

@@ -78,6 +78,9 @@ pub struct ClusterState {
     pub suspicions: BTreeMap<(NodeId, NodeId), Suspicion>,
     /// The index of the last command applied (accepted or rejected).
     pub applied: u64,
+    /// Cluster-wide maintenance mode (`Command::Maintenance`).
+    #[serde(default)]
+    pub maintenance: bool,
     /// Per node: with `[fencing] mode = "required"`, suspicions never evict
     /// the node; only a confirmed fence (`Fenced`) does.
     #[serde(default)]
@@ -106,6 +109,7 @@ impl ClusterState {
             sets: vec![set; sets],
             suspicions: BTreeMap::new(),
             applied: 0,
+            maintenance: false,
             fence_required: vec![false; nodes],
         }
     }
@@ -115,6 +119,11 @@ impl ClusterState {
         assert_eq!(required.len(), self.nodes.len());
         self.fence_required = required;
         self
+    }
+
+    /// Left alone: frozen by an operator, or the cluster in maintenance.
+    pub fn is_frozen(&self, set: SetId) -> bool {
+        self.maintenance || self.set(set).frozen
     }
 
     pub fn needs_fence(&self, node: NodeId) -> bool {

@@ -153,3 +153,20 @@ fn with_fencing_required_only_a_fence_evicts() {
     assert_eq!(s.apply(&Command::Fenced { node: 0, epoch: 0 }), Ok(Applied::Evicted(0)));
     assert_eq!(s.set(0).owner, None);
 }
+
+#[test]
+fn maintenance_refuses_placement_and_moves_but_owners_still_report() {
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    s.apply(&Command::Maintenance { on: true }).unwrap();
+    assert!(s.is_frozen(0) && !s.set(0).frozen, "left alone without touching the set's own freeze");
+    assert_eq!(s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1 }), Err(Rejected::Maintenance));
+    assert_eq!(s.apply(&Command::Started { set: 0, node: 0, generation: 1 }), Ok(Applied::Done));
+    // Eviction is about safety, not placement: it still happens, and the
+    // freed set waits for the end of maintenance.
+    s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
+    assert_eq!(s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }), Ok(Applied::Evicted(0)));
+    assert_eq!(s.apply(&Command::Assign { set: 0, node: 1, generation: 2 }), Err(Rejected::Maintenance));
+    s.apply(&Command::Maintenance { on: false }).unwrap();
+    assert_eq!(s.apply(&Command::Assign { set: 0, node: 1, generation: 2 }), Ok(Applied::Done));
+}

@@ -150,6 +150,7 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
         lease: system.lease.into(),
         keepalived: system.keepalived.map(str::to_string),
         fencing: None,
+        http_token: false,
         extra: None,
         dir: args.dir.clone(),
     };

@@ -180,3 +180,33 @@ fn a_set_given_up_stays_given_up_across_a_restart() {
     let out = b.handle(ms(110), Input::Heartbeat { link: 0, heartbeat: hb });
     assert!(acts(&out).is_empty(), "nothing started: {out:?}");
 }
+
+#[test]
+fn maintenance_starts_nothing_but_a_lost_lease_still_releases() {
+    let mut st = owned_state();
+    st.apply(&Command::Maintenance { on: true }).unwrap();
+    let mut a = Node::new(topo(), 0, st, Persisted::default(), 0, ms(0));
+    let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
+    assert!(acts(&out).is_empty(), "in maintenance mode the owner starts nothing: {out:?}");
+    let out = a.handle(ms(20), Input::Committed(Command::Maintenance { on: false }));
+    let [Action::Run { token, step: Step::Hook(HookKind::Test), .. }] = acts(&out)[..] else { panic!("{out:?}") };
+    // Back in maintenance with the start under way: the lease still rules.
+    a.handle(ms(30), Input::Committed(Command::Maintenance { on: true }));
+    let out = a.handle(ms(40), Input::StepDone { set: 0, token, ok: true });
+    let [Action::Run { token, .. }] = acts(&out)[..] else { panic!("the start goes on: {out:?}") };
+    let out = a.handle(ms(700), Input::Tick);
+    assert!(out.contains(&Output::Event(Event::LeaseLost)));
+    let out = a.handle(ms(710), Input::StepDone { set: 0, token, ok: true });
+    assert_eq!(
+        acts(&out),
+        vec![Action::Run {
+            set: 0,
+            token: token + 1,
+            step: Step::Hook(HookKind::PreRel),
+            timeout: Duration::from_secs(1)
+        }],
+        "a node without a lease releases even in maintenance mode"
+    );
+}

@@ -119,6 +119,16 @@ fn frozen_blocked_and_releasing_sets_are_left_alone() {
 }
 
 #[test]
+fn maintenance_mode_places_nothing() {
+    let t = topo(Failback::Never);
+    let mut st = state();
+    st.apply(&Command::Maintenance { on: true }).unwrap();
+    assert_eq!(plan(&t, &st, &all_alive(), s(1)), vec![]);
+    st.apply(&Command::Maintenance { on: false }).unwrap();
+    assert_eq!(plan(&t, &st, &all_alive(), s(1)), vec![Command::Assign { set: 0, node: 0, generation: 0 }]);
+}
+
+#[test]
 fn a_silent_owner_keeps_its_set_until_it_is_evicted() {
     let t = topo(Failback::Never);
     let mut st = state();

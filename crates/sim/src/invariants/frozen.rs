@@ -1,5 +1,5 @@
 //! SPEC, "Operator control": `baton freeze SET` means no automatic restart
-//! or failover for SET. Checked twice: no ownership change of a frozen set
+//! or failover for SET, and maintenance mode means that for every set. Checked twice: no ownership change of a frozen set
 //! is ever agreed, and no node begins to start a set its own agreed state
 //! says is frozen.
 
@@ -20,7 +20,7 @@ pub fn check_agreed(
         Command::Assign { set, .. } | Command::Move { set, .. } => *set,
         _ => return Ok(()),
     };
-    if !accepted || !before.set(set).frozen {
+    if !accepted || !before.is_frozen(set) {
         return Ok(());
     }
     Err(Violation {
@@ -38,7 +38,7 @@ pub fn check_start(
     set: SetId,
     now_us: u64,
 ) -> Result<(), Violation> {
-    if !node_view.set(set).frozen {
+    if !node_view.is_frozen(set) {
         return Ok(());
     }
     Err(Violation {

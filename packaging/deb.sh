@@ -1,0 +1,15 @@
+#!/bin/sh
+# Builds baton's .deb: the release binary, then the manual page and shell
+# completions generated from it, then `cargo deb` with the metadata in
+# Cargo.toml. Extra arguments go to cargo deb (e.g. --output DIR).
+set -eu
+cd "$(dirname "$0")/.."
+command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked
+cargo build --release --bin baton
+target="${CARGO_TARGET_DIR:-target}"
+mkdir -p target/package
+"$target/release/baton" man > target/package/baton.1
+"$target/release/baton" completions bash > target/package/baton.bash
+"$target/release/baton" completions zsh > target/package/_baton
+"$target/release/baton" completions fish > target/package/baton.fish
+cargo deb --no-build "$@"

@@ -1,0 +1,54 @@
+//! The Debian package: `packaging/deb.sh` builds it (release binary, man
+//! page and completions generated from it, `cargo deb`), then its contents
+//! and metadata are inspected with dpkg-deb. Needs cargo-deb (the script
+//! installs it) and dpkg-deb; a separate target directory keeps the release
+//! build out of the way of the test build.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn the_deb_holds_the_binary_unit_man_page_completions_and_example() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::env::temp_dir().join(format!("baton-deb-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let built = Command::new(root.join("packaging/deb.sh"))
+        .arg("--output")
+        .arg(&out)
+        .env("CARGO_TARGET_DIR", root.join("target/deb"))
+        .status()
+        .expect("running packaging/deb.sh (needs sh and cargo)");
+    assert!(built.success(), "packaging/deb.sh failed");
+    let deb = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .expect("a .deb was written");
+    let dpkg = |args: &[&str]| {
+        let o = Command::new("dpkg-deb").args(args).arg(&deb).output().expect("dpkg-deb (Debian's dpkg)");
+        assert!(o.status.success(), "dpkg-deb {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let contents = dpkg(&["--contents"]);
+    for path in [
+        "./usr/bin/baton",
+        "./lib/systemd/system/baton.service",
+        "./usr/share/man/man1/baton.1",
+        "./usr/share/bash-completion/completions/baton",
+        "./usr/share/zsh/vendor-completions/_baton",
+        "./usr/share/fish/vendor_completions.d/baton.fish",
+        "./usr/share/doc/baton/examples/cluster.toml",
+    ] {
+        assert!(contents.lines().any(|l| l.ends_with(path)), "{path} is missing:\n{contents}");
+    }
+    assert!(contents.lines().any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with("./usr/bin/baton")), "{contents}");
+    let fields = dpkg(&["--field"]);
+    assert!(fields.contains("Package: baton"), "{fields}");
+    assert!(fields.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))), "{fields}");
+    assert!(fields.lines().any(|l| l.starts_with("Depends:") && l.contains("iproute2")), "{fields}");
+    // The unit inside is the one in the repository, and it asks for the watchdog.
+    let unit = Command::new("dpkg-deb").arg("--fsys-tarfile").arg(&deb).output().unwrap().stdout;
+    let text = String::from_utf8_lossy(&unit);
+    assert!(text.contains("Type=notify") && text.contains("WatchdogSec="), "the unit is in the package");
+    let _ = std::fs::remove_dir_all(&out);
+}
