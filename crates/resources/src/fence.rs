@@ -5,10 +5,7 @@
 //! once a `status` confirms the node off (exit 2).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-
-use tokio::io::AsyncWriteExt;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
@@ -52,34 +49,11 @@ impl Device {
     /// Runs one action; returns the agent's exit status.
     pub async fn run(&self, action: &str, node: &str) -> Result<i32, String> {
         let input = self.stdin(action, node)?;
-        let mut child = tokio::process::Command::new(&self.agent)
-            .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("starting fence agent {}: {e}", self.agent.display()))?;
-        let mut stdin = child.stdin.take().expect("piped");
-        let write = async move {
-            let r = stdin.write_all(input.as_bytes()).await;
-            drop(stdin);
-            r
-        };
-        let run = async {
-            write.await.map_err(|e| format!("writing to fence agent {}: {e}", self.agent.display()))?;
-            child.wait_with_output().await.map_err(|e| e.to_string())
-        };
-        match tokio::time::timeout(self.timeout, run).await {
-            Err(_) => Err(format!(
-                "fence agent {} ({action} {node}) did not finish within {:?}",
-                self.agent.display(),
-                self.timeout
-            )),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(out)) => Ok(out.status.code().unwrap_or(1)),
-        }
+        let agent = self.agent.to_string_lossy();
+        let ran = crate::program::run_with_input(&[&agent], input.as_bytes(), self.timeout)
+            .await
+            .map_err(|e| format!("fence agent ({action} {node}): {e}"))?;
+        Ok(ran.code)
     }
 
     /// Powers `node` off and confirms it is off.

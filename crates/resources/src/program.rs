@@ -23,7 +23,7 @@ pub async fn run_with_input(argv: &[&str], input: &[u8], limit: Duration) -> Res
     let mut child = tokio::process::Command::new(argv[0])
         .args(&argv[1..])
         .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
