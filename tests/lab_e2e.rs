@@ -1029,11 +1029,7 @@ fn case21_the_http_api_reads_openly_writes_only_with_the_token_and_streams_event
     for (method, path) in baton_agent::http::ROUTES.iter().filter(|r| !r.1.ends_with("/stream")) {
         let path = path.replace("{set}", "web").replace("{node}", "gamma");
         let (code, body) = http("gamma", &method.to_uppercase(), &path, None, None);
-        let want = match (*method, path.as_str()) {
-            ("post", _) => 401,
-            (_, "/metrics") => 501,
-            _ => 200,
-        };
+        let want = if *method == "post" { 401 } else { 200 };
         assert_eq!(code, want, "{method} {path}: {body}");
     }
     // Events stream as they happen.
@@ -1064,4 +1060,45 @@ fn case21_the_http_api_reads_openly_writes_only_with_the_token_and_streams_event
         "the operator event names the HTTP caller: {history}"
     );
     assert!(!history.contains(&token), "the token never reaches the history");
+}
+
+/// `/metrics` of `node`, parsed by a Prometheus text-format parser.
+fn scrape(node: &str) -> prometheus_parse::Scrape {
+    let (code, body) = http(node, "GET", "/metrics", None, None);
+    assert_eq!(code, 200, "{body}");
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("the Prometheus text format")
+}
+
+/// The value of `metric` with `labels` (a histogram: its count).
+fn sample(s: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    use prometheus_parse::Value;
+    s.samples.iter().find(|x| x.metric == metric && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v))).map_or(
+        0.0,
+        |x| match &x.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            Value::Summary(_) => f64::NAN,
+        },
+    )
+}
+
+#[test]
+fn case22_metrics_parse_and_move_with_a_failover() {
+    let lab = Lab::up("c22", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let before = scrape("beta");
+    assert_eq!(sample(&before, "baton_takeovers_total", &[("set", "web")]), 0.0);
+    assert_eq!(sample(&before, "baton_quorum", &[]), 1.0);
+    let sent = sample(&before, "baton_heartbeats_sent_total", &[("link", "0")]);
+    assert!(sent > 0.0, "heartbeats are counted per link");
+    lab.run(&["kill", "alpha"]);
+    lab.run(&["cut", "alpha"]);
+    assert!(wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")));
+    let after = scrape("beta");
+    assert_eq!(sample(&after, "baton_takeovers_total", &[("set", "web")]), 1.0, "the takeover is counted");
+    assert!(sample(&after, "baton_heartbeats_sent_total", &[("link", "0")]) > sent, "heartbeats keep counting");
+    assert!(sample(&after, "baton_detection_seconds", &[]) >= 1.0, "alpha's silence was timed");
+    assert!(sample(&after, "baton_takeover_seconds", &[]) >= 1.0, "the takeover was timed");
+    assert!(sample(&after, "baton_step_duration_seconds", &[]) >= 2.0, "each start step was timed");
+    assert_eq!(sample(&after, "baton_set_info", &[("set", "web"), ("owner", "beta"), ("state", "running")]), 1.0);
 }

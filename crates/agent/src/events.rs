@@ -58,6 +58,7 @@ pub struct EventLog {
     records: Mutex<Vec<Record>>,
     /// Where new events are offered for notification, once connected.
     outbox: OnceLock<crate::notify::Outbox>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl EventLog {
@@ -73,7 +74,18 @@ impl EventLog {
                     .collect()
             })
             .unwrap_or_default();
-        EventLog { node: node.to_string(), path, records: Mutex::new(records), outbox: OnceLock::new() }
+        EventLog {
+            node: node.to_string(),
+            path,
+            records: Mutex::new(records),
+            outbox: OnceLock::new(),
+            metrics: crate::metrics::Metrics::default(),
+        }
+    }
+
+    /// The node's metrics, which every recorded event feeds.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Offer every event recorded from now on to the notifiers.
@@ -99,6 +111,7 @@ impl EventLog {
             user,
         };
         let line = serde_json::to_string(&r).expect("records serialize");
+        self.metrics.event(&r.kind, r.set.as_deref(), &r.message, r.duration_ms);
         if let Some(outbox) = self.outbox.get() {
             outbox.offer(&r);
         }

@@ -198,6 +198,7 @@ impl Executor {
                 }
                 Action::Monitor { set, token, resource, timeout } => {
                     let ok = tokio::time::timeout(timeout, me.monitor(set, resource)).await.unwrap_or(false);
+                    me.events.metrics().monitor(me.set_name(set), ok);
                     if !ok {
                         eprintln!("baton: set {}: monitor of resource {resource} failed", me.set_name(set));
                     }

@@ -1,6 +1,6 @@
 //! The HTTP API on `cluster.http` (loopback by default): JSON mirrors of
-//! `status` and `events` (also as Server-Sent Events), and the operator
-//! commands. Reads are open; writes need `Authorization: Bearer TOKEN`, the
+//! `status` and `events` (also as Server-Sent Events), the operator
+//! commands, and `/metrics` (see `metrics.rs`). Reads are open; writes need `Authorization: Bearer TOKEN`, the
 //! token being the content of `cluster.http_token_file`, compared in
 //! constant time. Every request goes through the same dispatcher as the
 //! Unix socket, so both doors behave alike. `docs/openapi.json` describes
@@ -204,8 +204,13 @@ async fn maintenance(
     }
 }
 
-async fn metrics() -> Reply {
-    error(StatusCode::NOT_IMPLEMENTED, "metrics are not implemented yet")
+async fn metrics(State(h): State<Http>) -> HttpResponse {
+    let r = dispatch(&h.calls, &h.history, Request::Status, None).await;
+    let Some(doc) = r.data else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, r.error.unwrap_or_default()).into_response();
+    };
+    let text = h.history.log.metrics().render(&doc);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 /// The handler of each path in [`ROUTES`].

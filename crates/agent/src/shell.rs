@@ -59,6 +59,8 @@ struct Agent {
     fence_warned: Vec<bool>,
     /// Nodes a fence is under way for.
     fencing: Arc<std::sync::Mutex<std::collections::BTreeSet<NodeId>>>,
+    /// When each set was last given to this node (for the takeover metric).
+    assigned_at: Vec<std::cell::Cell<Option<Time>>>,
 }
 
 /// Raft's timers follow the lease: a new leader must be able to commit an
@@ -183,7 +185,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     crate::notify::start(&config.notify, &events);
     events.record("agent", None, format!("agent started (incarnation {})", local.incarnation), None, None);
     let missing = config.notify.undeliverable().into_iter().chain(http_down).chain(std::iter::once(
-        "/metrics and the status page are not implemented yet (the HTTP API answers 501 for /metrics)".to_string(),
+        "the status page (/) is not implemented yet; the HTTP API and /metrics are served".to_string(),
     ));
     for what in missing {
         eprintln!("baton: warning: {what}");
@@ -193,6 +195,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
 
     let mut agent = Agent {
         fence_warned: vec![false; config.nodes.len()],
+        assigned_at: vec![std::cell::Cell::new(None); config.sets.len()],
         fencing: Default::default(),
         events: Arc::clone(&events),
         config,
@@ -277,7 +280,11 @@ impl Agent {
     /// BATON_PREVIOUS_OWNER.
     fn note_previous_owners(&self, before: &[Option<NodeId>]) {
         let mut previous = self.exec.previous.lock().expect("not poisoned");
+        let me = Some(self.me as NodeId);
         for (s, rec) in self.core.state().sets.iter().enumerate() {
+            if rec.owner == me && before[s] != me {
+                self.assigned_at[s].set(Some(self.now()));
+            }
             if let Some(old) = before[s].filter(|&o| Some(o) != rec.owner) {
                 previous[s] = Some(self.config.nodes[usize::from(old)].name.clone());
             }
@@ -374,6 +381,18 @@ impl Agent {
             Event::GuardFired => "the guard killed everything this node ran".into(),
         };
         eprintln!("baton[{}]: {line}", name(self.me as NodeId));
+        let since = |t: Time| self.now().0.saturating_sub(t.0) as f64 / 1e6;
+        match event {
+            Event::Detector(baton_core::detector::Change::NodeDown { last_heard, .. }) => {
+                self.events.metrics().detection(since(*last_heard));
+            }
+            Event::Set { set: s, report: baton_core::lifecycle::Report::Started } => {
+                if let Some(t) = self.assigned_at[usize::from(*s)].take() {
+                    self.events.metrics().takeover(since(t));
+                }
+            }
+            _ => {}
+        }
         if let Some((kind, s, message)) = self.history_of(event) {
             self.events.record(kind, s.map(set), message, None, None);
         }
