@@ -103,6 +103,18 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Run CMD only while this node holds the cluster-wide lock NAME through
+    /// the agreed state; its fencing token is in BATON_LOCK_TOKEN. Released
+    /// when CMD exits; CMD is killed if the node loses its lease or agent.
+    Lock {
+        name: String,
+        /// How long to wait for the lock, e.g. 30s (default: as long as it takes).
+        #[arg(long)]
+        wait: Option<String>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Exit 0 if SET runs on this node, 1 if not.
     IsActive { set: String },
     /// Configuration commands.
@@ -135,4 +147,6 @@ pub enum Failure {
     Failed(String),
     /// Exit 1 without a message (`is-active` of an inactive set).
     Quiet,
+    /// Exit with this code, without a message (`lock`: its command's).
+    Code(u8),
 }

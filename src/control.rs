@@ -111,6 +111,64 @@ fn watch(cli: &Cli, json: bool, interval: &str) -> Result<(), Failure> {
     }
 }
 
+/// `baton lock NAME -- CMD`: wait for the lock, run CMD in its own process
+/// group with the fencing token, ask every 100 ms whether the lock is still
+/// held (and this node's lease good for a third of its length more), and
+/// SIGKILL the group the moment it is not — before any other node can be
+/// given the lock, which needs this node evicted, after its lease.
+fn lock(cli: &Cli, name: &str, wait: Option<&str>, command: &[String]) -> Result<(), Failure> {
+    use std::os::unix::process::CommandExt;
+    let wait_ms = match wait {
+        Some(t) => {
+            baton_config::parse_duration(t).map_err(|e| Failure::Usage(format!("--wait: {e}")))?.as_millis() as u64
+        }
+        None => u64::MAX,
+    };
+    let granted = call(cli, Request::Lock { name: name.to_string(), wait_ms })?;
+    let token = granted
+        .data
+        .as_ref()
+        .and_then(|d| d["token"].as_u64())
+        .ok_or_else(|| Failure::Failed(format!("the agent granted {name} without a fencing token")))?;
+    let mut child = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .env("BATON_LOCK", name)
+        .env("BATON_LOCK_TOKEN", token.to_string())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            let _ = call(cli, Request::Unlock { name: name.to_string(), token });
+            Failure::Failed(format!("running {}: {e}", command[0]))
+        })?;
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| Failure::Failed(e.to_string()))? {
+            let _ = call(cli, Request::Unlock { name: name.to_string(), token });
+            return match status.code() {
+                Some(0) => Ok(()),
+                Some(code) => Err(Failure::Code(code.clamp(1, 255) as u8)),
+                None => Err(Failure::Failed(format!("{} was killed by a signal", command[0]))),
+            };
+        }
+        let state = call(cli, Request::LockState { name: name.to_string() });
+        let held = state
+            .as_ref()
+            .ok()
+            .and_then(|r| r.data.as_ref())
+            .is_some_and(|d| d["valid"] == true && d["token"] == token);
+        if !held {
+            // SAFETY: kill(2) of the process group this command started.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            let why = match state {
+                Err(Failure::Failed(e)) => e,
+                _ => "this node's lease is ending".to_string(),
+            };
+            return Err(Failure::Failed(format!("lost the lock {name} ({why}): {} was killed", command[0])));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
     match command {
         Command::Status { json, watch: false, .. } => {
@@ -139,6 +197,7 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
         Command::Cleanup { set, reason } => {
             drop(call(cli, Request::Cleanup { set: set.clone(), reason: reason.clone() })?)
         }
+        Command::Lock { name, wait, command } => lock(cli, name, wait.as_deref(), command)?,
         Command::Maintenance { mode, reason } => {
             drop(call(cli, Request::Maintenance { on: mode == "on", reason: reason.clone() })?)
         }

@@ -99,5 +99,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Quiet) => ExitCode::from(1),
+        Err(Failure::Code(code)) => ExitCode::from(code),
     }
 }

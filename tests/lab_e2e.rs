@@ -1102,3 +1102,168 @@ fn case22_metrics_parse_and_move_with_a_failover() {
     assert!(sample(&after, "baton_step_duration_seconds", &[]) >= 2.0, "each start step was timed");
     assert_eq!(sample(&after, "baton_set_info", &[("set", "web"), ("owner", "beta"), ("state", "running")]), 1.0);
 }
+
+#[test]
+fn case23_a_webhook_and_a_mail_arrive_retried_and_never_delay_a_takeover() {
+    let scratch = Scratch::new("webhook");
+    let got = scratch.0.join("received.jsonl");
+    let mail = scratch.0.join("mail.txt");
+    // A minimal SMTP listener, one second per command, in the client namespace.
+    const SMTP: &str = "import socketserver, sys, time\nlog = sys.argv[1]\n\
+        class H(socketserver.StreamRequestHandler):\n    def handle(self):\n        \
+        w = lambda s: (self.wfile.write((s + '\\r\\n').encode()), self.wfile.flush())\n        \
+        w('220 lab ESMTP')\n        data = None\n        while True:\n            line = self.rfile.readline()\n            \
+        if not line: return\n            text = line.decode(errors='replace').rstrip('\\r\\n')\n            \
+        if data is not None:\n                if text == '.':\n                    \
+        open(log, 'a').write('\\n'.join(data) + '\\n----\\n'); data = None; w('250 queued')\n                \
+        else: data.append(text)\n                continue\n            time.sleep(0.2)\n            cmd = text[:4].upper()\n            \
+        if cmd in ('EHLO', 'HELO'): w('250 lab')\n            elif cmd == 'DATA': data = []; w('354 go on')\n            \
+        elif cmd == 'QUIT': w('221 bye'); return\n            else: w('250 ok')\n\
+        socketserver.ThreadingTCPServer.allow_reuse_address = True\n\
+        socketserver.ThreadingTCPServer(('10.88.0.250', 2525), H).serve_forever()\n";
+    // A receiver in the client namespace: one second per request, and the
+    // first two requests from beta refused with 503.
+    const RECEIVER: &str = "import http.server, sys, time\nlog = sys.argv[1]\ncount = [0]\n\
+        class H(http.server.BaseHTTPRequestHandler):\n    def do_POST(self):\n        \
+        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))\n        time.sleep(1)\n        \
+        if b'\"node\":\"beta\"' in body and count[0] < 2:\n            count[0] += 1\n            \
+        self.send_response(503); self.end_headers(); return\n        \
+        open(log, 'ab').write(body)\n        self.send_response(200); self.end_headers()\n    \
+        def log_message(self, *a): pass\nhttp.server.ThreadingHTTPServer(('10.88.0.250', 8080), H).serve_forever()\n";
+    let extra = scratch.0.join("extra.toml");
+    std::fs::write(
+        &extra,
+        "\n[notify]\nwebhook = { url = \"http://10.88.0.250:8080/hook\", events = [\"takeover\"] }\n\
+         email = { to = [\"ops@lab.invalid\"], from = \"baton@lab.invalid\", smtp = \"10.88.0.250:2525\", \
+         events = [\"takeover\"] }\n",
+    )
+    .unwrap();
+    let lab = Lab::up("c23", &["--extra", extra.to_str().unwrap()]);
+    let mut receiver = Command::new("ip")
+        .args(["netns", "exec", "btnl-client", "python3", "-c", RECEIVER])
+        .arg(&got)
+        .spawn()
+        .expect("python3");
+    let mut smtp = Command::new("ip")
+        .args(["netns", "exec", "btnl-client", "python3", "-c", SMTP])
+        .arg(&mail)
+        .spawn()
+        .expect("python3");
+    let delivered = |node: &str| {
+        std::fs::read_to_string(&got).unwrap_or_default().lines().any(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_default();
+            v["kind"] == "takeover" && v["node"] == node && v["set"] == "web"
+        })
+    };
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let killed = Instant::now();
+    lab.run(&["kill", "alpha"]);
+    lab.run(&["cut", "alpha"]);
+    assert!(wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")));
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(4), "the takeover took {took:?}: the webhook held it up");
+    assert!(wait(Duration::from_secs(20), || delivered("beta")), "beta's takeover reached the receiver, third time");
+    let mailed = || {
+        let text = std::fs::read_to_string(&mail).unwrap_or_default();
+        text.split("----")
+            .any(|m| m.contains("Subject: baton: takeover web on beta") && m.contains("\"node\":\"beta\""))
+    };
+    assert!(wait(Duration::from_secs(20), mailed), "beta's takeover was mailed: {:?}", std::fs::read_to_string(&mail));
+    let sock = lab.dir.join("beta/baton.sock");
+    let history = ok(&["events", "--json", "--socket", sock.to_str().unwrap()]);
+    for child in [&mut receiver, &mut smtp] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Refused twice, delivered the third time: no failure to report.
+    assert!(
+        !history.lines().any(|l| l.contains("\"kind\":\"notify\"") && l.contains("\"node\":\"beta\"")),
+        "{history}"
+    );
+}
+
+#[test]
+fn case24_a_cluster_wide_lock_has_one_holder_at_a_time_across_a_failover() {
+    let scratch = Scratch::new("lock");
+    let log = scratch.0.join("jobs.log");
+    let alpha_pid = scratch.0.join("alpha.pid");
+    let lab = Lab::up("c24", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    // The job notes its node and token, and whether alpha's job still runs.
+    let job = |node: &str| {
+        format!(
+            "if [ -s {pid} ] && kill -0 $(cat {pid}) 2>/dev/null; then echo OVERLAP >> {log}; fi; \
+             [ {node} = alpha ] && echo $$ > {pid}; echo \"start {node} $BATON_LOCK_TOKEN\" >> {log}; exec sleep 60",
+            pid = alpha_pid.display(),
+            log = log.display()
+        )
+    };
+    let lock = |node: &str| {
+        let sock = lab.dir.join(node).join("baton.sock");
+        Command::new("ip")
+            .args(["netns", "exec", &format!("btnl-{node}"), env!("CARGO_BIN_EXE_baton"), "lock", "nightly"])
+            .args(["--socket", sock.to_str().unwrap(), "--", "sh", "-c", &job(node)])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let alpha = lock("alpha");
+    assert!(wait(Duration::from_secs(10), || text().contains("start alpha")), "alpha got the lock: {}", text());
+    let mut beta = lock("beta");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!text().contains("start beta"), "beta waits while alpha holds it: {}", text());
+    lab.run(&["kill", "alpha"]);
+    lab.run(&["cut", "alpha"]);
+    let out = alpha.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lost the lock nightly"), "{out:?}");
+    assert!(wait(Duration::from_secs(15), || text().contains("start beta")), "beta got it after alpha's eviction");
+    let lines = text();
+    assert!(!lines.contains("OVERLAP"), "two holders: {lines}");
+    let token = |node: &str| -> u64 {
+        let line = lines.lines().find(|l| l.starts_with(&format!("start {node} "))).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(token("beta") > token("alpha"), "fencing tokens grow: {lines}");
+    let _ = beta.kill();
+    let _ = beta.wait();
+}
+
+/// Headless Chromium inside `node`, on its status page: the DOM after the
+/// page's scripts ran, and a screenshot at `png`.
+fn chromium(node: &str, args: &[&str]) -> Output {
+    let chromium =
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let chromium = chromium.expect("this test needs Debian's chromium (apt-get install chromium); .ci/run installs it");
+    let profile = std::env::temp_dir().join(format!("baton-chromium-{}", std::process::id()));
+    Command::new("ip")
+        .args(["netns", "exec", &format!("btnl-{node}"), chromium, "--headless", "--no-sandbox", "--disable-gpu"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--hide-scrollbars", "--window-size=1280,900", "--virtual-time-budget=8000"])
+        .args(args)
+        .arg("http://127.0.0.1:9405/")
+        .output()
+        .expect("running chromium")
+}
+
+#[test]
+fn case25_the_status_page_shows_the_new_owner_after_a_failover() {
+    let lab = Lab::up("c25", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    lab.run(&["kill", "alpha"]);
+    lab.run(&["cut", "alpha"]);
+    assert!(wait(Duration::from_secs(15), || lab.owner_seen_by("gamma").as_deref() == Some("beta")));
+    std::thread::sleep(Duration::from_secs(1));
+    let dom = chromium("gamma", &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    assert!(dom.contains("data-set=\"web\" data-owner=\"beta\""), "the page shows web on beta:\n{dom}");
+    assert!(dom.contains("<rect"), "the ownership timeline is drawn:\n{dom}");
+    assert!(dom.contains("alpha silent on every link"), "the detection is among the events:\n{dom}");
+    let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = chromium("gamma", &[&format!("--screenshot={}", png.display())]);
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "a screenshot at {} ({size} bytes): {shot:?}", png.display());
+    println!("status page screenshot: {}", png.display());
+}

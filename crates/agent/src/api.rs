@@ -46,6 +46,21 @@ pub enum Request {
     IsActive {
         set: String,
     },
+    /// Take the cluster-wide lock `name` for this node, waiting at most
+    /// `wait_ms` for it; answers the fencing token.
+    Lock {
+        name: String,
+        wait_ms: u64,
+    },
+    /// Who holds `name`, its token, and whether this node may act on it now.
+    LockState {
+        name: String,
+    },
+    /// Give `name` back.
+    Unlock {
+        name: String,
+        token: u64,
+    },
     /// Cluster-wide maintenance mode on or off.
     Maintenance {
         on: bool,
@@ -218,6 +233,26 @@ pub async fn dispatch(calls: &mpsc::Sender<Call>, history: &History, req: Reques
                 (!held.is_empty()).then(|| format!("{node} still runs {}", held.join(", ")))
             })
             .await
+        }
+        (Request::Lock { name, wait_ms }, true) => {
+            let start = Instant::now();
+            loop {
+                let state = ask(calls, Request::LockState { name: name.clone() }, None).await;
+                let d = state.data.unwrap_or_default();
+                if d["valid"] == true {
+                    return Response::ok(Some(serde_json::json!({ "token": d["token"] })));
+                }
+                if start.elapsed() >= Duration::from_millis(*wait_ms) {
+                    let who = d["holder"].as_str().unwrap_or("nobody (not granted yet)").to_string();
+                    return Response::err(format!("the lock {name} is held by {who}"));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Ask again: the holder may have let go, or been evicted.
+                let again = ask(calls, req.clone(), None).await;
+                if !again.ok {
+                    return again;
+                }
+            }
         }
         _ => first,
     }

@@ -1,6 +1,9 @@
 //! The HTTP API on `cluster.http` (loopback by default): JSON mirrors of
 //! `status` and `events` (also as Server-Sent Events), the operator
-//! commands, and `/metrics` (see `metrics.rs`). Reads are open; writes need `Authorization: Bearer TOKEN`, the
+//! commands, `/metrics` (see `metrics.rs`), and at `/` the status page: one
+//! self-contained HTML file (`status.html`: nodes, links, sets, an SVG
+//! ownership timeline of the last hour with the events on it), refreshed
+//! every two seconds from the JSON routes. Reads are open; writes need `Authorization: Bearer TOKEN`, the
 //! token being the content of `cluster.http_token_file`, compared in
 //! constant time. Every request goes through the same dispatcher as the
 //! Unix socket, so both doors behave alike. `docs/openapi.json` describes
@@ -28,6 +31,7 @@ use crate::events::now_ms;
 
 /// Every route: (method, path). `docs/openapi.json` lists exactly these.
 pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/"),
     ("get", "/api/v1/status"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/events/stream"),
@@ -221,6 +225,7 @@ fn handler(path: &str) -> axum::routing::MethodRouter<Http> {
         "/api/v1/events/stream" => get(stream),
         "/api/v1/maintenance" => post(maintenance),
         "/metrics" => get(metrics),
+        "/" => get(|| async { axum::response::Html(include_str!("status.html")) }),
         // /api/v1/sets/{set}/ACTION and /api/v1/nodes/{node}/ACTION
         p => write_route(p.rsplit('/').next().expect("a path has segments")),
     }

@@ -1,77 +1,204 @@
-//! Notifications: every event this node records is offered to the
-//! configured notifiers whose filter wants its kind. The offer is a
-//! non-blocking push onto a bounded queue, so no notifier can delay a
-//! takeover; a worker task delivers in order. A notifier's failure, and
-//! events lost to a full queue, become events of kind `notify` in the
-//! history — which are never notified themselves, so a broken notifier
-//! cannot feed on its own failures.
+//! Notifications: every event this node records is offered to each
+//! configured notifier whose filter wants its kind. The offer is a
+//! non-blocking push onto that notifier's bounded queue, so no notifier can
+//! delay a takeover, nor another notifier; a worker task per notifier
+//! delivers in order. A notifier's failure, and events lost to a full
+//! queue, become events of kind `notify` in the history — which are never
+//! notified themselves, so a broken notifier cannot feed on its own
+//! failures.
 //!
 //! Delivered: `exec` (the event as one JSON object on stdin; no shell, a
-//! clean environment, 10 s to finish). `webhook` and `email` are not
+//! clean environment, 10 s to finish), `webhook` (the event POSTed as JSON
+//! to an http:// URL) and `email` (a plain-text mail through the SMTP
+//! server named, with lettre); webhooks and mails are tried up to five
+//! times with doubling pauses. https webhooks and SMTP over TLS are not
 //! implemented yet: the agent says so when it starts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_config::Notify;
+use baton_config::{Email, Notify};
 use tokio::sync::mpsc;
 
 use crate::events::{EventLog, Record};
 
-/// Events waiting for delivery before new ones are dropped (and counted).
+/// Events waiting for delivery, per notifier, before new ones are dropped
+/// (and counted).
 pub const QUEUE: usize = 1000;
 const EXEC_LIMIT: Duration = Duration::from_secs(10);
+const ATTEMPTS: u32 = 5;
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(5);
 
-/// The sending side, held by the event log.
-pub struct Outbox {
+/// One notifier's queue.
+struct Queue {
+    events: Vec<String>,
     tx: mpsc::Sender<Record>,
     dropped: Arc<AtomicU64>,
 }
 
+/// The sending side, held by the event log.
+pub struct Outbox {
+    queues: Vec<Queue>,
+}
+
 impl Outbox {
-    /// Offers an event; never waits.
+    /// Offers an event to every notifier that wants it; never waits.
     pub fn offer(&self, record: &Record) {
         if record.kind == "notify" {
             return;
         }
-        if self.tx.try_send(record.clone()).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        for q in &self.queues {
+            let wanted = q.events.is_empty() || q.events.contains(&record.kind);
+            if wanted && q.tx.try_send(record.clone()).is_err() {
+                q.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
 
-/// Starts the worker (on the current tokio runtime) if any notifier can be
-/// delivered, and connects it to `events`.
-pub fn start(config: &Notify, events: &Arc<EventLog>) {
-    let Some(exec) = config.exec.clone() else { return };
-    let (tx, mut rx) = mpsc::channel::<Record>(QUEUE);
-    let dropped = Arc::new(AtomicU64::new(0));
-    events.connect(Outbox { tx, dropped: Arc::clone(&dropped) });
-    let events = Arc::clone(events);
-    tokio::spawn(async move {
-        while let Some(record) = rx.recv().await {
-            if exec.wants(&record.kind) {
-                if let Err(why) = deliver_exec(&exec.target, &record).await {
-                    events.record("notify", record.set.as_deref(), format!("exec notifier: {why}"), None, None);
-                }
-            }
-            let lost = dropped.swap(0, Ordering::Relaxed);
-            if lost > 0 {
-                let msg = format!("{lost} events were not notified: the queue of {QUEUE} was full");
-                events.record("notify", None, msg, None, None);
-            }
-        }
-    });
+/// How one notifier delivers.
+#[derive(Clone)]
+enum Target {
+    Exec(Vec<String>),
+    Webhook(String),
+    Email(Email),
 }
 
-async fn deliver_exec(argv: &[String], record: &Record) -> Result<(), String> {
+impl Target {
+    fn name(&self) -> &'static str {
+        match self {
+            Target::Exec(_) => "exec notifier",
+            Target::Webhook(_) => "webhook",
+            Target::Email(_) => "email",
+        }
+    }
+
+    async fn deliver(&self, record: &Record) -> Result<(), String> {
+        let json = serde_json::to_string(record).expect("records serialize") + "\n";
+        match self {
+            Target::Exec(argv) => deliver_exec(argv, &json).await,
+            Target::Webhook(url) => {
+                let url = url.clone();
+                retried(move || deliver_webhook(url.clone(), json.clone())).await
+            }
+            Target::Email(email) => {
+                let email = email.clone();
+                let record = record.clone();
+                retried(move || deliver_email(email.clone(), record.clone(), json.clone())).await
+            }
+        }
+    }
+}
+
+/// Starts a worker (on the current tokio runtime) per notifier that can be
+/// delivered, and connects them to `events`.
+pub fn start(config: &Notify, events: &Arc<EventLog>) {
+    let mut targets: Vec<(Target, Vec<String>)> = Vec::new();
+    if let Some(n) = &config.exec {
+        targets.push((Target::Exec(n.target.clone()), n.events.clone()));
+    }
+    if let Some(n) = config.webhook.as_ref().filter(|w| w.target.starts_with("http://")) {
+        targets.push((Target::Webhook(n.target.clone()), n.events.clone()));
+    }
+    if let Some(n) = &config.email {
+        targets.push((Target::Email(n.target.clone()), n.events.clone()));
+    }
+    if targets.is_empty() {
+        return;
+    }
+    let mut queues = Vec::new();
+    for (target, kinds) in targets {
+        let (tx, mut rx) = mpsc::channel::<Record>(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        queues.push(Queue { events: kinds, tx, dropped: Arc::clone(&dropped) });
+        let events = Arc::clone(events);
+        tokio::spawn(async move {
+            while let Some(record) = rx.recv().await {
+                if let Err(why) = target.deliver(&record).await {
+                    let msg = format!("{}: {why}", target.name());
+                    events.record("notify", record.set.as_deref(), msg, None, None);
+                }
+                let lost = dropped.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    let msg = format!("{}: {lost} events were dropped, its queue of {QUEUE} was full", target.name());
+                    events.record("notify", None, msg, None, None);
+                }
+            }
+        });
+    }
+    events.connect(Outbox { queues });
+}
+
+async fn deliver_exec(argv: &[String], json: &str) -> Result<(), String> {
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let json = serde_json::to_string(record).expect("records serialize") + "\n";
     let ran = baton_resources::program::run_with_input(&argv, json.as_bytes(), EXEC_LIMIT).await?;
     if ran.code == 0 {
         return Ok(());
     }
     let said = ran.text.lines().next().map(|l| format!(": {l}")).unwrap_or_default();
     Err(format!("{} exited with {}{said}", argv[0], ran.code))
+}
+
+/// Tries `attempt` up to five times, 0.5 s, 1 s, 2 s and 4 s apart, each
+/// within 5 s; the last failure is the error.
+async fn retried<F, Fut>(attempt: F) -> Result<(), String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut pause = Duration::from_millis(500);
+    let mut last = String::new();
+    for n in 1..=ATTEMPTS {
+        last = match tokio::time::timeout(ATTEMPT_LIMIT, attempt()).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => format!("no answer within {ATTEMPT_LIMIT:?}"),
+        };
+        if n < ATTEMPTS {
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+    }
+    Err(format!("gave up after {ATTEMPTS} attempts: {last}"))
+}
+
+/// POSTs `json` to `url`; a 2xx answer is success.
+async fn deliver_webhook(url: String, json: String) -> Result<(), String> {
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client: Client<_, Full<axum::body::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = axum::http::Request::post(&url)
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(axum::body::Bytes::from(json)))
+        .map_err(|e| format!("{url} is not a usable URL: {e}"))?;
+    match client.request(req).await {
+        Ok(resp) if resp.status().is_success() => Ok(()),
+        Ok(resp) => Err(format!("{url} answered {}", resp.status())),
+        Err(e) => Err(format!("POST {url}: {e}")),
+    }
+}
+
+/// Sends the event as a plain-text mail (a readable line, then the JSON).
+async fn deliver_email(email: Email, record: Record, json: String) -> Result<(), String> {
+    use lettre::message::Mailbox;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let mailbox = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("\"{a}\" is not a mail address: {e}"));
+    let mut message = Message::builder().from(mailbox(&email.from)?);
+    for to in &email.to {
+        message = message.to(mailbox(to)?);
+    }
+    let what = crate::events::human(&record);
+    let subject: String = format!("baton: {} {} on {}", record.kind, record.set.as_deref().unwrap_or(""), record.node);
+    let message = message
+        .subject(subject.split_whitespace().collect::<Vec<_>>().join(" "))
+        .body(format!("{what}\n\n{json}"))
+        .map_err(|e| format!("building the mail: {e}"))?;
+    let (host, port) = match email.smtp.rsplit_once(':') {
+        Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| format!("{}: not host:port", email.smtp))?),
+        None => (email.smtp.clone(), 25),
+    };
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(port).build();
+    transport.send(message).await.map(|_| ()).map_err(|e| format!("SMTP {}: {e}", email.smtp))
 }

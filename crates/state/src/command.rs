@@ -102,6 +102,19 @@ pub enum Command {
     Maintenance {
         on: bool,
     },
+    /// `node` (in `epoch`) takes the cluster-wide lock `name` if it is free;
+    /// the grant carries a new fencing token.
+    Lock {
+        name: String,
+        node: NodeId,
+        epoch: u64,
+    },
+    /// The holder gives the lock back.
+    Unlock {
+        name: String,
+        node: NodeId,
+        token: u64,
+    },
 }
 
 /// Why `apply` left the state unchanged.
@@ -121,6 +134,8 @@ pub enum Rejected {
     AlreadyReleasing(SetId),
     Frozen(SetId),
     Maintenance,
+    LockHeld { holder: NodeId },
+    NotLockHolder(NodeId),
     Blocked { set: SetId, node: NodeId },
     Ineligible { set: SetId, node: NodeId },
 }
@@ -145,6 +160,8 @@ impl fmt::Display for Rejected {
             AlreadyReleasing(s) => write!(f, "set {s} is already being released"),
             Frozen(s) => write!(f, "set {s} is frozen"),
             Maintenance => write!(f, "the cluster is in maintenance mode"),
+            LockHeld { holder } => write!(f, "the lock is held by node {holder}"),
+            NotLockHolder(n) => write!(f, "node {n} does not hold that lock with that token"),
             Blocked { set, node } => write!(f, "set {set} is blocked by a failed stop on node {node}"),
             Ineligible { set, node } => write!(f, "node {node} may not run set {set}"),
         }
@@ -283,6 +300,29 @@ impl ClusterState {
                 self.maintenance = on;
                 Ok(Applied::Done)
             }
+            Command::Lock { ref name, node, epoch } => {
+                self.check_epoch(node, epoch)?;
+                if !self.is_online(node) {
+                    return Err(Rejected::NotOnline(node));
+                }
+                match self.locks.get(name) {
+                    Some(l) if l.holder == node => Ok(Applied::Done),
+                    Some(l) => Err(Rejected::LockHeld { holder: l.holder }),
+                    None => {
+                        self.lock_tokens += 1;
+                        let token = self.lock_tokens;
+                        self.locks.insert(name.clone(), crate::model::LockRecord { holder: node, token });
+                        Ok(Applied::Done)
+                    }
+                }
+            }
+            Command::Unlock { ref name, node, token } => match self.locks.get(name) {
+                Some(l) if l.holder == node && l.token == token => {
+                    self.locks.remove(name);
+                    Ok(Applied::Done)
+                }
+                _ => Err(Rejected::NotLockHolder(node)),
+            },
         }
     }
 
@@ -318,6 +358,8 @@ impl ClusterState {
                 s.active = false;
             }
         }
+        // Its lease has ended, and so has every lock it held.
+        self.locks.retain(|_, l| l.holder != node);
         for set in &mut self.sets {
             if set.owner == Some(node) {
                 set.owner = None;
@@ -350,6 +392,7 @@ impl ClusterState {
             Command::Pin { set, node } => (node.as_slice(), Some(*set)),
             Command::Freeze { set, .. } | Command::Clear { set } => (&[], Some(*set)),
             Command::Maintenance { .. } => (&[], None),
+            Command::Lock { node, .. } | Command::Unlock { node, .. } => (std::slice::from_ref(node), None),
         };
         nodes.iter().try_for_each(|&n| self.check_node(n))?;
         match set {

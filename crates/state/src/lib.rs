@@ -13,7 +13,7 @@ mod command;
 mod model;
 
 pub use command::{Applied, Command, Exclusion, Rejected};
-pub use model::{ClusterState, Membership, NodeId, NodeRecord, Phase, SetId, SetRecord, Suspicion};
+pub use model::{ClusterState, LockRecord, Membership, NodeId, NodeRecord, Phase, SetId, SetRecord, Suspicion};
 
 #[cfg(test)]
 mod tests;

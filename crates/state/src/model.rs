@@ -17,6 +17,15 @@ pub enum Membership {
     Offline,
 }
 
+/// Who holds a cluster-wide lock (`baton lock`), with its fencing token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockRecord {
+    pub holder: NodeId,
+    /// Grows with every grant of any lock: a later holder always has a
+    /// larger token than every earlier one.
+    pub token: u64,
+}
+
 /// One voter's standing suspicion that a node is dead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Suspicion {
@@ -81,6 +90,12 @@ pub struct ClusterState {
     /// Cluster-wide maintenance mode (`Command::Maintenance`).
     #[serde(default)]
     pub maintenance: bool,
+    /// Cluster-wide locks by name; a lock dies with its holder's epoch.
+    #[serde(default)]
+    pub locks: BTreeMap<String, LockRecord>,
+    /// The last fencing token given out.
+    #[serde(default)]
+    pub lock_tokens: u64,
     /// Per node: with `[fencing] mode = "required"`, suspicions never evict
     /// the node; only a confirmed fence (`Fenced`) does.
     #[serde(default)]
@@ -110,6 +125,8 @@ impl ClusterState {
             suspicions: BTreeMap::new(),
             applied: 0,
             maintenance: false,
+            locks: BTreeMap::new(),
+            lock_tokens: 0,
             fence_required: vec![false; nodes],
         }
     }

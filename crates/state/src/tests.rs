@@ -170,3 +170,28 @@ fn maintenance_refuses_placement_and_moves_but_owners_still_report() {
     s.apply(&Command::Maintenance { on: false }).unwrap();
     assert_eq!(s.apply(&Command::Assign { set: 0, node: 1, generation: 2 }), Ok(Applied::Done));
 }
+
+#[test]
+fn a_lock_has_one_holder_dies_with_its_epoch_and_tokens_only_grow() {
+    let mut s = cluster();
+    let lock = |node, epoch| Command::Lock { name: "cron".into(), node, epoch };
+    assert_eq!(s.apply(&lock(0, 0)), Ok(Applied::Done));
+    let first = s.locks["cron"];
+    assert_eq!((first.holder, first.token), (0, 1));
+    assert_eq!(s.apply(&lock(1, 0)), Err(Rejected::LockHeld { holder: 0 }));
+    assert_eq!(s.apply(&lock(0, 0)), Ok(Applied::Done), "asking again keeps the token");
+    assert_eq!(s.locks["cron"].token, 1);
+    // The holder is evicted: the lock is free, and the next grant's token is larger.
+    s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
+    assert_eq!(s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }), Ok(Applied::Evicted(0)));
+    assert!(!s.locks.contains_key("cron"));
+    assert_eq!(s.apply(&lock(0, 0)), Err(Rejected::StaleEpoch { node: 0, have: 1, got: 0 }), "a stale request");
+    assert_eq!(s.apply(&lock(1, 0)), Ok(Applied::Done));
+    assert_eq!(s.locks["cron"].token, 2);
+    // Only the holder, with its token, gives it back.
+    let unlock = |node, token| Command::Unlock { name: "cron".into(), node, token };
+    assert_eq!(s.apply(&unlock(1, 1)), Err(Rejected::NotLockHolder(1)));
+    assert_eq!(s.apply(&unlock(2, 2)), Err(Rejected::NotLockHolder(2)));
+    assert_eq!(s.apply(&unlock(1, 2)), Ok(Applied::Done));
+    assert!(s.locks.is_empty());
+}

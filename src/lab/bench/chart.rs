@@ -18,7 +18,7 @@ pub fn svg(title: &str, rows: &[(&str, &[u64])]) -> String {
     let step = [100, 250, 500, 1000, 2000, 5000].into_iter().find(|s| max / s <= 8).unwrap_or(10_000);
     let top = max.div_ceil(step) * step;
     let x = |ms: u64| LEFT + (WIDTH - 2.0 * LEFT) * ms as f64 / top as f64;
-    let height = 40.0 + ROW * rows.len() as f64 + 40.0;
+    let height = 40.0 + ROW * rows.len() as f64 + 56.0;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -45,15 +45,17 @@ pub fn svg(title: &str, rows: &[(&str, &[u64])]) -> String {
         }
         if !values.is_empty() {
             let med = values[(values.len() - 1) / 2];
+            // Below the dots, on the side with room.
+            let (dx, anchor) = if x(med) > WIDTH * 0.75 { (-6.0, "end") } else { (6.0, "start") };
             let _ = writeln!(
                 s,
                 "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1}\" y2=\"{2}\" stroke=\"black\" stroke-width=\"2\"/>\n\
-                 <text x=\"{3:.1}\" y=\"{4}\">median {med} ms</text>",
+                 <text x=\"{3:.1}\" y=\"{4}\" text-anchor=\"{anchor}\">median {med} ms</text>",
                 x(med),
                 mid - 10.0,
                 mid + 10.0,
-                x(med) + 6.0,
-                mid - 12.0
+                x(med) + dx,
+                mid + 20.0
             );
         }
     }
