@@ -880,6 +880,25 @@ fn case18_the_event_history_explains_a_failover_and_records_operators() {
     assert_eq!(out.status.code(), Some(2), "a bad --since is a usage error");
 }
 
+/// alpha runs web; its agent is killed and its links cut; returns how long
+/// until beta runs web.
+fn crash_alpha(lab: &Lab) -> Duration {
+    assert_eq!(wait_owner(lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let killed = Instant::now();
+    lab.run(&["kill", "alpha"]);
+    lab.run(&["cut", "alpha"]);
+    assert!(wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")));
+    killed.elapsed()
+}
+
+/// A JSON-lines file of events holds one of `kind` from `node`.
+fn jsonl_has(path: &std::path::Path, kind: &str, node: &str) -> bool {
+    std::fs::read_to_string(path).unwrap_or_default().lines().any(|l| {
+        let v: Value = serde_json::from_str(l).unwrap_or_default();
+        v["kind"] == kind && v["node"] == node
+    })
+}
+
 #[test]
 fn case19_an_exec_notifier_gets_the_events_it_asks_for_and_never_delays_a_takeover() {
     use std::os::unix::fs::PermissionsExt;
@@ -907,20 +926,10 @@ fn case19_an_exec_notifier_gets_the_events_it_asks_for_and_never_delays_a_takeov
     )
     .unwrap();
     let lab = Lab::up("c19", &["--extra", extra.to_str().unwrap()]);
-    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
-    let killed = Instant::now();
-    lab.run(&["kill", "alpha"]);
-    lab.run(&["cut", "alpha"]);
-    assert!(wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")));
-    let took = killed.elapsed();
+    let took = crash_alpha(&lab);
     // The lease is 1 s; beta's notifier spends 2 s on each event.
     assert!(took < Duration::from_secs(4), "the takeover took {took:?}: the notifier held it up");
-    let delivered = |kind: &str, node: &str| {
-        std::fs::read_to_string(&got).unwrap_or_default().lines().any(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_default();
-            v["kind"] == kind && v["node"] == node
-        })
-    };
+    let delivered = |kind: &str, node: &str| jsonl_has(&got, kind, node);
     assert!(wait(Duration::from_secs(20), || delivered("takeover", "beta")), "beta's takeover was never notified");
     assert!(delivered("detection", "beta"), "beta's detection of alpha was notified");
     let text = std::fs::read_to_string(&got).unwrap();
@@ -1149,18 +1158,8 @@ fn case23_a_webhook_and_a_mail_arrive_retried_and_never_delay_a_takeover() {
         .arg(&mail)
         .spawn()
         .expect("python3");
-    let delivered = |node: &str| {
-        std::fs::read_to_string(&got).unwrap_or_default().lines().any(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_default();
-            v["kind"] == "takeover" && v["node"] == node && v["set"] == "web"
-        })
-    };
-    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
-    let killed = Instant::now();
-    lab.run(&["kill", "alpha"]);
-    lab.run(&["cut", "alpha"]);
-    assert!(wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")));
-    let took = killed.elapsed();
+    let delivered = |node: &str| jsonl_has(&got, "takeover", node);
+    let took = crash_alpha(&lab);
     assert!(took < Duration::from_secs(4), "the takeover took {took:?}: the webhook held it up");
     assert!(wait(Duration::from_secs(20), || delivered("beta")), "beta's takeover reached the receiver, third time");
     let mailed = || {
