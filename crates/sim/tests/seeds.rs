@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use baton_sim::scenario::Fault;
+use baton_state::Command;
+
 /// How many seeds `cargo test` runs (at least 1,000); BATON_SIM_SEEDS overrides.
 fn seeds() -> u64 {
     std::env::var("BATON_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
@@ -58,6 +61,12 @@ fn the_demo_fails_web_over_to_beta() {
 #[test]
 fn seeds_the_long_search_found_stay_fixed() {
     for seed in [10554, 29376, 28662, 11895] {
+        let maintenance = |f: &Fault| matches!(f, Fault::Operator(Command::Maintenance { .. }));
+        let faults = baton_sim::scenario::random(seed).faults;
+        assert!(
+            !faults.iter().any(|(_, f)| maintenance(f)),
+            "seed {seed} is no longer the scenario that found its bug"
+        );
         if let Err(f) = baton_sim::run_seed(seed, false) {
             panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
         }
