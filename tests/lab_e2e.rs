@@ -1098,6 +1098,7 @@ fn case22_metrics_parse_and_move_with_a_failover() {
     let before = scrape("beta");
     assert_eq!(sample(&before, "baton_takeovers_total", &[("set", "web")]), 0.0);
     assert_eq!(sample(&before, "baton_quorum", &[]), 1.0);
+    assert!(sample(&before, "baton_lease_transitions_total", &[("to", "held")]) >= 1.0, "the lease was counted");
     let sent = sample(&before, "baton_heartbeats_sent_total", &[("link", "0")]);
     assert!(sent > 0.0, "heartbeats are counted per link");
     lab.run(&["kill", "alpha"]);

@@ -111,7 +111,7 @@ impl EventLog {
             user,
         };
         let line = serde_json::to_string(&r).expect("records serialize");
-        self.metrics.event(&r.kind, r.set.as_deref(), &r.message, r.duration_ms);
+        self.metrics.event(&r.kind, r.set.as_deref(), r.duration_ms);
         if let Some(outbox) = self.outbox.get() {
             outbox.offer(&r);
         }

@@ -54,7 +54,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Every event the history records.
-    pub fn event(&self, kind: &str, set: Option<&str>, message: &str, duration_ms: Option<u64>) {
+    pub fn event(&self, kind: &str, set: Option<&str>, duration_ms: Option<u64>) {
         self.events.get_or_create(&labels(&[("kind", kind)])).inc();
         match kind {
             "step" => {
@@ -65,16 +65,20 @@ impl Metrics {
             "takeover" => {
                 self.takeovers.get_or_create(&labels(&[("set", set.unwrap_or(""))])).inc();
             }
-            "fence" => {
-                let result = if message.contains("confirmed off") { "off" } else { "failed" };
-                self.fences.get_or_create(&labels(&[("result", result)])).inc();
-            }
-            "lease" => {
-                let to = if message.starts_with("lease held") { "held" } else { "lost" };
-                self.lease.get_or_create(&labels(&[("to", to)])).inc();
-            }
             _ => {}
         }
+    }
+
+    /// A fence device confirmed a node off, or failed to.
+    pub fn fence(&self, off: bool) {
+        let result = if off { "off" } else { "failed" };
+        self.fences.get_or_create(&labels(&[("result", result)])).inc();
+    }
+
+    /// This node's lease became held, or was lost.
+    pub fn lease(&self, held: bool) {
+        let to = if held { "held" } else { "lost" };
+        self.lease.get_or_create(&labels(&[("to", to)])).inc();
     }
 
     pub fn monitor(&self, set: &str, ok: bool) {
@@ -155,9 +159,10 @@ mod tests {
     #[test]
     fn counters_move_with_events_and_the_status_document() {
         let m = Metrics::default();
-        m.event("takeover", Some("web"), "running here", None);
-        m.event("step", Some("web"), "start ip: done", Some(12));
-        m.event("fence", None, "beta fenced by /x: confirmed off", Some(900));
+        m.event("takeover", Some("web"), None);
+        m.event("step", Some("web"), Some(12));
+        m.fence(true);
+        m.lease(false);
         m.monitor("web", false);
         let doc = serde_json::json!({
             "quorum": true, "maintenance": false, "lease_ms_left": 640,
@@ -169,6 +174,7 @@ mod tests {
             "baton_takeovers_total{set=\"web\"} 1",
             "baton_events_total{kind=\"step\"} 1",
             "baton_fences_total{result=\"off\"} 1",
+            "baton_lease_transitions_total{to=\"lost\"} 1",
             "baton_monitor_results_total{set=\"web\",result=\"failed\"} 1",
             "baton_heartbeats_sent_total{link=\"0\"} 7",
             "baton_heartbeats_rejected_total{link=\"0\",reason=\"forged\"} 1",

@@ -58,7 +58,6 @@ impl Outbox {
 }
 
 /// How one notifier delivers.
-#[derive(Clone)]
 enum Target {
     Exec(Vec<String>),
     Webhook(String),

@@ -350,6 +350,7 @@ impl Agent {
                     Ok(()) => {
                         let msg = format!("{name} fenced by {}: confirmed off", device.agent.display());
                         eprintln!("baton: {msg}");
+                        events.metrics().fence(true);
                         events.record("fence", None, msg, took, None);
                         if let Err(e) = raft.client_write(Command::Fenced { node, epoch }).await {
                             eprintln!("baton: recording the fence of {name}: {e}");
@@ -358,6 +359,7 @@ impl Agent {
                     }
                     Err(e) => {
                         eprintln!("baton: fencing {name}: {e}");
+                        events.metrics().fence(false);
                         events.record("fence", None, format!("fencing {name} failed: {e}"), took, None);
                     }
                 }
@@ -389,6 +391,7 @@ impl Agent {
                     self.events.metrics().takeover(since(t));
                 }
             }
+            Event::LeaseHeld | Event::LeaseLost => self.events.metrics().lease(matches!(event, Event::LeaseHeld)),
             _ => {}
         }
         if let Some((kind, s, message)) = self.history_of(event) {
