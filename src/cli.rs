@@ -95,6 +95,11 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Bring back a node whose state file is damaged or lost: a peer that
+    /// leads takes it out of the Raft voters, its old state is kept aside,
+    /// and the next agent start copies the cluster's log and becomes a
+    /// voter again once caught up. Run it with the node's agent stopped.
+    Rejoin,
     /// Cluster-wide maintenance mode: nothing is started, stopped or
     /// recovered while it is on; monitors still run and report.
     Maintenance {

@@ -5,6 +5,7 @@
 mod cli;
 mod control;
 mod lab;
+mod rejoin;
 mod whoami;
 
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             runtime().block_on(baton_agent::shell::run(opts)).map_err(Failure::Failed)
         }
         Command::Lab { command } => lab::run(command),
+        Command::Rejoin => rejoin::run(&cli),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -1267,3 +1267,82 @@ fn case25_the_status_page_shows_the_new_owner_after_a_failover() {
     assert!(size > 10_000, "a screenshot at {} ({size} bytes): {shot:?}", png.display());
     println!("status page screenshot: {}", png.display());
 }
+
+/// The agents' pids, from the lab's own record.
+fn agent_pids(lab: &Lab) -> Vec<(String, i32)> {
+    let doc: Value = serde_json::from_slice(&std::fs::read(lab.dir.join("lab.json")).unwrap()).unwrap();
+    doc["agents"].as_object().unwrap().iter().map(|(n, p)| (n.clone(), p.as_i64().unwrap() as i32)).collect()
+}
+
+/// SIGHUP to every agent, then the newest `agent` event of each mentioning SIGHUP.
+fn reload_all(lab: &Lab) -> Vec<String> {
+    let pids = agent_pids(lab);
+    for (_, pid) in &pids {
+        // SAFETY: kill(2) of an agent this lab started.
+        unsafe { libc::kill(*pid, libc::SIGHUP) };
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    pids.iter()
+        .map(|(node, _)| {
+            let sock = lab.dir.join(node).join("baton.sock");
+            let out = baton(&["events", "--json", "--socket", sock.to_str().unwrap()]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines()
+                .rfind(|l| l.contains("SIGHUP") && l.contains(&format!("\"node\":\"{node}\"")))
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+fn write_secret(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn case26_sighup_rotates_the_secret_without_a_failover_and_refuses_a_broken_config() {
+    let lab = Lab::up("c26", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta", "gamma"]);
+    let config = lab.dir.join("cluster.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    write_secret(&lab.dir.join("secret-next"), "the next cluster secret, 32 bytes or more");
+    let with = |cluster_lines: &str| original.replacen("secret_file = \"secret\"\n", cluster_lines, 1);
+
+    // 1: every node also accepts the next secret.
+    std::fs::write(&config, with("secret_file = \"secret\"\naccept_secret_files = [\"secret-next\"]\n")).unwrap();
+    for e in reload_all(&lab) {
+        assert!(e.contains("reloaded: 2 secret(s) accepted"), "{e}");
+    }
+    // 2: every node signs with the next secret, still accepting the old one.
+    std::fs::write(&config, with("secret_file = \"secret-next\"\naccept_secret_files = [\"secret\"]\n")).unwrap();
+    reload_all(&lab);
+    // 3: the old secret is gone.
+    std::fs::write(&config, with("secret_file = \"secret-next\"\n")).unwrap();
+    for e in reload_all(&lab) {
+        assert!(e.contains("reloaded: 1 secret(s) accepted"), "{e}");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lab.owner_seen_by("gamma").as_deref(), Some("alpha"), "the rotation moved the set");
+    let doc = lab.status("beta").unwrap();
+    assert!(doc["nodes"].as_array().unwrap().iter().all(|n| n["state"] == "online"), "{doc}");
+    assert_eq!(rec.adds().len(), 0, "the address moved during the rotation: {:?}", rec.intervals());
+
+    // A broken file is refused whole, naming the line; the agent keeps running.
+    std::fs::write(&config, with("secret_file = \"secret-next\"\nport = 0\n")).unwrap();
+    for e in reload_all(&lab) {
+        assert!(e.contains("refused, the running configuration stays"), "{e}");
+        assert!(e.contains("cluster.port"), "the error names the key: {e}");
+        assert!(!e.contains("the next cluster secret"), "a secret in an event: {e}");
+    }
+    assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("alpha"));
+    // And changes that need a restart are said to.
+    std::fs::write(&config, with("secret_file = \"secret-next\"\n").replace("interval = \"1s\"", "interval = \"2s\""))
+        .unwrap();
+    for e in reload_all(&lab) {
+        assert!(e.contains("changes to [sets] take effect when the agent restarts"), "{e}");
+    }
+    rec.assert_never_two_holders();
+}

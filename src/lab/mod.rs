@@ -5,7 +5,9 @@
 //! removed by `lab down`, also after a crash.
 
 mod bench;
+mod chaos;
 mod demo;
+mod disk;
 mod fence;
 mod keepalived;
 mod net;
@@ -69,6 +71,21 @@ pub enum LabCommand {
     Demo(UpArgs),
     /// baton and keepalived measured side by side; writes docs/bench.md.
     Bench(bench::BenchArgs),
+    /// Named fault scenarios (Pacemaker CTS names where one exists), each
+    /// checked, with the ownership record and a client probe around them.
+    Chaos(chaos::ChaosArgs),
+    /// Random chaos scenarios for a duration (default 1h): failovers, total
+    /// outage and time with two holders (which must be zero).
+    Soak(chaos::SoakArgs),
+    /// Packets at TARGET for SECONDS, as fast as one thread sends them:
+    /// UDP datagrams of random bytes and TCP connections that send junk.
+    #[command(hide = true)]
+    Flood {
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// The tiny web server of the lab's set (runs inside a node).
     #[command(hide = true)]
     Serve {
@@ -85,6 +102,9 @@ pub enum LabCommand {
         url: String,
         #[arg(long, default_value_t = 10)]
         interval_ms: u64,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
     },
 }
 
@@ -179,8 +199,13 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
         LabCommand::Down(d) => Lab::down(&d.dir).map_err(Failure::Failed),
         LabCommand::Demo(args) => demo::run(&args).map_err(Failure::Failed),
         LabCommand::Bench(args) => bench::run(&args).map_err(Failure::Failed),
+        LabCommand::Chaos(args) => chaos::chaos(&args).map_err(Failure::Failed),
+        LabCommand::Soak(args) => chaos::soak(&args).map_err(Failure::Failed),
+        LabCommand::Flood { target, seconds } => web::flood(target, seconds).map_err(Failure::Failed),
         LabCommand::Serve { port } => web::serve(port).map_err(|e| Failure::Failed(e.to_string())),
-        LabCommand::Probe { url, interval_ms } => web::probe(&url, interval_ms).map_err(Failure::Failed),
+        LabCommand::Probe { url, interval_ms, seconds } => {
+            web::probe(&url, interval_ms, seconds).map_err(Failure::Failed)
+        }
         LabCommand::Fence => std::process::exit(fence::agent()),
     }
 }

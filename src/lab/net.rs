@@ -318,6 +318,10 @@ impl Lab {
     /// The running agent of `node`, if any.
     pub fn agent_pid(&self, node: &str) -> Option<u32> {
         let pid = *self.agents.get(node)?;
+        // An agent this process started and that has exited is a zombie
+        // until reaped; reap it (a no-op for anyone else's child).
+        // SAFETY: waitpid with WNOHANG and no status pointer.
+        unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
         // SAFETY: signal 0 only asks whether the process exists.
         (unsafe { libc::kill(pid as i32, 0) } == 0).then_some(pid)
     }
@@ -446,6 +450,13 @@ impl Lab {
         for ns in lab_namespaces() {
             kill_namespace_processes(&ns);
             ip(&["netns", "del", &ns])?;
+        }
+        // A chaos scenario's state disk, left mounted by a crash.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        for target in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
+            if Path::new(target).starts_with(dir) {
+                let _ = Command::new("umount").args(["-l", target]).status();
+            }
         }
         if dir.join("lab.json").exists() || dir.join("cluster.toml").exists() {
             std::fs::remove_dir_all(dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;

@@ -40,8 +40,8 @@ fn ask(addr: SocketAddr) -> Option<String> {
 }
 
 /// Prints `MONOTONIC_MS NAME` (or `-`) per attempt, until stdout closes or
-/// ten minutes pass.
-pub fn probe(url: &str, interval_ms: u64) -> Result<(), String> {
+/// `seconds` pass.
+pub fn probe(url: &str, interval_ms: u64, seconds: u64) -> Result<(), String> {
     let addr = target(url)?;
     let start = Instant::now();
     let interval = Duration::from_millis(interval_ms.max(1));
@@ -57,7 +57,7 @@ pub fn probe(url: &str, interval_ms: u64) -> Result<(), String> {
         }
     });
     let mut next = Instant::now();
-    while start.elapsed() < Duration::from_secs(600) {
+    while start.elapsed() < Duration::from_secs(seconds) {
         let tx = tx.clone();
         std::thread::spawn(move || {
             let t = baton_agent::guard::monotonic_ms();
@@ -81,4 +81,33 @@ pub fn read_probe_into(input: impl Read, samples: &std::sync::Mutex<Vec<(u64, St
             }
         }
     }
+}
+
+/// Junk at `target` for `seconds` (at most a minute): UDP datagrams of
+/// random bytes back to back, and every thousandth one a TCP connection
+/// that sends junk too. Says how much it sent.
+pub fn flood(target: SocketAddr, seconds: u64) -> Result<(), String> {
+    let seconds = seconds.min(60);
+    let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).map_err(|e| e.to_string())?;
+    let mut rng = baton_sim::rng::Rng::new(seconds);
+    let mut datagram = [0u8; 200];
+    let (mut sent, mut connections) = (0u64, 0u64);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(seconds) {
+        for b in datagram.chunks_mut(8) {
+            b.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        let len = 1 + rng.index(datagram.len());
+        if socket.send_to(&datagram[..len], target).is_ok() {
+            sent += 1;
+        }
+        if sent % 1000 == 0 {
+            if let Ok(mut s) = TcpStream::connect_timeout(&target, Duration::from_millis(100)) {
+                let _ = s.write_all(&datagram);
+                connections += 1;
+            }
+        }
+    }
+    println!("{sent} UDP datagrams and {connections} TCP connections of junk in {seconds} s");
+    Ok(())
 }

@@ -140,8 +140,14 @@ fn user_of(stream: &UnixStream) -> Option<String> {
 /// Serves the socket at `path`, handing each request to the agent's loop.
 pub async fn serve(path: &Path, calls: mpsc::Sender<Call>, history: History) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
-    let listener =
-        UnixListener::bind(path).map_err(|e| io::Error::new(e.kind(), format!("binding {}: {e}", path.display())))?;
+    // Created 0600 (no window in which others could connect), owned by
+    // whoever runs the agent — root, as it must be for netlink.
+    // SAFETY: umask only sets the process's file creation mask.
+    let old_mask = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old_mask) };
+    let listener = bound.map_err(|e| io::Error::new(e.kind(), format!("binding {}: {e}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     tokio::spawn(async move {
         loop {
@@ -180,6 +186,11 @@ async fn wait_for(calls: &mpsc::Sender<Call>, what: &str, done: impl Fn(&Value) 
     }
 }
 
+/// One request line of the Unix socket.
+pub fn parse_line(line: &str) -> Result<Request, String> {
+    serde_json::from_str::<Request>(line).map_err(|e| format!("a malformed request: {e}"))
+}
+
 async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>, history: History) {
     let user = user_of(&stream);
     let (read, mut write) = stream.into_split();
@@ -187,8 +198,8 @@ async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>, history: History)
     let mut reader = BufReader::new(read).take(REQUEST_MAX as u64);
     let response = match reader.read_line(&mut line).await {
         Err(e) => Response::err(format!("reading the request: {e}")),
-        Ok(_) => match serde_json::from_str::<Request>(&line) {
-            Err(e) => Response::err(format!("a malformed request: {e}")),
+        Ok(_) => match parse_line(&line) {
+            Err(e) => Response::err(e),
             Ok(req) => dispatch(&calls, &history, req, user).await,
         },
     };
@@ -258,8 +269,30 @@ pub async fn dispatch(calls: &mpsc::Sender<Call>, history: &History, req: Reques
     }
 }
 
+/// Whether the command line may talk to a socket owned by `uid` with
+/// `mode`: it must be root's (or the caller's own) and closed to others, as
+/// the agent makes it — anything else may be someone's trap for commands.
+pub fn trusted_socket(path: &Path, uid: u32, mode: u32, euid: u32) -> Result<(), String> {
+    if uid != 0 && uid != euid {
+        return Err(format!("{} is owned by uid {uid}, not root: refusing to talk to it", path.display()));
+    }
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} has mode {:04o}, open to others (the agent makes it 0600): refusing to talk to it",
+            path.display(),
+            mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 /// The command line's side: one request, one response.
 pub async fn call(path: &Path, req: &Request) -> Result<Response, String> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        trusted_socket(path, meta.uid(), meta.mode(), unsafe { libc::geteuid() })?;
+    }
     let stream = UnixStream::connect(path).await.map_err(|e| {
         format!("cannot reach the agent at {}: {e} (is `baton agent` running on this node?)", path.display())
     })?;
@@ -273,4 +306,20 @@ pub async fn call(path: &Path, req: &Request) -> Result<Response, String> {
         return Err("the agent closed the connection without answering".into());
     }
     serde_json::from_str(&line).map_err(|e| format!("the agent answered something unreadable: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_closed_socket_of_root_or_the_caller_is_trusted() {
+        let p = Path::new("/run/baton.sock");
+        assert!(trusted_socket(p, 0, 0o140600, 1000).is_ok());
+        assert!(trusted_socket(p, 1000, 0o140600, 1000).is_ok());
+        let other = trusted_socket(p, 1001, 0o140600, 1000).unwrap_err();
+        assert!(other.contains("uid 1001"), "{other}");
+        let open = trusted_socket(p, 0, 0o140666, 0).unwrap_err();
+        assert!(open.contains("mode 0666"), "{open}");
+    }
 }

@@ -68,7 +68,7 @@ impl Held {
 }
 
 /// Kill every held process group and remove every held address.
-async fn kill_all(nl: &Netlink, held: &mut Held) {
+pub async fn kill_all(nl: &Netlink, held: &mut Held) {
     for pgid in std::mem::take(&mut held.pgids) {
         signal_group(pgid, libc::SIGKILL);
     }

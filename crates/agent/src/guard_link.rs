@@ -6,11 +6,27 @@ use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use baton_core::Input;
+use baton_resources::netlink::Netlink;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::process::Command;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::guard::{kill_all, Held};
+
+/// The guard died under a running agent. Without its guard a node must not
+/// hold anything: the agent kills what the guard held, then exits and lets
+/// its supervisor restart it.
+async fn lost(why: &str, held: &mut Held) -> ! {
+    eprintln!("baton: lost the guard ({why}); killing everything this node ran and exiting");
+    match Netlink::connect() {
+        Ok(nl) => kill_all(&nl, held).await,
+        Err(e) => eprintln!("baton: netlink for removing the addresses: {e}"),
+    }
+    std::process::exit(70);
+}
 
 #[derive(Clone)]
 pub struct GuardLink {
@@ -18,8 +34,9 @@ pub struct GuardLink {
 }
 
 impl GuardLink {
-    /// Starts the guard; its "fired" reports arrive on `inputs`.
-    pub fn spawn(exe: &Path, inputs: mpsc::Sender<Input>) -> io::Result<(GuardLink, Child)> {
+    /// Starts the guard; its "fired" reports arrive on `inputs`. The
+    /// receiver resolves once the guard has ended after the agent let it go.
+    pub fn spawn(exe: &Path, inputs: mpsc::Sender<Input>) -> io::Result<(GuardLink, oneshot::Receiver<()>)> {
         let mut child = Command::new(exe)
             .arg("guard")
             .stdin(Stdio::piped())
@@ -32,13 +49,31 @@ impl GuardLink {
         let mut stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let (tx, mut rx) = mpsc::channel::<String>(256);
+        let (ended_tx, ended) = oneshot::channel();
         tokio::spawn(async move {
-            while let Some(line) = rx.recv().await {
-                if let Err(e) = stdin.write_all(format!("{line}\n").as_bytes()).await {
-                    // Without its guard a node must not hold anything: stop here,
-                    // and let the supervisor restart the agent.
-                    eprintln!("baton: lost the guard ({e}); exiting");
-                    std::process::exit(70);
+            // What the guard holds, mirrored: if it dies, the agent does its job.
+            let mut held = Held::default();
+            loop {
+                tokio::select! {
+                    line = rx.recv() => match line {
+                        Some(line) => {
+                            let _ = held.update(&line);
+                            if let Err(e) = stdin.write_all(format!("{line}\n").as_bytes()).await {
+                                lost(&format!("writing to it: {e}"), &mut held).await;
+                            }
+                        }
+                        None => {
+                            // The agent is done: closing stdin ends the guard.
+                            drop(stdin);
+                            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+                            let _ = ended_tx.send(());
+                            return;
+                        }
+                    },
+                    status = child.wait() => {
+                        let why = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                        lost(&why, &mut held).await;
+                    }
                 }
             }
         });
@@ -50,12 +85,12 @@ impl GuardLink {
                 }
             }
         });
-        Ok((GuardLink { tx }, child))
+        Ok((GuardLink { tx }, ended))
     }
 
     async fn say(&self, line: String) {
-        // The writer exits the process if the guard is gone, so a closed
-        // channel only happens during shutdown.
+        // The guard's task exits the process if the guard is gone, so a
+        // closed channel only happens during shutdown.
         let _ = self.tx.send(line).await;
     }
 

@@ -3,14 +3,12 @@
 //! out here, in order. Nothing in this file decides what the cluster does.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_config::Config;
 use baton_core::{Event, Input, Node, NodeId, Output, SetId, Time};
-use baton_proto::{cluster_id, Keys};
 use baton_state::Command;
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio::signal::unix::{signal, SignalKind};
@@ -84,28 +82,49 @@ fn raft_config(name: &str, lease: Duration) -> Result<openraft::Config, String> 
     .map_err(|e| format!("raft configuration: {e}"))
 }
 
+/// The Raft store in the state directory.
+pub const RAFT_FILE: &str = "raft.redb";
+/// Left by `baton rejoin`: start from an empty log, without initializing.
+pub const REJOIN_MARK: &str = "rejoining";
+
+/// What to do when this node's Raft state is damaged or lost.
+fn rejoin_hint(config: &Config, me: usize, state_dir: &std::path::Path) -> String {
+    format!(
+        "This node cannot start from it. To rejoin it from its peers (a majority of them must be up), run \
+         `baton rejoin --node {} --state-dir {}` (with the agent's --config), then start the agent again.",
+        config.nodes[me].name,
+        state_dir.display()
+    )
+}
+
 pub async fn run(opts: Options) -> Result<(), String> {
     let Options { config, me, state_dir, socket } = opts;
     let config = Arc::new(config);
     std::fs::create_dir_all(&state_dir).map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
     let mut local = Local::load(&state_dir)?;
+    let raft_file = state_dir.join(RAFT_FILE);
+    let rejoining = state_dir.join(REJOIN_MARK).exists();
+    if local.incarnation > 0 && !raft_file.exists() && !rejoining {
+        return Err(format!(
+            "{} is missing, but this node ran before (incarnation {}): its Raft vote is lost, and starting \
+             afresh could let it vote twice in one term. {}",
+            raft_file.display(),
+            local.incarnation,
+            rejoin_hint(&config, me, &state_dir)
+        ));
+    }
     local.incarnation += 1;
     local.save(&state_dir)?;
-    let secret = std::fs::read(&config.cluster.secret_file)
-        .map_err(|e| format!("reading {}: {e}", config.cluster.secret_file.display()))?;
-    let keys = Keys::new(vec![secret]);
-    let cluster = cluster_id(&config.cluster.name);
-    let port = config.cluster.port;
-    let addrs: Vec<Vec<SocketAddr>> =
-        config.nodes.iter().map(|n| n.addresses.iter().map(|a| SocketAddr::new(a.ip, port)).collect()).collect();
+    let peers = Peers::of(&config)?;
+    let (cluster, keys, addrs) = (peers.cluster, peers.keys.clone(), peers.addrs.clone());
     let (inputs, mut inputs_rx) = mpsc::channel::<Input>(QUEUE);
 
     let exe = std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?;
-    let (guard, mut guard_child) = GuardLink::spawn(&exe, inputs.clone()).map_err(|e| e.to_string())?;
+    let (guard, guard_ended) = GuardLink::spawn(&exe, inputs.clone()).map_err(|e| e.to_string())?;
     let links =
         Links::bind(me, cluster, keys.clone(), addrs.clone(), inputs.clone()).await.map_err(|e| e.to_string())?;
 
-    let store = LogStore::open(&state_dir.join("raft.redb"))?;
+    let store = LogStore::open(&raft_file).map_err(|e| format!("{e}\n{}", rejoin_hint(&config, me, &state_dir)))?;
     let committed = store.committed().map_err(|e| e.to_string())?.map(|l| l.index);
     let (applied_tx, mut applied_rx) = mpsc::channel(1024);
     let machine = StateMachine::open(
@@ -115,9 +134,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
         applied_tx,
         store.database(),
     )
-    .map_err(|e| format!("reading the stored snapshot: {e}"))?;
+    .map_err(|e| format!("reading the stored snapshot: {e}\n{}", rejoin_hint(&config, me, &state_dir)))?;
     let (mut state, mut index) = machine.start_point();
-    let peers = Peers { cluster, keys: keys.clone(), addrs: addrs.clone() };
     let raft = Raft::new(
         me as RaftId,
         Arc::new(raft_config(&config.cluster.name, config.cluster.lease)?),
@@ -132,13 +150,19 @@ pub async fn run(opts: Options) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))?;
         tokio::spawn(raftnet::serve(listener, cluster, keys.clone(), raft.clone(), Arc::clone(&events)));
     }
-    if !raft.is_initialized().await.map_err(|e| e.to_string())? {
+    let initialized = raft.is_initialized().await.map_err(|e| e.to_string())?;
+    if rejoining && initialized {
+        let _ = std::fs::remove_file(state_dir.join(REJOIN_MARK));
+    }
+    // A rejoining node waits for the leader to send it the log.
+    if !initialized && !rejoining {
         let members: BTreeMap<RaftId, BasicNode> =
             addrs.iter().enumerate().map(|(i, a)| (i as RaftId, BasicNode::new(a[0].to_string()))).collect();
         // Every node proposes the same membership; all but the first are told
         // it exists already, which is fine.
         let _ = raft.initialize(members).await;
     }
+    tokio::spawn(crate::raft::membership::promote_learners(raft.clone()));
 
     // Rebuild the agreed state up to what was committed before the restart,
     // before deciding anything: acting on a prefix could restart a set this
@@ -212,6 +236,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let mut metrics = raft.metrics();
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut leaving: Option<Instant> = None;
     let mut standby_retry = Instant::now();
     let mut systemd = crate::systemd::Systemd::from_env();
@@ -237,14 +262,18 @@ pub async fn run(opts: Options) -> Result<(), String> {
             },
             _ = term.recv() => { agent.leave(&mut leaving); Input::Tick },
             _ = int.recv() => { agent.leave(&mut leaving); Input::Tick },
+            _ = hup.recv() => { agent.reload(); Input::Tick },
         };
+        if let Input::Committed(Command::Standby { node, standby: false }) = &input {
+            agent.online_agreed(*node)?;
+        }
         agent.step(input)?;
         systemd.feed();
         if leaving.is_none() {
-            agent.standby_after_restart(&mut standby_retry)?;
+            agent.standby_after_restart(&mut standby_retry);
         }
         if let Some(since) = leaving {
-            if agent.empty() || since.elapsed() > SHUTDOWN_WAIT {
+            if agent.may_exit(since) || since.elapsed() > SHUTDOWN_WAIT {
                 break;
             }
         }
@@ -254,7 +283,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let _ = raft.shutdown().await;
     drop(agent);
     // Closing the guard's stdin ends it; it holds nothing by now.
-    let _ = tokio::time::timeout(Duration::from_secs(5), guard_child.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(6), guard_ended).await;
     Ok(())
 }
 
@@ -668,6 +697,59 @@ impl Agent {
     }
 
     /// SIGTERM: hand every set to the next node, then exit.
+    /// SIGHUP: the config file read again. Refused whole if it is invalid
+    /// (the errors become an event, the running config stays); if valid,
+    /// the secrets take effect at once (a rotation step) and the event says
+    /// which other sections changed and wait for the agent's next start.
+    fn reload(&mut self) {
+        let file = &self.config.file;
+        let new = match baton_config::load(file) {
+            Ok(new) => new,
+            Err(e) => {
+                let msg = format!("SIGHUP: {} refused, the running configuration stays:\n{e}", file.display());
+                eprintln!("baton: {msg}");
+                self.events.record("agent", None, msg, None, None);
+                return;
+            }
+        };
+        let keys = match raftnet::secrets(&new.cluster) {
+            Ok(keys) => keys,
+            Err(e) => {
+                let msg = format!("SIGHUP: {} refused: {e}", file.display());
+                self.events.record("agent", None, msg, None, None);
+                return;
+            }
+        };
+        let accepted = keys.len();
+        self.peers.keys.replace(keys);
+        let old = &self.config;
+        let mut pending = Vec::new();
+        let mut cluster = old.cluster.clone();
+        cluster.secret_file.clone_from(&new.cluster.secret_file);
+        cluster.accept_secret_files.clone_from(&new.cluster.accept_secret_files);
+        if cluster != new.cluster {
+            pending.push("cluster");
+        }
+        for (name, same) in [
+            ("nodes", old.nodes == new.nodes),
+            ("sets", old.sets == new.sets),
+            ("fencing", old.fencing == new.fencing),
+            ("notify", old.notify == new.notify),
+        ] {
+            if !same {
+                pending.push(name);
+            }
+        }
+        let later = if pending.is_empty() {
+            String::new()
+        } else {
+            format!("; changes to [{}] take effect when the agent restarts", pending.join("], ["))
+        };
+        let msg = format!("SIGHUP: {} reloaded: {accepted} secret(s) accepted, the first signs{later}", file.display());
+        eprintln!("baton: {msg}");
+        self.events.record("agent", None, msg, None, None);
+    }
+
     fn leave(&mut self, leaving: &mut Option<Instant>) {
         if leaving.is_some() {
             return;
@@ -691,20 +773,43 @@ impl Agent {
             || self.config.nodes[self.me].witness
     }
 
-    /// A node that put itself in standby to shut down takes sets again.
-    fn standby_after_restart(&mut self, retry: &mut Instant) -> Result<(), String> {
-        if !self.local.standby_for_shutdown {
+    /// A leaving node exits once it runs nothing, its standby is agreed
+    /// (so a restart cannot race a late commit of it and stay in standby),
+    /// and no set still waits on a leaving owner: while one does, this
+    /// node's vote may be what lets the cluster move or stop it (when every
+    /// node stops at once, the sets are stopped rather than stranded). It
+    /// stays at least a lease, so that the standbys of nodes told to stop
+    /// at the same moment are agreed before it looks.
+    fn may_exit(&self, leaving_since: Instant) -> bool {
+        if leaving_since.elapsed() < self.config.cluster.lease {
+            return false;
+        }
+        let st = self.core.state();
+        let standby_agreed = st.node(self.me as NodeId).standby || self.config.nodes[self.me].witness;
+        let stranded = (0..self.config.sets.len() as SetId)
+            .any(|s| st.set(s).owner.is_some_and(|o| o != self.me as NodeId && st.node(o).standby));
+        self.empty() && standby_agreed && !stranded
+    }
+
+    /// A node that put itself in standby to shut down takes sets again: it
+    /// asks for `online` until one is agreed after its restart. Seeing "not
+    /// in standby" is not enough — its standby proposal may still be in the
+    /// log, uncommitted, and be agreed later (StopOnebyOne found a last node
+    /// stuck in standby that way); an `online` agreed after the restart
+    /// comes after any such entry, or that entry is gone for good.
+    fn standby_after_restart(&mut self, retry: &mut Instant) {
+        if self.local.standby_for_shutdown && retry.elapsed() > Duration::from_secs(1) {
+            *retry = Instant::now();
+            self.propose(Command::Standby { node: self.me as NodeId, standby: false });
+        }
+    }
+
+    /// An `online` of `node` was agreed (after this agent started).
+    fn online_agreed(&mut self, node: NodeId) -> Result<(), String> {
+        if node != self.me as NodeId || !self.local.standby_for_shutdown {
             return Ok(());
         }
-        let me = self.me as NodeId;
-        if !self.core.state().node(me).standby {
-            self.local.standby_for_shutdown = false;
-            return self.local.save(&self.state_dir);
-        }
-        if retry.elapsed() > Duration::from_secs(1) {
-            *retry = Instant::now();
-            self.propose(Command::Standby { node: me, standby: false });
-        }
-        Ok(())
+        self.local.standby_for_shutdown = false;
+        self.local.save(&self.state_dir)
     }
 }

@@ -36,6 +36,9 @@ pub struct Cluster {
     /// The bearer token HTTP writes need (resolved like `secret_file`);
     /// without it the HTTP API is read-only.
     pub http_token_file: Option<PathBuf>,
+    /// Secrets accepted besides `secret_file`, which alone signs: during a
+    /// rotation the next (or the previous) secret (resolved like `secret_file`).
+    pub accept_secret_files: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -61,13 +61,11 @@ fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
         }),
         None => Ok(SocketAddr::from(([127, 0, 0, 1], 9405))),
     };
-    let http_token_file = f.string(ctx, "http_token_file").map(|(s, span)| {
-        let path = base.join(&s);
-        if let Err(why) = secret::check(&path) {
-            ctx.at(&span, "cluster.http_token_file", why);
-        }
-        path
-    });
+    let http_token_file =
+        f.string(ctx, "http_token_file").map(|v| secret_path(ctx, base, v, "cluster.http_token_file"));
+    let accept = f.strings(ctx, "accept_secret_files").unwrap_or_default();
+    let accept_secret_files =
+        accept.into_iter().map(|v| secret_path(ctx, base, v, "cluster.accept_secret_files")).collect();
     f.finish(ctx, |_| None);
     let heartbeat_interval = hb.as_ref().map_or(Duration::from_millis(100), |(d, _)| *d);
     if heartbeat_interval.is_zero() {
@@ -87,13 +85,7 @@ fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
             ),
         );
     }
-    let secret_file = secret.map(|(s, span)| {
-        let path = base.join(&s);
-        if let Err(why) = secret::check(&path) {
-            ctx.at(&span, "cluster.secret_file", why);
-        }
-        path
-    });
+    let secret_file = secret.map(|v| secret_path(ctx, base, v, "cluster.secret_file"));
     Some(Cluster {
         name: name?.0,
         secret_file: secret_file?,
@@ -103,7 +95,17 @@ fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
         lease: lease_d,
         http: http.ok()?,
         http_token_file,
+        accept_secret_files,
     })
+}
+
+/// A file named relative to the config that must hold a secret.
+fn secret_path(ctx: &mut Ctx, base: &Path, (name, span): (String, Span), key: &str) -> PathBuf {
+    let path = base.join(name);
+    if let Err(why) = secret::check(&path) {
+        ctx.at(&span, key, why);
+    }
+    path
 }
 
 fn nodes(ctx: &mut Ctx, t: &Table) -> Vec<NodeConfig> {

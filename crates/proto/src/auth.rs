@@ -1,5 +1,8 @@
 //! The cluster secret as MAC keys. During a secret rotation a node accepts
-//! packets under any of its keys and signs with the first.
+//! packets under any of its keys and signs with the first. Clones share
+//! their keys, so a reload replaces them for every socket at once.
+
+use std::sync::{Arc, RwLock};
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -17,31 +20,45 @@ pub fn cluster_id(name: &str) -> u64 {
 
 #[derive(Clone)]
 pub struct Keys {
-    keys: Vec<Vec<u8>>,
+    keys: Arc<RwLock<Vec<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Keys({} secret(s), not shown)", self.keys.len())
+        write!(f, "Keys({} secret(s), not shown)", self.read().len())
     }
 }
 
 impl Keys {
     /// The first key signs; every key is accepted.
     pub fn new(keys: Vec<Vec<u8>>) -> Self {
+        Self::check(&keys);
+        Keys { keys: Arc::new(RwLock::new(keys)) }
+    }
+
+    fn check(keys: &[Vec<u8>]) {
         assert!(!keys.is_empty() && keys.iter().all(|k| !k.is_empty()), "a cluster needs a secret");
-        Keys { keys }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Vec<u8>>> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// New keys for this and every clone (a secret rotation step).
+    pub fn replace(&self, keys: Vec<Vec<u8>>) {
+        Self::check(&keys);
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 
     pub fn sign(&self, data: &[u8]) -> [u8; MAC_LEN] {
-        let mut mac = HmacSha256::new_from_slice(&self.keys[0]).expect("HMAC takes keys of any length");
+        let mut mac = HmacSha256::new_from_slice(&self.read()[0]).expect("HMAC takes keys of any length");
         mac.update(data);
         mac.finalize().into_bytes().into()
     }
 
     /// Constant-time check of `tag` over `data` under any accepted key.
     pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
-        self.keys.iter().any(|k| {
+        self.read().iter().any(|k| {
             let mut mac = HmacSha256::new_from_slice(k).expect("HMAC takes keys of any length");
             mac.update(data);
             mac.verify_slice(tag).is_ok()

@@ -138,11 +138,10 @@ impl Verifier {
             return Err(Reject::Misaddressed);
         }
         let seq = be64(&b[23..31]);
-        let last = self.last.entry((from, link)).or_insert(0);
-        if seq <= *last && *last != 0 {
+        if self.last.get(&(from, link)).is_some_and(|&last| seq <= last) {
             return Err(Reject::Replayed);
         }
-        *last = seq;
+        self.last.insert((from, link), seq);
         let echoes = (0..count)
             .map(|i| {
                 let e = &body[HEADER + i * ECHO..HEADER + (i + 1) * ECHO];
@@ -164,6 +163,17 @@ mod tests {
 
     fn hb(seq: u64) -> Heartbeat {
         Heartbeat { from: 1, epoch: 3, seq, echoes: vec![Echo { to: 0, epoch: 2, seq: 99 }] }
+    }
+
+    /// Found by the `heartbeat` fuzz target: a heartbeat with sequence
+    /// number 0 was accepted again and again, as 0 stood for "none yet".
+    #[test]
+    fn sequence_zero_is_accepted_once() {
+        let k = keys(b"0123456789abcdef0123456789abcdef");
+        let mut v = Verifier::new(cluster_id("lab"), 3, 2, k.clone());
+        let bytes = encode(&hb(0), cluster_id("lab"), 0, &k);
+        assert_eq!(v.open(0, &bytes), Ok(hb(0)));
+        assert_eq!(v.open(0, &bytes), Err(Reject::Replayed));
     }
 
     #[test]

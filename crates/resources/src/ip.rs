@@ -40,14 +40,11 @@ fn in_subnet(a: IpAddr, b: IpAddr, prefix: u8) -> bool {
 }
 
 /// The interface for `spec` and the prefix to use: the named one, else the
-/// first running interface with an address in the same subnet.
+/// first running interface with an address whose own network holds the
+/// service address (so a host address such as a /32 on `lo` never draws it).
 pub fn choose(ifaces: &[Iface], spec: &IpSpec) -> io::Result<(Iface, u8)> {
-    let fits = |i: &Iface| {
-        i.addresses
-            .iter()
-            .find(|(a, p)| *a != spec.ip && in_subnet(*a, spec.ip, spec.prefix.unwrap_or(*p)))
-            .map(|(_, p)| *p)
-    };
+    let fits =
+        |i: &Iface| i.addresses.iter().find(|(a, p)| *a != spec.ip && in_subnet(*a, spec.ip, *p)).map(|(_, p)| *p);
     if let Some(name) = &spec.interface {
         let iface = ifaces
             .iter()
@@ -186,5 +183,19 @@ mod tests {
         assert_eq!((i.name.as_str(), p), ("eth2", 25));
         assert!(choose(&ifs, &spec("172.16.0.1", None, None)).is_err());
         assert!(choose(&ifs, &spec("10.0.0.100", None, Some("eth9"))).is_err());
+    }
+
+    /// Found by the chaos scenarios: with a /32 of the same range on `lo`
+    /// (the ownership checker's marker; a load balancer's service address
+    /// looks the same), the service address went to `lo`, whose route then
+    /// swallowed the node's traffic to that network.
+    #[test]
+    fn a_host_address_on_lo_does_not_draw_the_service_address() {
+        let ifs = [
+            iface(1, "lo", true, &[("127.0.0.1", 8), ("10.0.0.249", 32)]),
+            iface(2, "eth0", true, &[("10.0.0.1", 24)]),
+        ];
+        let (i, p) = choose(&ifs, &spec("10.0.0.100", Some(24), None)).unwrap();
+        assert_eq!((i.name.as_str(), p), ("eth0", 24));
     }
 }

@@ -6,9 +6,9 @@
 
 mod chart;
 mod cost;
-mod quiet;
+pub mod quiet;
 mod report;
-mod watch;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -15,10 +15,13 @@ pub struct Quiet {
     pub dual_ms: u64,
 }
 
+/// The nftables table of the loss rule.
+pub const LOSS_TABLE: &str = "inet baton_lab_loss";
+
 /// The drop rule, in its own table so it cannot touch anything else.
-fn loss_rules(percent: u32) -> String {
+pub fn loss_rules(percent: u32) -> String {
     format!(
-        "table inet baton_bench_loss {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    \
+        "table {LOSS_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    \
          iifname \"eth*\" numgen random mod 100 < {percent} drop\n  }}\n}}\n"
     )
 }

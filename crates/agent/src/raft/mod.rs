@@ -8,6 +8,7 @@
 //! [`ClusterState`]: baton_state::ClusterState
 
 pub mod machine;
+pub mod membership;
 pub mod net;
 pub mod store;
 

@@ -27,6 +27,7 @@ use crate::events::EventLog;
 const MAX_FRAME: usize = 16 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 const MAC_LEN: usize = 32;
+const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Serialize, Deserialize)]
 pub enum Request {
@@ -40,6 +41,11 @@ pub enum Request {
         since_ms: u64,
         set: Option<String>,
     },
+    /// `baton rejoin` on a node whose state is lost: take it out of the
+    /// voters (see [`super::membership`]).
+    Rejoin {
+        node: NodeId,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -49,6 +55,7 @@ pub enum Reply {
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     Propose(Result<(), String>),
     Events(Vec<crate::events::Record>),
+    Rejoin(Result<(), String>),
 }
 
 fn random16() -> io::Result<[u8; 16]> {
@@ -57,15 +64,70 @@ fn random16() -> io::Result<[u8; 16]> {
     Ok(b)
 }
 
-/// One authenticated connection.
-pub struct Session {
-    stream: TcpStream,
+/// The signing state of one connection, apart from its socket: both
+/// sides' nonces, which side this is and each direction's frame counter.
+pub struct Seal {
     keys: Keys,
     nonces: [u8; 32],
     /// 0 for the side that connected, 1 for the side that accepted.
     me: u8,
     sent: u64,
     received: u64,
+}
+
+impl Seal {
+    pub fn new(keys: Keys, nonces: [u8; 32], me: u8) -> Seal {
+        Seal { keys, nonces, me: me & 1, sent: 0, received: 0 }
+    }
+
+    fn signed(&self, dir: u8, counter: u64, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::with_capacity(41 + body.len());
+        m.extend_from_slice(&self.nonces);
+        m.push(dir);
+        m.extend_from_slice(&counter.to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    /// The next frame to send: length, body, MAC.
+    pub fn seal(&mut self, body: &[u8]) -> Vec<u8> {
+        self.sent += 1;
+        let tag = self.keys.sign(&self.signed(self.me, self.sent, body));
+        let mut frame = ((body.len() + MAC_LEN) as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        frame.extend_from_slice(&tag);
+        frame
+    }
+
+    /// Checks a frame's length prefix: the bytes that follow it.
+    pub fn frame_len(prefix: [u8; 4]) -> io::Result<usize> {
+        let len = u32::from_be_bytes(prefix) as usize;
+        if !(MAC_LEN..=MAX_FRAME).contains(&len) {
+            return Err(io::Error::other(format!("a frame of {len} bytes")));
+        }
+        Ok(len)
+    }
+
+    /// Verifies and decodes the next received frame (without its length
+    /// prefix). Every frame counts, so a dropped or replayed one fails the
+    /// ones after it too.
+    pub fn open<T: for<'de> Deserialize<'de>>(&mut self, frame: &[u8]) -> io::Result<T> {
+        if frame.len() < MAC_LEN {
+            return Err(io::Error::other(format!("a frame of {} bytes", frame.len())));
+        }
+        let (body, tag) = frame.split_at(frame.len() - MAC_LEN);
+        self.received += 1;
+        if !self.keys.verify(&self.signed(1 - self.me, self.received, body), tag) {
+            return Err(io::Error::other("a frame that is not signed with the cluster secret"));
+        }
+        serde_json::from_slice(body).map_err(|e| io::Error::other(format!("a malformed frame: {e}")))
+    }
+}
+
+/// One authenticated connection.
+pub struct Session {
+    stream: TcpStream,
+    seal: Seal,
 }
 
 impl Session {
@@ -83,13 +145,17 @@ impl Session {
         let mut nonces = [0u8; 32];
         nonces[..16].copy_from_slice(&mine);
         nonces[16..].copy_from_slice(&theirs);
-        Ok(Session { stream, keys, nonces, me: 0, sent: 0, received: 0 })
+        Ok(Session { stream, seal: Seal::new(keys, nonces, 0) })
     }
 
+    /// The accepting side of the handshake; a peer that does not say hello
+    /// within [`HELLO_TIMEOUT`] is dropped, so idle connections cannot pile up.
     pub async fn accept(mut stream: TcpStream, cluster: u64, keys: Keys) -> io::Result<Session> {
         stream.set_nodelay(true)?;
         let mut hello = [0u8; 24];
-        stream.read_exact(&mut hello).await?;
+        tokio::time::timeout(HELLO_TIMEOUT, stream.read_exact(&mut hello))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no hello"))??;
         if hello[..8] != cluster.to_be_bytes() {
             return Err(io::Error::other("a peer of another cluster"));
         }
@@ -98,44 +164,31 @@ impl Session {
         let mut nonces = [0u8; 32];
         nonces[..16].copy_from_slice(&hello[8..]);
         nonces[16..].copy_from_slice(&mine);
-        Ok(Session { stream, keys, nonces, me: 1, sent: 0, received: 0 })
-    }
-
-    fn signed(&self, dir: u8, counter: u64, body: &[u8]) -> Vec<u8> {
-        let mut m = Vec::with_capacity(41 + body.len());
-        m.extend_from_slice(&self.nonces);
-        m.push(dir);
-        m.extend_from_slice(&counter.to_be_bytes());
-        m.extend_from_slice(body);
-        m
+        Ok(Session { stream, seal: Seal::new(keys, nonces, 1) })
     }
 
     pub async fn send<T: Serialize>(&mut self, msg: &T) -> io::Result<()> {
         let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
-        self.sent += 1;
-        let tag = self.keys.sign(&self.signed(self.me, self.sent, &body));
-        let mut frame = ((body.len() + MAC_LEN) as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
-        frame.extend_from_slice(&tag);
+        let frame = self.seal.seal(&body);
         self.stream.write_all(&frame).await
     }
 
     pub async fn recv<T: for<'de> Deserialize<'de>>(&mut self) -> io::Result<T> {
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).await?;
-        let len = u32::from_be_bytes(len) as usize;
-        if !(MAC_LEN..=MAX_FRAME).contains(&len) {
-            return Err(io::Error::other(format!("a frame of {len} bytes")));
-        }
-        let mut frame = vec![0u8; len];
+        let mut prefix = [0u8; 4];
+        self.stream.read_exact(&mut prefix).await?;
+        let mut frame = vec![0u8; Seal::frame_len(prefix)?];
         self.stream.read_exact(&mut frame).await?;
-        let (body, tag) = frame.split_at(len - MAC_LEN);
-        self.received += 1;
-        if !self.keys.verify(&self.signed(1 - self.me, self.received, body), tag) {
-            return Err(io::Error::other("a frame that is not signed with the cluster secret"));
-        }
-        serde_json::from_slice(body).map_err(|e| io::Error::other(format!("a malformed frame: {e}")))
+        self.seal.open(&frame)
     }
+}
+
+/// The keys of the cluster: `secret_file` (which signs), then every
+/// `accept_secret_files` entry. Errors name the file, never its content.
+pub fn secrets(cluster: &baton_config::Cluster) -> Result<Vec<Vec<u8>>, String> {
+    std::iter::once(&cluster.secret_file)
+        .chain(&cluster.accept_secret_files)
+        .map(|f| std::fs::read(f).map_err(|e| format!("reading {}: {e}", f.display())))
+        .collect()
 }
 
 /// Where each node listens, link by link.
@@ -148,6 +201,20 @@ pub struct Peers {
 }
 
 impl Peers {
+    /// The cluster's peers and keys as `config` gives them.
+    pub fn of(config: &baton_config::Config) -> Result<Peers, String> {
+        let port = config.cluster.port;
+        Ok(Peers {
+            cluster: baton_proto::cluster_id(&config.cluster.name),
+            keys: Keys::new(secrets(&config.cluster)?),
+            addrs: config
+                .nodes
+                .iter()
+                .map(|n| n.addresses.iter().map(|a| SocketAddr::new(a.ip, port)).collect())
+                .collect(),
+        })
+    }
+
     /// Connect to `node`, trying each link in order.
     pub async fn connect(&self, node: NodeId) -> io::Result<Session> {
         let mut last = io::Error::other(format!("node {node} has no address"));
@@ -287,6 +354,7 @@ pub async fn serve(listener: TcpListener, cluster: u64, keys: Keys, raft: Raft, 
                         Reply::Propose(raft.client_write(c).await.map(|_| ()).map_err(|e| e.to_string()))
                     }
                     Request::Events { since_ms, set } => Reply::Events(events.query(since_ms, set.as_deref())),
+                    Request::Rejoin { node } => Reply::Rejoin(super::membership::remove_voter(&raft, node).await),
                 };
                 if session.send(&reply).await.is_err() {
                     return;

@@ -1,0 +1,58 @@
+//! Rejoining a node whose Raft state is lost. Its old vote is gone, so it
+//! must not vote again until the cluster has taken it out of the voters:
+//! the leader removes it (keeping it as a learner), the node starts from an
+//! empty log and copies the cluster's, and the leader makes it a voter
+//! again once it has caught up — the membership-change way of etcd and
+//! the openraft guide, never a node that forgot its vote counting twice.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use openraft::ChangeMembers;
+
+use super::{NodeId, Raft};
+
+/// On the leader: `node` leaves the voters and stays a learner. Elsewhere:
+/// an error naming the leader.
+pub async fn remove_voter(raft: &Raft, node: NodeId) -> Result<(), String> {
+    let metrics = raft.metrics().borrow().clone();
+    let voters: BTreeSet<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+    if !voters.contains(&node) {
+        return Ok(());
+    }
+    if metrics.current_leader != Some(metrics.id) {
+        return Err(match metrics.current_leader {
+            Some(l) => format!("not the leader (node {l} is)"),
+            None => "no leader is known here".into(),
+        });
+    }
+    raft.change_membership(ChangeMembers::RemoveVoters([node].into()), true)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("removing node {node} from the voters: {e}"))
+}
+
+/// On the leader, every second: a learner whose log has caught up with
+/// the leader's becomes a voter again.
+pub async fn promote_learners(raft: Raft) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(metrics.id) {
+            continue;
+        }
+        let Some(replication) = &metrics.replication else { continue };
+        let caught_up: BTreeSet<NodeId> = metrics
+            .membership_config
+            .membership()
+            .learner_ids()
+            .filter(|l| replication.get(l).copied().flatten().map(|id| id.index) >= metrics.last_log_index)
+            .collect();
+        if caught_up.is_empty() {
+            continue;
+        }
+        if let Err(e) = raft.change_membership(ChangeMembers::AddVoterIds(caught_up.clone()), false).await {
+            eprintln!("baton: making {caught_up:?} voters again: {e}");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Chaos in the lab: named fault scenarios (Pacemaker CTS names where one
+//! exists) run against real agents, each ending in a check that the set
+//! runs on exactly one node; beneath them the ownership record (every add
+//! and delete of the service address in every node, kernel-stamped) and a
+//! client probing the service. `lab chaos` runs chosen scenarios once;
+//! `lab soak` runs random ones for a duration. Any moment with two holders
+//! fails both.
+
+mod scenarios;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use baton_sim::rng::Rng;
+use clap::Args;
+
+use super::bench::watch::Watch;
+use super::net::{Lab, VIP};
+use super::web::read_probe_into;
+use super::UpArgs;
+pub use scenarios::Scenario;
+
+/// The client's probe interval.
+const PROBE_MS: u64 = 20;
+
+#[derive(Args, Debug)]
+pub struct ChaosArgs {
+    /// Scenarios to run, in order (all of them if none is named).
+    #[arg(value_enum)]
+    pub scenarios: Vec<Scenario>,
+    /// Seed of the random choices (victims, orders, partitions).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Leave the lab up when a scenario fails, to look at it (`lab down` ends it).
+    #[arg(long)]
+    pub keep: bool,
+    #[command(flatten)]
+    pub up: UpArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SoakArgs {
+    /// How long to run random scenarios, e.g. 1h.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Seed of the random choices; the report names it.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub up: UpArgs,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    baton_config::parse_duration(text)
+}
+
+/// What a run saw, for its report.
+#[derive(Default)]
+struct Tally {
+    /// Scenario name → (runs, failures).
+    runs: BTreeMap<&'static str, (u32, u32)>,
+    failures: Vec<String>,
+}
+
+/// The client in its own namespace, asking every [`PROBE_MS`].
+struct Probe {
+    child: Child,
+    reader: Option<JoinHandle<()>>,
+    samples: Arc<Mutex<Vec<(u64, String)>>>,
+}
+
+impl Probe {
+    fn start(lab: &Lab, seconds: u64) -> Result<Probe, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &lab.ns("client")?])
+            .arg(exe)
+            .args(["lab", "probe", "--url", &format!("http://{VIP}/"), "--interval-ms", &PROBE_MS.to_string()])
+            .args(["--seconds", &seconds.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("starting the probe: {e}"))?;
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("piped");
+        let reader = {
+            let samples = Arc::clone(&samples);
+            std::thread::spawn(move || read_probe_into(out, &samples))
+        };
+        Ok(Probe { child, reader: Some(reader), samples })
+    }
+
+    /// Milliseconds without an answer, summed over every gap longer than
+    /// two probe intervals, and the number of answered requests.
+    fn finish(mut self) -> (u64, usize) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let mut samples = std::mem::take(&mut *self.samples.lock().expect("not poisoned"));
+        samples.sort_by_key(|(t, _)| *t);
+        let answered: Vec<u64> = samples.iter().filter(|(_, w)| w != "-").map(|(t, _)| *t).collect();
+        let outage = answered.windows(2).map(|w| w[1] - w[0]).filter(|&gap| gap > 2 * PROBE_MS).sum();
+        (outage, answered.len())
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `next()`'s scenarios on a fresh lab until it says stop, with the
+/// ownership record and the probe around them all; prints the report.
+fn drive(
+    up: &UpArgs,
+    seed: u64,
+    limit: Duration,
+    keep: bool,
+    mut next: impl FnMut(&mut Rng) -> Option<Scenario>,
+) -> Result<(), String> {
+    let mut lab = Lab::up(up)?;
+    let result = drive_on(&mut lab, seed, limit, keep, &mut next);
+    if keep && result.is_err() {
+        return result.map_err(|e| format!("{e}\nthe lab is still up in {}", lab.dir.display()));
+    }
+    let down = Lab::down(&lab.dir);
+    result.and(down)
+}
+
+fn drive_on(
+    lab: &mut Lab,
+    seed: u64,
+    limit: Duration,
+    keep: bool,
+    next: &mut impl FnMut(&mut Rng) -> Option<Scenario>,
+) -> Result<(), String> {
+    let mut rng = Rng::new(seed);
+    let first = scenarios::settle(lab, Duration::from_secs(30))?;
+    let watch = Watch::start(lab, &lab.nodes[0].clone())?;
+    // The probe outlives the run by a margin for the last scenario.
+    let probe = Probe::start(lab, limit.as_secs() + 900)?;
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    while let Some(s) = next(&mut rng) {
+        let at = started.elapsed().as_secs();
+        let result = s.run(lab, &mut rng).and_then(|what| {
+            scenarios::settle(lab, Duration::from_secs(60))
+                .map(|owner| format!("{what}; web runs on {owner}"))
+                .map_err(|e| format!("afterwards: {e}"))
+        });
+        let entry = tally.runs.entry(s.name()).or_default();
+        entry.0 += 1;
+        match result {
+            Ok(line) => println!("[{at:>5} s] {:<22} ok: {line}", s.name()),
+            Err(e) => {
+                entry.1 += 1;
+                println!("[{at:>5} s] {:<22} FAILED: {e}", s.name());
+                tally.failures.push(format!("{} at {at} s: {e}", s.name()));
+                if keep {
+                    return Err(format!("{} failed: {e}", s.name()));
+                }
+                // A scenario that failed may leave the lab broken: restore it.
+                scenarios::restore(lab)?;
+            }
+        }
+    }
+    let (outage_ms, answered) = probe.finish();
+    let window = watch.finish()?;
+    let dual_ms = window.dual_us([first].into()) / 1000;
+    let elapsed = started.elapsed();
+    println!(
+        "\nseed {seed}, {} s of chaos, {} scenarios:",
+        elapsed.as_secs(),
+        tally.runs.values().map(|r| r.0).sum::<u32>()
+    );
+    for (name, (runs, failed)) in &tally.runs {
+        println!("  {name:<22} {runs:>4} run(s), {failed} failed");
+    }
+    println!("ownership changes (a node adding the service address): {}", window.takeovers());
+    println!(
+        "client: {answered} answers, total outage {:.1} s (gaps over {} ms)",
+        outage_ms as f64 / 1000.0,
+        2 * PROBE_MS
+    );
+    println!("time with two holders of the address: {dual_ms} ms");
+    if dual_ms > 0 {
+        return Err(format!("two nodes held the service address for {dual_ms} ms; logs in {}", lab.dir.display()));
+    }
+    if !tally.failures.is_empty() {
+        return Err(format!("{} scenario(s) failed: {}", tally.failures.len(), tally.failures.join("; ")));
+    }
+    Ok(())
+}
+
+pub fn chaos(args: &ChaosArgs) -> Result<(), String> {
+    let mut list: Vec<Scenario> =
+        if args.scenarios.is_empty() { Scenario::ALL.to_vec() } else { args.scenarios.clone() };
+    list.reverse();
+    drive(&args.up, args.seed, Duration::from_secs(300) * list.len() as u32, args.keep, |_| list.pop())
+}
+
+pub fn soak(args: &SoakArgs) -> Result<(), String> {
+    let until = Instant::now() + args.duration;
+    drive(&args.up, args.seed, args.duration, false, |rng| {
+        (Instant::now() < until).then(|| Scenario::ALL[rng.index(Scenario::ALL.len())])
+    })
+}

@@ -1,0 +1,615 @@
+//! The scenarios. Each starts from a settled lab (every agent up, `web`
+//! running on one node), does its damage, checks what must hold while the
+//! damage lasts, and undoes it; the driver then waits for the lab to settle.
+
+use std::process::Command;
+use std::time::Duration;
+
+use baton_sim::rng::Rng;
+use clap::ValueEnum;
+
+use super::super::bench::quiet::{loss_rules, nft, LOSS_TABLE};
+use super::super::net::{Lab, VIP};
+use super::super::{node_status, wait_until};
+use crate::lab::disk::StateDisk;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Every agent SIGKILLed (guards clean up), then all started at once.
+    #[value(name = "SimulStart")]
+    SimulStart,
+    /// Every agent sent SIGTERM at once: all exit, nothing left behind.
+    #[value(name = "SimulStop")]
+    SimulStop,
+    /// Agents stopped one by one: the set runs while a majority is left, nowhere after.
+    #[value(name = "StopOnebyOne")]
+    StopOnebyOne,
+    /// Agents restarted one by one: the set runs after each.
+    #[value(name = "RestartOnebyOne")]
+    RestartOnebyOne,
+    /// The owner put in standby, then online again.
+    #[value(name = "Standby")]
+    Standby,
+    /// Maintenance mode: a killed service is not recovered until it ends.
+    #[value(name = "MaintenanceMode")]
+    MaintenanceMode,
+    /// The service killed on its node: recovered.
+    #[value(name = "ResourceRecover")]
+    ResourceRecover,
+    /// SIGKILL of the owner's agent, then of the new owner's guard.
+    #[value(name = "ComponentFail")]
+    ComponentFail,
+    /// A random partition, held, then healed.
+    #[value(name = "SplitBrain")]
+    SplitBrain,
+    /// Just under half the nodes (the owner among them) lost at once.
+    #[value(name = "NearQuorumPoint")]
+    NearQuorumPoint,
+    /// The owner's agent paused (SIGSTOP) for three leases, then resumed.
+    #[value(name = "PauseOwner")]
+    PauseOwner,
+    /// 30 % of the packets dropped on every node for 15 s.
+    #[value(name = "FlappingLinks")]
+    FlappingLinks,
+    /// The Raft leader SIGKILLed while a `move` is under way.
+    #[value(name = "LeaderKilledDuringMove")]
+    LeaderKilledDuringMove,
+    /// A node's state directory on a full filesystem.
+    #[value(name = "FullStateFs")]
+    FullStateFs,
+    /// A node's state file damaged: refused, then `baton rejoin`.
+    #[value(name = "CorruptStateFile")]
+    CorruptStateFile,
+    /// A UDP and TCP flood from the client at the owner's cluster port.
+    #[value(name = "PacketFlood")]
+    PacketFlood,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 16] = [
+        Scenario::SimulStart,
+        Scenario::SimulStop,
+        Scenario::StopOnebyOne,
+        Scenario::RestartOnebyOne,
+        Scenario::Standby,
+        Scenario::MaintenanceMode,
+        Scenario::ResourceRecover,
+        Scenario::ComponentFail,
+        Scenario::SplitBrain,
+        Scenario::NearQuorumPoint,
+        Scenario::PauseOwner,
+        Scenario::FlappingLinks,
+        Scenario::LeaderKilledDuringMove,
+        Scenario::FullStateFs,
+        Scenario::CorruptStateFile,
+        Scenario::PacketFlood,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::SimulStart => "SimulStart",
+            Scenario::SimulStop => "SimulStop",
+            Scenario::StopOnebyOne => "StopOnebyOne",
+            Scenario::RestartOnebyOne => "RestartOnebyOne",
+            Scenario::Standby => "Standby",
+            Scenario::MaintenanceMode => "MaintenanceMode",
+            Scenario::ResourceRecover => "ResourceRecover",
+            Scenario::ComponentFail => "ComponentFail",
+            Scenario::SplitBrain => "SplitBrain",
+            Scenario::NearQuorumPoint => "NearQuorumPoint",
+            Scenario::PauseOwner => "PauseOwner",
+            Scenario::FlappingLinks => "FlappingLinks",
+            Scenario::LeaderKilledDuringMove => "LeaderKilledDuringMove",
+            Scenario::FullStateFs => "FullStateFs",
+            Scenario::CorruptStateFile => "CorruptStateFile",
+            Scenario::PacketFlood => "PacketFlood",
+        }
+    }
+
+    /// Does the damage and checks it; says what happened.
+    pub fn run(self, lab: &mut Lab, rng: &mut Rng) -> Result<String, String> {
+        let owner = settle(lab, Duration::from_secs(30))?;
+        match self {
+            Scenario::SimulStart => simul_start(lab),
+            Scenario::SimulStop => simul_stop(lab),
+            Scenario::StopOnebyOne => stop_one_by_one(lab, rng),
+            Scenario::RestartOnebyOne => restart_one_by_one(lab, rng),
+            Scenario::Standby => standby(lab, &owner),
+            Scenario::MaintenanceMode => maintenance(lab, &owner),
+            Scenario::ResourceRecover => resource_recover(lab, &owner),
+            Scenario::ComponentFail => component_fail(lab, &owner),
+            Scenario::SplitBrain => split_brain(lab, rng),
+            Scenario::NearQuorumPoint => near_quorum(lab, rng, &owner),
+            Scenario::PauseOwner => pause_owner(lab, &owner),
+            Scenario::FlappingLinks => flapping(lab),
+            Scenario::LeaderKilledDuringMove => leader_killed_during_move(lab, rng),
+            Scenario::FullStateFs => full_state_fs(lab, rng, &owner),
+            Scenario::CorruptStateFile => corrupt_state_file(lab, rng, &owner),
+            Scenario::PacketFlood => flood(lab, &owner),
+        }
+    }
+}
+
+/// Longest a SIGTERMed agent may take: it hands its sets over first.
+const STOP_LIMIT: Duration = Duration::from_secs(75);
+
+/// Nodes holding the service address, as their kernels say.
+fn holders(lab: &Lab) -> Vec<String> {
+    lab.nodes.iter().filter(|n| addresses(lab, n).contains(&format!("{VIP}/"))).cloned().collect()
+}
+
+fn addresses(lab: &Lab, node: &str) -> String {
+    let Ok(ns) = lab.ns(node) else { return String::new() };
+    Command::new("ip")
+        .args(["-n", &ns, "-o", "addr"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Pids in `node`'s namespace whose command line has `word` as an argument.
+fn pids_with(lab: &Lab, node: &str, word: &str) -> Vec<i32> {
+    let Ok(ns) = lab.ns(node) else { return vec![] };
+    let out = Command::new("ip").args(["netns", "pids", &ns]).output().map(|o| o.stdout).unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .filter(|p| {
+            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            cmdline.split(|b| *b == 0).any(|a| a == word.as_bytes())
+        })
+        .collect()
+}
+
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) of a process of the lab's own namespaces.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// The node runs no part of the set: no address, no web server.
+fn holds_nothing(lab: &Lab, node: &str) -> Result<(), String> {
+    if addresses(lab, node).contains(&format!("{VIP}/")) {
+        return Err(format!("{node} still holds {VIP}"));
+    }
+    if !pids_with(lab, node, "serve").is_empty() {
+        return Err(format!("{node} still runs the web server"));
+    }
+    Ok(())
+}
+
+/// Waits until every agent is up, every node sees every node online and
+/// the same owner running `web`, and only that owner holds the address.
+pub fn settle(lab: &Lab, limit: Duration) -> Result<String, String> {
+    let mut last = String::from("nothing observed");
+    let mut owner = None;
+    let ok = wait_until(limit, || {
+        owner = None;
+        let mut seen = Vec::new();
+        for n in &lab.nodes {
+            if lab.agent_pid(n).is_none() {
+                last = format!("the agent of {n} is not running");
+                return false;
+            }
+            let Ok(doc) = node_status(&lab.dir, n) else {
+                last = format!("{n} does not answer status");
+                return false;
+            };
+            if !doc["nodes"].as_array().is_some_and(|ns| ns.iter().all(|x| x["state"] == "online")) {
+                last = format!("{n} does not see every node online");
+                return false;
+            }
+            let set = &doc["sets"][0];
+            if set["state"] != "running" {
+                last = format!("{n} sees web {}", set["state"]);
+                return false;
+            }
+            seen.push(set["owner"].as_str().unwrap_or("").to_string());
+        }
+        seen.dedup();
+        let held = holders(lab);
+        if seen.len() != 1 || held != seen {
+            last = format!("owners seen {seen:?}, address held by {held:?}");
+            return false;
+        }
+        owner = seen.pop();
+        true
+    });
+    match owner {
+        Some(o) if ok => Ok(o),
+        _ => Err(format!("the lab did not settle within {limit:?}: {last}")),
+    }
+}
+
+/// Undoes whatever a failed scenario may have left: links, loss rules,
+/// paused or dead agents; then waits for the lab to settle.
+pub fn restore(lab: &mut Lab) -> Result<(), String> {
+    lab.heal()?;
+    for node in lab.nodes.clone() {
+        let _ = nft(&lab.ns(&node)?, &format!("delete table {LOSS_TABLE}\n"));
+        if let Some(pid) = lab.agent_pid(&node) {
+            signal(pid as i32, libc::SIGCONT);
+        } else {
+            lab.start(&node)?;
+        }
+    }
+    settle(lab, Duration::from_secs(60)).map(|_| ())
+}
+
+fn stop(lab: &Lab, nodes: &[String]) -> Result<(), String> {
+    for n in nodes {
+        let pid = lab.agent_pid(n).ok_or_else(|| format!("the agent of {n} is not running"))?;
+        signal(pid as i32, libc::SIGTERM);
+    }
+    for n in nodes {
+        if !wait_until(STOP_LIMIT, || lab.agent_pid(n).is_none()) {
+            return Err(format!("the agent of {n} did not exit within {STOP_LIMIT:?} of SIGTERM"));
+        }
+    }
+    Ok(())
+}
+
+fn start(lab: &mut Lab, nodes: &[String]) -> Result<(), String> {
+    nodes.iter().try_for_each(|n| lab.start(n))
+}
+
+fn others(lab: &Lab, node: &str) -> Vec<String> {
+    lab.nodes.iter().filter(|n| *n != node).cloned().collect()
+}
+
+fn pick(rng: &mut Rng, from: &[String]) -> String {
+    from[rng.index(from.len())].clone()
+}
+
+/// Waits until `node`'s namespace holds nothing of the set.
+fn emptied(lab: &Lab, node: &str, limit: Duration) -> Result<(), String> {
+    if wait_until(limit, || holds_nothing(lab, node).is_ok()) {
+        Ok(())
+    } else {
+        holds_nothing(lab, node).map_err(|e| format!("after {limit:?}: {e}"))
+    }
+}
+
+/// Runs `baton ARGS --socket` of `node`.
+fn baton_on(lab: &Lab, node: &str, args: &[&str]) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(args)
+        .arg("--socket")
+        .arg(lab.dir.join(node).join("baton.sock"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("baton {} on {node}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+fn simul_start(lab: &mut Lab) -> Result<String, String> {
+    let all = lab.nodes.clone();
+    for n in &all {
+        lab.kill(n)?;
+    }
+    for n in &all {
+        emptied(lab, n, Duration::from_secs(5))?;
+    }
+    start(lab, &all)?;
+    Ok(format!("all {} agents SIGKILLed (every node emptied by its guard), then started together", all.len()))
+}
+
+fn simul_stop(lab: &mut Lab) -> Result<String, String> {
+    let all = lab.nodes.clone();
+    let t = std::time::Instant::now();
+    stop(lab, &all)?;
+    let took = t.elapsed();
+    for n in &all {
+        holds_nothing(lab, n)?;
+        if !pids_with(lab, n, "guard").is_empty() {
+            return Err(format!("{n}'s guard outlived its agent"));
+        }
+    }
+    start(lab, &all)?;
+    Ok(format!("all agents sent SIGTERM together: all exited in {:.1} s, nothing left running", took.as_secs_f64()))
+}
+
+fn stop_one_by_one(lab: &mut Lab, rng: &mut Rng) -> Result<String, String> {
+    let mut order = lab.nodes.clone();
+    rng.shuffle(&mut order);
+    let n = lab.nodes.len();
+    for (i, node) in order.iter().enumerate() {
+        stop(lab, std::slice::from_ref(node))?;
+        let left = n - i - 1;
+        if left > n / 2 {
+            let runs = wait_until(Duration::from_secs(20), || holders(lab).len() == 1);
+            let held = holders(lab);
+            if !runs || order[..=i].contains(&held[0]) {
+                return Err(format!("with {left} of {n} agents up, the address is held by {held:?}"));
+            }
+        } else if !wait_until(Duration::from_secs(10), || holders(lab).is_empty()) {
+            return Err(format!(
+                "with {left} of {n} agents up (no majority), {:?} still holds the address",
+                holders(lab)
+            ));
+        }
+    }
+    start(lab, &order)?;
+    Ok(format!("stopped {} in turn: the set ran while a majority was up and nowhere after", order.join(", ")))
+}
+
+fn restart_one_by_one(lab: &mut Lab, rng: &mut Rng) -> Result<String, String> {
+    let mut order = lab.nodes.clone();
+    rng.shuffle(&mut order);
+    for node in &order {
+        stop(lab, std::slice::from_ref(node))?;
+        start(lab, std::slice::from_ref(node))?;
+        settle(lab, Duration::from_secs(30)).map_err(|e| format!("after restarting {node}: {e}"))?;
+    }
+    Ok(format!("restarted {} in turn, the set running after each", order.join(", ")))
+}
+
+fn standby(lab: &mut Lab, owner: &str) -> Result<String, String> {
+    baton_on(lab, owner, &["standby", owner, "--reason", "chaos"])?;
+    let moved = taken_over(lab, owner);
+    let empty = holds_nothing(lab, owner);
+    baton_on(lab, owner, &["online", owner, "--reason", "chaos"])?;
+    let moved = moved?;
+    empty.map_err(|e| format!("in standby: {e}"))?;
+    Ok(format!("{owner} in standby: web moved to {moved}; {owner} online again"))
+}
+
+fn kill_service(lab: &Lab, node: &str) -> Result<(), String> {
+    let pids = pids_with(lab, node, "serve");
+    if pids.is_empty() {
+        return Err(format!("no web server runs in {node}"));
+    }
+    pids.into_iter().for_each(|p| signal(p, libc::SIGKILL));
+    Ok(())
+}
+
+fn maintenance(lab: &mut Lab, owner: &str) -> Result<String, String> {
+    baton_on(lab, owner, &["maintenance", "on", "--reason", "chaos"])?;
+    kill_service(lab, owner)?;
+    std::thread::sleep(Duration::from_secs(4));
+    let recovered = lab.nodes.iter().any(|n| !pids_with(lab, n, "serve").is_empty());
+    baton_on(lab, owner, &["maintenance", "off"])?;
+    if recovered {
+        return Err("a web server ran again during maintenance mode".into());
+    }
+    Ok(format!("maintenance on, {owner}'s web server killed: nothing recovered for 4 s; maintenance off"))
+}
+
+fn resource_recover(lab: &mut Lab, owner: &str) -> Result<String, String> {
+    kill_service(lab, owner)?;
+    if !wait_until(Duration::from_secs(15), || !pids_with(lab, owner, "serve").is_empty()) {
+        return Err(format!("{owner} did not restart its web server within 15 s"));
+    }
+    Ok(format!("{owner}'s web server killed: restarted in place"))
+}
+
+/// Waits until a node other than `old` holds the address; names it.
+fn taken_over(lab: &Lab, old: &str) -> Result<String, String> {
+    let moved = wait_until(Duration::from_secs(20), || {
+        let held = holders(lab);
+        held.len() == 1 && held[0] != old
+    });
+    let held = holders(lab);
+    if moved {
+        Ok(held[0].clone())
+    } else {
+        Err(format!("no other node took the address from {old} within 20 s (held by {held:?})"))
+    }
+}
+
+fn component_fail(lab: &mut Lab, owner: &str) -> Result<String, String> {
+    lab.kill(owner)?;
+    emptied(lab, owner, Duration::from_secs(3)).map_err(|e| format!("agent SIGKILLed, guard left: {e}"))?;
+    let next = taken_over(lab, owner)?;
+    lab.start(owner)?;
+    settle(lab, Duration::from_secs(30))?;
+    let guard = pids_with(lab, &next, "guard");
+    let Some(&g) = guard.first() else { return Err(format!("no guard runs in {next}")) };
+    signal(g, libc::SIGKILL);
+    if !wait_until(Duration::from_secs(5), || lab.agent_pid(&next).is_none()) {
+        return Err(format!("{next}'s agent kept running without its guard"));
+    }
+    emptied(lab, &next, Duration::from_secs(2)).map_err(|e| format!("guard SIGKILLed: {e}"))?;
+    let third = taken_over(lab, &next)?;
+    lab.start(&next)?;
+    Ok(format!(
+        "{owner}'s agent SIGKILLed: its guard emptied it, {next} took over; then {next}'s guard SIGKILLed: \
+         its agent emptied it and exited, {third} took over"
+    ))
+}
+
+fn split_brain(lab: &mut Lab, rng: &mut Rng) -> Result<String, String> {
+    let mut nodes = lab.nodes.clone();
+    rng.shuffle(&mut nodes);
+    let minority = 1 + rng.index(nodes.len().div_ceil(2) - 1);
+    let (small, big) = nodes.split_at(minority);
+    let groups = format!("{}/{}", big.join(","), small.join(","));
+    lab.partition(&groups)?;
+    let majority_runs = wait_until(Duration::from_secs(15), || {
+        let held = holders(lab);
+        held.len() == 1 && big.contains(&held[0]) && small.iter().all(|n| holds_nothing(lab, n).is_ok())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let held = holders(lab);
+    lab.heal()?;
+    if !majority_runs || held.len() != 1 {
+        return Err(format!("partition {groups}: the address held by {held:?}"));
+    }
+    Ok(format!("partition {groups}: web on {} in the majority, the minority empty; healed", held[0]))
+}
+
+fn near_quorum(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<String, String> {
+    let mut rest = others(lab, owner);
+    rng.shuffle(&mut rest);
+    let mut lost = vec![owner.to_string()];
+    lost.extend(rest.into_iter().take((lab.nodes.len() - 1) / 2 - 1));
+    for n in &lost {
+        lab.kill(n)?;
+        lab.cut(n, None)?;
+    }
+    let survivors: Vec<String> = lab.nodes.iter().filter(|n| !lost.contains(n)).cloned().collect();
+    let runs = wait_until(Duration::from_secs(20), || {
+        let held = holders(lab);
+        held.len() == 1 && survivors.contains(&held[0])
+    });
+    let held = holders(lab);
+    for n in &lost {
+        lab.restore(n)?;
+    }
+    start(lab, &lost)?;
+    if !runs {
+        return Err(format!("{} of {} nodes left: the address held by {held:?}", survivors.len(), lab.nodes.len()));
+    }
+    Ok(format!("lost {} at once: {} (a bare majority) ran web on {}", lost.join(", "), survivors.join(", "), held[0]))
+}
+
+fn pause_owner(lab: &mut Lab, owner: &str) -> Result<String, String> {
+    let pid = lab.agent_pid(owner).ok_or("the owner's agent is not running")? as i32;
+    signal(pid, libc::SIGSTOP);
+    let moved = taken_over(lab, owner);
+    let paused_empty = holds_nothing(lab, owner);
+    signal(pid, libc::SIGCONT);
+    moved?;
+    paused_empty.map_err(|e| format!("while paused: {e}"))?;
+    std::thread::sleep(Duration::from_secs(2));
+    holds_nothing(lab, owner).map_err(|e| format!("after resuming: {e}"))?;
+    Ok(format!("{owner}'s agent stopped (SIGSTOP) past its lease: web moved, the guard emptied {owner}; resumed, it took nothing back"))
+}
+
+fn flapping(lab: &mut Lab) -> Result<String, String> {
+    for n in &lab.nodes {
+        nft(&lab.ns(n)?, &loss_rules(30))?;
+    }
+    std::thread::sleep(Duration::from_secs(15));
+    let mut result = Ok(());
+    for n in &lab.nodes {
+        result = result.and(nft(&lab.ns(n)?, &format!("delete table {LOSS_TABLE}\n")));
+    }
+    result.map(|()| "30 % of the packets dropped on every node's links for 15 s".into())
+}
+
+fn leader_killed_during_move(lab: &mut Lab, rng: &mut Rng) -> Result<String, String> {
+    let asker = pick(rng, &lab.nodes);
+    let doc = node_status(&lab.dir, &asker)?;
+    let leader = doc["leader"].as_str().ok_or("no Raft leader")?.to_string();
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut mover = Command::new(exe)
+        .args(["move", "web", "--reason", "chaos", "--socket"])
+        .arg(lab.dir.join(&asker).join("baton.sock"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(rng.range(0, 60)));
+    lab.kill(&leader)?;
+    let done = wait_until(Duration::from_secs(30), || mover.try_wait().is_ok_and(|s| s.is_some()));
+    if !done {
+        let _ = mover.kill();
+    }
+    let _ = mover.wait();
+    emptied(lab, &leader, Duration::from_secs(3))?;
+    lab.start(&leader)?;
+    Ok(format!("`baton move web` on {asker}, the leader {leader} SIGKILLed during it"))
+}
+
+fn full_state_fs(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<String, String> {
+    let victim = pick(rng, &others(lab, owner));
+    stop(lab, std::slice::from_ref(&victim))?;
+    let disk = StateDisk::mount(&lab.dir, &victim)?;
+    let filled = disk.fill()?;
+    lab.start(&victim)?;
+    // Entries to write: a freeze and an unfreeze, asked of a healthy node.
+    let healthy = others(lab, &victim)[0].clone();
+    baton_on(lab, &healthy, &["freeze", "web", "--reason", "chaos"])?;
+    baton_on(lab, &healthy, &["unfreeze", "web", "--reason", "chaos"])?;
+    let exited = wait_until(Duration::from_secs(20), || lab.agent_pid(&victim).is_none());
+    let log = std::fs::read_to_string(lab.dir.join(format!("{victim}.log"))).unwrap_or_default();
+    if exited && !log.contains("No space left on device") {
+        return Err(format!("{victim}'s agent exited without saying the disk is full; see {victim}.log"));
+    }
+    holds_nothing(lab, &victim)?;
+    if let Some(pid) = lab.agent_pid(&victim) {
+        signal(pid as i32, libc::SIGTERM);
+        wait_until(STOP_LIMIT, || lab.agent_pid(&victim).is_none());
+    }
+    disk.unfill()?;
+    lab.start(&victim)?;
+    settle(lab, Duration::from_secs(30))?;
+    let frozen = node_status(&lab.dir, &victim)?["sets"][0]["frozen"].as_bool();
+    stop(lab, std::slice::from_ref(&victim))?;
+    disk.unmount()?;
+    lab.start(&victim)?;
+    if frozen != Some(false) {
+        return Err(format!("{victim} came back with web frozen = {frozen:?}, the cluster says false"));
+    }
+    Ok(format!(
+        "{victim}'s state on a full {filled} KiB filesystem: {}; space freed, it caught up with the cluster",
+        if exited { "it stopped with \"No space left on device\"" } else { "it kept running" }
+    ))
+}
+
+fn corrupt_state_file(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<String, String> {
+    let victim = pick(rng, &others(lab, owner));
+    stop(lab, std::slice::from_ref(&victim))?;
+    let state = lab.dir.join(&victim);
+    let file = state.join("raft.redb");
+    let mut bytes = std::fs::read(&file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+    let how = if rng.chance(500) {
+        let head = 512.min(bytes.len());
+        bytes[..head].fill(0xa5);
+        "its first 512 bytes overwritten"
+    } else {
+        bytes.truncate(bytes.len() / 2);
+        "cut to half its length"
+    };
+    std::fs::write(&file, &bytes).map_err(|e| e.to_string())?;
+    lab.start(&victim)?;
+    if !wait_until(Duration::from_secs(10), || lab.agent_pid(&victim).is_none()) {
+        return Err(format!("{victim} started from a damaged state file"));
+    }
+    let log = std::fs::read_to_string(lab.dir.join(format!("{victim}.log"))).unwrap_or_default();
+    if !log.contains("baton rejoin") {
+        return Err(format!("{victim} refused its damaged state file without naming `baton rejoin`"));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(&victim)?])
+        .arg(exe)
+        .args(["rejoin", "--config"])
+        .arg(lab.dir.join("cluster.toml"))
+        .args(["--node", &victim, "--state-dir"])
+        .arg(&state)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("baton rejoin on {victim}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    lab.start(&victim)?;
+    settle(lab, Duration::from_secs(30))?;
+    Ok(format!("{victim}'s state file {how}: refused at start; `baton rejoin` brought it back from its peers"))
+}
+
+fn flood(lab: &mut Lab, owner: &str) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let i = lab.nodes.iter().position(|n| n == owner).expect("the owner is a node");
+    let config = baton_config::load(&lab.dir.join("cluster.toml")).map_err(|e| e.to_string())?;
+    let target = format!("{}:{}", Lab::address(i, 0), config.cluster.port);
+    let before = holders(lab);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("client")?])
+        .arg(exe)
+        .args(["lab", "flood", "--target", &target, "--seconds", "10"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("the flood: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let after = holders(lab);
+    if after != before {
+        return Err(format!("during the flood the address moved from {before:?} to {after:?}"));
+    }
+    Ok(format!("{} at {owner}: no failover", String::from_utf8_lossy(&out.stdout).trim()))
+}

@@ -1,0 +1,63 @@
+//! `baton rejoin`: a node whose Raft state is damaged or lost asks its
+//! peers to take it out of the voters (only the leader can; the others say
+//! who leads), then sets its old state file aside and leaves the mark that
+//! makes the next agent start wait for the cluster's log.
+
+use std::time::Duration;
+
+use baton_agent::api::{self, Request};
+use baton_agent::raft::net::{Peers, Reply, Request as PeerRequest};
+use baton_agent::shell::{RAFT_FILE, REJOIN_MARK};
+
+use crate::cli::{Cli, Failure};
+
+pub fn run(cli: &Cli) -> Result<(), Failure> {
+    let config = baton_config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let me = rt.block_on(crate::whoami::node(&config, cli.node.as_deref())).map_err(Failure::Usage)?;
+    let name = &config.nodes[me].name;
+    let state_dir = cli.state_dir.clone().unwrap_or_else(|| config.cluster.state_dir.clone());
+    let socket = cli.socket.clone().unwrap_or_else(|| state_dir.join("baton.sock"));
+    if rt.block_on(api::call(&socket, &Request::Status)).is_ok() {
+        return Err(Failure::Failed(format!(
+            "the agent of {name} answers on {}: stop it first (rejoin replaces its state)",
+            socket.display()
+        )));
+    }
+    let peers = Peers::of(&config).map_err(Failure::Failed)?;
+    let mut answers = Vec::new();
+    let mut removed_by = None;
+    for peer in (0..config.nodes.len()).filter(|&p| p != me) {
+        let peer_name = &config.nodes[peer].name;
+        let req = PeerRequest::Rejoin { node: me as u64 };
+        match rt.block_on(peers.call(peer as u64, &mut None, &req, Duration::from_secs(10))) {
+            Ok(Reply::Rejoin(Ok(()))) => {
+                removed_by = Some(peer_name.clone());
+                break;
+            }
+            Ok(Reply::Rejoin(Err(e))) => answers.push(format!("{peer_name}: {e}")),
+            Ok(_) => answers.push(format!("{peer_name}: an answer of the wrong kind")),
+            Err(e) => answers.push(format!("{peer_name}: {e}")),
+        }
+    }
+    let Some(leader) = removed_by else {
+        return Err(Failure::Failed(format!(
+            "no peer could take {name} out of the voters (a leader with a majority is needed):\n  {}",
+            answers.join("\n  ")
+        )));
+    };
+    let file = state_dir.join(RAFT_FILE);
+    if file.exists() {
+        let stamp = baton_agent::events::now_ms() / 1000;
+        let aside = state_dir.join(format!("{RAFT_FILE}.damaged-{stamp}"));
+        std::fs::rename(&file, &aside).map_err(|e| Failure::Failed(format!("moving {} aside: {e}", file.display())))?;
+        println!("{} kept as {}", file.display(), aside.display());
+    }
+    std::fs::write(state_dir.join(REJOIN_MARK), format!("removed from the voters by {leader}\n"))
+        .map_err(|e| Failure::Failed(format!("writing {}: {e}", state_dir.join(REJOIN_MARK).display())))?;
+    println!(
+        "{name} is out of the voters ({leader} leads); start its agent: it copies the cluster's log and \
+         becomes a voter again once it has caught up"
+    );
+    Ok(())
+}
