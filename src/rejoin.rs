@@ -25,24 +25,33 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         )));
     }
     let peers = Peers::of(&config).map_err(Failure::Failed)?;
+    // Right after this node stopped the others may still be electing a
+    // leader (it may have led): ask every peer, for at most 30 s.
     let mut answers = Vec::new();
     let mut removed_by = None;
-    for peer in (0..config.nodes.len()).filter(|&p| p != me) {
-        let peer_name = &config.nodes[peer].name;
-        let req = PeerRequest::Rejoin { node: me as u64 };
-        match rt.block_on(peers.call(peer as u64, &mut None, &req, Duration::from_secs(10))) {
-            Ok(Reply::Rejoin(Ok(()))) => {
-                removed_by = Some(peer_name.clone());
-                break;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while removed_by.is_none() && std::time::Instant::now() < deadline {
+        answers.clear();
+        for peer in (0..config.nodes.len()).filter(|&p| p != me) {
+            let peer_name = &config.nodes[peer].name;
+            let req = PeerRequest::Rejoin { node: me as u64 };
+            match rt.block_on(peers.call(peer as u64, &mut None, &req, Duration::from_secs(10))) {
+                Ok(Reply::Rejoin(Ok(()))) => {
+                    removed_by = Some(peer_name.clone());
+                    break;
+                }
+                Ok(Reply::Rejoin(Err(e))) => answers.push(format!("{peer_name}: {e}")),
+                Ok(_) => answers.push(format!("{peer_name}: an answer of the wrong kind")),
+                Err(e) => answers.push(format!("{peer_name}: {e}")),
             }
-            Ok(Reply::Rejoin(Err(e))) => answers.push(format!("{peer_name}: {e}")),
-            Ok(_) => answers.push(format!("{peer_name}: an answer of the wrong kind")),
-            Err(e) => answers.push(format!("{peer_name}: {e}")),
+        }
+        if removed_by.is_none() {
+            std::thread::sleep(Duration::from_secs(1));
         }
     }
     let Some(leader) = removed_by else {
         return Err(Failure::Failed(format!(
-            "no peer could take {name} out of the voters (a leader with a majority is needed):\n  {}",
+            "no peer could take {name} out of the voters within 30 s (a leader with a majority is needed):\n  {}",
             answers.join("\n  ")
         )));
     };

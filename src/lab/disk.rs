@@ -51,27 +51,41 @@ impl StateDisk {
         self.state.join("filler")
     }
 
-    /// Writes until the filesystem is full; its size in KiB.
+    /// Writes until the filesystem is full — one big file, then small ones
+    /// for the blocks ext4 keeps back from big writes; its size in KiB.
     pub fn fill(&self) -> Result<u64, String> {
-        let mut f = std::fs::File::create(self.filler()).map_err(|e| e.to_string())?;
-        let block = vec![0u8; 64 << 10];
-        for _ in 0..(IMAGE_MIB << 4) + 16 {
-            match f.write_all(&block).and_then(|()| f.sync_data()) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => return Ok(IMAGE_MIB << 10),
+        std::fs::create_dir_all(self.filler()).map_err(|e| e.to_string())?;
+        let full = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOSPC);
+        for (i, size) in std::iter::once(64usize << 10).chain(std::iter::repeat(1 << 10)).take(20_000).enumerate() {
+            let path = self.filler().join(i.to_string());
+            let mut f = match std::fs::File::create(&path) {
+                Ok(f) => f,
+                Err(e) if full(&e) => return Ok(IMAGE_MIB << 10),
                 Err(e) => return Err(format!("filling {}: {e}", self.state.display())),
+            };
+            let block = vec![0u8; size];
+            // The first file takes blocks until none is left; each later one, one block.
+            let rounds = if i == 0 { (IMAGE_MIB << 4) + 16 } else { 1 };
+            for _ in 0..rounds {
+                match f.write_all(&block).and_then(|()| f.sync_data()) {
+                    Ok(()) => {}
+                    Err(e) if full(&e) && i > 0 => return Ok(IMAGE_MIB << 10),
+                    Err(e) if full(&e) => break,
+                    Err(e) => return Err(format!("filling {}: {e}", self.state.display())),
+                }
             }
         }
         Err(format!("{} never filled up", self.state.display()))
     }
 
     pub fn unfill(&self) -> Result<(), String> {
-        std::fs::remove_file(self.filler()).map_err(|e| e.to_string())
+        std::fs::remove_dir_all(self.filler()).map_err(|e| e.to_string())
     }
 
     /// Moves the state (as it is now) back to a plain directory.
     pub fn unmount(mut self) -> Result<(), String> {
-        let _ = std::fs::remove_file(self.filler());
+        let _ = std::fs::remove_dir_all(self.filler());
+        let _ = std::fs::remove_dir(self.state.join("lost+found"));
         copy_all(&self.state, &self.backup)?;
         self.done = true;
         self.undo()

@@ -264,8 +264,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
             _ = int.recv() => { agent.leave(&mut leaving); Input::Tick },
             _ = hup.recv() => { agent.reload(); Input::Tick },
         };
-        if let Input::Committed(Command::Standby { node, standby: false }) = &input {
-            agent.online_agreed(*node)?;
+        if let Input::Committed(Command::Back { node, incarnation }) = &input {
+            agent.back_agreed(*node, *incarnation)?;
         }
         agent.step(input)?;
         systemd.feed();
@@ -494,6 +494,7 @@ impl Agent {
                     Command::Standby { node, standby } => {
                         (None, format!("{} {}", name(*node), if *standby { "in standby" } else { "online again" }))
                     }
+                    Command::Back { node, .. } => (None, format!("{} back after its restart", name(*node))),
                     Command::Pin { set, node } => {
                         (Some(*set), format!("pinned to {}", node.map_or("nobody".into(), name)))
                     }
@@ -765,11 +766,7 @@ impl Agent {
 
     /// Owns nothing and runs nothing.
     fn empty(&self) -> bool {
-        let me = self.me as NodeId;
-        let st = self.core.state();
-        st.owned_by(me).next().is_none()
-            && (0..self.config.sets.len() as SetId)
-                .all(|s| self.core.lifecycle(s).phase() == baton_core::lifecycle::Phase::Stopped)
+        self.core.state().owned_by(self.me as NodeId).next().is_none() && self.runs_nothing()
             || self.config.nodes[self.me].witness
     }
 
@@ -784,6 +781,11 @@ impl Agent {
         if leaving_since.elapsed() < self.config.cluster.lease {
             return false;
         }
+        // Without a lease nothing can be agreed any more (it has stopped its
+        // sets): a node left alone has nothing to wait for once it runs nothing.
+        if self.core.lease_expiry().is_none_or(|e| e <= self.now()) {
+            return self.runs_nothing();
+        }
         let st = self.core.state();
         let standby_agreed = st.node(self.me as NodeId).standby || self.config.nodes[self.me].witness;
         let stranded = (0..self.config.sets.len() as SetId)
@@ -791,22 +793,29 @@ impl Agent {
         self.empty() && standby_agreed && !stranded
     }
 
+    fn runs_nothing(&self) -> bool {
+        (0..self.config.sets.len() as SetId)
+            .all(|s| self.core.lifecycle(s).phase() == baton_core::lifecycle::Phase::Stopped)
+    }
+
     /// A node that put itself in standby to shut down takes sets again: it
-    /// asks for `online` until one is agreed after its restart. Seeing "not
-    /// in standby" is not enough — its standby proposal may still be in the
-    /// log, uncommitted, and be agreed later (StopOnebyOne found a last node
-    /// stuck in standby that way); an `online` agreed after the restart
-    /// comes after any such entry, or that entry is gone for good.
+    /// asks to be back until its own request (tagged with this incarnation)
+    /// is agreed. Seeing "not in standby" is not enough — its standby
+    /// proposal may still be in the log, uncommitted, and be agreed later,
+    /// and a node rejoining from an empty log replays old entries (both
+    /// found by the chaos scenarios: nodes stuck in standby); its request,
+    /// agreed after it restarted, comes after any such entry, or that entry
+    /// is gone for good.
     fn standby_after_restart(&mut self, retry: &mut Instant) {
         if self.local.standby_for_shutdown && retry.elapsed() > Duration::from_secs(1) {
             *retry = Instant::now();
-            self.propose(Command::Standby { node: self.me as NodeId, standby: false });
+            self.propose(Command::Back { node: self.me as NodeId, incarnation: self.local.incarnation });
         }
     }
 
-    /// An `online` of `node` was agreed (after this agent started).
-    fn online_agreed(&mut self, node: NodeId) -> Result<(), String> {
-        if node != self.me as NodeId || !self.local.standby_for_shutdown {
+    /// A `Back` was agreed; this incarnation's own ends the asking.
+    fn back_agreed(&mut self, node: NodeId, incarnation: u64) -> Result<(), String> {
+        if node != self.me as NodeId || incarnation != self.local.incarnation || !self.local.standby_for_shutdown {
             return Ok(());
         }
         self.local.standby_for_shutdown = false;

@@ -86,6 +86,13 @@ pub enum Command {
         node: NodeId,
         standby: bool,
     },
+    /// A node that put itself in standby to shut down is back: like
+    /// `Standby { standby: false }`, tagged with the incarnation that asks,
+    /// so that incarnation knows when its own request was agreed.
+    Back {
+        node: NodeId,
+        incarnation: u64,
+    },
     /// An operator's preferred node for the set (`None` forgets it).
     Pin {
         set: SetId,
@@ -288,6 +295,10 @@ impl ClusterState {
                 self.nodes[usize::from(node)].standby = standby;
                 Ok(Applied::Done)
             }
+            Command::Back { node, .. } => {
+                self.nodes[usize::from(node)].standby = false;
+                Ok(Applied::Done)
+            }
             Command::Pin { set, node } => {
                 self.sets[usize::from(set)].pin = node;
                 Ok(Applied::Done)
@@ -374,9 +385,10 @@ impl ClusterState {
 
     fn check_ids(&self, cmd: &Command) -> Result<(), Rejected> {
         let (nodes, set): (&[NodeId], Option<SetId>) = match cmd {
-            Command::Join { node, .. } | Command::Fenced { node, .. } | Command::Standby { node, .. } => {
-                (std::slice::from_ref(node), None)
-            }
+            Command::Join { node, .. }
+            | Command::Fenced { node, .. }
+            | Command::Standby { node, .. }
+            | Command::Back { node, .. } => (std::slice::from_ref(node), None),
             Command::Suspect { voter, node, .. } | Command::Unsuspect { voter, node, .. } => {
                 return [*voter, *node].iter().try_for_each(|&n| self.check_node(n));
             }

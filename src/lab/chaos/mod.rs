@@ -49,6 +49,9 @@ pub struct SoakArgs {
     /// Seed of the random choices; the report names it.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also write the report (markdown) to this file, e.g. docs/soak.md.
+    #[arg(long)]
+    pub report: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub up: UpArgs,
 }
@@ -123,14 +126,14 @@ fn drive(
     limit: Duration,
     keep: bool,
     mut next: impl FnMut(&mut Rng) -> Option<Scenario>,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let mut lab = Lab::up(up)?;
     let result = drive_on(&mut lab, seed, limit, keep, &mut next);
     if keep && result.is_err() {
         return result.map_err(|e| format!("{e}\nthe lab is still up in {}", lab.dir.display()));
     }
     let down = Lab::down(&lab.dir);
-    result.and(down)
+    result.and_then(|summary| down.map(|()| summary))
 }
 
 fn drive_on(
@@ -139,7 +142,7 @@ fn drive_on(
     limit: Duration,
     keep: bool,
     next: &mut impl FnMut(&mut Rng) -> Option<Scenario>,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let mut rng = Rng::new(seed);
     let first = scenarios::settle(lab, Duration::from_secs(30))?;
     let watch = Watch::start(lab, &lab.nodes[0].clone())?;
@@ -173,41 +176,56 @@ fn drive_on(
     let (outage_ms, answered) = probe.finish();
     let window = watch.finish()?;
     let dual_ms = window.dual_us([first].into()) / 1000;
-    let elapsed = started.elapsed();
-    println!(
-        "\nseed {seed}, {} s of chaos, {} scenarios:",
-        elapsed.as_secs(),
+    let mut summary = format!(
+        "seed {seed}, {} s of chaos, {} scenarios:\n",
+        started.elapsed().as_secs(),
         tally.runs.values().map(|r| r.0).sum::<u32>()
     );
     for (name, (runs, failed)) in &tally.runs {
-        println!("  {name:<22} {runs:>4} run(s), {failed} failed");
+        summary += &format!("  {name:<22} {runs:>4} run(s), {failed} failed\n");
     }
-    println!("ownership changes (a node adding the service address): {}", window.takeovers());
-    println!(
-        "client: {answered} answers, total outage {:.1} s (gaps over {} ms)",
+    summary += &format!("ownership changes (a node adding the service address): {}\n", window.takeovers());
+    summary += &format!(
+        "client: {answered} answers, total outage {:.1} s (gaps over {} ms)\n",
         outage_ms as f64 / 1000.0,
         2 * PROBE_MS
     );
-    println!("time with two holders of the address: {dual_ms} ms");
+    summary += &format!("time with two holders of the address: {dual_ms} ms\n");
+    println!("\n{summary}");
     if dual_ms > 0 {
         return Err(format!("two nodes held the service address for {dual_ms} ms; logs in {}", lab.dir.display()));
     }
     if !tally.failures.is_empty() {
         return Err(format!("{} scenario(s) failed: {}", tally.failures.len(), tally.failures.join("; ")));
     }
-    Ok(())
+    Ok(summary)
 }
 
 pub fn chaos(args: &ChaosArgs) -> Result<(), String> {
     let mut list: Vec<Scenario> =
         if args.scenarios.is_empty() { Scenario::ALL.to_vec() } else { args.scenarios.clone() };
     list.reverse();
-    drive(&args.up, args.seed, Duration::from_secs(300) * list.len() as u32, args.keep, |_| list.pop())
+    drive(&args.up, args.seed, Duration::from_secs(300) * list.len() as u32, args.keep, |_| list.pop()).map(|_| ())
 }
 
 pub fn soak(args: &SoakArgs) -> Result<(), String> {
     let until = Instant::now() + args.duration;
-    drive(&args.up, args.seed, args.duration, false, |rng| {
+    let summary = drive(&args.up, args.seed, args.duration, false, |rng| {
         (Instant::now() < until).then(|| Scenario::ALL[rng.index(Scenario::ALL.len())])
-    })
+    })?;
+    if let Some(file) = &args.report {
+        let text = format!(
+            "# Soak\n\nWritten by `baton lab soak --duration {}s --seed {}` on {}: a lab of {} nodes on {} links, \
+             random chaos scenarios back to back, the service address watched in every node, a client asking \
+             every {PROBE_MS} ms.\n\n```text\n{summary}```\n",
+            args.duration.as_secs(),
+            args.seed,
+            baton_agent::events::timestamp(baton_agent::events::now_ms()),
+            args.up.nodes,
+            args.up.links,
+        );
+        std::fs::write(file, text).map_err(|e| format!("writing {}: {e}", file.display()))?;
+        println!("report written to {}", file.display());
+    }
+    Ok(())
 }

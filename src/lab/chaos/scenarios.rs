@@ -118,7 +118,7 @@ impl Scenario {
             Scenario::MaintenanceMode => maintenance(lab, &owner),
             Scenario::ResourceRecover => resource_recover(lab, &owner),
             Scenario::ComponentFail => component_fail(lab, &owner),
-            Scenario::SplitBrain => split_brain(lab, rng),
+            Scenario::SplitBrain => split_brain(lab, rng, &owner),
             Scenario::NearQuorumPoint => near_quorum(lab, rng, &owner),
             Scenario::PauseOwner => pause_owner(lab, &owner),
             Scenario::FlappingLinks => flapping(lab),
@@ -178,7 +178,8 @@ fn holds_nothing(lab: &Lab, node: &str) -> Result<(), String> {
 }
 
 /// Waits until every agent is up, every node sees every node online and
-/// the same owner running `web`, and only that owner holds the address.
+/// the same owner running `web`, and only that owner holds the address and
+/// runs the web server.
 pub fn settle(lab: &Lab, limit: Duration) -> Result<String, String> {
     let mut last = String::from("nothing observed");
     let mut owner = None;
@@ -209,6 +210,11 @@ pub fn settle(lab: &Lab, limit: Duration) -> Result<String, String> {
         let held = holders(lab);
         if seen.len() != 1 || held != seen {
             last = format!("owners seen {seen:?}, address held by {held:?}");
+            return false;
+        }
+        let serving: Vec<&String> = lab.nodes.iter().filter(|n| !pids_with(lab, n, "serve").is_empty()).collect();
+        if serving != [&seen[0]] {
+            last = format!("web runs on {}, its web server on {serving:?}", seen[0]);
             return false;
         }
         owner = seen.pop();
@@ -421,9 +427,14 @@ fn component_fail(lab: &mut Lab, owner: &str) -> Result<String, String> {
     ))
 }
 
-fn split_brain(lab: &mut Lab, rng: &mut Rng) -> Result<String, String> {
+fn split_brain(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<String, String> {
     let mut nodes = lab.nodes.clone();
     rng.shuffle(&mut nodes);
+    // Half the time the owner is cut off with the minority.
+    if rng.chance(500) {
+        let i = nodes.iter().position(|n| n == owner).expect("the owner is a node");
+        nodes.swap(0, i);
+    }
     let minority = 1 + rng.index(nodes.len().div_ceil(2) - 1);
     let (small, big) = nodes.split_at(minority);
     let groups = format!("{}/{}", big.join(","), small.join(","));
@@ -519,21 +530,25 @@ fn full_state_fs(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<String, St
     let victim = pick(rng, &others(lab, owner));
     stop(lab, std::slice::from_ref(&victim))?;
     let disk = StateDisk::mount(&lab.dir, &victim)?;
-    let filled = disk.fill()?;
     lab.start(&victim)?;
-    // Entries to write: a freeze and an unfreeze, asked of a healthy node.
+    settle(lab, Duration::from_secs(30))?;
+    let size = disk.fill()?;
+    // Entries to write while the disk is full: a freeze and an unfreeze.
     let healthy = others(lab, &victim)[0].clone();
     baton_on(lab, &healthy, &["freeze", "web", "--reason", "chaos"])?;
     baton_on(lab, &healthy, &["unfreeze", "web", "--reason", "chaos"])?;
-    let exited = wait_until(Duration::from_secs(20), || lab.agent_pid(&victim).is_none());
-    let log = std::fs::read_to_string(lab.dir.join(format!("{victim}.log"))).unwrap_or_default();
-    if exited && !log.contains("No space left on device") {
-        return Err(format!("{victim}'s agent exited without saying the disk is full; see {victim}.log"));
-    }
+    std::thread::sleep(Duration::from_secs(2));
+    let ran_on = lab.agent_pid(&victim).is_some();
     holds_nothing(lab, &victim)?;
-    if let Some(pid) = lab.agent_pid(&victim) {
-        signal(pid as i32, libc::SIGTERM);
-        wait_until(STOP_LIMIT, || lab.agent_pid(&victim).is_none());
+    // A restart on the full disk must fail, saying why.
+    if lab.agent_pid(&victim).is_some() {
+        stop(lab, std::slice::from_ref(&victim))?;
+    }
+    lab.start(&victim)?;
+    let refused = wait_until(Duration::from_secs(10), || lab.agent_pid(&victim).is_none());
+    let log = std::fs::read_to_string(lab.dir.join(format!("{victim}.log"))).unwrap_or_default();
+    if !refused || !log.contains("No space left on device") {
+        return Err(format!("{victim} started on a full disk, or stopped without saying the disk is full"));
     }
     disk.unfill()?;
     lab.start(&victim)?;
@@ -546,8 +561,9 @@ fn full_state_fs(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<String, St
         return Err(format!("{victim} came back with web frozen = {frozen:?}, the cluster says false"));
     }
     Ok(format!(
-        "{victim}'s state on a full {filled} KiB filesystem: {}; space freed, it caught up with the cluster",
-        if exited { "it stopped with \"No space left on device\"" } else { "it kept running" }
+        "{victim}'s state on a {size} KiB filesystem filled up: entries committed meanwhile ({}); a restart \
+         refused with \"No space left on device\"; space freed, it caught up with the cluster",
+        if ran_on { "it kept running" } else { "it stopped" }
     ))
 }
 

@@ -32,11 +32,31 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
     StorageIOError::write_logs(&e).into()
 }
 
+/// redb's `Database::create`, with a panic — redb asserts on some damaged
+/// files, e.g. one cut short (found by CorruptStateFile) — turned into an error.
+fn create(path: &Path) -> std::result::Result<Database, String> {
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(|| Database::create(path));
+    std::panic::set_hook(quiet);
+    match opened {
+        Ok(db) => db.map_err(|e| e.to_string()),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("the file is damaged (redb: {why})"))
+        }
+    }
+}
+
 impl LogStore {
     /// Opens (or creates) the store. A file that is not a baton store, or
     /// is damaged, is refused with redb's reason.
     pub fn open(path: &Path) -> std::result::Result<LogStore, String> {
-        let db = Database::create(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+        let db = create(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
         let tx = db.begin_write().map_err(|e| format!("opening {}: {e}", path.display()))?;
         tx.open_table(LOGS).map_err(|e| format!("opening {}: {e}", path.display()))?;
         tx.open_table(META).map_err(|e| format!("opening {}: {e}", path.display()))?;
@@ -148,5 +168,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let tx = self.db.begin_write().map_err(write_err)?;
         tx.open_table(LOGS).map_err(write_err)?.retain(|k, _| k > log_id.index).map_err(write_err)?;
         tx.commit().map_err(write_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_file_is_an_error_not_a_panic() {
+        let dir = std::env::temp_dir().join(format!("baton-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("raft.redb");
+        drop(LogStore::open(&path).unwrap());
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let cut = LogStore::open(&path).err().expect("a file cut in half is refused");
+        assert!(cut.contains("raft.redb"), "{cut}");
+        let mut garbage = bytes.clone();
+        garbage[..512].fill(0xa5);
+        std::fs::write(&path, &garbage).unwrap();
+        assert!(LogStore::open(&path).is_err(), "a file with a garbage header is refused");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
