@@ -54,6 +54,7 @@ scenarios! {
     full_state_fs => "FullStateFs",
     corrupt_state_file => "CorruptStateFile",
     packet_flood => "PacketFlood",
+    clock_step => "ClockStep",
 }
 
 /// Every scenario `lab chaos` knows has a test here.
@@ -68,7 +69,7 @@ fn every_scenario_has_a_test() {
         .filter_map(|l| l.trim().strip_prefix("- "))
         .filter_map(|l| l.split(':').next())
         .collect();
-    assert!(listed.len() >= 16, "scenarios in the help: {listed:?}");
+    assert!(listed.len() >= 17, "scenarios in the help: {listed:?}");
     for name in listed {
         assert!(source.contains(&format!("=> \"{name}\"")), "no test runs {name}");
     }

@@ -243,6 +243,11 @@ impl Lab {
     }
 
     pub fn start(&mut self, node: &str) -> Result<(), String> {
+        self.start_with(node, &[])
+    }
+
+    /// Starts `node`'s agent with extra environment variables.
+    pub fn start_with(&mut self, node: &str, env: &[(&str, String)]) -> Result<(), String> {
         let ns = self.ns(node)?;
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let log = std::fs::OpenOptions::new()
@@ -263,6 +268,7 @@ impl Lab {
             .arg(self.dir.join("cluster.toml"))
             .args(["--node", node, "--state-dir"])
             .arg(self.dir.join(node))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)

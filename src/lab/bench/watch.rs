@@ -85,14 +85,18 @@ impl Watch {
         ok.then_some(()).ok_or_else(|| format!("ip addr {verb} {MARKER} failed"))
     }
 
-    /// Marks the end and returns what was seen in between.
-    pub fn finish(mut self) -> Result<Window, String> {
-        self.marker("del")?;
-        std::thread::sleep(Duration::from_millis(300));
+    fn stop_monitors(&mut self) {
         for m in &mut self.monitors {
             let _ = m.kill();
             let _ = m.wait();
         }
+    }
+
+    /// Marks the end and returns what was seen in between.
+    pub fn finish(mut self) -> Result<Window, String> {
+        self.marker("del")?;
+        std::thread::sleep(Duration::from_millis(300));
+        self.stop_monitors();
         let mut all = std::mem::take(&mut *self.changes.lock().expect("not poisoned"));
         let marks: Vec<u64> = all.iter().filter(|e| e.1 == "marker").map(|e| e.0).collect();
         let [start, end] = marks[..] else { return Err(format!("expected two marker events, saw {}", marks.len())) };
@@ -106,6 +110,13 @@ impl Watch {
         all.retain(|c| c.1 != "marker" && c.0 >= start && c.0 <= end);
         all.sort();
         Ok(Window { start, end, changes: all })
+    }
+}
+
+impl Drop for Watch {
+    /// A run that ends early leaves no monitor behind.
+    fn drop(&mut self) {
+        self.stop_monitors();
     }
 }
 

@@ -63,10 +63,14 @@ pub enum Scenario {
     /// A UDP and TCP flood from the client at the owner's cluster port.
     #[value(name = "PacketFlood")]
     PacketFlood,
+    /// The owner's wall clock stepped 6 h ahead, then 12 h back (libfaketime
+    /// in its agent only; this machine's clock is never touched).
+    #[value(name = "ClockStep")]
+    ClockStep,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 16] = [
+    pub const ALL: [Scenario; 17] = [
         Scenario::SimulStart,
         Scenario::SimulStop,
         Scenario::StopOnebyOne,
@@ -83,6 +87,7 @@ impl Scenario {
         Scenario::FullStateFs,
         Scenario::CorruptStateFile,
         Scenario::PacketFlood,
+        Scenario::ClockStep,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +108,7 @@ impl Scenario {
             Scenario::FullStateFs => "FullStateFs",
             Scenario::CorruptStateFile => "CorruptStateFile",
             Scenario::PacketFlood => "PacketFlood",
+            Scenario::ClockStep => "ClockStep",
         }
     }
 
@@ -126,6 +132,7 @@ impl Scenario {
             Scenario::FullStateFs => full_state_fs(lab, rng, &owner),
             Scenario::CorruptStateFile => corrupt_state_file(lab, rng, &owner),
             Scenario::PacketFlood => flood(lab, &owner),
+            Scenario::ClockStep => clock_step(lab, rng, &owner),
         }
     }
 }
@@ -628,4 +635,67 @@ fn flood(lab: &mut Lab, owner: &str) -> Result<String, String> {
         return Err(format!("during the flood the address moved from {before:?} to {after:?}"));
     }
     Ok(format!("{} at {owner}: no failover", String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// When `node` recorded the operator event with `reason`, by its own wall clock.
+fn event_ms(lab: &Lab, node: &str, reason: &str) -> Result<u64, String> {
+    let out = baton_on(lab, node, &["events", "--json"])?;
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["node"] == node && v["message"].as_str().is_some_and(|m| m.contains(reason)))
+        .find_map(|v| v["unix_ms"].as_u64())
+        .ok_or_else(|| format!("{node} recorded no event with \"{reason}\""))
+}
+
+fn clock_step(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<String, String> {
+    if !std::path::Path::new(FAKETIME).exists() {
+        return Err(format!("{FAKETIME} is missing: install Debian's faketime package"));
+    }
+    let victim = pick(rng, &others(lab, owner));
+    let clock = lab.dir.join(format!("clock-{victim}"));
+    std::fs::write(&clock, "+0\n").map_err(|e| e.to_string())?;
+    stop(lab, std::slice::from_ref(&victim))?;
+    let env = [
+        ("LD_PRELOAD", FAKETIME.to_string()),
+        ("FAKETIME_TIMESTAMP_FILE", clock.display().to_string()),
+        ("FAKETIME_NO_CACHE", "1".to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ];
+    lab.start_with(&victim, &env)?;
+    settle(lab, Duration::from_secs(30))?;
+    baton_on(lab, owner, &["move", "web", &victim, "--reason", "chaos"])?;
+    let result = (|| {
+        if settle(lab, Duration::from_secs(30))? != victim {
+            return Err(format!("web did not move to {victim}"));
+        }
+        let mut steps = Vec::new();
+        for (spec, hours) in [("+6h", 6i64), ("-6h", -6)] {
+            std::fs::write(&clock, format!("{spec}\n")).map_err(|e| e.to_string())?;
+            std::thread::sleep(Duration::from_secs(4));
+            let reason = format!("clock step {spec}");
+            baton_on(lab, &victim, &["freeze", "web", "--reason", &reason])?;
+            baton_on(lab, &victim, &["unfreeze", "web", "--reason", &reason])?;
+            // The step took: the victim's own events carry its stepped clock.
+            let skew = event_ms(lab, &victim, &reason)? as i64 - baton_agent::events::now_ms() as i64;
+            if (skew - hours * 3_600_000).abs() > 600_000 {
+                return Err(format!("{victim}'s clock is {skew} ms off, not {spec}: the step did not take"));
+            }
+            let held = holders(lab);
+            let doc = node_status(&lab.dir, &victim)?;
+            if held != [victim.clone()] || doc["quorum"] != true {
+                return Err(format!("after {spec}: address held by {held:?}, {victim}'s quorum {}", doc["quorum"]));
+            }
+            steps.push(spec);
+        }
+        Ok(steps)
+    })();
+    stop(lab, std::slice::from_ref(&victim))?;
+    lab.start(&victim)?;
+    let steps = result?;
+    Ok(format!(
+        "{victim} (the owner) had its wall clock stepped {}: it kept its lease and the set, its events show the jumps",
+        steps.join(" then ")
+    ))
 }
