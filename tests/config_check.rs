@@ -162,3 +162,25 @@ fn status_watch_refuses_a_bad_interval_before_asking_anyone() {
     let (code, _, err) = baton(&["maintenance", "sideways"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// The command line talks only to a control socket that is root's (or the
+/// caller's own) and closed to others, as the agent makes it: anything else
+/// may be someone's trap for the operator's commands.
+#[test]
+fn a_socket_of_another_user_or_open_to_others_is_refused() {
+    let dir = Dir::new("socket");
+    let foreign = dir.0.join("foreign.sock");
+    let _a = std::os::unix::net::UnixListener::bind(&foreign).unwrap();
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+    let (code, _, err) = baton(&["status", "--socket", foreign.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("owned by uid 65534, not root"), "{err}");
+
+    let open = dir.0.join("open.sock");
+    let _b = std::os::unix::net::UnixListener::bind(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, _, err) = baton(&["move", "web", "--socket", open.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("mode 0666"), "{err}");
+}

@@ -1,8 +1,9 @@
-//! The configuration file, as `baton config check` and the agent read it.
+//! libFuzzer target: see `cases::config`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+// Each target uses one of the cases.
+#[allow(dead_code)]
+#[path = "../cases.rs"]
+mod cases;
 
-fuzz_target!(|text: &str| {
-    let _ = baton_config::parse_str(std::path::Path::new("fuzz.toml"), text);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cases::config(data));

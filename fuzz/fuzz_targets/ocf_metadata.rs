@@ -1,8 +1,9 @@
-//! The meta-data XML an OCF agent prints, read for its advised timeouts.
+//! libFuzzer target: see `cases::ocf_metadata`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+// Each target uses one of the cases.
+#[allow(dead_code)]
+#[path = "../cases.rs"]
+mod cases;
 
-fuzz_target!(|xml: &str| {
-    let _ = baton_resources::ocf::parse_actions(xml);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cases::ocf_metadata(data));

@@ -3,14 +3,12 @@
 //! SIGKILL and its links are cut; the timeline shows what the client saw.
 //! The same trial, repeated, is the crash-failover row of `lab bench`.
 
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_agent::guard::monotonic_ms;
 
 use super::net::{Lab, VIP};
-use super::web::read_probe_into;
+use super::web::Probe;
 use super::{node_status, wait_until, UpArgs};
 
 pub fn run(args: &UpArgs) -> Result<(), String> {
@@ -83,36 +81,19 @@ pub fn trial(lab: &mut Lab, how: Disruption) -> Result<Trial, String> {
         first.is_some()
     });
     let first = first.ok_or("web runs nowhere")?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut probe = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("client")?])
-        .arg(exe)
-        .args(["lab", "probe", "--url", &format!("http://{VIP}/"), "--interval-ms", "10"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("starting the probe: {e}"))?;
-    let samples = Arc::new(Mutex::new(Vec::new()));
-    let out = probe.stdout.take().expect("piped");
-    let reader = {
-        let samples = Arc::clone(&samples);
-        std::thread::spawn(move || read_probe_into(out, &samples))
-    };
+    let probe = Probe::start(lab, 10, 600)?;
     std::thread::sleep(Duration::from_secs(2));
     let disrupted_at = monotonic_ms();
     let done = how.apply(lab, &first);
     let answered = |s: &[(u64, String)]| s.iter().any(|(t, w)| *t > disrupted_at && w != "-" && *w != first);
     let moved =
-        done.is_ok() && wait_until(Duration::from_secs(20), || answered(&samples.lock().expect("not poisoned")));
+        done.is_ok() && wait_until(Duration::from_secs(20), || answered(&probe.samples.lock().expect("not poisoned")));
     std::thread::sleep(Duration::from_millis(500));
-    let _ = probe.kill();
-    let _ = probe.wait();
-    let _ = reader.join();
+    let samples = probe.stop();
     let what = done?;
     if !moved {
         return Err(format!("the client got no answer from another node within 20 s; logs in {}", lab.dir.display()));
     }
-    let mut samples = std::mem::take(&mut *samples.lock().expect("not poisoned"));
-    samples.sort_by_key(|(t, _)| *t);
     let Some(&(t0, _)) = samples.first() else { return Err("the probe recorded nothing".into()) };
     let mut marks = Vec::new();
     if let Some((t, who)) = samples.iter().find(|(_, w)| w != "-") {

@@ -111,3 +111,51 @@ pub fn flood(target: SocketAddr, seconds: u64) -> Result<(), String> {
     println!("{sent} UDP datagrams and {connections} TCP connections of junk in {seconds} s");
     Ok(())
 }
+
+/// The client in its own namespace, asking for the service every interval.
+pub struct Probe {
+    child: std::process::Child,
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// (monotonic ms, who answered or `-`), in finishing order.
+    pub samples: std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>,
+}
+
+impl Probe {
+    pub fn start(lab: &super::Lab, interval_ms: u64, seconds: u64) -> Result<Probe, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", &lab.ns("client")?])
+            .arg(exe)
+            .args(["lab", "probe", "--url", &format!("http://{}/", super::net::VIP)])
+            .args(["--interval-ms", &interval_ms.to_string(), "--seconds", &seconds.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("starting the probe: {e}"))?;
+        let samples = std::sync::Arc::default();
+        let out = child.stdout.take().expect("piped");
+        let reader = {
+            let samples = std::sync::Arc::clone(&samples);
+            std::thread::spawn(move || read_probe_into(out, &samples))
+        };
+        Ok(Probe { child, reader: Some(reader), samples })
+    }
+
+    /// Stops it; every sample, in the order the requests started.
+    pub fn stop(mut self) -> Vec<(u64, String)> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let mut samples = std::mem::take(&mut *self.samples.lock().expect("not poisoned"));
+        samples.sort_by_key(|(t, _)| *t);
+        samples
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -9,17 +9,14 @@
 mod scenarios;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use baton_sim::rng::Rng;
 use clap::Args;
 
 use super::bench::watch::Watch;
-use super::net::{Lab, VIP};
-use super::web::read_probe_into;
+use super::net::Lab;
+use super::web::Probe;
 use super::UpArgs;
 pub use scenarios::Scenario;
 
@@ -68,54 +65,12 @@ struct Tally {
     failures: Vec<String>,
 }
 
-/// The client in its own namespace, asking every [`PROBE_MS`].
-struct Probe {
-    child: Child,
-    reader: Option<JoinHandle<()>>,
-    samples: Arc<Mutex<Vec<(u64, String)>>>,
-}
-
-impl Probe {
-    fn start(lab: &Lab, seconds: u64) -> Result<Probe, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &lab.ns("client")?])
-            .arg(exe)
-            .args(["lab", "probe", "--url", &format!("http://{VIP}/"), "--interval-ms", &PROBE_MS.to_string()])
-            .args(["--seconds", &seconds.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("starting the probe: {e}"))?;
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().expect("piped");
-        let reader = {
-            let samples = Arc::clone(&samples);
-            std::thread::spawn(move || read_probe_into(out, &samples))
-        };
-        Ok(Probe { child, reader: Some(reader), samples })
-    }
-
-    /// Milliseconds without an answer, summed over every gap longer than
-    /// two probe intervals, and the number of answered requests.
-    fn finish(mut self) -> (u64, usize) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        let mut samples = std::mem::take(&mut *self.samples.lock().expect("not poisoned"));
-        samples.sort_by_key(|(t, _)| *t);
-        let answered: Vec<u64> = samples.iter().filter(|(_, w)| w != "-").map(|(t, _)| *t).collect();
-        let outage = answered.windows(2).map(|w| w[1] - w[0]).filter(|&gap| gap > 2 * PROBE_MS).sum();
-        (outage, answered.len())
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Milliseconds without an answer, summed over every gap longer than two
+/// probe intervals, and the number of answered requests.
+fn outage(samples: &[(u64, String)]) -> (u64, usize) {
+    let answered: Vec<u64> = samples.iter().filter(|(_, w)| w != "-").map(|(t, _)| *t).collect();
+    let total = answered.windows(2).map(|w| w[1] - w[0]).filter(|&gap| gap > 2 * PROBE_MS).sum();
+    (total, answered.len())
 }
 
 /// Runs `next()`'s scenarios on a fresh lab until it says stop, with the
@@ -147,7 +102,7 @@ fn drive_on(
     let first = scenarios::settle(lab, Duration::from_secs(30))?;
     let watch = Watch::start(lab, &lab.nodes[0].clone())?;
     // The probe outlives the run by a margin for the last scenario.
-    let probe = Probe::start(lab, limit.as_secs() + 900)?;
+    let probe = Probe::start(lab, PROBE_MS, limit.as_secs() + 900)?;
     let started = Instant::now();
     let mut tally = Tally::default();
     while let Some(s) = next(&mut rng) {
@@ -173,7 +128,7 @@ fn drive_on(
             }
         }
     }
-    let (outage_ms, answered) = probe.finish();
+    let (outage_ms, answered) = outage(&probe.stop());
     let window = watch.finish()?;
     let dual_ms = window.dual_us([first].into()) / 1000;
     let mut summary = format!(
