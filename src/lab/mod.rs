@@ -142,6 +142,10 @@ pub struct UpArgs {
     /// Write an HTTP API token (DIR/http-token) and name it in the config.
     #[arg(long)]
     pub http_token: bool,
+    /// Prefix of the lab's namespace names: labs with different prefixes
+    /// (and directories) run side by side, e.g. a soak beside the tests.
+    #[arg(long, default_value = net::PREFIX)]
+    pub prefix: String,
     /// TOML appended to the lab's generated config (more resources, sets, hooks).
     #[arg(long, value_name = "FILE")]
     pub extra: Option<PathBuf>,

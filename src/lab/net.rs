@@ -14,9 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{node_status, wait_until, UpArgs};
 
-const PREFIX: &str = "btnl-";
-const SWITCH: &str = "btnl-sw";
-const CLIENT: &str = "btnl-client";
+/// The default prefix of the lab's namespace names.
+pub const PREFIX: &str = "btnl-";
 pub const VIP: &str = "10.88.0.100";
 const NAMES: [&str; 9] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"];
 
@@ -37,6 +36,13 @@ pub struct Lab {
     pub witness: Option<String>,
     pub links: usize,
     pub agents: BTreeMap<String, u32>,
+    /// Prefix of its namespaces' names: labs with different ones run side by side.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+}
+
+fn default_prefix() -> String {
+    PREFIX.to_string()
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -48,12 +54,12 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
-fn lab_namespaces() -> Vec<String> {
+fn lab_namespaces(prefix: &str) -> Vec<String> {
     let out = Command::new("ip").args(["netns", "list"]).output().map(|o| o.stdout).unwrap_or_default();
     String::from_utf8_lossy(&out)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(PREFIX))
+        .filter(|n| n.starts_with(prefix))
         .map(str::to_string)
         .collect()
 }
@@ -72,14 +78,16 @@ impl Lab {
     }
 
     pub fn ns(&self, node: &str) -> Result<String, String> {
-        if node == "client" {
-            return Ok(CLIENT.into());
-        }
-        if self.all().iter().any(|n| n == node) {
-            Ok(format!("{PREFIX}{node}"))
+        if node == "client" || self.all().iter().any(|n| n == node) {
+            Ok(format!("{}{node}", self.prefix))
         } else {
             Err(format!("no lab node named \"{node}\" (the lab has {} and client)", self.all().join(", ")))
         }
+    }
+
+    /// The namespace of the bridges.
+    fn switch(&self) -> String {
+        format!("{}sw", self.prefix)
     }
 
     fn index(&self, node: &str) -> Result<usize, String> {
@@ -117,7 +125,14 @@ impl Lab {
         if !(1..=NAMES.len()).contains(&args.nodes) || !(1..=4).contains(&args.links) {
             return Err(format!("--nodes must be 1 to {} and --links 1 to 4", NAMES.len()));
         }
-        Lab::down(&args.dir.dir)?;
+        let prefix = &args.prefix;
+        if prefix.len() > 8
+            || !prefix.ends_with('-')
+            || !prefix[..prefix.len() - 1].bytes().all(|b| b.is_ascii_lowercase())
+        {
+            return Err(format!("--prefix \"{prefix}\": lowercase letters and a final '-', at most 8 characters"));
+        }
+        Lab::down_prefix(&args.dir.dir, prefix)?;
         let dir = args.dir.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         if args.fencing.as_deref().is_some_and(|m| m != "lease" && m != "required") {
@@ -134,6 +149,7 @@ impl Lab {
             witness: args.witness.then(|| "arbiter".to_string()),
             links: args.links,
             agents: BTreeMap::new(),
+            prefix: prefix.clone(),
         };
         lab.save()?;
         let extra = match &args.extra {
@@ -150,23 +166,25 @@ impl Lab {
     }
 
     fn build(&self, extra: &str, heartbeat: &str, lease: &str) -> Result<(), String> {
-        ip(&["netns", "add", SWITCH])?;
+        let switch = &self.switch();
+        let client = self.ns("client")?;
+        ip(&["netns", "add", switch])?;
         for l in 0..self.links {
-            ip(&["-n", SWITCH, "link", "add", &format!("br{l}"), "type", "bridge"])?;
-            ip(&["-n", SWITCH, "link", "set", &format!("br{l}"), "up"])?;
+            ip(&["-n", switch, "link", "add", &format!("br{l}"), "type", "bridge"])?;
+            ip(&["-n", switch, "link", "set", &format!("br{l}"), "up"])?;
         }
         let mut hosts: Vec<(String, usize)> =
-            self.all().into_iter().enumerate().map(|(i, n)| (format!("{PREFIX}{n}"), i)).collect();
-        hosts.push((CLIENT.to_string(), 249));
+            self.all().into_iter().enumerate().map(|(i, n)| (format!("{}{n}", self.prefix), i)).collect();
+        hosts.push((client.clone(), 249));
         for (ns, i) in &hosts {
             ip(&["netns", "add", ns])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            let links = if ns == CLIENT { 1 } else { self.links };
+            let links = if *ns == client { 1 } else { self.links };
             for l in 0..links {
-                let port = if ns == CLIENT { "c0".to_string() } else { Lab::port(*i, l) };
+                let port = if *ns == client { "c0".to_string() } else { Lab::port(*i, l) };
                 let eth = format!("eth{l}");
-                ip(&["-n", SWITCH, "link", "add", &port, "type", "veth", "peer", "name", &eth, "netns", ns])?;
-                ip(&["-n", SWITCH, "link", "set", &port, "master", &format!("br{l}"), "up"])?;
+                ip(&["-n", switch, "link", "add", &port, "type", "veth", "peer", "name", &eth, "netns", ns])?;
+                ip(&["-n", switch, "link", "set", &port, "master", &format!("br{l}"), "up"])?;
                 ip(&["-n", ns, "addr", "add", &format!("{}/24", Lab::address(*i, l)), "dev", &eth])?;
                 ip(&["-n", ns, "link", "set", &eth, "up"])?;
             }
@@ -316,7 +334,7 @@ impl Lab {
             if l >= self.links {
                 return Err(format!("the lab has links 0 to {}", self.links - 1));
             }
-            ip(&["-n", SWITCH, "link", "set", &Lab::port(i, l), "down"])?;
+            ip(&["-n", &self.switch(), "link", "set", &Lab::port(i, l), "down"])?;
         }
         Ok(())
     }
@@ -345,7 +363,7 @@ impl Lab {
     pub fn restore(&self, node: &str) -> Result<(), String> {
         let i = self.index(node)?;
         for l in 0..self.links {
-            ip(&["-n", SWITCH, "link", "set", &Lab::port(i, l), "up"])?;
+            ip(&["-n", &self.switch(), "link", "set", &Lab::port(i, l), "up"])?;
         }
         Ok(())
     }
@@ -353,13 +371,13 @@ impl Lab {
     pub fn heal(&self) -> Result<(), String> {
         for l in 0..self.links {
             for i in 0..self.all().len() {
-                ip(&["-n", SWITCH, "link", "set", &Lab::port(i, l), "master", &format!("br{l}"), "up"])?;
+                ip(&["-n", &self.switch(), "link", "set", &Lab::port(i, l), "master", &format!("br{l}"), "up"])?;
             }
             for k in 0..self.all().len() {
-                let _ = ip(&["-n", SWITCH, "link", "del", &format!("br{l}p{k}")]);
+                let _ = ip(&["-n", &self.switch(), "link", "del", &format!("br{l}p{k}")]);
             }
         }
-        ip(&["-n", SWITCH, "link", "set", "c0", "master", "br0", "up"])
+        ip(&["-n", &self.switch(), "link", "set", "c0", "master", "br0", "up"])
     }
 
     pub fn partition(&self, groups: &str) -> Result<(), String> {
@@ -374,13 +392,13 @@ impl Lab {
         for l in 0..self.links {
             for (k, group) in groups.iter().enumerate() {
                 let bridge = format!("br{l}p{k}");
-                ip(&["-n", SWITCH, "link", "add", &bridge, "type", "bridge"])?;
-                ip(&["-n", SWITCH, "link", "set", &bridge, "up"])?;
+                ip(&["-n", &self.switch(), "link", "add", &bridge, "type", "bridge"])?;
+                ip(&["-n", &self.switch(), "link", "set", &bridge, "up"])?;
                 for &i in group {
-                    ip(&["-n", SWITCH, "link", "set", &Lab::port(i, l), "master", &bridge])?;
+                    ip(&["-n", &self.switch(), "link", "set", &Lab::port(i, l), "master", &bridge])?;
                 }
                 if l == 0 && k == 0 {
-                    ip(&["-n", SWITCH, "link", "set", "c0", "master", &bridge])?;
+                    ip(&["-n", &self.switch(), "link", "set", "c0", "master", &bridge])?;
                 }
             }
         }
@@ -415,7 +433,7 @@ impl Lab {
             .iter()
             .find(|n| {
                 Command::new("ip")
-                    .args(["-n", &format!("{PREFIX}{n}"), "-o", "addr"])
+                    .args(["-n", &format!("{}{n}", self.prefix), "-o", "addr"])
                     .output()
                     .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/")))
             })
@@ -449,11 +467,17 @@ impl Lab {
     /// Removes every lab namespace and the lab directory, whatever state
     /// they are in.
     pub fn down(dir: &Path) -> Result<(), String> {
-        for ns in lab_namespaces() {
+        let prefix = Lab::load(dir).map_or_else(|_| default_prefix(), |lab| lab.prefix);
+        Lab::down_prefix(dir, &prefix)
+    }
+
+    /// `down` of the lab whose namespaces start with `prefix`.
+    fn down_prefix(dir: &Path, prefix: &str) -> Result<(), String> {
+        for ns in lab_namespaces(prefix) {
             kill_namespace_processes(&ns);
         }
         std::thread::sleep(Duration::from_millis(100));
-        for ns in lab_namespaces() {
+        for ns in lab_namespaces(prefix) {
             kill_namespace_processes(&ns);
             ip(&["netns", "del", &ns])?;
         }

@@ -1,7 +1,7 @@
 //! What one node keeps for itself in its state directory, beside the Raft
 //! store: its suspicion denials (see the core's `Persisted`), its
 //! incarnation (heartbeat sequence numbers never repeat across restarts),
-//! the sets it gave up, and whether it put itself in standby to shut down.
+//! and the sets it gave up.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,8 +15,6 @@ pub struct Local {
     /// Per node: (round, denied epoch).
     pub denials: Vec<(u64, Option<u64>)>,
     pub incarnation: u64,
-    #[serde(default)]
-    pub standby_for_shutdown: bool,
     /// Per set: the generation at which this node gave it up, and why.
     #[serde(default)]
     pub abandoned: Vec<Option<(u64, Exclusion)>>,

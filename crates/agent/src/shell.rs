@@ -264,9 +264,6 @@ pub async fn run(opts: Options) -> Result<(), String> {
             _ = int.recv() => { agent.leave(&mut leaving); Input::Tick },
             _ = hup.recv() => { agent.reload(); Input::Tick },
         };
-        if let Input::Committed(Command::Back { node, incarnation }) = &input {
-            agent.back_agreed(*node, *incarnation)?;
-        }
         agent.step(input)?;
         systemd.feed();
         if leaving.is_none() {
@@ -494,7 +491,8 @@ impl Agent {
                     Command::Standby { node, standby } => {
                         (None, format!("{} {}", name(*node), if *standby { "in standby" } else { "online again" }))
                     }
-                    Command::Back { node, .. } => (None, format!("{} back after its restart", name(*node))),
+                    Command::Leave { node } => (None, format!("{} in standby: its agent is stopping", name(*node))),
+                    Command::Back { node } => (None, format!("{} back: its agent runs again", name(*node))),
                     Command::Pin { set, node } => {
                         (Some(*set), format!("pinned to {}", node.map_or("nobody".into(), name)))
                     }
@@ -757,11 +755,7 @@ impl Agent {
         }
         eprintln!("baton: asked to stop: handing this node's sets over");
         *leaving = Some(Instant::now());
-        self.local.standby_for_shutdown = true;
-        if let Err(e) = self.local.save(&self.state_dir) {
-            eprintln!("baton: {e}");
-        }
-        self.propose(Command::Standby { node: self.me as NodeId, standby: true });
+        self.propose(Command::Leave { node: self.me as NodeId });
     }
 
     /// Owns nothing and runs nothing.
@@ -787,7 +781,7 @@ impl Agent {
             return self.runs_nothing();
         }
         let st = self.core.state();
-        let standby_agreed = st.node(self.me as NodeId).standby || self.config.nodes[self.me].witness;
+        let standby_agreed = st.node(self.me as NodeId).leaving || self.config.nodes[self.me].witness;
         let stranded = (0..self.config.sets.len() as SetId)
             .any(|s| st.set(s).owner.is_some_and(|o| o != self.me as NodeId && st.node(o).standby));
         self.empty() && standby_agreed && !stranded
@@ -798,27 +792,17 @@ impl Agent {
             .all(|s| self.core.lifecycle(s).phase() == baton_core::lifecycle::Phase::Stopped)
     }
 
-    /// A node that put itself in standby to shut down takes sets again: it
-    /// asks to be back until its own request (tagged with this incarnation)
-    /// is agreed. Seeing "not in standby" is not enough — its standby
-    /// proposal may still be in the log, uncommitted, and be agreed later,
-    /// and a node rejoining from an empty log replays old entries (both
-    /// found by the chaos scenarios: nodes stuck in standby); its request,
-    /// agreed after it restarted, comes after any such entry, or that entry
-    /// is gone for good.
+    /// A node whose agent stopped (a `Leave` in the agreed state) takes sets
+    /// again: its next incarnation asks to be back for as long as the
+    /// agreed state says it left — also when that `Leave` is agreed only
+    /// after the restart (it may have been left uncommitted in the log), or
+    /// replayed to a node rejoining from an empty log; both left nodes
+    /// stuck in standby when this was a flag in `local.json` (found by the
+    /// chaos scenarios, the soak: a full disk kept the flag from being saved).
     fn standby_after_restart(&mut self, retry: &mut Instant) {
-        if self.local.standby_for_shutdown && retry.elapsed() > Duration::from_secs(1) {
+        if self.core.state().node(self.me as NodeId).leaving && retry.elapsed() > Duration::from_secs(1) {
             *retry = Instant::now();
-            self.propose(Command::Back { node: self.me as NodeId, incarnation: self.local.incarnation });
+            self.propose(Command::Back { node: self.me as NodeId });
         }
-    }
-
-    /// A `Back` was agreed; this incarnation's own ends the asking.
-    fn back_agreed(&mut self, node: NodeId, incarnation: u64) -> Result<(), String> {
-        if node != self.me as NodeId || incarnation != self.local.incarnation || !self.local.standby_for_shutdown {
-            return Ok(());
-        }
-        self.local.standby_for_shutdown = false;
-        self.local.save(&self.state_dir)
     }
 }

@@ -86,12 +86,13 @@ pub enum Command {
         node: NodeId,
         standby: bool,
     },
-    /// A node that put itself in standby to shut down is back: like
-    /// `Standby { standby: false }`, tagged with the incarnation that asks,
-    /// so that incarnation knows when its own request was agreed.
+    /// A node's agent is stopping: standby, marked as its own doing.
+    Leave {
+        node: NodeId,
+    },
+    /// A node whose agent stopped (see `Leave`) runs again and takes sets.
     Back {
         node: NodeId,
-        incarnation: u64,
     },
     /// An operator's preferred node for the set (`None` forgets it).
     Pin {
@@ -292,11 +293,20 @@ impl ClusterState {
                 Ok(Applied::Done)
             }
             Command::Standby { node, standby } => {
-                self.nodes[usize::from(node)].standby = standby;
+                let n = &mut self.nodes[usize::from(node)];
+                (n.standby, n.leaving) = (standby, false);
                 Ok(Applied::Done)
             }
-            Command::Back { node, .. } => {
-                self.nodes[usize::from(node)].standby = false;
+            Command::Leave { node } => {
+                let n = &mut self.nodes[usize::from(node)];
+                (n.standby, n.leaving) = (true, true);
+                Ok(Applied::Done)
+            }
+            Command::Back { node } => {
+                let n = &mut self.nodes[usize::from(node)];
+                if n.leaving {
+                    (n.standby, n.leaving) = (false, false);
+                }
                 Ok(Applied::Done)
             }
             Command::Pin { set, node } => {
@@ -388,7 +398,8 @@ impl ClusterState {
             Command::Join { node, .. }
             | Command::Fenced { node, .. }
             | Command::Standby { node, .. }
-            | Command::Back { node, .. } => (std::slice::from_ref(node), None),
+            | Command::Leave { node }
+            | Command::Back { node } => (std::slice::from_ref(node), None),
             Command::Suspect { voter, node, .. } | Command::Unsuspect { voter, node, .. } => {
                 return [*voter, *node].iter().try_for_each(|&n| self.check_node(n));
             }

@@ -46,6 +46,10 @@ pub struct NodeRecord {
     pub membership: Membership,
     pub standby: bool,
     pub fenced: bool,
+    /// In standby because its own agent is stopping (SIGTERM); the agent's
+    /// next incarnation asks to be back. An operator's standby is not this.
+    #[serde(default)]
+    pub leaving: bool,
 }
 
 /// Where an owned set is in its hand-over protocol.
@@ -108,7 +112,8 @@ impl ClusterState {
     pub fn new(nodes: usize, sets: usize) -> Self {
         assert!((1..=usize::from(NodeId::MAX)).contains(&nodes), "node count {nodes} out of range");
         assert!(sets <= usize::from(SetId::MAX), "set count {sets} out of range");
-        let node = NodeRecord { epoch: 0, membership: Membership::Offline, standby: false, fenced: false };
+        let node =
+            NodeRecord { epoch: 0, membership: Membership::Offline, standby: false, fenced: false, leaving: false };
         let set = SetRecord {
             owner: None,
             phase: Phase::Stable,

@@ -195,3 +195,17 @@ fn a_lock_has_one_holder_dies_with_its_epoch_and_tokens_only_grow() {
     assert_eq!(s.apply(&unlock(1, 2)), Ok(Applied::Done));
     assert!(s.locks.is_empty());
 }
+
+#[test]
+fn a_stopping_agent_s_standby_is_undone_by_its_return_but_an_operator_s_is_not() {
+    let mut s = ClusterState::new(3, 1);
+    s.apply(&Command::Leave { node: 1 }).unwrap();
+    assert!(s.node(1).standby && s.node(1).leaving);
+    s.apply(&Command::Back { node: 1 }).unwrap();
+    assert!(!s.node(1).standby && !s.node(1).leaving);
+    // An operator's standby after the node left wins over a late return.
+    s.apply(&Command::Leave { node: 2 }).unwrap();
+    s.apply(&Command::Standby { node: 2, standby: true }).unwrap();
+    s.apply(&Command::Back { node: 2 }).unwrap();
+    assert!(s.node(2).standby && !s.node(2).leaving);
+}

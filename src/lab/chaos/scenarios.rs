@@ -245,6 +245,14 @@ pub fn restore(lab: &mut Lab) -> Result<(), String> {
             lab.start(&node)?;
         }
     }
+    // As an operator would: maintenance off, every node online, web unfrozen.
+    std::thread::sleep(Duration::from_secs(3));
+    let first = lab.nodes[0].clone();
+    let _ = baton_on(lab, &first, &["maintenance", "off", "--reason", "chaos restore"]);
+    let _ = baton_on(lab, &first, &["unfreeze", "web", "--reason", "chaos restore"]);
+    for node in lab.nodes.clone() {
+        let _ = baton_on(lab, &first, &["online", &node, "--reason", "chaos restore"]);
+    }
     settle(lab, Duration::from_secs(60)).map(|_| ())
 }
 
@@ -537,33 +545,42 @@ fn full_state_fs(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<String, St
     let victim = pick(rng, &others(lab, owner));
     stop(lab, std::slice::from_ref(&victim))?;
     let disk = StateDisk::mount(&lab.dir, &victim)?;
-    lab.start(&victim)?;
-    settle(lab, Duration::from_secs(30))?;
-    let size = disk.fill()?;
-    // Entries to write while the disk is full: a freeze and an unfreeze.
-    let healthy = others(lab, &victim)[0].clone();
-    baton_on(lab, &healthy, &["freeze", "web", "--reason", "chaos"])?;
-    baton_on(lab, &healthy, &["unfreeze", "web", "--reason", "chaos"])?;
-    std::thread::sleep(Duration::from_secs(2));
-    let ran_on = lab.agent_pid(&victim).is_some();
-    holds_nothing(lab, &victim)?;
-    // A restart on the full disk must fail, saying why.
+    let result = on_full_disk(lab, &victim, &disk);
+    // Whatever happened: the agent stopped, its state as it is now moved
+    // back to a plain directory, the agent started again.
     if lab.agent_pid(&victim).is_some() {
         stop(lab, std::slice::from_ref(&victim))?;
     }
+    disk.unmount()?;
     lab.start(&victim)?;
-    let refused = wait_until(Duration::from_secs(10), || lab.agent_pid(&victim).is_none());
+    result
+}
+
+fn on_full_disk(lab: &mut Lab, victim: &str, disk: &StateDisk) -> Result<String, String> {
+    lab.start(victim)?;
+    settle(lab, Duration::from_secs(30))?;
+    let size = disk.fill()?;
+    // Entries to write while the disk is full: a freeze and an unfreeze.
+    let healthy = others(lab, victim)[0].clone();
+    baton_on(lab, &healthy, &["freeze", "web", "--reason", "chaos"])?;
+    baton_on(lab, &healthy, &["unfreeze", "web", "--reason", "chaos"])?;
+    std::thread::sleep(Duration::from_secs(2));
+    let ran_on = lab.agent_pid(victim).is_some();
+    holds_nothing(lab, victim)?;
+    // A restart on the full disk must fail, saying why.
+    if lab.agent_pid(victim).is_some() {
+        stop(lab, &[victim.to_string()])?;
+    }
+    lab.start(victim)?;
+    let refused = wait_until(Duration::from_secs(10), || lab.agent_pid(victim).is_none());
     let log = std::fs::read_to_string(lab.dir.join(format!("{victim}.log"))).unwrap_or_default();
     if !refused || !log.contains("No space left on device") {
         return Err(format!("{victim} started on a full disk, or stopped without saying the disk is full"));
     }
     disk.unfill()?;
-    lab.start(&victim)?;
+    lab.start(victim)?;
     settle(lab, Duration::from_secs(30))?;
-    let frozen = node_status(&lab.dir, &victim)?["sets"][0]["frozen"].as_bool();
-    stop(lab, std::slice::from_ref(&victim))?;
-    disk.unmount()?;
-    lab.start(&victim)?;
+    let frozen = node_status(&lab.dir, victim)?["sets"][0]["frozen"].as_bool();
     if frozen != Some(false) {
         return Err(format!("{victim} came back with web frozen = {frozen:?}, the cluster says false"));
     }
