@@ -1,19 +1,29 @@
-//! Every committed fuzz corpus input (`fuzz/corpus/TARGET/`), replayed on
-//! stable through the same functions the fuzz targets run: an input that
-//! once crashed (e.g. `heartbeat/regression-seq-zero`) stays a test.
+//! Every committed fuzz input — the corpora (`fuzz/corpus/TARGET/`) and the
+//! inputs that once crashed (`fuzz/regressions/TARGET/`, kept apart so a
+//! corpus minimization cannot drop them) — replayed on stable through the
+//! same functions the fuzz targets run.
 
 #[path = "../fuzz/cases.rs"]
 mod cases;
 
 fn replay(target: &str, case: fn(&[u8])) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let corpus = fuzz.join("corpus").join(target);
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        case(&std::fs::read(&path).unwrap());
+    for entry in std::fs::read_dir(&corpus).unwrap_or_else(|e| panic!("{}: {e}", corpus.display())) {
+        case(&std::fs::read(entry.unwrap().path()).unwrap());
         n += 1;
     }
-    assert!(n > 0, "{} holds no inputs", dir.display());
+    assert!(n > 0, "{} holds no inputs", corpus.display());
+    for entry in std::fs::read_dir(fuzz.join("regressions").join(target)).into_iter().flatten() {
+        let path = entry.unwrap().path();
+        let input = std::fs::read(&path).unwrap();
+        assert!(
+            std::panic::catch_unwind(|| case(&input)).is_ok(),
+            "the regression input {} fails again",
+            path.display()
+        );
+    }
 }
 
 #[test]
