@@ -26,27 +26,15 @@ fn replay(target: &str, case: fn(&[u8])) {
     }
 }
 
-#[test]
-fn heartbeat_corpus() {
-    replay("heartbeat", cases::heartbeat);
+macro_rules! targets {
+    ($($target:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $target() {
+                replay(stringify!($target), cases::$target);
+            }
+        )*
+    };
 }
 
-#[test]
-fn peer_frame_corpus() {
-    replay("peer_frame", cases::peer_frame);
-}
-
-#[test]
-fn api_request_corpus() {
-    replay("api_request", cases::api_request);
-}
-
-#[test]
-fn config_corpus() {
-    replay("config", cases::config);
-}
-
-#[test]
-fn ocf_metadata_corpus() {
-    replay("ocf_metadata", cases::ocf_metadata);
-}
+targets!(heartbeat, peer_frame, api_request, config, ocf_metadata);
