@@ -703,7 +703,8 @@ fn clock_step(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<String, Strin
         for (spec, hours) in [("+6h", 6i64), ("-6h", -6)] {
             std::fs::write(&clock, format!("{spec}\n")).map_err(|e| e.to_string())?;
             std::thread::sleep(Duration::from_secs(4));
-            let reason = format!("clock step {spec}");
+            // Unique per run: a soak repeats this scenario on the same nodes.
+            let reason = format!("clock step {spec} #{}", rng.next_u64());
             baton_on(lab, &victim, &["freeze", "web", "--reason", &reason])?;
             baton_on(lab, &victim, &["unfreeze", "web", "--reason", &reason])?;
             // The step took: the victim's own events carry its stepped clock.
