@@ -73,6 +73,9 @@ fn outage(samples: &[(u64, String)]) -> (u64, usize) {
     (total, answered.len())
 }
 
+/// A run's summary, and whether every check held.
+type Run = (String, Result<(), String>);
+
 /// Runs `next()`'s scenarios on a fresh lab until it says stop, with the
 /// ownership record and the probe around them all; prints the report.
 fn drive(
@@ -81,7 +84,7 @@ fn drive(
     limit: Duration,
     keep: bool,
     mut next: impl FnMut(&mut Rng) -> Option<Scenario>,
-) -> Result<String, String> {
+) -> Result<Run, String> {
     let mut lab = Lab::up(up)?;
     let result = drive_on(&mut lab, seed, limit, keep, &mut next);
     if keep && result.is_err() {
@@ -97,7 +100,7 @@ fn drive_on(
     limit: Duration,
     keep: bool,
     next: &mut impl FnMut(&mut Rng) -> Option<Scenario>,
-) -> Result<String, String> {
+) -> Result<Run, String> {
     let mut rng = Rng::new(seed);
     let first = scenarios::settle(lab, Duration::from_secs(30))?;
     let watch = Watch::start(lab, &lab.nodes[0].clone())?;
@@ -147,32 +150,36 @@ fn drive_on(
     );
     summary += &format!("time with two holders of the address: {dual_ms} ms\n");
     println!("\n{summary}");
-    if dual_ms > 0 {
-        return Err(format!("two nodes held the service address for {dual_ms} ms; logs in {}", lab.dir.display()));
-    }
-    if !tally.failures.is_empty() {
-        return Err(format!("{} scenario(s) failed: {}", tally.failures.len(), tally.failures.join("; ")));
-    }
-    Ok(summary)
+    let verdict = if dual_ms > 0 {
+        Err(format!("two nodes held the service address for {dual_ms} ms; logs in {}", lab.dir.display()))
+    } else if !tally.failures.is_empty() {
+        Err(format!("{} scenario(s) failed:\n  {}", tally.failures.len(), tally.failures.join("\n  ")))
+    } else {
+        Ok(())
+    };
+    Ok((summary, verdict))
 }
 
 pub fn chaos(args: &ChaosArgs) -> Result<(), String> {
     let mut list: Vec<Scenario> =
         if args.scenarios.is_empty() { Scenario::ALL.to_vec() } else { args.scenarios.clone() };
     list.reverse();
-    drive(&args.up, args.seed, Duration::from_secs(300) * list.len() as u32, args.keep, |_| list.pop()).map(|_| ())
+    drive(&args.up, args.seed, Duration::from_secs(300) * list.len() as u32, args.keep, |_| list.pop())
+        .and_then(|(_, verdict)| verdict)
 }
 
 pub fn soak(args: &SoakArgs) -> Result<(), String> {
     let until = Instant::now() + args.duration;
-    let summary = drive(&args.up, args.seed, args.duration, false, |rng| {
+    let (summary, verdict) = drive(&args.up, args.seed, args.duration, false, |rng| {
         (Instant::now() < until).then(|| Scenario::ALL[rng.index(Scenario::ALL.len())])
     })?;
+    // The report is written whether or not every scenario passed.
+    let failed = verdict.as_ref().err().map_or(String::new(), |e| format!("\n{e}\n"));
     if let Some(file) = &args.report {
         let text = format!(
             "# Soak\n\nWritten by `baton lab soak --duration {}s --seed {}` on {}: a lab of {} nodes on {} links, \
              random chaos scenarios back to back, the service address watched in every node, a client asking \
-             every {PROBE_MS} ms.\n\n```text\n{summary}```\n",
+             every {PROBE_MS} ms.\n\n```text\n{summary}{failed}```\n",
             args.duration.as_secs(),
             args.seed,
             baton_agent::events::timestamp(baton_agent::events::now_ms()),
@@ -182,5 +189,5 @@ pub fn soak(args: &SoakArgs) -> Result<(), String> {
         std::fs::write(file, text).map_err(|e| format!("writing {}: {e}", file.display()))?;
         println!("report written to {}", file.display());
     }
-    Ok(())
+    verdict
 }
