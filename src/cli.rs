@@ -125,10 +125,13 @@ pub enum Command {
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// A throw-away cluster in network namespaces on this machine.
+    /// A throw-away cluster in network namespaces on this machine: runs
+    /// `baton-lab` (built beside baton from source; never in the package).
+    #[command(disable_help_flag = true)]
     Lab {
-        #[command(subcommand)]
-        command: crate::lab::LabCommand,
+        /// `baton-lab`'s subcommand and its arguments (`baton lab --help` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Shell completions for SHELL, on stdout.
     Completions { shell: clap_complete::Shell },
@@ -136,7 +139,14 @@ pub enum Command {
     Man,
     /// The guard beside the agent (started by `baton agent`).
     #[command(hide = true)]
-    Guard,
+    Guard {
+        /// A watchdog device to pet while a lease could still be released in time.
+        #[arg(long, value_name = "DEVICE")]
+        watchdog: Option<PathBuf>,
+        /// The watchdog's timeout in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        watchdog_timeout_ms: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

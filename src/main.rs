@@ -4,7 +4,6 @@
 
 mod cli;
 mod control;
-mod lab;
 mod rejoin;
 mod whoami;
 
@@ -28,13 +27,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let lines: Vec<String> = refused.iter().map(|p| format!("{}: {p}", file.display())).collect();
                 return Err(Failure::Usage(lines.join("\n")));
             }
-            for what in config.notify.undeliverable() {
+            for what in config.warnings() {
                 eprintln!("{}: warning: {what}", file.display());
             }
             println!("{}: ok: {}", file.display(), config.summary());
             Ok(())
         }
-        Command::Guard => runtime().block_on(baton_agent::guard::run()).map_err(|e| Failure::Failed(e.to_string())),
+        Command::Guard { ref watchdog, watchdog_timeout_ms } => {
+            let rt = runtime();
+            let timeout = std::time::Duration::from_millis(watchdog_timeout_ms);
+            let watchdog = watchdog
+                .as_deref()
+                .map(|w| baton_agent::guard::Watchdog::open(w, timeout))
+                .transpose()
+                .map_err(|e| Failure::Failed(e.to_string()))?;
+            rt.block_on(baton_agent::guard::run(watchdog)).map_err(|e| Failure::Failed(e.to_string()))
+        }
         Command::Agent => {
             let config = baton_config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
             let me = runtime().block_on(whoami::node(&config, cli.node.as_deref())).map_err(Failure::Usage)?;
@@ -43,7 +51,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let opts = baton_agent::shell::Options { config, me, state_dir, socket };
             runtime().block_on(baton_agent::shell::run(opts)).map_err(Failure::Failed)
         }
-        Command::Lab { command } => lab::run(command),
+        Command::Lab { ref args } => lab(args),
         Command::Rejoin => rejoin::run(&cli),
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -59,6 +67,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .map_err(|e| Failure::Failed(format!("writing the manual page: {e}"))),
         ref other => control::run(&cli, other),
     }
+}
+
+/// `baton lab ARGS`: the lab is its own program, `baton-lab`, beside this
+/// one (cargo builds both; the package holds only baton).
+fn lab(args: &[String]) -> Result<(), Failure> {
+    use std::os::unix::process::CommandExt;
+    let me = std::env::current_exe().map_err(|e| Failure::Failed(format!("finding my own binary: {e}")))?;
+    let lab = me.with_file_name("baton-lab");
+    if !lab.is_file() {
+        return Err(Failure::Failed(format!(
+            "the lab is not installed beside {} (it is test equipment, never packaged): build it from the source \
+             with `cargo build --release -p baton-lab`",
+            me.display()
+        )));
+    }
+    let e = std::process::Command::new(&lab).args(args).exec();
+    Err(Failure::Failed(format!("running {}: {e}", lab.display())))
 }
 
 /// Runs `validate-all` of every OCF agent installed here; agents that are
@@ -84,7 +109,7 @@ async fn validate_agents(config: &baton_config::Config) -> Vec<String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Agent | Command::Guard) {
+    if !matches!(cli.command, Command::Agent | Command::Guard { .. }) {
         // A command-line tool piped into `head` ends quietly, as Unix tools
         // do; the agent keeps ignoring SIGPIPE, it writes to sockets.
         // SAFETY: setting a signal disposition before any thread exists.

@@ -1,21 +1,27 @@
 //! The guard: a small process beside the agent that holds the lease
-//! deadline and what this node runs (addresses, process groups). When the
-//! deadline passes — the agent may be paused — or the agent dies, the guard
-//! kills every process group and removes every address. A `kill -9` of the
-//! agent therefore cannot leave a set running (keepalived fails here).
+//! deadline and everything this node runs — addresses, the cgroups of its
+//! sets, units, the stop commands of OCF, LSB and exec resources, exports,
+//! filesystems (see [`Undo`]). When the deadline passes — the agent may be
+//! paused — or the agent dies, the guard undoes all of it, alone. A `kill
+//! -9` of the agent therefore cannot leave any part of a set running.
 //!
-//! The agent speaks to it in lines on its stdin:
-//! `deadline MS` (CLOCK_MONOTONIC milliseconds) or `deadline none`,
-//! `hold ip ADDR`, `drop ip ADDR`, `hold pgid N`, `drop pgid N`; the guard
-//! answers `fired` on its stdout each time it killed everything.
+//! With a watchdog device it also keeps the machine alive, petting the
+//! watchdog only while it could still undo everything before the deadline:
+//! a machine whose agent and guard are both stuck is reset before its lease
+//! ends (the model of SBD's watchdog).
+//!
+//! The agent speaks to it in JSON lines on its stdin ([`Order`]); the guard
+//! answers `fired` on its stdout each time it released everything.
 
-use std::collections::BTreeSet;
-use std::io;
-use std::net::IpAddr;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
 use std::time::Duration;
 
 use baton_resources::netlink::Netlink;
-use baton_resources::process::signal_group;
+use baton_resources::undo::{self, Undo};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Milliseconds on CLOCK_MONOTONIC, the clock the agent and guard share.
@@ -26,65 +32,132 @@ pub fn monotonic_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
+/// One line from the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Release everything at this CLOCK_MONOTONIC millisecond (`None`: no
+    /// deadline, the node runs nothing that needs one).
+    Deadline(Option<u64>),
+    /// Something is about to start: hold how to undo it.
+    Hold(Undo),
+    /// It stopped cleanly: forget it.
+    Drop(Undo),
+}
+
+/// What the guard holds.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Held {
     pub deadline_ms: Option<u64>,
-    pub ips: BTreeSet<IpAddr>,
-    pub pgids: BTreeSet<i32>,
+    /// Each undo with how many holds it has (two holds, two drops).
+    pub undo: BTreeMap<Undo, u32>,
 }
 
 impl Held {
     /// Applies one line from the agent.
     pub fn update(&mut self, line: &str) -> Result<(), String> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let bad = || format!("guard: cannot understand {line:?}");
-        match words[..] {
-            ["deadline", "none"] => self.deadline_ms = None,
-            ["deadline", ms] => self.deadline_ms = Some(ms.parse().map_err(|_| bad())?),
-            ["hold", "ip", a] => {
-                self.ips.insert(a.parse().map_err(|_| bad())?);
-            }
-            ["drop", "ip", a] => {
-                self.ips.remove(&a.parse().map_err(|_| bad())?);
-            }
-            ["hold", "pgid", n] => {
-                let n: i32 = n.parse().map_err(|_| bad())?;
-                if n <= 1 {
-                    return Err(bad());
-                }
-                self.pgids.insert(n);
-            }
-            ["drop", "pgid", n] => {
-                self.pgids.remove(&n.parse().map_err(|_| bad())?);
-            }
-            _ => return Err(bad()),
-        }
+        let order: Order = serde_json::from_str(line).map_err(|e| format!("guard: cannot understand {line:?}: {e}"))?;
+        self.apply(order);
         Ok(())
     }
 
+    pub fn apply(&mut self, order: Order) {
+        match order {
+            Order::Deadline(d) => self.deadline_ms = d,
+            Order::Hold(u) => *self.undo.entry(u).or_default() += 1,
+            Order::Drop(u) => {
+                if let Some(n) = self.undo.get_mut(&u) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.undo.remove(&u);
+                    }
+                }
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.ips.is_empty() && self.pgids.is_empty()
+        self.undo.is_empty()
     }
 }
 
-/// Kill every held process group and remove every held address.
-pub async fn kill_all(nl: &Netlink, held: &mut Held) {
-    for pgid in std::mem::take(&mut held.pgids) {
-        signal_group(pgid, libc::SIGKILL);
+/// Undoes everything held, in [`Undo`]'s order; logs what failed and how
+/// long the whole release took. With `keep_cgroups`, the cgroups stay held
+/// (emptied): they are the sets' containers, and the next start of a set
+/// on this node needs its cgroup held again from its first hook on.
+pub async fn release_all(nl: &Netlink, held: &mut Held, who: &str, keep_cgroups: bool) {
+    let all: Vec<Undo> = std::mem::take(&mut held.undo).into_keys().collect();
+    if keep_cgroups {
+        held.undo = all.iter().filter(|u| matches!(u, Undo::Cgroup { .. })).map(|u| (u.clone(), 1)).collect();
     }
-    for ip in std::mem::take(&mut held.ips) {
-        if let Err(e) = nl.del_address(ip).await {
-            eprintln!("baton guard: removing {ip}: {e}");
+    if all.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let results = undo::release(nl, all).await;
+    for r in &results {
+        if let Err(e) = &r.result {
+            eprintln!("baton {who}: releasing {:?}: {e} (after {} ms)", r.what, r.took.as_millis());
         }
+    }
+    eprintln!("baton {who}: released {} thing(s) in {} ms", results.len(), started.elapsed().as_millis());
+}
+
+/// May the watchdog be petted now? Only if, were the guard to stop right
+/// after, the reset would come before the deadline.
+pub fn may_pet(now_ms: u64, deadline_ms: Option<u64>, timeout_ms: u64) -> bool {
+    deadline_ms.is_none_or(|d| now_ms + timeout_ms < d)
+}
+
+/// A watchdog device (`/dev/watchdog`), or any file standing in for one.
+pub struct Watchdog {
+    file: std::fs::File,
+    timeout_ms: u64,
+}
+
+/// `WDIOC_SETTIMEOUT`: `_IOWR('W', 6, int)`.
+const WDIOC_SETTIMEOUT: libc::c_ulong = 0xc004_5706;
+
+impl Watchdog {
+    /// Opens the device and sets its timeout (a plain file, a test's stand-in,
+    /// has none to set).
+    pub fn open(path: &Path, timeout: Duration) -> io::Result<Watchdog> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("opening the watchdog {}: {e}", path.display())))?;
+        let secs = timeout.as_secs().max(1) as libc::c_int;
+        if file.metadata()?.file_type().is_char_device() {
+            // SAFETY: ioctl on the watchdog fd we own with a pointer to an int.
+            if unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), WDIOC_SETTIMEOUT, &secs) } != 0 {
+                let e = io::Error::last_os_error();
+                return Err(io::Error::new(e.kind(), format!("setting {}'s timeout to {secs} s: {e}", path.display())));
+            }
+        }
+        Ok(Watchdog { file, timeout_ms: timeout.as_millis() as u64 })
+    }
+
+    fn pet(&mut self) {
+        if let Err(e) = self.file.write_all(b"p") {
+            eprintln!("baton guard: petting the watchdog: {e}");
+        }
+    }
+
+    /// The magic close: the guard is leaving with nothing held.
+    fn disarm(&mut self) {
+        let _ = self.file.write_all(b"V");
     }
 }
 
 /// The guard's main loop (`baton guard`), until the agent closes stdin.
-pub async fn run() -> io::Result<()> {
+pub async fn run(mut watchdog: Option<Watchdog>) -> io::Result<()> {
     let nl = Netlink::connect()?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
     let mut held = Held::default();
+    let pet_every = watchdog.as_ref().map_or(Duration::from_secs(3600), |w| Duration::from_millis(w.timeout_ms / 4));
+    let mut pets = tokio::time::interval(pet_every);
     loop {
         let wait = held.deadline_ms.map(|d| Duration::from_millis(d.saturating_sub(monotonic_ms())));
         let deadline = async {
@@ -103,18 +176,28 @@ pub async fn run() -> io::Result<()> {
                 None => {
                     // The agent is gone, whatever the deadline says.
                     if !held.is_empty() {
-                        eprintln!("baton guard: the agent died; killing everything it ran");
+                        eprintln!("baton guard: the agent died; releasing everything it ran");
                     }
-                    kill_all(&nl, &mut held).await;
+                    release_all(&nl, &mut held, "guard", false).await;
+                    if let Some(w) = watchdog.as_mut() {
+                        w.disarm();
+                    }
                     return Ok(());
                 }
             },
             () = deadline => {
-                eprintln!("baton guard: the lease ended; killing everything this node ran");
-                kill_all(&nl, &mut held).await;
+                eprintln!("baton guard: the lease ended; releasing everything this node ran");
+                release_all(&nl, &mut held, "guard", true).await;
                 held.deadline_ms = None;
                 stdout.write_all(b"fired\n").await?;
                 stdout.flush().await?;
+            }
+            _ = pets.tick() => {
+                if let Some(w) = watchdog.as_mut() {
+                    if may_pet(monotonic_ms(), held.deadline_ms, w.timeout_ms) {
+                        w.pet();
+                    }
+                }
             }
         }
     }
@@ -124,19 +207,51 @@ pub async fn run() -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn line(o: Order) -> String {
+        serde_json::to_string(&o).unwrap()
+    }
+
     #[test]
     fn lines_update_what_is_held() {
+        let ip = Undo::Address { ip: "10.0.0.100".parse().unwrap() };
+        let cg = Undo::Cgroup { path: "/sys/fs/cgroup/baton-a/set-web".into() };
         let mut h = Held::default();
-        for line in ["deadline 1234", "hold ip 10.0.0.100", "hold pgid 4242", "hold ip fd00::1", "drop ip 10.0.0.100"] {
-            h.update(line).unwrap();
+        for o in [
+            Order::Deadline(Some(1234)),
+            Order::Hold(ip.clone()),
+            Order::Hold(cg.clone()),
+            Order::Hold(cg.clone()),
+            Order::Drop(cg.clone()),
+            Order::Drop(ip.clone()),
+        ] {
+            h.update(&line(o)).unwrap();
         }
         assert_eq!(h.deadline_ms, Some(1234));
-        assert_eq!(h.ips.iter().map(|i| i.to_string()).collect::<Vec<_>>(), ["fd00::1"]);
-        assert_eq!(h.pgids.iter().copied().collect::<Vec<_>>(), [4242]);
-        h.update("deadline none").unwrap();
+        assert_eq!(h.undo.keys().cloned().collect::<Vec<_>>(), [cg.clone()], "held twice, dropped once");
+        h.update(&line(Order::Deadline(None))).unwrap();
         assert_eq!(h.deadline_ms, None);
-        assert!(h.update("hold pgid 1").is_err(), "never process group 1");
-        assert!(h.update("hold ip nonsense").is_err());
+        assert!(h.update("hold ip 10.0.0.1").is_err(), "the old text protocol is refused");
+        assert!(h.update(r#"{"hold":{"kind":"bogus"}}"#).is_err());
         assert!(h.update("rm -rf /").is_err());
+    }
+
+    #[test]
+    fn the_watchdog_is_petted_only_while_a_reset_would_come_before_the_deadline() {
+        assert!(may_pet(1_000, None, 5_000), "nothing to guard: keep the machine up");
+        assert!(may_pet(1_000, Some(6_001), 5_000));
+        assert!(!may_pet(1_000, Some(6_000), 5_000), "a stop now would reset exactly at the deadline");
+        assert!(!may_pet(9_000, Some(6_000), 5_000), "past the deadline");
+    }
+
+    #[test]
+    fn a_stand_in_watchdog_records_pets_and_the_magic_close() {
+        let path = std::env::temp_dir().join(format!("baton-wd-{}", std::process::id()));
+        std::fs::write(&path, "").unwrap();
+        let mut w = Watchdog::open(&path, Duration::from_secs(5)).unwrap();
+        w.pet();
+        w.pet();
+        w.disarm();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "ppV");
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -1,44 +1,63 @@
 //! The agent's end of the guard: starts `baton guard` in its own process
 //! group (so signals to the agent's group do not reach it) and keeps it
-//! told what this node holds and until when.
+//! told what this node holds and until when — in order, and a hold on the
+//! guard's pipe before the thing it undoes exists.
 
 use std::io;
-use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use baton_core::Input;
 use baton_resources::netlink::Netlink;
+use baton_resources::undo::Undo;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::guard::{kill_all, Held};
+use crate::guard::{release_all, Held, Order};
 
 /// The guard died under a running agent. Without its guard a node must not
-/// hold anything: the agent kills what the guard held, then exits and lets
-/// its supervisor restart it.
+/// hold anything: the agent releases what the guard held, then exits and
+/// lets its supervisor restart it.
 async fn lost(why: &str, held: &mut Held) -> ! {
-    eprintln!("baton: lost the guard ({why}); killing everything this node ran and exiting");
+    eprintln!("baton: lost the guard ({why}); releasing everything this node ran and exiting");
     match Netlink::connect() {
-        Ok(nl) => kill_all(&nl, held).await,
+        Ok(nl) => release_all(&nl, held, "agent", false).await,
         Err(e) => eprintln!("baton: netlink for removing the addresses: {e}"),
     }
     std::process::exit(70);
 }
 
+/// The guard's watchdog, if the configuration names one.
+#[derive(Clone, Debug)]
+pub struct WatchdogArgs {
+    pub device: PathBuf,
+    pub timeout: Duration,
+}
+
+/// An order, and who waits for it to be on the guard's pipe.
+type Line = (Order, Option<oneshot::Sender<()>>);
+
 #[derive(Clone)]
 pub struct GuardLink {
-    tx: mpsc::Sender<String>,
+    tx: mpsc::UnboundedSender<Line>,
 }
 
 impl GuardLink {
     /// Starts the guard; its "fired" reports arrive on `inputs`. The
     /// receiver resolves once the guard has ended after the agent let it go.
-    pub fn spawn(exe: &Path, inputs: mpsc::Sender<Input>) -> io::Result<(GuardLink, oneshot::Receiver<()>)> {
-        let mut child = Command::new(exe)
-            .arg("guard")
+    pub fn spawn(
+        exe: &Path,
+        watchdog: Option<&WatchdogArgs>,
+        inputs: mpsc::Sender<Input>,
+    ) -> io::Result<(GuardLink, oneshot::Receiver<()>)> {
+        let mut cmd = Command::new(exe);
+        cmd.arg("guard");
+        if let Some(w) = watchdog {
+            cmd.arg("--watchdog").arg(&w.device).arg("--watchdog-timeout-ms").arg(w.timeout.as_millis().to_string());
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -48,7 +67,10 @@ impl GuardLink {
             .map_err(|e| io::Error::new(e.kind(), format!("starting the guard ({}): {e}", exe.display())))?;
         let mut stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
-        let (tx, mut rx) = mpsc::channel::<String>(256);
+        // Unbounded, so that the core's outputs are queued in order without
+        // waiting; the guard's pipe is what bounds it (a guard that stops
+        // reading stops the holds, and with them every start).
+        let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
         let (ended_tx, ended) = oneshot::channel();
         tokio::spawn(async move {
             // What the guard holds, mirrored: if it dies, the agent does its job.
@@ -56,10 +78,14 @@ impl GuardLink {
             loop {
                 tokio::select! {
                     line = rx.recv() => match line {
-                        Some(line) => {
-                            let _ = held.update(&line);
-                            if let Err(e) = stdin.write_all(format!("{line}\n").as_bytes()).await {
+                        Some((order, written)) => {
+                            let text = serde_json::to_string(&order).expect("an order serializes") + "\n";
+                            held.apply(order);
+                            if let Err(e) = stdin.write_all(text.as_bytes()).await {
                                 lost(&format!("writing to it: {e}"), &mut held).await;
+                            }
+                            if let Some(w) = written {
+                                let _ = w.send(());
                             }
                         }
                         None => {
@@ -88,29 +114,27 @@ impl GuardLink {
         Ok((GuardLink { tx }, ended))
     }
 
-    async fn say(&self, line: String) {
+    /// Queues an order behind every earlier one, without waiting.
+    pub fn tell(&self, order: Order) {
         // The guard's task exits the process if the guard is gone, so a
         // closed channel only happens during shutdown.
-        let _ = self.tx.send(line).await;
+        let _ = self.tx.send((order, None));
     }
 
-    pub async fn deadline(&self, monotonic_ms: Option<u64>) {
-        self.say(monotonic_ms.map_or_else(|| "deadline none".into(), |ms| format!("deadline {ms}"))).await
+    /// Holds `undo` and returns once the order is on the guard's pipe: from
+    /// then on the guard has it even if this agent dies the next instant.
+    pub async fn hold(&self, undo: Vec<Undo>) {
+        for u in undo {
+            let (written, done) = oneshot::channel();
+            if self.tx.send((Order::Hold(u), Some(written))).is_ok() {
+                let _ = done.await;
+            }
+        }
     }
 
-    pub async fn hold_ip(&self, ip: IpAddr) {
-        self.say(format!("hold ip {ip}")).await
-    }
-
-    pub async fn drop_ip(&self, ip: IpAddr) {
-        self.say(format!("drop ip {ip}")).await
-    }
-
-    pub async fn hold_pgid(&self, pgid: i32) {
-        self.say(format!("hold pgid {pgid}")).await
-    }
-
-    pub async fn drop_pgid(&self, pgid: i32) {
-        self.say(format!("drop pgid {pgid}")).await
+    pub fn drop_all(&self, undo: Vec<Undo>) {
+        for u in undo {
+            self.tell(Order::Drop(u));
+        }
     }
 }

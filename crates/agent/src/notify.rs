@@ -130,8 +130,7 @@ pub fn start(config: &Notify, events: &Arc<EventLog>) {
 }
 
 async fn deliver_exec(argv: &[String], json: &str) -> Result<(), String> {
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let ran = baton_resources::program::run_with_input(&argv, json.as_bytes(), EXEC_LIMIT).await?;
+    let ran = baton_resources::program::Program::new(argv).input(json.as_bytes()).limit(EXEC_LIMIT).run().await?;
     if ran.code == 0 {
         return Ok(());
     }

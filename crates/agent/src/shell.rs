@@ -19,8 +19,8 @@ use baton_resources::fence;
 use crate::api::{self, Call, Request, Response};
 use crate::events::EventLog;
 use crate::exec::Executor;
-use crate::guard::monotonic_ms;
-use crate::guard_link::GuardLink;
+use crate::guard::{monotonic_ms, Order};
+use crate::guard_link::{GuardLink, WatchdogArgs};
 use crate::links::Links;
 use crate::local::Local;
 use crate::raft::machine::{Applied, StateMachine};
@@ -120,7 +120,12 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let (inputs, mut inputs_rx) = mpsc::channel::<Input>(QUEUE);
 
     let exe = std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?;
-    let (guard, guard_ended) = GuardLink::spawn(&exe, inputs.clone()).map_err(|e| e.to_string())?;
+    let watchdog = config
+        .cluster
+        .watchdog
+        .as_ref()
+        .map(|device| WatchdogArgs { device: device.clone(), timeout: config.cluster.watchdog_timeout });
+    let (guard, guard_ended) = GuardLink::spawn(&exe, watchdog.as_ref(), inputs.clone()).map_err(|e| e.to_string())?;
     let links =
         Links::bind(me, cluster, keys.clone(), addrs.clone(), inputs.clone()).await.map_err(|e| e.to_string())?;
 
@@ -186,20 +191,24 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let start = Instant::now();
     let mut topology = config.topology();
     crate::preflight::apply(&config, &mut topology).await;
-    let core = Node::new(topology, me as NodeId, state, local.persisted(), local.incarnation << 32, Time(0));
+    // Above any incarnation the agreed state recorded for this node, also
+    // when local.json was lost: every start of the agent is a new one.
+    let recorded = state.node(me as NodeId).incarnation;
+    if local.incarnation <= recorded {
+        local.incarnation = recorded + 1;
+        local.save(&state_dir)?;
+    }
+    let core = Node::new(topology, me as NodeId, state, local.persisted(), local.incarnation, Time(0));
     let nl = baton_resources::netlink::Netlink::connect().map_err(|e| format!("opening netlink: {e}"))?;
     let node_name = config.nodes[me].name.clone();
     let ocf_tmp = state_dir.join("ocf");
     std::fs::create_dir_all(&ocf_tmp).map_err(|e| format!("creating {}: {e}", ocf_tmp.display()))?;
-    let exec = Arc::new(Executor::new(
-        Arc::clone(&config),
-        node_name.clone(),
-        ocf_tmp,
-        nl,
-        guard.clone(),
-        inputs.clone(),
-        Arc::clone(&events),
-    ));
+    let base = baton_resources::cgroup::base(&node_name)
+        .map(baton_resources::cgroup::Cgroup)
+        .map_err(|e| format!("the cgroup of this node's sets: {e}"))?;
+    let sets = crate::exec::build(&config, &node_name, &base, &nl, &ocf_tmp);
+    let exec =
+        Arc::new(Executor::new(node_name.clone(), sets, guard.clone(), inputs.clone(), Arc::clone(&events)).await?);
     let (calls_tx, mut calls_rx) = mpsc::channel::<Call>(64);
     let history = api::History { log: Arc::clone(&events), peers: peers.clone(), me };
     api::serve(&socket, calls_tx.clone(), history.clone()).await.map_err(|e| e.to_string())?;
@@ -208,7 +217,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         crate::http::serve(http.http, http.http_token_file.as_deref(), calls_tx, history).await.err().into_iter();
     crate::notify::start(&config.notify, &events);
     events.record("agent", None, format!("agent started (incarnation {})", local.incarnation), None, None);
-    let missing = config.notify.undeliverable().into_iter().chain(http_down);
+    let missing = config.warnings().into_iter().chain(http_down);
     for what in missing {
         eprintln!("baton: warning: {what}");
         events.record("agent", None, format!("warning: {what}"), None, None);
@@ -326,14 +335,14 @@ impl Agent {
                     let at = self.start + Duration::from_micros(d.0);
                     monotonic_ms() + at.saturating_duration_since(Instant::now()).as_millis() as u64
                 });
-                let guard = self.guard.clone();
-                tokio::spawn(async move { guard.deadline(ms).await });
+                // In order with every other order to the guard, without waiting.
+                self.guard.tell(Order::Deadline(ms));
             }
             Output::Persist(p) => {
                 self.local.set_persisted(&p);
                 self.local.save(&self.state_dir)?;
             }
-            Output::Fence { node, epoch } => self.fence(node, epoch),
+            Output::Fence { node, epoch, incarnation } => self.fence(node, epoch, incarnation),
             Output::Event(event) => self.log(&event),
         }
         Ok(())
@@ -341,7 +350,7 @@ impl Agent {
 
     /// Fences `node` with its devices, in order, until one confirms it off;
     /// then proposes `Fenced`, which evicts it at once.
-    fn fence(&mut self, node: NodeId, epoch: u64) {
+    fn fence(&mut self, node: NodeId, epoch: u64, incarnation: u64) {
         let name = self.config.nodes[usize::from(node)].name.clone();
         let devices: Vec<fence::Device> = self
             .config
@@ -378,7 +387,7 @@ impl Agent {
                         eprintln!("baton: {msg}");
                         events.metrics().fence(true);
                         events.record("fence", None, msg, took, None);
-                        if let Err(e) = raft.client_write(Command::Fenced { node, epoch }).await {
+                        if let Err(e) = raft.client_write(Command::Fenced { node, epoch, incarnation }).await {
                             eprintln!("baton: recording the fence of {name}: {e}");
                         }
                         break;
@@ -486,7 +495,9 @@ impl Agent {
                         (None, format!("{} hears {} again", name(*voter), name(*node)))
                     }
                     Command::Fenced { node, .. } => (None, format!("{} fenced: evicted at once", name(*node))),
-                    Command::Join { node, .. } => (None, format!("{} joined", name(*node))),
+                    Command::Join { node, incarnation, .. } => {
+                        (None, format!("{} joined (agent incarnation {incarnation})", name(*node)))
+                    }
                     Command::Freeze { set, frozen } => (Some(*set), if *frozen { "frozen" } else { "unfrozen" }.into()),
                     Command::Standby { node, standby } => {
                         (None, format!("{} {}", name(*node), if *standby { "in standby" } else { "online again" }))

@@ -20,7 +20,7 @@ use std::path::Path;
 
 pub use model::*;
 pub use secret::SECRET_MIN_BYTES;
-pub use topology::{GUARD_MARGIN, HOOK_TIMEOUT, MAX_DRIFT_PPM};
+pub use topology::{HOOK_TIMEOUT, MAX_DRIFT_PPM};
 pub use walk::Problem;
 
 /// Parses a duration as the configuration writes them ("100ms", "2s", "5m", "1h").

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use baton_core::release::Phase;
 use baton_core::Failback;
 
 pub use crate::values::Address;
@@ -39,6 +40,26 @@ pub struct Cluster {
     /// Secrets accepted besides `secret_file`, which alone signs: during a
     /// rotation the next (or the previous) secret (resolved like `secret_file`).
     pub accept_secret_files: Vec<PathBuf>,
+    /// A watchdog device the guard pets while it could still release
+    /// everything before the lease ends (`/dev/watchdog`).
+    pub watchdog: Option<PathBuf>,
+    pub watchdog_timeout: Duration,
+    /// Where some keys were written, for problems found after parsing.
+    pub spans: ClusterSpans,
+}
+
+/// Places in the file of keys checked against others later.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterSpans {
+    pub lease: crate::tree::Span,
+    pub watchdog_timeout: crate::tree::Span,
+}
+
+/// Positions are not part of what a configuration means.
+impl PartialEq for ClusterSpans {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -93,6 +114,20 @@ impl ResourceKind {
             ResourceKind::Ocf { .. } => "ocf",
             ResourceKind::Mount { .. } => "mount",
             ResourceKind::Nfs { .. } => "nfs",
+        }
+    }
+
+    /// What the guard must do to release a resource of this kind.
+    pub fn release_phases(&self) -> &'static [Phase] {
+        match self {
+            ResourceKind::Ip { .. } => &[Phase::Addresses],
+            ResourceKind::Process { .. } => &[Phase::Processes],
+            ResourceKind::Exec { .. } | ResourceKind::Lsb { .. } | ResourceKind::Ocf { .. } => {
+                &[Phase::Processes, Phase::Programs]
+            }
+            ResourceKind::Systemd { .. } => &[Phase::Units],
+            ResourceKind::Mount { .. } => &[Phase::Mounts],
+            ResourceKind::Nfs { .. } => &[Phase::Exports, Phase::Binds],
         }
     }
 

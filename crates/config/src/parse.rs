@@ -44,11 +44,58 @@ pub fn config(ctx: &mut Ctx, file: &Path, root: &Table) -> Option<Config> {
     if !ctx.problems.is_empty() || nodes.is_empty() {
         return None;
     }
-    Some(Config { file: file.to_path_buf(), cluster, nodes, sets, fencing, notify })
+    let config = Config { file: file.to_path_buf(), cluster, nodes, sets, fencing, notify };
+    timing(ctx, &config);
+    ctx.problems.is_empty().then_some(config)
+}
+
+/// The lease must leave time to hold sets once the guard's release budget
+/// is set aside, and a watchdog must be petted while a lease is held.
+fn timing(ctx: &mut Ctx, config: &Config) {
+    let span = &config.cluster.spans.lease;
+    let t = config.timing();
+    let budget = config.release_phases().iter().map(|p| format!("{p:?} {}", show(p.budget()))).collect::<Vec<_>>();
+    if let Err(why) = t.validate() {
+        let mut least = t;
+        while least.validate().is_err() && least.lease < Duration::from_secs(3600) {
+            least.lease += Duration::from_millis(10);
+        }
+        ctx.at(
+            span,
+            "cluster.lease",
+            format!(
+                "{why}: the guard's release budget of this cluster's sets ({}: {}) comes out of every lease; \
+                 make the lease at least {}",
+                show(t.guard_margin),
+                budget.join(", "),
+                show(least.lease)
+            ),
+        );
+        return;
+    }
+    if config.cluster.watchdog.is_some() {
+        let room = t.hold().saturating_sub(t.heartbeat_interval * 2);
+        if config.cluster.watchdog_timeout >= room {
+            ctx.at(
+                &config.cluster.spans.watchdog_timeout,
+                "cluster.watchdog_timeout",
+                format!(
+                    "{} leaves no time to pet the watchdog while a lease is held: the guard pets it only while \
+                     a reset would come before the lease ends, and a lease of {} is held for {} at a time; \
+                     make the lease longer or the timeout shorter than {}",
+                    show(config.cluster.watchdog_timeout),
+                    show(t.lease),
+                    show(t.hold()),
+                    show(room)
+                ),
+            );
+        }
+    }
 }
 
 fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
     let mut f = Fields::new("cluster", t);
+    let table_span = f.span().clone();
     let name = f.required_string(ctx, "name");
     let secret = f.required_string(ctx, "secret_file");
     let state_dir = f.string(ctx, "state_dir").map_or_else(|| PathBuf::from("/var/lib/baton"), |(s, _)| s.into());
@@ -63,6 +110,11 @@ fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
     };
     let http_token_file =
         f.string(ctx, "http_token_file").map(|v| secret_path(ctx, base, v, "cluster.http_token_file"));
+    let (watchdog, watchdog_span) = match f.string(ctx, "watchdog") {
+        Some((s, span)) => (Some(PathBuf::from(s)), span),
+        None => (None, None),
+    };
+    let watchdog_timeout = f.duration(ctx, "watchdog_timeout");
     let accept = f.strings(ctx, "accept_secret_files").unwrap_or_default();
     let accept_secret_files =
         accept.into_iter().map(|v| secret_path(ctx, base, v, "cluster.accept_secret_files")).collect();
@@ -96,6 +148,12 @@ fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
         http: http.ok()?,
         http_token_file,
         accept_secret_files,
+        watchdog,
+        watchdog_timeout: watchdog_timeout.as_ref().map_or(Duration::from_secs(1), |(d, _)| *d),
+        spans: ClusterSpans {
+            lease: lease.and_then(|l| l.1).or_else(|| table_span.clone()),
+            watchdog_timeout: watchdog_timeout.and_then(|w| w.1).or_else(|| watchdog_span.clone()),
+        },
     })
 }
 

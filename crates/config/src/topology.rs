@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use baton_core::release::{self, Phase};
 use baton_core::{NodeSpec, ResourceSpec, SetSpec, Timing, Topology};
 
 use crate::model::{Config, FenceMode, Resource, ResourceKind};
@@ -10,8 +11,6 @@ use crate::model::{Config, FenceMode, Resource, ResourceKind};
 /// The clock-rate difference the safety margins assume (1%): far above what
 /// any working clock drifts, small enough to cost little lease time.
 pub const MAX_DRIFT_PPM: u32 = 10_000;
-/// What the guard needs to kill everything once a lease ends.
-pub const GUARD_MARGIN: Duration = Duration::from_millis(50);
 /// The limit on each hook step of a set.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -59,13 +58,62 @@ impl Config {
                 hook_timeout: HOOK_TIMEOUT,
             })
             .collect();
-        let timing = Timing {
+        Topology { nodes, links: self.links(), sets, timing: self.timing(), fenceable: self.fenceable() }
+    }
+
+    /// The core's timing: the lease, less the guard's release budget.
+    pub fn timing(&self) -> Timing {
+        Timing {
             heartbeat_interval: self.cluster.heartbeat_interval,
             lease: self.cluster.lease,
             max_drift_ppm: MAX_DRIFT_PPM,
-            guard_margin: GUARD_MARGIN,
-        };
-        Topology { nodes, links: self.links(), sets, timing, fenceable: self.fenceable() }
+            guard_margin: release::margin(self.release_phases()),
+        }
+    }
+
+    /// What is valid but hazardous, for `config check` and the agent's log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = self.notify.undeliverable();
+        let protected = self.fencing.is_some() || self.cluster.watchdog.is_some();
+        for set in &self.sets {
+            for (i, r) in set.resources.iter().enumerate() {
+                let key = format!("sets.{}.resources[{i}]", set.name);
+                match &r.kind {
+                    ResourceKind::Mount { .. } | ResourceKind::Nfs { .. } if !protected => out.push(format!(
+                        "{key}: {} on shared storage in a cluster with neither [fencing] nor cluster.watchdog: \
+                         if this node's agent and guard both hang, nothing stops it from writing to the disk \
+                         after its lease ended and another node took the set; configure a fence device or a watchdog",
+                        r.kind.type_name()
+                    )),
+                    _ => {}
+                }
+                if let ResourceKind::Mount { fstype, .. } = &r.kind {
+                    if !release::SHUTDOWN_FILESYSTEMS.contains(&fstype.as_str()) {
+                        out.push(format!(
+                            "{key}: the guard cannot cut a {fstype} filesystem off at once (it can for {}): \
+                             released by the guard, it is only detached, and writes in flight may reach the disk \
+                             after the lease",
+                            release::SHUTDOWN_FILESYSTEMS.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every phase the guard may go through on a node of this cluster: the
+    /// sets' cgroups always (hooks run in them), and what each resource needs.
+    pub fn release_phases(&self) -> Vec<Phase> {
+        let mut phases: Vec<Phase> = self
+            .sets
+            .iter()
+            .flat_map(|s| s.resources.iter().flat_map(|r| r.kind.release_phases().iter().copied()))
+            .chain(self.sets.first().map(|_| Phase::Processes))
+            .collect();
+        phases.sort_unstable();
+        phases.dedup();
+        phases
     }
 
     /// Per node: some fence device can cut it off.

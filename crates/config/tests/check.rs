@@ -63,6 +63,13 @@ fn errors(text: &str) -> String {
     err.to_string().replace(&dir.0.display().to_string(), "DIR")
 }
 
+fn accepted(text: &str) {
+    let dir = Dir::new();
+    if let Err(e) = baton_config::parse_str(&dir.file(), text) {
+        panic!("refused: {e}");
+    }
+}
+
 fn with(replace: &str, by: &str) -> String {
     assert!(GOOD.contains(replace), "{replace:?} is not in the base config");
     GOOD.replacen(replace, by, 1)
@@ -146,6 +153,53 @@ fn set_preferring_a_witness() {
         errors(&with("[\"alpha\", \"beta\"]", "[\"arbiter\", \"beta\"]")),
         "DIR/cluster.toml:14:10: sets.web.nodes[0]: \"arbiter\" is a witness; witnesses never run sets"
     );
+}
+
+const MOUNT: &str = r#"
+[[sets.web.resources]]
+type = "mount"
+device = "/dev/disk/by-label/web"
+path = "/srv/web"
+fstype = "ext4"
+"#;
+
+#[test]
+fn a_lease_too_short_for_the_guard_s_release_budget_is_refused_with_the_least_that_works() {
+    let text = with("secret_file = \"secret\"", "secret_file = \"secret\"\nlease = \"500ms\"") + MOUNT;
+    assert_eq!(
+        errors(&text),
+        "DIR/cluster.toml:4:9: cluster.lease: lease 500ms leaves no time to hold sets between renewals: the guard's \
+         release budget of this cluster's sets (420ms: Addresses 20ms, Processes 100ms, Mounts 300ms) comes out of \
+         every lease; make the lease at least 590ms"
+    );
+    let text = with("secret_file = \"secret\"", "secret_file = \"secret\"\nlease = \"590ms\"") + MOUNT;
+    accepted(&text);
+}
+
+#[test]
+fn a_watchdog_must_be_petted_while_a_lease_is_held() {
+    let wd = "secret_file = \"secret\"\nwatchdog = \"/dev/watchdog\"\nwatchdog_timeout = \"1s\"";
+    assert_eq!(
+        errors(&with("secret_file = \"secret\"", wd)),
+        "DIR/cluster.toml:5:20: cluster.watchdog_timeout: 1s leaves no time to pet the watchdog while a lease is \
+         held: the guard pets it only while a reset would come before the lease ends, and a lease of 1s is held \
+         for 860ms at a time; make the lease longer or the timeout shorter than 660ms"
+    );
+    accepted(&with("secret_file = \"secret\"", &format!("{wd}\nlease = \"3s\"")));
+}
+
+#[test]
+fn shared_storage_without_fencing_or_a_watchdog_is_warned_about() {
+    let dir = Dir::new();
+    let c = baton_config::parse_str(&dir.file(), &(GOOD.to_string() + MOUNT)).unwrap();
+    let warnings = c.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("sets.web.resources[2]: mount on shared storage in a cluster with neither"));
+    let xfs = GOOD
+        .replace("secret_file = \"secret\"", "secret_file = \"secret\"\nwatchdog = \"/dev/watchdog\"\nlease = \"3s\"");
+    let c = baton_config::parse_str(&dir.file(), &(xfs + &MOUNT.replace("ext4", "vfat"))).unwrap();
+    assert_eq!(c.warnings().len(), 1);
+    assert!(c.warnings()[0].contains("cannot cut a vfat filesystem off at once"), "{:?}", c.warnings());
 }
 
 #[test]
@@ -260,8 +314,10 @@ fn syntax_errors_have_a_place() {
 fn every_table_and_resource_type_of_spec_is_accepted() {
     let dir = Dir::new();
     std::fs::write(dir.0.join("fence.pw"), "x").unwrap();
+    // Every kind at once needs a lease longer than the default (below).
+    let good = GOOD.replace("secret_file = \"secret\"", "secret_file = \"secret\"\nlease = \"2s\"");
     let text = format!(
-        "{GOOD}{}",
+        "{good}{}",
         r#"
 [[sets.web.resources]]
 type = "ocf"

@@ -109,11 +109,12 @@ pub enum Output {
     /// Write this durably before acting on any later output.
     Persist(Persisted),
     /// Ask a fence device to cut this node off (the leader asks). The epoch
-    /// is the one the request is about: once the node is in another epoch
-    /// (fenced already, or back), the request is void.
+    /// and incarnation are the ones the request is about: once the node is
+    /// in another (fenced already, or back), the request is void.
     Fence {
         node: NodeId,
         epoch: u64,
+        incarnation: u64,
     },
     Event(Event),
 }
@@ -154,18 +155,26 @@ pub struct Node {
     guard: Option<Time>,
     lease_held: bool,
     booted: Time,
+    /// The incarnation this agent joins with: above every one the agreed
+    /// state has recorded for this node. It runs nothing until the agreed
+    /// state says this incarnation joined.
+    incarnation: u64,
     now: Time,
 }
 
 impl Node {
     /// A node starting at `now` with what it persisted and the agreed state
     /// it recovered (the shell replays its log before calling this).
+    /// `incarnation` grows with every start of the agent (the shell persists
+    /// it, and starts above any the agreed state recorded for this node);
+    /// heartbeat sequence numbers start at `incarnation << 32`, so that
+    /// they never repeat across restarts.
     pub fn new(
         topo: Topology,
         me: NodeId,
         state: ClusterState,
         persisted: Persisted,
-        first_seq: u64,
+        incarnation: u64,
         now: Time,
     ) -> Self {
         topo.validate().expect("the topology was validated when it was built");
@@ -176,7 +185,7 @@ impl Node {
         persisted.denials.resize(n, Denial::default());
         persisted.abandoned.resize(topo.sets.len(), None);
         let detector = Detector::new(me, n, topo.links, topo.timing.lease, now);
-        let lease = Lease::new(me, n, topo.timing.hold(), first_seq);
+        let lease = Lease::new(me, n, topo.timing.hold(), incarnation << 32);
         let sets = topo.sets.iter().enumerate().map(|(i, s)| Lifecycle::new(i as SetId, s)).collect();
         Node {
             failed: persisted.abandoned.clone(),
@@ -195,6 +204,7 @@ impl Node {
             guard: None,
             lease_held: false,
             booted: now,
+            incarnation,
             now,
             topo,
         }
@@ -343,9 +353,9 @@ impl Node {
         }
         self.suspicions(now, out);
         self.heartbeat(now, out);
-        if !self.state.is_online(self.me) {
-            let epoch = self.my_epoch();
-            self.propose(now, Command::Join { node: self.me, epoch }, out);
+        if !self.joined() {
+            let (epoch, incarnation) = (self.my_epoch(), self.incarnation);
+            self.propose(now, Command::Join { node: self.me, epoch, incarnation }, out);
         }
         let hold = self.holds_lease(now);
         if hold != self.lease_held {
@@ -365,11 +375,16 @@ impl Node {
         }
     }
 
-    /// May this node run sets right now? Only inside its lease, leaving
-    /// enough of it to stop gracefully.
+    /// Has the cluster agreed that this incarnation is online?
+    fn joined(&self) -> bool {
+        self.state.is_online(self.me) && self.state.node(self.me).incarnation == self.incarnation
+    }
+
+    /// May this node run sets right now? Only once this incarnation joined,
+    /// and only inside its lease, leaving enough of it to stop gracefully.
     fn holds_lease(&self, now: Time) -> bool {
         let lead = self.topo.timing.release_lead();
-        self.state.is_online(self.me) && self.lease_expiry().is_some_and(|end| now + lead < end)
+        self.joined() && self.lease_expiry().is_some_and(|end| now + lead < end)
     }
 
     fn drop_all(&mut self, now: Time, out: &mut Vec<Output>) {
@@ -533,7 +548,8 @@ impl Node {
             let asked = &mut self.fence_asked[usize::from(node)];
             if asked.is_none_or(|at| now.since(at) >= retry) {
                 *asked = Some(now);
-                out.push(Output::Fence { node, epoch: self.state.node(node).epoch });
+                let rec = self.state.node(node);
+                out.push(Output::Fence { node, epoch: rec.epoch, incarnation: rec.incarnation });
             }
         }
     }

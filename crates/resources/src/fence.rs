@@ -49,8 +49,10 @@ impl Device {
     /// Runs one action; returns the agent's exit status.
     pub async fn run(&self, action: &str, node: &str) -> Result<i32, String> {
         let input = self.stdin(action, node)?;
-        let agent = self.agent.to_string_lossy();
-        let ran = crate::program::run_with_input(&[&agent], input.as_bytes(), self.timeout)
+        let ran = crate::program::Program::new(&[&self.agent])
+            .input(input.as_bytes())
+            .limit(self.timeout)
+            .run()
             .await
             .map_err(|e| format!("fence agent ({action} {node}): {e}"))?;
         Ok(ran.code)

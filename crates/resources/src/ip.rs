@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::announce::announce;
 use crate::netlink::{Iface, Netlink};
+use crate::resource::{Done, Resource};
+use crate::undo::Undo;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IpSpec {
@@ -131,6 +133,41 @@ pub async fn monitor(nl: &Netlink, spec: &IpSpec) -> io::Result<Health> {
     // to; replies to clients must leave through the standby adapter.
     ignore_routes_on_dead_link(&holder.name)?;
     Ok(Health::Swapped { from: holder.name.clone(), to: to.name })
+}
+
+/// The `ip` resource.
+pub struct Address {
+    pub nl: Netlink,
+    pub spec: IpSpec,
+}
+
+impl Resource for Address {
+    fn undo(&self) -> Vec<Undo> {
+        vec![Undo::Address { ip: self.spec.ip }]
+    }
+
+    fn start(&self, _: Duration) -> Done<'_> {
+        Box::pin(async move { start(&self.nl, &self.spec).await.map(|_| ()).map_err(|e| e.to_string()) })
+    }
+
+    fn stop(&self, _: Duration) -> Done<'_> {
+        Box::pin(async move { stop(&self.nl, self.spec.ip).await.map_err(|e| e.to_string()) })
+    }
+
+    fn monitor(&self, _: Duration) -> Done<'_> {
+        Box::pin(async move {
+            let ip = self.spec.ip;
+            match monitor(&self.nl, &self.spec).await.map_err(|e| format!("checking {ip}: {e}"))? {
+                Health::Present => Ok(()),
+                Health::Swapped { from, to } => {
+                    eprintln!("baton: link event: {from} lost carrier; {ip} moved to {to}");
+                    Ok(())
+                }
+                Health::Stranded { on } => Err(format!("{on} lost carrier and no other interface is on {ip}'s subnet")),
+                Health::Missing => Err(format!("{ip} is not on any interface")),
+            }
+        })
+    }
 }
 
 fn ignore_routes_on_dead_link(iface: &str) -> io::Result<()> {

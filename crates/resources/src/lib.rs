@@ -4,6 +4,7 @@
 //! core asks for it.
 
 pub mod announce;
+pub mod cgroup;
 pub mod fence;
 pub mod ip;
 pub mod mount;
@@ -12,4 +13,9 @@ pub mod nfs;
 pub mod ocf;
 pub mod process;
 pub mod program;
+pub mod resource;
 pub mod service;
+pub mod undo;
+
+pub use resource::{Context, Fake, Resource};
+pub use undo::Undo;

@@ -10,7 +10,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::program;
+use crate::program::Program;
+use crate::resource::{Done, Resource};
+use crate::undo::Undo;
 
 /// Where the NFS utilities keep their state.
 pub const STATE_DIR: &str = "/var/lib/nfs";
@@ -42,13 +44,9 @@ impl NfsSpec {
 }
 
 async fn program(argv: &[String], limit: Duration) -> Result<String, String> {
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let ran = program::run(&argv, limit).await.map_err(|e| format!("{e} (is nfs-kernel-server installed?)"))?;
-    if ran.code == 0 {
-        Ok(ran.stdout)
-    } else {
-        Err(format!("{} exited with {}: {}", argv.join(" "), ran.code, ran.text))
-    }
+    let ran =
+        Program::new(argv).limit(limit).run().await.map_err(|e| format!("{e} (is nfs-kernel-server installed?)"))?;
+    ran.success(&argv.join(" ")).map(|r| r.stdout)
 }
 
 /// Is /var/lib/nfs the lock directory (bind-mounted)? Same device, same inode.
@@ -98,6 +96,38 @@ pub async fn stop(spec: &NfsSpec, limit: Duration) -> Result<(), String> {
 pub async fn check(spec: &NfsSpec, limit: Duration) -> bool {
     let argv = vec!["exportfs".to_string(), "-v".to_string()];
     program(&argv, limit).await.is_ok_and(|out| out.lines().any(|l| l.split_whitespace().next() == Some(&spec.path)))
+}
+
+/// The `nfs` resource.
+pub struct Nfs {
+    pub spec: NfsSpec,
+}
+
+impl Resource for Nfs {
+    fn undo(&self) -> Vec<Undo> {
+        vec![
+            Undo::Export { clients: self.spec.clients.clone(), path: self.spec.path.clone() },
+            Undo::Unbind { path: STATE_DIR.into() },
+        ]
+    }
+
+    fn start(&self, limit: Duration) -> Done<'_> {
+        Box::pin(start(&self.spec, limit))
+    }
+
+    fn stop(&self, limit: Duration) -> Done<'_> {
+        Box::pin(stop(&self.spec, limit))
+    }
+
+    fn monitor(&self, limit: Duration) -> Done<'_> {
+        Box::pin(async move {
+            if check(&self.spec, limit).await {
+                Ok(())
+            } else {
+                Err(format!("{} is not exported", self.spec.path))
+            }
+        })
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,12 @@
 //! milliseconds — with Pacemaker's table of exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
+
+use crate::cgroup::Cgroup;
+use crate::program::Program;
+use crate::resource::{Context, Done, Resource};
+use crate::undo::Undo;
 
 pub const DEFAULT_ROOT: &str = "/usr/lib/ocf";
 
@@ -82,9 +86,9 @@ impl Agent {
         self.path().is_file()
     }
 
-    fn env(&self, interval: Duration, timeout: Duration) -> Vec<(String, String)> {
+    pub fn env(&self, interval: Duration, timeout: Duration) -> Vec<(String, String)> {
         let mut env = vec![
-            ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+            ("PATH".into(), crate::program::PATH.into()),
             ("OCF_ROOT".into(), self.root.display().to_string()),
             ("OCF_RESOURCE_INSTANCE".into(), self.instance.clone()),
             ("OCF_RESOURCE_TYPE".into(), self.kind.clone()),
@@ -99,38 +103,98 @@ impl Agent {
         env
     }
 
-    /// Runs `action`; a timeout kills the agent and counts as a generic error.
-    pub async fn run(&self, action: &str, interval: Duration, timeout: Duration) -> Outcome {
-        let mut cmd = tokio::process::Command::new(self.path());
-        cmd.arg(action).env_clear().envs(self.env(interval, timeout)).stdin(Stdio::null()).kill_on_drop(true);
-        match tokio::time::timeout(timeout, cmd.output()).await {
-            Err(_) => Outcome { code: 1, reasons: vec![format!("{action} did not finish within {timeout:?}")] },
-            Ok(Err(e)) => Outcome { code: 5, reasons: vec![format!("cannot run {}: {e}", self.path().display())] },
-            Ok(Ok(out)) => {
-                let text = [out.stdout, out.stderr].concat();
-                let reasons = String::from_utf8_lossy(&text)
+    /// Runs `action`; a timeout kills the agent and counts as a generic
+    /// error. With a cgroup, the agent and every daemon it forks live in it.
+    pub async fn run_in(
+        &self,
+        cgroup: Option<&Cgroup>,
+        action: &str,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Outcome {
+        let argv = [self.path().display().to_string(), action.to_string()];
+        let ran = Program::new(&argv).env(&self.env(interval, timeout)).cgroup(cgroup).limit(timeout).run().await;
+        match ran {
+            Err(e) if e.contains("did not finish") => Outcome { code: 1, reasons: vec![e] },
+            Err(e) => Outcome { code: 5, reasons: vec![e] },
+            Ok(ran) => {
+                let reasons = ran
+                    .text
                     .lines()
                     .filter_map(|l| l.split_once("ocf-exit-reason:").map(|(_, r)| r.trim().to_string()))
                     .collect();
                 // A signal is not an exit code; treat it as a generic error.
-                Outcome { code: out.status.code().unwrap_or(1), reasons }
+                Outcome { code: if ran.code < 0 { 1 } else { ran.code }, reasons }
             }
         }
+    }
+
+    pub async fn run(&self, action: &str, interval: Duration, timeout: Duration) -> Outcome {
+        self.run_in(None, action, interval, timeout).await
     }
 
     /// The agent's advised timeouts from `meta-data`: (start, stop, monitor
     /// timeout, monitor interval), each if given.
     pub async fn advised(&self) -> [Option<Duration>; 4] {
-        let out = tokio::process::Command::new(self.path())
-            .arg("meta-data")
-            .env_clear()
-            .envs(self.env(Duration::ZERO, Duration::from_secs(10)))
-            .output()
-            .await;
-        match out {
-            Ok(o) if o.status.success() => parse_actions(&String::from_utf8_lossy(&o.stdout)),
+        let argv = [self.path().display().to_string(), "meta-data".to_string()];
+        let limit = Duration::from_secs(10);
+        match Program::new(&argv).env(&self.env(Duration::ZERO, limit)).limit(limit).run().await {
+            Ok(ran) if ran.code == 0 => parse_actions(&ran.stdout),
             _ => [None; 4],
         }
+    }
+}
+
+/// The `ocf` resource: an agent run in the resource's cgroup.
+pub struct Ocf {
+    pub ctx: Context,
+    pub agent: Agent,
+    /// The monitor interval the agent is told (OCF_RESKEY_CRM_meta_interval).
+    pub interval: Duration,
+}
+
+impl Resource for Ocf {
+    fn undo(&self) -> Vec<Undo> {
+        let argv = vec![self.agent.path().display().to_string(), "stop".to_string()];
+        let env = self.agent.env(Duration::ZERO, baton_core::release::Phase::Programs.budget());
+        vec![Undo::Cgroup { path: self.ctx.cgroup.path().to_path_buf() }, Undo::Program { argv, env }]
+    }
+
+    /// A probe first: an agent already running here needs no start.
+    fn start(&self, limit: Duration) -> Done<'_> {
+        Box::pin(async move {
+            let cg = Some(&self.ctx.cgroup);
+            if self.agent.run_in(cg, "monitor", self.interval, limit).await.code == OCF_SUCCESS {
+                return Ok(());
+            }
+            let out = self.agent.run_in(cg, "start", Duration::ZERO, limit).await;
+            if out.ok() {
+                Ok(())
+            } else {
+                Err(out.describe("start", &self.agent))
+            }
+        })
+    }
+
+    fn stop(&self, limit: Duration) -> Done<'_> {
+        Box::pin(async move {
+            let out = self.agent.run_in(Some(&self.ctx.cgroup), "stop", Duration::ZERO, limit).await;
+            if !(out.ok() || out.code == OCF_NOT_RUNNING) {
+                return Err(out.describe("stop", &self.agent));
+            }
+            self.ctx.sweep(limit).await
+        })
+    }
+
+    fn monitor(&self, limit: Duration) -> Done<'_> {
+        Box::pin(async move {
+            let out = self.agent.run_in(Some(&self.ctx.cgroup), "monitor", self.interval, limit).await;
+            if out.ok() {
+                Ok(())
+            } else {
+                Err(out.describe("monitor", &self.agent))
+            }
+        })
     }
 }
 

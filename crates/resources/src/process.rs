@@ -1,7 +1,7 @@
 //! The `process` resource: a foreground program baton starts in its own
-//! process group, watches, and stops with SIGTERM, then SIGKILL.
+//! cgroup, watches, and stops with SIGTERM, then SIGKILL — to every process
+//! of that cgroup, so whatever it forked goes with it.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::process::Stdio;
 use std::sync::Mutex;
@@ -10,22 +10,20 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::resource::{Context, Done, Resource};
+use crate::undo::Undo;
+
 /// Most output a program may put into the log; the rest is dropped, once said.
 const OUTPUT_MAX_BYTES: usize = 1 << 20;
 const LINE_MAX_CHARS: usize = 1000;
 
-pub type Key = (u16, usize);
-
-#[derive(Default)]
-pub struct Processes {
-    running: Mutex<BTreeMap<Key, (Child, i32)>>,
-}
-
-/// Sends `signal` to process group `pgid`.
-pub fn signal_group(pgid: i32, signal: libc::c_int) {
-    assert!(pgid > 1, "refusing to signal process group {pgid}");
-    // SAFETY: kill(2) on a negative pid signals that process group only.
-    unsafe { libc::kill(-pgid, signal) };
+pub struct Process {
+    pub ctx: Context,
+    pub command: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// What its output lines are prefixed with in the log.
+    pub label: String,
+    child: Mutex<Option<Child>>,
 }
 
 fn forward(label: String, stream: impl AsyncRead + Unpin + Send + 'static) {
@@ -46,52 +44,82 @@ fn forward(label: String, stream: impl AsyncRead + Unpin + Send + 'static) {
     });
 }
 
-impl Processes {
-    /// Starts `command` in a new process group; returns the group id.
-    pub fn start(&self, key: Key, label: &str, command: &[String], env: &[(String, String)]) -> io::Result<i32> {
-        let (program, args) = command.split_first().ok_or_else(|| io::Error::other("empty command"))?;
+/// Sends `signal` to each of `pids`.
+fn signal_all(pids: &[i32], signal: libc::c_int) {
+    for &pid in pids.iter().filter(|&&p| p > 1) {
+        // SAFETY: kill(2) of a process in a cgroup baton made for this resource.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+impl Process {
+    pub fn new(ctx: Context, command: Vec<String>, env: Vec<(String, String)>, label: String) -> Process {
+        Process { ctx, command, env, label, child: Mutex::new(None) }
+    }
+
+    fn spawn(&self) -> io::Result<()> {
+        let (program, args) = self.command.split_first().ok_or_else(|| io::Error::other("empty command"))?;
         let mut cmd = Command::new(program);
         cmd.args(args)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_clear()
+            .envs(self.ctx.env_with(&self.env).into_iter())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(false);
+        self.ctx.cgroup.placement()?.apply(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| io::Error::new(e.kind(), format!("starting {program}: {e}")))?;
-        let pid = child.id().ok_or_else(|| io::Error::other(format!("{program} exited at once")))? as i32;
         if let Some(out) = child.stdout.take() {
-            forward(label.to_string(), out);
+            forward(self.label.clone(), out);
         }
         if let Some(err) = child.stderr.take() {
-            forward(label.to_string(), err);
+            forward(self.label.clone(), err);
         }
-        self.running.lock().expect("not poisoned").insert(key, (child, pid));
-        Ok(pid)
+        *self.child.lock().expect("not poisoned") = Some(child);
+        Ok(())
+    }
+}
+
+impl Resource for Process {
+    fn undo(&self) -> Vec<Undo> {
+        vec![Undo::Cgroup { path: self.ctx.cgroup.path().to_path_buf() }]
     }
 
-    /// Is the program still running?
-    pub fn check(&self, key: Key) -> bool {
-        let mut map = self.running.lock().expect("not poisoned");
-        match map.get_mut(&key) {
-            Some((child, _)) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
+    fn start(&self, _: Duration) -> Done<'_> {
+        Box::pin(async move { self.spawn().map_err(|e| e.to_string()) })
     }
 
-    /// SIGTERM to the group, SIGKILL after `grace`; done when it has exited.
-    /// Returns the group it stopped, if one was running.
-    pub async fn stop(&self, key: Key, grace: Duration) -> io::Result<Option<i32>> {
-        let Some((mut child, pgid)) = self.running.lock().expect("not poisoned").remove(&key) else {
-            return Ok(None);
-        };
-        signal_group(pgid, libc::SIGTERM);
-        if tokio::time::timeout(grace, child.wait()).await.is_err() {
-            signal_group(pgid, libc::SIGKILL);
-            child.wait().await?;
-        }
-        // Children the program left behind in its group go too.
-        signal_group(pgid, libc::SIGKILL);
-        Ok(Some(pgid))
+    /// SIGTERM to every process of its cgroup, SIGKILL to all after half
+    /// the limit.
+    fn stop(&self, limit: Duration) -> Done<'_> {
+        Box::pin(async move {
+            let child = self.child.lock().expect("not poisoned").take();
+            signal_all(&self.ctx.cgroup.pids(), libc::SIGTERM);
+            let grace = limit / 2;
+            let start = std::time::Instant::now();
+            while self.ctx.cgroup.populated() && start.elapsed() < grace {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            self.ctx.cgroup.kill(limit - grace).await.map_err(|e| e.to_string())?;
+            if let Some(mut child) = child {
+                // Reaped, so it leaves no zombie behind.
+                let _ = child.wait().await;
+            }
+            Ok(())
+        })
+    }
+
+    /// The program itself still runs.
+    fn monitor(&self, _: Duration) -> Done<'_> {
+        Box::pin(async move {
+            let mut slot = self.child.lock().expect("not poisoned");
+            match slot.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(None)) => Ok(()),
+                Some(Ok(Some(status))) => Err(format!("{} exited ({status})", self.command[0])),
+                Some(Err(e)) => Err(format!("checking {}: {e}", self.command[0])),
+                None => Err(format!("{} is not running", self.command[0])),
+            }
+        })
     }
 }

@@ -9,7 +9,8 @@ use baton_core::{Failback, NodeSpec, ResourceSpec, SetSpec, Topology};
 use crate::scenario::{self, Fault, Scenario, SECOND};
 use crate::Sim;
 
-fn topology() -> Topology {
+/// The demo's cluster: alpha and beta, witness arbiter; web = an address and a web server.
+pub fn topology() -> Topology {
     let node = |name: &str, witness| NodeSpec { name: name.into(), witness };
     let resource = |label: &str| ResourceSpec {
         label: label.into(),
@@ -51,6 +52,7 @@ pub fn run() -> Result<String, String> {
         heal_at_us: 15 * SECOND,
         end_at_us: 20 * SECOND,
         fence_required: vec![false; 3],
+        late_hold: false,
     };
     let report = Sim::new(sc, 1, true).run().map_err(|f| f.violation.to_string())?;
     let mut out = vec![

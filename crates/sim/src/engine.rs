@@ -55,6 +55,8 @@ enum Ev {
         token: u64,
         ok: bool,
         stopped: Option<usize>,
+        /// A start the guard hears of only when it is done (`late_hold`).
+        started: Option<usize>,
     },
     MonitorDone {
         node: NodeId,
@@ -67,6 +69,19 @@ enum Ev {
         node: NodeId,
         inc: u64,
         deadline: Time,
+    },
+    /// The guard finished undoing one resource (unless it was started
+    /// again since: `starts` is its start count when the undo began).
+    Undone {
+        node: NodeId,
+        set: SetId,
+        resource: usize,
+        starts: u64,
+    },
+    /// The guard finished its release; the agent (if any) hears it.
+    Released {
+        node: NodeId,
+        inc: u64,
     },
     Fault(Fault),
     Restart {
@@ -84,6 +99,7 @@ enum Ev {
     },
     FenceDone {
         epoch: u64,
+        incarnation: u64,
         target: NodeId,
     },
     Tick,
@@ -127,6 +143,10 @@ struct SimNode {
     /// Per set: bumped whenever the guard, a crash or a `Cancel` kills the
     /// actions in flight, so a step begun before can no longer touch the world.
     acts: Vec<u64>,
+    /// [set][resource]: what the guard holds (and would undo).
+    guard_held: Vec<Vec<bool>>,
+    /// [set][resource]: how many times it was started here.
+    starts: Vec<Vec<u64>>,
 }
 
 /// What a run that kept every invariant reports.
@@ -189,6 +209,8 @@ impl Sim {
             wake_at: 0,
             sent: (0, 0),
             acts: vec![0; sc.topo.sets.len()],
+            guard_held: resources.iter().map(|&r| vec![false; r]).collect(),
+            starts: resources.iter().map(|&r| vec![0; r]).collect(),
         };
         Sim {
             rng: Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)),
@@ -336,11 +358,16 @@ impl Sim {
                     }
                 }
             }
-            Ev::StepDone { node, acts, set, token, ok, stopped } => {
+            Ev::StepDone { node, acts, set, token, ok, stopped, started } => {
                 if self.nodes[usize::from(node)].acts[usize::from(set)] == acts {
                     if let Some(r) = stopped {
                         self.trace(|| format!("n{node} world: s{set} r{r} stopped"));
                         self.world.set(self.now, node, set, r, false);
+                        self.nodes[usize::from(node)].guard_held[usize::from(set)][r] = false;
+                    }
+                    if let Some(r) = started {
+                        // Only with the late order: the guard hears of it now.
+                        self.nodes[usize::from(node)].guard_held[usize::from(set)][r] = true;
                     }
                     self.input(node, Input::StepDone { set, token, ok });
                 }
@@ -356,8 +383,19 @@ impl Sim {
                 if n.inc == inc && n.guard == Some(deadline) {
                     n.guard = None;
                     n.acts.iter_mut().for_each(|a| *a += 1);
-                    self.trace(|| format!("n{node} guard fires: everything killed, steps in flight too"));
-                    self.world.clear_node(self.now, node);
+                    self.trace(|| format!("n{node} guard fires: undoing what it holds, steps in flight killed"));
+                    let took = self.guard_release(node);
+                    self.push(self.now + took, Ev::Released { node, inc });
+                }
+            }
+            Ev::Undone { node, set, resource, starts } => {
+                if self.nodes[usize::from(node)].starts[usize::from(set)][resource] == starts {
+                    self.trace(|| format!("n{node} world: s{set} r{resource} undone by the guard"));
+                    self.world.set(self.now, node, set, resource, false);
+                }
+            }
+            Ev::Released { node, inc } => {
+                if self.nodes[usize::from(node)].inc == inc {
                     self.input(node, Input::GuardFired);
                 }
             }
@@ -378,7 +416,7 @@ impl Sim {
                     self.input(node, Input::Leader(leader));
                 }
             }
-            Ev::FenceDone { target, epoch } => self.fence(target, epoch),
+            Ev::FenceDone { target, epoch, incarnation } => self.fence(target, epoch, incarnation),
             Ev::Tick => self.tick(),
         }
     }
@@ -400,13 +438,20 @@ impl Sim {
             let _ = state.apply(command);
         }
         let local = n.clock.local(self.now);
-        let first_seq = n.boots << 40;
-        n.core = Some(Node::new(self.sc.topo.clone(), node, state, n.disk.clone(), first_seq, local));
+        n.core = Some(Node::new(self.sc.topo.clone(), node, state, n.disk.clone(), n.boots, local));
         self.trace(|| format!("n{node} boots"));
         self.input(node, Input::Tick);
     }
 
     fn crash(&mut self, node: NodeId) {
+        self.stop_agent(node);
+        self.nodes[usize::from(node)].guard_held.iter_mut().flatten().for_each(|h| *h = false);
+        self.trace(|| format!("n{node} crashes"));
+        self.world.clear_node(self.now, node);
+    }
+
+    /// The agent is gone (the machine too, or only the agent).
+    fn stop_agent(&mut self, node: NodeId) {
         let n = &mut self.nodes[usize::from(node)];
         n.core = None;
         n.inc += 1;
@@ -417,8 +462,25 @@ impl Sim {
         if self.leader == Some(node) {
             self.leader = None;
         }
-        self.trace(|| format!("n{node} crashes"));
-        self.world.clear_node(self.now, node);
+    }
+
+    /// The guard undoes everything it holds, each resource done at a time of
+    /// its own within the release budget; returns when the last is done.
+    fn guard_release(&mut self, node: NodeId) -> u64 {
+        let budget = self.sc.topo.timing.guard_margin.as_micros() as u64;
+        let mut last = 0;
+        for set in 0..self.sc.topo.sets.len() {
+            for r in 0..self.sc.topo.sets[set].resources.len() {
+                let n = &mut self.nodes[usize::from(node)];
+                if std::mem::take(&mut n.guard_held[set][r]) {
+                    let starts = n.starts[set][r];
+                    let took = self.rng.range(0, budget.max(1));
+                    last = last.max(took);
+                    self.push(self.now + took, Ev::Undone { node, set: set as SetId, resource: r, starts });
+                }
+            }
+        }
+        last
     }
 
     fn resume(&mut self, node: NodeId) {
@@ -488,10 +550,10 @@ impl Sim {
             }
             Output::Persist(p) => self.nodes[i].disk = p,
             Output::Cancel { set } => self.nodes[i].acts[usize::from(set)] += 1,
-            Output::Fence { node: target, epoch } => {
+            Output::Fence { node: target, epoch, incarnation } => {
                 if self.fencing.insert(target) {
                     let at = self.now + self.rng.range(100_000, 500_000);
-                    self.push(at, Ev::FenceDone { target, epoch });
+                    self.push(at, Ev::FenceDone { target, epoch, incarnation });
                 }
             }
             Output::Event(e) => self.trace(|| format!("n{node} {e:?}")),
@@ -548,6 +610,7 @@ impl Sim {
                 let timeout_us = timeout.as_micros() as u64;
                 let mut dur = self.rng.range(1_000, 50_000);
                 let mut stopped = None;
+                let mut started = None;
                 let mut ok = match step {
                     Step::Hook(HookKind::Test) => {
                         let core = self.nodes[usize::from(node)].core.as_ref().expect("acting node is up");
@@ -565,6 +628,13 @@ impl Sim {
                     Step::Hook(_) => true,
                     Step::Start(r) => {
                         self.trace(|| format!("n{node} world: s{set} r{r} starting"));
+                        self.nodes[usize::from(node)].starts[usize::from(set)][r] += 1;
+                        // The agent tells the guard before the start begins.
+                        if self.sc.late_hold {
+                            started = Some(r);
+                        } else {
+                            self.nodes[usize::from(node)].guard_held[usize::from(set)][r] = true;
+                        }
                         self.world.set(self.now, node, set, r, true);
                         self.check_holders(node, set);
                         !self.rng.chance(self.res.start_fail_per_mille)
@@ -581,7 +651,7 @@ impl Sim {
                 if dur > timeout_us {
                     (dur, ok, stopped) = (timeout_us, false, None);
                 }
-                self.push(self.now + dur, Ev::StepDone { node, acts, set, token, ok, stopped });
+                self.push(self.now + dur, Ev::StepDone { node, acts, set, token, ok, stopped, started });
             }
             Action::Monitor { set, token, resource, .. } => {
                 let at = self.now + self.rng.range(1_000, 20_000);
@@ -597,9 +667,10 @@ impl Sim {
         self.fail(r);
     }
 
-    fn fence(&mut self, target: NodeId, epoch: u64) {
+    fn fence(&mut self, target: NodeId, epoch: u64, incarnation: u64) {
         self.fencing.remove(&target);
-        if self.reference.node(target).epoch != epoch {
+        let rec = self.reference.node(target);
+        if (rec.epoch, rec.incarnation) != (epoch, incarnation) {
             // Fenced already, or back in a new epoch: the request is void.
             return;
         }
@@ -613,8 +684,7 @@ impl Sim {
         // cluster, that is once the fenced node is back, empty).
         self.trace(|| format!("fence device powers n{target} off"));
         self.crash(target);
-        let epoch = self.reference.node(target).epoch;
-        self.pending_ops.push(Command::Fenced { node: target, epoch });
+        self.pending_ops.push(Command::Fenced { node: target, epoch, incarnation });
         let at = self.now + self.rng.range(1_000_000, 3_000_000);
         let inc = self.nodes[usize::from(target)].inc;
         self.push(at, Ev::Restart { node: target, inc });
@@ -632,6 +702,15 @@ impl Sim {
                         let inc = self.nodes[usize::from(node)].inc;
                         self.push(self.now + d, Ev::Restart { node, inc });
                     }
+                }
+            }
+            Fault::KillAgent { node, down_us } => {
+                if self.nodes[usize::from(node)].core.is_some() {
+                    self.stop_agent(node);
+                    self.trace(|| format!("n{node} agent killed: its guard undoes what it holds"));
+                    self.guard_release(node);
+                    let inc = self.nodes[usize::from(node)].inc;
+                    self.push(self.now + down_us, Ev::Restart { node, inc });
                 }
             }
             Fault::Pause { node, for_us } => {

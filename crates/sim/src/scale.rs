@@ -84,7 +84,7 @@ fn state_after_loss(topo: &Topology, dead: NodeId) -> Result<ClusterState, Strin
     let mut state = ClusterState::new(topo.nodes.len(), topo.sets.len());
     let mut apply = |c: Command| state.apply(&c).map(|_| ()).map_err(|e| format!("{c:?}: {e:?}"));
     for node in 0..topo.nodes.len() as NodeId {
-        apply(Command::Join { node, epoch: 0 })?;
+        apply(Command::Join { node, epoch: 0, incarnation: 1 })?;
     }
     for (i, spec) in topo.sets.iter().enumerate() {
         let set = i as SetId;
@@ -142,6 +142,7 @@ pub fn run(nodes: usize, sets: usize) -> Result<ScaleReport, String> {
         heal_at_us: 30 * SECOND,
         end_at_us: 30 * SECOND,
         fence_required: vec![false; nodes],
+        late_hold: false,
     };
     let started = Instant::now();
     let report = Sim::new(sc, 1, false).run().map_err(|f| format!("the scale run failed: {}", f.violation))?;

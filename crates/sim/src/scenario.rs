@@ -16,6 +16,12 @@ pub enum Fault {
         node: NodeId,
         down_us: Option<u64>,
     },
+    /// The agent is killed (SIGKILL) while its guard runs on: the guard
+    /// undoes what it holds, the agent starts again after `down_us`.
+    KillAgent {
+        node: NodeId,
+        down_us: u64,
+    },
     /// The agent stops (SIGSTOP) while its clock and guard run on.
     Pause {
         node: NodeId,
@@ -80,6 +86,10 @@ pub struct Scenario {
     pub end_at_us: u64,
     /// Per node: `[fencing] mode = "required"`.
     pub fence_required: Vec<bool>,
+    /// The guard learns of a resource only once its start finished, not
+    /// before it began (the order the agent must never use; set by the test
+    /// that shows the checker sees what it leads to).
+    pub late_hold: bool,
 }
 
 pub const SECOND: u64 = 1_000_000;
@@ -211,5 +221,26 @@ pub fn random(seed: u64) -> Scenario {
     }
     let required = topo.fenceable.iter().all(|f| *f) && rng.chance(500);
     let fence_required = vec![required; topo.nodes.len()];
-    Scenario { topo, drift_ppm, faults, heal_at_us, end_at_us: heal_at_us + RECOVERY_BOUND_US, fence_required }
+    let mut topo = topo;
+    // The guard's release budget, and agents killed under their guards,
+    // come from streams of their own too (for the same reason).
+    let mut guard = Rng::new(seed ^ 0x6775_6172_645f_6b69);
+    topo.timing.guard_margin = ms(&mut guard, 20, 420);
+    for _ in 0..guard.range(0, 3) {
+        if guard.chance(500) {
+            let at = guard.range(SECOND, heal_at_us - SECOND);
+            let node = guard.index(topo.nodes.len()) as NodeId;
+            faults.push((at, Fault::KillAgent { node, down_us: guard.range(SECOND / 10, 4 * SECOND) }));
+        }
+    }
+    faults.sort_by_key(|(t, _)| *t);
+    Scenario {
+        topo,
+        drift_ppm,
+        faults,
+        heal_at_us,
+        end_at_us: heal_at_us + RECOVERY_BOUND_US,
+        fence_required,
+        late_hold: false,
+    }
 }

@@ -72,3 +72,44 @@ fn seeds_the_long_search_found_stay_fixed() {
         }
     }
 }
+
+/// A set's first start on its preferred node, with that node's agent
+/// SIGKILLed at each moment of a sweep across the start (its guard lives
+/// on); the agent starts again a second later.
+fn kill_during_start(offset_us: u64, late_hold: bool) -> Result<baton_sim::Report, baton_sim::Failure> {
+    use baton_sim::scenario::{self, Scenario, SECOND};
+    let mut sc: Scenario = scenario::random(3);
+    sc.topo = baton_sim::demo::topology();
+    sc.topo.timing.guard_margin = std::time::Duration::from_millis(200);
+    sc.drift_ppm = vec![0; sc.topo.nodes.len()];
+    sc.faults = vec![(offset_us, Fault::KillAgent { node: 0, down_us: SECOND }), (12 * SECOND, Fault::Heal)];
+    sc.heal_at_us = 12 * SECOND;
+    sc.end_at_us = 20 * SECOND;
+    sc.fence_required = vec![false; sc.topo.nodes.len()];
+    sc.late_hold = late_hold;
+    baton_sim::Sim::new(sc, offset_us, false).run()
+}
+
+/// KillDuringStart, simulated: whenever the agent dies, what its start put
+/// into the world is held by the guard, so nothing is left behind to run
+/// beside the next owner.
+#[test]
+fn an_agent_killed_at_any_moment_of_a_start_leaves_nothing_running() {
+    for offset in (0..3_000_000).step_by(10_000) {
+        if let Err(f) = kill_during_start(offset, false) {
+            panic!("killed at {offset} µs: {}", f.violation);
+        }
+    }
+}
+
+/// The same sweep with the guard told of a start only once it finished —
+/// the order the agent used to have for its programs — is caught by the
+/// single-owner checker: a program left running beside the next owner.
+#[test]
+fn a_guard_told_after_the_start_is_caught_by_the_single_owner_checker() {
+    let caught = (0..3_000_000)
+        .step_by(10_000)
+        .filter_map(|offset| kill_during_start(offset, true).err())
+        .find(|f| f.violation.invariant == "single owner");
+    assert!(caught.is_some(), "the sweep never caught the late hold");
+}

@@ -16,10 +16,13 @@ pub enum Exclusion {
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
-    /// `node` is up in `epoch` and may own sets again.
+    /// `node` is up in `epoch`, its agent in `incarnation`, and may own
+    /// sets again. An online node joins again after every agent restart.
     Join {
         node: NodeId,
         epoch: u64,
+        #[serde(default)]
+        incarnation: u64,
     },
     /// `voter` has not heard `node` for a whole lease and stopped promising it
     /// leases for `epoch`. A majority of these evicts the node.
@@ -35,10 +38,15 @@ pub enum Command {
         node: NodeId,
         round: u64,
     },
-    /// A fence device confirmed `node` off: evict it without waiting.
+    /// A fence device confirmed `node` off: evict it without waiting —
+    /// unless its agent has joined again in a newer incarnation since the
+    /// fence was asked for (the node was powered on again: what the
+    /// confirmation said is no longer true).
     Fenced {
         node: NodeId,
         epoch: u64,
+        #[serde(default)]
+        incarnation: u64,
     },
     /// Give an unowned set to `node`.
     Assign {
@@ -133,6 +141,7 @@ pub enum Rejected {
     StaleEpoch { node: NodeId, have: u64, got: u64 },
     StaleGeneration { set: SetId, have: u64, got: u64 },
     StaleRound { voter: NodeId, node: NodeId, have: u64, got: u64 },
+    StaleIncarnation { node: NodeId, have: u64, got: u64 },
     SelfSuspicion(NodeId),
     NotOnline(NodeId),
     AlreadyOnline(NodeId),
@@ -158,6 +167,9 @@ impl fmt::Display for Rejected {
             StaleGeneration { set, have, got } => write!(f, "set {set} is at generation {have}, not {got}"),
             StaleRound { voter, node, have, got } => {
                 write!(f, "voter {voter} on node {node} is at round {have}, {got} is stale")
+            }
+            StaleIncarnation { node, have, got } => {
+                write!(f, "node {node} joined in incarnation {have}, not {got}")
             }
             SelfSuspicion(n) => write!(f, "node {n} cannot suspect itself"),
             NotOnline(n) => write!(f, "node {n} is not online"),
@@ -192,14 +204,18 @@ impl ClusterState {
         self.applied += 1;
         self.check_ids(cmd)?;
         match *cmd {
-            Command::Join { node, epoch } => {
+            Command::Join { node, epoch, incarnation } => {
                 self.check_epoch(node, epoch)?;
                 let rec = &mut self.nodes[usize::from(node)];
-                if rec.membership == Membership::Online {
+                if incarnation < rec.incarnation {
+                    return Err(Rejected::StaleIncarnation { node, have: rec.incarnation, got: incarnation });
+                }
+                if rec.membership == Membership::Online && incarnation == rec.incarnation {
                     return Err(Rejected::AlreadyOnline(node));
                 }
                 rec.membership = Membership::Online;
                 rec.fenced = false;
+                rec.incarnation = incarnation;
                 Ok(Applied::Done)
             }
             Command::Suspect { voter, node, epoch, round } => self.suspect(voter, node, epoch, round),
@@ -212,8 +228,12 @@ impl ClusterState {
                 self.suspicions.insert((voter, node), Suspicion { round, active: false, epoch });
                 Ok(Applied::Done)
             }
-            Command::Fenced { node, epoch } => {
+            Command::Fenced { node, epoch, incarnation } => {
                 self.check_epoch(node, epoch)?;
+                let have = self.nodes[usize::from(node)].incarnation;
+                if incarnation != have {
+                    return Err(Rejected::StaleIncarnation { node, have, got: incarnation });
+                }
                 self.evict(node);
                 self.nodes[usize::from(node)].fenced = true;
                 for set in &mut self.sets {

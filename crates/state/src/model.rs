@@ -50,6 +50,11 @@ pub struct NodeRecord {
     /// next incarnation asks to be back. An operator's standby is not this.
     #[serde(default)]
     pub leaving: bool,
+    /// The agent incarnation the node last joined with. An agent that
+    /// starts again runs nothing until the cluster has agreed on its new
+    /// incarnation, and a fence confirmed for an older one is void.
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 /// Where an owned set is in its hand-over protocol.
@@ -112,8 +117,14 @@ impl ClusterState {
     pub fn new(nodes: usize, sets: usize) -> Self {
         assert!((1..=usize::from(NodeId::MAX)).contains(&nodes), "node count {nodes} out of range");
         assert!(sets <= usize::from(SetId::MAX), "set count {sets} out of range");
-        let node =
-            NodeRecord { epoch: 0, membership: Membership::Offline, standby: false, fenced: false, leaving: false };
+        let node = NodeRecord {
+            epoch: 0,
+            membership: Membership::Offline,
+            standby: false,
+            fenced: false,
+            leaving: false,
+            incarnation: 0,
+        };
         let set = SetRecord {
             owner: None,
             phase: Phase::Stable,

@@ -5,7 +5,7 @@ use crate::{ClusterState, Command, Exclusion, Membership, Phase, Rejected};
 fn cluster() -> ClusterState {
     let mut s = ClusterState::new(3, 1);
     for node in 0..3 {
-        s.apply(&Command::Join { node, epoch: 0 }).unwrap();
+        s.apply(&Command::Join { node, epoch: 0, incarnation: 1 }).unwrap();
     }
     s
 }
@@ -27,8 +27,8 @@ fn eviction_needs_a_majority_of_suspicions() {
 #[test]
 fn two_nodes_without_witness_never_evict_each_other() {
     let mut s = ClusterState::new(2, 1);
-    s.apply(&Command::Join { node: 0, epoch: 0 }).unwrap();
-    s.apply(&Command::Join { node: 1, epoch: 0 }).unwrap();
+    s.apply(&Command::Join { node: 0, epoch: 0, incarnation: 1 }).unwrap();
+    s.apply(&Command::Join { node: 1, epoch: 0, incarnation: 1 }).unwrap();
     assert_eq!(s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }), Ok(Applied::Done));
     assert!(s.is_online(0));
 }
@@ -52,7 +52,7 @@ fn suspicions_of_an_old_epoch_do_not_evict_the_new_one() {
     let mut s = cluster();
     s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
     s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }).unwrap();
-    s.apply(&Command::Join { node: 0, epoch: 1 }).unwrap();
+    s.apply(&Command::Join { node: 0, epoch: 1, incarnation: 1 }).unwrap();
     assert_eq!(
         s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 2 }),
         Err(Rejected::StaleEpoch { node: 0, have: 1, got: 0 })
@@ -87,7 +87,7 @@ fn assign_refuses_owned_frozen_blocked_and_ineligible() {
         Err(Rejected::Blocked { set: 0, node: 0 })
     );
     // Fencing the node that failed its stop unblocks the set.
-    assert_eq!(s.apply(&Command::Fenced { node: 0, epoch: 0 }), Ok(Applied::Evicted(0)));
+    assert_eq!(s.apply(&Command::Fenced { node: 0, epoch: 0, incarnation: 1 }), Ok(Applied::Evicted(0)));
     assert_eq!((s.set(0).owner, s.set(0).blocked), (None, None));
     s.apply(&Command::Freeze { set: 0, frozen: true }).unwrap();
     assert_eq!(s.apply(&Command::Assign { set: 0, node: 1, generation: 2 }), Err(Rejected::Frozen(0)));
@@ -123,7 +123,7 @@ fn eviction_of_a_move_target_cancels_the_hand_over_target() {
 #[test]
 fn unknown_ids_are_rejected_without_panicking() {
     let mut s = cluster();
-    assert_eq!(s.apply(&Command::Join { node: 9, epoch: 0 }), Err(Rejected::UnknownNode(9)));
+    assert_eq!(s.apply(&Command::Join { node: 9, epoch: 0, incarnation: 1 }), Err(Rejected::UnknownNode(9)));
     assert_eq!(s.apply(&Command::Freeze { set: 4, frozen: true }), Err(Rejected::UnknownSet(4)));
     assert_eq!(s.apply(&Command::Move { set: 0, from: 0, to: Some(7), generation: 0 }), Err(Rejected::UnknownNode(7)));
 }
@@ -144,13 +144,13 @@ fn the_state_survives_a_round_trip_through_json() {
 fn with_fencing_required_only_a_fence_evicts() {
     let mut s = ClusterState::new(3, 1).requiring_fence(vec![true, true, false]);
     for node in 0..3 {
-        s.apply(&Command::Join { node, epoch: 0 }).unwrap();
+        s.apply(&Command::Join { node, epoch: 0, incarnation: 1 }).unwrap();
     }
     s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
     s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
     assert_eq!(s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }), Ok(Applied::Done));
     assert_eq!(s.set(0).owner, Some(0), "a majority of suspicions is not enough");
-    assert_eq!(s.apply(&Command::Fenced { node: 0, epoch: 0 }), Ok(Applied::Evicted(0)));
+    assert_eq!(s.apply(&Command::Fenced { node: 0, epoch: 0, incarnation: 1 }), Ok(Applied::Evicted(0)));
     assert_eq!(s.set(0).owner, None);
 }
 
@@ -208,4 +208,31 @@ fn a_stopping_agent_s_standby_is_undone_by_its_return_but_an_operator_s_is_not()
     s.apply(&Command::Standby { node: 2, standby: true }).unwrap();
     s.apply(&Command::Back { node: 2 }).unwrap();
     assert!(s.node(2).standby && !s.node(2).leaving);
+}
+
+/// Found by the simulator (seed 79, once the guard's release took time): a
+/// node powered off by a fence booted again, held a lease in its old epoch
+/// and restarted its sets before the fence's confirmation was agreed; the
+/// confirmation then evicted it and gave its sets away while its guard was
+/// still releasing them.
+#[test]
+fn a_restarted_agent_joins_again_and_a_fence_of_its_older_incarnation_is_void() {
+    let mut s = cluster();
+    assert_eq!(s.node(0).incarnation, 1);
+    assert_eq!(s.apply(&Command::Join { node: 0, epoch: 0, incarnation: 1 }), Err(Rejected::AlreadyOnline(0)));
+    // The agent restarted: it joins again in its new incarnation, same epoch.
+    assert_eq!(s.apply(&Command::Join { node: 0, epoch: 0, incarnation: 2 }), Ok(Applied::Done));
+    assert_eq!((s.node(0).epoch, s.node(0).incarnation), (0, 2));
+    // A fence asked for while incarnation 1 was silent no longer applies.
+    assert_eq!(
+        s.apply(&Command::Fenced { node: 0, epoch: 0, incarnation: 1 }),
+        Err(Rejected::StaleIncarnation { node: 0, have: 2, got: 1 })
+    );
+    assert!(s.is_online(0));
+    // A late join of an older incarnation changes nothing.
+    assert_eq!(
+        s.apply(&Command::Join { node: 0, epoch: 0, incarnation: 1 }),
+        Err(Rejected::StaleIncarnation { node: 0, have: 2, got: 1 })
+    );
+    assert_eq!(s.apply(&Command::Fenced { node: 0, epoch: 0, incarnation: 2 }), Ok(Applied::Evicted(0)));
 }

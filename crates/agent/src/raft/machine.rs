@@ -217,7 +217,7 @@ mod tests {
             let (tx, mut rx) = mpsc::channel(16);
             let mut sm = StateMachine::open(3, 1, vec![false; 3], tx.clone(), store.database()).unwrap();
             let entries = vec![
-                entry(1, Command::Join { node: 0, epoch: 0 }),
+                entry(1, Command::Join { node: 0, epoch: 0, incarnation: 1 }),
                 entry(2, Command::Assign { set: 0, node: 0, generation: 0 }),
             ];
             sm.apply(entries).await.unwrap();

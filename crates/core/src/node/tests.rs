@@ -46,7 +46,7 @@ fn topo() -> Topology {
 fn owned_state() -> ClusterState {
     let mut st = ClusterState::new(3, 1);
     for node in 0..3 {
-        st.apply(&Command::Join { node, epoch: 0 }).unwrap();
+        st.apply(&Command::Join { node, epoch: 0, incarnation: 1 }).unwrap();
     }
     st.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
     st
@@ -62,13 +62,13 @@ fn acts(out: &[Output]) -> Vec<Action> {
 
 #[test]
 fn a_fresh_node_heartbeats_and_asks_to_join() {
-    let mut n = Node::new(topo(), 1, ClusterState::new(3, 1), Persisted::default(), 500, ms(0));
+    let mut n = Node::new(topo(), 1, ClusterState::new(3, 1), Persisted::default(), 5, ms(0));
     let out = n.handle(ms(0), Input::Tick);
     assert_eq!(
         out,
         vec![
-            Output::Send(Heartbeat { from: 1, epoch: 0, seq: 500, echoes: vec![] }),
-            Output::Propose(Command::Join { node: 1, epoch: 0 }),
+            Output::Send(Heartbeat { from: 1, epoch: 0, seq: 5 << 32, echoes: vec![] }),
+            Output::Propose(Command::Join { node: 1, epoch: 0, incarnation: 5 }),
         ]
     );
     assert_eq!(n.poll_timeout(), ms(100));
@@ -76,7 +76,7 @@ fn a_fresh_node_heartbeats_and_asks_to_join() {
 
 #[test]
 fn echoes_promise_a_lease_and_the_owner_starts_only_inside_it() {
-    let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 0, ms(0));
+    let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
     let out = a.handle(ms(0), Input::Tick);
     assert!(acts(&out).is_empty(), "no lease yet, so nothing starts: {out:?}");
     let seq = sends(&out)[0].seq;
@@ -104,7 +104,7 @@ fn echoes_promise_a_lease_and_the_owner_starts_only_inside_it() {
 
 #[test]
 fn a_voter_denies_before_it_suspects_and_echoes_nothing_after() {
-    let mut b = Node::new(topo(), 1, owned_state(), Persisted::default(), 0, ms(0));
+    let mut b = Node::new(topo(), 1, owned_state(), Persisted::default(), 1, ms(0));
     let hb = Heartbeat { from: 0, epoch: 0, seq: 40, echoes: vec![] };
     b.handle(ms(0), Input::Heartbeat { link: 0, heartbeat: hb.clone() });
     b.handle(ms(0), Input::Heartbeat { link: 1, heartbeat: hb.clone() });
@@ -144,7 +144,7 @@ fn no_promise_for_an_epoch_the_cluster_has_left() {
     let mut st = owned_state();
     st.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
     st.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }).unwrap();
-    let mut b = Node::new(topo(), 1, st, Persisted::default(), 0, ms(0));
+    let mut b = Node::new(topo(), 1, st, Persisted::default(), 1, ms(0));
     let stale = Heartbeat { from: 0, epoch: 0, seq: 7, echoes: vec![] };
     b.handle(ms(0), Input::Heartbeat { link: 0, heartbeat: stale });
     let out = b.handle(ms(100), Input::Tick);
@@ -155,7 +155,7 @@ fn no_promise_for_an_epoch_the_cluster_has_left() {
 fn a_set_given_up_stays_given_up_across_a_restart() {
     // The node vetoes its set (Test hook), reports StartFailed, and crashes
     // before it learns the report was agreed.
-    let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 0, ms(0));
+    let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
     let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
     let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
@@ -170,8 +170,11 @@ fn a_set_given_up_stays_given_up_across_a_restart() {
         .position(|o| matches!(o, Output::Propose(Command::StartFailed { .. })))
         .expect("StartFailed proposed");
     assert!(persist < report, "written before the cluster is told");
-    // Restarted from the same (older) agreed state: it does not start again.
-    let mut b = Node::new(topo(), 0, owned_state(), saved, 1 << 32, ms(100));
+    // Restarted from the same (older) agreed state, and joined again in its
+    // new incarnation: it does not start again.
+    let mut rejoined = owned_state();
+    rejoined.apply(&Command::Join { node: 0, epoch: 0, incarnation: 2 }).unwrap();
+    let mut b = Node::new(topo(), 0, rejoined, saved, 2, ms(100));
     let first = b.handle(ms(100), Input::Tick);
     let again = Command::StartFailed { set: 0, node: 0, generation: 1, exclusion: Exclusion::Vetoed };
     assert!(first.contains(&Output::Propose(again)), "the report is made again, in case it was lost");
@@ -185,7 +188,7 @@ fn a_set_given_up_stays_given_up_across_a_restart() {
 fn maintenance_starts_nothing_but_a_lost_lease_still_releases() {
     let mut st = owned_state();
     st.apply(&Command::Maintenance { on: true }).unwrap();
-    let mut a = Node::new(topo(), 0, st, Persisted::default(), 0, ms(0));
+    let mut a = Node::new(topo(), 0, st, Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
     let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
     let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
@@ -209,4 +212,18 @@ fn maintenance_starts_nothing_but_a_lost_lease_still_releases() {
         }],
         "a node without a lease releases even in maintenance mode"
     );
+}
+
+#[test]
+fn a_restarted_agent_runs_nothing_until_its_new_incarnation_has_joined() {
+    let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 2, ms(0));
+    let out = a.handle(ms(0), Input::Tick);
+    assert!(out.contains(&Output::Propose(Command::Join { node: 0, epoch: 0, incarnation: 2 })));
+    let seq = sends(&out)[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
+    assert!(a.lease_expiry().is_some(), "the voters still promise its epoch a lease");
+    assert!(acts(&out).is_empty(), "but the set waits for the agreed join: {out:?}");
+    let out = a.handle(ms(20), Input::Committed(Command::Join { node: 0, epoch: 0, incarnation: 2 }));
+    assert!(matches!(acts(&out)[..], [Action::Run { step: Step::Hook(HookKind::Test), .. }]), "{out:?}");
 }

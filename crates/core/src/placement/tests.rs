@@ -37,7 +37,7 @@ fn topo(failback: Failback) -> Topology {
 fn state() -> ClusterState {
     let mut st = ClusterState::new(4, 1);
     for node in 0..4 {
-        st.apply(&Command::Join { node, epoch: 0 }).unwrap();
+        st.apply(&Command::Join { node, epoch: 0, incarnation: 1 }).unwrap();
     }
     st
 }

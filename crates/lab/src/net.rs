@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use baton_resources::cgroup::{self, Cgroup};
 use serde::{Deserialize, Serialize};
 
 use super::{node_status, wait_until, UpArgs};
@@ -36,6 +37,10 @@ pub struct Lab {
     pub witness: Option<String>,
     pub links: usize,
     pub agents: BTreeMap<String, u32>,
+    /// Per node, a process that holds the node's mount namespace, so that
+    /// the node keeps its mounts across agent restarts, like a machine.
+    #[serde(default)]
+    pub holders: BTreeMap<String, u32>,
     /// Prefix of its namespaces' names: labs with different ones run side by side.
     #[serde(default = "default_prefix")]
     pub prefix: String,
@@ -62,6 +67,52 @@ fn lab_namespaces(prefix: &str) -> Vec<String> {
         .filter(|n| n.starts_with(prefix))
         .map(str::to_string)
         .collect()
+}
+
+/// Makes the lab's directory a shared mount, so that what the lab mounts
+/// under it later (a node's state disk) reaches every node's mount
+/// namespace, while what a node mounts stays its own.
+fn share(dir: &Path) -> Result<(), String> {
+    for args in
+        [&["--bind".as_ref(), dir.as_os_str(), dir.as_os_str()][..], &["--make-shared".as_ref(), dir.as_os_str()]]
+    {
+        let out = Command::new("mount").args(args).output().map_err(|e| format!("running mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+    }
+    Ok(())
+}
+
+/// Is process `pid` still there (reaping it first if it is our child)?
+pub fn alive(pid: u32) -> bool {
+    // An exited child of this process is a zombie until reaped; reap it (a
+    // no-op for anyone else's child).
+    // SAFETY: waitpid with WNOHANG and no status pointer.
+    unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+    // SAFETY: signal 0 only asks whether the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// The cgroups of the lab's agents (`baton-PREFIXNODE`) and their sets:
+/// everything in them killed, then removed.
+fn remove_cgroups(prefix: &str) -> Result<(), String> {
+    let Ok(root) = cgroup::hierarchy() else { return Ok(()) };
+    let ours = format!("baton-{prefix}");
+    let found: Vec<Cgroup> = std::fs::read_dir(&root)
+        .map_err(|e| format!("reading {}: {e}", root.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&ours))
+        .map(|e| Cgroup(e.path()))
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| e.to_string())?;
+    for cg in found {
+        rt.block_on(cg.remove(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 fn kill_namespace_processes(ns: &str) {
@@ -135,6 +186,7 @@ impl Lab {
         Lab::down_prefix(&args.dir.dir, prefix)?;
         let dir = args.dir.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        share(&dir)?;
         if args.fencing.as_deref().is_some_and(|m| m != "lease" && m != "required") {
             return Err("--fencing is \"lease\" or \"required\"".into());
         }
@@ -149,6 +201,7 @@ impl Lab {
             witness: args.witness.then(|| "arbiter".to_string()),
             links: args.links,
             agents: BTreeMap::new(),
+            holders: BTreeMap::new(),
             prefix: prefix.clone(),
         };
         lab.save()?;
@@ -206,8 +259,7 @@ impl Lab {
         }
         if self.fencing.is_some() {
             let agent = self.dir.join("fence-agent");
-            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            std::fs::write(&agent, format!("#!/bin/sh\nexec {} lab fence\n", exe.display()))
+            std::fs::write(&agent, format!("#!/bin/sh\nexec {} fence\n", crate::lab_exe().display()))
                 .map_err(|e| e.to_string())?;
             std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
             let pw = self.dir.join("fence.pw");
@@ -226,7 +278,7 @@ impl Lab {
     }
 
     fn config_text(&self, heartbeat: &str, lease: &str) -> Result<String, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let exe = crate::lab_exe();
         let mut t = format!(
             "# Written by `baton lab up`.\n[cluster]\nname = \"lab\"\nsecret_file = \"secret\"\n\
              heartbeat_interval = \"{heartbeat}\"\nlease = \"{lease}\"\n",
@@ -253,7 +305,7 @@ impl Lab {
         t += &format!(
             "\n[sets.web]\nnodes = [{}]\n\n[[sets.web.resources]]\ntype = \"ip\"\naddress = \"{VIP}/24\"\n\
              garp_interval = \"100ms\"\n\n[[sets.web.resources]]\ntype = \"process\"\n\
-             command = [\"{}\", \"lab\", \"serve\", \"--port\", \"80\"]\ninterval = \"1s\"\n",
+             command = [\"{}\", \"serve\", \"--port\", \"80\"]\ninterval = \"1s\"\n",
             prefs.join(", "),
             exe.display()
         );
@@ -264,23 +316,72 @@ impl Lab {
         self.start_with(node, &[])
     }
 
+    /// The cgroup a node's agent runs in (its sets' cgroups are below it).
+    pub fn cgroup(&self, node: &str) -> Result<Cgroup, String> {
+        let root = cgroup::hierarchy().map_err(|e| e.to_string())?;
+        Ok(Cgroup(root.join(format!("baton-{}{node}", self.prefix))))
+    }
+
+    /// The process holding `node`'s mount namespace, started if it is not
+    /// running: the node's mounts live as long as it does (a power-off of
+    /// the node kills it with everything else).
+    pub fn holder(&mut self, node: &str) -> Result<u32, String> {
+        if let Some(&pid) = self.holders.get(node) {
+            if alive(pid) {
+                return Ok(pid);
+            }
+        }
+        // `ip netns exec` gives the process a mount namespace of its own, with
+        // a fresh /sys; cgroup v2 is mounted there as on a systemd machine.
+        let log = self.dir.join(format!("{node}.mnt.log"));
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node)?, "sh", "-c"])
+            .arg("mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec sleep infinity")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("starting {node}'s mount namespace: {e}"))?;
+        // It is a node once `ip` has switched to the new namespaces and run sleep.
+        let pid = child.id();
+        let ready = super::wait_until(Duration::from_secs(5), || {
+            !alive(pid) || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        });
+        if !ready || !alive(pid) {
+            let why = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!("{node}'s mount namespace did not come up: {}", why.trim()));
+        }
+        self.holders.insert(node.to_string(), pid);
+        self.save()?;
+        Ok(pid)
+    }
+
+    /// A command run inside `node`: its network and mount namespaces.
+    pub fn inside(&mut self, node: &str) -> Result<Command, String> {
+        let holder = self.holder(node)?;
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &holder.to_string(), "-m", "-n", "--"]);
+        Ok(cmd)
+    }
+
     /// Starts `node`'s agent with extra environment variables.
     pub fn start_with(&mut self, node: &str, env: &[(&str, String)]) -> Result<(), String> {
         let ns = self.ns(node)?;
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let exe = crate::baton_exe();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join(format!("{node}.log")))
             .map_err(|e| e.to_string())?;
         if self.keepalived.is_some() {
-            let pid = super::keepalived::start(&self.dir, &ns, node, &exe, log)?;
+            let pid = super::keepalived::start(&self.dir, &ns, node, log)?;
             self.agents.insert(node.to_string(), pid);
             return self.save();
         }
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .arg(&exe)
+        let placement = self.cgroup(node)?.placement().map_err(|e| e.to_string())?;
+        let mut cmd = self.inside(node)?;
+        cmd.arg(&exe)
             .arg("agent")
             .arg("--config")
             .arg(self.dir.join("cluster.toml"))
@@ -290,9 +391,10 @@ impl Lab {
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("starting the agent of {node}: {e}"))?;
+            .process_group(0);
+        // SAFETY: the closure only calls write(2), which is async-signal-safe.
+        unsafe { cmd.pre_exec(move || placement.enter()) };
+        let child = cmd.spawn().map_err(|e| format!("starting the agent of {node}: {e}"))?;
         self.agents.insert(node.to_string(), child.id());
         self.save()
     }
@@ -316,8 +418,7 @@ impl Lab {
             super::keepalived::demote(&self.dir, owner, advert, pid)?;
             return Ok(format!("{owner}'s keepalived priority lowered to 50 and reloaded"));
         }
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let out = Command::new(exe)
+        let out = Command::new(crate::baton_exe())
             .args(["move", "web", "--reason", "lab bench", "--socket"])
             .arg(self.dir.join(owner).join("baton.sock"))
             .output()
@@ -342,21 +443,28 @@ impl Lab {
     /// The running agent of `node`, if any.
     pub fn agent_pid(&self, node: &str) -> Option<u32> {
         let pid = *self.agents.get(node)?;
-        // An agent this process started and that has exited is a zombie
-        // until reaped; reap it (a no-op for anyone else's child).
-        // SAFETY: waitpid with WNOHANG and no status pointer.
-        unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
-        // SAFETY: signal 0 only asks whether the process exists.
-        (unsafe { libc::kill(pid as i32, 0) } == 0).then_some(pid)
+        alive(pid).then_some(pid)
     }
 
-    /// Nothing runs in `node`'s namespace any more.
+    /// Nothing runs in `node`'s namespace any more: the machine is off.
     pub fn empty(&self, node: &str) -> bool {
         let Ok(ns) = self.ns(node) else { return false };
         Command::new("ip")
             .args(["netns", "pids", &ns])
             .output()
             .is_ok_and(|o| o.status.success() && o.stdout.is_empty())
+    }
+
+    /// Powers `node` off: its links cut and every process in it killed at
+    /// once, its mount namespace with them.
+    pub fn power_off(&self, node: &str) -> Result<(), String> {
+        self.cut(node, None)?;
+        kill_namespace_processes(&self.ns(node)?);
+        if wait_until(Duration::from_secs(5), || self.empty(node)) {
+            Ok(())
+        } else {
+            Err(format!("{node} still has processes after SIGKILL"))
+        }
     }
 
     /// Brings `node`'s links back (a fence device's `on`).
@@ -481,10 +589,20 @@ impl Lab {
             kill_namespace_processes(&ns);
             ip(&["netns", "del", &ns])?;
         }
-        // A chaos scenario's state disk, left mounted by a crash.
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        for target in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
-            if Path::new(target).starts_with(dir) {
+        remove_cgroups(prefix)?;
+        // The lab's shared bind mount of its directory, and a chaos
+        // scenario's state disk left mounted by a crash (stacked mounts too).
+        for _ in 0..10 {
+            let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+            let ours: Vec<&str> = mounts
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter(|t| Path::new(t).starts_with(dir))
+                .collect();
+            if ours.is_empty() {
+                break;
+            }
+            for target in ours.iter().rev() {
                 let _ = Command::new("umount").args(["-l", target]).status();
             }
         }

@@ -1,17 +1,21 @@
-//! `baton lab`: a throw-away cluster on this machine. Every node is a
-//! network namespace; every link is a bridge inside a separate "switch"
-//! namespace, so no lab address ever reaches the host's own networks; a
-//! client namespace sits on link 0. Everything is made with iproute2 and
-//! removed by `lab down`, also after a crash.
+//! `baton-lab` (also run as `baton lab`): a throw-away cluster on this
+//! machine. Every node is a network namespace; every link is a bridge
+//! inside a separate "switch" namespace, so no lab address ever reaches the
+//! host's own networks; a client namespace sits on link 0. Everything is
+//! made with iproute2 and removed by `lab down`, also after a crash.
+//!
+//! The lab is test equipment: it lives in its own crate and binary, and the
+//! package a user installs never contains it. It drives the `baton` binary
+//! beside it ([`baton_exe`]) as a user would.
 
-mod bench;
-mod chaos;
-mod demo;
-mod disk;
-mod fence;
-mod keepalived;
-mod net;
-mod web;
+pub mod bench;
+pub mod chaos;
+pub mod demo;
+pub mod disk;
+pub mod fence;
+pub mod keepalived;
+pub mod net;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,9 +24,47 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::cli::Failure;
-
 pub use net::Lab;
+
+/// How a lab command failed: exit 2 for bad usage, 1 for the rest.
+pub enum Failure {
+    Usage(String),
+    Failed(String),
+}
+
+/// The `baton` binary the lab runs: `$BATON_BIN`, else the `baton` beside
+/// this program (cargo builds both into one directory).
+pub fn baton_exe() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BATON_BIN") {
+        return PathBuf::from(bin);
+    }
+    beside_me("baton")
+}
+
+/// The `baton-lab` binary, for the lab's own helpers that run inside nodes
+/// (the web server, the probe, the fence agent): `$BATON_LAB_BIN`, else this
+/// program if it is `baton-lab`, else the one beside it.
+pub fn lab_exe() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BATON_LAB_BIN") {
+        return PathBuf::from(bin);
+    }
+    let me = std::env::current_exe().unwrap_or_default();
+    if me.file_name().is_some_and(|n| n == "baton-lab") {
+        return me;
+    }
+    beside_me("baton-lab")
+}
+
+/// `name` in this program's directory, or its parent (a test binary lives
+/// in `target/debug/deps`).
+fn beside_me(name: &str) -> PathBuf {
+    let me = std::env::current_exe().unwrap_or_default();
+    let dir = me.parent().unwrap_or(Path::new("."));
+    [dir.join(name), dir.parent().unwrap_or(dir).join(name)]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
 
 #[derive(Subcommand, Debug)]
 pub enum LabCommand {
@@ -160,7 +202,7 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
             let lab = Lab::up(&args).map_err(fail)?;
             lab.wait_running(Duration::from_secs(30)).map_err(Failure::Failed)?;
             println!(
-                "lab up in {}: nodes {}; `baton lab status` to look",
+                "lab up in {}: nodes {}; `baton-lab status` to look",
                 args.dir.dir.display(),
                 lab.nodes.join(", ")
             );
@@ -177,21 +219,16 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
             Lab::load(&dir.dir).map_err(fail)?.partition(&groups).map_err(Failure::Failed)
         }
         LabCommand::Exec { node, command, dir } => {
-            let lab = Lab::load(&dir.dir).map_err(fail)?;
-            let ns = lab.ns(&node).map_err(Failure::Usage)?;
-            // Inside the node: its agent's mount namespace too (a node's
-            // mounts are its own), else just its network namespace.
-            let mut cmd = match lab.agent_pid(&node) {
-                Some(pid) => {
-                    let mut c = std::process::Command::new("nsenter");
-                    c.args(["-t", &pid.to_string(), "-m", "-n", "--"]);
-                    c
-                }
-                None => {
-                    let mut c = std::process::Command::new("ip");
-                    c.args(["netns", "exec", &ns]);
-                    c
-                }
+            let mut lab = Lab::load(&dir.dir).map_err(fail)?;
+            lab.ns(&node).map_err(Failure::Usage)?;
+            // Inside the node: its network and mount namespaces (a node's
+            // mounts are its own); the client has only a network namespace.
+            let mut cmd = if node == "client" {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", &lab.ns(&node).map_err(Failure::Usage)?]);
+                c
+            } else {
+                lab.inside(&node).map_err(Failure::Failed)?
             };
             let status = cmd.args(&command).status().map_err(|e| Failure::Failed(format!("entering {node}: {e}")))?;
             if status.success() {
@@ -216,7 +253,7 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
 
 /// `baton status --json` of one node, straight from its socket.
 pub fn node_status(dir: &Path, node: &str) -> Result<Value, String> {
-    let out = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+    let out = std::process::Command::new(baton_exe())
         .args(["status", "--json", "--socket"])
         .arg(dir.join(node).join("baton.sock"))
         .stderr(Stdio::piped())

@@ -41,7 +41,7 @@ pub fn demote(dir: &Path, node: &str, advert: &str, pid: u32) -> Result<(), Stri
 
 /// Starts keepalived (VRRP only, in the foreground, in its own process
 /// group) and the lab's web server in `ns`; returns keepalived's pid.
-pub fn start(dir: &Path, ns: &str, node: &str, exe: &Path, log: File) -> Result<u32, String> {
+pub fn start(dir: &Path, ns: &str, node: &str, log: File) -> Result<u32, String> {
     let file = |suffix: &str| dir.join(format!("keepalived-{node}{suffix}"));
     let child = Command::new("ip")
         .args(["netns", "exec", ns, "keepalived", "--dont-fork", "--log-console", "--vrrp", "-f"])
@@ -58,8 +58,8 @@ pub fn start(dir: &Path, ns: &str, node: &str, exe: &Path, log: File) -> Result<
         .map_err(|e| format!("starting keepalived on {node} (is it installed?): {e}"))?;
     Command::new("ip")
         .args(["netns", "exec", ns])
-        .arg(exe)
-        .args(["lab", "serve", "--port", "80"])
+        .arg(crate::lab_exe())
+        .args(["serve", "--port", "80"])
         .env("BATON_NODE", node)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::lab::net::Lab;
+use crate::net::Lab;
 
 pub struct Cost {
     /// Per node: (name, % of one core, resident KiB, proportional KiB,
@@ -39,7 +39,7 @@ fn daemon_pids(ns: &str) -> Vec<u32> {
         .filter(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            !args.windows(2).any(|w| w == [b"lab".as_slice(), b"serve".as_slice()])
+            !args.iter().any(|a| *a == b"serve".as_slice())
         })
         .collect()
 }

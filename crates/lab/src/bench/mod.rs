@@ -152,7 +152,7 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
         fencing: None,
         http_token: false,
         extra: None,
-        prefix: crate::lab::net::PREFIX.into(),
+        prefix: crate::net::PREFIX.into(),
         dir: args.dir.clone(),
     };
     let mut lab = Lab::up(&up)?;

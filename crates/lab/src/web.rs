@@ -122,11 +122,10 @@ pub struct Probe {
 
 impl Probe {
     pub fn start(lab: &super::Lab, interval_ms: u64, seconds: u64) -> Result<Probe, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut child = std::process::Command::new("ip")
             .args(["netns", "exec", &lab.ns("client")?])
-            .arg(exe)
-            .args(["lab", "probe", "--url", &format!("http://{}/", super::net::VIP)])
+            .arg(crate::lab_exe())
+            .args(["probe", "--url", &format!("http://{}/", super::net::VIP)])
             .args(["--interval-ms", &interval_ms.to_string(), "--seconds", &seconds.to_string()])
             .stdout(std::process::Stdio::piped())
             .spawn()

@@ -15,8 +15,14 @@ use serde_json::Value;
 const VIP: &str = "10.88.0.100";
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// The `baton` binary cargo built beside the lab's (`cargo test --workspace`);
+/// `baton lab ...` runs the lab's.
+fn baton_bin() -> PathBuf {
+    std::path::Path::new(env!("CARGO_BIN_EXE_baton-lab")).with_file_name("baton")
+}
+
 fn baton(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_baton")).args(args).output().expect("running baton")
+    Command::new(baton_bin()).args(args).output().expect("running baton")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -73,6 +79,17 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).contains(&format!("{VIP}/"))
     }
 
+    /// The processes of `node`, but the one holding its mount namespace.
+    fn processes(&self, node: &str) -> Vec<String> {
+        let out = Command::new("ip").args(["netns", "pids", &format!("btnl-{node}")]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_string())
+            .filter(|c| c != "sleep infinity")
+            .collect()
+    }
+
     fn empty_ns(&self, node: &str) -> bool {
         let out = Command::new("ip").args(["netns", "pids", &format!("btnl-{node}")]).output().unwrap();
         out.stdout.is_empty()
@@ -81,7 +98,7 @@ impl Lab {
     /// One GET of the service from the client namespace.
     fn fetch(&self) -> Option<String> {
         let out = Command::new("ip")
-            .args(["netns", "exec", "btnl-client", env!("CARGO_BIN_EXE_baton"), "lab", "probe"])
+            .args(["netns", "exec", "btnl-client", env!("CARGO_BIN_EXE_baton-lab"), "probe"])
             .args(["--url", &format!("http://{VIP}/"), "--interval-ms", "1000"])
             .stdout(Stdio::piped())
             .spawn()
@@ -216,8 +233,8 @@ fn case1_owner_killed_and_cut_off_the_next_node_serves_and_the_old_holds_nothing
     );
     assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("beta")), "the client never reached beta");
     assert!(!lab.has_vip("alpha"), "alpha still holds the address");
-    let pids = Command::new("ip").args(["netns", "pids", "btnl-alpha"]).output().unwrap().stdout;
-    assert!(pids.is_empty(), "processes left in alpha: {}", String::from_utf8_lossy(&pids));
+    let left = lab.processes("alpha");
+    assert!(left.is_empty(), "processes left in alpha: {left:?}");
 }
 
 #[test]
@@ -719,7 +736,7 @@ fn case16_an_ext4_mount_moves_with_its_data_users_are_killed_and_a_failing_fsck_
     lab.run(&["exec", "alpha", "--", "sh", "-c", &format!("echo hello > {}", file.display())]);
     assert!(!file.exists(), "the file is on alpha's mount, not in the directory under it");
     // A process on alpha holds the mount: it must be killed on release.
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_baton"))
+    let mut holder = Command::new(baton_bin())
         .args([
             "lab",
             "exec",
@@ -1201,7 +1218,9 @@ fn case24_a_cluster_wide_lock_has_one_holder_at_a_time_across_a_failover() {
     let lock = |node: &str| {
         let sock = lab.dir.join(node).join("baton.sock");
         Command::new("ip")
-            .args(["netns", "exec", &format!("btnl-{node}"), env!("CARGO_BIN_EXE_baton"), "lock", "nightly"])
+            .args(["netns", "exec", &format!("btnl-{node}")])
+            .arg(baton_bin())
+            .args(["lock", "nightly"])
             .args(["--socket", sock.to_str().unwrap(), "--", "sh", "-c", &job(node)])
             .stderr(Stdio::piped())
             .spawn()
@@ -1260,7 +1279,8 @@ fn case25_the_status_page_shows_the_new_owner_after_a_failover() {
     assert!(dom.contains("data-set=\"web\" data-owner=\"beta\""), "the page shows web on beta:\n{dom}");
     assert!(dom.contains("<rect"), "the ownership timeline is drawn:\n{dom}");
     assert!(dom.contains("alpha silent on every link"), "the detection is among the events:\n{dom}");
-    let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page.png");
+    // The workspace's target directory (the lab is crates/lab).
+    let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/status-page.png");
     let _ = std::fs::remove_file(&png);
     let shot = chromium("gamma", &[&format!("--screenshot={}", png.display())]);
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::watch::Watch;
-use crate::lab::net::Lab;
+use crate::net::Lab;
 
 pub struct Quiet {
     pub takeovers: usize,

@@ -1,17 +1,16 @@
 //! The lab's fence device: a fence agent speaking the fence-agents stdin
-//! protocol. `off` cuts the node's links and stops its agent (its guard then
-//! kills what it ran); `status` says off (exit 2) once nothing runs in the
-//! node's namespace; `on` restores its links. It writes what it was asked
+//! protocol. `off` powers the node off — its links cut and every process in
+//! it killed at once, agent, guard, sets and the mount namespace alike;
+//! `status` says off (exit 2) once nothing runs in the node's namespace;
+//! `on` restores its links. It writes what it was asked
 //! (the password only as checked or not) to the file named by `log`, and
 //! fails `off` while a file `fence-fail` exists in the lab directory.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::time::Duration;
 
 use super::net::Lab;
-use super::wait_until;
 
 pub const PASSWORD: &str = "lab-fence-password";
 
@@ -43,15 +42,10 @@ pub fn agent() -> i32 {
     let Some(lab) = args.get("lab").and_then(|d| Lab::load(Path::new(d)).ok()) else { return 1 };
     match action {
         "off" => {
-            if lab.dir.join("fence-fail").exists() || lab.cut(node, None).is_err() {
+            if lab.dir.join("fence-fail").exists() || lab.power_off(node).is_err() {
                 return 1;
             }
-            let _ = lab.kill(node);
-            if wait_until(Duration::from_secs(5), || lab.empty(node)) {
-                0
-            } else {
-                1
-            }
+            0
         }
         "status" => {
             if lab.empty(node) {

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::lab::net::{Lab, VIP};
+use crate::net::{Lab, VIP};
 
 /// A throw-away address whose add and delete mark the window.
 const MARKER: &str = "10.88.0.249";

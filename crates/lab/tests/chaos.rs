@@ -10,12 +10,17 @@ use std::sync::Mutex;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// The `baton` binary cargo built beside the lab's (`cargo test --workspace`).
+fn baton_bin() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_BIN_EXE_baton-lab")).with_file_name("baton")
+}
+
 fn scenario(name: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // SAFETY: geteuid has no preconditions.
     assert_eq!(unsafe { libc::geteuid() }, 0, "the chaos tests need root: they create network namespaces");
     let dir = std::env::temp_dir().join(format!("baton-chaos-{name}-{}", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+    let out = Command::new(baton_bin())
         .args(["lab", "chaos", name, "--seed", "7", "--dir"])
         .arg(&dir)
         .output()
@@ -60,7 +65,7 @@ scenarios! {
 /// Every scenario `lab chaos` knows has a test here.
 #[test]
 fn every_scenario_has_a_test() {
-    let help = Command::new(env!("CARGO_BIN_EXE_baton")).args(["lab", "chaos", "--help"]).output().unwrap();
+    let help = Command::new(baton_bin()).args(["lab", "chaos", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     let source = include_str!("chaos.rs");
     let listed: Vec<&str> = help

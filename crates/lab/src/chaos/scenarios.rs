@@ -11,7 +11,7 @@ use clap::ValueEnum;
 use super::super::bench::quiet::{loss_rules, nft, LOSS_TABLE};
 use super::super::net::{Lab, VIP};
 use super::super::{node_status, wait_until};
-use crate::lab::disk::StateDisk;
+use crate::disk::StateDisk;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -292,8 +292,7 @@ fn emptied(lab: &Lab, node: &str, limit: Duration) -> Result<(), String> {
 
 /// Runs `baton ARGS --socket` of `node`.
 fn baton_on(lab: &Lab, node: &str, args: &[&str]) -> Result<String, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
+    let out = Command::new(crate::baton_exe())
         .args(args)
         .arg("--socket")
         .arg(lab.dir.join(node).join("baton.sock"))
@@ -533,8 +532,7 @@ fn leader_killed_during_move(lab: &mut Lab, rng: &mut Rng) -> Result<String, Str
     let asker = pick(rng, &lab.nodes);
     let doc = node_status(&lab.dir, &asker)?;
     let leader = doc["leader"].as_str().ok_or("no Raft leader")?.to_string();
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut mover = Command::new(exe)
+    let mut mover = Command::new(crate::baton_exe())
         .args(["move", "web", "--reason", "chaos", "--socket"])
         .arg(lab.dir.join(&asker).join("baton.sock"))
         .stdout(std::process::Stdio::null())
@@ -626,10 +624,9 @@ fn corrupt_state_file(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<Strin
     if !log.contains("baton rejoin") {
         return Err(format!("{victim} refused its damaged state file without naming `baton rejoin`"));
     }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new("ip")
         .args(["netns", "exec", &lab.ns(&victim)?])
-        .arg(exe)
+        .arg(crate::baton_exe())
         .args(["rejoin", "--config"])
         .arg(lab.dir.join("cluster.toml"))
         .args(["--node", &victim, "--state-dir"])
@@ -645,15 +642,14 @@ fn corrupt_state_file(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<Strin
 }
 
 fn flood(lab: &mut Lab, owner: &str) -> Result<String, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let i = lab.nodes.iter().position(|n| n == owner).expect("the owner is a node");
     let config = baton_config::load(&lab.dir.join("cluster.toml")).map_err(|e| e.to_string())?;
     let target = format!("{}:{}", Lab::address(i, 0), config.cluster.port);
     let before = holders(lab);
     let out = Command::new("ip")
         .args(["netns", "exec", &lab.ns("client")?])
-        .arg(exe)
-        .args(["lab", "flood", "--target", &target, "--seconds", "10"])
+        .arg(crate::lab_exe())
+        .args(["flood", "--target", &target, "--seconds", "10"])
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
