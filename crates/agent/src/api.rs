@@ -287,7 +287,26 @@ pub fn trusted_socket(path: &Path, uid: u32, mode: u32, euid: u32) -> Result<(),
 }
 
 /// The command line's side: one request, one response.
+/// How long a caller waits for the agent's answer: a stopped or hung agent
+/// must not hang the command line.
+fn answer_within(req: &Request) -> Duration {
+    let extra = match req {
+        Request::Move { .. } | Request::Standby { .. } => MOVE_WAIT,
+        Request::Lock { wait_ms, .. } => Duration::from_millis(*wait_ms),
+        Request::Events { .. } => Duration::from_secs(20),
+        _ => Duration::ZERO,
+    };
+    Duration::from_secs(10) + extra
+}
+
 pub async fn call(path: &Path, req: &Request) -> Result<Response, String> {
+    let limit = answer_within(req);
+    tokio::time::timeout(limit, exchange(path, req)).await.unwrap_or_else(|_| {
+        Err(format!("the agent at {} did not answer within {limit:?} (is it stopped or hung?)", path.display()))
+    })
+}
+
+async fn exchange(path: &Path, req: &Request) -> Result<Response, String> {
     if let Ok(meta) = std::fs::metadata(path) {
         use std::os::unix::fs::MetadataExt;
         // SAFETY: geteuid has no preconditions.

@@ -123,7 +123,6 @@ impl Watchdog {
     /// has none to set).
     pub fn open(path: &Path, timeout: Duration) -> io::Result<Watchdog> {
         let file = std::fs::OpenOptions::new()
-            .write(true)
             .append(true)
             .open(path)
             .map_err(|e| io::Error::new(e.kind(), format!("opening the watchdog {}: {e}", path.display())))?;
@@ -227,7 +226,7 @@ mod tests {
             h.update(&line(o)).unwrap();
         }
         assert_eq!(h.deadline_ms, Some(1234));
-        assert_eq!(h.undo.keys().cloned().collect::<Vec<_>>(), [cg.clone()], "held twice, dropped once");
+        assert_eq!(h.undo.keys().collect::<Vec<_>>(), [&cg], "held twice, dropped once");
         h.update(&line(Order::Deadline(None))).unwrap();
         assert_eq!(h.deadline_ms, None);
         assert!(h.update("hold ip 10.0.0.1").is_err(), "the old text protocol is refused");

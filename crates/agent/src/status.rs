@@ -112,6 +112,7 @@ pub fn document(config: &Config, node: &Node, leader: Option<u64>, links: &[(u64
         "quorum": lease_ms.is_some_and(|ms| ms > 0),
         "maintenance": node.state().maintenance,
         "lease_ms_left": lease_ms,
+        "applied": node.state().applied,
         "nodes": nodes,
         "sets": sets,
         "heartbeats": heartbeats,

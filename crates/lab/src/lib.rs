@@ -10,11 +10,13 @@
 
 pub mod bench;
 pub mod chaos;
+pub mod daemon;
 pub mod demo;
 pub mod disk;
 pub mod fence;
 pub mod keepalived;
 pub mod net;
+pub mod ownership;
 pub mod web;
 
 use std::path::{Path, PathBuf};
@@ -137,6 +139,9 @@ pub enum LabCommand {
     /// The lab's fence agent (fence-agents stdin protocol).
     #[command(hide = true)]
     Fence,
+    /// The lab's disk writer, a double-forking daemon (runs inside a node).
+    #[command(hide = true, subcommand)]
+    Daemon(daemon::DaemonCommand),
     /// The client's probe: GET the URL every interval, print who answered.
     #[command(hide = true)]
     Probe {
@@ -171,9 +176,14 @@ pub struct UpArgs {
     /// Heartbeat interval of the lab's cluster.
     #[arg(long, default_value = "100ms")]
     pub heartbeat: String,
-    /// Lease of the lab's cluster.
-    #[arg(long, default_value = "1s")]
-    pub lease: String,
+    /// Lease of the lab's cluster (default 1s; 2s with --disk, whose mount
+    /// and daemon the guard's release budget takes from every lease).
+    #[arg(long)]
+    pub lease: Option<String>,
+    /// A shared disk for the set: a loop device every node sees, an ext4
+    /// mount of it first in `web`, and a double-forking daemon writing to it.
+    #[arg(long)]
+    pub disk: bool,
     /// Run keepalived (VRRP, advert_int SECONDS; 1 = VRRPv2 as Debian ships
     /// it, below 1 = VRRPv3) instead of baton, for comparisons.
     #[arg(long, value_name = "ADVERT_INT")]
@@ -238,17 +248,54 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
             }
         }
         LabCommand::Down(d) => Lab::down(&d.dir).map_err(Failure::Failed),
-        LabCommand::Demo(args) => demo::run(&args).map_err(Failure::Failed),
-        LabCommand::Bench(args) => bench::run(&args).map_err(Failure::Failed),
-        LabCommand::Chaos(args) => chaos::chaos(&args).map_err(Failure::Failed),
-        LabCommand::Soak(args) => chaos::soak(&args).map_err(Failure::Failed),
+        LabCommand::Demo(args) => {
+            down_on_signal(args.dir.dir.clone());
+            demo::run(&args).map_err(Failure::Failed)
+        }
+        LabCommand::Bench(args) => {
+            down_on_signal(args.dir.dir.clone());
+            bench::run(&args).map_err(Failure::Failed)
+        }
+        LabCommand::Chaos(args) => {
+            down_on_signal(args.up.dir.dir.clone());
+            chaos::chaos(&args).map_err(Failure::Failed)
+        }
+        LabCommand::Soak(args) => {
+            down_on_signal(args.up.dir.dir.clone());
+            chaos::soak(&args).map_err(Failure::Failed)
+        }
         LabCommand::Flood { target, seconds } => web::flood(target, seconds).map_err(Failure::Failed),
         LabCommand::Serve { port } => web::serve(port).map_err(|e| Failure::Failed(e.to_string())),
         LabCommand::Probe { url, interval_ms, seconds } => {
             web::probe(&url, interval_ms, seconds).map_err(Failure::Failed)
         }
         LabCommand::Fence => std::process::exit(fence::agent()),
+        LabCommand::Daemon(command) => daemon::run(command).map_err(Failure::Failed),
     }
+}
+
+static STOP_ASKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn stop_asked(_: libc::c_int) {
+    STOP_ASKED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// A command that makes and removes its own lab removes it also when it is
+/// interrupted (SIGINT, SIGTERM): nothing of it outlives the program.
+fn down_on_signal(dir: PathBuf) {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe);
+        // programs the lab starts get default dispositions back at exec.
+        unsafe { libc::signal(sig, stop_asked as *const () as libc::sighandler_t) };
+    }
+    std::thread::spawn(move || loop {
+        if STOP_ASKED.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("baton-lab: interrupted; taking the lab in {} down", dir.display());
+            let _ = Lab::down(&dir);
+            std::process::exit(130);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    });
 }
 
 /// `baton status --json` of one node, straight from its socket.

@@ -44,7 +44,17 @@ pub struct Lab {
     /// Prefix of its namespaces' names: labs with different ones run side by side.
     #[serde(default = "default_prefix")]
     pub prefix: String,
+    /// The shared disk's block device (`lab up --disk`), mounted by `web`.
+    #[serde(default)]
+    pub disk: Option<String>,
 }
+
+/// The shared disk's image in the lab directory, and where `web` mounts it.
+const DISK_IMAGE: &str = "shared-disk.img";
+const DISK_MIB: u64 = 64;
+pub const DISK_MOUNT: &str = "web-data";
+/// The file the lab's daemon writes to, on the shared disk.
+pub const DISK_LOG: &str = "writes.log";
 
 fn default_prefix() -> String {
     PREFIX.to_string()
@@ -115,12 +125,27 @@ fn remove_cgroups(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn kill_namespace_processes(ns: &str) {
+/// The processes in namespace `ns`.
+fn namespace_pids(ns: &str) -> Vec<i32> {
     let out = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| o.stdout).unwrap_or_default();
-    for pid in String::from_utf8_lossy(&out).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+    String::from_utf8_lossy(&out).split_whitespace().filter_map(|p| p.parse::<i32>().ok()).collect()
+}
+
+fn kill_namespace_processes(ns: &str) {
+    kill_pids(&namespace_pids(ns));
+}
+
+fn kill_pids(pids: &[i32]) {
+    for &pid in pids {
         // SAFETY: kill(2) of a process listed in the lab's own namespace.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
+}
+
+/// Where the lab's instruments (address monitors) that live inside node
+/// namespaces list their pids: a node's power-off spares them.
+pub fn instruments_file(dir: &Path) -> PathBuf {
+    dir.join("instruments.pids")
 }
 
 impl Lab {
@@ -191,7 +216,8 @@ impl Lab {
             return Err("--fencing is \"lease\" or \"required\"".into());
         }
         baton_config::parse_duration(&args.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
-        baton_config::parse_duration(&args.lease).map_err(|e| format!("--lease: {e}"))?;
+        let lease = args.lease.clone().unwrap_or_else(|| if args.disk { "2s" } else { "1s" }.to_string());
+        baton_config::parse_duration(&lease).map_err(|e| format!("--lease: {e}"))?;
         let mut lab = Lab {
             dir,
             fencing: args.fencing.clone(),
@@ -202,6 +228,7 @@ impl Lab {
             links: args.links,
             agents: BTreeMap::new(),
             holders: BTreeMap::new(),
+            disk: None,
             prefix: prefix.clone(),
         };
         lab.save()?;
@@ -209,7 +236,11 @@ impl Lab {
             Some(f) => std::fs::read_to_string(f).map_err(|e| format!("reading {}: {e}", f.display()))?,
             None => String::new(),
         };
-        lab.build(&extra, &args.heartbeat, &args.lease).inspect_err(|_| {
+        if args.disk {
+            lab.disk = Some(lab.make_disk()?);
+            lab.save()?;
+        }
+        lab.build(&extra, &args.heartbeat, &lease).inspect_err(|_| {
             let _ = Lab::down(&lab.dir);
         })?;
         for node in lab.all() {
@@ -277,6 +308,38 @@ impl Lab {
         baton_config::load(&config).map(|_| ()).map_err(|e| format!("the lab's config is refused:\n{e}"))
     }
 
+    /// An ext4 image on a loop device: the disk every node of the lab
+    /// reaches, as multi-ported storage is reached by every server.
+    fn make_disk(&self) -> Result<String, String> {
+        let image = self.dir.join(DISK_IMAGE);
+        let file = std::fs::File::create(&image).map_err(|e| format!("creating {}: {e}", image.display()))?;
+        file.set_len(DISK_MIB << 20).map_err(|e| e.to_string())?;
+        let run = |program: &str, args: &[&std::ffi::OsStr]| -> Result<String, String> {
+            let out = Command::new(program).args(args).output().map_err(|e| format!("running {program}: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("{program}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        };
+        run("mkfs.ext4", &["-q".as_ref(), "-F".as_ref(), image.as_os_str()])?;
+        std::fs::create_dir_all(self.dir.join(DISK_MOUNT)).map_err(|e| e.to_string())?;
+        run("losetup", &["--find".as_ref(), "--show".as_ref(), image.as_os_str()])
+    }
+
+    /// Detaches the loop devices of a lab directory's shared disk.
+    fn drop_disk(dir: &Path) {
+        let image = dir.join(DISK_IMAGE);
+        if !image.exists() {
+            return;
+        }
+        let out = Command::new("losetup").arg("-j").arg(&image).output().map(|o| o.stdout).unwrap_or_default();
+        for dev in String::from_utf8_lossy(&out).lines().filter_map(|l| l.split(':').next()) {
+            // Detached now, or (still in use by a dying namespace) as soon as
+            // its last user lets go.
+            let _ = Command::new("losetup").args(["-d", dev]).status();
+        }
+    }
+
     fn config_text(&self, heartbeat: &str, lease: &str) -> Result<String, String> {
         let exe = crate::lab_exe();
         let mut t = format!(
@@ -302,13 +365,31 @@ impl Lab {
                 prefs.join(", ")
             );
         }
+        t += &format!("\n[sets.web]\nnodes = [{}]\n", prefs.join(", "));
+        let dir = self.dir.display();
+        if let Some(disk) = &self.disk {
+            t += &format!(
+                "\n[[sets.web.resources]]\ntype = \"mount\"\ndevice = \"{disk}\"\npath = \"{dir}/{DISK_MOUNT}\"\n\
+                 fstype = \"ext4\"\ninterval = \"1s\"\n"
+            );
+        }
         t += &format!(
-            "\n[sets.web]\nnodes = [{}]\n\n[[sets.web.resources]]\ntype = \"ip\"\naddress = \"{VIP}/24\"\n\
+            "\n[[sets.web.resources]]\ntype = \"ip\"\naddress = \"{VIP}/24\"\n\
              garp_interval = \"100ms\"\n\n[[sets.web.resources]]\ntype = \"process\"\n\
              command = [\"{}\", \"serve\", \"--port\", \"80\"]\ninterval = \"1s\"\n",
-            prefs.join(", "),
             exe.display()
         );
+        if self.disk.is_some() {
+            let daemon = |verb: &str, extra: &str| {
+                format!("[\"{}\", \"daemon\", \"{verb}\", {extra}\"--run\", \"{dir}\"]", exe.display())
+            };
+            t += &format!(
+                "\n[[sets.web.resources]]\ntype = \"exec\"\nstart = {}\nstop = {}\nmonitor = {}\ninterval = \"1s\"\n",
+                daemon("start", &format!("\"--log\", \"{dir}/{DISK_MOUNT}/{DISK_LOG}\", ")),
+                daemon("stop", ""),
+                daemon("status", "")
+            );
+        }
         Ok(t)
     }
 
@@ -446,25 +527,39 @@ impl Lab {
         alive(pid).then_some(pid)
     }
 
-    /// Nothing runs in `node`'s namespace any more: the machine is off.
-    pub fn empty(&self, node: &str) -> bool {
-        let Ok(ns) = self.ns(node) else { return false };
-        Command::new("ip")
-            .args(["netns", "pids", &ns])
-            .output()
-            .is_ok_and(|o| o.status.success() && o.stdout.is_empty())
+    /// The processes of `node` as a machine: all in its namespace but the
+    /// lab's own instruments.
+    fn machine_pids(&self, node: &str) -> Result<Vec<i32>, String> {
+        let spared: Vec<i32> = std::fs::read_to_string(instruments_file(&self.dir))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        Ok(namespace_pids(&self.ns(node)?).into_iter().filter(|p| !spared.contains(p)).collect())
     }
 
-    /// Powers `node` off: its links cut and every process in it killed at
-    /// once, its mount namespace with them.
+    /// Nothing runs in `node` any more: the machine is off.
+    pub fn empty(&self, node: &str) -> bool {
+        self.machine_pids(node).is_ok_and(|p| p.is_empty())
+    }
+
+    /// Powers `node` off: its links cut, every process in it killed at
+    /// once (its mount namespace with them), and its kernel's addresses gone
+    /// but the ones its links are configured with, as after a reboot.
     pub fn power_off(&self, node: &str) -> Result<(), String> {
         self.cut(node, None)?;
-        kill_namespace_processes(&self.ns(node)?);
-        if wait_until(Duration::from_secs(5), || self.empty(node)) {
-            Ok(())
-        } else {
-            Err(format!("{node} still has processes after SIGKILL"))
+        let ns = self.ns(node)?;
+        kill_pids(&self.machine_pids(node)?);
+        if !wait_until(Duration::from_secs(5), || self.empty(node)) {
+            return Err(format!("{node} still has processes after SIGKILL"));
         }
+        let i = self.index(node)?;
+        for l in 0..self.links {
+            let eth = format!("eth{l}");
+            ip(&["-n", &ns, "addr", "flush", "dev", &eth])?;
+            ip(&["-n", &ns, "addr", "add", &format!("{}/24", Lab::address(i, l)), "dev", &eth])?;
+        }
+        Ok(())
     }
 
     /// Brings `node`'s links back (a fence device's `on`).
@@ -590,6 +685,7 @@ impl Lab {
             ip(&["netns", "del", &ns])?;
         }
         remove_cgroups(prefix)?;
+        Lab::drop_disk(dir);
         // The lab's shared bind mount of its directory, and a chaos
         // scenario's state disk left mounted by a crash (stacked mounts too).
         for _ in 0..10 {

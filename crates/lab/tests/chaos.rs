@@ -1,9 +1,11 @@
 //! The chaos scenarios end to end: each test runs one scenario of
 //! `baton lab chaos` on a fresh lab — real agents in network namespaces,
-//! the ownership record of the service address in every node and a client
-//! probing it — and passes only if the scenario's checks hold and no two
-//! nodes ever held the address at once. Needs root (network namespaces);
-//! without it every test fails and says so. One lab at a time.
+//! the ownership record of every part of the set in every node (address,
+//! processes, mounts, exports, against the agreed owner) and a client
+//! probing it — and passes only if the scenario's checks hold and no part
+//! was ever held by two nodes, or by a node the cluster had not given it to.
+//! Needs root (network namespaces); without it every test fails and says so.
+//! One lab at a time.
 
 use std::process::Command;
 use std::sync::Mutex;
@@ -15,7 +17,7 @@ fn baton_bin() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_BIN_EXE_baton-lab")).with_file_name("baton")
 }
 
-fn scenario(name: &str) {
+fn scenario(name: &str, lab: &[&str]) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // SAFETY: geteuid has no preconditions.
     assert_eq!(unsafe { libc::geteuid() }, 0, "the chaos tests need root: they create network namespaces");
@@ -23,20 +25,24 @@ fn scenario(name: &str) {
     let out = Command::new(baton_bin())
         .args(["lab", "chaos", name, "--seed", "7", "--dir"])
         .arg(&dir)
+        .args(lab)
         .output()
         .expect("running baton lab chaos");
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");
     assert!(out.status.success(), "{name} failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("time with two holders of the address: 0 ms"), "no ownership verdict:\n{text}");
+    let parts = "processes 0 ms, mount 0 ms, export 0 ms";
+    assert!(text.contains("time with two holders of a part (sampled every 20 ms"), "{text}");
+    assert_eq!(text.matches(parts).count(), 2, "every part held once, by its agreed owner:\n{text}");
 }
 
 macro_rules! scenarios {
-    ($($test:ident => $name:literal),* $(,)?) => {
+    ($($test:ident => $name:literal $([$($flag:literal),*])?),* $(,)?) => {
         $(
             #[test]
             fn $test() {
-                scenario($name);
+                scenario($name, &[$($($flag),*)?]);
             }
         )*
     };
@@ -60,6 +66,9 @@ scenarios! {
     corrupt_state_file => "CorruptStateFile",
     packet_flood => "PacketFlood",
     clock_step => "ClockStep",
+    kill_during_start => "KillDuringStart" ["--disk"],
+    pause_with_disk => "PauseWithDisk" ["--disk"],
+    guard_and_agent_paused => "GuardAndAgentPaused" ["--fencing", "required"],
 }
 
 /// Every scenario `lab chaos` knows has a test here.
@@ -74,7 +83,7 @@ fn every_scenario_has_a_test() {
         .filter_map(|l| l.trim().strip_prefix("- "))
         .filter_map(|l| l.split(':').next())
         .collect();
-    assert!(listed.len() >= 17, "scenarios in the help: {listed:?}");
+    assert!(listed.len() >= 20, "scenarios in the help: {listed:?}");
     for name in listed {
         assert!(source.contains(&format!("=> \"{name}\"")), "no test runs {name}");
     }

@@ -62,7 +62,7 @@ impl Process {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env_clear()
-            .envs(self.ctx.env_with(&self.env).into_iter())
+            .envs(self.ctx.env_with(&self.env))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

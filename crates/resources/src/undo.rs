@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn the_release_order_is_addresses_processes_units_programs_exports_mounts() {
-        let mut all = vec![
+        let mut all = [
             Undo::Mount { device: "/dev/sdb1".into(), path: "/srv".into() },
             Undo::Unbind { path: "/var/lib/nfs".into() },
             Undo::Export { clients: "*".into(), path: "/srv".into() },

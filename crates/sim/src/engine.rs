@@ -147,6 +147,9 @@ struct SimNode {
     guard_held: Vec<Vec<bool>>,
     /// [set][resource]: how many times it was started here.
     starts: Vec<Vec<u64>>,
+    /// When the guard's release under way is done: the guard handles one
+    /// thing at a time, so it reports a later firing only after that.
+    released_at: u64,
 }
 
 /// What a run that kept every invariant reports.
@@ -211,6 +214,7 @@ impl Sim {
             acts: vec![0; sc.topo.sets.len()],
             guard_held: resources.iter().map(|&r| vec![false; r]).collect(),
             starts: resources.iter().map(|&r| vec![0; r]).collect(),
+            released_at: 0,
         };
         Sim {
             rng: Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)),
@@ -385,7 +389,10 @@ impl Sim {
                     n.acts.iter_mut().for_each(|a| *a += 1);
                     self.trace(|| format!("n{node} guard fires: undoing what it holds, steps in flight killed"));
                     let took = self.guard_release(node);
-                    self.push(self.now + took, Ev::Released { node, inc });
+                    let n = &mut self.nodes[usize::from(node)];
+                    n.released_at = n.released_at.max(self.now + took);
+                    let at = n.released_at;
+                    self.push(at, Ev::Released { node, inc });
                 }
             }
             Ev::Undone { node, set, resource, starts } => {

@@ -20,6 +20,8 @@ pub struct Watch {
     monitors: Vec<Child>,
     changes: Changes,
     marker_ns: String,
+    /// Lists the monitors as instruments, which a node's power-off spares.
+    instruments: std::path::PathBuf,
 }
 
 /// What happened to the service address between the markers: (µs, node,
@@ -70,8 +72,11 @@ impl Watch {
             });
             monitors.push(child);
         }
+        let instruments = crate::net::instruments_file(&lab.dir);
+        let pids: Vec<String> = monitors.iter().map(|m| m.id().to_string()).collect();
+        std::fs::write(&instruments, pids.join("\n")).map_err(|e| format!("writing {}: {e}", instruments.display()))?;
         std::thread::sleep(Duration::from_millis(300));
-        let watch = Watch { monitors, changes, marker_ns: lab.ns(marker_node)? };
+        let watch = Watch { monitors, changes, marker_ns: lab.ns(marker_node)?, instruments };
         watch.marker("add")?;
         Ok(watch)
     }
@@ -90,6 +95,7 @@ impl Watch {
             let _ = m.kill();
             let _ = m.wait();
         }
+        let _ = std::fs::remove_file(&self.instruments);
     }
 
     /// Marks the end and returns what was seen in between.

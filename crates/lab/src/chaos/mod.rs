@@ -1,10 +1,11 @@
 //! Chaos in the lab: named fault scenarios (Pacemaker CTS names where one
 //! exists) run against real agents, each ending in a check that the set
-//! runs on exactly one node; beneath them the ownership record (every add
-//! and delete of the service address in every node, kernel-stamped) and a
-//! client probing the service. `lab chaos` runs chosen scenarios once;
-//! `lab soak` runs random ones for a duration. Any moment with two holders
-//! fails both.
+//! runs on exactly one node; beneath them the ownership record of every
+//! part of the set (`ownership`: the address kernel-stamped, processes,
+//! mounts and exports sampled, against the agreed owner) and a client
+//! probing the service. `lab chaos` runs chosen scenarios once; `lab soak`
+//! runs random ones for a duration. Any moment with two holders of any
+//! part, or a holder the cluster had not given the set to, fails both.
 
 mod scenarios;
 
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 use baton_sim::rng::Rng;
 use clap::Args;
 
-use super::bench::watch::Watch;
-use super::net::Lab;
+use super::net::{Lab, DISK_LOG, DISK_MOUNT};
+use super::ownership::{Parts, Record};
 use super::web::Probe;
 use super::UpArgs;
 pub use scenarios::Scenario;
@@ -34,6 +35,9 @@ pub struct ChaosArgs {
     /// Leave the lab up when a scenario fails, to look at it (`lab down` ends it).
     #[arg(long)]
     pub keep: bool,
+    /// Run the list this many times.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
     #[command(flatten)]
     pub up: UpArgs,
 }
@@ -60,9 +64,19 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// What a run saw, for its report.
 #[derive(Default)]
 struct Tally {
-    /// Scenario name → (runs, failures).
-    runs: BTreeMap<&'static str, (u32, u32)>,
+    /// Scenario name → (runs, failures, recovery times in ms).
+    runs: BTreeMap<&'static str, (u32, u32, Vec<u64>)>,
     failures: Vec<String>,
+}
+
+/// Median, 95th percentile and maximum of `ms`, for the report.
+fn spread(ms: &mut [u64]) -> String {
+    if ms.is_empty() {
+        return "-".into();
+    }
+    ms.sort_unstable();
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    format!("{:.1}/{:.1}/{:.1} s", at(0.5) as f64 / 1e3, at(0.95) as f64 / 1e3, ms[ms.len() - 1] as f64 / 1e3)
 }
 
 /// Milliseconds without an answer, summed over every gap longer than two
@@ -103,20 +117,26 @@ fn drive_on(
 ) -> Result<Run, String> {
     let mut rng = Rng::new(seed);
     let first = scenarios::settle(lab, Duration::from_secs(30))?;
-    let watch = Watch::start(lab, &lab.nodes[0].clone())?;
+    let record = Record::start(lab, Parts::web(lab))?;
     // The probe outlives the run by a margin for the last scenario.
     let probe = Probe::start(lab, PROBE_MS, limit.as_secs() + 900)?;
     let started = Instant::now();
     let mut tally = Tally::default();
     while let Some(s) = next(&mut rng) {
         let at = started.elapsed().as_secs();
+        let mut recovered_ms = 0;
         let result = s.run(lab, &mut rng).and_then(|what| {
-            scenarios::settle(lab, Duration::from_secs(60))
-                .map(|owner| format!("{what}; web runs on {owner}"))
-                .map_err(|e| format!("afterwards: {e}"))
+            // How long after the damage ends the set runs again, settled.
+            let t = Instant::now();
+            let settled = scenarios::settle(lab, Duration::from_secs(60));
+            recovered_ms = t.elapsed().as_millis() as u64;
+            settled.map(|owner| format!("{what}; web runs on {owner}")).map_err(|e| format!("afterwards: {e}"))
         });
         let entry = tally.runs.entry(s.name()).or_default();
         entry.0 += 1;
+        if result.is_ok() {
+            entry.2.push(recovered_ms);
+        }
         match result {
             Ok(line) => println!("[{at:>5} s] {:<22} ok: {line}", s.name()),
             Err(e) => {
@@ -132,26 +152,31 @@ fn drive_on(
         }
     }
     let (outage_ms, answered) = outage(&probe.stop());
-    let window = watch.finish()?;
-    let dual_ms = window.dual_us([first].into()) / 1000;
+    let verdict = record.finish([first].into())?;
+    let writers = disk_writers(lab);
     let mut summary = format!(
-        "seed {seed}, {} s of chaos, {} scenarios:\n",
+        "seed {seed}, {} s of chaos, {} scenarios (recovery after each: median/p95/max, until settled):\n",
         started.elapsed().as_secs(),
         tally.runs.values().map(|r| r.0).sum::<u32>()
     );
-    for (name, (runs, failed)) in &tally.runs {
-        summary += &format!("  {name:<22} {runs:>4} run(s), {failed} failed\n");
+    for (name, (runs, failed, ms)) in &mut tally.runs {
+        summary += &format!("  {name:<22} {runs:>4} run(s), {failed} failed, recovery {}\n", spread(ms));
     }
-    summary += &format!("ownership changes (a node adding the service address): {}\n", window.takeovers());
+    summary += &format!("ownership changes (a node adding the service address): {}\n", verdict.window.takeovers());
     summary += &format!(
         "client: {answered} answers, total outage {:.1} s (gaps over {} ms)\n",
         outage_ms as f64 / 1000.0,
         2 * PROBE_MS
     );
-    summary += &format!("time with two holders of the address: {dual_ms} ms\n");
+    summary += &verdict.summary();
+    if let Some(w) = &writers {
+        summary += &format!("disk writers out of turn (lines of one daemon after another's first): {}\n", w.len());
+    }
     println!("\n{summary}");
-    let verdict = if dual_ms > 0 {
-        Err(format!("two nodes held the service address for {dual_ms} ms; logs in {}", lab.dir.display()))
+    let verdict = if !verdict.clean() {
+        Err(format!("a part of web was held by two nodes, or against the agreed owner; logs in {}", lab.dir.display()))
+    } else if writers.is_some_and(|w| !w.is_empty()) {
+        Err("the shared disk was written by two daemons at once".to_string())
     } else if !tally.failures.is_empty() {
         Err(format!("{} scenario(s) failed:\n  {}", tally.failures.len(), tally.failures.join("\n  ")))
     } else {
@@ -160,9 +185,20 @@ fn drive_on(
     Ok((summary, verdict))
 }
 
+/// With a shared disk: what its writers' log says about them (read on the
+/// node that mounts it now); `None` without a disk.
+fn disk_writers(lab: &mut Lab) -> Option<Vec<(String, u64)>> {
+    lab.disk.as_ref()?;
+    let owner = scenarios::settle(lab, Duration::from_secs(30)).ok()?;
+    let log = lab.dir.join(DISK_MOUNT).join(DISK_LOG);
+    let copy = lab.dir.join("writes.log.copy");
+    let out = lab.inside(&owner).ok()?.arg("cp").arg(&log).arg(&copy).output().ok()?;
+    out.status.success().then(|| super::daemon::interleaved(&copy))
+}
+
 pub fn chaos(args: &ChaosArgs) -> Result<(), String> {
-    let mut list: Vec<Scenario> =
-        if args.scenarios.is_empty() { Scenario::ALL.to_vec() } else { args.scenarios.clone() };
+    let one: Vec<Scenario> = if args.scenarios.is_empty() { Scenario::ALL.to_vec() } else { args.scenarios.clone() };
+    let mut list: Vec<Scenario> = one.iter().copied().cycle().take(one.len() * args.repeat.max(1)).collect();
     list.reverse();
     drive(&args.up, args.seed, Duration::from_secs(300) * list.len() as u32, args.keep, |_| list.pop())
         .and_then(|(_, verdict)| verdict)
@@ -170,8 +206,16 @@ pub fn chaos(args: &ChaosArgs) -> Result<(), String> {
 
 pub fn soak(args: &SoakArgs) -> Result<(), String> {
     let until = Instant::now() + args.duration;
+    // Only the scenarios this lab can run (a disk, fencing required).
+    let fencing = args.up.fencing.as_deref();
+    let usable: Vec<Scenario> =
+        Scenario::ALL.iter().copied().filter(|s| s.unmet(args.up.disk, fencing).is_none()).collect();
+    let left_out: Vec<&str> = Scenario::ALL.iter().filter(|s| !usable.contains(s)).map(|s| s.name()).collect();
+    if !left_out.is_empty() {
+        println!("left out (this lab lacks what they need): {}", left_out.join(", "));
+    }
     let (summary, verdict) = drive(&args.up, args.seed, args.duration, false, |rng| {
-        (Instant::now() < until).then(|| Scenario::ALL[rng.index(Scenario::ALL.len())])
+        (Instant::now() < until).then(|| usable[rng.index(usable.len())])
     })?;
     // The report is written whether or not every scenario passed.
     let failed = verdict.as_ref().err().map_or(String::new(), |e| format!("\n{e}\n"));

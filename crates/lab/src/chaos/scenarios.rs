@@ -12,6 +12,7 @@ use super::super::bench::quiet::{loss_rules, nft, LOSS_TABLE};
 use super::super::net::{Lab, VIP};
 use super::super::{node_status, wait_until};
 use crate::disk::StateDisk;
+use crate::ownership::{held_by, Parts};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -67,10 +68,22 @@ pub enum Scenario {
     /// in its agent only; this machine's clock is never touched).
     #[value(name = "ClockStep")]
     ClockStep,
+    /// Ten planned moves, the destination's agent SIGKILLed at a random
+    /// moment of each start, then started again.
+    #[value(name = "KillDuringStart")]
+    KillDuringStart,
+    /// The owner's agent paused past its lease while the set holds the
+    /// shared disk and a double-forked daemon writing to it (`--disk`).
+    #[value(name = "PauseWithDisk")]
+    PauseWithDisk,
+    /// The owner's agent and guard both paused: with fencing required, the
+    /// set moves only after the fence (`--fencing required`).
+    #[value(name = "GuardAndAgentPaused")]
+    GuardAndAgentPaused,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 17] = [
+    pub const ALL: [Scenario; 20] = [
         Scenario::SimulStart,
         Scenario::SimulStop,
         Scenario::StopOnebyOne,
@@ -88,6 +101,9 @@ impl Scenario {
         Scenario::CorruptStateFile,
         Scenario::PacketFlood,
         Scenario::ClockStep,
+        Scenario::KillDuringStart,
+        Scenario::PauseWithDisk,
+        Scenario::GuardAndAgentPaused,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,11 +125,30 @@ impl Scenario {
             Scenario::CorruptStateFile => "CorruptStateFile",
             Scenario::PacketFlood => "PacketFlood",
             Scenario::ClockStep => "ClockStep",
+            Scenario::KillDuringStart => "KillDuringStart",
+            Scenario::PauseWithDisk => "PauseWithDisk",
+            Scenario::GuardAndAgentPaused => "GuardAndAgentPaused",
+        }
+    }
+
+    /// What a lab (with or without a shared disk, with which fencing mode)
+    /// lacks for this scenario, if anything.
+    pub fn unmet(self, disk: bool, fencing: Option<&str>) -> Option<&'static str> {
+        match self {
+            Scenario::PauseWithDisk if !disk => Some("a shared disk (lab up --disk)"),
+            Scenario::GuardAndAgentPaused if fencing != Some("required") => Some(
+                "fencing required (lab up --fencing required): with both the agent and its guard stopped, \
+                      only a fence protects the set",
+            ),
+            _ => None,
         }
     }
 
     /// Does the damage and checks it; says what happened.
     pub fn run(self, lab: &mut Lab, rng: &mut Rng) -> Result<String, String> {
+        if let Some(need) = self.unmet(lab.disk.is_some(), lab.fencing.as_deref()) {
+            return Err(format!("{} needs {need}", self.name()));
+        }
         let owner = settle(lab, Duration::from_secs(30))?;
         match self {
             Scenario::SimulStart => simul_start(lab),
@@ -133,6 +168,9 @@ impl Scenario {
             Scenario::CorruptStateFile => corrupt_state_file(lab, rng, &owner),
             Scenario::PacketFlood => flood(lab, &owner),
             Scenario::ClockStep => clock_step(lab, rng, &owner),
+            Scenario::KillDuringStart => kill_during_start(lab, rng, &owner),
+            Scenario::PauseWithDisk => pause_with_disk(lab, &owner),
+            Scenario::GuardAndAgentPaused => guard_and_agent_paused(lab, &owner),
         }
     }
 }
@@ -173,15 +211,15 @@ fn signal(pid: i32, sig: i32) {
     unsafe { libc::kill(pid, sig) };
 }
 
-/// The node runs no part of the set: no address, no web server.
+/// The node runs no part of the set: no address, no process of it, no
+/// mount of its disk (as the node itself sees them).
 fn holds_nothing(lab: &Lab, node: &str) -> Result<(), String> {
-    if addresses(lab, node).contains(&format!("{VIP}/")) {
-        return Err(format!("{node} still holds {VIP}"));
+    let held = held_by(lab, node, &Parts::web(lab));
+    if held.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{node} still holds {}", held.join("; ")))
     }
-    if !pids_with(lab, node, "serve").is_empty() {
-        return Err(format!("{node} still runs the web server"));
-    }
-    Ok(())
 }
 
 /// Waits until every agent is up, every node sees every node online and
@@ -724,4 +762,88 @@ fn clock_step(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<String, Strin
         "{victim} (the owner) had its wall clock stepped {}: it kept its lease and the set, its events show the jumps",
         steps.join(" then ")
     ))
+}
+
+/// Rounds of KillDuringStart in one run.
+const KILL_ROUNDS: usize = 10;
+
+fn kill_during_start(lab: &mut Lab, rng: &mut Rng, owner: &str) -> Result<String, String> {
+    let mut owner = owner.to_string();
+    let mut lines = Vec::new();
+    for round in 1..=KILL_ROUNDS {
+        let target = pick(rng, &others(lab, &owner));
+        let mut mover = Command::new(crate::baton_exe())
+            .args(["move", "web", &target, "--reason", "chaos", "--socket"])
+            .arg(lab.dir.join(&owner).join("baton.sock"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        // Somewhere in the hand-over: the release, the commit, the start.
+        let after = rng.range(0, 800);
+        std::thread::sleep(Duration::from_millis(after));
+        lab.kill(&target)?;
+        // The command line would wait for a move that can no longer finish.
+        let _ = mover.kill();
+        let _ = mover.wait();
+        emptied(lab, &target, Duration::from_secs(5)).map_err(|e| format!("round {round}: {target} killed: {e}"))?;
+        lab.start(&target)?;
+        owner = settle(lab, Duration::from_secs(60)).map_err(|e| format!("round {round}: {e}"))?;
+        lines.push(format!("{target}@{after}ms"));
+    }
+    Ok(format!("{KILL_ROUNDS} moves, the destination killed during each ({}); web on {owner}", lines.join(", ")))
+}
+
+fn pause_with_disk(lab: &mut Lab, owner: &str) -> Result<String, String> {
+    let parts = Parts::web(lab);
+    let before = held_by(lab, owner, &parts);
+    if !before.iter().any(|p| p.starts_with("mount")) {
+        return Err(format!("{owner} owns web but does not mount its disk: {before:?}"));
+    }
+    let pid = lab.agent_pid(owner).ok_or("the owner's agent is not running")? as i32;
+    signal(pid, libc::SIGSTOP);
+    let moved = taken_over(lab, owner);
+    let paused_holds = held_by(lab, owner, &parts);
+    signal(pid, libc::SIGCONT);
+    let moved = moved?;
+    if !paused_holds.is_empty() {
+        return Err(format!("{owner}, paused, still holds {}", paused_holds.join("; ")));
+    }
+    Ok(format!(
+        "{owner}'s agent paused past its lease with the disk mounted and its daemon writing: its guard killed the \
+         daemon and cut the disk off; {moved} took web"
+    ))
+}
+
+fn guard_and_agent_paused(lab: &mut Lab, owner: &str) -> Result<String, String> {
+    let agent = lab.agent_pid(owner).ok_or("the owner's agent is not running")? as i32;
+    let guards = pids_with(lab, owner, "guard");
+    if guards.is_empty() {
+        return Err(format!("no guard runs in {owner}"));
+    }
+    let fences = |lab: &Lab| {
+        std::fs::read_to_string(lab.dir.join("fence.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("action=off") && l.contains(&format!("plug={owner} ")))
+            .count()
+    };
+    let fenced_before = fences(lab);
+    for &p in guards.iter().chain([&agent]) {
+        signal(p, libc::SIGSTOP);
+    }
+    let moved = taken_over(lab, owner);
+    let fenced = fences(lab) > fenced_before;
+    let off = lab.empty(owner);
+    // Powered off or not, nothing of it may be left stopped.
+    for &p in guards.iter().chain([&agent]) {
+        signal(p, libc::SIGCONT);
+    }
+    let moved = moved?;
+    if !fenced || !off {
+        return Err(format!("web moved to {moved} without {owner} being fenced off (fenced {fenced}, off {off})"));
+    }
+    lab.heal()?;
+    lab.start(owner)?;
+    Ok(format!("{owner}'s agent and guard both stopped: fenced (powered off), then {moved} took web"))
 }
