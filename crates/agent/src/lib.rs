@@ -14,6 +14,7 @@ pub mod local;
 pub mod metrics;
 pub mod notify;
 pub mod preflight;
+pub mod probe;
 pub mod raft;
 pub mod shell;
 pub mod status;

@@ -51,6 +51,9 @@ struct Agent {
     raft: Raft,
     peers: Peers,
     exec: Arc<Executor>,
+    prober: crate::probe::Prober,
+    nl: baton_resources::netlink::Netlink,
+    inputs: mpsc::Sender<Input>,
     guard: GuardLink,
     leader: Option<RaftId>,
     events: Arc<EventLog>,
@@ -207,6 +210,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         .map(baton_resources::cgroup::Cgroup)
         .map_err(|e| format!("the cgroup of this node's sets: {e}"))?;
     let sets = crate::exec::build(&config, &node_name, &base, &nl, &ocf_tmp);
+    let prober = crate::probe::Prober::new(&config, me as NodeId);
     let exec =
         Arc::new(Executor::new(node_name.clone(), sets, guard.clone(), inputs.clone(), Arc::clone(&events)).await?);
     let (calls_tx, mut calls_rx) = mpsc::channel::<Call>(64);
@@ -239,6 +243,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
         raft: raft.clone(),
         peers,
         exec,
+        prober,
+        nl: nl.clone(),
+        inputs: inputs.clone(),
         guard,
         leader: None,
     };
@@ -343,6 +350,9 @@ impl Agent {
                 self.local.save(&self.state_dir)?;
             }
             Output::Fence { node, epoch, incarnation } => self.fence(node, epoch, incarnation),
+            Output::Probe { set, owner, generation } => {
+                self.prober.probe(self.nl.clone(), set, owner, generation, self.inputs.clone())
+            }
             Output::Event(event) => self.log(&event),
         }
         Ok(())
@@ -414,6 +424,7 @@ impl Agent {
             Event::LeaseLost => "lease lost: releasing every set".into(),
             Event::LeaseHeld => "lease held".into(),
             Event::GuardFired => "the guard killed everything this node ran".into(),
+            Event::Duplicate { set: s, strangers } => format!("set {}: address also held by {strangers:?}", set(*s)),
         };
         eprintln!("baton[{}]: {line}", name(self.me as NodeId));
         let since = |t: Time| self.now().0.saturating_sub(t.0) as f64 / 1e6;
@@ -526,6 +537,18 @@ impl Agent {
             Event::LeaseLost => ("lease", None, "lease lost: releasing every set, addresses first".into()),
             Event::LeaseHeld => ("lease", None, "lease held".into()),
             Event::GuardFired => ("guard", None, "the guard killed everything this node ran".into()),
+            Event::Duplicate { set, strangers } => {
+                let who: Vec<String> = strangers
+                    .iter()
+                    .map(|s| {
+                        let mac = s.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+                        s.node.map_or(mac.clone(), |n| format!("{} ({mac})", name(n)))
+                    })
+                    .collect();
+                let owner = self.core.state().set(*set).owner.map_or("nobody".into(), name);
+                let msg = format!("its address answers from {} besides its owner {owner}", who.join(", "));
+                ("duplicate", Some(*set), msg)
+            }
         })
     }
 

@@ -208,6 +208,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "operator",
     "guard",
     "notify",
+    "duplicate",
 ];
 
 /// Where notifications go, and which event kinds (empty: all).

@@ -254,7 +254,7 @@ fn check_addresses(ctx: &mut Ctx, path: &str, addrs: &[Address], spans: &[Span],
 }
 
 /// For each link, the subnet its addresses are in, if any node gave a prefix.
-fn link_subnets(nodes: &[NodeConfig]) -> Vec<Option<Address>> {
+pub fn link_subnets(nodes: &[NodeConfig]) -> Vec<Option<Address>> {
     let links = nodes.iter().map(|n| n.addresses.len()).max().unwrap_or(0);
     (0..links).map(|l| nodes.iter().find_map(|n| n.addresses.get(l).and_then(Address::subnet))).collect()
 }

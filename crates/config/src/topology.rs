@@ -6,11 +6,13 @@ use std::time::Duration;
 use baton_core::release::{self, Phase};
 use baton_core::{NodeSpec, ResourceSpec, SetSpec, Timing, Topology};
 
-use crate::model::{Config, FenceMode, Resource, ResourceKind};
+use crate::model::{Address, Config, FenceMode, Resource, ResourceKind};
 
 /// The clock-rate difference the safety margins assume (1%): far above what
 /// any working clock drifts, small enough to cost little lease time.
 pub const MAX_DRIFT_PPM: u32 = 10_000;
+/// How often a node asks who holds the addresses of the sets it does not own.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// The limit on each hook step of a set.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -68,6 +70,7 @@ impl Config {
             lease: self.cluster.lease,
             max_drift_ppm: MAX_DRIFT_PPM,
             guard_margin: release::margin(self.release_phases()),
+            probe_interval: Some(PROBE_INTERVAL),
         }
     }
 
@@ -126,6 +129,15 @@ impl Config {
     pub fn fence_required(&self) -> Vec<bool> {
         let required = self.fencing.as_ref().is_some_and(|f| f.mode == FenceMode::Required);
         self.fenceable().into_iter().map(|f| f && required).collect()
+    }
+
+    /// The link a service address lives on: the one whose subnet holds it
+    /// (from the nodes' prefixes, else from the address's own).
+    pub fn link_of(&self, address: &Address) -> Option<usize> {
+        let subnets = crate::parse::link_subnets(&self.nodes);
+        let mine = self.nodes.first()?;
+        (0..self.links())
+            .find(|&l| subnets[l].is_some_and(|s| s.contains(address.ip)) || address.contains(mine.addresses[l].ip))
     }
 
     pub fn links(&self) -> usize {

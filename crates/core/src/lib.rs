@@ -16,6 +16,6 @@ pub mod release;
 pub mod time;
 pub mod topology;
 
-pub use node::{Denial, Echo, Event, Heartbeat, Input, Node, Output, Persisted};
+pub use node::{Denial, Echo, Event, Heartbeat, Input, Node, Output, Persisted, Stranger};
 pub use time::Time;
 pub use topology::{Failback, NodeId, NodeSpec, ResourceSpec, SetId, SetSpec, Timing, Topology};

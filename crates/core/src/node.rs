@@ -88,6 +88,21 @@ pub enum Input {
     GuardFired,
     /// This node became (or stopped being) the agreement layer's leader.
     Leader(bool),
+    /// What a probe of a set's addresses found: whoever answered for them
+    /// but the owner named in the probe (and this node, if it holds one).
+    Probed {
+        set: SetId,
+        generation: u64,
+        strangers: Vec<Stranger>,
+    },
+}
+
+/// A holder of a set's address that is not its owner: its hardware
+/// address, and the node it belongs to when that is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stranger {
+    pub mac: [u8; 6],
+    pub node: Option<NodeId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +123,13 @@ pub enum Output {
     Guard(Option<Time>),
     /// Write this durably before acting on any later output.
     Persist(Persisted),
+    /// Ask the network who holds the addresses of `set`, whose agreed owner
+    /// (at `generation`) is `owner`, and answer with `Input::Probed`.
+    Probe {
+        set: SetId,
+        owner: Option<NodeId>,
+        generation: u64,
+    },
     /// Ask a fence device to cut this node off (the leader asks). The epoch
     /// and incarnation are the ones the request is about: once the node is
     /// in another (fenced already, or back), the request is void.
@@ -122,11 +144,23 @@ pub enum Output {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Detector(Change),
-    Set { set: SetId, report: Report },
-    Applied { command: Command, result: Result<Applied, Rejected> },
+    Set {
+        set: SetId,
+        report: Report,
+    },
+    Applied {
+        command: Command,
+        result: Result<Applied, Rejected>,
+    },
     LeaseLost,
     LeaseHeld,
     GuardFired,
+    /// A set's address answered from somewhere its agreed owner is not,
+    /// twice in a row with nothing agreed in between.
+    Duplicate {
+        set: SetId,
+        strangers: Vec<Stranger>,
+    },
 }
 
 /// How long to wait before proposing the same command again.
@@ -154,6 +188,11 @@ pub struct Node {
     fence_asked: Vec<Option<Time>>,
     guard: Option<Time>,
     lease_held: bool,
+    /// When the next round of probes is due.
+    next_probe: Time,
+    /// Per set: the generation strangers were last seen at, and how often
+    /// in a row.
+    sightings: Vec<Option<(u64, u32)>>,
     booted: Time,
     /// The incarnation this agent joins with: above every one the agreed
     /// state has recorded for this node. It runs nothing until the agreed
@@ -203,6 +242,8 @@ impl Node {
             fence_asked: vec![None; n],
             guard: None,
             lease_held: false,
+            next_probe: now + topo.timing.probe_interval.unwrap_or_default(),
+            sightings: vec![None; topo.sets.len()],
             booted: now,
             incarnation,
             now,
@@ -279,6 +320,7 @@ impl Node {
                 out.push(Output::Event(Event::GuardFired));
             }
             Input::Leader(leader) => self.leader = leader,
+            Input::Probed { set, generation, strangers } => self.on_probed(now, set, generation, strangers, &mut out),
         }
         self.reconcile(now, &mut out);
         out
@@ -370,9 +412,63 @@ impl Node {
             self.reconcile_set(now, set as SetId, hold, out);
         }
         self.update_guard(out);
+        self.probe(now, hold, out);
         if self.leader {
             self.lead(now, out);
         }
+    }
+
+    /// Every `probe_interval`, while it holds a lease, a node asks who holds
+    /// the addresses of each set it does not own: a second holder — a node
+    /// paused past its lease with a dead guard, an address an OCF agent left
+    /// behind or someone added by hand — is seen in production, not only in
+    /// tests.
+    fn probe(&mut self, now: Time, hold: bool, out: &mut Vec<Output>) {
+        let Some(interval) = self.topo.timing.probe_interval else { return };
+        if now < self.next_probe {
+            return;
+        }
+        self.next_probe = now + interval;
+        if !hold {
+            return;
+        }
+        for (i, spec) in self.topo.sets.iter().enumerate() {
+            let rec = self.state.set(i as SetId);
+            if spec.resources.iter().any(|r| r.address) && rec.owner != Some(self.me) {
+                out.push(Output::Probe { set: i as SetId, owner: rec.owner, generation: rec.generation });
+            }
+        }
+    }
+
+    /// Strangers seen twice in a row at the same generation are a duplicate:
+    /// the first sighting may come from a view a commit behind. The leader
+    /// fences a stranger that is a fenceable node other than the owner.
+    fn on_probed(&mut self, now: Time, set: SetId, generation: u64, strangers: Vec<Stranger>, out: &mut Vec<Output>) {
+        let i = usize::from(set);
+        let rec = self.state.set(set);
+        if strangers.is_empty() || rec.generation != generation {
+            self.sightings[i] = None;
+            return;
+        }
+        let seen = match self.sightings[i] {
+            Some((g, n)) if g == generation => n + 1,
+            _ => 1,
+        };
+        self.sightings[i] = Some((generation, seen));
+        if seen < 2 {
+            return;
+        }
+        let owner = rec.owner;
+        if self.leader {
+            for node in strangers.iter().filter_map(|s| s.node).filter(|&n| Some(n) != owner) {
+                if self.topo.fenceable[usize::from(node)] && self.state.is_online(node) {
+                    self.fence_asked[usize::from(node)] = Some(now);
+                    let r = self.state.node(node);
+                    out.push(Output::Fence { node, epoch: r.epoch, incarnation: r.incarnation });
+                }
+            }
+        }
+        out.push(Output::Event(Event::Duplicate { set, strangers }));
     }
 
     /// Has the cluster agreed that this incarnation is online?
@@ -561,10 +657,12 @@ impl Node {
 
     /// When the node next needs a `Tick`.
     pub fn poll_timeout(&self) -> Time {
+        let probe = self.topo.timing.probe_interval.map(|_| self.next_probe);
         let lifecycles = self.sets.iter().filter_map(Lifecycle::next_deadline);
         let lease = self.lease_expiry().filter(|_| self.guard.is_some()).into_iter();
         let lead = lease.clone().map(|end| end - self.topo.timing.release_lead());
         std::iter::once(self.next_heartbeat)
+            .chain(probe)
             .chain(self.detector.next_deadline())
             .chain(lifecycles)
             .chain(lease)

@@ -73,6 +73,9 @@ pub struct Timing {
     pub max_drift_ppm: u32,
     /// How long the guard needs to kill everything once the lease ends.
     pub guard_margin: Duration,
+    /// How often a node that does not own a set asks the network who holds
+    /// the set's addresses (`None`: never).
+    pub probe_interval: Option<Duration>,
 }
 
 impl Timing {

@@ -1366,3 +1366,31 @@ fn case26_sighup_rotates_the_secret_without_a_failover_and_refuses_a_broken_conf
     }
     rec.assert_never_two_holders();
 }
+
+#[test]
+fn case27_an_address_added_by_hand_on_another_node_is_reported_as_a_duplicate() {
+    let lab = Lab::up("c27", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    // What an OCF agent leaving its address behind, or an operator, does.
+    let added =
+        Command::new("ip").args(["-n", "btnl-gamma", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"]).status();
+    assert!(added.unwrap().success());
+    let sock = lab.dir.join("beta/baton.sock");
+    let duplicates = || -> Vec<Value> {
+        let out = baton(&["events", "--json", "--socket", sock.to_str().unwrap()]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["kind"] == "duplicate")
+            .collect()
+    };
+    // Two probes (5 s apart) that agree make a sighting.
+    assert!(wait(Duration::from_secs(25), || !duplicates().is_empty()), "no duplicate reported");
+    let seen = duplicates();
+    let msg = seen[0]["message"].as_str().unwrap();
+    assert_eq!(seen[0]["set"], "web");
+    assert!(msg.contains("gamma") && msg.contains("besides its owner alpha"), "{msg}");
+    // The owner itself is never a stranger, and the set did not move.
+    assert!(!msg.contains("alpha ("), "{msg}");
+    assert_eq!(lab.owner_seen_by("beta").as_deref(), Some("alpha"));
+}

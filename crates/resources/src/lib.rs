@@ -11,6 +11,7 @@ pub mod mount;
 pub mod netlink;
 pub mod nfs;
 pub mod ocf;
+pub mod probe;
 pub mod process;
 pub mod program;
 pub mod resource;

@@ -11,11 +11,11 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
 
 use baton_core::lifecycle::{Action, HookKind, Step};
-use baton_core::{Heartbeat, Input, Node, NodeId, Output, Persisted, SetId, Time};
+use baton_core::{Heartbeat, Input, Node, NodeId, Output, Persisted, SetId, Stranger, Time};
 use baton_state::{Applied, ClusterState, Command};
 
 use crate::clock::Clock;
-use crate::invariants::{frozen, preference, recovery, single_owner, witness, Violation};
+use crate::invariants::{duplicate, frozen, preference, recovery, single_owner, witness, Violation};
 use crate::net::Net;
 use crate::rng::Rng;
 use crate::scenario::{Fault, ResourceFaults, Scenario};
@@ -96,6 +96,14 @@ enum Ev {
         node: NodeId,
         inc: u64,
         leader: bool,
+    },
+    /// A probe's answer reaches the node that asked.
+    Probed {
+        node: NodeId,
+        inc: u64,
+        set: SetId,
+        generation: u64,
+        strangers: Vec<Stranger>,
     },
     FenceDone {
         epoch: u64,
@@ -424,6 +432,11 @@ impl Sim {
                 }
             }
             Ev::FenceDone { target, epoch, incarnation } => self.fence(target, epoch, incarnation),
+            Ev::Probed { node, inc, set, generation, strangers } => {
+                if self.nodes[usize::from(node)].inc == inc {
+                    self.input(node, Input::Probed { set, generation, strangers });
+                }
+            }
             Ev::Tick => self.tick(),
         }
     }
@@ -563,7 +576,26 @@ impl Sim {
                     self.push(at, Ev::FenceDone { target, epoch, incarnation });
                 }
             }
-            Output::Event(e) => self.trace(|| format!("n{node} {e:?}")),
+            Output::Event(e) => {
+                let r = duplicate::check(&self.sc.topo, node, &e, self.now);
+                self.fail(r);
+                self.trace(|| format!("n{node} {e:?}"));
+            }
+            Output::Probe { set, owner, generation } => {
+                // The network answers with the truth: every node but the
+                // named owner that holds an address of the set.
+                let strangers = (0..self.nodes.len() as NodeId)
+                    .filter(|&n| Some(n) != owner)
+                    .filter(|&n| {
+                        let spec = &self.sc.topo.sets[usize::from(set)];
+                        (0..spec.resources.len()).any(|r| spec.resources[r].address && self.world.resource(n, set, r))
+                    })
+                    .map(|n| Stranger { mac: [2, 0, 0, 0, 0, n], node: Some(n) })
+                    .collect();
+                let at = self.now + self.rng.range(1_000, 200_000);
+                let inc = self.nodes[i].inc;
+                self.push(at, Ev::Probed { node, inc, set, generation, strangers });
+            }
         }
     }
 

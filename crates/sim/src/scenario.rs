@@ -103,6 +103,7 @@ pub fn timing() -> Timing {
         lease: Duration::from_millis(1000),
         max_drift_ppm: 10_000,
         guard_margin: Duration::from_millis(20),
+        probe_interval: Some(Duration::from_secs(2)),
     }
 }
 

@@ -37,6 +37,7 @@ fn topo() -> Topology {
             lease: Duration::from_millis(1000),
             max_drift_ppm: 0,
             guard_margin: Duration::ZERO,
+            probe_interval: None,
         },
         fenceable: vec![false; 3],
     }

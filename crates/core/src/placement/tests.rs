@@ -29,6 +29,7 @@ fn topo(failback: Failback) -> Topology {
             lease: Duration::from_secs(1),
             max_drift_ppm: 10_000,
             guard_margin: Duration::from_millis(50),
+            probe_interval: None,
         },
         fenceable: vec![false; 4],
     }

@@ -1,6 +1,7 @@
 //! The properties every simulation run must keep, one checker per file, each
 //! naming where the property comes from.
 
+pub mod duplicate;
 pub mod frozen;
 pub mod preference;
 pub mod recovery;

@@ -1,0 +1,143 @@
+//! Carries out the core's probes: asks the segment who holds a set's IPv4
+//! addresses, and which hardware addresses the nodes' own link addresses
+//! answer from, then reports the holders that are not the named owner.
+//! The core decides what a sighting means; this only looks.
+//!
+//! Not covered: IPv6 service addresses (not probed yet), and an owner whose
+//! address moved to a standby adapter that has no node address of its own
+//! (its hardware address is unknown here, so it would look like a stranger).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use baton_config::{Config, ResourceKind};
+use baton_core::{Input, NodeId, SetId, Stranger};
+use baton_resources::netlink::Netlink;
+use baton_resources::probe;
+use tokio::sync::mpsc;
+
+/// How long answers are collected.
+const ANSWER_WAIT: Duration = Duration::from_millis(200);
+
+/// What one set's probe needs: its IPv4 addresses, and per address the
+/// link it lives on.
+#[derive(Clone, Debug)]
+pub struct Targets {
+    /// (service address, link index).
+    addresses: Vec<(Ipv4Addr, usize)>,
+}
+
+/// Every node's address on each link, and the probe targets of each set.
+#[derive(Clone, Debug)]
+pub struct Prober {
+    me: NodeId,
+    /// [node][link]
+    node_addresses: Vec<Vec<IpAddr>>,
+    sets: Vec<Targets>,
+}
+
+impl Prober {
+    pub fn new(config: &Config, me: NodeId) -> Prober {
+        let sets = config
+            .sets
+            .iter()
+            .map(|set| Targets {
+                addresses: set
+                    .resources
+                    .iter()
+                    .filter_map(|r| match &r.kind {
+                        ResourceKind::Ip { address, .. } => match address.ip {
+                            IpAddr::V4(v4) => config.link_of(address).map(|l| (v4, l)),
+                            IpAddr::V6(_) => None,
+                        },
+                        _ => None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let node_addresses = config.nodes.iter().map(|n| n.addresses.iter().map(|a| a.ip).collect()).collect();
+        Prober { me, node_addresses, sets }
+    }
+
+    /// Probes `set` in the background and answers on `results`.
+    pub fn probe(&self, nl: Netlink, set: SetId, owner: Option<NodeId>, generation: u64, results: mpsc::Sender<Input>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            match me.strangers(&nl, set, owner).await {
+                Ok(strangers) => {
+                    let _ = results.send(Input::Probed { set, generation, strangers }).await;
+                }
+                Err(e) => eprintln!("baton: probing the addresses of set {set}: {e}"),
+            }
+        });
+    }
+
+    async fn strangers(&self, nl: &Netlink, set: SetId, owner: Option<NodeId>) -> Result<Vec<Stranger>, String> {
+        let ifaces = nl.interfaces().await.map_err(|e| e.to_string())?;
+        let mut strangers = Vec::new();
+        for &(vip, link) in &self.sets[usize::from(set)].addresses {
+            let here = ifaces.iter().find(|i| i.addresses.iter().any(|(a, _)| *a == IpAddr::V4(vip)));
+            if let Some(iface) = here {
+                // This node holds an address of a set it does not own.
+                strangers.push(Stranger { mac: iface.mac.unwrap_or_default(), node: Some(self.me) });
+                continue;
+            }
+            // The interface on this address's link: the one holding this
+            // node's own address there.
+            let mine = self.node_addresses[usize::from(self.me)][link];
+            let Some(iface) = ifaces.iter().find(|i| i.addresses.iter().any(|(a, _)| *a == mine)) else { continue };
+            let Some(mac) = iface.mac else { continue };
+            let nodes: Vec<(NodeId, Ipv4Addr)> = (0..self.node_addresses.len())
+                .filter(|&n| n != usize::from(self.me))
+                .filter_map(|n| match self.node_addresses[n][link] {
+                    IpAddr::V4(v4) => Some((n as NodeId, v4)),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
+            let targets: Vec<Ipv4Addr> = std::iter::once(vip).chain(nodes.iter().map(|(_, a)| *a)).collect();
+            let index = iface.index;
+            let answers = tokio::task::spawn_blocking(move || probe::who_has(index, mac, &targets, ANSWER_WAIT))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            strangers.extend(classify(&answers, vip, &nodes, owner));
+        }
+        Ok(strangers)
+    }
+}
+
+/// The holders of `vip` among `answers` that are not `owner`: the owner is
+/// known by the hardware addresses its node addresses answered from.
+fn classify(
+    answers: &[(Ipv4Addr, [u8; 6])],
+    vip: Ipv4Addr,
+    nodes: &[(NodeId, Ipv4Addr)],
+    owner: Option<NodeId>,
+) -> Vec<Stranger> {
+    let node_of = |mac: [u8; 6]| nodes.iter().find(|(_, a)| answers.contains(&(*a, mac))).map(|(n, _)| *n);
+    answers
+        .iter()
+        .filter(|(ip, _)| *ip == vip)
+        .map(|(_, mac)| Stranger { mac: *mac, node: node_of(*mac) })
+        .filter(|s| s.node.is_none() || s.node != owner)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_holders_other_than_the_owner_are_strangers() {
+        let vip = Ipv4Addr::new(10, 0, 0, 100);
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let nodes = [(0, a), (1, b)];
+        let (mac_a, mac_b, mac_x) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 9]);
+        let answers = [(a, mac_a), (b, mac_b), (vip, mac_a)];
+        assert!(classify(&answers, vip, &nodes, Some(0)).is_empty(), "the owner itself");
+        assert_eq!(classify(&answers, vip, &nodes, Some(1)), [Stranger { mac: mac_a, node: Some(0) }]);
+        assert_eq!(classify(&answers, vip, &nodes, None), [Stranger { mac: mac_a, node: Some(0) }]);
+        let by_hand = [(a, mac_a), (vip, mac_x)];
+        assert_eq!(classify(&by_hand, vip, &nodes, Some(0)), [Stranger { mac: mac_x, node: None }]);
+    }
+}
