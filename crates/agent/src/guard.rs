@@ -100,7 +100,26 @@ pub async fn release_all(nl: &Netlink, held: &mut Held, who: &str, keep_cgroups:
             eprintln!("baton {who}: releasing {:?}: {e} (after {} ms)", r.what, r.took.as_millis());
         }
     }
-    eprintln!("baton {who}: released {} thing(s) in {} ms", results.len(), started.elapsed().as_millis());
+    eprintln!(
+        "baton {who}: released {} thing(s) in {} ms ({})",
+        results.len(),
+        started.elapsed().as_millis(),
+        phase_times(&results)
+    );
+}
+
+/// "Addresses 1 ms, Processes 12 ms, ...": each phase's slowest undo, in
+/// release order (what `baton-lab release-bench` reads).
+fn phase_times(results: &[undo::Undone]) -> String {
+    let mut phases: Vec<(baton_core::release::Phase, u128)> = Vec::new();
+    for r in results {
+        let ms = r.took.as_millis();
+        match phases.iter_mut().find(|(p, _)| *p == r.what.phase()) {
+            Some((_, worst)) => *worst = (*worst).max(ms),
+            None => phases.push((r.what.phase(), ms)),
+        }
+    }
+    phases.iter().map(|(p, ms)| format!("{p:?} {ms} ms")).collect::<Vec<_>>().join(", ")
 }
 
 /// May the watchdog be petted now? Only if, were the guard to stop right

@@ -6,6 +6,9 @@
 //! Not covered: IPv6 service addresses (not probed yet), and an owner whose
 //! address moved to a standby adapter that has no node address of its own
 //! (its hardware address is unknown here, so it would look like a stranger).
+//! A sighting counts once the cluster agrees on it at the set's generation
+//! (`Command::Duplicate`), so a prober whose view is behind cannot raise a
+//! false alarm.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;

@@ -424,7 +424,6 @@ impl Agent {
             Event::LeaseLost => "lease lost: releasing every set".into(),
             Event::LeaseHeld => "lease held".into(),
             Event::GuardFired => "the guard killed everything this node ran".into(),
-            Event::Duplicate { set: s, strangers } => format!("set {}: address also held by {strangers:?}", set(*s)),
         };
         eprintln!("baton[{}]: {line}", name(self.me as NodeId));
         let since = |t: Time| self.now().0.saturating_sub(t.0) as f64 / 1e6;
@@ -478,6 +477,20 @@ impl Agent {
                 }
                 Report::StepFailed { .. } => return None,
             },
+            Event::Applied { command: Command::Duplicate { set, strangers, .. }, result: Ok(_) }
+                if self.leader == Some(self.me as RaftId) =>
+            {
+                let who: Vec<String> = strangers
+                    .iter()
+                    .map(|s| {
+                        let mac = s.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+                        s.node.map_or(mac.clone(), |n| format!("{} ({mac})", name(n)))
+                    })
+                    .collect();
+                let owner = self.core.state().set(*set).owner.map_or("nobody".into(), name);
+                let msg = format!("its address answers from {} besides its owner {owner}", who.join(", "));
+                ("duplicate", Some(*set), msg)
+            }
             Event::Applied { command, result } if self.leader == Some(self.me as RaftId) => {
                 let void = result.as_ref().err().map(|why| format!(" — void: {why}")).unwrap_or_default();
                 let (set, what) = match command {
@@ -530,6 +543,8 @@ impl Agent {
                     Command::Unlock { name: lock, node, token } => {
                         (None, format!("lock {lock} (token {token}) given back by {}", name(*node)))
                     }
+                    // Accepted ones are above; a stale sighting is not news.
+                    Command::Duplicate { .. } => return None,
                 };
                 ("agreed", set, format!("{what}{void}"))
             }
@@ -537,18 +552,6 @@ impl Agent {
             Event::LeaseLost => ("lease", None, "lease lost: releasing every set, addresses first".into()),
             Event::LeaseHeld => ("lease", None, "lease held".into()),
             Event::GuardFired => ("guard", None, "the guard killed everything this node ran".into()),
-            Event::Duplicate { set, strangers } => {
-                let who: Vec<String> = strangers
-                    .iter()
-                    .map(|s| {
-                        let mac = s.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
-                        s.node.map_or(mac.clone(), |n| format!("{} ({mac})", name(n)))
-                    })
-                    .collect();
-                let owner = self.core.state().set(*set).owner.map_or("nobody".into(), name);
-                let msg = format!("its address answers from {} besides its owner {owner}", who.join(", "));
-                ("duplicate", Some(*set), msg)
-            }
         })
     }
 

@@ -97,13 +97,7 @@ pub enum Input {
     },
 }
 
-/// A holder of a set's address that is not its owner: its hardware
-/// address, and the node it belongs to when that is known.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stranger {
-    pub mac: [u8; 6],
-    pub node: Option<NodeId>,
-}
+pub use baton_state::Stranger;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -144,23 +138,11 @@ pub enum Output {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Detector(Change),
-    Set {
-        set: SetId,
-        report: Report,
-    },
-    Applied {
-        command: Command,
-        result: Result<Applied, Rejected>,
-    },
+    Set { set: SetId, report: Report },
+    Applied { command: Command, result: Result<Applied, Rejected> },
     LeaseLost,
     LeaseHeld,
     GuardFired,
-    /// A set's address answered from somewhere its agreed owner is not,
-    /// twice in a row with nothing agreed in between.
-    Duplicate {
-        set: SetId,
-        strangers: Vec<Stranger>,
-    },
 }
 
 /// How long to wait before proposing the same command again.
@@ -190,9 +172,6 @@ pub struct Node {
     lease_held: bool,
     /// When the next round of probes is due.
     next_probe: Time,
-    /// Per set: the generation strangers were last seen at, and how often
-    /// in a row.
-    sightings: Vec<Option<(u64, u32)>>,
     booted: Time,
     /// The incarnation this agent joins with: above every one the agreed
     /// state has recorded for this node. It runs nothing until the agreed
@@ -243,7 +222,6 @@ impl Node {
             guard: None,
             lease_held: false,
             next_probe: now + topo.timing.probe_interval.unwrap_or_default(),
-            sightings: vec![None; topo.sets.len()],
             booted: now,
             incarnation,
             now,
@@ -294,6 +272,9 @@ impl Node {
                 if let (Command::Join { node, .. }, Ok(_)) = (&command, &result) {
                     self.detector.grace(now, *node);
                 }
+                if let (Command::Duplicate { set, strangers, .. }, Ok(_)) = (&command, &result) {
+                    self.fence_strangers(now, *set, strangers, &mut out);
+                }
                 out.push(Output::Event(Event::Applied { command, result }));
             }
             Input::Restore(state) => {
@@ -320,7 +301,13 @@ impl Node {
                 out.push(Output::Event(Event::GuardFired));
             }
             Input::Leader(leader) => self.leader = leader,
-            Input::Probed { set, generation, strangers } => self.on_probed(now, set, generation, strangers, &mut out),
+            Input::Probed { set, generation, strangers } => {
+                // A sighting counts once agreed at the generation it was
+                // made at: a view a commit behind is rejected by `apply`.
+                if !strangers.is_empty() {
+                    self.propose(now, Command::Duplicate { set, generation, strangers }, &mut out);
+                }
+            }
         }
         self.reconcile(now, &mut out);
         out
@@ -440,35 +427,20 @@ impl Node {
         }
     }
 
-    /// Strangers seen twice in a row at the same generation are a duplicate:
-    /// the first sighting may come from a view a commit behind. The leader
-    /// fences a stranger that is a fenceable node other than the owner.
-    fn on_probed(&mut self, now: Time, set: SetId, generation: u64, strangers: Vec<Stranger>, out: &mut Vec<Output>) {
-        let i = usize::from(set);
-        let rec = self.state.set(set);
-        if strangers.is_empty() || rec.generation != generation {
-            self.sightings[i] = None;
+    /// An agreed duplicate: the leader fences every stranger that is a
+    /// fenceable node other than the owner.
+    fn fence_strangers(&mut self, now: Time, set: SetId, strangers: &[Stranger], out: &mut Vec<Output>) {
+        if !self.leader {
             return;
         }
-        let seen = match self.sightings[i] {
-            Some((g, n)) if g == generation => n + 1,
-            _ => 1,
-        };
-        self.sightings[i] = Some((generation, seen));
-        if seen < 2 {
-            return;
-        }
-        let owner = rec.owner;
-        if self.leader {
-            for node in strangers.iter().filter_map(|s| s.node).filter(|&n| Some(n) != owner) {
-                if self.topo.fenceable[usize::from(node)] && self.state.is_online(node) {
-                    self.fence_asked[usize::from(node)] = Some(now);
-                    let r = self.state.node(node);
-                    out.push(Output::Fence { node, epoch: r.epoch, incarnation: r.incarnation });
-                }
+        let owner = self.state.set(set).owner;
+        for node in strangers.iter().filter_map(|s| s.node).filter(|&n| Some(n) != owner) {
+            if self.topo.fenceable[usize::from(node)] && self.state.is_online(node) {
+                self.fence_asked[usize::from(node)] = Some(now);
+                let r = self.state.node(node);
+                out.push(Output::Fence { node, epoch: r.epoch, incarnation: r.incarnation });
             }
         }
-        out.push(Output::Event(Event::Duplicate { set, strangers }));
     }
 
     /// Has the cluster agreed that this incarnation is online?

@@ -115,6 +115,8 @@ pub enum LabCommand {
     Demo(UpArgs),
     /// baton and keepalived measured side by side; writes docs/bench.md.
     Bench(bench::BenchArgs),
+    /// The guard's release time per kind of resource; writes docs/guard.md.
+    ReleaseBench(bench::release::ReleaseArgs),
     /// Named fault scenarios (Pacemaker CTS names where one exists), each
     /// checked, with the ownership record and a client probe around them.
     Chaos(chaos::ChaosArgs),
@@ -255,6 +257,10 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
         LabCommand::Bench(args) => {
             down_on_signal(args.dir.dir.clone());
             bench::run(&args).map_err(Failure::Failed)
+        }
+        LabCommand::ReleaseBench(args) => {
+            down_on_signal(args.dir.dir.clone());
+            bench::release::run(&args).map_err(Failure::Failed)
         }
         LabCommand::Chaos(args) => {
             down_on_signal(args.up.dir.dir.clone());

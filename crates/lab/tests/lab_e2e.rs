@@ -1384,7 +1384,7 @@ fn case27_an_address_added_by_hand_on_another_node_is_reported_as_a_duplicate() 
             .filter(|e| e["kind"] == "duplicate")
             .collect()
     };
-    // Two probes (5 s apart) that agree make a sighting.
+    // A probe every 5 s; a sighting is agreed through the cluster.
     assert!(wait(Duration::from_secs(25), || !duplicates().is_empty()), "no duplicate reported");
     let seen = duplicates();
     let msg = seen[0]["message"].as_str().unwrap();

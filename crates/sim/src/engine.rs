@@ -576,11 +576,7 @@ impl Sim {
                     self.push(at, Ev::FenceDone { target, epoch, incarnation });
                 }
             }
-            Output::Event(e) => {
-                let r = duplicate::check(&self.sc.topo, node, &e, self.now);
-                self.fail(r);
-                self.trace(|| format!("n{node} {e:?}"));
-            }
+            Output::Event(e) => self.trace(|| format!("n{node} {e:?}")),
             Output::Probe { set, owner, generation } => {
                 // The network answers with the truth: every node but the
                 // named owner that holds an address of the set.
@@ -626,6 +622,8 @@ impl Sim {
             }
         }
         let r = frozen::check_agreed(&self.sc.topo, &before, &command, result.is_ok(), self.now);
+        self.fail(r);
+        let r = duplicate::check(&self.sc.topo, &command, result.is_ok(), self.now);
         self.fail(r);
         if result
             == Ok(Applied::Evicted(match command {

@@ -131,6 +131,24 @@ pub enum Command {
         node: NodeId,
         token: u64,
     },
+    /// A node saw the set's address answer from `strangers` while the set
+    /// was at `generation`. Accepted only if the set is still at that
+    /// generation — then the strangers held it while the agreed owner was
+    /// another node, whatever the seeing node's view was; a stale view is
+    /// rejected. Changes nothing but the record; the leader fences.
+    Duplicate {
+        set: SetId,
+        generation: u64,
+        strangers: Vec<Stranger>,
+    },
+}
+
+/// A holder of a set's address that is not its owner: its hardware
+/// address, and the node it belongs to when that is known.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stranger {
+    pub mac: [u8; 6],
+    pub node: Option<NodeId>,
 }
 
 /// Why `apply` left the state unchanged.
@@ -357,6 +375,10 @@ impl ClusterState {
                     }
                 }
             }
+            Command::Duplicate { set, generation, .. } => {
+                self.check_generation(set, generation)?;
+                Ok(Applied::Done)
+            }
             Command::Unlock { ref name, node, token } => match self.locks.get(name) {
                 Some(l) if l.holder == node && l.token == token => {
                     self.locks.remove(name);
@@ -433,7 +455,7 @@ impl ClusterState {
                 (&[], Some(*set))
             }
             Command::Pin { set, node } => (node.as_slice(), Some(*set)),
-            Command::Freeze { set, .. } | Command::Clear { set } => (&[], Some(*set)),
+            Command::Freeze { set, .. } | Command::Clear { set } | Command::Duplicate { set, .. } => (&[], Some(*set)),
             Command::Maintenance { .. } => (&[], None),
             Command::Lock { node, .. } | Command::Unlock { node, .. } => (std::slice::from_ref(node), None),
         };

@@ -12,7 +12,7 @@
 mod command;
 mod model;
 
-pub use command::{Applied, Command, Exclusion, Rejected};
+pub use command::{Applied, Command, Exclusion, Rejected, Stranger};
 pub use model::{ClusterState, LockRecord, Membership, NodeId, NodeRecord, Phase, SetId, SetRecord, Suspicion};
 
 #[cfg(test)]

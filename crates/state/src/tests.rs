@@ -236,3 +236,20 @@ fn a_restarted_agent_joins_again_and_a_fence_of_its_older_incarnation_is_void() 
     );
     assert_eq!(s.apply(&Command::Fenced { node: 0, epoch: 0, incarnation: 2 }), Ok(Applied::Evicted(0)));
 }
+
+/// Found by the simulator's long search (seed 10664): a node a commit
+/// behind saw the new owner answer for the address and took it for a
+/// second holder. A sighting is agreed only at the generation it was made.
+#[test]
+fn a_duplicate_is_agreed_only_at_the_generation_it_was_seen_at() {
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    let seen = |generation| Command::Duplicate {
+        set: 0,
+        generation,
+        strangers: vec![crate::Stranger { mac: [2, 0, 0, 0, 0, 2], node: Some(2) }],
+    };
+    assert_eq!(s.apply(&seen(1)), Ok(Applied::Done));
+    assert_eq!(s.apply(&seen(0)), Err(Rejected::StaleGeneration { set: 0, have: 1, got: 0 }));
+    assert_eq!(s.set(0).owner, Some(0), "a sighting changes nothing");
+}

@@ -7,6 +7,7 @@
 mod chart;
 mod cost;
 pub mod quiet;
+pub mod release;
 mod report;
 pub mod watch;
 

@@ -7,7 +7,7 @@
 //! runs random ones for a duration. Any moment with two holders of any
 //! part, or a holder the cluster had not given the set to, fails both.
 
-mod scenarios;
+pub mod scenarios;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,0 +1,54 @@
+//! The guard's watchdog, against a stand-in: no real watchdog device can be
+//! exercised here (it would reset this machine), so a plain file stands in
+//! for /dev/watchdog — every pet is a byte written to it, and the magic
+//! close a final `V`. What is tested is the petting rule on the real guard
+//! process: it pets while a reset, were it to stop, would come before its
+//! deadline; not in the last watchdog timeout before it; again once it has
+//! released everything; and it disarms the watchdog when the agent lets it go.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use baton_agent::guard::{monotonic_ms, Order};
+
+fn size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+#[test]
+fn the_guard_stops_petting_a_timeout_before_its_deadline_and_resumes_once_released() {
+    let file = std::env::temp_dir().join(format!("baton-watchdog-{}", std::process::id()));
+    std::fs::write(&file, "").unwrap();
+    let mut guard = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["guard", "--watchdog"])
+        .arg(&file)
+        .args(["--watchdog-timeout-ms", "400"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting baton guard");
+    let t0 = Instant::now();
+    let deadline = monotonic_ms() + 1500;
+    let mut stdin = guard.stdin.take().unwrap();
+    writeln!(stdin, "{}", serde_json::to_string(&Order::Deadline(Some(deadline))).unwrap()).unwrap();
+    let at = |ms: u64| std::thread::sleep(Duration::from_millis(ms).saturating_sub(t0.elapsed()));
+    at(900);
+    let early = size(&file);
+    assert!(early >= 3, "pets while the deadline is far: {early} bytes");
+    at(1200);
+    let quiet_from = size(&file);
+    at(1450);
+    assert_eq!(size(&file), quiet_from, "no pet within a watchdog timeout of the deadline");
+    let mut fired = String::new();
+    BufReader::new(guard.stdout.take().unwrap()).read_line(&mut fired).unwrap();
+    assert_eq!(fired.trim(), "fired");
+    let released = size(&file);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(size(&file) > released, "pets again once everything is released");
+    drop(stdin);
+    assert!(guard.wait().unwrap().success());
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.ends_with('V'), "the magic close when the agent lets the guard go: {text:?}");
+    let _ = std::fs::remove_file(&file);
+}
