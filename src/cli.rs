@@ -146,6 +146,9 @@ pub enum Command {
         /// The watchdog's timeout in milliseconds.
         #[arg(long, value_name = "MS", default_value_t = 1000)]
         watchdog_timeout_ms: u64,
+        /// The node's guard lock: wait for an earlier guard to finish.
+        #[arg(long, value_name = "FILE")]
+        lock: Option<PathBuf>,
     },
 }
 

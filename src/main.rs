@@ -33,7 +33,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}: ok: {}", file.display(), config.summary());
             Ok(())
         }
-        Command::Guard { ref watchdog, watchdog_timeout_ms } => {
+        Command::Guard { ref watchdog, watchdog_timeout_ms, ref lock } => {
             let rt = runtime();
             let timeout = std::time::Duration::from_millis(watchdog_timeout_ms);
             let watchdog = watchdog
@@ -41,7 +41,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .map(|w| baton_agent::guard::Watchdog::open(w, timeout))
                 .transpose()
                 .map_err(|e| Failure::Failed(e.to_string()))?;
-            rt.block_on(baton_agent::guard::run(watchdog)).map_err(|e| Failure::Failed(e.to_string()))
+            rt.block_on(baton_agent::guard::run(watchdog, lock.as_deref())).map_err(|e| Failure::Failed(e.to_string()))
         }
         Command::Agent => {
             let config = baton_config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;

@@ -28,6 +28,10 @@ fn the_guard_stops_petting_a_timeout_before_its_deadline_and_resumes_once_releas
         .stdout(Stdio::piped())
         .spawn()
         .expect("starting baton guard");
+    let mut out = BufReader::new(guard.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
     let t0 = Instant::now();
     let deadline = monotonic_ms() + 1500;
     let mut stdin = guard.stdin.take().unwrap();
@@ -41,7 +45,7 @@ fn the_guard_stops_petting_a_timeout_before_its_deadline_and_resumes_once_releas
     at(1450);
     assert_eq!(size(&file), quiet_from, "no pet within a watchdog timeout of the deadline");
     let mut fired = String::new();
-    BufReader::new(guard.stdout.take().unwrap()).read_line(&mut fired).unwrap();
+    out.read_line(&mut fired).unwrap();
     assert_eq!(fired.trim(), "fired");
     let released = size(&file);
     std::thread::sleep(Duration::from_millis(500));
@@ -51,4 +55,42 @@ fn the_guard_stops_petting_a_timeout_before_its_deadline_and_resumes_once_releas
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.ends_with('V'), "the magic close when the agent lets the guard go: {text:?}");
     let _ = std::fs::remove_file(&file);
+}
+
+/// One guard at a time per node: a guard whose agent died may still be
+/// releasing; the next agent's guard is ready only once it has finished.
+#[test]
+fn a_second_guard_is_ready_only_once_the_first_has_let_go() {
+    let lock = std::env::temp_dir().join(format!("baton-guard-lock-{}", std::process::id()));
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(["guard", "--lock"])
+            .arg(&lock)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting baton guard")
+    };
+    let ready = |child: &mut std::process::Child| {
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        line.trim().to_string()
+    };
+    let mut first = start();
+    assert_eq!(ready(&mut first), "ready");
+    let mut second = start();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut out = BufReader::new(second.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = out.read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err(), "the second guard waits");
+    drop(first.stdin.take());
+    assert!(first.wait().unwrap().success());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().trim(), "ready");
+    drop(second.stdin.take());
+    assert!(second.wait().unwrap().success());
+    let _ = std::fs::remove_file(&lock);
 }

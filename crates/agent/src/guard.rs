@@ -168,11 +168,35 @@ impl Watchdog {
     }
 }
 
-/// The guard's main loop (`baton guard`), until the agent closes stdin.
-pub async fn run(mut watchdog: Option<Watchdog>) -> io::Result<()> {
+/// Takes the node's guard lock: one guard at a time per node. A guard
+/// whose agent died may still be releasing what that agent ran; the next
+/// agent's guard waits for it, so that nothing the new agent claims about
+/// its sets (a release done, a start to make) can be overtaken by the old
+/// release. The lock lives as long as the returned file.
+pub fn lock(path: &Path) -> io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("opening the guard lock {}: {e}", path.display())))?;
+    // SAFETY: flock on a file descriptor we own; it blocks until granted.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("locking {}: {e}", path.display())));
+    }
+    Ok(file)
+}
+
+/// The guard's main loop (`baton guard`), until the agent closes stdin. It
+/// says `ready` once it holds the node's guard lock.
+pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io::Result<()> {
     let nl = Netlink::connect()?;
+    let _lock = lock_file.map(lock).transpose()?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
+    stdout.write_all(b"ready\n").await?;
+    stdout.flush().await?;
     let mut held = Held::default();
     let pet_every = watchdog.as_ref().map_or(Duration::from_secs(3600), |w| Duration::from_millis(w.timeout_ms / 4));
     let mut pets = tokio::time::interval(pet_every);

@@ -36,6 +36,9 @@ pub struct WatchdogArgs {
     pub timeout: Duration,
 }
 
+/// How long a new guard may wait for an earlier one to finish releasing.
+const GUARD_READY: Duration = Duration::from_secs(60);
+
 /// An order, and who waits for it to be on the guard's pipe.
 type Line = (Order, Option<oneshot::Sender<()>>);
 
@@ -45,15 +48,18 @@ pub struct GuardLink {
 }
 
 impl GuardLink {
-    /// Starts the guard; its "fired" reports arrive on `inputs`. The
-    /// receiver resolves once the guard has ended after the agent let it go.
-    pub fn spawn(
+    /// Starts the guard and waits until it holds the node's guard lock
+    /// (`lock`: an earlier agent's guard may still be releasing); its
+    /// "fired" reports arrive on `inputs`. The receiver resolves once the
+    /// guard has ended after the agent let it go.
+    pub async fn spawn(
         exe: &Path,
+        lock: &Path,
         watchdog: Option<&WatchdogArgs>,
         inputs: mpsc::Sender<Input>,
     ) -> io::Result<(GuardLink, oneshot::Receiver<()>)> {
         let mut cmd = Command::new(exe);
-        cmd.arg("guard");
+        cmd.arg("guard").arg("--lock").arg(lock);
         if let Some(w) = watchdog {
             cmd.arg("--watchdog").arg(&w.device).arg("--watchdog-timeout-ms").arg(w.timeout.as_millis().to_string());
         }
@@ -66,7 +72,17 @@ impl GuardLink {
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("starting the guard ({}): {e}", exe.display())))?;
         let mut stdin = child.stdin.take().expect("piped");
-        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        match tokio::time::timeout(GUARD_READY, lines.next_line()).await {
+            Ok(Ok(Some(l))) if l == "ready" => {}
+            Ok(other) => return Err(io::Error::other(format!("the guard did not start: {other:?}"))),
+            Err(_) => {
+                return Err(io::Error::other(format!(
+                    "the guard of an earlier agent is still releasing after {GUARD_READY:?} (it holds {})",
+                    lock.display()
+                )))
+            }
+        }
         // Unbounded, so that the core's outputs are queued in order without
         // waiting; the guard's pipe is what bounds it (a guard that stops
         // reading stops the holds, and with them every start).
@@ -104,7 +120,6 @@ impl GuardLink {
             }
         });
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 if line == "fired" && inputs.send(Input::GuardFired).await.is_err() {
                     return;

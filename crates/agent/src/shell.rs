@@ -85,6 +85,8 @@ fn raft_config(name: &str, lease: Duration) -> Result<openraft::Config, String> 
     .map_err(|e| format!("raft configuration: {e}"))
 }
 
+/// The guard's lock in the state directory: one guard at a time.
+pub const GUARD_LOCK: &str = "guard.lock";
 /// The Raft store in the state directory.
 pub const RAFT_FILE: &str = "raft.redb";
 /// Left by `baton rejoin`: start from an empty log, without initializing.
@@ -128,7 +130,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
         .watchdog
         .as_ref()
         .map(|device| WatchdogArgs { device: device.clone(), timeout: config.cluster.watchdog_timeout });
-    let (guard, guard_ended) = GuardLink::spawn(&exe, watchdog.as_ref(), inputs.clone()).map_err(|e| e.to_string())?;
+    let lock = state_dir.join(GUARD_LOCK);
+    let (guard, guard_ended) =
+        GuardLink::spawn(&exe, &lock, watchdog.as_ref(), inputs.clone()).await.map_err(|e| e.to_string())?;
     let links =
         Links::bind(me, cluster, keys.clone(), addrs.clone(), inputs.clone()).await.map_err(|e| e.to_string())?;
 

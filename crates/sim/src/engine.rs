@@ -416,8 +416,16 @@ impl Sim {
             }
             Ev::Fault(fault) => self.fault(fault),
             Ev::Restart { node, inc } => {
-                if self.nodes[usize::from(node)].inc == inc && self.nodes[usize::from(node)].core.is_none() {
-                    self.boot(node);
+                let n = &self.nodes[usize::from(node)];
+                if n.inc == inc && n.core.is_none() {
+                    if n.released_at > self.now {
+                        // A new guard waits for the old one's release to
+                        // finish (its lock), and the agent for its guard.
+                        let at = n.released_at;
+                        self.push(at, Ev::Restart { node, inc });
+                    } else {
+                        self.boot(node);
+                    }
                 }
             }
             Ev::Resume { node, inc } => {
@@ -465,7 +473,10 @@ impl Sim {
 
     fn crash(&mut self, node: NodeId) {
         self.stop_agent(node);
-        self.nodes[usize::from(node)].guard_held.iter_mut().flatten().for_each(|h| *h = false);
+        let n = &mut self.nodes[usize::from(node)];
+        n.guard_held.iter_mut().flatten().for_each(|h| *h = false);
+        // The machine died: its guard's release with it.
+        n.released_at = self.now;
         self.trace(|| format!("n{node} crashes"));
         self.world.clear_node(self.now, node);
     }
@@ -745,7 +756,9 @@ impl Sim {
                 if self.nodes[usize::from(node)].core.is_some() {
                     self.stop_agent(node);
                     self.trace(|| format!("n{node} agent killed: its guard undoes what it holds"));
-                    self.guard_release(node);
+                    let took = self.guard_release(node);
+                    let n = &mut self.nodes[usize::from(node)];
+                    n.released_at = n.released_at.max(self.now + took);
                     let inc = self.nodes[usize::from(node)].inc;
                     self.push(self.now + down_us, Ev::Restart { node, inc });
                 }
