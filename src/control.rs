@@ -19,9 +19,22 @@ fn socket(cli: &Cli) -> Result<PathBuf, Failure> {
 }
 
 fn call(cli: &Cli, req: Request) -> Result<Response, Failure> {
+    call_within(cli, req, None)
+}
+
+/// One request, answered within `limit` at most (else the usual limit).
+fn call_within(cli: &Cli, req: Request, limit: Option<std::time::Duration>) -> Result<Response, Failure> {
     let path = socket(cli)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-    let response = rt.block_on(api::call(&path, &req)).map_err(Failure::Failed)?;
+    let asked = async {
+        match limit {
+            Some(l) => tokio::time::timeout(l, api::call(&path, &req))
+                .await
+                .unwrap_or_else(|_| Err(format!("the agent did not answer within {l:?}"))),
+            None => api::call(&path, &req).await,
+        }
+    };
+    let response = rt.block_on(asked).map_err(Failure::Failed)?;
     if response.ok {
         Ok(response)
     } else {
@@ -113,9 +126,10 @@ fn watch(cli: &Cli, json: bool, interval: &str) -> Result<(), Failure> {
 
 /// `baton lock NAME -- CMD`: wait for the lock, run CMD in its own process
 /// group with the fencing token, ask every 100 ms whether the lock is still
-/// held (and this node's lease good for a third of its length more), and
-/// SIGKILL the group the moment it is not — before any other node can be
-/// given the lock, which needs this node evicted, after its lease.
+/// held, and SIGKILL the group the moment it is not — or the moment the last
+/// answer's `valid_ms` (this node's lease, less a third of its length) runs
+/// out without a newer one, as when the agent stops answering: before any
+/// other node can be given the lock, which needs this node evicted.
 fn lock(cli: &Cli, name: &str, wait: Option<&str>, command: &[String]) -> Result<(), Failure> {
     use std::os::unix::process::CommandExt;
     let wait_ms = match wait {
@@ -130,6 +144,17 @@ fn lock(cli: &Cli, name: &str, wait: Option<&str>, command: &[String]) -> Result
         .as_ref()
         .and_then(|d| d["token"].as_u64())
         .ok_or_else(|| Failure::Failed(format!("the agent granted {name} without a fencing token")))?;
+    let valid_ms = |d: &Value| std::time::Duration::from_millis(d["valid_ms"].as_u64().unwrap_or(0));
+    // The grant may have waited long; how long it may be acted on is asked
+    // again in a quick round trip, counted from before the question: never
+    // later than the agent meant.
+    let asked_at = std::time::Instant::now();
+    let state = call(cli, Request::LockState { name: name.to_string() })?.data.unwrap_or_default();
+    if state["valid"] != true || state["token"] != token {
+        let _ = call(cli, Request::Unlock { name: name.to_string(), token });
+        return Err(Failure::Failed(format!("lost the lock {name} right after it was granted")));
+    }
+    let mut valid_until = asked_at + valid_ms(&state);
     let mut child = std::process::Command::new(&command[0])
         .args(&command[1..])
         .env("BATON_LOCK", name)
@@ -149,12 +174,20 @@ fn lock(cli: &Cli, name: &str, wait: Option<&str>, command: &[String]) -> Result
                 None => Err(Failure::Failed(format!("{} was killed by a signal", command[0]))),
             };
         }
-        let state = call(cli, Request::LockState { name: name.to_string() });
-        let held = state
-            .as_ref()
-            .ok()
-            .and_then(|r| r.data.as_ref())
-            .is_some_and(|d| d["valid"] == true && d["token"] == token);
+        let left = valid_until.saturating_duration_since(std::time::Instant::now());
+        let asked_at = std::time::Instant::now();
+        let state = if left.is_zero() {
+            Err(Failure::Failed("no answer renewed it in time".into()))
+        } else {
+            call_within(cli, Request::LockState { name: name.to_string() }, Some(left))
+        };
+        let held = match state.as_ref().ok().and_then(|r| r.data.as_ref()) {
+            Some(d) if d["valid"] == true && d["token"] == token => {
+                valid_until = asked_at + valid_ms(d);
+                true
+            }
+            _ => false,
+        };
         if !held {
             // SAFETY: kill(2) of the process group this command started.
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };

@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,8 +18,6 @@ use crate::raft::net::{self as raftnet, Peers};
 
 /// The longest request line accepted.
 const REQUEST_MAX: usize = 64 * 1024;
-/// How long `move` and `standby` wait for the cluster to finish.
-pub const MOVE_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
@@ -166,26 +164,6 @@ async fn ask(calls: &mpsc::Sender<Call>, req: Request, user: Option<String>) -> 
     rx.await.unwrap_or_else(|_| Response::err("the agent is shutting down"))
 }
 
-fn set_of<'a>(status: &'a Value, set: &str) -> Option<&'a Value> {
-    status["sets"].as_array()?.iter().find(|s| s["name"] == set)
-}
-
-/// Polls the status until `done` holds, or says what the status was.
-async fn wait_for(calls: &mpsc::Sender<Call>, what: &str, done: impl Fn(&Value) -> Option<String>) -> Response {
-    let start = Instant::now();
-    loop {
-        let status = ask(calls, Request::Status, None).await;
-        let Some(doc) = status.data else { return status };
-        match done(&doc) {
-            None => return Response::ok(None),
-            Some(state) if start.elapsed() > MOVE_WAIT => {
-                return Response::err(format!("{what} did not finish within {}s: {state}", MOVE_WAIT.as_secs()))
-            }
-            Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
 /// One request line of the Unix socket.
 pub fn parse_line(line: &str) -> Result<Request, String> {
     serde_json::from_str::<Request>(line).map_err(|e| format!("a malformed request: {e}"))
@@ -209,64 +187,15 @@ async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>, history: History)
 }
 
 /// Answers one request, whichever door it came in by (this socket or the
-/// HTTP API): `events` from the history, the rest from the agent's loop;
-/// `move` and `standby` wait until the cluster has done it.
+/// HTTP API): `events` from the history, the rest from the agent's loop,
+/// whose core answers once the cluster has done it (a move: the set runs
+/// on its target; a standby: the node is empty; a lock: it is granted).
 pub async fn dispatch(calls: &mpsc::Sender<Call>, history: &History, req: Request, user: Option<String>) -> Response {
     if let Request::Events { since_ms, set } = req {
         let records = history.gather(since_ms, set).await;
         return Response::ok(Some(serde_json::to_value(records).expect("records serialize")));
     }
-    let first = ask(calls, req.clone(), user).await;
-    match (&req, first.ok) {
-        (Request::Move { set, .. }, true) => {
-            let target = first.data.as_ref().and_then(|d| d["target"].as_str()).unwrap_or("").to_string();
-            let r = wait_for(calls, &format!("moving {set} to {target}"), |doc| {
-                let s = set_of(doc, set)?;
-                (s["owner"] == target.as_str() && s["state"] == "running")
-                    .then_some(())
-                    .map_or_else(|| Some(format!("{set} is {} on {}", s["state"], s["owner"])), |_| None)
-            })
-            .await;
-            if r.ok {
-                first
-            } else {
-                r
-            }
-        }
-        (Request::Standby { node, standby: true, .. }, true) => {
-            wait_for(calls, &format!("emptying {node}"), |doc| {
-                let held: Vec<String> = doc["sets"]
-                    .as_array()?
-                    .iter()
-                    .filter(|s| s["owner"] == node.as_str())
-                    .map(|s| s["name"].as_str().unwrap_or("?").to_string())
-                    .collect();
-                (!held.is_empty()).then(|| format!("{node} still runs {}", held.join(", ")))
-            })
-            .await
-        }
-        (Request::Lock { name, wait_ms }, true) => {
-            let start = Instant::now();
-            loop {
-                let state = ask(calls, Request::LockState { name: name.clone() }, None).await;
-                let d = state.data.unwrap_or_default();
-                if d["valid"] == true {
-                    return Response::ok(Some(serde_json::json!({ "token": d["token"] })));
-                }
-                if start.elapsed() >= Duration::from_millis(*wait_ms) {
-                    let who = d["holder"].as_str().unwrap_or("nobody (not granted yet)").to_string();
-                    return Response::err(format!("the lock {name} is held by {who}"));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                // Ask again: the holder may have let go, or been evicted.
-                let again = ask(calls, req.clone(), None).await;
-                if !again.ok {
-                    return again;
-                }
-            }
-        }
-        _ => first,
-    }
+    ask(calls, req, user).await
 }
 
 /// Whether the command line may talk to a socket owned by `uid` with
@@ -291,12 +220,12 @@ pub fn trusted_socket(path: &Path, uid: u32, mode: u32, euid: u32) -> Result<(),
 /// must not hang the command line.
 fn answer_within(req: &Request) -> Duration {
     let extra = match req {
-        Request::Move { .. } | Request::Standby { .. } => MOVE_WAIT,
+        Request::Move { .. } | Request::Standby { .. } => baton_core::requests::MOVE_WAIT,
         Request::Lock { wait_ms, .. } => Duration::from_millis(*wait_ms),
         Request::Events { .. } => Duration::from_secs(20),
         _ => Duration::ZERO,
     };
-    Duration::from_secs(10) + extra
+    Duration::from_secs(10).saturating_add(extra)
 }
 
 pub async fn call(path: &Path, req: &Request) -> Result<Response, String> {

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::events::EventLog;
-use crate::guard_link::GuardLink;
+use crate::guard_link::GuardPort;
 
 /// How long a cgroup may take to empty after SIGKILL.
 const KILL_LIMIT: Duration = Duration::from_secs(5);
@@ -123,7 +123,7 @@ fn resource(set: &SetConfig, i: usize, ctx: Context, nl: &Netlink, ocf_tmp: &Pat
 pub struct Executor {
     node: String,
     sets: Vec<SetRuntime>,
-    guard: GuardLink,
+    guard: Arc<dyn GuardPort>,
     results: mpsc::Sender<Input>,
     inflight: Mutex<BTreeMap<SetId, Vec<AbortHandle>>>,
     /// Per set: the node that owned it before its current owner.
@@ -150,7 +150,7 @@ impl Executor {
     pub async fn new(
         node: String,
         sets: Vec<SetRuntime>,
-        guard: GuardLink,
+        guard: Arc<dyn GuardPort>,
         results: mpsc::Sender<Input>,
         events: Arc<EventLog>,
     ) -> Result<Self, String> {

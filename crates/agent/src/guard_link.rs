@@ -11,6 +11,7 @@ use std::time::Duration;
 use baton_core::Input;
 use baton_resources::netlink::Netlink;
 use baton_resources::undo::Undo;
+use futures_util::future::BoxFuture;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
@@ -34,6 +35,41 @@ async fn lost(why: &str, held: &mut Held) -> ! {
 pub struct WatchdogArgs {
     pub device: PathBuf,
     pub timeout: Duration,
+}
+
+/// What the agent needs of its guard: orders in order, and holds that are
+/// on the guard's side before the thing they undo exists. The guard
+/// process behind [`GuardLink`]; a [`Ledger`] in tests.
+pub trait GuardPort: Send + Sync {
+    /// Queues an order behind every earlier one, without waiting.
+    fn tell(&self, order: Order);
+    /// Holds `undo`; returns once the guard has it, even if this agent dies
+    /// the next instant.
+    fn hold(&self, undo: Vec<Undo>) -> BoxFuture<'_, ()>;
+
+    fn drop_all(&self, undo: Vec<Undo>) {
+        for u in undo {
+            self.tell(Order::Drop(u));
+        }
+    }
+}
+
+/// A guard that only keeps the books: what a real guard would hold, for
+/// agents in tests whose resources are fakes.
+#[derive(Default)]
+pub struct Ledger(pub std::sync::Mutex<Held>);
+
+impl GuardPort for Ledger {
+    fn tell(&self, order: Order) {
+        self.0.lock().expect("not poisoned").apply(order);
+    }
+
+    fn hold(&self, undo: Vec<Undo>) -> BoxFuture<'_, ()> {
+        for u in undo {
+            self.tell(Order::Hold(u));
+        }
+        Box::pin(async {})
+    }
 }
 
 /// How long a new guard may wait for an earlier one to finish releasing.
@@ -128,28 +164,25 @@ impl GuardLink {
         });
         Ok((GuardLink { tx }, ended))
     }
+}
 
-    /// Queues an order behind every earlier one, without waiting.
-    pub fn tell(&self, order: Order) {
+impl GuardPort for GuardLink {
+    fn tell(&self, order: Order) {
         // The guard's task exits the process if the guard is gone, so a
         // closed channel only happens during shutdown.
         let _ = self.tx.send((order, None));
     }
 
-    /// Holds `undo` and returns once the order is on the guard's pipe: from
-    /// then on the guard has it even if this agent dies the next instant.
-    pub async fn hold(&self, undo: Vec<Undo>) {
-        for u in undo {
-            let (written, done) = oneshot::channel();
-            if self.tx.send((Order::Hold(u), Some(written))).is_ok() {
-                let _ = done.await;
+    /// Returns once the orders are on the guard's pipe: bytes in a pipe
+    /// reach the reader even if the writer dies.
+    fn hold(&self, undo: Vec<Undo>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for u in undo {
+                let (written, done) = oneshot::channel();
+                if self.tx.send((Order::Hold(u), Some(written))).is_ok() {
+                    let _ = done.await;
+                }
             }
-        }
-    }
-
-    pub fn drop_all(&self, undo: Vec<Undo>) {
-        for u in undo {
-            self.tell(Order::Drop(u));
-        }
+        })
     }
 }

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod node;
 pub mod placement;
 pub mod release;
+pub mod requests;
 pub mod time;
 pub mod topology;
 

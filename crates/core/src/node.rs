@@ -16,6 +16,7 @@ use crate::detector::{Change, Detector};
 use crate::lease::Lease;
 use crate::lifecycle::{Action, Lifecycle, Phase, Report, Why};
 use crate::placement::{self, Liveness};
+use crate::requests::{self, Pending, Refusal, Reply, Request, Work};
 use crate::time::Time;
 use crate::topology::{NodeId, SetId, Topology};
 
@@ -88,6 +89,22 @@ pub enum Input {
     GuardFired,
     /// This node became (or stopped being) the agreement layer's leader.
     Leader(bool),
+    /// An operator's request (from the API or `baton lock`), answered
+    /// with an `Output::Reply` of the same id.
+    Request {
+        id: u64,
+        request: Request,
+    },
+    /// SIGTERM: hand every set over, then `Output::Exit`.
+    Shutdown,
+    /// A fence this node asked for is over: `Ok` once a device confirmed
+    /// the node off.
+    FenceDone {
+        node: NodeId,
+        epoch: u64,
+        incarnation: u64,
+        result: Result<(), String>,
+    },
     /// What a probe of a set's addresses found: whoever answered for them
     /// but the owner named in the probe (and this node, if it holds one).
     Probed {
@@ -117,6 +134,14 @@ pub enum Output {
     Guard(Option<Time>),
     /// Write this durably before acting on any later output.
     Persist(Persisted),
+    /// The answer to the request `id`.
+    Reply {
+        id: u64,
+        reply: Reply,
+    },
+    /// After `Input::Shutdown`: this node runs nothing and its sets are
+    /// handed over (or the wait is over): the agent may exit.
+    Exit,
     /// Ask the network who holds the addresses of `set`, whose agreed owner
     /// (at `generation`) is `owner`, and answer with `Input::Probed`.
     Probe {
@@ -138,12 +163,30 @@ pub enum Output {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Detector(Change),
-    Set { set: SetId, report: Report },
-    Applied { command: Command, result: Result<Applied, Rejected> },
+    Set {
+        set: SetId,
+        report: Report,
+    },
+    Applied {
+        command: Command,
+        result: Result<Applied, Rejected>,
+    },
     LeaseLost,
     LeaseHeld,
     GuardFired,
+    /// A node must be fenced (its stop failed) but no device covers it.
+    Unfenceable {
+        node: NodeId,
+    },
+    /// A fence this node asked for failed.
+    FenceFailed {
+        node: NodeId,
+        why: String,
+    },
 }
+
+/// How long a stopping agent waits for its sets to move elsewhere.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
 
 /// How long to wait before proposing the same command again.
 fn retry_after(topo: &Topology) -> Duration {
@@ -172,6 +215,15 @@ pub struct Node {
     lease_held: bool,
     /// When the next round of probes is due.
     next_probe: Time,
+    /// Requests admitted and not answered yet.
+    pending: Vec<Pending>,
+    /// Since when the agent has been asked to stop (SIGTERM).
+    leaving: Option<Time>,
+    exited: bool,
+    /// Fences under way (one per node at a time).
+    fencing: Vec<NodeId>,
+    /// Per node: told already that no device can fence it.
+    unfenceable_said: Vec<bool>,
     booted: Time,
     /// The incarnation this agent joins with: above every one the agreed
     /// state has recorded for this node. It runs nothing until the agreed
@@ -222,6 +274,11 @@ impl Node {
             guard: None,
             lease_held: false,
             next_probe: now + topo.timing.probe_interval.unwrap_or_default(),
+            pending: Vec::new(),
+            leaving: None,
+            exited: false,
+            fencing: Vec::new(),
+            unfenceable_said: vec![false; n],
             booted: now,
             incarnation,
             now,
@@ -231,6 +288,10 @@ impl Node {
 
     pub fn me(&self) -> NodeId {
         self.me
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topo
     }
 
     pub fn state(&self) -> &ClusterState {
@@ -281,6 +342,11 @@ impl Node {
                 assert_eq!((state.nodes.len(), state.sets.len()), (self.topo.nodes.len(), self.topo.sets.len()));
                 self.state = state;
             }
+            // Past the guard's deadline the guard is killing everything this
+            // node runs, the programs of steps in flight too: their failure
+            // says nothing (a "failed" stop there would block the set for
+            // nothing). The guard's report resets the lifecycles.
+            Input::StepDone { ok: false, .. } if self.guard.is_some_and(|d| now >= d) => {}
             Input::StepDone { set, token, ok } => {
                 let spec = &self.topo.sets[usize::from(set)];
                 let (actions, reports) = self.sets[usize::from(set)].step_done(now, spec, token, ok);
@@ -301,6 +367,17 @@ impl Node {
                 out.push(Output::Event(Event::GuardFired));
             }
             Input::Leader(leader) => self.leader = leader,
+            Input::Request { id, request } => self.admit(now, id, request, &mut out),
+            Input::Shutdown => {
+                self.leaving.get_or_insert(now);
+            }
+            Input::FenceDone { node, epoch, incarnation, result } => {
+                self.fencing.retain(|&n| n != node);
+                match result {
+                    Ok(()) => self.propose(now, Command::Fenced { node, epoch, incarnation }, &mut out),
+                    Err(why) => out.push(Output::Event(Event::FenceFailed { node, why })),
+                }
+            }
             Input::Probed { set, generation, strangers } => {
                 // A sighting counts once agreed at the generation it was
                 // made at: a view a commit behind is rejected by `apply`.
@@ -400,6 +477,8 @@ impl Node {
         }
         self.update_guard(out);
         self.probe(now, hold, out);
+        self.serve(now, out);
+        self.stay_or_leave(now, out);
         if self.leader {
             self.lead(now, out);
         }
@@ -613,12 +692,156 @@ impl Node {
         targets.dedup();
         let retry = retry_after(&self.topo);
         for node in targets {
-            let asked = &mut self.fence_asked[usize::from(node)];
-            if asked.is_none_or(|at| now.since(at) >= retry) {
+            let n = usize::from(node);
+            if !self.topo.fenceable[n] {
+                if !std::mem::replace(&mut self.unfenceable_said[n], true) {
+                    out.push(Output::Event(Event::Unfenceable { node }));
+                }
+                continue;
+            }
+            let asked = &mut self.fence_asked[n];
+            if !self.fencing.contains(&node) && asked.is_none_or(|at| now.since(at) >= retry) {
                 *asked = Some(now);
+                self.fencing.push(node);
                 let rec = self.state.node(node);
                 out.push(Output::Fence { node, epoch: rec.epoch, incarnation: rec.incarnation });
             }
+        }
+    }
+
+    /// Admits a request: a query or a refusal is answered at once; work is
+    /// kept, proposed and answered once done (in `serve`).
+    fn admit(&mut self, now: Time, id: u64, request: Request, out: &mut Vec<Output>) {
+        let answer = |reply| Output::Reply { id, reply };
+        let work = match request {
+            Request::IsActive { set } => {
+                let active =
+                    self.state.set(set).owner == Some(self.me) && self.sets[usize::from(set)].phase() == Phase::Running;
+                return out.push(answer(Reply::Active(active)));
+            }
+            Request::LockState { name } => {
+                let lock = self.state.locks.get(&name).copied();
+                let mine = lock.is_some_and(|l| l.holder == self.me);
+                let valid_for = if mine { self.lock_valid_for(now) } else { Duration::ZERO };
+                let (holder, token) = (lock.map(|l| l.holder), lock.map(|l| l.token));
+                let valid = !valid_for.is_zero();
+                return out.push(answer(Reply::LockState { holder, token, valid, valid_for }));
+            }
+            Request::Move { set, to } => match self.admit_move(set, to) {
+                Ok(to) => Work::Move { set, to },
+                Err(why) => return out.push(answer(Reply::Refused(why))),
+            },
+            Request::Standby { standby: true, .. } if self.state.maintenance => {
+                return out.push(answer(Reply::Refused(Refusal::Maintenance)));
+            }
+            Request::Standby { node, standby } => Work::Standby { node, standby },
+            Request::Freeze { set, frozen } => Work::Freeze { set, frozen },
+            Request::Cleanup { set } => Work::Cleanup { set },
+            Request::Maintenance { on } => Work::Maintenance { on },
+            Request::Lock { name, .. } if !requests::lock_name_ok(&name) => {
+                return out.push(answer(Reply::Refused(Refusal::LockName)));
+            }
+            Request::Lock { name, wait } => {
+                self.pending.push(Pending { id, deadline: now + wait, work: Work::Lock { name } });
+                return;
+            }
+            Request::Unlock { name, token } => Work::Unlock { name, token },
+        };
+        let deadline = now + work.wait();
+        self.pending.push(Pending { id, work, deadline });
+    }
+
+    /// How much longer a lock holder on this node may act on its lock: while
+    /// more than a third of its lease is left, so that whoever runs under
+    /// the lock is stopped before the lease ends — and before any other node
+    /// can be given the lock, which needs this one evicted.
+    fn lock_valid_for(&self, now: Time) -> Duration {
+        let margin = self.topo.timing.lease / 3;
+        match self.lease_expiry() {
+            Some(end) if self.joined() && end > now + margin => Duration::from_micros(end.0 - now.0) - margin,
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn admit_move(&self, set: SetId, to: Option<NodeId>) -> Result<NodeId, Refusal> {
+        if self.state.maintenance {
+            return Err(Refusal::Maintenance);
+        }
+        if self.state.set(set).frozen {
+            return Err(Refusal::Frozen { set });
+        }
+        let Some(node) = to else { return self.next_preferred(set).ok_or(Refusal::NoTarget { set }) };
+        if self.topo.nodes[usize::from(node)].witness {
+            return Err(Refusal::Witness { node });
+        }
+        if !self.topo.sets[usize::from(set)].nodes.contains(&node) {
+            return Err(Refusal::NotInList { set, node });
+        }
+        match requests::ineligible(&self.state, set, node) {
+            Some(why) => Err(Refusal::Ineligible { set, node, why }),
+            None => Ok(node),
+        }
+    }
+
+    /// Answers the requests the agreed state shows done, or whose time is
+    /// up; proposes again what the others still need.
+    fn serve(&mut self, now: Time, out: &mut Vec<Output>) {
+        let mut left = Vec::with_capacity(self.pending.len());
+        let valid_for = self.lock_valid_for(now);
+        for p in std::mem::take(&mut self.pending) {
+            if let Some(reply) = p.work.done(&self.state, self.me, valid_for) {
+                out.push(Output::Reply { id: p.id, reply });
+            } else if now >= p.deadline {
+                out.push(Output::Reply { id: p.id, reply: Reply::Failed(p.work.failure(&self.state, &self.topo)) });
+            } else {
+                if let Some(command) = p.work.command(&self.state, self.me) {
+                    self.propose(now, command, out);
+                }
+                left.push(p);
+            }
+        }
+        self.pending = left;
+    }
+
+    /// A stopping agent (SIGTERM) puts its node in standby, marked as its
+    /// own doing, and exits once it runs nothing, that standby is agreed,
+    /// and no set still waits on a leaving owner — while one does, this
+    /// node's vote may be what lets the cluster move or stop it (when every
+    /// node stops at once, the sets are stopped rather than stranded). It
+    /// stays at least a lease, so the standbys of nodes told to stop at the
+    /// same moment are agreed before it looks; without a lease it can agree
+    /// nothing, and leaves once it runs nothing. An agent that runs (again)
+    /// while the agreed state says its node left asks to be back.
+    fn stay_or_leave(&mut self, now: Time, out: &mut Vec<Output>) {
+        let me = self.me;
+        let Some(since) = self.leaving else {
+            if self.state.node(me).leaving {
+                self.propose(now, Command::Back { node: me }, out);
+            }
+            return;
+        };
+        if self.exited {
+            return;
+        }
+        if !self.state.node(me).leaving && !self.topo.nodes[usize::from(me)].witness {
+            self.propose(now, Command::Leave { node: me }, out);
+        }
+        let runs_nothing = self.sets.iter().all(|lc| lc.phase() == Phase::Stopped);
+        let may_exit = if now.since(since) < self.topo.timing.lease {
+            false
+        } else if self.lease_expiry().is_none_or(|e| e <= now) {
+            runs_nothing
+        } else {
+            let witness = self.topo.nodes[usize::from(me)].witness;
+            let empty = witness || (self.state.owned_by(me).next().is_none() && runs_nothing);
+            let agreed = witness || self.state.node(me).leaving;
+            let stranded =
+                self.state.sets.iter().any(|s| s.owner.is_some_and(|o| o != me && self.state.node(o).standby));
+            empty && agreed && !stranded
+        };
+        if may_exit || now.since(since) >= SHUTDOWN_WAIT {
+            self.exited = true;
+            out.push(Output::Exit);
         }
     }
 

@@ -95,6 +95,17 @@ impl Timing {
         self.hold() / 3
     }
 
+    /// Raft's election timeout range and heartbeat, in milliseconds. They
+    /// follow the lease: a new leader must be able to commit an eviction
+    /// about when the lease of a dead owner ends, so with a lease shorter
+    /// than 600 ms the election timeout shrinks with it (half the lease,
+    /// never below 100 ms); longer leases keep 300–600 ms. The leader's
+    /// heartbeat is a third of the shortest election timeout.
+    pub fn raft_timers_ms(&self) -> (u64, u64, u64) {
+        let election_min = (self.lease.as_millis() as u64 / 2).clamp(100, 300);
+        (election_min, election_min * 2, (election_min / 3).max(15))
+    }
+
     /// Checks the relationships the safety argument relies on.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_drift_ppm >= 100_000 {
@@ -145,5 +156,24 @@ impl Topology {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raft_timers_follow_a_short_lease_and_keep_their_defaults_for_long_ones() {
+        let t = |lease_ms| Timing {
+            heartbeat_interval: Duration::from_millis(10),
+            lease: Duration::from_millis(lease_ms),
+            max_drift_ppm: 0,
+            guard_margin: Duration::ZERO,
+            probe_interval: None,
+        };
+        assert_eq!(t(1000).raft_timers_ms(), (300, 600, 100));
+        assert_eq!(t(300).raft_timers_ms(), (150, 300, 50));
+        assert_eq!(t(100).raft_timers_ms(), (100, 200, 33));
     }
 }

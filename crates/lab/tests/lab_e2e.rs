@@ -851,7 +851,7 @@ fn case18_the_event_history_explains_a_failover_and_records_operators() {
             .position(|e| e["kind"] == kind && e["node"] == node && e["message"].as_str().unwrap().contains(text))
     };
     let operator =
-        find("operator", "gamma", "move web beta because \"patching alpha\": accepted").expect("the operator command");
+        find("operator", "gamma", "move web beta because \"patching alpha\": done").expect("the operator command");
     assert_eq!(events[operator]["user"], "root");
     // Cause, decision, steps, in order.
     let silent = find("detection", "alpha", "beta silent on every link").expect("the detection");
@@ -997,7 +997,7 @@ fn case20_maintenance_mode_recovers_nothing_until_it_ends_and_monitors_still_rep
     ok(&["maintenance", "off", "--socket", sock]);
     assert!(wait(Duration::from_secs(20), || lab.fetch().is_some()), "recovered once maintenance ended");
     let history = ok(&["events", "--socket", sock]);
-    assert!(history.contains("maintenance on because \"upgrading the web server\": accepted"), "{history}");
+    assert!(history.contains("maintenance on because \"upgrading the web server\": done"), "{history}");
 }
 
 /// One HTTP request from inside `node` (the API listens on its loopback),
@@ -1082,7 +1082,7 @@ fn case21_the_http_api_reads_openly_writes_only_with_the_token_and_streams_event
     assert_eq!(lab.status("gamma").unwrap()["sets"][0]["owner"], "beta", "the move waited until web ran on beta");
     let history = ok(&["events", "--json", "--socket", lab.dir.join("gamma/baton.sock").to_str().unwrap()]);
     assert!(
-        history.lines().any(|l| l.contains("move web beta: accepted") && l.contains("\"user\":\"http 127.0.0.1:")),
+        history.lines().any(|l| l.contains("move web beta: done") && l.contains("\"user\":\"http 127.0.0.1:")),
         "the operator event names the HTTP caller: {history}"
     );
     assert!(!history.contains(&token), "the token never reaches the history");

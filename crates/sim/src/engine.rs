@@ -11,14 +11,17 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
 
 use baton_core::lifecycle::{Action, HookKind, Step};
+use baton_core::requests::{Reply, Request};
 use baton_core::{Heartbeat, Input, Node, NodeId, Output, Persisted, SetId, Stranger, Time};
 use baton_state::{Applied, ClusterState, Command};
 
 use crate::clock::Clock;
-use crate::invariants::{duplicate, frozen, preference, recovery, single_owner, witness, Violation};
+use crate::invariants::{
+    block, duplicate, frozen, lock, preference, recovery, shutdown, single_owner, witness, Violation,
+};
 use crate::net::Net;
 use crate::rng::Rng;
-use crate::scenario::{Fault, ResourceFaults, Scenario};
+use crate::scenario::{Fault, ResourceFaults, Scenario, SECOND};
 use crate::world::World;
 
 const TICK_US: u64 = 20_000;
@@ -105,6 +108,13 @@ enum Ev {
         generation: u64,
         strangers: Vec<Stranger>,
     },
+    /// A `baton lock` run asks whether it may go on (or, done, gives the
+    /// lock back).
+    LockPoll {
+        node: NodeId,
+        token: u64,
+        done_at: u64,
+    },
     FenceDone {
         epoch: u64,
         incarnation: u64,
@@ -151,6 +161,9 @@ struct SimNode {
     /// Per set: bumped whenever the guard, a crash or a `Cancel` kills the
     /// actions in flight, so a step begun before can no longer touch the world.
     acts: Vec<u64>,
+    /// Per set: the action generation the guard's last firing killed: such
+    /// a step's program died under it, and the agent reports it failed.
+    killed: Vec<Option<u64>>,
     /// [set][resource]: what the guard holds (and would undo).
     guard_held: Vec<Vec<bool>>,
     /// [set][resource]: how many times it was started here.
@@ -158,6 +171,8 @@ struct SimNode {
     /// When the guard's release under way is done: the guard handles one
     /// thing at a time, so it reports a later firing only after that.
     released_at: u64,
+    /// After a SIGTERM: how long its supervisor waits to start it again.
+    restart_after: Option<u64>,
 }
 
 /// What a run that kept every invariant reports.
@@ -198,6 +213,13 @@ pub struct Sim {
     res: ResourceFaults,
     fencing: BTreeSet<NodeId>,
     pending_ops: Vec<Command>,
+    /// Requests asked and not answered: id → (node, request).
+    asked: std::collections::BTreeMap<u64, (NodeId, Request)>,
+    next_request: u64,
+    /// `baton lock` runs, as their command line sees them.
+    holders: Vec<lock::Holder>,
+    /// [node][set]: a stop step of it really failed (a resource fault).
+    stop_failed: Vec<Vec<bool>>,
     violation: Option<Violation>,
     report: Report,
     tracing: bool,
@@ -220,9 +242,11 @@ impl Sim {
             wake_at: 0,
             sent: (0, 0),
             acts: vec![0; sc.topo.sets.len()],
+            killed: vec![None; sc.topo.sets.len()],
             guard_held: resources.iter().map(|&r| vec![false; r]).collect(),
             starts: resources.iter().map(|&r| vec![0; r]).collect(),
             released_at: 0,
+            restart_after: None,
         };
         Sim {
             rng: Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)),
@@ -240,6 +264,10 @@ impl Sim {
             res: ResourceFaults::default(),
             fencing: BTreeSet::new(),
             pending_ops: Vec::new(),
+            asked: std::collections::BTreeMap::new(),
+            next_request: 1,
+            holders: Vec::new(),
+            stop_failed: vec![vec![false; sc.topo.sets.len()]; n],
             violation: None,
             report: Report::default(),
             tracing,
@@ -371,7 +399,12 @@ impl Sim {
                 }
             }
             Ev::StepDone { node, acts, set, token, ok, stopped, started } => {
-                if self.nodes[usize::from(node)].acts[usize::from(set)] == acts {
+                let n = &self.nodes[usize::from(node)];
+                if n.killed[usize::from(set)] == Some(acts) && n.acts[usize::from(set)] == acts + 1 {
+                    // The guard killed this step's program: it failed, and
+                    // changed nothing in the world.
+                    self.input(node, Input::StepDone { set, token, ok: false });
+                } else if n.acts[usize::from(set)] == acts {
                     if let Some(r) = stopped {
                         self.trace(|| format!("n{node} world: s{set} r{r} stopped"));
                         self.world.set(self.now, node, set, r, false);
@@ -394,6 +427,7 @@ impl Sim {
                 let n = &mut self.nodes[usize::from(node)];
                 if n.inc == inc && n.guard == Some(deadline) {
                     n.guard = None;
+                    n.killed = n.acts.iter().map(|&a| Some(a)).collect();
                     n.acts.iter_mut().for_each(|a| *a += 1);
                     self.trace(|| format!("n{node} guard fires: undoing what it holds, steps in flight killed"));
                     let took = self.guard_release(node);
@@ -440,6 +474,18 @@ impl Sim {
                 }
             }
             Ev::FenceDone { target, epoch, incarnation } => self.fence(target, epoch, incarnation),
+            Ev::LockPoll { node, token, done_at } => {
+                let Some(h) = self.holders.iter().find(|h| h.node == node && h.token == token).cloned() else {
+                    return;
+                };
+                if self.now >= done_at {
+                    self.holders.retain(|x| x.token != token);
+                    self.ask(node, Request::Unlock { name: h.name, token });
+                } else {
+                    self.ask(node, Request::LockState { name: h.name });
+                    self.push(self.now + 100_000, Ev::LockPoll { node, token, done_at });
+                }
+            }
             Ev::Probed { node, inc, set, generation, strangers } => {
                 if self.nodes[usize::from(node)].inc == inc {
                     self.input(node, Input::Probed { set, generation, strangers });
@@ -588,6 +634,19 @@ impl Sim {
                 }
             }
             Output::Event(e) => self.trace(|| format!("n{node} {e:?}")),
+            Output::Reply { id, reply } => self.replied(node, id, reply),
+            Output::Exit => {
+                let r = shutdown::check(&self.sc.topo, &self.world, node, self.now);
+                self.fail(r);
+                self.trace(|| format!("n{node} agent exits"));
+                let after = self.nodes[i].restart_after.take().unwrap_or(SECOND);
+                self.stop_agent(node);
+                let took = self.guard_release(node);
+                let n = &mut self.nodes[i];
+                n.released_at = n.released_at.max(self.now + took);
+                let inc = n.inc;
+                self.push(self.now + after, Ev::Restart { node, inc });
+            }
             Output::Probe { set, owner, generation } => {
                 // The network answers with the truth: every node but the
                 // named owner that holds an address of the set.
@@ -635,6 +694,8 @@ impl Sim {
         let r = frozen::check_agreed(&self.sc.topo, &before, &command, result.is_ok(), self.now);
         self.fail(r);
         let r = duplicate::check(&self.sc.topo, &command, result.is_ok(), self.now);
+        self.fail(r);
+        let r = block::check(&self.sc.topo, &command, result.is_ok(), &self.stop_failed, self.now);
         self.fail(r);
         if result
             == Ok(Applied::Evicted(match command {
@@ -693,6 +754,9 @@ impl Sim {
                         }
                         let ok = !self.rng.chance(self.res.stop_fail_per_mille);
                         stopped = ok.then_some(r);
+                        if !ok {
+                            self.stop_failed[usize::from(node)][usize::from(set)] = true;
+                        }
                         ok
                     }
                 };
@@ -706,6 +770,47 @@ impl Sim {
                 self.push(at, Ev::MonitorDone { node, inc, set, token, resource });
             }
         }
+    }
+
+    /// An operator's (or `baton lock`'s) request to `node`.
+    fn ask(&mut self, node: NodeId, request: Request) {
+        let id = self.next_request;
+        self.next_request += 1;
+        self.trace(|| format!("n{node} asked #{id}: {request:?}"));
+        self.asked.insert(id, (node, request.clone()));
+        self.input(node, Input::Request { id, request });
+    }
+
+    /// A reply: `baton lock` runs its command from a grant, asks every 100 ms
+    /// whether it may go on, and stops when told no or when the last answer's
+    /// `valid_for` (its own clock) runs out.
+    fn replied(&mut self, node: NodeId, id: u64, reply: Reply) {
+        self.trace(|| format!("n{node} replies #{id}: {reply:?}"));
+        let Some((_, request)) = self.asked.remove(&id) else { return };
+        let until = |sim: &Self, valid_for: std::time::Duration| {
+            let n = &sim.nodes[usize::from(node)];
+            let local = n.clock.local(sim.now) + valid_for;
+            n.clock.true_of(local)
+        };
+        match (request, reply) {
+            (Request::Lock { name, .. }, Reply::Locked { token, valid_for }) => {
+                let until_us = until(self, valid_for);
+                self.holders.push(lock::Holder { node, name, token, until_us });
+                let hold = self.rng.range(200_000, 2_000_000);
+                self.push(self.now + 100_000, Ev::LockPoll { node, token, done_at: self.now + hold });
+            }
+            (Request::LockState { name }, Reply::LockState { valid, token: t, valid_for, .. }) => {
+                let until_us = until(self, valid_for);
+                for h in self.holders.iter_mut().filter(|h| h.node == node && h.name == name) {
+                    h.until_us =
+                        if valid && t == Some(h.token) { until_us.max(h.until_us) } else { self.now.min(h.until_us) };
+                }
+            }
+            _ => {}
+        }
+        let r = lock::check(&self.sc.topo, &self.holders, self.now);
+        self.fail(r);
+        self.holders.retain(|h| h.until_us > self.now);
     }
 
     fn check_holders(&mut self, node: NodeId, set: SetId) {
@@ -821,7 +926,19 @@ impl Sim {
                     }
                 }
             }
-            Fault::Operator(command) => self.pending_ops.push(command),
+            Fault::Request(request) => {
+                let up: Vec<NodeId> = (0..self.nodes.len() as NodeId).filter(|&n| self.alive(n)).collect();
+                if !up.is_empty() {
+                    let node = up[self.rng.index(up.len())];
+                    self.ask(node, request);
+                }
+            }
+            Fault::Shutdown { node, down_us } => {
+                if self.nodes[usize::from(node)].core.is_some() {
+                    self.nodes[usize::from(node)].restart_after = Some(down_us);
+                    self.input(node, Input::Shutdown);
+                }
+            }
             Fault::Heal => self.heal(),
         }
     }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use baton_core::requests::Request;
 use baton_core::{Failback, NodeId, NodeSpec, ResourceSpec, SetId, SetSpec, Timing, Topology};
-use baton_state::Command;
 
 use crate::rng::Rng;
 
@@ -60,8 +60,16 @@ pub enum Fault {
         node: NodeId,
         set: SetId,
     },
-    /// An operator command (freeze, standby, pin), proposed like a person would.
-    Operator(Command),
+    /// An operator's request (freeze, standby, move, maintenance, a lock)
+    /// to whichever node is up: admitted, proposed and answered by its core,
+    /// as the API's requests are.
+    Request(Request),
+    /// SIGTERM to a node's agent: it hands its sets over and exits, and its
+    /// supervisor starts it again after `down_us`.
+    Shutdown {
+        node: NodeId,
+        down_us: u64,
+    },
     /// Everything above is repaired; operators unfreeze, unstandby and clear.
     Heal,
 }
@@ -185,9 +193,9 @@ fn random_fault(rng: &mut Rng, topo: &Topology) -> Fault {
             slow_stops: rng.chance(400),
         }),
         11 => Fault::ResourceCrash { node: node(rng), set: set(rng) },
-        12 => Fault::Operator(Command::Freeze { set: set(rng), frozen: rng.chance(600) }),
-        13 => Fault::Operator(Command::Standby { node: node(rng), standby: rng.chance(500) }),
-        14 => Fault::Operator(Command::Pin { set: set(rng), node: rng.chance(700).then(|| node(rng)) }),
+        12 => Fault::Request(Request::Freeze { set: set(rng), frozen: rng.chance(600) }),
+        13 => Fault::Request(Request::Standby { node: node(rng), standby: rng.chance(500) }),
+        14 => Fault::Request(Request::Move { set: set(rng), to: rng.chance(700).then(|| node(rng)) }),
         _ => Fault::Heal,
     }
 }
@@ -216,8 +224,8 @@ pub fn random(seed: u64) -> Scenario {
     if extra.chance(170) {
         let on = extra.range(SECOND, heal_at_us - SECOND);
         let off = (on + extra.range(SECOND / 2, 8 * SECOND)).min(heal_at_us);
-        faults.push((on, Fault::Operator(Command::Maintenance { on: true })));
-        faults.push((off, Fault::Operator(Command::Maintenance { on: false })));
+        faults.push((on, Fault::Request(Request::Maintenance { on: true })));
+        faults.push((off, Fault::Request(Request::Maintenance { on: false })));
         faults.sort_by_key(|(t, _)| *t);
     }
     let required = topo.fenceable.iter().all(|f| *f) && rng.chance(500);
@@ -232,6 +240,22 @@ pub fn random(seed: u64) -> Scenario {
             let at = guard.range(SECOND, heal_at_us - SECOND);
             let node = guard.index(topo.nodes.len()) as NodeId;
             faults.push((at, Fault::KillAgent { node, down_us: guard.range(SECOND / 10, 4 * SECOND) }));
+        }
+    }
+    // SIGTERMs and cluster-wide locks, from a stream of their own as well.
+    let mut ops = Rng::new(seed ^ 0x7368_7574_646f_776e);
+    for _ in 0..ops.range(0, 3) {
+        if ops.chance(400) {
+            let at = ops.range(SECOND, heal_at_us - SECOND);
+            let node = ops.index(topo.nodes.len()) as NodeId;
+            faults.push((at, Fault::Shutdown { node, down_us: ops.range(SECOND / 10, 3 * SECOND) }));
+        }
+    }
+    if ops.chance(300) {
+        for _ in 0..ops.range(1, 4) {
+            let at = ops.range(SECOND, heal_at_us - SECOND);
+            let wait = Duration::from_millis(ops.range(100, 3000));
+            faults.push((at, Fault::Request(Request::Lock { name: "cron".into(), wait })));
         }
     }
     faults.sort_by_key(|(t, _)| *t);

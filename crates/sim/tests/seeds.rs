@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use baton_core::requests::Request;
 use baton_sim::scenario::Fault;
-use baton_state::Command;
 
 /// How many seeds `cargo test` runs (at least 1,000); BATON_SIM_SEEDS overrides.
 fn seeds() -> u64 {
@@ -61,7 +61,7 @@ fn the_demo_fails_web_over_to_beta() {
 #[test]
 fn seeds_the_long_search_found_stay_fixed() {
     for seed in [10554, 29376, 28662, 11895] {
-        let maintenance = |f: &Fault| matches!(f, Fault::Operator(Command::Maintenance { .. }));
+        let maintenance = |f: &Fault| matches!(f, Fault::Request(Request::Maintenance { .. }));
         let faults = baton_sim::scenario::random(seed).faults;
         assert!(
             !faults.iter().any(|(_, f)| maintenance(f)),

@@ -4,6 +4,7 @@ use baton_state::{ClusterState, Command, Exclusion};
 
 use super::*;
 use crate::lifecycle::{HookKind, Step};
+use crate::requests::{self, Refusal, Reply, Request};
 use crate::topology::{Failback, NodeSpec, ResourceSpec, SetSpec, Timing};
 
 fn ms(ms: u64) -> Time {
@@ -227,4 +228,86 @@ fn a_restarted_agent_runs_nothing_until_its_new_incarnation_has_joined() {
     assert!(acts(&out).is_empty(), "but the set waits for the agreed join: {out:?}");
     let out = a.handle(ms(20), Input::Committed(Command::Join { node: 0, epoch: 0, incarnation: 2 }));
     assert!(matches!(acts(&out)[..], [Action::Run { step: Step::Hook(HookKind::Test), .. }]), "{out:?}");
+}
+
+fn replies(out: &[Output]) -> Vec<(u64, Reply)> {
+    out.iter()
+        .filter_map(|o| if let Output::Reply { id, reply } = o { Some((*id, reply.clone())) } else { None })
+        .collect()
+}
+
+fn proposals(out: &[Output]) -> Vec<Command> {
+    out.iter().filter_map(|o| if let Output::Propose(c) = o { Some(c.clone()) } else { None }).collect()
+}
+
+#[test]
+fn a_request_is_refused_at_once_or_proposed_until_agreed_then_answered() {
+    let mut st = owned_state();
+    st.apply(&Command::Maintenance { on: true }).unwrap();
+    let mut b = Node::new(topo(), 1, st, Persisted::default(), 1, ms(0));
+    let out = b.handle(ms(0), Input::Request { id: 7, request: Request::Move { set: 0, to: Some(1) } });
+    assert_eq!(replies(&out), [(7, Reply::Refused(Refusal::Maintenance))]);
+    let out = b.handle(ms(10), Input::Request { id: 8, request: Request::Maintenance { on: false } });
+    assert!(replies(&out).is_empty(), "answered only once agreed");
+    assert!(proposals(&out).contains(&Command::Maintenance { on: false }));
+    // Lost? Proposed again after the retry interval.
+    let out = b.handle(ms(500), Input::Tick);
+    assert!(proposals(&out).contains(&Command::Maintenance { on: false }), "{out:?}");
+    let out = b.handle(ms(600), Input::Committed(Command::Maintenance { on: false }));
+    assert_eq!(replies(&out), [(8, Reply::Done)]);
+    // A request the cluster cannot agree on is answered as failed in time.
+    b.handle(ms(700), Input::Request { id: 9, request: Request::Freeze { set: 0, frozen: true } });
+    let out = b.handle(ms(700) + requests::AGREE_WAIT, Input::Tick);
+    assert!(matches!(&replies(&out)[..], [(9, Reply::Failed(_))]), "{out:?}");
+}
+
+#[test]
+fn a_stopping_agent_leaves_then_exits_once_its_node_is_empty() {
+    let mut w = Node::new(topo(), 1, ClusterState::new(3, 1), Persisted::default(), 1, ms(0));
+    w.handle(ms(0), Input::Committed(Command::Join { node: 1, epoch: 0, incarnation: 1 }));
+    let out = w.handle(ms(10), Input::Shutdown);
+    assert!(proposals(&out).contains(&Command::Leave { node: 1 }));
+    assert!(!out.contains(&Output::Exit), "it stays a lease, for the standbys of its peers");
+    let out = w.handle(ms(20), Input::Committed(Command::Leave { node: 1 }));
+    assert!(!out.contains(&Output::Exit));
+    // Without a lease it can agree nothing more; it runs nothing: it goes.
+    let out = w.handle(ms(1100), Input::Tick);
+    assert!(out.contains(&Output::Exit), "{out:?}");
+    assert!(!w.handle(ms(1200), Input::Tick).contains(&Output::Exit), "once");
+    // Its next incarnation asks to be back.
+    let mut st = ClusterState::new(3, 1);
+    st.apply(&Command::Join { node: 1, epoch: 0, incarnation: 1 }).unwrap();
+    st.apply(&Command::Leave { node: 1 }).unwrap();
+    let mut again = Node::new(topo(), 1, st, Persisted::default(), 2, ms(0));
+    assert!(proposals(&again.handle(ms(0), Input::Tick)).contains(&Command::Back { node: 1 }));
+}
+
+#[test]
+fn a_lock_is_valid_while_a_third_of_the_lease_is_left() {
+    let mut st = owned_state();
+    st.apply(&Command::Lock { name: "cron".into(), node: 0, epoch: 0 }).unwrap();
+    let mut a = Node::new(topo(), 0, st, Persisted::default(), 1, ms(0));
+    let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
+    let ask = |a: &mut Node, at| {
+        replies(&a.handle(at, Input::Request { id: 1, request: Request::LockState { name: "cron".into() } }))
+    };
+    // The lease ends at 1000 ms; a third of it (333 ms) is kept back.
+    let [(1, Reply::LockState { holder: Some(0), token: Some(1), valid: true, valid_for })] = ask(&mut a, ms(100))[..]
+    else {
+        panic!()
+    };
+    assert_eq!(valid_for, Duration::from_millis(900) - Duration::from_millis(1000) / 3);
+    let [(1, Reply::LockState { valid: false, .. })] = ask(&mut a, ms(700))[..] else { panic!() };
+}
+
+#[test]
+fn a_confirmed_fence_is_proposed_and_a_failed_one_told() {
+    let mut b = Node::new(topo(), 1, owned_state(), Persisted::default(), 1, ms(0));
+    let fenced = Command::Fenced { node: 0, epoch: 0, incarnation: 1 };
+    let out = b.handle(ms(0), Input::FenceDone { node: 0, epoch: 0, incarnation: 1, result: Ok(()) });
+    assert!(proposals(&out).contains(&fenced));
+    let out = b.handle(ms(0), Input::FenceDone { node: 0, epoch: 0, incarnation: 1, result: Err("no".into()) });
+    assert!(out.contains(&Output::Event(Event::FenceFailed { node: 0, why: "no".into() })));
 }

@@ -142,12 +142,18 @@ fn drive_on(
             Err(e) => {
                 entry.1 += 1;
                 println!("[{at:>5} s] {:<22} FAILED: {e}", s.name());
-                tally.failures.push(format!("{} at {at} s: {e}", s.name()));
+                let logs = keep_logs(lab, at, s.name());
+                tally.failures.push(format!("{} at {at} s: {e} (logs: {logs})", s.name()));
                 if keep {
                     return Err(format!("{} failed: {e}", s.name()));
                 }
-                // A scenario that failed may leave the lab broken: restore it.
-                scenarios::restore(lab)?;
+                // A scenario that failed may leave the lab broken: restore
+                // it, and if that fails, start every agent again.
+                if let Err(e) = scenarios::restore(lab) {
+                    println!("[{at:>5} s] restoring the lab failed ({e}); restarting every agent");
+                    tally.failures.push(format!("restoring the lab after {} at {at} s: {e}", s.name()));
+                    scenarios::restart_all(lab)?;
+                }
             }
         }
     }
@@ -183,6 +189,22 @@ fn drive_on(
         Ok(())
     };
     Ok((summary, verdict))
+}
+
+/// Copies the nodes' logs of a failed scenario out of the lab (which `lab
+/// down` removes) into `DIR.failures/AT-SCENARIO`; says where.
+fn keep_logs(lab: &Lab, at: u64, scenario: &str) -> String {
+    let mut into = lab.dir.clone().into_os_string();
+    into.push(format!(".failures/{at}-{scenario}"));
+    let into = std::path::PathBuf::from(into);
+    if std::fs::create_dir_all(&into).is_err() {
+        return "not kept".into();
+    }
+    for node in lab.all() {
+        let log = format!("{node}.log");
+        let _ = std::fs::copy(lab.dir.join(&log), into.join(&log));
+    }
+    into.display().to_string()
 }
 
 /// With a shared disk: what its writers' log says about them (read on the

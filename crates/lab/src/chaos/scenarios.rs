@@ -294,6 +294,31 @@ pub fn restore(lab: &mut Lab) -> Result<(), String> {
     settle(lab, Duration::from_secs(60)).map(|_| ())
 }
 
+/// Every agent SIGKILLed (its guard empties its node) and started again,
+/// links healed, loss rules gone; then the lab must settle.
+pub fn restart_all(lab: &mut Lab) -> Result<(), String> {
+    lab.heal()?;
+    for node in lab.nodes.clone() {
+        let _ = nft(&lab.ns(&node)?, &format!("delete table {LOSS_TABLE}\n"));
+        if let Some(pid) = lab.agent_pid(&node) {
+            signal(pid as i32, libc::SIGCONT);
+            signal(pid as i32, libc::SIGKILL);
+        }
+    }
+    for node in lab.nodes.clone() {
+        wait_until(Duration::from_secs(10), || lab.agent_pid(&node).is_none());
+        lab.start(&node)?;
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let first = lab.nodes[0].clone();
+    let _ = baton_on(lab, &first, &["maintenance", "off", "--reason", "chaos restore"]);
+    let _ = baton_on(lab, &first, &["unfreeze", "web", "--reason", "chaos restore"]);
+    for node in lab.nodes.clone() {
+        let _ = baton_on(lab, &first, &["online", &node, "--reason", "chaos restore"]);
+    }
+    settle(lab, Duration::from_secs(90)).map(|_| ())
+}
+
 fn stop(lab: &Lab, nodes: &[String]) -> Result<(), String> {
     for n in nodes {
         let pid = lab.agent_pid(n).ok_or_else(|| format!("the agent of {n} is not running"))?;

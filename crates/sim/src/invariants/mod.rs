@@ -1,10 +1,13 @@
 //! The properties every simulation run must keep, one checker per file, each
 //! naming where the property comes from.
 
+pub mod block;
 pub mod duplicate;
 pub mod frozen;
+pub mod lock;
 pub mod preference;
 pub mod recovery;
+pub mod shutdown;
 pub mod single_owner;
 pub mod witness;
 

@@ -11,7 +11,8 @@ use super::Violation;
 
 pub fn check(topo: &Topology, state: &ClusterState, set: SetId, now_us: u64) -> Result<(), Violation> {
     let rec = state.set(set);
-    let Some(owner) = rec.owner else { return Ok(()) };
+    // Frozen and blocked sets are left where they are.
+    let Some(owner) = rec.owner.filter(|_| !state.is_frozen(set) && rec.blocked.is_none()) else { return Ok(()) };
     let ok = eligible(topo, state, set);
     let spec = &topo.sets[usize::from(set)];
     let expected = match (rec.pin.filter(|p| ok.contains(p)), spec.failback) {

@@ -21,7 +21,12 @@ pub fn eligible(topo: &Topology, state: &ClusterState, set: SetId) -> Vec<NodeId
 }
 
 pub fn check(topo: &Topology, state: &ClusterState, world: &World, set: SetId, now_us: u64) -> Result<(), Violation> {
-    if eligible(topo, state, set).is_empty() {
+    // A frozen set (or the cluster in maintenance) is left alone by design;
+    // an operator's freeze may land after the heal (its request is proposed
+    // until agreed). A set blocked by a failed stop on a node no fence
+    // device covers stays stopped until a person looks (SPEC, "Health").
+    let unfenceable_block = state.set(set).blocked.is_some_and(|n| !topo.fenceable[usize::from(n)]);
+    if eligible(topo, state, set).is_empty() || state.is_frozen(set) || unfenceable_block {
         return Ok(());
     }
     let rec = state.set(set);

@@ -1,0 +1,143 @@
+//! The agent's start: its state directory, what it keeps for itself
+//! (`local.json`), the Raft store and the agreed state replayed up to what
+//! was committed before the restart — everything the core needs before it
+//! decides anything.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use baton_config::Config;
+use baton_state::ClusterState;
+use openraft::{BasicNode, SnapshotPolicy};
+use tokio::sync::mpsc;
+
+use crate::events::EventLog;
+use crate::local::Local;
+use crate::raft::machine::{Applied, StateMachine};
+use crate::raft::net::{self as raftnet, Peers};
+use crate::raft::store::LogStore;
+use crate::raft::{NodeId as RaftId, Raft};
+
+/// The Raft store in the state directory.
+pub const RAFT_FILE: &str = "raft.redb";
+/// Left by `baton rejoin`: start from an empty log, without initializing.
+pub const REJOIN_MARK: &str = "rejoining";
+/// The guard's lock in the state directory: one guard at a time.
+pub const GUARD_LOCK: &str = "guard.lock";
+
+/// What this node's Raft state is when damaged or lost.
+fn rejoin_hint(config: &Config, me: usize, state_dir: &Path) -> String {
+    format!(
+        "This node cannot start from it. To rejoin it from its peers (a majority of them must be up), run \
+         `baton rejoin --node {} --state-dir {}` (with the agent's --config), then start the agent again.",
+        config.nodes[me].name,
+        state_dir.display()
+    )
+}
+
+/// Raft's timers follow the lease: a new leader must be able to commit an
+/// eviction about when the lease of a dead owner ends (the core's
+/// `Timing::raft_timers`).
+fn raft_config(config: &Config) -> Result<openraft::Config, String> {
+    let (election_min, election_max, heartbeat) = config.timing().raft_timers_ms();
+    openraft::Config {
+        cluster_name: config.cluster.name.clone(),
+        heartbeat_interval: heartbeat,
+        election_timeout_min: election_min,
+        election_timeout_max: election_max,
+        // The log holds decisions only (heartbeats never enter it); every
+        // thousand of them are folded into a snapshot kept in redb.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| format!("raft configuration: {e}"))
+}
+
+/// A node's durable state, opened and replayed.
+pub struct Booted {
+    pub local: Local,
+    pub raft: Raft,
+    pub peers: Peers,
+    pub state: ClusterState,
+    pub applied: mpsc::Receiver<Applied>,
+}
+
+/// Opens the state directory and the Raft store, starts Raft, and replays
+/// the agreed state up to what was committed before the restart: acting on
+/// a prefix could restart a set this node had already handed over.
+pub async fn boot(config: &Arc<Config>, me: usize, state_dir: &Path, events: &Arc<EventLog>) -> Result<Booted, String> {
+    std::fs::create_dir_all(state_dir).map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
+    let mut local = Local::load(state_dir)?;
+    let raft_file = state_dir.join(RAFT_FILE);
+    let rejoining = state_dir.join(REJOIN_MARK).exists();
+    if local.incarnation > 0 && !raft_file.exists() && !rejoining {
+        return Err(format!(
+            "{} is missing, but this node ran before (incarnation {}): its Raft vote is lost, and starting \
+             afresh could let it vote twice in one term. {}",
+            raft_file.display(),
+            local.incarnation,
+            rejoin_hint(config, me, state_dir)
+        ));
+    }
+    local.incarnation += 1;
+    local.save(state_dir)?;
+    let peers = Peers::of(config)?;
+    let (cluster, keys, addrs) = (peers.cluster, peers.keys.clone(), peers.addrs.clone());
+    let store = LogStore::open(&raft_file).map_err(|e| format!("{e}\n{}", rejoin_hint(config, me, state_dir)))?;
+    let committed = store.committed().map_err(|e| e.to_string())?.map(|l| l.index);
+    let (applied_tx, mut applied) = mpsc::channel(1024);
+    let machine = StateMachine::open(
+        config.nodes.len(),
+        config.sets.len(),
+        config.fence_required(),
+        applied_tx,
+        store.database(),
+    )
+    .map_err(|e| format!("reading the stored snapshot: {e}\n{}", rejoin_hint(config, me, state_dir)))?;
+    let (mut state, mut index) = machine.start_point();
+    let raft = Raft::new(me as RaftId, Arc::new(raft_config(config)?), peers.clone(), store, machine)
+        .await
+        .map_err(|e| format!("starting raft: {e}"))?;
+    for &addr in &addrs[me] {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))?;
+        tokio::spawn(raftnet::serve(listener, cluster, keys.clone(), raft.clone(), Arc::clone(events)));
+    }
+    let initialized = raft.is_initialized().await.map_err(|e| e.to_string())?;
+    if rejoining && initialized {
+        let _ = std::fs::remove_file(state_dir.join(REJOIN_MARK));
+    }
+    // A rejoining node waits for the leader to send it the log.
+    if !initialized && !rejoining {
+        let members: BTreeMap<RaftId, BasicNode> =
+            addrs.iter().enumerate().map(|(i, a)| (i as RaftId, BasicNode::new(a[0].to_string()))).collect();
+        // Every node proposes the same membership; all but the first are told
+        // it exists already, which is fine.
+        let _ = raft.initialize(members).await;
+    }
+    tokio::spawn(crate::raft::membership::promote_learners(raft.clone()));
+    if let Some(committed) = committed {
+        while index < committed {
+            match applied.recv().await {
+                Some(Applied::Command { index: i, command }) => {
+                    let _ = state.apply(&command);
+                    index = i;
+                }
+                Some(Applied::Restore { index: i, state: s }) => {
+                    state = s;
+                    index = i;
+                }
+                None => return Err("raft stopped while replaying the log".into()),
+            }
+        }
+    }
+    // Above any incarnation the agreed state recorded for this node, also
+    // when local.json was lost: every start of the agent is a new one.
+    let recorded = state.node(me as baton_core::NodeId).incarnation;
+    if local.incarnation <= recorded {
+        local.incarnation = recorded + 1;
+        local.save(state_dir)?;
+    }
+    Ok(Booted { local, raft, peers, state, applied })
+}

@@ -1,0 +1,128 @@
+//! Carrying out the core's outputs, in order: heartbeats, proposals,
+//! steps, the guard's deadline, what must be persisted first, fences,
+//! probes, replies, events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_core::{Input, NodeId, Output, Time};
+use baton_resources::fence;
+use baton_state::Command;
+
+use super::Agent;
+use crate::guard::{monotonic_ms, Order};
+use crate::raft::net::{self as raftnet};
+use crate::raft::NodeId as RaftId;
+
+impl Agent {
+    /// One input through the core, and its outputs carried out; true once
+    /// the core says the agent may exit.
+    pub(super) fn step(&mut self, input: Input) -> Result<bool, String> {
+        let now = self.now();
+        let before: Vec<Option<NodeId>> = self.core.state().sets.iter().map(|s| s.owner).collect();
+        let outputs = self.core.handle(now, input);
+        self.note_owners(&before);
+        let mut exit = false;
+        for output in outputs {
+            exit |= output == Output::Exit;
+            self.carry_out(output)?;
+        }
+        Ok(exit)
+    }
+
+    fn carry_out(&mut self, output: Output) -> Result<(), String> {
+        match output {
+            Output::Send(hb) => self.links.send(&hb),
+            Output::Propose(command) => self.propose(command),
+            Output::Act(action) => self.exec.act(action),
+            Output::Cancel { set } => self.exec.cancel(set),
+            Output::Guard(deadline) => {
+                let ms = deadline.map(|d| self.monotonic_ms_of(d));
+                // In order with every other order to the guard, without waiting.
+                self.guard.tell(Order::Deadline(ms));
+            }
+            Output::Persist(p) => {
+                self.local.set_persisted(&p);
+                self.local.save(&self.state_dir)?;
+            }
+            Output::Fence { node, epoch, incarnation } => self.fence(node, epoch, incarnation),
+            Output::Probe { set, owner, generation } => {
+                if let Some(nl) = &self.netlink {
+                    self.prober.probe(nl.clone(), set, owner, generation, self.inputs.tx.clone());
+                }
+            }
+            Output::Reply { id, reply } => self.reply(id, reply),
+            Output::Exit => {}
+            Output::Event(event) => self.log(&event),
+        }
+        Ok(())
+    }
+
+    /// A core instant as CLOCK_MONOTONIC milliseconds (the guard's clock).
+    fn monotonic_ms_of(&self, t: Time) -> u64 {
+        let at = self.start + Duration::from_micros(t.0);
+        monotonic_ms() + at.saturating_duration_since(Instant::now()).as_millis() as u64
+    }
+
+    /// Runs `node`'s fence devices, in order, until one confirms it off,
+    /// and gives the core the verdict.
+    fn fence(&mut self, node: NodeId, epoch: u64, incarnation: u64) {
+        let name = self.config.nodes[usize::from(node)].name.clone();
+        let devices: Vec<fence::Device> = self
+            .config
+            .fencing
+            .iter()
+            .flat_map(|f| &f.devices)
+            .filter(|d| d.nodes.contains(&usize::from(node)))
+            .map(|d| fence::Device {
+                agent: fence::resolve(&d.agent),
+                params: d.params.clone(),
+                password_file: d.password_file.clone(),
+                delay: d.delay,
+                timeout: d.timeout,
+            })
+            .collect();
+        let (events, inputs) = (Arc::clone(&self.events), self.inputs.tx.clone());
+        tokio::spawn(async move {
+            let mut result = Err(format!("no fence device covers {name}"));
+            for device in devices {
+                let started = Instant::now();
+                let r = device.off(&name).await;
+                let took = Some(started.elapsed().as_millis() as u64);
+                events.metrics().fence(r.is_ok());
+                let msg = match &r {
+                    Ok(()) => format!("{name} fenced by {}: confirmed off", device.agent.display()),
+                    Err(e) => format!("fencing {name} failed: {e}"),
+                };
+                eprintln!("baton: {msg}");
+                events.record("fence", None, msg, took, None);
+                result = r;
+                if result.is_ok() {
+                    break;
+                }
+            }
+            let _ = inputs.send(Input::FenceDone { node, epoch, incarnation, result }).await;
+        });
+    }
+
+    /// Hands a command to the Raft leader (this node, or over the wire).
+    pub(super) fn propose(&self, command: Command) {
+        match self.leader {
+            Some(l) if l == self.me as RaftId => {
+                let raft = self.raft.clone();
+                tokio::spawn(async move {
+                    let _ = raft.client_write(command).await;
+                });
+            }
+            Some(l) => {
+                let peers = self.peers.clone();
+                tokio::spawn(async move {
+                    let req = raftnet::Request::Propose(command);
+                    let _ = peers.call(l, &mut None, &req, Duration::from_secs(2)).await;
+                });
+            }
+            // No leader: the core proposes again while it still wants it.
+            None => {}
+        }
+    }
+}

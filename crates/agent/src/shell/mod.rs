@@ -1,0 +1,283 @@
+//! The agent's loop around one [`Node`]: every source — a heartbeat, a
+//! committed entry, a finished step, an operator's request, a signal, a
+//! timer — becomes an [`Input`]; every [`Output`] is carried out here, in
+//! order (`effects.rs`). The shell decides nothing the core does not: the
+//! core admits and answers requests, orchestrates fencing and decides when a
+//! stopping agent may exit.
+//!
+//! The outside world comes in through [`Ports`]: the guard, the sets'
+//! resources, netlink (for probes) and the signals. `run` builds the real
+//! ones; a test builds fakes and runs whole clusters of agents in one
+//! process over loopback, without root.
+
+mod boot;
+mod calls;
+mod effects;
+mod history;
+mod reload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_config::Config;
+use baton_core::{Input, Node, NodeId, Time};
+use baton_resources::netlink::Netlink;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+
+pub use boot::{GUARD_LOCK, RAFT_FILE, REJOIN_MARK};
+
+use crate::api::{self, Call};
+use crate::events::EventLog;
+use crate::exec::{Executor, SetRuntime};
+use crate::guard_link::{GuardLink, GuardPort, WatchdogArgs};
+use crate::links::Links;
+use crate::local::Local;
+use crate::raft::machine::Applied;
+use crate::raft::net::Peers;
+use crate::raft::{NodeId as RaftId, Raft};
+
+pub struct Options {
+    pub config: Config,
+    pub me: usize,
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// What the operating system says to the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM or SIGINT: hand the sets over and exit.
+    Stop,
+    /// SIGHUP: read the configuration file again.
+    Reload,
+}
+
+/// The outside world of one agent.
+pub struct Ports {
+    pub guard: Arc<dyn GuardPort>,
+    /// Resolves once the guard has ended after the agent let it go.
+    pub guard_ended: Option<oneshot::Receiver<()>>,
+    /// The sets' resources, in configuration order.
+    pub sets: Vec<SetRuntime>,
+    /// For the probes of the sets' addresses; `None`: no probes.
+    pub netlink: Option<Netlink>,
+    pub signals: mpsc::Receiver<Signal>,
+}
+
+/// The queue of inputs from the agent's own tasks (finished steps, probes,
+/// fences, the guard's reports).
+pub struct Inputs {
+    pub tx: mpsc::Sender<Input>,
+    rx: mpsc::Receiver<Input>,
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        Inputs { tx, rx }
+    }
+}
+
+const QUEUE: usize = 4096;
+
+/// The agent a real node runs: the guard process, the configured resources
+/// in their cgroups, netlink, the operating system's signals.
+pub async fn run(opts: Options) -> Result<(), String> {
+    let inputs = Inputs::default();
+    let exe = std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?;
+    let cluster = &opts.config.cluster;
+    let watchdog = cluster
+        .watchdog
+        .as_ref()
+        .map(|device| WatchdogArgs { device: device.clone(), timeout: cluster.watchdog_timeout });
+    std::fs::create_dir_all(&opts.state_dir).map_err(|e| format!("creating {}: {e}", opts.state_dir.display()))?;
+    let lock = opts.state_dir.join(GUARD_LOCK);
+    let (guard, guard_ended) =
+        GuardLink::spawn(&exe, &lock, watchdog.as_ref(), inputs.tx.clone()).await.map_err(|e| e.to_string())?;
+    let nl = Netlink::connect().map_err(|e| format!("opening netlink: {e}"))?;
+    let node = &opts.config.nodes[opts.me].name;
+    let base = baton_resources::cgroup::base(node)
+        .map(baton_resources::cgroup::Cgroup)
+        .map_err(|e| format!("the cgroup of this node's sets: {e}"))?;
+    let ocf_tmp = opts.state_dir.join("ocf");
+    std::fs::create_dir_all(&ocf_tmp).map_err(|e| format!("creating {}: {e}", ocf_tmp.display()))?;
+    let sets = crate::exec::build(&opts.config, node, &base, &nl, &ocf_tmp);
+    let (tx, signals) = mpsc::channel(8);
+    tokio::spawn(os_signals(tx));
+    let ports = Ports { guard: Arc::new(guard), guard_ended: Some(guard_ended), sets, netlink: Some(nl), signals };
+    Agent::start(opts, ports, inputs).await?.run().await
+}
+
+async fn os_signals(tx: mpsc::Sender<Signal>) -> Result<(), std::io::Error> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        let s = tokio::select! {
+            _ = term.recv() => Signal::Stop,
+            _ = int.recv() => Signal::Stop,
+            _ = hup.recv() => Signal::Reload,
+        };
+        if tx.send(s).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+pub struct Agent {
+    config: Arc<Config>,
+    me: usize,
+    state_dir: PathBuf,
+    start: Instant,
+    core: Node,
+    local: Local,
+    links: Links,
+    raft: Raft,
+    peers: Peers,
+    exec: Arc<Executor>,
+    prober: crate::probe::Prober,
+    netlink: Option<Netlink>,
+    inputs: Inputs,
+    applied: mpsc::Receiver<Applied>,
+    calls: mpsc::Receiver<Call>,
+    signals: mpsc::Receiver<Signal>,
+    guard: Arc<dyn GuardPort>,
+    guard_ended: Option<oneshot::Receiver<()>>,
+    leader: Option<RaftId>,
+    events: Arc<EventLog>,
+    /// Operator calls waiting for the core's reply.
+    waiting: calls::Waiting,
+    /// When each set was last given to this node (for the takeover metric).
+    assigned_at: Vec<Option<Time>>,
+    socket: PathBuf,
+}
+
+impl Agent {
+    /// Boots the node (state, Raft, replay), opens its sockets and APIs, and
+    /// returns the agent ready to run.
+    pub async fn start(opts: Options, ports: Ports, inputs: Inputs) -> Result<Agent, String> {
+        let Options { config, me, state_dir, socket } = opts;
+        let config = Arc::new(config);
+        let events = Arc::new(EventLog::open(&state_dir, &config.nodes[me].name));
+        let booted = boot::boot(&config, me, &state_dir, &events).await?;
+        let boot::Booted { local, raft, peers, state, applied } = booted;
+        let links = Links::bind(me, peers.cluster, peers.keys.clone(), peers.addrs.clone(), inputs.tx.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut topology = config.topology();
+        if ports.netlink.is_none() {
+            topology.timing.probe_interval = None;
+        }
+        crate::preflight::apply(&config, &mut topology).await;
+        let core = Node::new(topology, me as NodeId, state, local.persisted(), local.incarnation, Time(0));
+        let node_name = config.nodes[me].name.clone();
+        let exec = Executor::new(
+            node_name.clone(),
+            ports.sets,
+            Arc::clone(&ports.guard),
+            inputs.tx.clone(),
+            Arc::clone(&events),
+        );
+        let exec = Arc::new(exec.await?);
+        let (calls_tx, calls) = mpsc::channel::<Call>(64);
+        let history = api::History { log: Arc::clone(&events), peers: peers.clone(), me };
+        api::serve(&socket, calls_tx.clone(), history.clone()).await.map_err(|e| e.to_string())?;
+        let http = &config.cluster;
+        let http_down =
+            crate::http::serve(http.http, http.http_token_file.as_deref(), calls_tx, history).await.err().into_iter();
+        crate::notify::start(&config.notify, &events);
+        events.record("agent", None, format!("agent started (incarnation {})", local.incarnation), None, None);
+        for what in config.warnings().into_iter().chain(http_down) {
+            eprintln!("baton: warning: {what}");
+            events.record("agent", None, format!("warning: {what}"), None, None);
+        }
+        eprintln!(
+            "baton: node {node_name} of cluster {} is up; control socket {}",
+            config.cluster.name,
+            socket.display()
+        );
+        Ok(Agent {
+            assigned_at: vec![None; config.sets.len()],
+            prober: crate::probe::Prober::new(&config, me as NodeId),
+            events,
+            config,
+            me,
+            state_dir,
+            start: Instant::now(),
+            core,
+            local,
+            links,
+            raft,
+            peers,
+            exec,
+            netlink: ports.netlink,
+            inputs,
+            applied,
+            calls,
+            signals: ports.signals,
+            guard: ports.guard,
+            guard_ended: ports.guard_ended,
+            leader: None,
+            waiting: calls::Waiting::default(),
+            socket,
+        })
+    }
+
+    fn now(&self) -> Time {
+        Time(self.start.elapsed().as_micros() as u64)
+    }
+
+    /// The main loop, until the core says the agent may exit.
+    pub async fn run(mut self) -> Result<(), String> {
+        let mut metrics = self.raft.metrics();
+        let mut systemd = crate::systemd::Systemd::from_env();
+        systemd.notify("READY=1");
+        loop {
+            let wake = self.start + Duration::from_micros(self.core.poll_timeout().0);
+            let input = tokio::select! {
+                () = tokio::time::sleep_until(wake.into()) => Input::Tick,
+                Some(input) = self.inputs.rx.recv() => input,
+                Some(applied) = self.applied.recv() => match applied {
+                    Applied::Command { command, .. } => Input::Committed(command),
+                    Applied::Restore { state, .. } => Input::Restore(state),
+                },
+                Ok(()) = metrics.changed() => {
+                    let leader = metrics.borrow().current_leader;
+                    if leader == self.leader { continue; }
+                    self.leader = leader;
+                    Input::Leader(leader == Some(self.me as RaftId))
+                },
+                Some(call) = self.calls.recv() => match self.call(call) {
+                    Some(input) => input,
+                    None => continue,
+                },
+                Some(signal) = self.signals.recv() => match signal {
+                    Signal::Stop => {
+                        eprintln!("baton: asked to stop: handing this node's sets over");
+                        Input::Shutdown
+                    }
+                    Signal::Reload => { self.reload(); continue; }
+                },
+            };
+            let exit = self.step(input)?;
+            systemd.feed();
+            if exit {
+                break;
+            }
+        }
+        eprintln!("baton: node {} handed its sets over; exiting", self.config.nodes[self.me].name);
+        systemd.notify("STOPPING=1");
+        let _ = self.raft.shutdown().await;
+        let guard_ended = self.guard_ended.take();
+        let socket = self.socket.clone();
+        drop(self);
+        let _ = std::fs::remove_file(socket);
+        // Closing the guard's stdin ends it; it holds nothing by now.
+        if let Some(ended) = guard_ended {
+            let _ = tokio::time::timeout(Duration::from_secs(6), ended).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,217 @@
+//! Whole clusters of real agents in one process, without root: each agent
+//! on a runtime of its own (killing a node drops its runtime, every task
+//! and socket with it), its resources fakes, its guard a ledger, its links
+//! loopback addresses. What is tested is the agent's behaviour as a
+//! cluster — a failover, a planned move, a standby, a shutdown — through the
+//! same API the command line uses.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_agent::api::{self, Request};
+use baton_agent::exec::SetRuntime;
+use baton_agent::guard_link::Ledger;
+use baton_agent::shell::{Agent, Inputs, Options, Ports, Signal};
+use baton_resources::cgroup::Cgroup;
+use baton_resources::Fake;
+use tokio::sync::{mpsc, oneshot};
+
+const NODES: [&str; 3] = ["alpha", "beta", "gamma"];
+
+/// A cluster's directory and configuration.
+struct Cluster {
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Cluster {
+    fn new(tag: &str) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("baton-cluster-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("secret");
+        std::fs::write(&secret, [7u8; 40]).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // A port of this test's own, so runs beside each other do not meet.
+        let port = 20_000 + (std::process::id() % 20_000) as u16 + tag.len() as u16 * 7;
+        let mut text = format!(
+            "[cluster]\nname = \"inproc\"\nsecret_file = \"secret\"\nport = {port}\nheartbeat_interval = \"50ms\"\n\
+             lease = \"600ms\"\nhttp = \"127.0.0.1:0\"\n"
+        );
+        for (i, n) in NODES.iter().enumerate() {
+            text += &format!("\n[nodes.{n}]\naddresses = [\"127.0.0.{}/8\"]\n", 11 + i);
+        }
+        text +=
+            "\n[sets.web]\nnodes = [\"alpha\", \"beta\", \"gamma\"]\n\n[[sets.web.resources]]\ntype = \"process\"\n\
+                 command = [\"/bin/true\"]\n";
+        let config = dir.join("cluster.toml");
+        std::fs::write(&config, text).unwrap();
+        Cluster { dir, config }
+    }
+
+    fn socket(&self, node: &str) -> PathBuf {
+        self.dir.join(node).join("baton.sock")
+    }
+
+    /// Starts `node`'s agent on a thread and runtime of its own.
+    fn start(&self, node: &str) -> Running {
+        let me = NODES.iter().position(|n| *n == node).unwrap();
+        let config = baton_config::load(&self.config).unwrap();
+        let state_dir = self.dir.join(node);
+        let fake = Fake::default();
+        let set = SetRuntime {
+            name: "web".into(),
+            hooks: None,
+            cgroup: Cgroup(self.dir.join("cgroups").join(node).join("web")),
+            resources: vec![Box::new(fake.clone())],
+            labels: vec!["fake".into()],
+        };
+        let (signals_tx, signals) = mpsc::channel(4);
+        let (kill, killed) = oneshot::channel::<()>();
+        let socket = self.socket(node);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let result = rt.block_on(async move {
+                let ports = Ports {
+                    guard: Arc::new(Ledger::default()),
+                    guard_ended: None,
+                    sets: vec![set],
+                    netlink: None,
+                    signals,
+                };
+                let agent = Agent::start(Options { config, me, state_dir, socket }, ports, Inputs::default()).await?;
+                tokio::select! {
+                    r = agent.run() => r,
+                    _ = killed => Ok(()),
+                }
+            });
+            // Every task of the node goes with its runtime: a dead machine.
+            rt.shutdown_background();
+            result
+        });
+        Running { fake, signals: signals_tx, kill: Some(kill), thread: Some(thread) }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Running {
+    fake: Fake,
+    signals: mpsc::Sender<Signal>,
+    kill: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Running {
+    fn runs_web(&self) -> bool {
+        self.fake.running.load(Ordering::SeqCst)
+    }
+
+    /// The machine dies: every task and socket gone, and what it ran with it.
+    fn kill(&mut self) {
+        let _ = self.kill.take().unwrap().send(());
+        let _ = self.thread.take().unwrap().join();
+        self.fake.running.store(false, Ordering::SeqCst);
+    }
+
+    /// SIGTERM; returns once the agent exited, with how it ended.
+    fn stop(&mut self) -> Result<(), String> {
+        self.signals.blocking_send(Signal::Stop).unwrap();
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(k) = self.kill.take() {
+            let _ = k.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn call(socket: &Path, req: Request) -> api::Response {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(api::call(socket, &req)).unwrap()
+}
+
+/// Exactly one node runs web, and it is `node`.
+fn only(nodes: &[&Running], node: usize) -> bool {
+    nodes.iter().enumerate().all(|(i, n)| n.runs_web() == (i == node))
+}
+
+#[test]
+fn a_cluster_in_one_process_fails_over_moves_empties_a_node_and_stops() {
+    let cluster = Cluster::new("all");
+    let mut a = cluster.start("alpha");
+    let mut b = cluster.start("beta");
+    let mut c = cluster.start("gamma");
+    assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha, its first choice");
+
+    // A planned move: answered once web runs on beta.
+    let moved =
+        call(&cluster.socket("gamma"), Request::Move { set: "web".into(), node: Some("beta".into()), reason: None });
+    assert!(moved.ok, "{:?}", moved.error);
+    assert_eq!(moved.data.unwrap()["target"], "beta");
+    assert!(only(&[&a, &b, &c], 1), "web runs on beta alone");
+
+    // Standby of beta: answered once beta is empty.
+    let standby = call(&cluster.socket("alpha"), Request::Standby { node: "beta".into(), standby: true, reason: None });
+    assert!(standby.ok, "{:?}", standby.error);
+    assert!(!b.runs_web());
+    assert!(wait(Duration::from_secs(10), || a.runs_web() ^ c.runs_web()), "web runs on one other node");
+    let online = call(&cluster.socket("alpha"), Request::Standby { node: "beta".into(), standby: false, reason: None });
+    assert!(online.ok, "{:?}", online.error);
+
+    // The owner dies: another node takes web over; the dead one comes back.
+    let a_owned = a.runs_web();
+    if a_owned {
+        a.kill();
+        assert!(wait(Duration::from_secs(15), || b.runs_web() ^ c.runs_web()), "web taken over");
+        a = cluster.start("alpha");
+    } else {
+        c.kill();
+        assert!(wait(Duration::from_secs(15), || a.runs_web() ^ b.runs_web()), "web taken over");
+        c = cluster.start("gamma");
+    }
+
+    // A refused request says why, and changes nothing.
+    let refused =
+        call(&cluster.socket("beta"), Request::Move { set: "web".into(), node: Some("nobody".into()), reason: None });
+    assert_eq!(refused.error.as_deref(), Some("no node named \"nobody\""));
+
+    // SIGTERM to the owner: it hands web over (two nodes are left, a
+    // majority) and exits cleanly.
+    let owner = if b.runs_web() {
+        &mut b
+    } else if a.runs_web() {
+        &mut a
+    } else {
+        &mut c
+    };
+    owner.stop().expect("the agent exits cleanly");
+    assert!(!owner.runs_web(), "it stopped web before it left");
+    let others = [&a, &b, &c].into_iter().filter(|n| n.thread.is_some()).collect::<Vec<_>>();
+    assert_eq!(others.len(), 2);
+    assert!(others.iter().filter(|n| n.runs_web()).count() == 1, "web runs on a node left, once");
+}

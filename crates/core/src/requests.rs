@@ -1,0 +1,264 @@
+//! Operator requests: what an operator (through the API) or `baton lock`
+//! asks of this node. Each is admitted or refused here, turned into the
+//! command it needs, proposed again for as long as the agreed state does
+//! not show it done, and answered — with a [`Reply`] the node emits as an
+//! output — once it is done, refused, or out of time. A lost proposal costs
+//! a retry, never a silently ignored request.
+
+use std::time::Duration;
+
+use baton_state::{ClusterState, Command, Phase};
+
+use crate::time::Time;
+use crate::topology::{NodeId, SetId, Topology};
+
+/// How long a request may take to be agreed before it is answered as failed.
+pub const AGREE_WAIT: Duration = Duration::from_secs(10);
+/// How long a move or a standby may take to finish.
+pub const MOVE_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A planned move, to `to` or to the next preferred node.
+    Move {
+        set: SetId,
+        to: Option<NodeId>,
+    },
+    Freeze {
+        set: SetId,
+        frozen: bool,
+    },
+    Standby {
+        node: NodeId,
+        standby: bool,
+    },
+    /// Forget the set's exclusions.
+    Cleanup {
+        set: SetId,
+    },
+    Maintenance {
+        on: bool,
+    },
+    /// Take the cluster-wide lock `name` for this node, waiting at most `wait`.
+    Lock {
+        name: String,
+        wait: Duration,
+    },
+    /// Give the lock back.
+    Unlock {
+        name: String,
+        token: u64,
+    },
+    /// Who holds the lock, and may this node act on it now?
+    LockState {
+        name: String,
+    },
+    /// Does the set run on this node?
+    IsActive {
+        set: SetId,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Agreed (a move: the set runs on `to`; a standby: the node is empty).
+    Done,
+    /// A move finished: the set runs on this node.
+    Moved {
+        to: NodeId,
+    },
+    /// The lock is this node's, with this fencing token, and may be acted
+    /// on for `valid_for` more (unless a later answer says longer).
+    Locked {
+        token: u64,
+        valid_for: Duration,
+    },
+    /// Who holds the lock; whether this node may act on it, and for how long.
+    LockState {
+        holder: Option<NodeId>,
+        token: Option<u64>,
+        valid: bool,
+        valid_for: Duration,
+    },
+    Active(bool),
+    Refused(Refusal),
+    /// Admitted, but not done in time; says what the state was.
+    Failed(String),
+}
+
+/// Why a request is refused, before anything is proposed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Maintenance,
+    Frozen { set: SetId },
+    Witness { node: NodeId },
+    NotInList { set: SetId, node: NodeId },
+    Ineligible { set: SetId, node: NodeId, why: &'static str },
+    NoTarget { set: SetId },
+    LockName,
+}
+
+impl Refusal {
+    /// In words, with the names of `topo`.
+    pub fn describe(&self, topo: &Topology) -> String {
+        let (n, s) = (|n: NodeId| topo.node_name(n).to_string(), |s: SetId| topo.set_name(s).to_string());
+        match self {
+            Refusal::Maintenance => "the cluster is in maintenance mode: `baton maintenance off` first".into(),
+            Refusal::Frozen { set } => format!("{} is frozen: unfreeze it first", s(*set)),
+            Refusal::Witness { node } => format!("{} is a witness and never runs sets", n(*node)),
+            Refusal::NotInList { set, node } => format!("{} is not in {}'s node list", n(*node), s(*set)),
+            Refusal::Ineligible { set, node, why } => format!("{} cannot run {} now: {why}", n(*node), s(*set)),
+            Refusal::NoTarget { set } => format!("no other node can run {} now", s(*set)),
+            Refusal::LockName => "a lock name is 1 to 128 printable characters".into(),
+        }
+    }
+}
+
+/// A request admitted and waiting for the agreed state to show it done.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub id: u64,
+    pub work: Work,
+    pub deadline: Time,
+}
+
+/// What an admitted request waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// The set runs on `to`: its pin is proposed until the move is agreed.
+    Move {
+        set: SetId,
+        to: NodeId,
+    },
+    Freeze {
+        set: SetId,
+        frozen: bool,
+    },
+    Standby {
+        node: NodeId,
+        standby: bool,
+    },
+    Cleanup {
+        set: SetId,
+    },
+    Maintenance {
+        on: bool,
+    },
+    Lock {
+        name: String,
+    },
+    Unlock {
+        name: String,
+        token: u64,
+    },
+}
+
+/// Why `node` may not be given `set` now, if it may not.
+pub fn ineligible(state: &ClusterState, set: SetId, node: NodeId) -> Option<&'static str> {
+    state.check_eligible(set, node).err()?;
+    let rec = state.node(node);
+    Some(if !state.is_online(node) {
+        "it is not online (not joined yet, or evicted)"
+    } else if rec.standby {
+        "it is in standby"
+    } else {
+        "it is excluded for this set (a veto or a failure); clear it first"
+    })
+}
+
+impl Work {
+    /// The command that makes it happen, if one is still needed. `me` is
+    /// this node (locks are taken for it).
+    pub fn command(&self, state: &ClusterState, me: NodeId) -> Option<Command> {
+        match self {
+            Work::Move { set, to } => {
+                (state.set(*set).pin != Some(*to)).then_some(Command::Pin { set: *set, node: Some(*to) })
+            }
+            Work::Freeze { set, frozen } => Some(Command::Freeze { set: *set, frozen: *frozen }),
+            Work::Standby { node, standby } => Some(Command::Standby { node: *node, standby: *standby }),
+            Work::Cleanup { set } => Some(Command::Clear { set: *set }),
+            Work::Maintenance { on } => Some(Command::Maintenance { on: *on }),
+            Work::Lock { name } => {
+                // Only a free lock is asked for; a held one is waited for.
+                (!state.locks.contains_key(name)).then(|| Command::Lock {
+                    name: name.clone(),
+                    node: me,
+                    epoch: state.node(me).epoch,
+                })
+            }
+            Work::Unlock { name, token } => Some(Command::Unlock { name: name.clone(), node: me, token: *token }),
+        }
+    }
+
+    /// The reply, once the agreed state shows it done; `valid_for` is how
+    /// long this node may act on a lock it holds (see `Node::lock_valid_for`).
+    pub fn done(&self, state: &ClusterState, me: NodeId, valid_for: Duration) -> Option<Reply> {
+        let ok = |done: bool| done.then_some(Reply::Done);
+        match self {
+            Work::Move { set, to } => {
+                let rec = state.set(*set);
+                (rec.owner == Some(*to) && rec.running && rec.phase == Phase::Stable)
+                    .then_some(Reply::Moved { to: *to })
+            }
+            Work::Freeze { set, frozen } => ok(state.set(*set).frozen == *frozen),
+            Work::Standby { node, standby: true } => {
+                ok(state.node(*node).standby && state.owned_by(*node).next().is_none())
+            }
+            Work::Standby { node, standby: false } => ok(!state.node(*node).standby),
+            Work::Cleanup { set } => ok(state.set(*set).excluded.is_empty()),
+            Work::Maintenance { on } => ok(state.maintenance == *on),
+            Work::Lock { name } => state
+                .locks
+                .get(name)
+                .filter(|l| l.holder == me && !valid_for.is_zero())
+                .map(|l| Reply::Locked { token: l.token, valid_for }),
+            Work::Unlock { name, token } => {
+                ok(state.locks.get(name).is_none_or(|l| l.holder != me || l.token != *token))
+            }
+        }
+    }
+
+    /// What the state was when the request ran out of time.
+    pub fn failure(&self, state: &ClusterState, topo: &Topology) -> String {
+        let node = |n: Option<NodeId>| n.map_or("nobody".to_string(), |n| topo.node_name(n).to_string());
+        match self {
+            Work::Move { set, to } => {
+                let rec = state.set(*set);
+                format!(
+                    "the move of {} to {} did not finish within {}s: owned by {}, {}",
+                    topo.set_name(*set),
+                    topo.node_name(*to),
+                    MOVE_WAIT.as_secs(),
+                    node(rec.owner),
+                    if rec.running { "running" } else { "not running" }
+                )
+            }
+            Work::Standby { node: n, standby: true } => {
+                let left: Vec<&str> = state.owned_by(*n).map(|s| topo.set_name(s)).collect();
+                format!(
+                    "{} was not emptied within {}s: it still owns {}",
+                    topo.node_name(*n),
+                    MOVE_WAIT.as_secs(),
+                    left.join(", ")
+                )
+            }
+            Work::Lock { name } => {
+                format!("the lock {name} stayed with {}", node(state.locks.get(name).map(|l| l.holder)))
+            }
+            _ => format!("not agreed within {}s (is a majority of the cluster up?)", AGREE_WAIT.as_secs()),
+        }
+    }
+
+    /// How long it may take.
+    pub fn wait(&self) -> Duration {
+        match self {
+            Work::Move { .. } | Work::Standby { standby: true, .. } => MOVE_WAIT,
+            _ => AGREE_WAIT,
+        }
+    }
+}
+
+/// A lock name is 1 to 128 printable characters.
+pub fn lock_name_ok(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 128 && !name.chars().any(char::is_control)
+}
