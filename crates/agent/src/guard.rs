@@ -49,6 +49,8 @@ pub enum Order {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Held {
     pub deadline_ms: Option<u64>,
+    /// The deadline passed and everything was released (and reported).
+    pub fired: bool,
     /// Each undo with how many holds it has (two holds, two drops).
     pub undo: BTreeMap<Undo, u32>,
 }
@@ -63,7 +65,13 @@ impl Held {
 
     pub fn apply(&mut self, order: Order) {
         match order {
-            Order::Deadline(d) => self.deadline_ms = d,
+            Order::Deadline(d) => {
+                // A deadline still to come (or none) ends the fired state.
+                if d.is_none_or(|d| d > monotonic_ms()) {
+                    self.fired = false;
+                }
+                self.deadline_ms = d;
+            }
             Order::Hold(u) => *self.undo.entry(u).or_default() += 1,
             Order::Drop(u) => {
                 if let Some(n) = self.undo.get_mut(&u) {
@@ -82,14 +90,12 @@ impl Held {
 }
 
 /// Undoes everything held, in [`Undo`]'s order; logs what failed and how
-/// long the whole release took. With `keep_cgroups`, the cgroups stay held
-/// (emptied): they are the sets' containers, and the next start of a set
-/// on this node needs its cgroup held again from its first hook on.
-pub async fn release_all(nl: &Netlink, held: &mut Held, who: &str, keep_cgroups: bool) {
-    let all: Vec<Undo> = std::mem::take(&mut held.undo).into_keys().collect();
-    if keep_cgroups {
-        held.undo = all.iter().filter(|u| matches!(u, Undo::Cgroup { .. })).map(|u| (u.clone(), 1)).collect();
-    }
+/// long the whole release took. The holds stay: after a lease ended, the
+/// guard undoes them again until the agent drops them or tells a new
+/// deadline (a start under way when the lease ended may finish after the
+/// first release), and on the agent's death everything is undone anyway.
+pub async fn release_all(nl: &Netlink, held: &Held, who: &str) {
+    let all: Vec<Undo> = held.undo.keys().cloned().collect();
     if all.is_empty() {
         return;
     }
@@ -188,6 +194,20 @@ pub fn lock(path: &Path) -> io::Result<std::fs::File> {
     Ok(file)
 }
 
+/// The lease ended: release everything, then say so, naming the deadline
+/// (once per deadline).
+async fn fire(nl: &Netlink, held: &mut Held, stdout: &mut tokio::io::Stdout) -> io::Result<()> {
+    eprintln!("baton guard: the lease ended; releasing everything this node ran");
+    release_all(nl, held, "guard").await;
+    held.fired = true;
+    let deadline = held.deadline_ms.expect("only a deadline fires");
+    stdout.write_all(format!("fired {deadline}\n").as_bytes()).await?;
+    stdout.flush().await
+}
+
+/// How often a fired guard undoes again what it still holds.
+const RELEASE_AGAIN: Duration = Duration::from_millis(100);
+
 /// The guard's main loop (`baton guard`), until the agent closes stdin. It
 /// says `ready` once it holds the node's guard lock.
 pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io::Result<()> {
@@ -201,7 +221,13 @@ pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io
     let pet_every = watchdog.as_ref().map_or(Duration::from_secs(3600), |w| Duration::from_millis(w.timeout_ms / 4));
     let mut pets = tokio::time::interval(pet_every);
     loop {
-        let wait = held.deadline_ms.map(|d| Duration::from_millis(d.saturating_sub(monotonic_ms())));
+        // Before firing: the deadline. Fired: again and again, while the
+        // deadline stays in the past and something is held.
+        let wait = match held.deadline_ms {
+            Some(d) if !held.fired => Some(Duration::from_millis(d.saturating_sub(monotonic_ms()))),
+            Some(_) if !held.is_empty() => Some(RELEASE_AGAIN),
+            _ => None,
+        };
         let deadline = async {
             match wait {
                 Some(w) => tokio::time::sleep(w).await,
@@ -211,6 +237,12 @@ pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io
         tokio::select! {
             line = lines.next_line() => match line? {
                 Some(line) => {
+                    // A deadline that has passed fires before any later
+                    // order applies: the agent counts on a firing once its
+                    // clock is past the deadline it told.
+                    if !held.fired && held.deadline_ms.is_some_and(|d| monotonic_ms() >= d) {
+                        fire(&nl, &mut held, &mut stdout).await?;
+                    }
                     if let Err(e) = held.update(&line) {
                         eprintln!("{e}");
                     }
@@ -220,7 +252,7 @@ pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io
                     if !held.is_empty() {
                         eprintln!("baton guard: the agent died; releasing everything it ran");
                     }
-                    release_all(&nl, &mut held, "guard", false).await;
+                    release_all(&nl, &held, "guard").await;
                     if let Some(w) = watchdog.as_mut() {
                         w.disarm();
                     }
@@ -228,11 +260,11 @@ pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io
                 }
             },
             () = deadline => {
-                eprintln!("baton guard: the lease ended; releasing everything this node ran");
-                release_all(&nl, &mut held, "guard", true).await;
-                held.deadline_ms = None;
-                stdout.write_all(b"fired\n").await?;
-                stdout.flush().await?;
+                if held.fired {
+                    release_all(&nl, &held, "guard").await;
+                } else {
+                    fire(&nl, &mut held, &mut stdout).await?;
+                }
             }
             _ = pets.tick() => {
                 if let Some(w) = watchdog.as_mut() {

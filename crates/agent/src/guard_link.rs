@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use baton_core::Input;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use baton_core::{Input, Time};
 use baton_resources::netlink::Netlink;
 use baton_resources::undo::Undo;
 use futures_util::future::BoxFuture;
@@ -24,7 +27,7 @@ use crate::guard::{release_all, Held, Order};
 async fn lost(why: &str, held: &mut Held) -> ! {
     eprintln!("baton: lost the guard ({why}); releasing everything this node ran and exiting");
     match Netlink::connect() {
-        Ok(nl) => release_all(&nl, held, "agent", false).await,
+        Ok(nl) => release_all(&nl, held, "agent").await,
         Err(e) => eprintln!("baton: netlink for removing the addresses: {e}"),
     }
     std::process::exit(70);
@@ -43,6 +46,11 @@ pub struct WatchdogArgs {
 pub trait GuardPort: Send + Sync {
     /// Queues an order behind every earlier one, without waiting.
     fn tell(&self, order: Order);
+    /// Tells the core's deadline `at`, on the monotonic clock `ms`; the
+    /// guard's reports of firing name it by `ms`, the core hears `at`.
+    fn deadline(&self, deadline: Option<(u64, Time)>) {
+        self.tell(Order::Deadline(deadline.map(|(ms, _)| ms)));
+    }
     /// Holds `undo`; returns once the guard has it, even if this agent dies
     /// the next instant.
     fn hold(&self, undo: Vec<Undo>) -> BoxFuture<'_, ()>;
@@ -78,9 +86,18 @@ const GUARD_READY: Duration = Duration::from_secs(60);
 /// An order, and who waits for it to be on the guard's pipe.
 type Line = (Order, Option<oneshot::Sender<()>>);
 
+/// How many deadlines told the agent remembers for the guard's reports
+/// (a report names one told a few seconds ago at most; the core renews its
+/// lease a few times a second).
+const TOLD: usize = 1024;
+
+/// The deadlines told, oldest first: monotonic ms and the core's time.
+type Told = Arc<Mutex<VecDeque<(u64, Time)>>>;
+
 #[derive(Clone)]
 pub struct GuardLink {
     tx: mpsc::UnboundedSender<Line>,
+    told: Told,
 }
 
 impl GuardLink {
@@ -155,15 +172,32 @@ impl GuardLink {
                 }
             }
         });
+        let told = Told::default();
+        let fired = told.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                if line == "fired" && inputs.send(Input::GuardFired).await.is_err() {
+                let Some(deadline) = reported(&line, &fired) else {
+                    eprintln!("baton: the guard said {line:?}, which names no deadline told to it");
+                    continue;
+                };
+                if inputs.send(Input::GuardFired { deadline }).await.is_err() {
                     return;
                 }
             }
         });
-        Ok((GuardLink { tx }, ended))
+        Ok((GuardLink { tx, told }, ended))
     }
+}
+
+/// The core's deadline a report (`fired <ms>`) names; the ones told
+/// before it are forgotten (the guard fires them in the order told).
+fn reported(line: &str, told: &Told) -> Option<Time> {
+    let ms: u64 = line.strip_prefix("fired ")?.parse().ok()?;
+    let mut told = told.lock().expect("not poisoned");
+    let i = told.iter().rposition(|&(m, _)| m == ms)?;
+    let at = told[i].1;
+    told.drain(..i);
+    Some(at)
 }
 
 impl GuardPort for GuardLink {
@@ -171,6 +205,17 @@ impl GuardPort for GuardLink {
         // The guard's task exits the process if the guard is gone, so a
         // closed channel only happens during shutdown.
         let _ = self.tx.send((order, None));
+    }
+
+    fn deadline(&self, deadline: Option<(u64, Time)>) {
+        if let Some(d) = deadline {
+            let mut told = self.told.lock().expect("not poisoned");
+            if told.len() == TOLD {
+                told.pop_front();
+            }
+            told.push_back(d);
+        }
+        self.tell(Order::Deadline(deadline.map(|(ms, _)| ms)));
     }
 
     /// Returns once the orders are on the guard's pipe: bytes in a pipe

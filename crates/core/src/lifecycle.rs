@@ -380,8 +380,20 @@ impl Lifecycle {
         steps.into_iter().chain(monitors).chain(mon_inflight).min()
     }
 
-    /// The guard killed everything, or an operator declared the set stopped
-    /// here: forget every step and monitor in flight.
+    /// Stops the set again from the top, whatever it was doing: the step in
+    /// flight abandoned (its action was cancelled), every resource that may
+    /// run stopped, hooks around them. After the guard fired.
+    pub fn stop_over(&mut self, now: Time, spec: &SetSpec) -> Vec<Action> {
+        if matches!(self.phase, Phase::Stopped | Phase::Blocked) {
+            return Vec::new();
+        }
+        self.inflight = None;
+        self.stop_failed = false;
+        self.begin_stop(now, spec, Why::LeaseEnding, true)
+    }
+
+    /// A block was lifted (the node fenced, or cleared): nothing runs here;
+    /// forget every step and monitor in flight.
     pub fn reset(&mut self) {
         self.phase = Phase::Stopped;
         self.plan.clear();

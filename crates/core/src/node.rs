@@ -85,8 +85,12 @@ pub enum Input {
         token: u64,
         ok: bool,
     },
-    /// The guard reached the lease deadline and killed everything.
-    GuardFired,
+    /// The guard reached a deadline told (`Output::Guard`) and killed
+    /// everything. Each deadline that passes before the next is told is
+    /// fired, and reported, once.
+    GuardFired {
+        deadline: Time,
+    },
     /// This node became (or stopped being) the agreement layer's leader.
     Leader(bool),
     /// An operator's request (from the API or `baton lock`), answered
@@ -212,6 +216,11 @@ pub struct Node {
     /// Per node: when the leader last asked to fence it.
     fence_asked: Vec<Option<Time>>,
     guard: Option<Time>,
+    /// The guard reported its firing for the deadline last told.
+    guard_reported: bool,
+    /// Earlier deadlines that had passed, unreported, when the next was
+    /// told: the guard fires each before it reads the next, and reports it.
+    guard_owed: Vec<Time>,
     lease_held: bool,
     /// When the next round of probes is due.
     next_probe: Time,
@@ -272,6 +281,8 @@ impl Node {
             proposed: Vec::new(),
             fence_asked: vec![None; n],
             guard: None,
+            guard_reported: false,
+            guard_owed: Vec::new(),
             lease_held: false,
             next_probe: now + topo.timing.probe_interval.unwrap_or_default(),
             pending: Vec::new(),
@@ -325,6 +336,7 @@ impl Node {
         if !self.holds_lease(now) {
             self.drop_all(now, &mut out);
         }
+
         match input {
             Input::Tick => {}
             Input::Heartbeat { link, heartbeat } => self.on_heartbeat(now, link, heartbeat, &mut out),
@@ -342,11 +354,11 @@ impl Node {
                 assert_eq!((state.nodes.len(), state.sets.len()), (self.topo.nodes.len(), self.topo.sets.len()));
                 self.state = state;
             }
-            // Past the guard's deadline the guard is killing everything this
-            // node runs, the programs of steps in flight too: their failure
-            // says nothing (a "failed" stop there would block the set for
-            // nothing). The guard's report resets the lifecycles.
-            Input::StepDone { ok: false, .. } if self.guard.is_some_and(|d| now >= d) => {}
+            // While the guard fires it kills everything this node runs, the
+            // programs of steps in flight too: their failure says nothing (a
+            // "failed" stop would block the set for nothing). The guard's
+            // report stops every set again from the top.
+            Input::StepDone { ok: false, .. } if self.firing(now) => {}
             Input::StepDone { set, token, ok } => {
                 let spec = &self.topo.sets[usize::from(set)];
                 let (actions, reports) = self.sets[usize::from(set)].step_done(now, spec, token, ok);
@@ -358,12 +370,26 @@ impl Node {
                 let reports = self.sets[usize::from(set)].monitor_done(now, spec, token, ok);
                 self.on_reports(now, set, reports, &mut out);
             }
-            Input::GuardFired => {
-                for (i, lc) in self.sets.iter_mut().enumerate() {
-                    lc.reset();
-                    out.push(Output::Cancel { set: i as SetId });
+            // The guard released everything it held when it fired. The core
+            // may have started something since (its lease renewed while the
+            // guard was releasing): so every set that is not stopped is
+            // stopped again from the top — the steps in flight abandoned,
+            // each resource that may run stopped (a no-op for what the guard
+            // released), never assumed gone. (The simulator found a set
+            // restarted during the release, then taken for stopped: seed 78166.)
+            Input::GuardFired { deadline } => {
+                for (i, (lc, spec)) in self.sets.iter_mut().zip(&self.topo.sets).enumerate() {
+                    if matches!(lc.phase(), Phase::Starting | Phase::Running | Phase::Stopping) {
+                        out.push(Output::Cancel { set: i as SetId });
+                        out.extend(lc.stop_over(now, spec).into_iter().map(Output::Act));
+                    }
                 }
-                self.guard = None;
+                if self.guard == Some(deadline) {
+                    self.guard_reported = true;
+                }
+                // (A report of a deadline that had not passed when the next
+                // was told matches nothing: the guard read the next late.)
+                self.guard_owed.retain(|&d| d != deadline);
                 out.push(Output::Event(Event::GuardFired));
             }
             Input::Leader(leader) => self.leader = leader,
@@ -522,6 +548,14 @@ impl Node {
         }
     }
 
+    /// A deadline told has passed and its report has not come yet: the
+    /// guard is killing everything (it fires a passed deadline before it
+    /// applies any later order). Nothing starts meanwhile, since its report
+    /// stops every set again.
+    fn firing(&self, now: Time) -> bool {
+        !self.guard_owed.is_empty() || self.guard.is_some_and(|d| now >= d) && !self.guard_reported
+    }
+
     /// Has the cluster agreed that this incarnation is online?
     fn joined(&self) -> bool {
         self.state.is_online(self.me) && self.state.node(self.me).incarnation == self.incarnation
@@ -599,7 +633,12 @@ impl Node {
         let mine = rec.owner == Some(self.me);
         assert!(!(mine && self.topo.nodes[usize::from(self.me)].witness), "witness {} owns a set", self.me);
         let failed_here = self.failed[i].filter(|(g, _)| *g == rec.generation && mine);
-        let want = hold && mine && rec.phase == SetPhase::Stable && rec.blocked.is_none() && failed_here.is_none();
+        let want = hold
+            && !self.firing(now)
+            && mine
+            && rec.phase == SetPhase::Stable
+            && rec.blocked.is_none()
+            && failed_here.is_none();
         let spec = &self.topo.sets[i];
         let lc = &mut self.sets[i];
         let why = if hold { Why::Release } else { Why::LeaseEnding };
@@ -646,11 +685,24 @@ impl Node {
         }
     }
 
+    /// Tells the guard the deadline: the lease's end while something may
+    /// run here. Without a lease the last deadline told stays (it has passed:
+    /// the guard fires once, reports once, and keeps undoing whatever it
+    /// still holds until a new deadline comes); nothing to guard, none.
     fn update_guard(&mut self, out: &mut Vec<Output>) {
         let busy = self.sets.iter().any(|lc| lc.phase() != Phase::Stopped);
-        let deadline = if busy { Some(self.lease_expiry().unwrap_or(self.now)) } else { None };
+        let lease = self.lease_expiry().filter(|&e| e > self.now);
+        let deadline = match (busy, lease) {
+            (false, _) => None,
+            (true, Some(end)) => Some(end),
+            (true, None) => self.guard.or(Some(self.now)),
+        };
         if deadline != self.guard {
+            if !self.guard_reported {
+                self.guard_owed.extend(self.guard.filter(|&d| self.now >= d));
+            }
             self.guard = deadline;
+            self.guard_reported = false;
             out.push(Output::Guard(deadline));
         }
     }
@@ -728,7 +780,7 @@ impl Node {
                 return out.push(answer(Reply::LockState { holder, token, valid, valid_for }));
             }
             Request::Move { set, to } => match self.admit_move(set, to) {
-                Ok(to) => Work::Move { set, to },
+                Ok(to) => Work::Move { set, to, pinned: false },
                 Err(why) => return out.push(answer(Reply::Refused(why))),
             },
             Request::Standby { standby: true, .. } if self.state.maintenance => {
@@ -788,7 +840,7 @@ impl Node {
     fn serve(&mut self, now: Time, out: &mut Vec<Output>) {
         let mut left = Vec::with_capacity(self.pending.len());
         let valid_for = self.lock_valid_for(now);
-        for p in std::mem::take(&mut self.pending) {
+        for mut p in std::mem::take(&mut self.pending) {
             if let Some(reply) = p.work.done(&self.state, self.me, valid_for) {
                 out.push(Output::Reply { id: p.id, reply });
             } else if now >= p.deadline {

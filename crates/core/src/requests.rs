@@ -86,7 +86,8 @@ pub enum Reply {
     Failed(String),
 }
 
-/// Why a request is refused, before anything is proposed.
+/// Why a request is refused, before anything is proposed (or, for a move,
+/// given up once a later pin replaced its own).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
     Maintenance,
@@ -96,6 +97,7 @@ pub enum Refusal {
     Ineligible { set: SetId, node: NodeId, why: &'static str },
     NoTarget { set: SetId },
     LockName,
+    Superseded { set: SetId },
 }
 
 impl Refusal {
@@ -110,6 +112,7 @@ impl Refusal {
             Refusal::Ineligible { set, node, why } => format!("{} cannot run {} now: {why}", n(*node), s(*set)),
             Refusal::NoTarget { set } => format!("no other node can run {} now", s(*set)),
             Refusal::LockName => "a lock name is 1 to 128 printable characters".into(),
+            Refusal::Superseded { set } => format!("a later move of {} replaced this one", s(*set)),
         }
     }
 }
@@ -125,10 +128,12 @@ pub struct Pending {
 /// What an admitted request waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Work {
-    /// The set runs on `to`: its pin is proposed until the move is agreed.
+    /// The set runs on `to`: its pin is proposed until agreed (`pinned`),
+    /// never again after: a later pin (another move) replaces it.
     Move {
         set: SetId,
         to: NodeId,
+        pinned: bool,
     },
     Freeze {
         set: SetId,
@@ -171,8 +176,8 @@ impl Work {
     /// this node (locks are taken for it).
     pub fn command(&self, state: &ClusterState, me: NodeId) -> Option<Command> {
         match self {
-            Work::Move { set, to } => {
-                (state.set(*set).pin != Some(*to)).then_some(Command::Pin { set: *set, node: Some(*to) })
+            Work::Move { set, to, pinned } => {
+                (!pinned && state.set(*set).pin != Some(*to)).then_some(Command::Pin { set: *set, node: Some(*to) })
             }
             Work::Freeze { set, frozen } => Some(Command::Freeze { set: *set, frozen: *frozen }),
             Work::Standby { node, standby } => Some(Command::Standby { node: *node, standby: *standby }),
@@ -192,11 +197,18 @@ impl Work {
 
     /// The reply, once the agreed state shows it done; `valid_for` is how
     /// long this node may act on a lock it holds (see `Node::lock_valid_for`).
-    pub fn done(&self, state: &ClusterState, me: NodeId, valid_for: Duration) -> Option<Reply> {
+    pub fn done(&mut self, state: &ClusterState, me: NodeId, valid_for: Duration) -> Option<Reply> {
         let ok = |done: bool| done.then_some(Reply::Done);
         match self {
-            Work::Move { set, to } => {
+            Work::Move { set, to, pinned } => {
                 let rec = state.set(*set);
+                if rec.pin == Some(*to) {
+                    *pinned = true;
+                } else if *pinned {
+                    // Two operators moving one set: the later pin wins, the
+                    // earlier request is told (rather than both retried in turn).
+                    return Some(Reply::Refused(Refusal::Superseded { set: *set }));
+                }
                 (rec.owner == Some(*to) && rec.running && rec.phase == Phase::Stable)
                     .then_some(Reply::Moved { to: *to })
             }
@@ -222,7 +234,7 @@ impl Work {
     pub fn failure(&self, state: &ClusterState, topo: &Topology) -> String {
         let node = |n: Option<NodeId>| n.map_or("nobody".to_string(), |n| topo.node_name(n).to_string());
         match self {
-            Work::Move { set, to } => {
+            Work::Move { set, to, .. } => {
                 let rec = state.set(*set);
                 format!(
                     "the move of {} to {} did not finish within {}s: owned by {}, {}",

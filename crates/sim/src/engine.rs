@@ -10,9 +10,9 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
 
-use baton_core::lifecycle::{Action, HookKind, Step};
+use baton_core::lifecycle::{self, Action, HookKind, Step};
 use baton_core::requests::{Reply, Request};
-use baton_core::{Heartbeat, Input, Node, NodeId, Output, Persisted, SetId, Stranger, Time};
+use baton_core::{Event, Heartbeat, Input, Node, NodeId, Output, Persisted, SetId, Stranger, Time};
 use baton_state::{Applied, ClusterState, Command};
 
 use crate::clock::Clock;
@@ -81,10 +81,12 @@ enum Ev {
         resource: usize,
         starts: u64,
     },
-    /// The guard finished its release; the agent (if any) hears it.
+    /// The guard finished its release for `deadline`; the agent (if any)
+    /// hears it.
     Released {
         node: NodeId,
         inc: u64,
+        deadline: Time,
     },
     Fault(Fault),
     Restart {
@@ -115,7 +117,11 @@ enum Ev {
         token: u64,
         done_at: u64,
     },
+    /// The fence `by` asked for is done; `by` hears it (if still the
+    /// agent `inc` that asked).
     FenceDone {
+        by: NodeId,
+        inc: u64,
         epoch: u64,
         incarnation: u64,
         target: NodeId,
@@ -211,7 +217,8 @@ pub struct Sim {
     leaderless_since: Option<u64>,
     world: World,
     res: ResourceFaults,
-    fencing: BTreeSet<NodeId>,
+    /// Fences under way: (who asked, target).
+    fencing: BTreeSet<(NodeId, NodeId)>,
     pending_ops: Vec<Command>,
     /// Requests asked and not answered: id → (node, request).
     asked: std::collections::BTreeMap<u64, (NodeId, Request)>,
@@ -434,7 +441,7 @@ impl Sim {
                     let n = &mut self.nodes[usize::from(node)];
                     n.released_at = n.released_at.max(self.now + took);
                     let at = n.released_at;
-                    self.push(at, Ev::Released { node, inc });
+                    self.push(at, Ev::Released { node, inc, deadline });
                 }
             }
             Ev::Undone { node, set, resource, starts } => {
@@ -443,9 +450,9 @@ impl Sim {
                     self.world.set(self.now, node, set, resource, false);
                 }
             }
-            Ev::Released { node, inc } => {
+            Ev::Released { node, inc, deadline } => {
                 if self.nodes[usize::from(node)].inc == inc {
-                    self.input(node, Input::GuardFired);
+                    self.input(node, Input::GuardFired { deadline });
                 }
             }
             Ev::Fault(fault) => self.fault(fault),
@@ -473,7 +480,15 @@ impl Sim {
                     self.input(node, Input::Leader(leader));
                 }
             }
-            Ev::FenceDone { target, epoch, incarnation } => self.fence(target, epoch, incarnation),
+            Ev::FenceDone { by, inc, target, epoch, incarnation } => {
+                self.fencing.remove(&(by, target));
+                self.fence(target, epoch, incarnation);
+                // The device confirmed (a void fence powered off a node
+                // already off, or back: the core's `Fenced` is then stale).
+                if self.nodes[usize::from(by)].inc == inc {
+                    self.input(by, Input::FenceDone { node: target, epoch, incarnation, result: Ok(()) });
+                }
+            }
             Ev::LockPoll { node, token, done_at } => {
                 let Some(h) = self.holders.iter().find(|h| h.node == node && h.token == token).cloned() else {
                     return;
@@ -521,8 +536,10 @@ impl Sim {
         self.stop_agent(node);
         let n = &mut self.nodes[usize::from(node)];
         n.guard_held.iter_mut().flatten().for_each(|h| *h = false);
-        // The machine died: its guard's release with it.
+        // The machine died: its guard's release with it, and any `baton
+        // lock` command running there.
         n.released_at = self.now;
+        self.holders.retain(|h| h.node != node);
         self.trace(|| format!("n{node} crashes"));
         self.world.clear_node(self.now, node);
     }
@@ -618,6 +635,12 @@ impl Sim {
                 self.act(node, action)
             }
             Output::Guard(deadline) => {
+                // A deadline that has passed fires before a later one applies.
+                let n = &self.nodes[i];
+                if let Some(old) = n.guard.filter(|&old| n.clock.true_of(old) <= self.now) {
+                    let inc = n.inc;
+                    self.dispatch(Ev::Guard { node, inc, deadline: old });
+                }
                 let n = &mut self.nodes[i];
                 n.guard = deadline;
                 if let Some(d) = deadline {
@@ -628,12 +651,24 @@ impl Sim {
             Output::Persist(p) => self.nodes[i].disk = p,
             Output::Cancel { set } => self.nodes[i].acts[usize::from(set)] += 1,
             Output::Fence { node: target, epoch, incarnation } => {
-                if self.fencing.insert(target) {
+                if self.fencing.insert((node, target)) {
                     let at = self.now + self.rng.range(100_000, 500_000);
-                    self.push(at, Ev::FenceDone { target, epoch, incarnation });
+                    let inc = self.nodes[i].inc;
+                    self.push(at, Ev::FenceDone { by: node, inc, target, epoch, incarnation });
                 }
             }
-            Output::Event(e) => self.trace(|| format!("n{node} {e:?}")),
+            Output::Event(e) => {
+                // A stop the agent gave up on at its timeout failed, even
+                // if the world finished it meanwhile (the agent was paused).
+                if let Event::Set {
+                    set,
+                    report: lifecycle::Report::StepFailed { step: Step::Stop(_), timed_out: true },
+                } = e
+                {
+                    self.stop_failed[i][usize::from(set)] = true;
+                }
+                self.trace(|| format!("n{node} {e:?}"))
+            }
             Output::Reply { id, reply } => self.replied(node, id, reply),
             Output::Exit => {
                 let r = shutdown::check(&self.sc.topo, &self.world, node, self.now);
@@ -754,14 +789,15 @@ impl Sim {
                         }
                         let ok = !self.rng.chance(self.res.stop_fail_per_mille);
                         stopped = ok.then_some(r);
-                        if !ok {
-                            self.stop_failed[usize::from(node)][usize::from(set)] = true;
-                        }
                         ok
                     }
                 };
                 if dur > timeout_us {
                     (dur, ok, stopped) = (timeout_us, false, None);
+                }
+                if matches!(step, Step::Stop(_)) && !ok {
+                    // Failed, or timed out: the resource may still run.
+                    self.stop_failed[usize::from(node)][usize::from(set)] = true;
                 }
                 self.push(self.now + dur, Ev::StepDone { node, acts, set, token, ok, stopped, started });
             }
@@ -821,7 +857,6 @@ impl Sim {
     }
 
     fn fence(&mut self, target: NodeId, epoch: u64, incarnation: u64) {
-        self.fencing.remove(&target);
         let rec = self.reference.node(target);
         if (rec.epoch, rec.incarnation) != (epoch, incarnation) {
             // Fenced already, or back in a new epoch: the request is void.

@@ -10,7 +10,7 @@ use baton_resources::fence;
 use baton_state::Command;
 
 use super::Agent;
-use crate::guard::{monotonic_ms, Order};
+use crate::guard::monotonic_ms;
 use crate::raft::net::{self as raftnet};
 use crate::raft::NodeId as RaftId;
 
@@ -37,9 +37,8 @@ impl Agent {
             Output::Act(action) => self.exec.act(action),
             Output::Cancel { set } => self.exec.cancel(set),
             Output::Guard(deadline) => {
-                let ms = deadline.map(|d| self.monotonic_ms_of(d));
                 // In order with every other order to the guard, without waiting.
-                self.guard.tell(Order::Deadline(ms));
+                self.guard.deadline(deadline.map(|d| (self.monotonic_ms_of(d), d)));
             }
             Output::Persist(p) => {
                 self.local.set_persisted(&p);
