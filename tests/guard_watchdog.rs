@@ -46,7 +46,7 @@ fn the_guard_stops_petting_a_timeout_before_its_deadline_and_resumes_once_releas
     assert_eq!(size(&file), quiet_from, "no pet within a watchdog timeout of the deadline");
     let mut fired = String::new();
     out.read_line(&mut fired).unwrap();
-    assert_eq!(fired.trim(), "fired");
+    assert_eq!(fired.trim(), format!("fired {deadline}"), "the report names the deadline it fired");
     let released = size(&file);
     std::thread::sleep(Duration::from_millis(500));
     assert!(size(&file) > released, "pets again once everything is released");

@@ -268,7 +268,9 @@ pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io
             }
             _ = pets.tick() => {
                 if let Some(w) = watchdog.as_mut() {
-                    if may_pet(monotonic_ms(), held.deadline_ms, w.timeout_ms) {
+                    // Fired, everything is released (and released again
+                    // while anything is held): a reset would add nothing.
+                    if held.fired || may_pet(monotonic_ms(), held.deadline_ms, w.timeout_ms) {
                         w.pet();
                     }
                 }
