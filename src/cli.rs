@@ -1,4 +1,4 @@
-//! The command-line contract (SPEC, "The command line"): global flags
+//! The command-line contract (docs/reference.md, "Command line"): global flags
 //! accepted before or after the subcommand, one subcommand per operation.
 
 use std::path::PathBuf;
@@ -44,7 +44,9 @@ pub enum Command {
     /// Planned move of SET to NODE (default: the next preferred node).
     Move {
         set: String,
-        node: Option<String>,
+        /// Where to (named apart from the global --node, this node's name).
+        #[arg(value_name = "NODE")]
+        to: Option<String>,
         /// Why, for the event history.
         #[arg(long)]
         reason: Option<String>,
@@ -63,13 +65,17 @@ pub enum Command {
     },
     /// Move every set off NODE and keep them off.
     Standby {
-        node: String,
+        /// The node to empty.
+        #[arg(value_name = "NODE")]
+        target: String,
         #[arg(long)]
         reason: Option<String>,
     },
     /// Allow sets on NODE again.
     Online {
-        node: String,
+        /// The node to allow again.
+        #[arg(value_name = "NODE")]
+        target: String,
         #[arg(long)]
         reason: Option<String>,
     },
@@ -167,4 +173,33 @@ pub enum Failure {
     Quiet,
     /// Exit with this code, without a message (`lock`: its command's).
     Code(u8),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("baton").chain(args.iter().copied())).expect("parses")
+    }
+
+    #[test]
+    fn global_flags_go_on_either_side_and_never_become_a_positional_node() {
+        let cli = parse(&["--node", "alpha", "move", "web"]);
+        assert_eq!(cli.node.as_deref(), Some("alpha"));
+        assert!(matches!(cli.command, Command::Move { ref to, .. } if to.is_none()), "{:?}", cli.command);
+        let cli = parse(&["move", "web", "beta", "--node", "alpha"]);
+        assert_eq!(cli.node.as_deref(), Some("alpha"));
+        assert!(matches!(cli.command, Command::Move { ref to, .. } if to.as_deref() == Some("beta")));
+        for cmd in ["standby", "online"] {
+            let cli = parse(&[cmd, "beta", "--node", "alpha", "--socket", "/run/b.sock"]);
+            assert_eq!(
+                (cli.node.as_deref(), cli.socket.as_deref()),
+                (Some("alpha"), Some(std::path::Path::new("/run/b.sock")))
+            );
+            assert!(
+                matches!(cli.command, Command::Standby { ref target, .. } | Command::Online { ref target, .. } if target == "beta")
+            );
+        }
+    }
 }

@@ -213,8 +213,8 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
             }
         }
         Command::Status { json, watch: true, interval } => watch(cli, *json, interval)?,
-        Command::Move { set, node, reason } => {
-            let r = call(cli, Request::Move { set: set.clone(), node: node.clone(), reason: reason.clone() })?;
+        Command::Move { set, to, reason } => {
+            let r = call(cli, Request::Move { set: set.clone(), node: to.clone(), reason: reason.clone() })?;
             let target = r.data.as_ref().and_then(|d| d["target"].as_str()).unwrap_or("?").to_string();
             println!("{set} runs on {target}");
         }
@@ -224,8 +224,8 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
         Command::Unfreeze { set, reason } => {
             drop(call(cli, Request::Freeze { set: set.clone(), frozen: false, reason: reason.clone() })?)
         }
-        Command::Standby { node, reason } => {
-            drop(call(cli, Request::Standby { node: node.clone(), standby: true, reason: reason.clone() })?)
+        Command::Standby { target, reason } => {
+            drop(call(cli, Request::Standby { node: target.clone(), standby: true, reason: reason.clone() })?)
         }
         Command::Cleanup { set, reason } => {
             drop(call(cli, Request::Cleanup { set: set.clone(), reason: reason.clone() })?)
@@ -234,8 +234,8 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
         Command::Maintenance { mode, reason } => {
             drop(call(cli, Request::Maintenance { on: mode == "on", reason: reason.clone() })?)
         }
-        Command::Online { node, reason } => {
-            drop(call(cli, Request::Standby { node: node.clone(), standby: false, reason: reason.clone() })?)
+        Command::Online { target, reason } => {
+            drop(call(cli, Request::Standby { node: target.clone(), standby: false, reason: reason.clone() })?)
         }
         Command::Events { follow, json, set, since } => events(cli, *follow, *json, set.clone(), since.as_deref())?,
         Command::IsActive { set } => {

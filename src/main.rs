@@ -1,4 +1,4 @@
-//! The `baton` binary: the command line of SPEC, parsed by clap and handed
+//! The `baton` binary: the command line of docs/reference.md, parsed by clap and handed
 //! to the crates. Exit codes: 0 success, 1 the operation failed, 2 usage or
 //! configuration error.
 

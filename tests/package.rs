@@ -38,6 +38,8 @@ fn the_deb_holds_the_binary_unit_man_page_completions_and_example() {
         "./usr/share/zsh/vendor-completions/_baton",
         "./usr/share/fish/vendor_completions.d/baton.fish",
         "./usr/share/doc/baton/examples/cluster.toml",
+        "./usr/share/doc/baton/reference.md",
+        "./usr/share/doc/baton/guide.md",
     ] {
         assert!(contents.lines().any(|l| l.ends_with(path)), "{path} is missing:\n{contents}");
     }

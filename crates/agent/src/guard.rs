@@ -91,11 +91,12 @@ impl Held {
 
 /// Undoes everything held, in [`Undo`]'s order; logs what failed and how
 /// long the whole release took. The holds stay: after a lease ended, the
-/// guard undoes them again until the agent drops them or tells a new
-/// deadline (a start under way when the lease ended may finish after the
-/// first release), and on the agent's death everything is undone anyway.
-pub async fn release_all(nl: &Netlink, held: &Held, who: &str) {
-    let all: Vec<Undo> = held.undo.keys().cloned().collect();
+/// guard undoes the repeatable ones (`again`) until the agent drops them or
+/// tells a new deadline (a start under way when the lease ended may finish
+/// after the first release), and on the agent's death everything is undone
+/// anyway.
+pub async fn release_all(nl: &Netlink, held: &Held, who: &str, again: bool) {
+    let all: Vec<Undo> = held.undo.keys().filter(|u| !again || u.repeatable()).cloned().collect();
     if all.is_empty() {
         return;
     }
@@ -105,6 +106,9 @@ pub async fn release_all(nl: &Netlink, held: &Held, who: &str) {
         if let Err(e) = &r.result {
             eprintln!("baton {who}: releasing {:?}: {e} (after {} ms)", r.what, r.took.as_millis());
         }
+    }
+    if again {
+        return;
     }
     eprintln!(
         "baton {who}: released {} thing(s) in {} ms ({})",
@@ -198,7 +202,7 @@ pub fn lock(path: &Path) -> io::Result<std::fs::File> {
 /// (once per deadline).
 async fn fire(nl: &Netlink, held: &mut Held, stdout: &mut tokio::io::Stdout) -> io::Result<()> {
     eprintln!("baton guard: the lease ended; releasing everything this node ran");
-    release_all(nl, held, "guard").await;
+    release_all(nl, held, "guard", false).await;
     held.fired = true;
     let deadline = held.deadline_ms.expect("only a deadline fires");
     stdout.write_all(format!("fired {deadline}\n").as_bytes()).await?;
@@ -252,7 +256,7 @@ pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io
                     if !held.is_empty() {
                         eprintln!("baton guard: the agent died; releasing everything it ran");
                     }
-                    release_all(&nl, &held, "guard").await;
+                    release_all(&nl, &held, "guard", false).await;
                     if let Some(w) = watchdog.as_mut() {
                         w.disarm();
                     }
@@ -261,7 +265,7 @@ pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io
             },
             () = deadline => {
                 if held.fired {
-                    release_all(&nl, &held, "guard").await;
+                    release_all(&nl, &held, "guard", true).await;
                 } else {
                     fire(&nl, &mut held, &mut stdout).await?;
                 }

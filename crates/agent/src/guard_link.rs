@@ -27,7 +27,7 @@ use crate::guard::{release_all, Held, Order};
 async fn lost(why: &str, held: &mut Held) -> ! {
     eprintln!("baton: lost the guard ({why}); releasing everything this node ran and exiting");
     match Netlink::connect() {
-        Ok(nl) => release_all(&nl, held, "agent").await,
+        Ok(nl) => release_all(&nl, held, "agent", false).await,
         Err(e) => eprintln!("baton: netlink for removing the addresses: {e}"),
     }
     std::process::exit(70);

@@ -1,4 +1,4 @@
-//! `baton status --json`: the document SPEC promises (and a little more),
+//! `baton status --json`: the document docs/reference.md describes (and a little more),
 //! built from the core's view at one instant.
 
 use baton_config::Config;

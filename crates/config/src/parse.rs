@@ -26,8 +26,12 @@ pub fn config(ctx: &mut Ctx, file: &Path, root: &Table) -> Option<Config> {
             None
         }
     };
+    let mut nodes_span = None;
     let nodes = match top.table(ctx, "nodes") {
-        Some(t) => nodes(ctx, t),
+        Some(t) => {
+            nodes_span = t.span.clone();
+            nodes(ctx, t)
+        }
         None => {
             if root.entries.iter().all(|e| e.key != "nodes") {
                 ctx.at(&None, "nodes", "missing table: define at least one [nodes.NAME]");
@@ -46,7 +50,31 @@ pub fn config(ctx: &mut Ctx, file: &Path, root: &Table) -> Option<Config> {
     }
     let config = Config { file: file.to_path_buf(), cluster, nodes, sets, fencing, notify };
     timing(ctx, &config);
+    pair(ctx, &config, &nodes_span);
     ctx.problems.is_empty().then_some(config)
+}
+
+/// Two voters are each other's only majority: either loses the lease the
+/// moment the other is silent, and nothing can be agreed to take over.
+fn pair(ctx: &mut Ctx, config: &Config, span: &Span) {
+    if config.nodes.len() != 2 || config.nodes.iter().any(|n| n.witness) {
+        return;
+    }
+    let why = "two nodes are each other's only majority: when one is silent the other can agree nothing, \
+               so no set would ever fail over";
+    let problem = if config.fencing.is_some() {
+        format!(
+            "{why}; two-node operation with fencing alone (the survivor continuing once the device confirmed \
+             its peer off) is not implemented yet: add a witness node (`witness = true`, any small machine \
+             with an address on every link)"
+        )
+    } else {
+        format!(
+            "{why}: add a witness node (`witness = true`, any small machine with an address on every link); \
+             fencing alone is not enough yet"
+        )
+    };
+    ctx.at(span, "nodes", problem);
 }
 
 /// The lease must leave time to hold sets once the guard's release budget

@@ -399,3 +399,17 @@ fn notifier_filters_name_known_event_kinds() {
     assert!(e.contains("notify.exec.events: unknown event kind \"failovr\"; one of agent, detection,"), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
 }
+
+#[test]
+fn two_nodes_without_a_witness_are_refused_with_the_way_out() {
+    let pair = with("[nodes.arbiter]\naddresses = [\"10.0.0.3/24\", \"192.168.0.3/24\"]\nwitness = true\n", "");
+    let err = errors(&pair);
+    assert!(err.starts_with("DIR/cluster.toml:"), "{err}");
+    assert!(err.contains(": nodes: two nodes are each other's only majority"), "{err}");
+    assert!(err.contains("add a witness node"), "{err}");
+    let fenced = pair
+        + "\n[fencing]\nmode = \"required\"\n[[fencing.devices]]\nagent = \"fence_dummy\"\nnodes = [\"alpha\", \"beta\"]\n";
+    let err = errors(&fenced);
+    assert!(err.contains("with fencing alone") && err.contains("is not implemented yet"), "{err}");
+    accepted(GOOD);
+}

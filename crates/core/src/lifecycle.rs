@@ -191,7 +191,7 @@ impl Lifecycle {
         let started: Vec<usize> = (0..self.started.len()).rev().filter(|&i| self.started[i]).collect();
         let mut plan = Vec::with_capacity(started.len() + 2);
         if why == Why::LeaseEnding {
-            // SPEC: addresses first, before even the release hooks.
+            // docs/reference.md, "Behaviour": addresses first, before even the release hooks.
             plan.extend(started.iter().filter(|&&i| spec.resources[i].address).map(|&i| Step::Stop(i)));
         }
         if hooks {
@@ -380,20 +380,9 @@ impl Lifecycle {
         steps.into_iter().chain(monitors).chain(mon_inflight).min()
     }
 
-    /// Stops the set again from the top, whatever it was doing: the step in
-    /// flight abandoned (its action was cancelled), every resource that may
-    /// run stopped, hooks around them. After the guard fired.
-    pub fn stop_over(&mut self, now: Time, spec: &SetSpec) -> Vec<Action> {
-        if matches!(self.phase, Phase::Stopped | Phase::Blocked) {
-            return Vec::new();
-        }
-        self.inflight = None;
-        self.stop_failed = false;
-        self.begin_stop(now, spec, Why::LeaseEnding, true)
-    }
-
-    /// A block was lifted (the node fenced, or cleared): nothing runs here;
-    /// forget every step and monitor in flight.
+    /// The guard killed everything, or a block was lifted (the node fenced,
+    /// or cleared): nothing runs here; forget every step and monitor in
+    /// flight.
     pub fn reset(&mut self) {
         self.phase = Phase::Stopped;
         self.plan.clear();

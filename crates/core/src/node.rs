@@ -370,19 +370,16 @@ impl Node {
                 let reports = self.sets[usize::from(set)].monitor_done(now, spec, token, ok);
                 self.on_reports(now, set, reports, &mut out);
             }
-            // The guard released everything it held when it fired. The core
-            // may have started something since (its lease renewed while the
-            // guard was releasing): so every set that is not stopped is
-            // stopped again from the top — the steps in flight abandoned,
-            // each resource that may run stopped (a no-op for what the guard
-            // released), never assumed gone. (The simulator found a set
-            // restarted during the release, then taken for stopped: seed 78166.)
+            // The guard released everything it held when it fired, the
+            // effects of steps in flight too (it keeps undoing addresses,
+            // processes and mounts until a new deadline): every set is
+            // stopped here. Nothing was started since: a node starts nothing
+            // while a deadline it told is unreported (`firing`). Stop steps
+            // are not run again: past the lease, another node may run the set.
             Input::GuardFired { deadline } => {
-                for (i, (lc, spec)) in self.sets.iter_mut().zip(&self.topo.sets).enumerate() {
-                    if matches!(lc.phase(), Phase::Starting | Phase::Running | Phase::Stopping) {
-                        out.push(Output::Cancel { set: i as SetId });
-                        out.extend(lc.stop_over(now, spec).into_iter().map(Output::Act));
-                    }
+                for (i, lc) in self.sets.iter_mut().enumerate() {
+                    lc.reset();
+                    out.push(Output::Cancel { set: i as SetId });
                 }
                 if self.guard == Some(deadline) {
                     self.guard_reported = true;

@@ -98,6 +98,7 @@ pub enum Refusal {
     NoTarget { set: SetId },
     LockName,
     Superseded { set: SetId },
+    TargetLost { set: SetId, node: NodeId },
 }
 
 impl Refusal {
@@ -113,6 +114,9 @@ impl Refusal {
             Refusal::NoTarget { set } => format!("no other node can run {} now", s(*set)),
             Refusal::LockName => "a lock name is 1 to 128 printable characters".into(),
             Refusal::Superseded { set } => format!("a later move of {} replaced this one", s(*set)),
+            Refusal::TargetLost { set, node } => {
+                format!("{} was lost (or excluded, or put in standby) before {} ran there", n(*node), s(*set))
+            }
         }
     }
 }
@@ -206,8 +210,12 @@ impl Work {
                     *pinned = true;
                 } else if *pinned {
                     // Two operators moving one set: the later pin wins, the
-                    // earlier request is told (rather than both retried in turn).
-                    return Some(Reply::Refused(Refusal::Superseded { set: *set }));
+                    // earlier request is told (rather than both retried in
+                    // turn). No pin: the target was lost before the set ran there.
+                    return Some(Reply::Refused(match rec.pin {
+                        Some(_) => Refusal::Superseded { set: *set },
+                        None => Refusal::TargetLost { set: *set, node: *to },
+                    }));
                 }
                 (rec.owner == Some(*to) && rec.running && rec.phase == Phase::Stable)
                     .then_some(Reply::Moved { to: *to })

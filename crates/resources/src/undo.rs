@@ -56,6 +56,15 @@ impl Undo {
         }
     }
 
+    /// May it be undone again and again while a fired guard waits for the
+    /// agent? Only what a syscall undoes, at once and harmlessly when there
+    /// is nothing left: a late-finishing start may have added an address,
+    /// a process or a mount after the first release. Units, programs and
+    /// exports run a command each; they are undone once per firing.
+    pub fn repeatable(&self) -> bool {
+        matches!(self, Undo::Address { .. } | Undo::Cgroup { .. } | Undo::Unbind { .. } | Undo::Mount { .. })
+    }
+
     /// Undoes this one thing within `limit`.
     pub async fn undo(&self, nl: &Netlink, limit: Duration) -> Result<(), String> {
         match self {

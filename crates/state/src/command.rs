@@ -317,6 +317,9 @@ impl ClusterState {
                 rec.running = false;
                 rec.phase = Phase::Stable;
                 rec.excluded.insert(node, exclusion);
+                if rec.pin == Some(node) {
+                    rec.pin = None;
+                }
                 Ok(Applied::Done)
             }
             Command::StopFailed { set, node, generation } => {
@@ -333,11 +336,15 @@ impl ClusterState {
             Command::Standby { node, standby } => {
                 let n = &mut self.nodes[usize::from(node)];
                 (n.standby, n.leaving) = (standby, false);
+                if standby {
+                    self.unpin(node);
+                }
                 Ok(Applied::Done)
             }
             Command::Leave { node } => {
                 let n = &mut self.nodes[usize::from(node)];
                 (n.standby, n.leaving) = (true, true);
+                self.unpin(node);
                 Ok(Applied::Done)
             }
             Command::Back { node } => {
@@ -412,7 +419,17 @@ impl ClusterState {
     /// A majority of voters stopped promising `node` a lease in its epoch
     /// (or a fence confirmed it off), so nothing can run there any more:
     /// take its sets away and move it to a new epoch.
+    /// A move's pin lasts while its node can keep the set: once the node is
+    /// lost, put in standby, leaves or is excluded, the set follows its
+    /// policy again (so a returning node does not pull it back).
+    fn unpin(&mut self, node: NodeId) {
+        for set in self.sets.iter_mut().filter(|s| s.pin == Some(node)) {
+            set.pin = None;
+        }
+    }
+
     fn evict(&mut self, node: NodeId) {
+        self.unpin(node);
         let rec = &mut self.nodes[usize::from(node)];
         rec.epoch += 1;
         rec.membership = Membership::Offline;

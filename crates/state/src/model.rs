@@ -78,7 +78,8 @@ pub struct SetRecord {
     pub running: bool,
     pub frozen: bool,
     /// An operator's `move SET NODE`: placement prefers this node while it is
-    /// eligible.
+    /// eligible, until the node is lost, put in standby, leaves or is
+    /// excluded from the set.
     pub pin: Option<NodeId>,
     /// Nodes that may not run this set until an operator clears them.
     pub excluded: BTreeMap<NodeId, crate::Exclusion>,

@@ -253,3 +253,22 @@ fn a_duplicate_is_agreed_only_at_the_generation_it_was_seen_at() {
     assert_eq!(s.apply(&seen(0)), Err(Rejected::StaleGeneration { set: 0, have: 1, got: 0 }));
     assert_eq!(s.set(0).owner, Some(0), "a sighting changes nothing");
 }
+
+/// ClusterLabs/pcs#697: a move's preference must not outlive its node.
+#[test]
+fn a_move_s_pin_ends_when_its_node_is_lost_put_in_standby_or_leaves() {
+    let mut s = cluster();
+    let pin = |s: &mut ClusterState| s.apply(&Command::Pin { set: 0, node: Some(1) }).unwrap();
+    pin(&mut s);
+    s.apply(&Command::Suspect { voter: 0, node: 1, epoch: 0, round: 1 }).unwrap();
+    s.apply(&Command::Suspect { voter: 2, node: 1, epoch: 0, round: 1 }).unwrap();
+    assert_eq!(s.set(0).pin, None, "evicted");
+    pin(&mut s);
+    s.apply(&Command::Standby { node: 2, standby: true }).unwrap();
+    assert_eq!(s.set(0).pin, Some(1), "another node's standby leaves it");
+    s.apply(&Command::Standby { node: 1, standby: true }).unwrap();
+    assert_eq!(s.set(0).pin, None, "standby");
+    pin(&mut s);
+    s.apply(&Command::Leave { node: 1 }).unwrap();
+    assert_eq!(s.set(0).pin, None, "left");
+}

@@ -1,4 +1,4 @@
-//! SPEC, "Health": a resource whose stop fails blocks its set until its node
+//! docs/reference.md, "Behaviour": a resource whose stop fails blocks its set until its node
 //! is fenced. Only a stop that really failed may do that: a stop whose
 //! program the guard killed while releasing everything at the end of the
 //! lease did not fail — the guard undid it — and a block for it would keep

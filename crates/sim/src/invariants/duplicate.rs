@@ -2,7 +2,7 @@
 //! the agreed state working, no node ever holds an address of a set it does
 //! not own, so an agreed `Duplicate` is either a real second holder (which
 //! single-owner would also catch) or a false alarm — and neither may happen.
-//! (SPEC, "Safety"; issue: a second holder is seen in production.)
+//! (docs/reference.md, "The safety property"; issue: a second holder is seen in production.)
 
 use baton_core::Topology;
 use baton_state::Command;

@@ -1,4 +1,4 @@
-//! SPEC, "Operator control": `baton freeze SET` means no automatic restart
+//! docs/reference.md, "Behaviour": `baton freeze SET` means no automatic restart
 //! or failover for SET, and maintenance mode means that for every set. Checked twice: no ownership change of a frozen set
 //! is ever agreed, and no node begins to start a set its own agreed state
 //! says is frozen.

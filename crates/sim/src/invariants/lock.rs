@@ -1,4 +1,4 @@
-//! SPEC, `baton lock`: a cluster-wide lock runs its command on one node at
+//! docs/reference.md, `baton lock`: a cluster-wide lock runs its command on one node at
 //! a time. A holder runs from the grant until the last answer it got says
 //! (`valid_for`, measured on its own clock) — as `baton lock` kills its
 //! command then at the latest. Two nodes inside such a window for one lock

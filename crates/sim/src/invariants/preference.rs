@@ -1,4 +1,4 @@
-//! SPEC, "Policies": once the cluster is stable, a set runs where its policy
+//! docs/reference.md, "Behaviour": once the cluster is stable, a set runs where its policy
 //! says — on its pinned node if that is eligible; with `failback = "auto"`
 //! on the most preferred eligible node; with `failback = "never"` on any
 //! eligible node (the recovered primary becomes the standby).

@@ -24,7 +24,7 @@ pub fn check(topo: &Topology, state: &ClusterState, world: &World, set: SetId, n
     // A frozen set (or the cluster in maintenance) is left alone by design;
     // an operator's freeze may land after the heal (its request is proposed
     // until agreed). A set blocked by a failed stop on a node no fence
-    // device covers stays stopped until a person looks (SPEC, "Health").
+    // device covers stays stopped until a person looks (docs/reference.md, "Behaviour").
     let unfenceable_block = state.set(set).blocked.is_some_and(|n| !topo.fenceable[usize::from(n)]);
     if eligible(topo, state, set).is_empty() || state.is_frozen(set) || unfenceable_block {
         return Ok(());

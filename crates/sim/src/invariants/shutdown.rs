@@ -1,4 +1,4 @@
-//! SPEC, `baton agent`: SIGTERM hands the node's sets over and exits. An
+//! docs/reference.md, `baton agent`: SIGTERM hands the node's sets over and exits. An
 //! agent the core lets exit holds nothing of any set at that moment (its
 //! guard would otherwise have to kill what it ran: an outage, not a hand-over).
 

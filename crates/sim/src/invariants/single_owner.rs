@@ -1,4 +1,4 @@
-//! SPEC, "Safety": no service set is ever running on two nodes at once. A
+//! docs/reference.md, "The safety property": no service set is ever running on two nodes at once. A
 //! node counts as running a set from the moment any of its resources begins
 //! to start until the last one has finished stopping (or the machine or the
 //! guard killed it) — a stopping node still holds the address.

@@ -1,4 +1,4 @@
-//! SPEC, "Vocabulary": a witness node votes but never runs service sets.
+//! docs/reference.md, "Vocabulary": a witness node votes but never runs service sets.
 
 use baton_core::{NodeId, SetId, Topology};
 
