@@ -124,15 +124,55 @@ impl History {
     }
 }
 
-/// The user behind a connection: its uid's name in /etc/passwd, else `uid N`.
-fn user_of(stream: &UnixStream) -> Option<String> {
+/// The user behind a connection: its uid's name through the system's name
+/// service (LDAP and SSSD users too), else `uid N`.
+async fn user_of(stream: &UnixStream) -> Option<String> {
     let uid = stream.peer_cred().ok()?.uid();
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let name = passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.get(2)?.parse::<u32>().ok()? == uid).then(|| f[0].to_string())
-    });
+    // The name service may ask a server: not on the agent's threads.
+    let name = tokio::task::spawn_blocking(move || user_name(uid)).await.ok().flatten();
     Some(name.unwrap_or_else(|| format!("uid {uid}")))
+}
+
+/// `getpwuid_r(3)`: the name of `uid`, if the name service knows it.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: an all-zero passwd is a valid out-parameter; getpwuid_r
+        // fills it with pointers into `buf`, which outlives their use here.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the length given.
+        let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pw.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: on success pw_name is a NUL-terminated string inside `buf`.
+        return Some(unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }.to_string_lossy().into_owned());
+    }
+}
+
+/// The user a root caller came from through sudo (`SUDO_USER`, which the
+/// command line sends beside its request), kept beside the caller's name.
+#[derive(Deserialize)]
+struct Via {
+    #[serde(default)]
+    sudo_user: Option<String>,
+}
+
+/// "root (sudo from alice)": the caller's name, and the sudo user when the
+/// request names a plausible one.
+fn with_sudo_user(user: Option<String>, line: &str) -> Option<String> {
+    let sudo = serde_json::from_str::<Via>(line).ok().and_then(|v| v.sudo_user).filter(|s| {
+        (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@$".contains(&b))
+    });
+    match (user, sudo) {
+        (Some(u), Some(s)) => Some(format!("{u} (sudo from {s})")),
+        (user, _) => user,
+    }
 }
 
 /// Serves the socket at `path`, handing each request to the agent's loop.
@@ -170,7 +210,7 @@ pub fn parse_line(line: &str) -> Result<Request, String> {
 }
 
 async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>, history: History) {
-    let user = user_of(&stream);
+    let user = user_of(&stream).await;
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read).take(REQUEST_MAX as u64);
@@ -178,7 +218,7 @@ async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>, history: History)
         Err(e) => Response::err(format!("reading the request: {e}")),
         Ok(_) => match parse_line(&line) {
             Err(e) => Response::err(e),
-            Ok(req) => dispatch(&calls, &history, req, user).await,
+            Ok(req) => dispatch(&calls, &history, req, with_sudo_user(user, &line)).await,
         },
     };
     let mut text = serde_json::to_string(&response).expect("responses serialize");
@@ -245,7 +285,11 @@ async fn exchange(path: &Path, req: &Request) -> Result<Response, String> {
         format!("cannot reach the agent at {}: {e} (is `baton agent` running on this node?)", path.display())
     })?;
     let (read, mut write) = stream.into_split();
-    let mut text = serde_json::to_string(req).expect("requests serialize");
+    let mut doc = serde_json::to_value(req).expect("requests serialize");
+    if let Some(sudo) = std::env::var("SUDO_USER").ok().filter(|s| !s.is_empty()) {
+        doc["sudo_user"] = Value::String(sudo);
+    }
+    let mut text = doc.to_string();
     text.push('\n');
     write.write_all(text.as_bytes()).await.map_err(|e| format!("talking to the agent: {e}"))?;
     let mut line = String::new();
@@ -259,6 +303,18 @@ async fn exchange(path: &Path, req: &Request) -> Result<Response, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn users_come_from_the_name_service_and_sudo_is_named_beside_them() {
+        assert_eq!(user_name(0).as_deref(), Some("root"));
+        assert_eq!(user_name(4_000_000_000), None);
+        let line = r#"{"cmd":"status","sudo_user":"alice"}"#;
+        assert_eq!(parse_line(line), Ok(Request::Status), "the field beside the request is not part of it");
+        assert_eq!(with_sudo_user(Some("root".into()), line).as_deref(), Some("root (sudo from alice)"));
+        assert_eq!(with_sudo_user(Some("root".into()), r#"{"cmd":"status"}"#).as_deref(), Some("root"));
+        let forged = r#"{"cmd":"status","sudo_user":"a\nb"}"#;
+        assert_eq!(with_sudo_user(Some("root".into()), forged).as_deref(), Some("root"), "not a user name");
+    }
 
     #[test]
     fn only_a_closed_socket_of_root_or_the_caller_is_trusted() {

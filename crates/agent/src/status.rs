@@ -1,6 +1,8 @@
 //! `baton status --json`: the document docs/reference.md describes (and a little more),
 //! built from the core's view at one instant.
 
+use std::collections::BTreeSet;
+
 use baton_config::Config;
 use baton_core::lifecycle::Phase as Local;
 use baton_core::{Node, NodeId, SetId, Time};
@@ -52,7 +54,15 @@ fn set_state(node: &Node, set: SetId, now: Time) -> &'static str {
     }
 }
 
-pub fn document(config: &Config, node: &Node, leader: Option<u64>, links: &[(u64, Counters)], now: Time) -> Value {
+/// `voters`: the nodes that vote in Raft now (a node brought back by `baton
+/// rejoin` is a learner until it has caught up).
+pub fn document(
+    config: &Config,
+    node: &Node,
+    (leader, voters): (Option<u64>, &BTreeSet<u64>),
+    links: &[(u64, Counters)],
+    now: Time,
+) -> Value {
     let me = node.me();
     let name = |n: NodeId| config.nodes[usize::from(n)].name.clone();
     let nodes: Vec<Value> = (0..config.nodes.len() as NodeId)
@@ -72,6 +82,7 @@ pub fn document(config: &Config, node: &Node, leader: Option<u64>, links: &[(u64
                 "state": node_state(node, n),
                 "witness": config.nodes[usize::from(n)].witness,
                 "epoch": rec.epoch,
+                "voter": voters.contains(&u64::from(n)),
                 "links": links,
             })
         })

@@ -215,3 +215,34 @@ fn a_cluster_in_one_process_fails_over_moves_empties_a_node_and_stops() {
     assert_eq!(others.len(), 2);
     assert!(others.iter().filter(|n| n.runs_web()).count() == 1, "web runs on a node left, once");
 }
+
+/// ClusterLabs/pcs#697: a move must not leave a preference behind. With
+/// `failback = "never"`, web moved to beta, beta dies, web goes elsewhere;
+/// when beta returns, web stays where it went.
+#[test]
+fn a_moved_set_stays_where_it_went_when_its_target_dies_and_returns() {
+    let cluster = Cluster::new("pin-return");
+    let a = cluster.start("alpha");
+    let mut b = cluster.start("beta");
+    let c = cluster.start("gamma");
+    assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha");
+    let moved =
+        call(&cluster.socket("alpha"), Request::Move { set: "web".into(), node: Some("beta".into()), reason: None });
+    assert!(moved.ok, "{:?}", moved.error);
+    b.kill();
+    assert!(wait(Duration::from_secs(15), || a.runs_web() ^ c.runs_web()), "web taken over");
+    let went_to = if a.runs_web() { 0 } else { 2 };
+    let status = call(&cluster.socket("alpha"), Request::Status);
+    assert_eq!(status.data.unwrap()["sets"][0]["pinned"], serde_json::Value::Null, "the pin went with beta");
+    let b = cluster.start("beta");
+    assert!(
+        wait(Duration::from_secs(10), || {
+            let s = call(&cluster.socket("alpha"), Request::Status).data.unwrap_or_default();
+            s["nodes"][1]["state"] == "online"
+        }),
+        "beta is back online"
+    );
+    // Several leases with beta back: nothing moves.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(only(&[&a, &b, &c], went_to), "web stayed where it went");
+}

@@ -44,6 +44,9 @@ pub struct Cluster {
     /// everything before the lease ends (`/dev/watchdog`).
     pub watchdog: Option<PathBuf>,
     pub watchdog_timeout: Duration,
+    /// How long an exclusion (a veto, a failed start, too many restarts)
+    /// lasts unless a set says otherwise; `None`: until `baton cleanup`.
+    pub failure_timeout: Option<Duration>,
     /// Where some keys were written, for problems found after parsing.
     pub spans: ClusterSpans,
 }
@@ -78,6 +81,8 @@ pub struct SetConfig {
     pub failback: Failback,
     pub max_restarts: u32,
     pub restart_window: Duration,
+    /// This set's `failure_timeout`, if it names one.
+    pub failure_timeout: Option<Duration>,
     pub hooks: Option<PathBuf>,
     pub resources: Vec<Resource>,
 }

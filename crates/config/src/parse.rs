@@ -143,6 +143,7 @@ fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
         None => (None, None),
     };
     let watchdog_timeout = f.duration(ctx, "watchdog_timeout");
+    let failure_timeout = f.duration(ctx, "failure_timeout").map(|d| d.0);
     let accept = f.strings(ctx, "accept_secret_files").unwrap_or_default();
     let accept_secret_files =
         accept.into_iter().map(|v| secret_path(ctx, base, v, "cluster.accept_secret_files")).collect();
@@ -178,6 +179,7 @@ fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
         accept_secret_files,
         watchdog,
         watchdog_timeout: watchdog_timeout.as_ref().map_or(Duration::from_secs(1), |(d, _)| *d),
+        failure_timeout,
         spans: ClusterSpans {
             lease: lease.and_then(|l| l.1).or_else(|| table_span.clone()),
             watchdog_timeout: watchdog_timeout.and_then(|w| w.1).or_else(|| watchdog_span.clone()),
@@ -316,6 +318,7 @@ fn sets(ctx: &mut Ctx, t: &Table, nodes: &[NodeConfig], links: &[Option<Address>
         };
         let max_restarts = f.int(ctx, "max_restarts", 0, 1000).map_or(3, |(n, _)| n as u32);
         let restart_window = f.duration(ctx, "restart_window").map_or(Duration::from_secs(600), |d| d.0);
+        let failure_timeout = f.duration(ctx, "failure_timeout").map(|d| d.0);
         let hooks = f.string(ctx, "hooks").map(|(s, _)| PathBuf::from(s));
         let resources = f
             .tables(ctx, "resources")
@@ -332,6 +335,7 @@ fn sets(ctx: &mut Ctx, t: &Table, nodes: &[NodeConfig], links: &[Option<Address>
             failback,
             max_restarts,
             restart_window,
+            failure_timeout,
             hooks,
             resources,
         });

@@ -56,6 +56,7 @@ impl Config {
                 failback: s.failback,
                 max_restarts: s.max_restarts,
                 restart_window: s.restart_window,
+                failure_timeout: s.failure_timeout.or(self.cluster.failure_timeout),
                 resources: s.resources.iter().map(resource_spec).collect(),
                 hook_timeout: HOOK_TIMEOUT,
             })

@@ -8,6 +8,7 @@
 //! level-triggered — re-sent while the agreed state does not yet reflect
 //! them — so a lost message or a restart costs time, never correctness.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use baton_state::{Applied, ClusterState, Command, Exclusion, Phase as SetPhase, Rejected};
@@ -233,6 +234,9 @@ pub struct Node {
     fencing: Vec<NodeId>,
     /// Per node: told already that no device can fence it.
     unfenceable_said: Vec<bool>,
+    /// The leader's side of `failure_timeout`: when it first saw each
+    /// exclusion (set, node, the generation it was recorded at) agreed.
+    exclusions_seen: BTreeMap<(SetId, NodeId, u64), Time>,
     booted: Time,
     /// The incarnation this agent joins with: above every one the agreed
     /// state has recorded for this node. It runs nothing until the agreed
@@ -290,6 +294,7 @@ impl Node {
             exited: false,
             fencing: Vec::new(),
             unfenceable_said: vec![false; n],
+            exclusions_seen: BTreeMap::new(),
             booted: now,
             incarnation,
             now,
@@ -729,6 +734,7 @@ impl Node {
         for command in placement::plan(&self.topo, &self.state, &live, now) {
             self.propose(now, command, out);
         }
+        self.expire(now, out);
         // A node whose stop failed, and a fenceable node gone silent, are
         // fenced; a confirmed fence evicts at once (`Fenced`).
         let mut targets: Vec<NodeId> = self.state.sets.iter().filter_map(|s| s.blocked).collect();
@@ -754,6 +760,26 @@ impl Node {
                 self.fencing.push(node);
                 let rec = self.state.node(node);
                 out.push(Output::Fence { node, epoch: rec.epoch, incarnation: rec.incarnation });
+            }
+        }
+    }
+
+    /// Exclusions lapse `failure_timeout` after this leader first saw them
+    /// (a new leader starts counting afresh: an exclusion may last longer,
+    /// never shorter). Timed by the leader alone, proposed like any decision.
+    fn expire(&mut self, now: Time, out: &mut Vec<Output>) {
+        let mut current = Vec::new();
+        for (i, (rec, spec)) in self.state.sets.iter().zip(&self.topo.sets).enumerate() {
+            let Some(timeout) = spec.failure_timeout else { continue };
+            for (&node, &since) in &rec.excluded_at {
+                current.push(((i as SetId, node, since), timeout));
+            }
+        }
+        self.exclusions_seen.retain(|key, _| current.iter().any(|(k, _)| k == key));
+        for ((set, node, since), timeout) in current {
+            let seen = *self.exclusions_seen.entry((set, node, since)).or_insert(now);
+            if now.since(seen) >= timeout {
+                self.propose(now, Command::Expire { set, node, since }, out);
             }
         }
     }
@@ -791,7 +817,8 @@ impl Node {
                 return out.push(answer(Reply::Refused(Refusal::LockName)));
             }
             Request::Lock { name, wait } => {
-                self.pending.push(Pending { id, deadline: now + wait, work: Work::Lock { name } });
+                let after = self.state.locks.get(&name).filter(|l| l.holder == self.me).map(|l| l.token);
+                self.pending.push(Pending { id, deadline: now + wait, work: Work::Lock { name, after } });
                 return;
             }
             Request::Unlock { name, token } => Work::Unlock { name, token },

@@ -153,8 +153,14 @@ pub enum Work {
     Maintenance {
         on: bool,
     },
+    /// `after`: the token of the grant this node held when asked, if any.
+    /// A grant is answered only with a later token: a second `baton lock`
+    /// on the holding node waits for the first to give the lock back,
+    /// rather than share its grant (the simulator's seed 6184: asked while
+    /// the first holder's unlock was being agreed, answered with its token).
     Lock {
         name: String,
+        after: Option<u64>,
     },
     Unlock {
         name: String,
@@ -187,7 +193,7 @@ impl Work {
             Work::Standby { node, standby } => Some(Command::Standby { node: *node, standby: *standby }),
             Work::Cleanup { set } => Some(Command::Clear { set: *set }),
             Work::Maintenance { on } => Some(Command::Maintenance { on: *on }),
-            Work::Lock { name } => {
+            Work::Lock { name, .. } => {
                 // Only a free lock is asked for; a held one is waited for.
                 (!state.locks.contains_key(name)).then(|| Command::Lock {
                     name: name.clone(),
@@ -227,10 +233,10 @@ impl Work {
             Work::Standby { node, standby: false } => ok(!state.node(*node).standby),
             Work::Cleanup { set } => ok(state.set(*set).excluded.is_empty()),
             Work::Maintenance { on } => ok(state.maintenance == *on),
-            Work::Lock { name } => state
+            Work::Lock { name, after } => state
                 .locks
                 .get(name)
-                .filter(|l| l.holder == me && !valid_for.is_zero())
+                .filter(|l| l.holder == me && !valid_for.is_zero() && Some(l.token) > *after)
                 .map(|l| Reply::Locked { token: l.token, valid_for }),
             Work::Unlock { name, token } => {
                 ok(state.locks.get(name).is_none_or(|l| l.holder != me || l.token != *token))
@@ -262,7 +268,7 @@ impl Work {
                     left.join(", ")
                 )
             }
-            Work::Lock { name } => {
+            Work::Lock { name, .. } => {
                 format!("the lock {name} stayed with {}", node(state.locks.get(name).map(|l| l.holder)))
             }
             _ => format!("not agreed within {}s (is a majority of the cluster up?)", AGREE_WAIT.as_secs()),

@@ -44,6 +44,9 @@ pub struct SetSpec {
     /// Local restarts allowed within `restart_window` before failing over.
     pub max_restarts: u32,
     pub restart_window: Duration,
+    /// An exclusion from this set lapses this long after the leader saw it
+    /// agreed; `None`: it lasts until an operator clears it.
+    pub failure_timeout: Option<Duration>,
     pub resources: Vec<ResourceSpec>,
     /// The limit for each hook step (Test, PreAcq*, PostAcq*, PreRel*, PostRel*).
     pub hook_timeout: Duration,

@@ -48,7 +48,12 @@ fn pid_file(run: &Path) -> PathBuf {
 fn running(run: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(pid_file(run)).ok()?.trim().parse().ok()?;
     // SAFETY: signal 0 only asks whether the process exists.
-    (pid > 1 && unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+    let exists = pid > 1 && unsafe { libc::kill(pid, 0) } == 0;
+    // A killed daemon waits as a zombie until whoever adopted it reaps it
+    // (here, this machine's init, which may take its time): it runs no more.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
+    (exists && !zombie).then_some(pid)
 }
 
 pub fn run(command: DaemonCommand) -> Result<(), String> {

@@ -5,7 +5,7 @@ use std::io;
 use std::net::IpAddr;
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::Handle;
 
@@ -73,9 +73,18 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Adds `ip/prefix` to interface `index`; an address already there is fine.
+    /// Adds `ip/prefix` to interface `index`; an address already there is
+    /// fine. An IPv6 address skips duplicate address detection (`NODAD`, as
+    /// keepalived does): a service address is usable at once after a
+    /// takeover, not "tentative" for a second — only one node holds it.
     pub async fn add_address(&self, index: u32, ip: IpAddr, prefix: u8) -> io::Result<()> {
-        match self.handle.address().add(index, ip, prefix).execute().await {
+        let mut req = self.handle.address().add(index, ip, prefix);
+        if ip.is_ipv6() {
+            let msg = req.message_mut();
+            msg.header.flags = AddressHeaderFlags::Nodad;
+            msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        match req.execute().await {
             Ok(()) => Ok(()),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
             Err(e) => Err(nl(&format!("adding {ip}/{prefix} on interface {index}"), e)),

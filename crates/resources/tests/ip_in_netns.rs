@@ -22,11 +22,11 @@ struct Pair {
 }
 
 impl Pair {
-    fn new() -> Pair {
+    fn new(tag: &str) -> Pair {
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root: it creates network namespaces");
         let id = std::process::id();
-        let p = Pair { a: format!("btnt-{id}-a"), b: format!("btnt-{id}-b") };
+        let p = Pair { a: format!("btnt-{id}-{tag}a"), b: format!("btnt-{id}-{tag}b") };
         sh(&["netns", "add", &p.a]);
         sh(&["netns", "add", &p.b]);
         sh(&["-n", &p.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &p.b]);
@@ -78,7 +78,7 @@ fn capture_garp(ip: [u8; 4], limit: Duration) -> bool {
 
 #[test]
 fn an_address_is_added_announced_checked_and_removed() {
-    let pair = Pair::new();
+    let pair = Pair::new("4");
     let listener = in_netns(&pair.b, || capture_garp([10, 99, 0, 100], Duration::from_secs(5)));
     std::thread::sleep(Duration::from_millis(100));
     let owner = in_netns(&pair.a, || {
@@ -106,5 +106,67 @@ fn an_address_is_added_announced_checked_and_removed() {
     });
     owner.join().expect("the owner side");
     assert!(listener.join().unwrap(), "no gratuitous ARP for 10.99.0.100 reached the other namespace");
+    drop(pair);
+}
+
+/// Waits up to `limit` on interface `vb` for an ICMPv6 neighbour
+/// advertisement whose target is `ip`.
+fn capture_na(ip: [u8; 16], limit: Duration) -> bool {
+    // SAFETY: a packet socket for IPv6 frames with a receive timeout.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(0x86ddu16.to_be()));
+        assert!(fd >= 0, "packet socket");
+        let tv = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), 16);
+        let start = Instant::now();
+        let mut buf = [0u8; 1500];
+        let mut seen = false;
+        while start.elapsed() < limit && !seen {
+            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            // Ethernet 14 + IPv6 40: next header ICMPv6 (58), type 136, target at 8.
+            seen = n >= 78 && buf[20] == 58 && buf[54] == 136 && buf[62..78] == ip;
+        }
+        libc::close(fd);
+        seen
+    }
+}
+
+/// keepalived's reason for NODAD: an IPv6 service address must be usable at
+/// once after a takeover, not "tentative" while duplicate detection runs.
+#[test]
+fn an_ipv6_address_is_usable_at_once_and_announced() {
+    let pair = Pair::new("6");
+    sh(&["-n", &pair.a, "addr", "add", "fd00:99::1/64", "dev", "va", "nodad"]);
+    sh(&["-n", &pair.b, "addr", "add", "fd00:99::2/64", "dev", "vb", "nodad"]);
+    let addr: IpAddr = "fd00:99::100".parse().unwrap();
+    let IpAddr::V6(v6) = addr else { unreachable!() };
+    let listener = in_netns(&pair.b, move || capture_na(v6.octets(), Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(100));
+    let a = pair.a.clone();
+    let owner = in_netns(&pair.a, move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let nl = Netlink::connect().unwrap();
+            let spec = IpSpec {
+                ip: addr,
+                prefix: None,
+                interface: None,
+                garp_count: 3,
+                garp_interval: Duration::from_millis(100),
+            };
+            let placed = ip::start(&nl, &spec).await.unwrap();
+            assert_eq!(placed.prefix, 64);
+            let out = Command::new("ip").args(["-n", &a, "-6", "addr", "show", "dev", "va"]).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let line = text.lines().find(|l| l.contains("fd00:99::100")).expect("the address is on va").to_string();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            ip::stop(&nl, addr).await.unwrap();
+            line
+        })
+    });
+    let line = owner.join().expect("the owner side");
+    assert!(!line.contains("tentative"), "the service address is tentative: {line}");
+    assert!(line.contains("nodad"), "added without duplicate address detection: {line}");
+    assert!(listener.join().unwrap(), "no unsolicited neighbour advertisement for fd00:99::100 reached b");
     drop(pair);
 }

@@ -29,6 +29,7 @@ pub fn topology() -> Topology {
             failback: Failback::Never,
             max_restarts: 3,
             restart_window: Duration::from_secs(600),
+            failure_timeout: None,
             resources: vec![resource("ip 10.0.0.100/24"), resource("process httpd")],
             hook_timeout: Duration::from_secs(30),
         }],

@@ -983,7 +983,12 @@ impl Sim {
         self.res = ResourceFaults::default();
         for node in 0..self.nodes.len() as NodeId {
             if self.nodes[usize::from(node)].core.is_none() {
-                self.boot(node);
+                // Through a restart, which waits for an old guard's release
+                // to finish, as a real agent waits for the guard lock (seed
+                // 3449: booted at the heal while the killed agent's guard
+                // still held a resource, it gave the set away).
+                let inc = self.nodes[usize::from(node)].inc;
+                self.dispatch(Ev::Restart { node, inc });
             } else {
                 self.resume(node);
             }

@@ -69,6 +69,7 @@ fn topology(nodes: usize, sets: usize) -> Topology {
                 failback: Failback::Never,
                 max_restarts: 3,
                 restart_window: Duration::from_secs(600),
+                failure_timeout: None,
                 resources: vec![resource("ip", true), resource("process", false)],
                 hook_timeout: Duration::from_secs(30),
             })

@@ -147,6 +147,7 @@ pub fn random_topology(rng: &mut Rng) -> Topology {
                 failback,
                 max_restarts: rng.range(0, 3) as u32,
                 restart_window: ms(rng, 5_000, 60_000),
+                failure_timeout: rng.chance(300).then(|| ms(rng, 2_000, 20_000)),
                 resources,
                 hook_timeout: ms(rng, 300, 2000),
             }

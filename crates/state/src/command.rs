@@ -112,6 +112,13 @@ pub enum Command {
     Clear {
         set: SetId,
     },
+    /// The set's `failure_timeout` passed since `node` was excluded at
+    /// generation `since` (by the leader's clock): the exclusion lapses.
+    Expire {
+        set: SetId,
+        node: NodeId,
+        since: u64,
+    },
     /// Cluster-wide maintenance mode: while on, nothing is placed, moved,
     /// started or restarted (every set is left alone as if frozen); a node
     /// that loses its lease still stops its sets, because safety comes first.
@@ -173,6 +180,7 @@ pub enum Rejected {
     NotLockHolder(NodeId),
     Blocked { set: SetId, node: NodeId },
     Ineligible { set: SetId, node: NodeId },
+    NotExcluded { set: SetId, node: NodeId, since: u64 },
 }
 
 impl fmt::Display for Rejected {
@@ -202,6 +210,9 @@ impl fmt::Display for Rejected {
             NotLockHolder(n) => write!(f, "node {n} does not hold that lock with that token"),
             Blocked { set, node } => write!(f, "set {set} is blocked by a failed stop on node {node}"),
             Ineligible { set, node } => write!(f, "node {node} may not run set {set}"),
+            NotExcluded { set, node, since } => {
+                write!(f, "node {node} is not excluded from set {set} since generation {since}")
+            }
         }
     }
 }
@@ -317,6 +328,7 @@ impl ClusterState {
                 rec.running = false;
                 rec.phase = Phase::Stable;
                 rec.excluded.insert(node, exclusion);
+                rec.excluded_at.insert(node, generation);
                 if rec.pin == Some(node) {
                     rec.pin = None;
                 }
@@ -359,7 +371,18 @@ impl ClusterState {
                 Ok(Applied::Done)
             }
             Command::Clear { set } => {
-                self.sets[usize::from(set)].excluded.clear();
+                let rec = &mut self.sets[usize::from(set)];
+                rec.excluded.clear();
+                rec.excluded_at.clear();
+                Ok(Applied::Done)
+            }
+            Command::Expire { set, node, since } => {
+                let rec = &mut self.sets[usize::from(set)];
+                if rec.excluded_at.get(&node) != Some(&since) {
+                    return Err(Rejected::NotExcluded { set, node, since });
+                }
+                rec.excluded.remove(&node);
+                rec.excluded_at.remove(&node);
                 Ok(Applied::Done)
             }
             Command::Maintenance { on } => {
@@ -472,6 +495,7 @@ impl ClusterState {
                 (&[], Some(*set))
             }
             Command::Pin { set, node } => (node.as_slice(), Some(*set)),
+            Command::Expire { set, node, .. } => (std::slice::from_ref(node), Some(*set)),
             Command::Freeze { set, .. } | Command::Clear { set } | Command::Duplicate { set, .. } => (&[], Some(*set)),
             Command::Maintenance { .. } => (&[], None),
             Command::Lock { node, .. } | Command::Unlock { node, .. } => (std::slice::from_ref(node), None),

@@ -81,8 +81,13 @@ pub struct SetRecord {
     /// eligible, until the node is lost, put in standby, leaves or is
     /// excluded from the set.
     pub pin: Option<NodeId>,
-    /// Nodes that may not run this set until an operator clears them.
+    /// Nodes that may not run this set until an operator clears them, or
+    /// the set's `failure_timeout` lets the exclusion lapse.
     pub excluded: BTreeMap<NodeId, crate::Exclusion>,
+    /// The set's generation when each exclusion was recorded: what an
+    /// `Expire` names, so it can only end that exclusion, not a later one.
+    #[serde(default)]
+    pub excluded_at: BTreeMap<NodeId, u64>,
     /// A node whose stop of this set failed: the set may be running there, so
     /// it must not start anywhere until that node is fenced or cleared.
     pub blocked: Option<NodeId>,
@@ -134,6 +139,7 @@ impl ClusterState {
             frozen: false,
             pin: None,
             excluded: BTreeMap::new(),
+            excluded_at: BTreeMap::new(),
             blocked: None,
         };
         ClusterState {

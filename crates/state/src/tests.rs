@@ -272,3 +272,18 @@ fn a_move_s_pin_ends_when_its_node_is_lost_put_in_standby_or_leaves() {
     s.apply(&Command::Leave { node: 1 }).unwrap();
     assert_eq!(s.set(0).pin, None, "left");
 }
+
+#[test]
+fn an_expiry_ends_only_the_exclusion_it_names() {
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    let g = s.set(0).generation;
+    s.apply(&Command::StartFailed { set: 0, node: 0, generation: g, exclusion: Exclusion::Failed }).unwrap();
+    assert_eq!(s.set(0).excluded_at.get(&0), Some(&g));
+    let stale = Command::Expire { set: 0, node: 0, since: g - 1 };
+    assert_eq!(s.apply(&stale), Err(Rejected::NotExcluded { set: 0, node: 0, since: g - 1 }));
+    assert!(s.set(0).excluded.contains_key(&0));
+    assert_eq!(s.apply(&Command::Expire { set: 0, node: 0, since: g }), Ok(Applied::Done));
+    assert!(s.set(0).excluded.is_empty() && s.set(0).excluded_at.is_empty());
+    assert!(s.apply(&Command::Expire { set: 0, node: 0, since: g }).is_err(), "once");
+}

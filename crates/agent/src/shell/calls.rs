@@ -74,7 +74,9 @@ impl Agent {
     fn translate(&self, req: Request) -> Result<CoreRequest, Response> {
         Ok(match req {
             Request::Status => {
-                let doc = status::document(&self.config, &self.core, self.leader, &self.links.counters(), self.now());
+                let voters = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+                let agreement = (self.leader, &voters);
+                let doc = status::document(&self.config, &self.core, agreement, &self.links.counters(), self.now());
                 return Err(Response::ok(Some(doc)));
             }
             Request::Events { .. } => return Err(Response::err("events are answered by the API itself")),

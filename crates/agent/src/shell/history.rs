@@ -148,6 +148,9 @@ impl Agent {
                         (Some(*set), format!("pinned to {}", node.map_or("nobody".into(), name)))
                     }
                     Command::Clear { set } => (Some(*set), "exclusions cleared".into()),
+                    Command::Expire { set, node, .. } => {
+                        (Some(*set), format!("{}'s exclusion lapsed (failure_timeout)", name(*node)))
+                    }
                     Command::Maintenance { on: true } => {
                         (None, "maintenance mode on: nothing is started, stopped or recovered".into())
                     }

@@ -22,6 +22,7 @@ fn spec(resources: usize) -> SetSpec {
         failback: Failback::Never,
         max_restarts: 3,
         restart_window: Duration::from_secs(600),
+        failure_timeout: None,
         resources: (0..resources).map(r).collect(),
         hook_timeout: Duration::from_secs(5),
     }

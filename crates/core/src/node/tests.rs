@@ -23,6 +23,7 @@ fn topo() -> Topology {
             failback: Failback::Never,
             max_restarts: 1,
             restart_window: Duration::from_secs(60),
+            failure_timeout: None,
             resources: vec![ResourceSpec {
                 label: "ip".into(),
                 start_timeout: Duration::from_secs(1),
@@ -310,4 +311,43 @@ fn a_confirmed_fence_is_proposed_and_a_failed_one_told() {
     assert!(proposals(&out).contains(&fenced));
     let out = b.handle(ms(0), Input::FenceDone { node: 0, epoch: 0, incarnation: 1, result: Err("no".into()) });
     assert!(out.contains(&Output::Event(Event::FenceFailed { node: 0, why: "no".into() })));
+}
+
+#[test]
+fn the_leader_lets_an_exclusion_lapse_after_the_failure_timeout() {
+    let mut t = topo();
+    t.sets[0].failure_timeout = Some(Duration::from_secs(10));
+    let mut st = owned_state();
+    let failed = Command::StartFailed { set: 0, node: 0, generation: 1, exclusion: Exclusion::Failed };
+    st.apply(&failed).unwrap();
+    let expire = Command::Expire { set: 0, node: 0, since: 1 };
+    let mut b = Node::new(t.clone(), 1, st.clone(), Persisted::default(), 1, ms(0));
+    b.handle(ms(0), Input::Leader(true));
+    let out = b.handle(ms(9_000), Input::Tick);
+    assert!(!proposals(&out).contains(&expire), "not yet: {out:?}");
+    let out = b.handle(ms(10_000), Input::Tick);
+    assert!(proposals(&out).contains(&expire), "{out:?}");
+    // Only the leader times it; a node that is not one proposes nothing.
+    let mut c = Node::new(t, 1, st, Persisted::default(), 1, ms(0));
+    let out = c.handle(ms(20_000), Input::Tick);
+    assert!(!proposals(&out).contains(&expire));
+}
+
+/// Seed 6184: a second `baton lock` on the holding node, asked while the
+/// first one's unlock was being agreed, must not be answered with its grant.
+#[test]
+fn a_lock_asked_on_its_holder_waits_for_a_grant_of_its_own() {
+    let mut st = owned_state();
+    st.apply(&Command::Lock { name: "cron".into(), node: 0, epoch: 0 }).unwrap();
+    let mut a = Node::new(topo(), 0, st, Persisted::default(), 1, ms(0));
+    let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
+    let lock = Request::Lock { name: "cron".into(), wait: Duration::from_secs(5) };
+    let out = a.handle(ms(20), Input::Request { id: 2, request: lock });
+    assert!(replies(&out).is_empty(), "token 1 is the first holder's: {out:?}");
+    let out = a.handle(ms(30), Input::Committed(Command::Unlock { name: "cron".into(), node: 0, token: 1 }));
+    assert!(proposals(&out).contains(&Command::Lock { name: "cron".into(), node: 0, epoch: 0 }), "{out:?}");
+    let out = a.handle(ms(40), Input::Committed(Command::Lock { name: "cron".into(), node: 0, epoch: 0 }));
+    assert!(matches!(replies(&out)[..], [(2, Reply::Locked { token: 2, .. })]), "{out:?}");
 }

@@ -21,6 +21,7 @@ fn topo(failback: Failback) -> Topology {
             failback,
             max_restarts: 3,
             restart_window: Duration::from_secs(600),
+            failure_timeout: None,
             resources: vec![],
             hook_timeout: Duration::from_secs(5),
         }],

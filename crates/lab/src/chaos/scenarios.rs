@@ -244,6 +244,12 @@ pub fn settle(lab: &Lab, limit: Duration) -> Result<String, String> {
                 last = format!("{n} does not see every node online");
                 return false;
             }
+            // A node brought back by `baton rejoin` votes again only once
+            // it has caught up: until then one more loss stops the cluster.
+            if !doc["nodes"].as_array().is_some_and(|ns| ns.iter().all(|x| x["voter"] == true)) {
+                last = format!("{n} does not see every node vote in Raft yet");
+                return false;
+            }
             let set = &doc["sets"][0];
             if set["state"] != "running" {
                 last = format!("{n} sees web {}", set["state"]);
