@@ -29,6 +29,11 @@ struct Cluster {
 
 impl Cluster {
     fn new(tag: &str) -> Cluster {
+        Cluster::with(tag, "")
+    }
+
+    /// `set_keys`: more keys of `[sets.web]`.
+    fn with(tag: &str, set_keys: &str) -> Cluster {
         let dir = std::env::temp_dir().join(format!("baton-cluster-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -44,9 +49,10 @@ impl Cluster {
         for (i, n) in NODES.iter().enumerate() {
             text += &format!("\n[nodes.{n}]\naddresses = [\"127.0.0.{}/8\"]\n", 11 + i);
         }
-        text +=
-            "\n[sets.web]\nnodes = [\"alpha\", \"beta\", \"gamma\"]\n\n[[sets.web.resources]]\ntype = \"process\"\n\
-                 command = [\"/bin/true\"]\n";
+        text += &format!(
+            "\n[sets.web]\nnodes = [\"alpha\", \"beta\", \"gamma\"]\n{set_keys}\n[[sets.web.resources]]\n\
+             type = \"process\"\ncommand = [\"/bin/true\"]\n"
+        );
         let config = dir.join("cluster.toml");
         std::fs::write(&config, text).unwrap();
         Cluster { dir, config }
@@ -58,10 +64,13 @@ impl Cluster {
 
     /// Starts `node`'s agent on a thread and runtime of its own.
     fn start(&self, node: &str) -> Running {
+        self.start_with(node, Fake::default())
+    }
+
+    fn start_with(&self, node: &str, fake: Fake) -> Running {
         let me = NODES.iter().position(|n| *n == node).unwrap();
         let config = baton_config::load(&self.config).unwrap();
         let state_dir = self.dir.join(node);
-        let fake = Fake::default();
         let set = SetRuntime {
             name: "web".into(),
             hooks: None,
@@ -245,4 +254,25 @@ fn a_moved_set_stays_where_it_went_when_its_target_dies_and_returns() {
     // Several leases with beta back: nothing moves.
     std::thread::sleep(Duration::from_secs(3));
     assert!(only(&[&a, &b, &c], went_to), "web stayed where it went");
+}
+
+/// Pacemaker's `failure-timeout`: web fails to start on alpha, runs on beta;
+/// alpha's exclusion lapses by itself after `failure_timeout`, and web stays
+/// on beta (`failback = "never"`).
+#[test]
+fn an_exclusion_lapses_after_the_failure_timeout() {
+    let cluster = Cluster::with("failure-timeout", "failure_timeout = \"2s\"\n");
+    let broken = Fake::default();
+    broken.fail_start.store(true, Ordering::SeqCst);
+    let a = cluster.start_with("alpha", broken);
+    let b = cluster.start("beta");
+    let c = cluster.start("gamma");
+    let excluded = || {
+        let doc = call(&cluster.socket("gamma"), Request::Status).data.unwrap_or_default();
+        doc["sets"][0]["excluded"].as_array().cloned().unwrap_or_default()
+    };
+    assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 1)), "web fails on alpha, runs on beta");
+    assert_eq!(excluded(), [serde_json::json!("alpha")]);
+    assert!(wait(Duration::from_secs(10), || excluded().is_empty()), "alpha's exclusion lapsed");
+    assert!(only(&[&a, &b, &c], 1), "web stays on beta");
 }
