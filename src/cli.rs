@@ -22,6 +22,10 @@ pub struct Cli {
     /// The agent's control socket (default: <state_dir>/baton.sock).
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Print a JSON document instead of text (a failure too, on stdout, as
+    /// {"ok": false, "error": ...}); documented in docs/reference.md.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,8 +36,6 @@ pub enum Command {
     Agent,
     /// Cluster, nodes, links, sets, owners, leader, quorum.
     Status {
-        #[arg(long)]
-        json: bool,
         /// Redraw every --interval until interrupted (with --json: one document per line).
         #[arg(long)]
         watch: bool,
@@ -84,9 +86,6 @@ pub enum Command {
         /// Keep printing new events.
         #[arg(long)]
         follow: bool,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
         /// Only events about this set.
         #[arg(long)]
         set: Option<String>,

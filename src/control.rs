@@ -203,44 +203,59 @@ fn lock(cli: &Cli, name: &str, wait: Option<&str>, command: &[String]) -> Result
 }
 
 pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
+    let json = cli.json;
+    // What an operation did, as text and as JSON.
+    let done = |text: String, doc: Value| {
+        if json {
+            println!("{}", serde_json::json!({ "ok": true, "data": doc }));
+        } else {
+            println!("{text}");
+        }
+    };
     match command {
-        Command::Status { json, watch: false, .. } => {
+        Command::Status { watch: false, .. } => {
             let doc = call(cli, Request::Status)?.data.unwrap_or(Value::Null);
-            if *json {
+            if json {
                 println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
             } else {
                 print!("{}", table(&doc));
             }
         }
-        Command::Status { json, watch: true, interval } => watch(cli, *json, interval)?,
+        Command::Status { watch: true, interval } => watch(cli, json, interval)?,
         Command::Move { set, to, reason } => {
             let r = call(cli, Request::Move { set: set.clone(), node: to.clone(), reason: reason.clone() })?;
             let target = r.data.as_ref().and_then(|d| d["target"].as_str()).unwrap_or("?").to_string();
-            println!("{set} runs on {target}");
+            done(format!("{set} runs on {target}"), serde_json::json!({ "set": set, "node": target }));
         }
-        Command::Freeze { set, reason } => {
-            drop(call(cli, Request::Freeze { set: set.clone(), frozen: true, reason: reason.clone() })?)
+        Command::Freeze { set, reason } | Command::Unfreeze { set, reason } => {
+            let frozen = matches!(command, Command::Freeze { .. });
+            call(cli, Request::Freeze { set: set.clone(), frozen, reason: reason.clone() })?;
+            let word = if frozen { "frozen" } else { "unfrozen" };
+            done(format!("{set} {word}"), serde_json::json!({ "set": set, "frozen": frozen }));
         }
-        Command::Unfreeze { set, reason } => {
-            drop(call(cli, Request::Freeze { set: set.clone(), frozen: false, reason: reason.clone() })?)
-        }
-        Command::Standby { target, reason } => {
-            drop(call(cli, Request::Standby { node: target.clone(), standby: true, reason: reason.clone() })?)
+        Command::Standby { target, reason } | Command::Online { target, reason } => {
+            let standby = matches!(command, Command::Standby { .. });
+            call(cli, Request::Standby { node: target.clone(), standby, reason: reason.clone() })?;
+            let word = if standby { "in standby, running nothing" } else { "online" };
+            done(format!("{target} {word}"), serde_json::json!({ "node": target, "standby": standby }));
         }
         Command::Cleanup { set, reason } => {
-            drop(call(cli, Request::Cleanup { set: set.clone(), reason: reason.clone() })?)
+            call(cli, Request::Cleanup { set: set.clone(), reason: reason.clone() })?;
+            done(format!("{set}: exclusions cleared"), serde_json::json!({ "set": set, "excluded": [] }));
         }
         Command::Lock { name, wait, command } => lock(cli, name, wait.as_deref(), command)?,
         Command::Maintenance { mode, reason } => {
-            drop(call(cli, Request::Maintenance { on: mode == "on", reason: reason.clone() })?)
+            call(cli, Request::Maintenance { on: mode == "on", reason: reason.clone() })?;
+            done(format!("maintenance mode {mode}"), serde_json::json!({ "maintenance": mode == "on" }));
         }
-        Command::Online { target, reason } => {
-            drop(call(cli, Request::Standby { node: target.clone(), standby: false, reason: reason.clone() })?)
-        }
-        Command::Events { follow, json, set, since } => events(cli, *follow, *json, set.clone(), since.as_deref())?,
+        Command::Events { follow, set, since } => events(cli, *follow, json, set.clone(), since.as_deref())?,
         Command::IsActive { set } => {
             let r = call(cli, Request::IsActive { set: set.clone() })?;
-            if r.data.as_ref().is_none_or(|d| d["active"] != true) {
+            let active = r.data.as_ref().is_some_and(|d| d["active"] == true);
+            if json {
+                println!("{}", serde_json::json!({ "ok": true, "data": { "set": set, "active": active } }));
+            }
+            if !active {
                 return Err(Failure::Quiet);
             }
         }

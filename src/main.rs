@@ -27,7 +27,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let lines: Vec<String> = refused.iter().map(|p| format!("{}: {p}", file.display())).collect();
                 return Err(Failure::Usage(lines.join("\n")));
             }
-            for what in config.warnings() {
+            let warnings = config.warnings();
+            if cli.json {
+                let doc = serde_json::json!({ "file": file, "summary": config.summary(), "warnings": warnings });
+                println!("{}", serde_json::json!({ "ok": true, "data": doc }));
+                return Ok(());
+            }
+            for what in warnings {
                 eprintln!("{}: warning: {what}", file.display());
             }
             println!("{}: ok: {}", file.display(), config.summary());
@@ -115,13 +121,23 @@ fn main() -> ExitCode {
         // SAFETY: setting a signal disposition before any thread exists.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
+    let json = cli.json;
+    // With --json a failure is a document too: one line per problem.
+    let say = |msg: &str| {
+        if json {
+            let lines: Vec<&str> = msg.lines().collect();
+            println!("{}", serde_json::json!({ "ok": false, "error": lines.join("; "), "errors": lines }));
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(msg)) => {
+            say(&msg);
             eprintln!("{msg}");
             ExitCode::from(2)
         }
         Err(Failure::Failed(msg)) => {
+            say(&msg);
             eprintln!("baton: {msg}");
             ExitCode::from(1)
         }

@@ -184,3 +184,43 @@ fn a_socket_of_another_user_or_open_to_others_is_refused() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("mode 0666"), "{err}");
 }
+
+/// `--json` on any command, on either side of it: a document on stdout,
+/// for a failure too; the exit codes stay.
+#[test]
+fn json_is_printed_for_every_outcome() {
+    let dir = Dir::new("json");
+    let file = write(&dir.0, CONFIG);
+    let doc =
+        |out: &str| serde_json::from_str::<serde_json::Value>(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let (code, out, _) = baton(&["--json", "config", "check", &file]);
+    assert_eq!(code, 0);
+    let d = doc(&out);
+    assert_eq!(
+        (d["ok"].as_bool(), d["data"]["summary"].as_str().map(|s| s.starts_with("cluster \"lab\""))),
+        (Some(true), Some(true)),
+        "{d}"
+    );
+    assert!(d["data"]["warnings"].is_array());
+    let bad = write(&dir.0, &CONFIG.replace("name = \"lab\"", "name = \"lab\"\nport = 99999"));
+    let (code, out, _) = baton(&["config", "check", &bad, "--json"]);
+    assert_eq!(code, 2);
+    let d = doc(&out);
+    assert_eq!(d["ok"], false);
+    assert!(d["errors"][0].as_str().unwrap().ends_with("cluster.port: 99999 is out of range (1 to 65535)"), "{d}");
+    for args in [
+        &["move", "web", "beta"][..],
+        &["freeze", "web"],
+        &["standby", "beta"],
+        &["maintenance", "on"],
+        &["is-active", "web"],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--json", "--socket", "/nonexistent/baton.sock"]);
+        let (code, out, _) = baton(&all);
+        assert_eq!(code, 1, "{args:?}");
+        let d = doc(&out);
+        assert_eq!(d["ok"], false, "{args:?}");
+        assert!(d["error"].as_str().unwrap().contains("cannot reach the agent"), "{args:?}: {d}");
+    }
+}
