@@ -127,6 +127,16 @@ pub enum Command {
     },
     /// Exit 0 if SET runs on this node, 1 if not.
     IsActive { set: String },
+    /// Where every set would go after the given faults, from the live
+    /// agreed state, by the cluster's own placement (nothing is changed).
+    Simulate {
+        /// A node that dies (repeatable).
+        #[arg(long, value_name = "NODE")]
+        kill: Vec<String>,
+        /// A node put in standby (repeatable).
+        #[arg(long, value_name = "NODE")]
+        standby: Vec<String>,
+    },
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -161,6 +171,12 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate a configuration file (default: --config).
     Check { file: Option<PathBuf> },
+    /// Make FILE the cluster's agreed configuration (not implemented yet).
+    Apply { file: Option<PathBuf> },
+    /// What applying FILE would do, set by set (not implemented yet).
+    Diff { file: Option<PathBuf> },
+    /// The agreed configuration and its generation (not implemented yet).
+    Show,
 }
 
 pub enum Failure {

@@ -248,6 +248,7 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
             call(cli, Request::Maintenance { on: mode == "on", reason: reason.clone() })?;
             done(format!("maintenance mode {mode}"), serde_json::json!({ "maintenance": mode == "on" }));
         }
+        Command::Simulate { kill, standby } => simulate(cli, kill, standby)?,
         Command::Events { follow, set, since } => events(cli, *follow, json, set.clone(), since.as_deref())?,
         Command::IsActive { set } => {
             let r = call(cli, Request::IsActive { set: set.clone() })?;
@@ -260,6 +261,56 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
             }
         }
         other => unreachable!("{other:?} is dispatched elsewhere"),
+    }
+    Ok(())
+}
+
+/// `baton simulate`: the agreed state from the agent, the prediction here
+/// (the configuration file gives the names and policies).
+fn simulate(cli: &Cli, kill: &[String], standby: &[String]) -> Result<(), Failure> {
+    use baton_core::simulate::{predict, Fault};
+    let config = baton_config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
+    let topo = config.topology();
+    let id = |name: &String| {
+        topo.nodes
+            .iter()
+            .position(|n| &n.name == name)
+            .map(|i| i as baton_core::NodeId)
+            .ok_or_else(|| Failure::Usage(format!("no node named {name:?} in {}", cli.config.display())))
+    };
+    let mut faults = Vec::new();
+    for n in kill {
+        faults.push(Fault::Kill(id(n)?));
+    }
+    for n in standby {
+        faults.push(Fault::Standby(id(n)?));
+    }
+    let data = call(cli, Request::AgreedState)?.data.unwrap_or_default();
+    let state: baton_state::ClusterState = serde_json::from_value(data)
+        .map_err(|e| Failure::Failed(format!("the agent's agreed state is unreadable: {e}")))?;
+    if (state.nodes.len(), state.sets.len()) != (topo.nodes.len(), topo.sets.len()) {
+        return Err(Failure::Failed(format!(
+            "{} does not describe the running cluster ({} nodes and {} sets agreed)",
+            cli.config.display(),
+            state.nodes.len(),
+            state.sets.len()
+        )));
+    }
+    let name = |n: Option<baton_core::NodeId>| n.map(|n| topo.node_name(n).to_string());
+    let predictions = predict(&topo, &state, &faults);
+    if cli.json {
+        let sets: Vec<Value> = predictions
+            .iter()
+            .map(|p| {
+                serde_json::json!({ "set": topo.set_name(p.set), "before": name(p.before), "after": name(p.after), "why": p.why })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "ok": true, "data": { "sets": sets } }));
+        return Ok(());
+    }
+    for p in predictions {
+        let show = |n| name(n).unwrap_or_else(|| "nowhere".into());
+        println!("{}: {} -> {} ({})", topo.set_name(p.set), show(p.before), show(p.after), p.why);
     }
     Ok(())
 }

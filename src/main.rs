@@ -39,6 +39,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}: ok: {}", file.display(), config.summary());
             Ok(())
         }
+        Command::Config(_) => Err(Failure::Failed(
+            "config apply, diff and show are not implemented yet: the configuration is not agreed through the \
+             cluster; put the same file on every node and restart the agents one at a time (each restart hands \
+             its node's sets over)"
+                .into(),
+        )),
         Command::Guard { ref watchdog, watchdog_timeout_ms, ref lock } => {
             let rt = runtime();
             let timeout = std::time::Duration::from_millis(watchdog_timeout_ms);

@@ -224,3 +224,20 @@ fn json_is_printed_for_every_outcome() {
         assert!(d["error"].as_str().unwrap().contains("cannot reach the agent"), "{args:?}: {d}");
     }
 }
+
+#[test]
+fn simulate_names_a_bad_node_and_config_apply_says_it_is_not_there_yet() {
+    let dir = Dir::new("sim");
+    let file = write(&dir.0, CONFIG);
+    let (code, _, err) = baton(&["simulate", "--kill", "nobody", "--config", &file]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no node named \"nobody\""), "{err}");
+    let (code, _, err) = baton(&["simulate", "--kill", "alpha", "--config", &file, "--socket", "/nonexistent/b.sock"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot reach the agent"), "{err}");
+    for sub in ["apply", "diff", "show"] {
+        let (code, _, err) = baton(&["config", sub]);
+        assert_eq!(code, 1, "{sub}");
+        assert!(err.contains("not implemented yet"), "{sub}: {err}");
+    }
+}

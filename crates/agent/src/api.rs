@@ -23,6 +23,8 @@ const REQUEST_MAX: usize = 64 * 1024;
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Request {
     Status,
+    /// The agreed state as this node has applied it (for `baton simulate`).
+    AgreedState,
     Move {
         set: String,
         node: Option<String>,

@@ -276,3 +276,23 @@ fn an_exclusion_lapses_after_the_failure_timeout() {
     assert!(wait(Duration::from_secs(10), || excluded().is_empty()), "alpha's exclusion lapsed");
     assert!(only(&[&a, &b, &c], 1), "web stays on beta");
 }
+
+/// `baton simulate`: the prediction from the live agreed state is what then
+/// happens.
+#[test]
+fn a_simulated_failure_predicts_the_failover_that_follows() {
+    use baton_core::simulate::{predict, Fault};
+    let cluster = Cluster::new("simulate");
+    let mut a = cluster.start("alpha");
+    let b = cluster.start("beta");
+    let c = cluster.start("gamma");
+    assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha");
+    let topo = baton_config::load(&cluster.config).unwrap().topology();
+    let state = call(&cluster.socket("beta"), Request::AgreedState).data.unwrap();
+    let state: baton_state::ClusterState = serde_json::from_value(state).unwrap();
+    let p = predict(&topo, &state, &[Fault::Kill(0)]);
+    assert_eq!((p[0].before, p[0].after), (Some(0), Some(1)), "{p:?}");
+    a.kill();
+    assert!(wait(Duration::from_secs(15), || b.runs_web() || c.runs_web()), "web taken over");
+    assert!(only(&[&a, &b, &c], 1), "where the simulation said");
+}

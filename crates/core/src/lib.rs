@@ -14,6 +14,7 @@ pub mod node;
 pub mod placement;
 pub mod release;
 pub mod requests;
+pub mod simulate;
 pub mod time;
 pub mod topology;
 

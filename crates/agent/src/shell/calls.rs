@@ -79,6 +79,10 @@ impl Agent {
                 let doc = status::document(&self.config, &self.core, agreement, &self.links.counters(), self.now());
                 return Err(Response::ok(Some(doc)));
             }
+            Request::AgreedState => {
+                let state = serde_json::to_value(self.core.state()).expect("the state serializes");
+                return Err(Response::ok(Some(state)));
+            }
             Request::Events { .. } => return Err(Response::err("events are answered by the API itself")),
             Request::IsActive { set } => CoreRequest::IsActive { set: self.set_id(&set)? },
             Request::Move { set, node, .. } => {
