@@ -107,6 +107,7 @@ fn resource(set: &SetConfig, i: usize, ctx: Context, nl: &Netlink, ocf_tmp: &Pat
                 fstype: fstype.clone(),
                 options: options.clone(),
             },
+            cgroup: Some(ctx.cgroup),
         }),
         ResourceKind::Nfs { path, fsid, clients, options, lock_dir } => Box::new(Nfs {
             spec: NfsSpec {
@@ -116,6 +117,7 @@ fn resource(set: &SetConfig, i: usize, ctx: Context, nl: &Netlink, ocf_tmp: &Pat
                 options: options.clone(),
                 lock_dir: lock_dir.clone(),
             },
+            cgroup: Some(ctx.cgroup),
         }),
     }
 }

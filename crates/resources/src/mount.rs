@@ -16,6 +16,7 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cgroup::Cgroup;
 use crate::program::Program;
 use crate::resource::{Done, Resource};
 use crate::undo::Undo;
@@ -62,11 +63,14 @@ pub fn is_mounted(spec: &MountSpec) -> Result<bool, String> {
     Ok(mounts()?.iter().any(|(src, p)| canonical(p) == point && canonical(src) == canonical(&spec.device)))
 }
 
-async fn program(argv: &[&str], limit: Duration) -> Result<(i32, String), String> {
-    Program::new(argv).limit(limit).run().await.map(|r| (r.code, r.text))
+async fn program(argv: &[&str], cgroup: Option<&Cgroup>, limit: Duration) -> Result<(i32, String), String> {
+    Program::new(argv).limit(limit).cgroup(cgroup).run().await.map(|r| (r.code, r.text))
 }
 
-pub async fn start(spec: &MountSpec, limit: Duration) -> Result<(), String> {
+/// Checks and mounts the filesystem; fsck and mount run in `cgroup` (the
+/// set's), so a guard that kills the set's processes before it unmounts
+/// also waits out a mount still under way when the agent died.
+pub async fn start(spec: &MountSpec, cgroup: Option<&Cgroup>, limit: Duration) -> Result<(), String> {
     match mounted_at(&spec.device)? {
         Some(point) if canonical(&point) == canonical(&spec.path) => return Ok(()),
         Some(point) => {
@@ -78,13 +82,13 @@ pub async fn start(spec: &MountSpec, limit: Duration) -> Result<(), String> {
         None => {}
     }
     // fsck exit codes: 0 clean, 1 errors corrected; anything else is failure.
-    let (code, text) = program(&["fsck", "-a", "-T", "-t", &spec.fstype, &spec.device], limit).await?;
+    let (code, text) = program(&["fsck", "-a", "-T", "-t", &spec.fstype, &spec.device], cgroup, limit).await?;
     if code > 1 {
         return Err(format!("fsck of {} failed (exit {code}): {text}", spec.device));
     }
     std::fs::create_dir_all(&spec.path).map_err(|e| format!("creating {}: {e}", spec.path))?;
     let (code, text) =
-        program(&["mount", "-t", &spec.fstype, "-o", &spec.options, &spec.device, &spec.path], limit).await?;
+        program(&["mount", "-t", &spec.fstype, "-o", &spec.options, &spec.device, &spec.path], cgroup, limit).await?;
     if code != 0 {
         return Err(format!("mounting {} on {} failed (exit {code}): {text}", spec.device, spec.path));
     }
@@ -154,6 +158,8 @@ pub async fn stop(spec: &MountSpec, grace: Duration) -> Result<(), String> {
 /// The `mount` resource.
 pub struct Mount {
     pub spec: MountSpec,
+    /// The set's cgroup, where its start's programs run.
+    pub cgroup: Option<Cgroup>,
 }
 
 impl Resource for Mount {
@@ -162,7 +168,7 @@ impl Resource for Mount {
     }
 
     fn start(&self, limit: Duration) -> Done<'_> {
-        Box::pin(start(&self.spec, limit))
+        Box::pin(start(&self.spec, self.cgroup.as_ref(), limit))
     }
 
     /// A quarter of the limit for the users to leave after SIGTERM.

@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::cgroup::Cgroup;
 use crate::program::Program;
 use crate::resource::{Done, Resource};
 use crate::undo::Undo;
@@ -43,9 +44,13 @@ impl NfsSpec {
     }
 }
 
-async fn program(argv: &[String], limit: Duration) -> Result<String, String> {
-    let ran =
-        Program::new(argv).limit(limit).run().await.map_err(|e| format!("{e} (is nfs-kernel-server installed?)"))?;
+async fn program(argv: &[String], cgroup: Option<&Cgroup>, limit: Duration) -> Result<String, String> {
+    let ran = Program::new(argv)
+        .limit(limit)
+        .cgroup(cgroup)
+        .run()
+        .await
+        .map_err(|e| format!("{e} (is nfs-kernel-server installed?)"))?;
     ran.success(&argv.join(" ")).map(|r| r.stdout)
 }
 
@@ -57,7 +62,9 @@ fn bound(lock_dir: &str) -> Result<bool, String> {
     Ok((a.dev(), a.ino()) == (b.dev(), b.ino()))
 }
 
-pub async fn start(spec: &NfsSpec, limit: Duration) -> Result<(), String> {
+/// Binds the lock directory and exports the path; the programs run in
+/// `cgroup` (the set's), so the guard waits them out before it undoes.
+pub async fn start(spec: &NfsSpec, cgroup: Option<&Cgroup>, limit: Duration) -> Result<(), String> {
     for sub in ["sm", "sm.bak"] {
         let dir = Path::new(&spec.lock_dir).join(sub);
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -71,23 +78,23 @@ pub async fn start(spec: &NfsSpec, limit: Duration) -> Result<(), String> {
     }
     if !bound(&spec.lock_dir)? {
         let argv: Vec<String> = ["mount", "--bind", &spec.lock_dir, STATE_DIR].iter().map(|s| s.to_string()).collect();
-        program(&argv, limit).await?;
+        program(&argv, cgroup, limit).await?;
     }
-    program(&spec.export_command(), limit).await?;
+    program(&spec.export_command(), cgroup, limit).await?;
     // Clients that held locks on the previous server reclaim them now;
     // sm-notify goes to the background and retries on its own, so a slow
     // client never holds up the takeover.
     let notify: Vec<String> = ["sm-notify", "-f", "-P", STATE_DIR].iter().map(|s| s.to_string()).collect();
-    program(&notify, limit).await.map(|_| ())
+    program(&notify, cgroup, limit).await.map(|_| ())
 }
 
 pub async fn stop(spec: &NfsSpec, limit: Duration) -> Result<(), String> {
     if check(spec, limit).await {
-        program(&spec.unexport_command(), limit).await?;
+        program(&spec.unexport_command(), None, limit).await?;
     }
     if bound(&spec.lock_dir)? {
         let argv: Vec<String> = ["umount", STATE_DIR].iter().map(|s| s.to_string()).collect();
-        program(&argv, limit).await?;
+        program(&argv, None, limit).await?;
     }
     Ok(())
 }
@@ -95,12 +102,16 @@ pub async fn stop(spec: &NfsSpec, limit: Duration) -> Result<(), String> {
 /// The path is exported (and so is served while nfsd runs).
 pub async fn check(spec: &NfsSpec, limit: Duration) -> bool {
     let argv = vec!["exportfs".to_string(), "-v".to_string()];
-    program(&argv, limit).await.is_ok_and(|out| out.lines().any(|l| l.split_whitespace().next() == Some(&spec.path)))
+    program(&argv, None, limit)
+        .await
+        .is_ok_and(|out| out.lines().any(|l| l.split_whitespace().next() == Some(&spec.path)))
 }
 
 /// The `nfs` resource.
 pub struct Nfs {
     pub spec: NfsSpec,
+    /// The set's cgroup, where its start's programs run.
+    pub cgroup: Option<Cgroup>,
 }
 
 impl Resource for Nfs {
@@ -112,7 +123,7 @@ impl Resource for Nfs {
     }
 
     fn start(&self, limit: Duration) -> Done<'_> {
-        Box::pin(start(&self.spec, limit))
+        Box::pin(start(&self.spec, self.cgroup.as_ref(), limit))
     }
 
     fn stop(&self, limit: Duration) -> Done<'_> {
