@@ -174,6 +174,8 @@ pub struct FenceDevice {
     pub params: Vec<(String, String)>,
     pub password_file: Option<PathBuf>,
     pub delay: Duration,
+    /// A random extra delay, up to this (Pacemaker's `pcmk_delay_max`).
+    pub delay_max: Duration,
     pub timeout: Duration,
 }
 

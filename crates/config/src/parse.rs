@@ -393,6 +393,7 @@ fn fencing(ctx: &mut Ctx, base: &Path, t: &Table, nodes: &[NodeConfig]) -> Optio
         let params = d.string_map(ctx, "params").unwrap_or_default();
         let password_file = d.string(ctx, "password_file").map(|(s, _)| base.join(s));
         let delay = d.duration(ctx, "delay").map_or(Duration::ZERO, |x| x.0);
+        let delay_max = d.duration(ctx, "delay_max").map_or(Duration::ZERO, |x| x.0);
         let timeout = d.duration(ctx, "timeout").map_or(Duration::from_secs(60), |x| x.0);
         if let Some((k, _)) = params.iter().find(|(k, _)| k == "password" || k == "passwd") {
             let at = dt.entries.iter().find(|e| e.key == "params").and_then(|e| e.span.clone());
@@ -401,7 +402,7 @@ fn fencing(ctx: &mut Ctx, base: &Path, t: &Table, nodes: &[NodeConfig]) -> Optio
         }
         d.finish(ctx, |_| None);
         if let Some((agent, _)) = agent {
-            devices.push(FenceDevice { agent, nodes: targets, params, password_file, delay, timeout });
+            devices.push(FenceDevice { agent, nodes: targets, params, password_file, delay, delay_max, timeout });
         }
     }
     if mode == FenceMode::Required && devices.is_empty() {

@@ -367,6 +367,7 @@ nodes = ["alpha", "beta"]
 params = { ip = "10.1.0.1", username = "admin" }
 password_file = "fence.pw"
 delay = "5s"
+delay_max = "2s"
 
 [notify]
 exec = ["/usr/local/bin/page-oncall"]

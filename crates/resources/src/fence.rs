@@ -15,7 +15,22 @@ pub struct Device {
     /// Waited before fencing: in a two-node cluster, give one side a head
     /// start so the two never fence each other at once.
     pub delay: Duration,
+    /// A random extra wait, up to this: two nodes fencing each other at
+    /// once rarely both go ahead (Pacemaker's `pcmk_delay_max`).
+    pub delay_max: Duration,
     pub timeout: Duration,
+}
+
+/// A uniformly random duration up to `max` (getrandom(2)).
+fn random_up_to(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut bytes = [0u8; 8];
+    // SAFETY: getrandom(2) writes at most `bytes.len()` bytes into `bytes`.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    let r = if n == 8 { u64::from_ne_bytes(bytes) } else { 0 };
+    Duration::from_micros(r % (max.as_micros() as u64 + 1))
 }
 
 /// `status` exit code of a fence agent for "off".
@@ -60,7 +75,7 @@ impl Device {
 
     /// Powers `node` off and confirms it is off.
     pub async fn off(&self, node: &str) -> Result<(), String> {
-        tokio::time::sleep(self.delay).await;
+        tokio::time::sleep(self.delay + random_up_to(self.delay_max)).await;
         let code = self.run("off", node).await?;
         if code != 0 {
             return Err(format!("fence agent {} could not turn {node} off (exit {code})", self.agent.display()));
@@ -71,5 +86,19 @@ impl Device {
                 Err(format!("fence agent {} did not confirm {node} off (status exit {code})", self.agent.display()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_random_delay_stays_within_its_bound_and_varies() {
+        assert_eq!(random_up_to(Duration::ZERO), Duration::ZERO);
+        let max = Duration::from_millis(50);
+        let draws: Vec<Duration> = (0..64).map(|_| random_up_to(max)).collect();
+        assert!(draws.iter().all(|&d| d <= max));
+        assert!(draws.iter().any(|&d| d != draws[0]), "random, not fixed");
     }
 }

@@ -78,6 +78,7 @@ impl Agent {
                 params: d.params.clone(),
                 password_file: d.password_file.clone(),
                 delay: d.delay,
+                delay_max: d.delay_max,
                 timeout: d.timeout,
             })
             .collect();
