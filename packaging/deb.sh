@@ -8,7 +8,8 @@ command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked
 cargo build --release --bin baton
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p target/package
-"$target/release/baton" man > target/package/baton.1
+rm -rf target/package/man
+"$target/release/baton" man --dir target/package/man
 "$target/release/baton" completions bash > target/package/baton.bash
 "$target/release/baton" completions zsh > target/package/_baton
 "$target/release/baton" completions fish > target/package/baton.fish

@@ -150,8 +150,13 @@ pub enum Command {
     },
     /// Shell completions for SHELL, on stdout.
     Completions { shell: clap_complete::Shell },
-    /// The manual page (roff), on stdout: `baton man | man -l -`.
-    Man,
+    /// The manual page (roff), on stdout: `baton man | man -l -`; with
+    /// --dir, baton.1 and a page per command (baton-move.1, ...) there.
+    Man {
+        /// Write every page into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The guard beside the agent (started by `baton agent`).
     #[command(hide = true)]
     Guard {

@@ -74,11 +74,29 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+        Command::Man { dir: None } => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
             .render(&mut std::io::stdout())
             .map_err(|e| Failure::Failed(format!("writing the manual page: {e}"))),
+        Command::Man { dir: Some(ref dir) } => man_pages(dir),
         ref other => control::run(&cli, other),
     }
+}
+
+/// baton.1 and one page per visible command (`baton-move.1`, ...) in `dir`.
+fn man_pages(dir: &std::path::Path) -> Result<(), Failure> {
+    let write = |name: &str, cmd: clap::Command| {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut out).map_err(|e| Failure::Failed(format!("rendering {name}: {e}")))?;
+        std::fs::write(&path, out).map_err(|e| Failure::Failed(format!("writing {}: {e}", path.display())))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Failure::Failed(format!("creating {}: {e}", dir.display())))?;
+    let top = <Cli as clap::CommandFactory>::command();
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("baton-{}", sub.get_name());
+        write(&name, sub.clone().display_name(name.clone()))?;
+    }
+    write("baton", top)
 }
 
 /// `baton lab ARGS`: the lab is its own program, `baton-lab`, beside this

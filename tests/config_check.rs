@@ -146,6 +146,14 @@ fn completions_and_the_manual_page_come_from_the_command_line_definition() {
     let (code, out, _) = baton(&["completions", "bash"]);
     assert_eq!(code, 0);
     assert!(out.contains("maintenance") && out.contains("is-active"), "every command completes");
+    let dir = Dir::new("man");
+    let (code, _, err) = baton(&["man", "--dir", &dir.0.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    for page in ["baton.1", "baton-move.1", "baton-simulate.1", "baton-config.1"] {
+        let text = std::fs::read_to_string(dir.0.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page} is a manual page");
+    }
+    assert!(!dir.0.join("baton-guard.1").exists(), "hidden commands get no page");
     let (code, out, _) = baton(&["man"]);
     assert_eq!(code, 0);
     assert!(out.starts_with(".ie") || out.contains(".TH baton"), "{}", &out[..out.len().min(200)]);

@@ -34,6 +34,8 @@ fn the_deb_holds_the_binary_unit_man_page_completions_and_example() {
         "./usr/bin/baton",
         "./lib/systemd/system/baton.service",
         "./usr/share/man/man1/baton.1.gz",
+        "./usr/share/man/man1/baton-move.1.gz",
+        "./usr/share/man/man1/baton-status.1.gz",
         "./usr/share/bash-completion/completions/baton",
         "./usr/share/zsh/vendor-completions/_baton",
         "./usr/share/fish/vendor_completions.d/baton.fish",
