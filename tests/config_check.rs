@@ -249,3 +249,15 @@ fn simulate_names_a_bad_node_and_config_apply_says_it_is_not_there_yet() {
         assert!(err.contains("not implemented yet"), "{sub}: {err}");
     }
 }
+
+/// The README's first cluster stays valid.
+#[test]
+fn the_first_cluster_of_the_readme_is_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("```toml\n[cluster]\nname = \"first\"").expect("the README's first cluster") + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = Dir::new("readme");
+    let file = write(&dir.0, &readme[start..end]);
+    let (code, out, err) = baton(&["config", "check", &file]);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+}
