@@ -45,6 +45,7 @@ pub enum Command {
     },
     /// Planned move of SET to NODE (default: the next preferred node).
     Move {
+        /// The service set, by its name in the configuration.
         set: String,
         /// Where to (named apart from the global --node, this node's name).
         #[arg(value_name = "NODE")]
@@ -55,13 +56,17 @@ pub enum Command {
     },
     /// No automatic restart or failover for SET.
     Freeze {
+        /// The service set, by its name in the configuration.
         set: String,
+        /// Why, for the event history.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Undo `freeze`.
     Unfreeze {
+        /// The service set, by its name in the configuration.
         set: String,
+        /// Why, for the event history.
         #[arg(long)]
         reason: Option<String>,
     },
@@ -70,6 +75,7 @@ pub enum Command {
         /// The node to empty.
         #[arg(value_name = "NODE")]
         target: String,
+        /// Why, for the event history.
         #[arg(long)]
         reason: Option<String>,
     },
@@ -78,6 +84,7 @@ pub enum Command {
         /// The node to allow again.
         #[arg(value_name = "NODE")]
         target: String,
+        /// Why, for the event history.
         #[arg(long)]
         reason: Option<String>,
     },
@@ -96,7 +103,9 @@ pub enum Command {
     /// Forget SET's exclusions (vetoes, failed starts, too many restarts) so
     /// those nodes may run it again.
     Cleanup {
+        /// The service set, by its name in the configuration.
         set: String,
+        /// Why, for the event history.
         #[arg(long)]
         reason: Option<String>,
     },
@@ -108,8 +117,10 @@ pub enum Command {
     /// Cluster-wide maintenance mode: nothing is started, stopped or
     /// recovered while it is on; monitors still run and report.
     Maintenance {
+        /// `on` or `off`.
         #[arg(value_parser = ["on", "off"])]
         mode: String,
+        /// Why, for the event history.
         #[arg(long)]
         reason: Option<String>,
     },
@@ -117,6 +128,7 @@ pub enum Command {
     /// the agreed state; its fencing token is in BATON_LOCK_TOKEN. Released
     /// when CMD exits; CMD is killed if the node loses its lease or agent.
     Lock {
+        /// The lock's name: 1 to 128 printable characters.
         name: String,
         /// How long to wait for the lock, e.g. 30s (default: as long as it takes).
         #[arg(long)]
@@ -126,7 +138,10 @@ pub enum Command {
         command: Vec<String>,
     },
     /// Exit 0 if SET runs on this node, 1 if not.
-    IsActive { set: String },
+    IsActive {
+        /// The service set, by its name in the configuration.
+        set: String,
+    },
     /// Where every set would go after the given faults, from the live
     /// agreed state, by the cluster's own placement (nothing is changed).
     Simulate {
@@ -149,7 +164,10 @@ pub enum Command {
         args: Vec<String>,
     },
     /// Shell completions for SHELL, on stdout.
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
     /// The manual page (roff), on stdout: `baton man | man -l -`; with
     /// --dir, baton.1 and a page per command (baton-move.1, ...) there.
     Man {
@@ -175,11 +193,20 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// Validate a configuration file (default: --config).
-    Check { file: Option<PathBuf> },
+    Check {
+        /// The configuration file (default: --config).
+        file: Option<PathBuf>,
+    },
     /// Make FILE the cluster's agreed configuration (not implemented yet).
-    Apply { file: Option<PathBuf> },
+    Apply {
+        /// The configuration file (default: --config).
+        file: Option<PathBuf>,
+    },
     /// What applying FILE would do, set by set (not implemented yet).
-    Diff { file: Option<PathBuf> },
+    Diff {
+        /// The configuration file (default: --config).
+        file: Option<PathBuf>,
+    },
     /// The agreed configuration and its generation (not implemented yet).
     Show,
 }
@@ -201,6 +228,20 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("baton").chain(args.iter().copied())).expect("parses")
+    }
+
+    #[test]
+    fn every_command_and_argument_says_what_it_is() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                assert!(arg.get_help().is_some(), "{path} {}: no help", arg.get_id());
+            }
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                assert!(sub.get_about().is_some(), "{path} {}: no help", sub.get_name());
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        walk(&<Cli as clap::CommandFactory>::command(), "baton");
     }
 
     #[test]
