@@ -33,7 +33,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run this node's daemon in the foreground.
-    Agent,
+    Agent {
+        /// What to log: a level (error, warn, info, debug, trace) for baton,
+        /// or per-target levels as in RUST_LOG, e.g. "info,openraft=debug"
+        /// (default: RUST_LOG, else info for baton and warn for the rest).
+        #[arg(long, value_name = "LEVEL")]
+        log_level: Option<String>,
+    },
     /// Cluster, nodes, links, sets, owners, leader, quorum.
     Status {
         /// Redraw every --interval until interrupted (with --json: one document per line).

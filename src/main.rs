@@ -46,6 +46,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .into(),
         )),
         Command::Guard { ref watchdog, watchdog_timeout_ms, ref lock } => {
+            // The agent hands its guard its log level through RUST_LOG.
+            baton_agent::log::init(None).map_err(Failure::Usage)?;
             let rt = runtime();
             let timeout = std::time::Duration::from_millis(watchdog_timeout_ms);
             let watchdog = watchdog
@@ -55,7 +57,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(|e| Failure::Failed(e.to_string()))?;
             rt.block_on(baton_agent::guard::run(watchdog, lock.as_deref())).map_err(|e| Failure::Failed(e.to_string()))
         }
-        Command::Agent => {
+        Command::Agent { ref log_level } => {
+            baton_agent::log::init(log_level.as_deref()).map_err(Failure::Usage)?;
+            if let Some(level) = log_level {
+                // Read by its guard, a child of this process; before any thread.
+                std::env::set_var("RUST_LOG", level);
+            }
             let config = baton_config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
             let me = runtime().block_on(whoami::node(&config, cli.node.as_deref())).map_err(Failure::Usage)?;
             let state_dir = cli.state_dir.clone().unwrap_or_else(|| config.cluster.state_dir.clone());
@@ -139,7 +146,7 @@ async fn validate_agents(config: &baton_config::Config) -> Vec<String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Agent | Command::Guard { .. }) {
+    if !matches!(cli.command, Command::Agent { .. } | Command::Guard { .. }) {
         // A command-line tool piped into `head` ends quietly, as Unix tools
         // do; the agent keeps ignoring SIGPIPE, it writes to sockets.
         // SAFETY: setting a signal disposition before any thread exists.

@@ -127,7 +127,7 @@ impl EventLog {
             .open(&self.path)
             .and_then(|mut f| writeln!(f, "{line}"));
         if let Err(e) = appended {
-            eprintln!("baton: writing {}: {e}", self.path.display());
+            tracing::warn!("baton: writing {}: {e}", self.path.display());
         }
         if records.len() > KEEP + KEEP / 5 {
             let drop_n = records.len() - KEEP;
@@ -135,7 +135,7 @@ impl EventLog {
             let text: String = records.iter().map(|r| serde_json::to_string(r).expect("serializes") + "\n").collect();
             let tmp = self.path.with_extension("jsonl.tmp");
             if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &self.path)) {
-                eprintln!("baton: trimming {}: {e}", self.path.display());
+                tracing::warn!("baton: trimming {}: {e}", self.path.display());
             }
         }
     }

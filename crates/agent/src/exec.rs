@@ -158,7 +158,7 @@ impl Executor {
     ) -> Result<Self, String> {
         for set in &sets {
             if set.cgroup.populated() {
-                eprintln!("baton: set {}: processes left from an earlier agent; killing them", set.name);
+                tracing::warn!("baton: set {}: processes left from an earlier agent; killing them", set.name);
             }
             set.cgroup.kill(KILL_LIMIT).await.map_err(|e| format!("set {}: {e}", set.name))?;
             set.cgroup.create().map_err(|e| format!("set {}: {e}", set.name))?;
@@ -201,7 +201,7 @@ impl Executor {
                     };
                     me.events.metrics().monitor(me.set_name(set), result.is_ok());
                     if let Err(why) = &result {
-                        eprintln!("baton: set {}: monitor of resource {resource} failed: {why}", me.set_name(set));
+                        tracing::warn!("baton: set {}: monitor of resource {resource} failed: {why}", me.set_name(set));
                     }
                     Input::MonitorDone { set, token, ok: result.is_ok() }
                 }
@@ -232,7 +232,7 @@ impl Executor {
             Ok(Err(why)) => format!("{what} failed: {why}"),
             Err(_) => format!("{what} did not finish within {timeout:?}"),
         };
-        eprintln!("baton: set {name}: {why}");
+        tracing::warn!("baton: set {name}: {why}");
         self.events.record("failure", Some(name), why, took, None);
         false
     }
@@ -265,7 +265,7 @@ impl Executor {
                 for hook in hooks(dir, kind)? {
                     let ran = Program::new(&[&hook]).env(&env).cgroup(Some(&ctx.cgroup)).limit(limit).run().await?;
                     for line in ran.tail().lines().filter(|l| !l.trim().is_empty()) {
-                        eprintln!("baton: {}: {line}", hook.display());
+                        tracing::info!("baton: {}: {line}", hook.display());
                     }
                     ran.success(&hook.display().to_string())?;
                 }

@@ -104,13 +104,13 @@ pub async fn release_all(nl: &Netlink, held: &Held, who: &str, again: bool) {
     let results = undo::release(nl, all).await;
     for r in &results {
         if let Err(e) = &r.result {
-            eprintln!("baton {who}: releasing {:?}: {e} (after {} ms)", r.what, r.took.as_millis());
+            tracing::error!("baton {who}: releasing {:?}: {e} (after {} ms)", r.what, r.took.as_millis());
         }
     }
     if again {
         return;
     }
-    eprintln!(
+    tracing::info!(
         "baton {who}: released {} thing(s) in {} ms ({})",
         results.len(),
         started.elapsed().as_millis(),
@@ -168,7 +168,7 @@ impl Watchdog {
 
     fn pet(&mut self) {
         if let Err(e) = self.file.write_all(b"p") {
-            eprintln!("baton guard: petting the watchdog: {e}");
+            tracing::warn!("baton guard: petting the watchdog: {e}");
         }
     }
 
@@ -201,7 +201,7 @@ pub fn lock(path: &Path) -> io::Result<std::fs::File> {
 /// The lease ended: release everything, then say so, naming the deadline
 /// (once per deadline).
 async fn fire(nl: &Netlink, held: &mut Held, stdout: &mut tokio::io::Stdout) -> io::Result<()> {
-    eprintln!("baton guard: the lease ended; releasing everything this node ran");
+    tracing::warn!("baton guard: the lease ended; releasing everything this node ran");
     release_all(nl, held, "guard", false).await;
     held.fired = true;
     let deadline = held.deadline_ms.expect("only a deadline fires");
@@ -248,13 +248,13 @@ pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io
                         fire(&nl, &mut held, &mut stdout).await?;
                     }
                     if let Err(e) = held.update(&line) {
-                        eprintln!("{e}");
+                        tracing::error!("{e}");
                     }
                 }
                 None => {
                     // The agent is gone, whatever the deadline says.
                     if !held.is_empty() {
-                        eprintln!("baton guard: the agent died; releasing everything it ran");
+                        tracing::warn!("baton guard: the agent died; releasing everything it ran");
                     }
                     release_all(&nl, &held, "guard", false).await;
                     if let Some(w) = watchdog.as_mut() {

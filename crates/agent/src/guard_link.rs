@@ -25,10 +25,10 @@ use crate::guard::{release_all, Held, Order};
 /// hold anything: the agent releases what the guard held, then exits and
 /// lets its supervisor restart it.
 async fn lost(why: &str, held: &mut Held) -> ! {
-    eprintln!("baton: lost the guard ({why}); releasing everything this node ran and exiting");
+    tracing::error!("baton: lost the guard ({why}); releasing everything this node ran and exiting");
     match Netlink::connect() {
         Ok(nl) => release_all(&nl, held, "agent", false).await,
-        Err(e) => eprintln!("baton: netlink for removing the addresses: {e}"),
+        Err(e) => tracing::error!("baton: netlink for removing the addresses: {e}"),
     }
     std::process::exit(70);
 }
@@ -177,7 +177,7 @@ impl GuardLink {
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 let Some(deadline) = reported(&line, &fired) else {
-                    eprintln!("baton: the guard said {line:?}, which names no deadline told to it");
+                    tracing::warn!("baton: the guard said {line:?}, which names no deadline told to it");
                     continue;
                 };
                 if inputs.send(Input::GuardFired { deadline }).await.is_err() {

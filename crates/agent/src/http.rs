@@ -283,7 +283,7 @@ pub async fn serve(
     let app = router(calls, history, token).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("baton: the HTTP API stopped: {e}");
+            tracing::warn!("baton: the HTTP API stopped: {e}");
         }
     });
     Ok(())

@@ -11,6 +11,7 @@ pub mod guard_link;
 pub mod http;
 pub mod links;
 pub mod local;
+pub mod log;
 pub mod metrics;
 pub mod notify;
 pub mod preflight;

@@ -27,7 +27,7 @@ pub async fn apply(config: &Config, topo: &mut Topology) {
         for (i, r) in set.resources.iter().enumerate() {
             if let ResourceKind::Systemd { unit } = &r.kind {
                 if baton_resources::service::enabled_at_boot(unit).await {
-                    eprintln!(
+                    tracing::warn!(
                         "baton: warning: set {}: unit {unit} is enabled at boot, so systemd may start it on a node \
                          that does not own the set; run `systemctl disable {unit}`",
                         set.name
@@ -36,7 +36,7 @@ pub async fn apply(config: &Config, topo: &mut Topology) {
             }
             let Some(agent) = ocf_agent(set, i, None) else { continue };
             if !agent.installed() {
-                eprintln!("baton: set {}: OCF agent {} is not installed here", set.name, agent.path().display());
+                tracing::warn!("baton: set {}: OCF agent {} is not installed here", set.name, agent.path().display());
                 continue;
             }
             let [start, stop, monitor, interval] = agent.advised().await;

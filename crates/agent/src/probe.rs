@@ -70,7 +70,7 @@ impl Prober {
                 Ok(strangers) => {
                     let _ = results.send(Input::Probed { set, generation, strangers }).await;
                 }
-                Err(e) => eprintln!("baton: probing the addresses of set {set}: {e}"),
+                Err(e) => tracing::warn!("baton: probing the addresses of set {set}: {e}"),
             }
         });
     }

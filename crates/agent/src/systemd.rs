@@ -36,7 +36,7 @@ impl Systemd {
         let Some(addr) = &self.socket else { return };
         let sent = UnixDatagram::unbound().and_then(|s| s.send_to_addr(state.as_bytes(), addr));
         if let Err(e) = sent {
-            eprintln!("baton: telling systemd {state}: {e}");
+            tracing::warn!("baton: telling systemd {state}: {e}");
         }
     }
 

@@ -160,7 +160,7 @@ impl Resource for Address {
             match monitor(&self.nl, &self.spec).await.map_err(|e| format!("checking {ip}: {e}"))? {
                 Health::Present => Ok(()),
                 Health::Swapped { from, to } => {
-                    eprintln!("baton: link event: {from} lost carrier; {ip} moved to {to}");
+                    tracing::info!("baton: link event: {from} lost carrier; {ip} moved to {to}");
                     Ok(())
                 }
                 Health::Stranded { on } => Err(format!("{on} lost carrier and no other interface is on {ip}'s subnet")),

@@ -36,9 +36,9 @@ fn forward(label: String, stream: impl AsyncRead + Unpin + Send + 'static) {
             }
             written += line.len();
             let line: String = line.chars().take(LINE_MAX_CHARS).collect();
-            eprintln!("{label}: {line}");
+            tracing::info!("{label}: {line}");
             if written > OUTPUT_MAX_BYTES {
-                eprintln!("{label}: more than {OUTPUT_MAX_BYTES} bytes of output; the rest is not logged");
+                tracing::info!("{label}: more than {OUTPUT_MAX_BYTES} bytes of output; the rest is not logged");
             }
         }
     });

@@ -56,7 +56,7 @@ impl Context {
     /// After a stop: anything the resource left behind in its cgroup goes.
     pub async fn sweep(&self, limit: Duration) -> Result<(), String> {
         if self.cgroup.populated() {
-            eprintln!("baton: {}: processes left after the stop; killing them", self.cgroup.path().display());
+            tracing::warn!("baton: {}: processes left after the stop; killing them", self.cgroup.path().display());
         }
         self.cgroup.kill(limit).await.map_err(|e| e.to_string())
     }

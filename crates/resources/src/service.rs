@@ -66,7 +66,7 @@ pub fn command(kind: &Kind, action: Action) -> Vec<String> {
 async fn run(ctx: &Context, argv: &[String], limit: Duration) -> Result<(), String> {
     let ran = Program::new(argv).env(&ctx.env).cgroup(Some(&ctx.cgroup)).limit(limit).run().await?;
     for line in ran.tail().lines().filter(|l| !l.trim().is_empty()) {
-        eprintln!("baton: {}: {line}", argv[0]);
+        tracing::info!("baton: {}: {line}", argv[0]);
     }
     ran.success(&argv.join(" ")).map(|_| ())
 }

@@ -52,7 +52,7 @@ pub async fn promote_learners(raft: Raft) {
             continue;
         }
         if let Err(e) = raft.change_membership(ChangeMembers::AddVoterIds(caught_up.clone()), false).await {
-            eprintln!("baton: making {caught_up:?} voters again: {e}");
+            tracing::warn!("baton: making {caught_up:?} voters again: {e}");
         }
     }
 }

@@ -333,7 +333,7 @@ pub async fn serve(listener: TcpListener, cluster: u64, keys: Keys, raft: Raft, 
             let mut session = match Session::accept(stream, cluster, keys).await {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("baton: refused a peer connection from {from}: {e}");
+                    tracing::warn!("baton: refused a peer connection from {from}: {e}");
                     return;
                 }
             };
@@ -342,7 +342,7 @@ pub async fn serve(listener: TcpListener, cluster: u64, keys: Keys, raft: Raft, 
                     Ok(r) => r,
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return,
                     Err(e) => {
-                        eprintln!("baton: dropped a peer connection from {from}: {e}");
+                        tracing::warn!("baton: dropped a peer connection from {from}: {e}");
                         return;
                     }
                 };

@@ -94,7 +94,11 @@ impl Agent {
                     Ok(()) => format!("{name} fenced by {}: confirmed off", device.agent.display()),
                     Err(e) => format!("fencing {name} failed: {e}"),
                 };
-                eprintln!("baton: {msg}");
+                if r.is_ok() {
+                    tracing::warn!("baton: {msg}");
+                } else {
+                    tracing::error!("baton: {msg}");
+                }
                 events.record("fence", None, msg, took, None);
                 result = r;
                 if result.is_ok() {

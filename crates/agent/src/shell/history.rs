@@ -40,7 +40,7 @@ impl Agent {
             Event::Unfenceable { node } => format!("{} needs fencing but no fence device covers it", name(*node)),
             Event::FenceFailed { node, why } => format!("fencing {}: {why}", name(*node)),
         };
-        eprintln!("baton[{}]: {line}", name(self.me as NodeId));
+        tracing::info!("baton[{}]: {line}", name(self.me as NodeId));
         let now = self.now();
         let since = |t: Time| now.0.saturating_sub(t.0) as f64 / 1e6;
         match event {

@@ -190,10 +190,10 @@ impl Agent {
         crate::notify::start(&config.notify, &events);
         events.record("agent", None, format!("agent started (incarnation {})", local.incarnation), None, None);
         for what in config.warnings().into_iter().chain(http_down) {
-            eprintln!("baton: warning: {what}");
+            tracing::warn!("baton: warning: {what}");
             events.record("agent", None, format!("warning: {what}"), None, None);
         }
-        eprintln!(
+        tracing::info!(
             "baton: node {node_name} of cluster {} is up; control socket {}",
             config.cluster.name,
             socket.display()
@@ -255,7 +255,7 @@ impl Agent {
                 },
                 Some(signal) = self.signals.recv() => match signal {
                     Signal::Stop => {
-                        eprintln!("baton: asked to stop: handing this node's sets over");
+                        tracing::info!("baton: asked to stop: handing this node's sets over");
                         Input::Shutdown
                     }
                     Signal::Reload => { self.reload(); continue; }
@@ -267,7 +267,7 @@ impl Agent {
                 break;
             }
         }
-        eprintln!("baton: node {} handed its sets over; exiting", self.config.nodes[self.me].name);
+        tracing::info!("baton: node {} handed its sets over; exiting", self.config.nodes[self.me].name);
         systemd.notify("STOPPING=1");
         let _ = self.raft.shutdown().await;
         let guard_ended = self.guard_ended.take();

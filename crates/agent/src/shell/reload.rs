@@ -14,7 +14,7 @@ impl Agent {
             Ok(new) => new,
             Err(e) => {
                 let msg = format!("SIGHUP: {} refused, the running configuration stays:\n{e}", file.display());
-                eprintln!("baton: {msg}");
+                tracing::error!("baton: {msg}");
                 self.events.record("agent", None, msg, None, None);
                 return;
             }
@@ -53,7 +53,7 @@ impl Agent {
             format!("; changes to [{}] take effect when the agent restarts", pending.join("], ["))
         };
         let msg = format!("SIGHUP: {} reloaded: {accepted} secret(s) accepted, the first signs{later}", file.display());
-        eprintln!("baton: {msg}");
+        tracing::info!("baton: {msg}");
         self.events.record("agent", None, msg, None, None);
     }
 }

@@ -1,0 +1,67 @@
+//! The agent's and the guard's log: `tracing` events on stderr, one line
+//! each with its level (and its time, unless journald stamps the lines
+//! itself), filtered by `--log-level` or `RUST_LOG` (e.g. `debug`, or
+//! `info,openraft=debug`). openraft's own events come through at `warn`
+//! unless asked for.
+
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
+
+/// baton's events from `info`, everyone else's (openraft, netlink) from `warn`.
+pub const DEFAULT: &str = "warn,baton=info,baton_agent=info,baton_resources=info";
+
+/// Installs the logger; `level` (from `--log-level`) wins over `RUST_LOG`.
+pub fn init(level: Option<&str>) -> Result<(), String> {
+    let spec = level.map(str::to_string).or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| DEFAULT.into());
+    let filter = targets(&spec)?;
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(false);
+    let base = tracing_subscriber::registry().with(filter);
+    // Under systemd, journald stamps every line and keeps the level apart.
+    let installed = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        base.with(layer.without_time()).try_init()
+    } else {
+        base.with(layer).try_init()
+    };
+    installed.map_err(|e| format!("starting the log: {e}"))
+}
+
+/// A filter from a level (`debug`) or per-target levels (`info,openraft=debug`);
+/// a bare level applies to baton's crates and keeps the others at `warn`
+/// (or quieter, with `error`).
+fn targets(spec: &str) -> Result<Targets, String> {
+    let bad = |e: &dyn std::fmt::Display| format!("log level {spec:?}: {e} (e.g. \"debug\", \"info,openraft=debug\")");
+    if !spec.contains(['=', ',']) {
+        let level: tracing::Level = spec.parse().map_err(|e| bad(&e))?;
+        let others = std::cmp::min(level, tracing::Level::WARN);
+        let s = format!("{others},baton={level},baton_agent={level},baton_resources={level}");
+        return s.parse().map_err(|e| bad(&e));
+    }
+    spec.parse().map_err(|e| bad(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::filter::Targets;
+
+    use super::*;
+
+    fn enabled(t: &Targets, target: &str, level: Level) -> bool {
+        t.would_enable(target, &level)
+    }
+
+    #[test]
+    fn a_bare_level_is_for_baton_and_others_stay_at_warn() {
+        let t = targets("debug").unwrap();
+        assert!(enabled(&t, "baton_agent::shell", Level::DEBUG));
+        assert!(!enabled(&t, "openraft::core", Level::INFO));
+        assert!(enabled(&t, "openraft::core", Level::WARN));
+        let t = targets("error").unwrap();
+        assert!(!enabled(&t, "baton_agent::exec", Level::WARN));
+        let t = targets(DEFAULT).unwrap();
+        assert!(enabled(&t, "baton_resources::ip", Level::INFO) && !enabled(&t, "openraft", Level::INFO));
+        let t = targets("info,openraft=debug").unwrap();
+        assert!(enabled(&t, "openraft::raft", Level::DEBUG));
+        assert!(targets("loud").unwrap_err().contains("log level \"loud\""));
+    }
+}
