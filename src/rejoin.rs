@@ -56,17 +56,26 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         )));
     };
     let file = state_dir.join(RAFT_FILE);
+    let mut kept = None;
     if file.exists() {
         let stamp = baton_agent::events::now_ms() / 1000;
         let aside = state_dir.join(format!("{RAFT_FILE}.damaged-{stamp}"));
         std::fs::rename(&file, &aside).map_err(|e| Failure::Failed(format!("moving {} aside: {e}", file.display())))?;
-        println!("{} kept as {}", file.display(), aside.display());
+        if !cli.json {
+            println!("{} kept as {}", file.display(), aside.display());
+        }
+        kept = Some(aside);
     }
     std::fs::write(state_dir.join(REJOIN_MARK), format!("removed from the voters by {leader}\n"))
         .map_err(|e| Failure::Failed(format!("writing {}: {e}", state_dir.join(REJOIN_MARK).display())))?;
-    println!(
-        "{name} is out of the voters ({leader} leads); start its agent: it copies the cluster's log and \
-         becomes a voter again once it has caught up"
-    );
+    if cli.json {
+        let doc = serde_json::json!({ "node": name, "leader": leader.to_string(), "kept": kept });
+        println!("{}", serde_json::json!({ "ok": true, "data": doc }));
+    } else {
+        println!(
+            "{name} is out of the voters ({leader} leads); start its agent: it copies the cluster's log and \
+             becomes a voter again once it has caught up"
+        );
+    }
     Ok(())
 }
