@@ -175,7 +175,8 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// The manual page (roff), on stdout: `baton man | man -l -`; with
-    /// --dir, baton.1 and a page per command (baton-move.1, ...) there.
+    /// --dir, baton.1, a page per command (baton-move.1, ...) and
+    /// cluster.toml.5 there.
     Man {
         /// Write every page into this directory instead.
         #[arg(long, value_name = "DIR")]

@@ -4,6 +4,7 @@
 
 mod cli;
 mod control;
+mod manpage;
 mod rejoin;
 mod whoami;
 
@@ -89,7 +90,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// baton.1 and one page per visible command (`baton-move.1`, ...) in `dir`.
+/// baton.1, one page per visible command (`baton-move.1`, ...) and
+/// cluster.toml.5 in `dir`.
 fn man_pages(dir: &std::path::Path) -> Result<(), Failure> {
     let write = |name: &str, cmd: clap::Command| {
         let path = dir.join(format!("{name}.1"));
@@ -103,7 +105,10 @@ fn man_pages(dir: &std::path::Path) -> Result<(), Failure> {
         let name = format!("baton-{}", sub.get_name());
         write(&name, sub.clone().display_name(name.clone()))?;
     }
-    write("baton", top)
+    write("baton", top)?;
+    let path = dir.join("cluster.toml.5");
+    std::fs::write(&path, manpage::cluster_toml())
+        .map_err(|e| Failure::Failed(format!("writing {}: {e}", path.display())))
 }
 
 /// `baton lab ARGS`: the lab is its own program, `baton-lab`, beside this

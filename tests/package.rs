@@ -36,6 +36,7 @@ fn the_deb_holds_the_binary_unit_man_page_completions_and_example() {
         "./usr/share/man/man1/baton.1.gz",
         "./usr/share/man/man1/baton-move.1.gz",
         "./usr/share/man/man1/baton-status.1.gz",
+        "./usr/share/man/man5/cluster.toml.5.gz",
         "./usr/share/bash-completion/completions/baton",
         "./usr/share/zsh/vendor-completions/_baton",
         "./usr/share/fish/vendor_completions.d/baton.fish",

@@ -116,8 +116,7 @@ fn trials(lab: &mut Lab, n: usize) -> Result<BTreeMap<String, Vec<u64>>, String>
         unsafe { libc::kill(pid, libc::SIGSTOP) };
         let released = || {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            text.get(before..)
-                .and_then(|t| t.lines().find(|l| l.contains("baton guard: released")).map(str::to_string))
+            text.get(before..).and_then(|t| t.lines().find(|l| l.contains("baton guard: released")).map(str::to_string))
         };
         let line = wait_until(Duration::from_secs(30), || released().is_some()).then(released).flatten();
         // SAFETY: as above.
