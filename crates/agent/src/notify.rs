@@ -9,16 +9,17 @@
 //!
 //! Delivered: `exec` (the event as one JSON object on stdin; no shell, a
 //! clean environment, 10 s to finish), `webhook` (the event POSTed as JSON
-//! to an http:// URL) and `email` (a plain-text mail through the SMTP
-//! server named, with lettre); webhooks and mails are tried up to five
-//! times with doubling pauses. https webhooks and SMTP over TLS are not
-//! implemented yet: the agent says so when it starts.
+//! to an http:// or https:// URL, signed with HMAC-SHA256 when a secret is
+//! configured) and `email` (a plain-text mail through the SMTP relay named,
+//! with lettre: plain, STARTTLS or TLS, with a login if configured); TLS
+//! through rustls, trusting the web's roots and any `ca_file`. Webhooks and
+//! mails are tried up to five times with doubling pauses.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_config::{Email, Notify};
+use baton_config::{Email, Notify, SmtpTls, Webhook};
 use tokio::sync::mpsc;
 
 use crate::events::{EventLog, Record};
@@ -60,7 +61,7 @@ impl Outbox {
 /// How one notifier delivers.
 enum Target {
     Exec(Vec<String>),
-    Webhook(String),
+    Webhook(Webhook),
     Email(Email),
 }
 
@@ -77,9 +78,9 @@ impl Target {
         let json = serde_json::to_string(record).expect("records serialize") + "\n";
         match self {
             Target::Exec(argv) => deliver_exec(argv, &json).await,
-            Target::Webhook(url) => {
-                let url = url.clone();
-                retried(move || deliver_webhook(url.clone(), json.clone())).await
+            Target::Webhook(hook) => {
+                let hook = hook.clone();
+                retried(move || deliver_webhook(hook.clone(), json.clone())).await
             }
             Target::Email(email) => {
                 let email = email.clone();
@@ -97,7 +98,7 @@ pub fn start(config: &Notify, events: &Arc<EventLog>) {
     if let Some(n) = &config.exec {
         targets.push((Target::Exec(n.target.clone()), n.events.clone()));
     }
-    if let Some(n) = config.webhook.as_ref().filter(|w| w.target.starts_with("http://")) {
+    if let Some(n) = &config.webhook {
         targets.push((Target::Webhook(n.target.clone()), n.events.clone()));
     }
     if let Some(n) = &config.email {
@@ -161,27 +162,62 @@ where
     Err(format!("gave up after {ATTEMPTS} attempts: {last}"))
 }
 
-/// POSTs `json` to `url`; a 2xx answer is success.
-async fn deliver_webhook(url: String, json: String) -> Result<(), String> {
+/// The header a signed webhook carries: `sha256=` and the hex HMAC-SHA256
+/// of the body under the webhook's secret (as GitHub's webhooks do).
+pub const SIGNATURE: &str = "x-baton-signature";
+
+/// `sha256=<hex>` of `body` under `secret`.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    let tag = baton_proto::Keys::new(vec![secret.to_vec()]).sign(body);
+    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// The roots a TLS client trusts: the web's, and those of `ca_file`.
+fn roots(ca_file: Option<&std::path::Path>) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(file) = ca_file {
+        for cert in CertificateDer::pem_file_iter(file).map_err(|e| format!("reading {}: {e}", file.display()))? {
+            let cert = cert.map_err(|e| format!("reading {}: {e}", file.display()))?;
+            roots.add(cert).map_err(|e| format!("a certificate of {}: {e}", file.display()))?;
+        }
+    }
+    Ok(roots)
+}
+
+/// POSTs `json` to the webhook's URL (http or https); a 2xx answer is success.
+async fn deliver_webhook(hook: Webhook, json: String) -> Result<(), String> {
     use http_body_util::Full;
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
-    let client: Client<_, Full<axum::body::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = axum::http::Request::post(&url)
-        .header(axum::http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(axum::body::Bytes::from(json)))
-        .map_err(|e| format!("{url} is not a usable URL: {e}"))?;
+    let url = &hook.url;
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots(hook.ca_file.as_deref())?)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
+    let client: Client<_, Full<axum::body::Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+    let mut req = axum::http::Request::post(url).header(axum::http::header::CONTENT_TYPE, "application/json");
+    if let Some(file) = &hook.secret_file {
+        let secret = std::fs::read(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+        req = req.header(SIGNATURE, signature(&secret, json.as_bytes()));
+    }
+    let req =
+        req.body(Full::new(axum::body::Bytes::from(json))).map_err(|e| format!("{url} is not a usable URL: {e}"))?;
     match client.request(req).await {
         Ok(resp) if resp.status().is_success() => Ok(()),
         Ok(resp) => Err(format!("{url} answered {}", resp.status())),
-        Err(e) => Err(format!("POST {url}: {e}")),
+        Err(e) => Err(format!("POST {url}: {e:?}")),
     }
 }
 
 /// Sends the event as a plain-text mail (a readable line, then the JSON).
 async fn deliver_email(email: Email, record: Record, json: String) -> Result<(), String> {
     use lettre::message::Mailbox;
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    use lettre::{AsyncTransport, Message};
     let mailbox = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("\"{a}\" is not a mail address: {e}"));
     let mut message = Message::builder().from(mailbox(&email.from)?);
     for to in &email.to {
@@ -197,6 +233,36 @@ async fn deliver_email(email: Email, record: Record, json: String) -> Result<(),
         Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| format!("{}: not host:port", email.smtp))?),
         None => (email.smtp.clone(), 25),
     };
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(port).build();
+    let transport = smtp_transport(&email, host, port)?;
     transport.send(message).await.map(|_| ()).map_err(|e| format!("SMTP {}: {e}", email.smtp))
+}
+
+/// The relay as the configuration says: plain, STARTTLS or TLS, with a login.
+fn smtp_transport(
+    email: &Email,
+    host: String,
+    port: u16,
+) -> Result<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>, String> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, Tokio1Executor};
+    let params = || {
+        let mut b = TlsParameters::builder(host.clone());
+        if let Some(file) = &email.ca_file {
+            let pem = std::fs::read(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+            b = b.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", file.display()))?);
+        }
+        b.build_rustls().map_err(|e| format!("TLS for {host}: {e}"))
+    };
+    let tls = match email.tls {
+        SmtpTls::None => Tls::None,
+        SmtpTls::StartTls => Tls::Required(params()?),
+        SmtpTls::Tls => Tls::Wrapper(params()?),
+    };
+    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone()).port(port).tls(tls);
+    if let (Some(user), Some(file)) = (&email.username, &email.password_file) {
+        let password = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+        b = b.credentials(Credentials::new(user.clone(), password.trim_end().to_string()));
+    }
+    Ok(b.build())
 }

@@ -182,22 +182,8 @@ pub struct FenceDevice {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Notify {
     pub exec: Option<Notifier<Vec<String>>>,
-    pub webhook: Option<Notifier<String>>,
+    pub webhook: Option<Notifier<Webhook>>,
     pub email: Option<Notifier<Email>>,
-}
-
-impl Notify {
-    /// Notifiers the file configures that this build cannot deliver yet,
-    /// each with what happens instead.
-    pub fn undeliverable(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.webhook.as_ref().is_some_and(|w| w.target.starts_with("https://")) {
-            out.push(
-                "notify.webhook: https webhooks are not implemented yet (http:// only); none will be sent".to_string(),
-            );
-        }
-        out
-    }
 }
 
 /// The kinds of event the history records, which `events` filters name.
@@ -225,9 +211,37 @@ pub struct Notifier<T> {
     pub events: Vec<String>,
 }
 
+/// An http:// or https:// URL the events are POSTed to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Webhook {
+    pub url: String,
+    /// A secret (like `secret_file`): each POST carries
+    /// `X-Baton-Signature: sha256=<HMAC-SHA256 of the body, hex>`.
+    pub secret_file: Option<PathBuf>,
+    /// PEM certificates trusted besides the built-in web roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Email {
     pub to: Vec<String>,
     pub from: String,
     pub smtp: String,
+    pub tls: SmtpTls,
+    /// SMTP login: the user, and a file holding the password.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// PEM certificates trusted besides the built-in web roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How the mail relay is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP (a relay on this machine or a trusted network).
+    None,
+    /// STARTTLS, required (port 587, usually).
+    StartTls,
+    /// TLS from the first byte (port 465, usually).
+    Tls,
 }

@@ -42,7 +42,7 @@ pub fn config(ctx: &mut Ctx, file: &Path, root: &Table) -> Option<Config> {
     let links = link_subnets(&nodes);
     let sets = top.table(ctx, "sets").map(|t| sets(ctx, t, &nodes, &links)).unwrap_or_default();
     let fencing = top.table(ctx, "fencing").and_then(|t| fencing(ctx, base, t, &nodes));
-    let notify = top.table(ctx, "notify").map(|t| notify(ctx, t)).unwrap_or_default();
+    let notify = top.table(ctx, "notify").map(|t| notify(ctx, base, t)).unwrap_or_default();
     top.finish(ctx, |_| None);
     let cluster = cluster?;
     if !ctx.problems.is_empty() || nodes.is_empty() {
@@ -419,7 +419,17 @@ fn fencing(ctx: &mut Ctx, base: &Path, t: &Table, nodes: &[NodeConfig]) -> Optio
     Some(Fencing { mode, devices })
 }
 
-fn notify(ctx: &mut Ctx, t: &Table) -> Notify {
+/// A file the config names, relative to it, that must exist.
+fn readable(ctx: &mut Ctx, base: &Path, fx: &mut Fields, key: &str) -> Option<PathBuf> {
+    let (name, span) = fx.string(ctx, key)?;
+    let path = base.join(name);
+    if let Err(e) = std::fs::read(&path) {
+        ctx.at(&span, &fx.key(key), format!("cannot read {}: {e}", path.display()));
+    }
+    Some(path)
+}
+
+fn notify(ctx: &mut Ctx, base: &Path, t: &Table) -> Notify {
     let mut f = Fields::new("notify", t);
     let mut out = Notify::default();
     // Each notifier is a short form (a command, a URL, an address) or a
@@ -436,19 +446,36 @@ fn notify(ctx: &mut Ctx, t: &Table) -> Notify {
         };
     }
     if let Some(e) = f.get("webhook") {
+        let hook = |url| Webhook { url, secret_file: None, ca_file: None };
         out.webhook = match &e.value {
-            Val::Str(url) => Some(Notifier { target: url.clone(), events: vec![] }),
-            Val::Table(t) => notifier(ctx, "notify.webhook", t, "url", |ctx, fx| fx.string(ctx, "url").map(|x| x.0)),
+            Val::Str(url) => Some(Notifier { target: hook(url.clone()), events: vec![] }),
+            Val::Table(t) => notifier(ctx, "notify.webhook", t, "url", |ctx, fx| {
+                let mut target = hook(fx.string(ctx, "url")?.0);
+                target.secret_file =
+                    fx.string(ctx, "secret_file").map(|v| secret_path(ctx, base, v, "notify.webhook.secret_file"));
+                target.ca_file = readable(ctx, base, fx, "ca_file");
+                Some(target)
+            }),
             other => wrong(ctx, e, "a URL or a table", other),
         };
-        if let Some(w) =
-            out.webhook.as_ref().filter(|w| !w.target.starts_with("http://") && !w.target.starts_with("https://"))
+        if let Some(w) = out
+            .webhook
+            .as_ref()
+            .filter(|w| !w.target.url.starts_with("http://") && !w.target.url.starts_with("https://"))
         {
-            ctx.at(&e.span, "notify.webhook", format!("\"{}\" is not an http:// or https:// URL", w.target));
+            ctx.at(&e.span, "notify.webhook", format!("\"{}\" is not an http:// or https:// URL", w.target.url));
         }
     }
     if let Some(e) = f.get("email") {
-        let email = |to| Email { to, from: "baton@localhost".into(), smtp: "localhost:25".into() };
+        let email = |to| Email {
+            to,
+            from: "baton@localhost".into(),
+            smtp: "localhost:25".into(),
+            tls: SmtpTls::None,
+            username: None,
+            password_file: None,
+            ca_file: None,
+        };
         out.email = match &e.value {
             Val::Str(to) => Some(Notifier { target: email(vec![to.clone()]), events: vec![] }),
             Val::Table(t) => notifier(ctx, "notify.email", t, "to", |ctx, fx| {
@@ -459,6 +486,24 @@ fn notify(ctx: &mut Ctx, t: &Table) -> Notify {
                 if let Some((smtp, _)) = fx.string(ctx, "smtp") {
                     target.smtp = smtp;
                 }
+                target.tls = match fx.string(ctx, "tls") {
+                    None => SmtpTls::None,
+                    Some((s, _)) if s == "none" => SmtpTls::None,
+                    Some((s, _)) if s == "starttls" => SmtpTls::StartTls,
+                    Some((s, _)) if s == "tls" => SmtpTls::Tls,
+                    Some((s, span)) => {
+                        let why =
+                            format!("\"{s}\" is not a way to reach a relay: use \"none\", \"starttls\" or \"tls\"");
+                        ctx.at(&span, "notify.email.tls", why);
+                        SmtpTls::None
+                    }
+                };
+                target.username = fx.string(ctx, "username").map(|x| x.0);
+                target.password_file = readable(ctx, base, fx, "password_file");
+                if target.username.is_some() != target.password_file.is_some() {
+                    ctx.at(&None, "notify.email", "username and password_file go together");
+                }
+                target.ca_file = readable(ctx, base, fx, "ca_file");
                 Some(target)
             }),
             other => wrong(ctx, e, "an address or a table", other),

@@ -77,7 +77,7 @@ impl Config {
 
     /// What is valid but hazardous, for `config check` and the agent's log.
     pub fn warnings(&self) -> Vec<String> {
-        let mut out = self.notify.undeliverable();
+        let mut out = Vec::new();
         let protected = self.fencing.is_some() || self.cluster.watchdog.is_some();
         for set in &self.sets {
             for (i, r) in set.resources.iter().enumerate() {

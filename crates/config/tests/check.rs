@@ -414,3 +414,19 @@ fn two_nodes_without_a_witness_are_refused_with_the_way_out() {
     assert!(err.contains("with fencing alone") && err.contains("is not implemented yet"), "{err}");
     accepted(GOOD);
 }
+
+#[test]
+fn tls_notifiers_name_what_is_wrong() {
+    let notify = |body: &str| format!("{GOOD}\n[notify]\n{body}\n");
+    let err = errors(&notify("email = { to = [\"a@b.c\"], smtp = \"mx:587\", tls = \"maybe\" }"));
+    assert!(err.contains("notify.email.tls: \"maybe\" is not a way to reach a relay"), "{err}");
+    let err = errors(&notify("email = { to = [\"a@b.c\"], username = \"ops\" }"));
+    assert!(err.contains("notify.email: username and password_file go together"), "{err}");
+    let err = errors(&notify("webhook = { url = \"https://h.invalid/x\", ca_file = \"nope.pem\" }"));
+    assert!(err.contains("notify.webhook.ca_file: cannot read DIR/nope.pem"), "{err}");
+    let err = errors(&notify("webhook = { url = \"https://h.invalid/x\", secret_file = \"nope\" }"));
+    assert!(err.contains("notify.webhook.secret_file"), "{err}");
+    accepted(&notify(
+        "webhook = \"https://h.invalid/x\"\nemail = { to = [\"a@b.c\"], smtp = \"mx:465\", tls = \"tls\" }",
+    ));
+}
