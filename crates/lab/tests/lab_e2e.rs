@@ -1130,50 +1130,118 @@ fn case22_metrics_parse_and_move_with_a_failover() {
     assert_eq!(sample(&after, "baton_set_info", &[("set", "web"), ("owner", "beta"), ("state", "running")]), 1.0);
 }
 
+/// A throw-away CA and a certificate for `ip` signed by it, in `dir`:
+/// `ca.pem`, `server.pem`, `server.key`.
+fn certificates(dir: &std::path::Path, ip: &str) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("this test needs openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=lab CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        &format!("/CN={ip}"),
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("ext"), format!("subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\n")).unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+        "-out",
+        "server.pem",
+    ]);
+}
+
 #[test]
-fn case23_a_webhook_and_a_mail_arrive_retried_and_never_delay_a_takeover() {
+fn case23_a_webhook_and_a_mail_arrive_over_tls_retried_and_never_delay_a_takeover() {
     let scratch = Scratch::new("webhook");
     let got = scratch.0.join("received.jsonl");
     let mail = scratch.0.join("mail.txt");
-    // A minimal SMTP listener, one second per command, in the client namespace.
-    const SMTP: &str = "import socketserver, sys, time\nlog = sys.argv[1]\n\
+    certificates(&scratch.0, "10.88.0.250");
+    let (cert, key, ca) = (scratch.0.join("server.pem"), scratch.0.join("server.key"), scratch.0.join("ca.pem"));
+    // A minimal SMTP relay that requires STARTTLS, 0.2 s per command, in
+    // the client namespace.
+    const SMTP: &str = "import socketserver, ssl, sys, time\nlog, cert, key = sys.argv[1:4]\n\
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)\n\
         class H(socketserver.StreamRequestHandler):\n    def handle(self):\n        \
-        w = lambda s: (self.wfile.write((s + '\\r\\n').encode()), self.wfile.flush())\n        \
-        w('220 lab ESMTP')\n        data = None\n        while True:\n            line = self.rfile.readline()\n            \
+        conn, r, w, tls = self.connection, self.rfile, self.wfile, False\n        \
+        def say(s): w.write((s + '\\r\\n').encode()); w.flush()\n        \
+        say('220 lab ESMTP')\n        data = None\n        while True:\n            line = r.readline()\n            \
         if not line: return\n            text = line.decode(errors='replace').rstrip('\\r\\n')\n            \
         if data is not None:\n                if text == '.':\n                    \
-        open(log, 'a').write('\\n'.join(data) + '\\n----\\n'); data = None; w('250 queued')\n                \
+        open(log, 'a').write('tls=%s\\n' % tls + '\\n'.join(data) + '\\n----\\n'); data = None; say('250 queued')\n                \
         else: data.append(text)\n                continue\n            time.sleep(0.2)\n            cmd = text[:4].upper()\n            \
-        if cmd in ('EHLO', 'HELO'): w('250 lab')\n            elif cmd == 'DATA': data = []; w('354 go on')\n            \
-        elif cmd == 'QUIT': w('221 bye'); return\n            else: w('250 ok')\n\
+        if cmd == 'EHLO': say('250-lab'); say('250 OK' if tls else '250 STARTTLS')\n            \
+        elif cmd == 'STAR':\n                say('220 go ahead'); conn = ctx.wrap_socket(conn, server_side=True)\n                \
+        r, w, tls = conn.makefile('rb'), conn.makefile('wb'), True\n            \
+        elif cmd == 'MAIL' and not tls: say('530 STARTTLS first')\n            \
+        elif cmd == 'DATA': data = []; say('354 go on')\n            \
+        elif cmd == 'QUIT': say('221 bye'); return\n            else: say('250 ok')\n\
         socketserver.ThreadingTCPServer.allow_reuse_address = True\n\
         socketserver.ThreadingTCPServer(('10.88.0.250', 2525), H).serve_forever()\n";
-    // A receiver in the client namespace: one second per request, and the
-    // first two requests from beta refused with 503.
-    const RECEIVER: &str = "import http.server, sys, time\nlog = sys.argv[1]\ncount = [0]\n\
+    // An https receiver in the client namespace: one second per request,
+    // and the first two requests from beta refused with 503.
+    const RECEIVER: &str = "import http.server, ssl, sys, time\nlog, cert, key = sys.argv[1:4]\ncount = [0]\n\
         class H(http.server.BaseHTTPRequestHandler):\n    def do_POST(self):\n        \
         body = self.rfile.read(int(self.headers.get('Content-Length', 0)))\n        time.sleep(1)\n        \
         if b'\"node\":\"beta\"' in body and count[0] < 2:\n            count[0] += 1\n            \
         self.send_response(503); self.end_headers(); return\n        \
         open(log, 'ab').write(body)\n        self.send_response(200); self.end_headers()\n    \
-        def log_message(self, *a): pass\nhttp.server.ThreadingHTTPServer(('10.88.0.250', 8080), H).serve_forever()\n";
+        def log_message(self, *a): pass\ns = http.server.ThreadingHTTPServer(('10.88.0.250', 8443), H)\n\
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)\n\
+        s.socket = ctx.wrap_socket(s.socket, server_side=True)\ns.serve_forever()\n";
     let extra = scratch.0.join("extra.toml");
     std::fs::write(
         &extra,
-        "\n[notify]\nwebhook = { url = \"http://10.88.0.250:8080/hook\", events = [\"takeover\"] }\n\
-         email = { to = [\"ops@lab.invalid\"], from = \"baton@lab.invalid\", smtp = \"10.88.0.250:2525\", \
-         events = [\"takeover\"] }\n",
+        format!(
+            "\n[notify]\nwebhook = {{ url = \"https://10.88.0.250:8443/hook\", events = [\"takeover\"], ca_file = \"{ca}\" }}\n\
+             email = {{ to = [\"ops@lab.invalid\"], from = \"baton@lab.invalid\", smtp = \"10.88.0.250:2525\", \
+             tls = \"starttls\", ca_file = \"{ca}\", events = [\"takeover\"] }}\n",
+            ca = ca.display()
+        ),
     )
     .unwrap();
     let lab = Lab::up("c23", &["--extra", extra.to_str().unwrap()]);
     let mut receiver = Command::new("ip")
         .args(["netns", "exec", "btnl-client", "python3", "-c", RECEIVER])
-        .arg(&got)
+        .args([&got, &cert, &key])
         .spawn()
         .expect("python3");
     let mut smtp = Command::new("ip")
         .args(["netns", "exec", "btnl-client", "python3", "-c", SMTP])
-        .arg(&mail)
+        .args([&mail, &cert, &key])
         .spawn()
         .expect("python3");
     let delivered = |node: &str| jsonl_has(&got, "takeover", node);
@@ -1182,8 +1250,11 @@ fn case23_a_webhook_and_a_mail_arrive_retried_and_never_delay_a_takeover() {
     assert!(wait(Duration::from_secs(20), || delivered("beta")), "beta's takeover reached the receiver, third time");
     let mailed = || {
         let text = std::fs::read_to_string(&mail).unwrap_or_default();
-        text.split("----")
-            .any(|m| m.contains("Subject: baton: takeover web on beta") && m.contains("\"node\":\"beta\""))
+        text.split("----").any(|m| {
+            m.contains("tls=True")
+                && m.contains("Subject: baton: takeover web on beta")
+                && m.contains("\"node\":\"beta\"")
+        })
     };
     assert!(wait(Duration::from_secs(20), mailed), "beta's takeover was mailed: {:?}", std::fs::read_to_string(&mail));
     let sock = lab.dir.join("beta/baton.sock");
