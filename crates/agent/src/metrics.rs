@@ -138,6 +138,11 @@ impl Metrics {
             "1 while the cluster is in maintenance mode",
             gauge(i64::from(status["maintenance"] == true)),
         );
+        r.register(
+            "config_drift",
+            "1 while the nodes run configuration files that differ",
+            gauge(i64::from(status["config_drift"] == true)),
+        );
         let sets = Family::<Labels, Gauge>::default();
         for s in status["sets"].as_array().into_iter().flatten() {
             let name = s["name"].as_str().unwrap_or("");

@@ -83,6 +83,7 @@ pub fn document(
                 "witness": config.nodes[usize::from(n)].witness,
                 "epoch": rec.epoch,
                 "voter": voters.contains(&u64::from(n)),
+                "config": rec.config,
                 "links": links,
             })
         })
@@ -122,6 +123,7 @@ pub fn document(
         "leader": leader.map(|l| name(l as NodeId)),
         "quorum": lease_ms.is_some_and(|ms| ms > 0),
         "maintenance": node.state().maintenance,
+        "config_drift": node.state().config_drift(),
         "lease_ms_left": lease_ms,
         "applied": node.state().applied,
         "nodes": nodes,

@@ -68,8 +68,13 @@ impl Cluster {
     }
 
     fn start_with(&self, node: &str, fake: Fake) -> Running {
+        self.start_from(node, fake, &self.config)
+    }
+
+    /// Starts `node` with the configuration file `file`.
+    fn start_from(&self, node: &str, fake: Fake, file: &Path) -> Running {
         let me = NODES.iter().position(|n| *n == node).unwrap();
-        let config = baton_config::load(&self.config).unwrap();
+        let config = baton_config::load(file).unwrap();
         let state_dir = self.dir.join(node);
         let set = SetRuntime {
             name: "web".into(),
@@ -295,4 +300,29 @@ fn a_simulated_failure_predicts_the_failover_that_follows() {
     a.kill();
     assert!(wait(Duration::from_secs(15), || b.runs_web() || c.runs_web()), "web taken over");
     assert!(only(&[&a, &b, &c], 1), "where the simulation said");
+}
+
+/// Configuration drift is visible: a node whose file differs from the
+/// others' shows in every node's status.
+#[test]
+fn a_node_running_a_different_file_shows_as_drift() {
+    let cluster = Cluster::new("drift");
+    let other = cluster.dir.join("other.toml");
+    let text = std::fs::read_to_string(&cluster.config).unwrap() + "\n# edited on gamma only\n";
+    std::fs::write(&other, text).unwrap();
+    let a = cluster.start("alpha");
+    let b = cluster.start("beta");
+    let status = || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(api::call(&cluster.socket("alpha"), &Request::Status)).ok().and_then(|r| r.data).unwrap_or_default()
+    };
+    let said = |s: &serde_json::Value, n: usize| s["nodes"][n]["config"].as_str().map(str::to_string);
+    assert!(wait(Duration::from_secs(20), || said(&status(), 1).is_some()), "beta said which file it runs");
+    assert_eq!(status()["config_drift"], false, "alpha and beta run the same file");
+    let c = cluster.start_from("gamma", Fake::default(), &other);
+    assert!(wait(Duration::from_secs(20), || status()["config_drift"] == true), "gamma's file differs");
+    let s = status();
+    assert_eq!(said(&s, 0), said(&s, 1));
+    assert_ne!(said(&s, 0), said(&s, 2));
+    drop((a, b, c));
 }

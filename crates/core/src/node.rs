@@ -117,6 +117,9 @@ pub enum Input {
         generation: u64,
         strangers: Vec<Stranger>,
     },
+    /// The digest of the configuration file this agent runs (at start and
+    /// after each reload): agreed, so every node can show drift.
+    ConfigDigest(String),
 }
 
 pub use baton_state::Stranger;
@@ -237,6 +240,8 @@ pub struct Node {
     /// The leader's side of `failure_timeout`: when it first saw each
     /// exclusion (set, node, the generation it was recorded at) agreed.
     exclusions_seen: BTreeMap<(SetId, NodeId, u64), Time>,
+    /// The digest of this agent's configuration file, to be agreed.
+    config_digest: Option<String>,
     booted: Time,
     /// The incarnation this agent joins with: above every one the agreed
     /// state has recorded for this node. It runs nothing until the agreed
@@ -295,6 +300,7 @@ impl Node {
             fencing: Vec::new(),
             unfenceable_said: vec![false; n],
             exclusions_seen: BTreeMap::new(),
+            config_digest: None,
             booted: now,
             incarnation,
             now,
@@ -413,6 +419,7 @@ impl Node {
                     self.propose(now, Command::Duplicate { set, generation, strangers }, &mut out);
                 }
             }
+            Input::ConfigDigest(digest) => self.config_digest = Some(digest),
         }
         self.reconcile(now, &mut out);
         out
@@ -490,6 +497,11 @@ impl Node {
         if !self.joined() {
             let (epoch, incarnation) = (self.my_epoch(), self.incarnation);
             self.propose(now, Command::Join { node: self.me, epoch, incarnation }, out);
+        } else if let Some(digest) =
+            self.config_digest.as_ref().filter(|&d| self.state.node(self.me).config.as_ref() != Some(d))
+        {
+            let command = Command::Config { node: self.me, digest: digest.clone() };
+            self.propose(now, command, out);
         }
         let hold = self.holds_lease(now);
         if hold != self.lease_held {

@@ -102,6 +102,11 @@ pub enum Command {
     Back {
         node: NodeId,
     },
+    /// The digest of the configuration file `node`'s agent runs.
+    Config {
+        node: NodeId,
+        digest: String,
+    },
     /// An operator's preferred node for the set (`None` forgets it).
     Pin {
         set: SetId,
@@ -370,6 +375,10 @@ impl ClusterState {
                 self.sets[usize::from(set)].pin = node;
                 Ok(Applied::Done)
             }
+            Command::Config { node, ref digest } => {
+                self.nodes[usize::from(node)].config = Some(digest.clone());
+                Ok(Applied::Done)
+            }
             Command::Clear { set } => {
                 let rec = &mut self.sets[usize::from(set)];
                 rec.excluded.clear();
@@ -481,7 +490,8 @@ impl ClusterState {
             | Command::Fenced { node, .. }
             | Command::Standby { node, .. }
             | Command::Leave { node }
-            | Command::Back { node } => (std::slice::from_ref(node), None),
+            | Command::Back { node }
+            | Command::Config { node, .. } => (std::slice::from_ref(node), None),
             Command::Suspect { voter, node, .. } | Command::Unsuspect { voter, node, .. } => {
                 return [*voter, *node].iter().try_for_each(|&n| self.check_node(n));
             }

@@ -55,6 +55,10 @@ pub struct NodeRecord {
     /// incarnation, and a fence confirmed for an older one is void.
     #[serde(default)]
     pub incarnation: u64,
+    /// The digest of the configuration file this node's agent runs, as it
+    /// last said: nodes whose digests differ show configuration drift.
+    #[serde(default)]
+    pub config: Option<String>,
 }
 
 /// Where an owned set is in its hand-over protocol.
@@ -118,6 +122,14 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
+    /// Do the nodes that said which configuration they run run different
+    /// files (configuration drift)?
+    pub fn config_drift(&self) -> bool {
+        let mut said = self.nodes.iter().filter_map(|n| n.config.as_ref());
+        let first = said.next();
+        said.any(|d| Some(d) != first)
+    }
+
     /// The state of a cluster that has just been created: every node offline
     /// in epoch 0 (each joins when its agent starts), every set stopped.
     pub fn new(nodes: usize, sets: usize) -> Self {
@@ -130,6 +142,7 @@ impl ClusterState {
             fenced: false,
             leaving: false,
             incarnation: 0,
+            config: None,
         };
         let set = SetRecord {
             owner: None,

@@ -148,6 +148,14 @@ impl Agent {
                         (Some(*set), format!("pinned to {}", node.map_or("nobody".into(), name)))
                     }
                     Command::Clear { set } => (Some(*set), "exclusions cleared".into()),
+                    Command::Config { node, digest } => {
+                        let drift = if self.core.state().config_drift() {
+                            "; the nodes run configuration files that differ (configuration drift)"
+                        } else {
+                            ""
+                        };
+                        (None, format!("{} runs the configuration file {digest}{drift}", name(*node)))
+                    }
                     Command::Expire { set, node, .. } => {
                         (Some(*set), format!("{}'s exclusion lapsed (failure_timeout)", name(*node)))
                     }

@@ -172,6 +172,10 @@ impl Agent {
         }
         crate::preflight::apply(&config, &mut topology).await;
         let core = Node::new(topology, me as NodeId, state, local.persisted(), local.incarnation, Time(0));
+        // Which file this agent runs, for every node to compare (drift).
+        if let Some(digest) = config_digest(&config.file) {
+            let _ = inputs.tx.try_send(Input::ConfigDigest(digest));
+        }
         let node_name = config.nodes[me].name.clone();
         let exec = Executor::new(
             node_name.clone(),
@@ -228,7 +232,17 @@ impl Agent {
     fn now(&self) -> Time {
         Time(self.start.elapsed().as_micros() as u64)
     }
+}
 
+/// The first 16 hex digits of the SHA-256 of the configuration file: the
+/// file is meant to be identical on every node, byte for byte.
+fn config_digest(file: &std::path::Path) -> Option<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(file).ok()?;
+    Some(sha2::Sha256::digest(&bytes).iter().take(8).map(|b| format!("{b:02x}")).collect())
+}
+
+impl Agent {
     /// The main loop, until the core says the agent may exit.
     pub async fn run(mut self) -> Result<(), String> {
         let mut metrics = self.raft.metrics();

@@ -351,3 +351,17 @@ fn a_lock_asked_on_its_holder_waits_for_a_grant_of_its_own() {
     let out = a.handle(ms(40), Input::Committed(Command::Lock { name: "cron".into(), node: 0, epoch: 0 }));
     assert!(matches!(replies(&out)[..], [(2, Reply::Locked { token: 2, .. })]), "{out:?}");
 }
+
+#[test]
+fn a_joined_node_has_its_configuration_digest_agreed_once() {
+    let mut b = Node::new(topo(), 1, owned_state(), Persisted::default(), 1, ms(0));
+    let out = b.handle(ms(0), Input::ConfigDigest("ab12".into()));
+    let said = Command::Config { node: 1, digest: "ab12".into() };
+    assert!(proposals(&out).contains(&said), "{out:?}");
+    let out = b.handle(ms(10), Input::Committed(said));
+    assert!(!proposals(&out).iter().any(|c| matches!(c, Command::Config { .. })), "agreed: nothing more to say");
+    assert!(!b.state().config_drift());
+    let out = b.handle(ms(20), Input::Committed(Command::Config { node: 0, digest: "cd34".into() }));
+    assert!(b.state().config_drift(), "a and b run different files");
+    assert!(!proposals(&out).iter().any(|c| matches!(c, Command::Config { .. })));
+}
