@@ -5,10 +5,28 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Room for the scenario's own writes, beyond what the state directory
+/// already holds (which grows: `baton rejoin` keeps each damaged state file).
 const IMAGE_MIB: u64 = 32;
+
+/// The bytes of every file under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => bytes_under(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
 
 pub struct StateDisk {
     state: PathBuf,
+    /// The filesystem image's size in bytes.
+    size: u64,
     backup: PathBuf,
     image: PathBuf,
     done: bool,
@@ -31,14 +49,18 @@ impl StateDisk {
     /// `DIR/NODE` (the node's agent stopped) moved onto a fresh filesystem.
     pub fn mount(dir: &Path, node: &str) -> Result<StateDisk, String> {
         let state = dir.join(node);
+        // What is there now, a quarter more for the filesystem's own
+        // blocks, and the scenario's room.
+        let size = bytes_under(&state) / 4 * 5 + (IMAGE_MIB << 20);
         let disk = StateDisk {
             backup: dir.join(format!("{node}.before-disk")),
             image: dir.join(format!("{node}-state.img")),
             state,
+            size,
             done: false,
         };
         let file = std::fs::File::create(&disk.image).map_err(|e| e.to_string())?;
-        file.set_len(IMAGE_MIB << 20).map_err(|e| e.to_string())?;
+        file.set_len(size).map_err(|e| e.to_string())?;
         run("mkfs.ext4", &["-q".as_ref(), "-F".as_ref(), disk.image.as_os_str()])?;
         std::fs::rename(&disk.state, &disk.backup).map_err(|e| e.to_string())?;
         std::fs::create_dir(&disk.state).map_err(|e| e.to_string())?;
@@ -60,16 +82,16 @@ impl StateDisk {
             let path = self.filler().join(i.to_string());
             let mut f = match std::fs::File::create(&path) {
                 Ok(f) => f,
-                Err(e) if full(&e) => return Ok(IMAGE_MIB << 10),
+                Err(e) if full(&e) => return Ok(self.size >> 10),
                 Err(e) => return Err(format!("filling {}: {e}", self.state.display())),
             };
             let block = vec![0u8; size];
             // The first file takes blocks until none is left; each later one, one block.
-            let rounds = if i == 0 { (IMAGE_MIB << 4) + 16 } else { 1 };
+            let rounds = if i == 0 { (self.size >> 16) + 16 } else { 1 };
             for _ in 0..rounds {
                 match f.write_all(&block).and_then(|()| f.sync_data()) {
                     Ok(()) => {}
-                    Err(e) if full(&e) && i > 0 => return Ok(IMAGE_MIB << 10),
+                    Err(e) if full(&e) && i > 0 => return Ok(self.size >> 10),
                     Err(e) if full(&e) => break,
                     Err(e) => return Err(format!("filling {}: {e}", self.state.display())),
                 }
