@@ -33,6 +33,12 @@ pub enum Applied {
         index: u64,
         state: ClusterState,
     },
+    /// A blank or membership entry: nothing for the core, but the log has
+    /// been applied up to `index` (a restarted agent replays up to the
+    /// committed index, which may be such an entry).
+    Passed {
+        index: u64,
+    },
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -149,16 +155,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut out = Vec::new();
         for entry in entries {
             self.image.last_applied = Some(entry.log_id);
+            let index = entry.log_id.index;
+            // The loop gone means the agent is shutting down.
             match entry.payload {
-                EntryPayload::Blank => {}
+                EntryPayload::Blank => {
+                    let _ = self.tx.send(Applied::Passed { index }).await;
+                }
                 EntryPayload::Normal(command) => {
                     let _ = self.image.state.apply(&command);
-                    let index = entry.log_id.index;
-                    // The loop gone means the agent is shutting down.
                     let _ = self.tx.send(Applied::Command { index, command }).await;
                 }
                 EntryPayload::Membership(m) => {
                     self.image.membership = StoredMembership::new(Some(entry.log_id), m);
+                    let _ = self.tx.send(Applied::Passed { index }).await;
                 }
             }
             out.push(());
@@ -219,16 +228,20 @@ mod tests {
             let entries = vec![
                 entry(1, Command::Join { node: 0, epoch: 0, incarnation: 1 }),
                 entry(2, Command::Assign { set: 0, node: 0, generation: 0 }),
+                // A new leader's blank entry: a restarted agent replaying up
+                // to the committed index must see it applied too.
+                Entry { log_id: LogId::new(CommittedLeaderId::new(2, 1), 3), payload: EntryPayload::Blank },
             ];
             sm.apply(entries).await.unwrap();
             assert!(matches!(rx.recv().await, Some(Applied::Command { index: 1, .. })));
             assert!(matches!(rx.recv().await, Some(Applied::Command { index: 2, .. })));
+            assert!(matches!(rx.recv().await, Some(Applied::Passed { index: 3 })));
             let snap = sm.build_snapshot().await.unwrap();
-            assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(2));
+            assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(3));
             drop(sm);
             let again = StateMachine::open(3, 1, vec![false; 3], tx, store.database()).unwrap();
             let (state, index) = again.start_point();
-            assert_eq!(index, 2);
+            assert_eq!(index, 3);
             assert_eq!(state.set(0).owner, Some(0));
             assert!(
                 StateMachine::open(4, 1, vec![false; 4], mpsc::channel(1).0, store.database()).is_err(),

@@ -128,6 +128,10 @@ pub async fn boot(config: &Arc<Config>, me: usize, state_dir: &Path, events: &Ar
                     state = s;
                     index = i;
                 }
+                // Without this, a committed index at a leader's blank entry
+                // was never reached: every agent of a cluster restarted at
+                // once waited for the others (the soak's SimulStart).
+                Some(Applied::Passed { index: i }) => index = i,
                 None => return Err("raft stopped while replaying the log".into()),
             }
         }

@@ -256,6 +256,7 @@ impl Agent {
                 Some(applied) = self.applied.recv() => match applied {
                     Applied::Command { command, .. } => Input::Committed(command),
                     Applied::Restore { state, .. } => Input::Restore(state),
+                    Applied::Passed { .. } => continue,
                 },
                 Ok(()) = metrics.changed() => {
                     let leader = metrics.borrow().current_leader;
