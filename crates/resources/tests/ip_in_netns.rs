@@ -56,11 +56,12 @@ fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static)
     })
 }
 
-/// Waits up to `limit` on interface `vb` for an ARP frame whose sender is `ip`.
-fn capture_garp(ip: [u8; 4], limit: Duration) -> bool {
-    // SAFETY: a packet socket for ARP frames with a receive timeout.
+/// Waits up to `limit` for a frame of `ethertype` on this thread's
+/// namespace's interfaces that `wanted` accepts (given the frame).
+fn capture(ethertype: u16, limit: Duration, wanted: impl Fn(&[u8]) -> bool) -> bool {
+    // SAFETY: a packet socket with a receive timeout, read into a buffer of its length.
     unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(0x0806u16.to_be()));
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(ethertype.to_be()));
         assert!(fd >= 0, "packet socket");
         let tv = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
         libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), 16);
@@ -69,11 +70,22 @@ fn capture_garp(ip: [u8; 4], limit: Duration) -> bool {
         let mut seen = false;
         while start.elapsed() < limit && !seen {
             let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
-            seen = n >= 42 && buf[12..14] == [0x08, 0x06] && buf[28..32] == ip && buf[38..42] == ip;
+            seen = n > 0 && wanted(&buf[..n as usize]);
         }
         libc::close(fd);
         seen
     }
+}
+
+/// An ARP frame whose sender is `ip` (a gratuitous ARP).
+fn capture_garp(ip: [u8; 4], limit: Duration) -> bool {
+    capture(0x0806, limit, |f| f.len() >= 42 && f[28..32] == ip && f[38..42] == ip)
+}
+
+/// An ICMPv6 neighbour advertisement (Ethernet 14 + IPv6 40: next header
+/// 58, type 136) whose target is `ip`.
+fn capture_na(ip: [u8; 16], limit: Duration) -> bool {
+    capture(0x86dd, limit, |f| f.len() >= 78 && f[20] == 58 && f[54] == 136 && f[62..78] == ip)
 }
 
 #[test]
@@ -107,28 +119,6 @@ fn an_address_is_added_announced_checked_and_removed() {
     owner.join().expect("the owner side");
     assert!(listener.join().unwrap(), "no gratuitous ARP for 10.99.0.100 reached the other namespace");
     drop(pair);
-}
-
-/// Waits up to `limit` on interface `vb` for an ICMPv6 neighbour
-/// advertisement whose target is `ip`.
-fn capture_na(ip: [u8; 16], limit: Duration) -> bool {
-    // SAFETY: a packet socket for IPv6 frames with a receive timeout.
-    unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(0x86ddu16.to_be()));
-        assert!(fd >= 0, "packet socket");
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), 16);
-        let start = Instant::now();
-        let mut buf = [0u8; 1500];
-        let mut seen = false;
-        while start.elapsed() < limit && !seen {
-            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
-            // Ethernet 14 + IPv6 40: next header ICMPv6 (58), type 136, target at 8.
-            seen = n >= 78 && buf[20] == 58 && buf[54] == 136 && buf[62..78] == ip;
-        }
-        libc::close(fd);
-        seen
-    }
 }
 
 /// keepalived's reason for NODAD: an IPv6 service address must be usable at

@@ -283,14 +283,21 @@ fn a_stopping_agent_leaves_then_exits_once_its_node_is_empty() {
     assert!(proposals(&again.handle(ms(0), Input::Tick)).contains(&Command::Back { node: 1 }));
 }
 
-#[test]
-fn a_lock_is_valid_while_a_third_of_the_lease_is_left() {
+/// Node a holding the lock "cron" (token 1), with a lease until 1000 ms
+/// from b's echo at 10 ms.
+fn lock_holder() -> Node {
     let mut st = owned_state();
     st.apply(&Command::Lock { name: "cron".into(), node: 0, epoch: 0 }).unwrap();
     let mut a = Node::new(topo(), 0, st, Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
     let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
     a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
+    a
+}
+
+#[test]
+fn a_lock_is_valid_while_a_third_of_the_lease_is_left() {
+    let mut a = lock_holder();
     let ask = |a: &mut Node, at| {
         replies(&a.handle(at, Input::Request { id: 1, request: Request::LockState { name: "cron".into() } }))
     };
@@ -337,12 +344,7 @@ fn the_leader_lets_an_exclusion_lapse_after_the_failure_timeout() {
 /// first one's unlock was being agreed, must not be answered with its grant.
 #[test]
 fn a_lock_asked_on_its_holder_waits_for_a_grant_of_its_own() {
-    let mut st = owned_state();
-    st.apply(&Command::Lock { name: "cron".into(), node: 0, epoch: 0 }).unwrap();
-    let mut a = Node::new(topo(), 0, st, Persisted::default(), 1, ms(0));
-    let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
-    a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
+    let mut a = lock_holder();
     let lock = Request::Lock { name: "cron".into(), wait: Duration::from_secs(5) };
     let out = a.handle(ms(20), Input::Request { id: 2, request: lock });
     assert!(replies(&out).is_empty(), "token 1 is the first holder's: {out:?}");
