@@ -66,8 +66,13 @@ impl Held {
     pub fn apply(&mut self, order: Order) {
         match order {
             Order::Deadline(d) => {
-                // A deadline still to come (or none) ends the fired state.
-                if d.is_none_or(|d| d > monotonic_ms()) {
+                // Only a deadline still to come ends the fired state: the
+                // agent tells one before it starts anything again. Told
+                // none (the node runs nothing now), the guard goes on
+                // undoing what it holds, since a start in flight when the
+                // lease ended, which the agent has forgotten, may finish
+                // late (a mount whose mount(8) was past its syscall).
+                if d.is_some_and(|d| d > monotonic_ms()) {
                     self.fired = false;
                 }
                 self.deadline_ms = d;
@@ -86,6 +91,17 @@ impl Held {
 
     pub fn is_empty(&self) -> bool {
         self.undo.is_empty()
+    }
+
+    /// How long until the guard must act at `now_ms`: before firing, at the
+    /// deadline; fired, again and again while anything is held; otherwise
+    /// never.
+    fn wait(&self, now_ms: u64) -> Option<Duration> {
+        match self.deadline_ms {
+            Some(d) if !self.fired => Some(Duration::from_millis(d.saturating_sub(now_ms))),
+            _ if self.fired && !self.is_empty() => Some(RELEASE_AGAIN),
+            _ => None,
+        }
     }
 }
 
@@ -225,13 +241,7 @@ pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io
     let pet_every = watchdog.as_ref().map_or(Duration::from_secs(3600), |w| Duration::from_millis(w.timeout_ms / 4));
     let mut pets = tokio::time::interval(pet_every);
     loop {
-        // Before firing: the deadline. Fired: again and again, while the
-        // deadline stays in the past and something is held.
-        let wait = match held.deadline_ms {
-            Some(d) if !held.fired => Some(Duration::from_millis(d.saturating_sub(monotonic_ms()))),
-            Some(_) if !held.is_empty() => Some(RELEASE_AGAIN),
-            _ => None,
-        };
+        let wait = held.wait(monotonic_ms());
         let deadline = async {
             match wait {
                 Some(w) => tokio::time::sleep(w).await,
@@ -313,6 +323,24 @@ mod tests {
         assert!(h.update("hold ip 10.0.0.1").is_err(), "the old text protocol is refused");
         assert!(h.update(r#"{"hold":{"kind":"bogus"}}"#).is_err());
         assert!(h.update("rm -rf /").is_err());
+    }
+
+    #[test]
+    fn a_fired_guard_undoes_again_until_a_deadline_to_come() {
+        let cg = Undo::Cgroup { path: "/sys/fs/cgroup/baton-a/set-web".into() };
+        let mut h = Held::default();
+        h.apply(Order::Hold(cg));
+        assert_eq!(h.wait(5_000), None, "no deadline: nothing to do");
+        h.apply(Order::Deadline(Some(1)));
+        assert_eq!(h.wait(5_000), Some(Duration::ZERO), "past: fire now");
+        h.fired = true;
+        assert_eq!(h.wait(5_000), Some(RELEASE_AGAIN));
+        h.apply(Order::Deadline(None));
+        assert!(h.fired, "the agent stopped everything, but a late start may still finish");
+        assert_eq!(h.wait(5_000), Some(RELEASE_AGAIN));
+        h.apply(Order::Deadline(Some(monotonic_ms() + 60_000)));
+        assert!(!h.fired, "a new lease: the node may run things again");
+        assert!(h.wait(monotonic_ms()).is_some_and(|w| w > RELEASE_AGAIN));
     }
 
     #[test]

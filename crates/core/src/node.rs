@@ -422,6 +422,14 @@ impl Node {
             Input::ConfigDigest(digest) => self.config_digest = Some(digest),
         }
         self.reconcile(now, &mut out);
+        // Past a deadline told to the guard, until it reports, the guard is
+        // undoing everything here and another node may already run the
+        // sets: no step and no monitor runs (a stop script or a hook would
+        // act on a set that is no longer this node's). The steps the
+        // lifecycle counts as in flight end with the report (`reset`).
+        if self.firing(now) {
+            out.retain(|o| !matches!(o, Output::Act(_)));
+        }
         out
     }
 

@@ -12,18 +12,19 @@
 //! - NFS exports in each node's export table.
 //!
 //! Processes, mounts and exports are sampled every [`SAMPLE`]; the agreed
-//! owner is read from every node at each sample (the most advanced view,
-//! by applied commands, wins). A violation is a moment at which two nodes
-//! hold a part of the set, or a node holds a part while the agreed state,
-//! as already seen at that moment, gives the set to another node (or to
-//! nobody). The lab's nodes share one kernel, so nothing here relies on the
+//! owner is read from every node before and after each sample (the most
+//! advanced view, by applied commands, wins). A violation is a moment at
+//! which two nodes hold a part of the set, or a node holds a part while
+//! the agreed state gives the set to another node (or to nobody) both just
+//! before and just after: a view read only before would blame the new
+//! owner for starting as soon as the move was agreed. The lab's nodes share one kernel, so nothing here relies on the
 //! kernel refusing a second mount: it looks at each node's mounts.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -62,17 +63,31 @@ struct Tally {
     examples: Vec<String>,
 }
 
+/// What the sampler shares with its owner while it runs.
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    /// Samples that saw a violation so far.
+    violations: AtomicU64,
+    /// What is being done to the lab now, named in the examples.
+    label: Mutex<String>,
+}
+
 impl Tally {
-    fn note(&mut self, what: String) {
-        if self.examples.len() < 10 {
-            self.examples.push(what);
+    fn note(&mut self, shared: &Shared, what: String) {
+        shared.violations.fetch_add(1, Ordering::SeqCst);
+        if self.examples.len() < 30 {
+            let label = shared.label.lock().map(|l| l.clone()).unwrap_or_default();
+            let example = format!("{} ms [{label}]: {what}", wall_ms());
+            println!("ownership: {example}");
+            self.examples.push(example);
         }
     }
 }
 
 pub struct Record {
     address: Option<Watch>,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     sampler: Option<JoinHandle<Tally>>,
 }
 
@@ -167,19 +182,31 @@ impl Record {
     /// Starts watching `parts` of a set in every node of `lab`.
     pub fn start(lab: &Lab, parts: Parts) -> Result<Record, String> {
         let address = Watch::start(lab, &lab.nodes[0].clone())?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::default());
         let nodes = lab.nodes.clone();
         let dir = lab.dir.clone();
         let netns: BTreeMap<u64, String> =
             nodes.iter().map(|n| Ok((netns_inode(&lab.ns(n)?)?, n.clone()))).collect::<Result<_, String>>()?;
-        let halt = Arc::clone(&stop);
-        let sampler = std::thread::spawn(move || sample(&dir, &nodes, &netns, &parts, &halt));
-        Ok(Record { address: Some(address), stop, sampler: Some(sampler) })
+        let seen = Arc::clone(&shared);
+        let sampler = std::thread::spawn(move || sample(&dir, &nodes, &netns, &parts, &seen));
+        Ok(Record { address: Some(address), shared, sampler: Some(sampler) })
+    }
+
+    /// Names what is done to the lab from now on, for the examples.
+    pub fn label(&self, what: String) {
+        if let Ok(mut label) = self.shared.label.lock() {
+            *label = what;
+        }
+    }
+
+    /// How many samples have seen a violation so far.
+    pub fn violations(&self) -> u64 {
+        self.shared.violations.load(Ordering::SeqCst)
     }
 
     /// Ends the record: `holding` is who held the address when it began.
     pub fn finish(mut self, holding: std::collections::BTreeSet<String>) -> Result<Verdict, String> {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
         let tally = self.sampler.take().expect("started").join().map_err(|_| "the sampler panicked".to_string())?;
         let window = self.address.take().expect("started").finish()?;
         let ms = |n: u64| n * SAMPLE.as_millis() as u64;
@@ -196,7 +223,7 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -210,43 +237,72 @@ fn wall_ms() -> u64 {
     baton_agent::events::now_ms()
 }
 
-fn sample(dir: &Path, nodes: &[String], netns: &BTreeMap<u64, String>, parts: &Parts, halt: &AtomicBool) -> Tally {
+fn sample(dir: &Path, nodes: &[String], netns: &BTreeMap<u64, String>, parts: &Parts, shared: &Shared) -> Tally {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let mut tally = Tally::default();
-    let mut agreed: Option<(Instant, Option<String>)> = None;
+    // The agreed owner as read just before the last holdings were taken.
+    let mut before: Option<(Instant, Option<String>)> = None;
     let marker = format!("BATON_SET={}\0", parts.set);
-    while !halt.load(Ordering::SeqCst) {
+    while !shared.stop.load(Ordering::SeqCst) {
         let started = Instant::now();
-        if let Some(owner) = rt.block_on(agreed_owner(dir, nodes, &parts.set)) {
-            agreed = Some((Instant::now(), owner));
-        }
-        let holders = holdings(dir, nodes, netns, parts, &marker);
+        let (holders, pids) = holdings(dir, nodes, netns, parts, &marker);
+        let taken = Instant::now();
+        // The agreed owner is read on both sides of the holdings: a node
+        // may hold a part while either view gives it the set (it is the
+        // new owner starting, or the old one releasing). Judged only when
+        // both views exist and the first is fresh.
+        let after = rt.block_on(agreed_owner(dir, nodes, &parts.set)).map(|owner| (Instant::now(), owner));
+        let views = match (&before, &after) {
+            (Some((at, b)), Some((_, a))) if taken.duration_since(*at) <= FRESH => Some((b.clone(), a.clone())),
+            _ => None,
+        };
+        before = after;
         tally.samples += 1;
         for (k, kind) in KINDS.iter().enumerate() {
             let who: Vec<&String> = holders.iter().filter(|(_, h)| h[k]).map(|(n, _)| n).collect();
             if who.len() > 1 {
                 tally.dual[k] += 1;
-                tally.note(format!("{} ms: {kind} of {} on {} at once", wall_ms(), parts.set, names(&who)));
+                tally.note(shared, format!("{kind} of {} on {} at once{}", parts.set, names(&who), detail(k, &pids)));
             }
-            let Some((at, owner)) = &agreed else { continue };
-            if at.elapsed() > FRESH {
-                continue;
-            }
-            let against: Vec<&String> = who.into_iter().filter(|n| Some(*n) != owner.as_ref()).collect();
+            let Some((was, is)) = &views else { continue };
+            let owns = |n: &String| Some(n) == was.as_ref() || Some(n) == is.as_ref();
+            let against: Vec<&String> = who.into_iter().filter(|n| !owns(n)).collect();
             if !against.is_empty() {
                 tally.stale[k] += 1;
-                tally.note(format!(
-                    "{} ms: {kind} of {} on {} while the cluster gives it to {}",
-                    wall_ms(),
-                    parts.set,
-                    names(&against),
-                    owner.as_deref().unwrap_or("nobody")
-                ));
+                let agreed =
+                    if was == is { String::new() } else { format!("{}, then ", was.as_deref().unwrap_or("nobody")) };
+                tally.note(
+                    shared,
+                    format!(
+                        "{kind} of {} on {} while the cluster gives it to {agreed}{}{}",
+                        parts.set,
+                        names(&against),
+                        is.as_deref().unwrap_or("nobody"),
+                        detail(k, &pids)
+                    ),
+                );
             }
         }
         std::thread::sleep(SAMPLE.saturating_sub(started.elapsed()));
     }
     tally
+}
+
+/// For processes: which ones, by node, with their command lines and
+/// cgroups, so a report says what escaped.
+fn detail(kind: usize, pids: &[(String, u32)]) -> String {
+    if kind != 0 {
+        return String::new();
+    }
+    let one = |(node, pid): &(String, u32)| {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()).unwrap_or("?").to_string();
+        format!("{node}:{pid} `{}` state {state} in {}", cmd.trim(), cgroup.trim())
+    };
+    format!(" ({})", pids.iter().map(one).collect::<Vec<_>>().join("; "))
 }
 
 fn names(nodes: &[&String]) -> String {
@@ -272,17 +328,18 @@ async fn agreed_owner(dir: &Path, nodes: &[String], set: &str) -> Option<Option<
     best.map(|(_, owner)| owner)
 }
 
-/// What each node holds now.
+/// What each node holds now, and the set's processes by node.
 fn holdings(
     dir: &Path,
     nodes: &[String],
     netns: &BTreeMap<u64, String>,
     parts: &Parts,
     marker: &str,
-) -> BTreeMap<String, Held> {
+) -> (BTreeMap<String, Held>, Vec<(String, u32)>) {
     let mut held: BTreeMap<String, Held> = nodes.iter().map(|n| (n.clone(), [false; 3])).collect();
-    for node in processes_of_set(netns, marker) {
-        if let Some(h) = held.get_mut(&node) {
+    let pids = processes_of_set(netns, marker);
+    for (node, _) in &pids {
+        if let Some(h) = held.get_mut(node) {
             h[0] = true;
         }
     }
@@ -292,7 +349,7 @@ fn holdings(
         let Some(h) = held.get_mut(&node) else { continue };
         (h[1], h[2]) = storage(pid, parts);
     }
-    held
+    (held, pids)
 }
 
 /// Every process whose network namespace is one of `netns` and whose
@@ -312,9 +369,9 @@ fn marked_processes(netns: impl Fn(u64) -> bool, marker: &str) -> Vec<(u32, u64)
     found
 }
 
-/// The nodes on which some process of the set runs (each node once per pid).
-fn processes_of_set(netns: &BTreeMap<u64, String>, marker: &str) -> Vec<String> {
-    marked_processes(|i| netns.contains_key(&i), marker).into_iter().map(|(_, i)| netns[&i].clone()).collect()
+/// The set's processes: (node, pid).
+fn processes_of_set(netns: &BTreeMap<u64, String>, marker: &str) -> Vec<(String, u32)> {
+    marked_processes(|i| netns.contains_key(&i), marker).into_iter().map(|(pid, i)| (netns[&i].clone(), pid)).collect()
 }
 
 /// The pids of the set's processes in one network namespace.

@@ -17,7 +17,7 @@ use baton_state::{Applied, ClusterState, Command};
 
 use crate::clock::Clock;
 use crate::invariants::{
-    block, duplicate, frozen, lock, preference, recovery, shutdown, single_owner, witness, Violation,
+    acting, block, duplicate, frozen, lock, preference, recovery, shutdown, single_owner, witness, Violation,
 };
 use crate::net::Net;
 use crate::rng::Rng;
@@ -632,6 +632,8 @@ impl Sim {
             }
             Output::Act(action) => {
                 self.trace(|| format!("n{node} acts {action:?}"));
+                let r = acting::check(&self.sc.topo, &self.reference, node, &action, self.now);
+                self.fail(r);
                 self.act(node, action)
             }
             Output::Guard(deadline) => {

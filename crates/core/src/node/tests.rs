@@ -106,6 +106,26 @@ fn echoes_promise_a_lease_and_the_owner_starts_only_inside_it() {
 }
 
 #[test]
+fn a_node_that_wakes_past_its_lease_runs_no_step_until_the_guard_reports() {
+    let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
+    let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    a.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: hb });
+    a.handle(ms(30), Input::StepDone { set: 0, token: 1, ok: true });
+    assert_eq!(a.lifecycle(0).phase(), Phase::Starting);
+    // Paused from 30 ms to 1.5 s: the lease ended at 1 s, and the guard fired.
+    let out = a.handle(ms(1500), Input::StepDone { set: 0, token: 2, ok: true });
+    assert!(out.contains(&Output::Event(Event::LeaseLost)));
+    assert!(acts(&out).is_empty(), "no stop step or hook past the lease: {out:?}");
+    let out = a.handle(ms(1510), Input::Tick);
+    assert!(acts(&out).is_empty(), "still nothing before the guard's report: {out:?}");
+    let out = a.handle(ms(1520), Input::GuardFired { deadline: ms(1000) });
+    assert!(out.contains(&Output::Event(Event::GuardFired)));
+    assert!(acts(&out).is_empty(), "{out:?}");
+    assert_eq!(a.lifecycle(0).phase(), Phase::Stopped, "the guard undid it all");
+}
+
+#[test]
 fn a_voter_denies_before_it_suspects_and_echoes_nothing_after() {
     let mut b = Node::new(topo(), 1, owned_state(), Persisted::default(), 1, ms(0));
     let hb = Heartbeat { from: 0, epoch: 0, seq: 40, echoes: vec![] };

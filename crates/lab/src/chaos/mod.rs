@@ -124,6 +124,8 @@ fn drive_on(
     let mut tally = Tally::default();
     while let Some(s) = next(&mut rng) {
         let at = started.elapsed().as_secs();
+        record.label(format!("{} at {at} s", s.name()));
+        let violations = record.violations();
         let mut recovered_ms = 0;
         let result = s.run(lab, &mut rng).and_then(|what| {
             // How long after the damage ends the set runs again, settled.
@@ -132,6 +134,11 @@ fn drive_on(
             recovered_ms = t.elapsed().as_millis() as u64;
             settled.map(|owner| format!("{what}; web runs on {owner}")).map_err(|e| format!("afterwards: {e}"))
         });
+        if record.violations() > violations {
+            // The record's examples name the scenario; its logs say why.
+            let logs = keep_logs(lab, at, &format!("{}-ownership", s.name()));
+            println!("[{at:>5} s] {:<22} the ownership record saw a violation (logs: {logs})", s.name());
+        }
         let entry = tally.runs.entry(s.name()).or_default();
         entry.0 += 1;
         if result.is_ok() {

@@ -1,6 +1,7 @@
 //! The properties every simulation run must keep, one checker per file, each
 //! naming where the property comes from.
 
+pub mod acting;
 pub mod block;
 pub mod duplicate;
 pub mod frozen;
