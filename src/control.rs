@@ -64,6 +64,10 @@ fn table(doc: &Value) -> String {
     if doc["maintenance"] == true {
         out += "\nMAINTENANCE MODE: nothing is started, stopped or recovered (`baton maintenance off` ends it)\n";
     }
+    if let Some(alone) = doc["alone"].as_str() {
+        out +=
+            &format!("\nALONE: {alone} fenced its peer and is the only voter until the peer is back and votes again\n");
+    }
     out += "\nSET         OWNER       STATE\n";
     for set in doc["sets"].as_array().into_iter().flatten() {
         out += &format!("{:<11} {:<11} {}\n", s(&set["name"]), s(&set["owner"]), s(&set["state"]));

@@ -143,6 +143,11 @@ impl Metrics {
             "1 while the nodes run configuration files that differ",
             gauge(i64::from(status["config_drift"] == true)),
         );
+        r.register(
+            "alone",
+            "1 while one node of a two-node cluster goes on alone, its peer fenced",
+            gauge(i64::from(status["alone"].is_string())),
+        );
         let sets = Family::<Labels, Gauge>::default();
         for s in status["sets"].as_array().into_iter().flatten() {
             let name = s["name"].as_str().unwrap_or("");

@@ -124,6 +124,7 @@ pub fn document(
         "quorum": lease_ms.is_some_and(|ms| ms > 0),
         "maintenance": node.state().maintenance,
         "config_drift": node.state().config_drift(),
+        "alone": node.state().alone.map(name),
         "lease_ms_left": lease_ms,
         "applied": node.state().applied,
         "nodes": nodes,

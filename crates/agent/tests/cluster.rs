@@ -25,6 +25,7 @@ const NODES: [&str; 3] = ["alpha", "beta", "gamma"];
 struct Cluster {
     dir: PathBuf,
     config: PathBuf,
+    nodes: Vec<&'static str>,
 }
 
 impl Cluster {
@@ -34,6 +35,35 @@ impl Cluster {
 
     /// `set_keys`: more keys of `[sets.web]`.
     fn with(tag: &str, set_keys: &str) -> Cluster {
+        Cluster::of(tag, &NODES, set_keys, "")
+    }
+
+    /// Two nodes and a fence device for both (two-node mode): the device is
+    /// a script that records whom it turned off in `fenced.log` and says
+    /// "off" for them afterwards.
+    fn pair(tag: &str) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("baton-cluster-{tag}-{}", std::process::id()));
+        let agent = dir.join("fence_test");
+        let log = dir.join("fenced.log");
+        let fencing = format!(
+            "\n[fencing]\n[[fencing.devices]]\nagent = \"{}\"\nnodes = [\"alpha\", \"beta\"]\n",
+            agent.display()
+        );
+        let cluster = Cluster::of(tag, &NODES[..2], "", &fencing);
+        let script = format!(
+            "#!/bin/sh\nwhile read -r l; do case \"$l\" in action=*) a=${{l#action=}};; plug=*) p=${{l#plug=}};; esac; done\n\
+             case \"$a\" in off) echo \"$p\" >> {log};; status) grep -qx \"$p\" {log} 2>/dev/null && exit 2;; esac\n\
+             exit 0\n",
+            log = log.display()
+        );
+        std::fs::write(&agent, script).unwrap();
+        std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cluster
+    }
+
+    /// `nodes` in one cluster; `set_keys`: more keys of `[sets.web]`;
+    /// `more`: more sections.
+    fn of(tag: &str, nodes: &[&'static str], set_keys: &str, more: &str) -> Cluster {
         let dir = std::env::temp_dir().join(format!("baton-cluster-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -46,20 +76,32 @@ impl Cluster {
             "[cluster]\nname = \"inproc\"\nsecret_file = \"secret\"\nport = {port}\nheartbeat_interval = \"50ms\"\n\
              lease = \"600ms\"\nhttp = \"127.0.0.1:0\"\n"
         );
-        for (i, n) in NODES.iter().enumerate() {
+        for (i, n) in nodes.iter().enumerate() {
             text += &format!("\n[nodes.{n}]\naddresses = [\"127.0.0.{}/8\"]\n", 11 + i);
         }
+        let names = nodes.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
         text += &format!(
-            "\n[sets.web]\nnodes = [\"alpha\", \"beta\", \"gamma\"]\n{set_keys}\n[[sets.web.resources]]\n\
-             type = \"process\"\ncommand = [\"/bin/true\"]\n"
+            "\n[sets.web]\nnodes = [{names}]\n{set_keys}\n[[sets.web.resources]]\n\
+             type = \"process\"\ncommand = [\"/bin/true\"]\n{more}"
         );
         let config = dir.join("cluster.toml");
         std::fs::write(&config, text).unwrap();
-        Cluster { dir, config }
+        Cluster { dir, config, nodes: nodes.to_vec() }
     }
 
     fn socket(&self, node: &str) -> PathBuf {
         self.dir.join(node).join("baton.sock")
+    }
+
+    /// Waits until `node` sees every node of the cluster online (a node's
+    /// `Join` may be agreed after the first set already runs).
+    fn all_online(&self, node: &str) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        wait(Duration::from_secs(20), || {
+            let status = rt.block_on(api::call(&self.socket(node), &Request::Status)).ok();
+            let nodes = status.and_then(|s| s.data).map(|d| d["nodes"].clone()).unwrap_or_default();
+            nodes.as_array().is_some_and(|n| n.len() == self.nodes.len() && n.iter().all(|n| n["state"] == "online"))
+        })
     }
 
     /// Starts `node`'s agent on a thread and runtime of its own.
@@ -73,7 +115,7 @@ impl Cluster {
 
     /// Starts `node` with the configuration file `file`.
     fn start_from(&self, node: &str, fake: Fake, file: &Path) -> Running {
-        let me = NODES.iter().position(|n| *n == node).unwrap();
+        let me = self.nodes.iter().position(|n| *n == node).unwrap();
         let config = baton_config::load(file).unwrap();
         let state_dir = self.dir.join(node);
         let set = SetRuntime {
@@ -181,6 +223,7 @@ fn a_cluster_in_one_process_fails_over_moves_empties_a_node_and_stops() {
     let mut b = cluster.start("beta");
     let mut c = cluster.start("gamma");
     assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha, its first choice");
+    assert!(cluster.all_online("gamma"), "every node joined");
 
     // A planned move: answered once web runs on beta.
     let moved =
@@ -240,6 +283,7 @@ fn a_moved_set_stays_where_it_went_when_its_target_dies_and_returns() {
     let mut b = cluster.start("beta");
     let c = cluster.start("gamma");
     assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha");
+    assert!(cluster.all_online("alpha"), "every node joined");
     let moved =
         call(&cluster.socket("alpha"), Request::Move { set: "web".into(), node: Some("beta".into()), reason: None });
     assert!(moved.ok, "{:?}", moved.error);
@@ -325,4 +369,33 @@ fn a_node_running_a_different_file_shows_as_drift() {
     assert_eq!(said(&s, 0), said(&s, 1));
     assert_ne!(said(&s, 0), said(&s, 2));
     drop((a, b, c));
+}
+
+/// Two-node mode (Pacemaker's `two_node`, done on the agreed state): the
+/// owner's machine dies; the survivor fences it, and only once the device
+/// confirmed it off becomes the only voter and runs web. The dead node
+/// comes back empty, votes again, and both are needed again.
+#[test]
+fn of_two_nodes_the_survivor_fences_its_peer_then_goes_on_alone_until_it_returns() {
+    let cluster = Cluster::pair("two-node-pair");
+    let mut a = cluster.start("alpha");
+    let b = cluster.start("beta");
+    assert!(wait(Duration::from_secs(20), || only(&[&a, &b], 0)), "web starts on alpha, its first choice");
+    let fenced = || std::fs::read_to_string(cluster.dir.join("fenced.log")).unwrap_or_default();
+    assert_eq!(fenced(), "", "nobody fenced while both run");
+
+    a.kill();
+    assert!(wait(Duration::from_secs(20), || b.runs_web()), "beta took web over (fenced: {:?})", fenced());
+    assert_eq!(fenced(), "alpha\n", "alpha was fenced before beta went on alone");
+    let status = call(&cluster.socket("beta"), Request::Status).data.unwrap();
+    assert_eq!(status["alone"], "beta", "{status}");
+    assert_eq!(status["nodes"][0]["voter"], false, "{status}");
+
+    let a = cluster.start("alpha");
+    let together = || {
+        let s = call(&cluster.socket("beta"), Request::Status).data.unwrap();
+        s["alone"].is_null() && s["nodes"][0]["voter"] == true && s["nodes"][0]["state"] == "online"
+    };
+    assert!(wait(Duration::from_secs(30), together), "alpha votes again");
+    assert!(only(&[&a, &b], 1), "web stays on beta");
 }

@@ -55,26 +55,22 @@ pub fn config(ctx: &mut Ctx, file: &Path, root: &Table) -> Option<Config> {
 }
 
 /// Two voters are each other's only majority: either loses the lease the
-/// moment the other is silent, and nothing can be agreed to take over.
+/// moment the other is silent. With a fence device for each, the survivor
+/// fences the other and goes on alone (two-node mode); without, nothing
+/// can be agreed to take over.
 fn pair(ctx: &mut Ctx, config: &Config, span: &Span) {
-    if config.nodes.len() != 2 || config.nodes.iter().any(|n| n.witness) {
+    if config.nodes.len() != 2 || config.nodes.iter().any(|n| n.witness) || config.fenceable().iter().all(|&f| f) {
         return;
     }
-    let why = "two nodes are each other's only majority: when one is silent the other can agree nothing, \
-               so no set would ever fail over";
-    let problem = if config.fencing.is_some() {
-        format!(
-            "{why}; two-node operation with fencing alone (the survivor continuing once the device confirmed \
-             its peer off) is not implemented yet: add a witness node (`witness = true`, any small machine \
-             with an address on every link)"
-        )
-    } else {
-        format!(
-            "{why}: add a witness node (`witness = true`, any small machine with an address on every link); \
-             fencing alone is not enough yet"
-        )
-    };
-    ctx.at(span, "nodes", problem);
+    ctx.at(
+        span,
+        "nodes",
+        "two nodes are each other's only majority: when one is silent the other can agree nothing, so no set \
+         would ever fail over; give both a fence device in [fencing] (two-node mode: the survivor fences the \
+         other and goes on alone) or add a witness node (`witness = true`, any small machine with an address \
+         on every link)"
+            .to_string(),
+    );
 }
 
 /// The lease must leave time to hold sets once the guard's release budget

@@ -402,16 +402,17 @@ fn notifier_filters_name_known_event_kinds() {
 }
 
 #[test]
-fn two_nodes_without_a_witness_are_refused_with_the_way_out() {
+fn two_nodes_without_a_witness_need_a_fence_device_for_each() {
     let pair = with("[nodes.arbiter]\naddresses = [\"10.0.0.3/24\", \"192.168.0.3/24\"]\nwitness = true\n", "");
     let err = errors(&pair);
     assert!(err.starts_with("DIR/cluster.toml:"), "{err}");
     assert!(err.contains(": nodes: two nodes are each other's only majority"), "{err}");
-    assert!(err.contains("add a witness node"), "{err}");
-    let fenced = pair
-        + "\n[fencing]\nmode = \"required\"\n[[fencing.devices]]\nagent = \"fence_dummy\"\nnodes = [\"alpha\", \"beta\"]\n";
-    let err = errors(&fenced);
-    assert!(err.contains("with fencing alone") && err.contains("is not implemented yet"), "{err}");
+    assert!(err.contains("add a witness node") && err.contains("give both a fence device"), "{err}");
+    let fence =
+        |nodes: &str| format!("{pair}\n[fencing]\n[[fencing.devices]]\nagent = \"fence_dummy\"\nnodes = [{nodes}]\n");
+    let err = errors(&fence("\"alpha\""));
+    assert!(err.contains("give both a fence device"), "one device for one node is not enough: {err}");
+    accepted(&fence("\"alpha\", \"beta\""));
     accepted(GOOD);
 }
 

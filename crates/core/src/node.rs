@@ -120,6 +120,9 @@ pub enum Input {
     /// The digest of the configuration file this agent runs (at start and
     /// after each reload): agreed, so every node can show drift.
     ConfigDigest(String),
+    /// The agreement layer's voters now (after `Output::Alone` or
+    /// `Output::Readmit` changed them).
+    Voters(Vec<NodeId>),
 }
 
 pub use baton_state::Stranger;
@@ -164,6 +167,16 @@ pub enum Output {
         node: NodeId,
         epoch: u64,
         incarnation: u64,
+    },
+    /// Two-node mode, the peer confirmed off: make this node the agreement
+    /// layer's only voter, from its own log at a new term, and answer with
+    /// `Input::Voters`.
+    Alone,
+    /// Two-node mode, going on alone: take `node` back into the agreement
+    /// layer (a learner, then a voter once its log caught up) and answer
+    /// with `Input::Voters`.
+    Readmit {
+        node: NodeId,
     },
     Event(Event),
 }
@@ -219,6 +232,9 @@ pub struct Node {
     proposed: Vec<(Command, Time)>,
     /// Per node: when the leader last asked to fence it.
     fence_asked: Vec<Option<Time>>,
+    /// Per node: the (epoch, incarnation) a device confirmed off: not
+    /// fenced again while its record says the same.
+    fence_confirmed: Vec<Option<(u64, u64)>>,
     guard: Option<Time>,
     /// The guard reported its firing for the deadline last told.
     guard_reported: bool,
@@ -247,6 +263,8 @@ pub struct Node {
     /// state has recorded for this node. It runs nothing until the agreed
     /// state says this incarnation joined.
     incarnation: u64,
+    /// Two-node mode: whether this incarnation went on alone.
+    pair: pair::Pair,
     now: Time,
 }
 
@@ -289,6 +307,7 @@ impl Node {
             last_seq: vec![None; n],
             proposed: Vec::new(),
             fence_asked: vec![None; n],
+            fence_confirmed: vec![None; n],
             guard: None,
             guard_reported: false,
             guard_owed: Vec::new(),
@@ -303,6 +322,7 @@ impl Node {
             config_digest: None,
             booted: now,
             incarnation,
+            pair: pair::Pair::default(),
             now,
             topo,
         }
@@ -330,7 +350,7 @@ impl Node {
 
     /// When this node's lease ends, if it has one.
     pub fn lease_expiry(&self) -> Option<Time> {
-        self.lease.expiry(self.my_epoch())
+        self.alone_lease().or_else(|| self.lease.expiry(self.my_epoch()))
     }
 
     fn my_epoch(&self) -> u64 {
@@ -408,7 +428,11 @@ impl Node {
             Input::FenceDone { node, epoch, incarnation, result } => {
                 self.fencing.retain(|&n| n != node);
                 match result {
-                    Ok(()) => self.propose(now, Command::Fenced { node, epoch, incarnation }, &mut out),
+                    Ok(()) => {
+                        self.fence_confirmed[usize::from(node)] = Some((epoch, incarnation));
+                        self.propose(now, Command::Fenced { node, epoch, incarnation }, &mut out);
+                        self.pair_fenced(node, epoch, incarnation, &mut out);
+                    }
                     Err(why) => out.push(Output::Event(Event::FenceFailed { node, why })),
                 }
             }
@@ -420,6 +444,7 @@ impl Node {
                 }
             }
             Input::ConfigDigest(digest) => self.config_digest = Some(digest),
+            Input::Voters(voters) => self.pair_voters(voters),
         }
         self.reconcile(now, &mut out);
         // Past a deadline told to the guard, until it reports, the guard is
@@ -527,6 +552,7 @@ impl Node {
         self.probe(now, hold, out);
         self.serve(now, out);
         self.stay_or_leave(now, out);
+        self.pair(now, out);
         if self.leader {
             self.lead(now, out);
         }
@@ -763,6 +789,11 @@ impl Node {
                 self.topo.fenceable[usize::from(n)] && self.state.is_online(n) && self.detector.is_dead(n)
             }),
         );
+        // A leader whose own stop failed fences itself: the next leader
+        // confirms it. Not the only voter of two-node mode: nobody would.
+        if self.sole_voter() {
+            targets.retain(|&n| n != self.me);
+        }
         targets.sort_unstable();
         targets.dedup();
         let retry = retry_after(&self.topo);
@@ -774,13 +805,7 @@ impl Node {
                 }
                 continue;
             }
-            let asked = &mut self.fence_asked[n];
-            if !self.fencing.contains(&node) && asked.is_none_or(|at| now.since(at) >= retry) {
-                *asked = Some(now);
-                self.fencing.push(node);
-                let rec = self.state.node(node);
-                out.push(Output::Fence { node, epoch: rec.epoch, incarnation: rec.incarnation });
-            }
+            self.ask_fence(now, node, retry, out);
         }
     }
 
@@ -964,5 +989,6 @@ impl Node {
     }
 }
 
+mod pair;
 #[cfg(test)]
 mod tests;

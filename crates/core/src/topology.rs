@@ -128,6 +128,13 @@ impl Timing {
 }
 
 impl Topology {
+    /// Two-node mode: exactly two nodes, neither a witness, and a fence
+    /// device for each. The other node, for `me`.
+    pub fn pair_peer(&self, me: NodeId) -> Option<NodeId> {
+        let pair = self.nodes.len() == 2 && self.nodes.iter().all(|n| !n.witness) && self.fenceable.iter().all(|&f| f);
+        pair.then(|| 1 - me)
+    }
+
     pub fn node_name(&self, node: NodeId) -> &str {
         &self.nodes[usize::from(node)].name
     }

@@ -1465,3 +1465,42 @@ fn case27_an_address_added_by_hand_on_another_node_is_reported_as_a_duplicate() 
     assert!(!msg.contains("alpha ("), "{msg}");
     assert_eq!(lab.owner_seen_by("beta").as_deref(), Some("alpha"));
 }
+
+/// The seeds' own topology: two servers, a fence device for each, no
+/// witness. The owner's machine dies (the lab's power switch turns it
+/// off); the survivor fences it, and only once the device confirmed it off
+/// becomes the only voter and runs web. Powered on again, the dead node
+/// comes back empty and votes again.
+#[test]
+fn case28_two_servers_and_nothing_else_the_survivor_fences_its_dead_peer_and_runs_the_set() {
+    let lab = Lab::up("c28", &["--nodes", "2", "--fencing", "lease"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let power = |action: &str| {
+        let mut switch = Command::new(lab.dir.join("fence-agent")).stdin(Stdio::piped()).spawn().unwrap();
+        let input = format!("action={action}\nplug=alpha\nlab={}\npassword=lab-fence-password\n", lab.dir());
+        std::io::Write::write_all(&mut switch.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        assert!(switch.wait().unwrap().success(), "the power switch did not turn alpha {action}");
+    };
+    let rec = Recorder::start(&["alpha", "beta"]);
+    power("off");
+    assert!(
+        wait(Duration::from_secs(20), || lab.owner_seen_by("beta").as_deref() == Some("beta")),
+        "beta never took web"
+    );
+    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("beta")), "the client reaches beta");
+    let fenced = std::fs::read_to_string(lab.dir.join("fence.log")).unwrap();
+    assert!(fenced.starts_with("action=off plug=alpha nodename=alpha password=checked"), "{fenced}");
+    let doc = lab.status("beta").unwrap();
+    assert_eq!(doc["alone"], "beta", "{doc}");
+    assert_eq!(doc["nodes"][0]["voter"], false, "{doc}");
+
+    power("on");
+    lab.run(&["start", "alpha"]);
+    let together = || {
+        lab.status("beta").is_some_and(|d| d["alone"].is_null() && d["nodes"][0]["voter"] == true)
+            && lab.status("alpha").is_some_and(|d| d["nodes"][0]["state"] == "online")
+    };
+    assert!(wait(Duration::from_secs(30), together), "alpha votes again: {:?}", lab.status("beta"));
+    assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("beta"), "web stays on beta");
+    rec.assert_never_two_holders();
+}

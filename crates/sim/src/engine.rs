@@ -17,7 +17,7 @@ use baton_state::{Applied, ClusterState, Command};
 
 use crate::clock::Clock;
 use crate::invariants::{
-    acting, block, duplicate, frozen, lock, preference, recovery, shutdown, single_owner, witness, Violation,
+    acting, block, duplicate, frozen, lock, pair, preference, recovery, shutdown, single_owner, witness, Violation,
 };
 use crate::net::Net;
 use crate::rng::Rng;
@@ -126,6 +126,13 @@ enum Ev {
         incarnation: u64,
         target: NodeId,
     },
+    /// A node taken back into the agreement layer (`Output::Readmit`)
+    /// caught up: it votes again, and `by` hears so.
+    Readmitted {
+        by: NodeId,
+        inc: u64,
+        node: NodeId,
+    },
     Tick,
 }
 
@@ -179,6 +186,13 @@ struct SimNode {
     released_at: u64,
     /// After a SIGTERM: how long its supervisor waits to start it again.
     restart_after: Option<u64>,
+    /// How much of the log its agreement layer holds on disk (an entry is
+    /// on every voter the leader reached when committing it, and on every
+    /// node it was delivered to).
+    holds: usize,
+    /// The agreement layer's voters as its own log says (stale on a node
+    /// left out of a membership change until it is taken back).
+    voters_view: Vec<NodeId>,
 }
 
 /// What a run that kept every invariant reports.
@@ -215,6 +229,8 @@ pub struct Sim {
     leader: Option<NodeId>,
     term: u64,
     leaderless_since: Option<u64>,
+    /// Per node: a voter of the agreement layer (two-node mode changes it).
+    voters: Vec<bool>,
     world: World,
     res: ResourceFaults,
     /// Fences under way: (who asked, target).
@@ -254,6 +270,8 @@ impl Sim {
             starts: resources.iter().map(|&r| vec![0; r]).collect(),
             released_at: 0,
             restart_after: None,
+            holds: 0,
+            voters_view: (0..n as NodeId).collect(),
         };
         Sim {
             rng: Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)),
@@ -267,6 +285,7 @@ impl Sim {
             leader: None,
             term: 0,
             leaderless_since: Some(0),
+            voters: vec![true; n],
             world: World::new(n, &resources),
             res: ResourceFaults::default(),
             fencing: BTreeSet::new(),
@@ -373,12 +392,30 @@ impl Sim {
         n.core.is_some() && !n.paused
     }
 
-    /// Can `leader` reach a majority of live voters right now?
+    /// Is `leader` a voter that can reach a majority of live voters right now?
     fn quorum(&self, leader: NodeId) -> bool {
-        let reach = (0..self.nodes.len())
-            .filter(|&x| self.alive(x as NodeId) && self.net.reachable(usize::from(leader), x))
-            .count();
-        self.alive(leader) && reach >= self.reference.majority()
+        let voters = (0..self.nodes.len()).filter(|&x| self.voters[x]);
+        let reach =
+            voters.clone().filter(|&x| self.alive(x as NodeId) && self.net.reachable(usize::from(leader), x)).count();
+        self.voters[usize::from(leader)] && self.alive(leader) && reach > voters.count() / 2
+    }
+
+    /// Every voter learns the new membership (a node left out keeps the
+    /// one its log last had, until the leader replicates to it).
+    fn tell_voters(&mut self) {
+        for x in 0..self.nodes.len() as NodeId {
+            if self.voters[usize::from(x)] {
+                self.learn_voters(x);
+            }
+        }
+    }
+
+    fn learn_voters(&mut self, x: NodeId) {
+        let voters: Vec<NodeId> = (0..self.nodes.len() as NodeId).filter(|&v| self.voters[usize::from(v)]).collect();
+        if self.nodes[usize::from(x)].voters_view != voters {
+            self.nodes[usize::from(x)].voters_view = voters.clone();
+            self.input(x, Input::Voters(voters));
+        }
     }
 
     fn dispatch(&mut self, ev: Ev) {
@@ -399,10 +436,15 @@ impl Sim {
                 if self.nodes[usize::from(to)].inc == inc {
                     while self.nodes[usize::from(to)].delivered < upto {
                         let k = self.nodes[usize::from(to)].delivered;
-                        self.nodes[usize::from(to)].delivered += 1;
+                        let n = &mut self.nodes[usize::from(to)];
+                        n.delivered += 1;
+                        n.holds = n.holds.max(n.delivered);
                         let command = self.log[k].clone();
                         self.input(to, Input::Committed(command));
                     }
+                    // The log carries the membership: whoever the leader
+                    // reaches learns the voters.
+                    self.learn_voters(to);
                 }
             }
             Ev::StepDone { node, acts, set, token, ok, stopped, started } => {
@@ -506,6 +548,14 @@ impl Sim {
                     self.input(node, Input::Probed { set, generation, strangers });
                 }
             }
+            Ev::Readmitted { by, inc, node } => {
+                let reach = self.alive(node) && self.net.reachable(usize::from(by), usize::from(node));
+                if self.nodes[usize::from(by)].inc == inc && self.leader == Some(by) && reach {
+                    self.voters[usize::from(node)] = true;
+                    self.trace(|| format!("n{node} votes again"));
+                    self.tell_voters();
+                }
+            }
             Ev::Tick => self.tick(),
         }
     }
@@ -528,8 +578,9 @@ impl Sim {
         }
         let local = n.clock.local(self.now);
         n.core = Some(Node::new(self.sc.topo.clone(), node, state, n.disk.clone(), n.boots, local));
+        let voters = n.voters_view.clone();
         self.trace(|| format!("n{node} boots"));
-        self.input(node, Input::Tick);
+        self.input(node, Input::Voters(voters));
     }
 
     fn crash(&mut self, node: NodeId) {
@@ -653,11 +704,33 @@ impl Sim {
             Output::Persist(p) => self.nodes[i].disk = p,
             Output::Cancel { set } => self.nodes[i].acts[usize::from(set)] += 1,
             Output::Fence { node: target, epoch, incarnation } => {
+                self.trace(|| format!("n{node} asks to fence n{target}"));
                 if self.fencing.insert((node, target)) {
                     let at = self.now + self.rng.range(100_000, 500_000);
                     let inc = self.nodes[i].inc;
                     self.push(at, Ev::FenceDone { by: node, inc, target, epoch, incarnation });
                 }
+            }
+            Output::Alone => {
+                // The node restarts its agreement layer as its only voter,
+                // from its own log (the single log here) at a new term.
+                let r = pair::check_alone(&self.sc.topo, node, self.nodes[i].holds, self.log.len(), self.now);
+                self.fail(r);
+                self.voters = (0..self.nodes.len()).map(|x| x == i).collect();
+                if let Some(old) = self.leader.take() {
+                    let inc = self.nodes[usize::from(old)].inc;
+                    self.push(self.now, Ev::LeaderNotice { node: old, inc, leader: false });
+                }
+                self.term += 1;
+                self.leaderless_since = Some(self.now);
+                self.trace(|| format!("n{node} is the only voter"));
+                self.tell_voters();
+            }
+            Output::Readmit { node: peer } => {
+                let (lo, hi) = (100_000, 800_000);
+                let at = self.now + self.rng.range(lo, hi);
+                let inc = self.nodes[i].inc;
+                self.push(at, Ev::Readmitted { by: node, inc, node: peer });
             }
             Output::Event(e) => {
                 // A stop the agent gave up on at its timeout failed, even
@@ -745,6 +818,11 @@ impl Sim {
         let index = self.log.len();
         self.trace(|| format!("commit #{index} {command:?} -> {result:?}"));
         self.log.push(command);
+        for x in 0..self.nodes.len() {
+            if self.voters[x] && self.alive(x as NodeId) && self.net.reachable(usize::from(leader), x) {
+                self.nodes[x].holds = self.log.len();
+            }
+        }
         true
     }
 
@@ -866,15 +944,17 @@ impl Sim {
         }
         let confirmation_pending =
             self.pending_ops.iter().any(|c| matches!(c, Command::Fenced { node, .. } if *node == target));
-        if self.leader.is_none() || confirmation_pending {
+        if confirmation_pending {
             return;
         }
-        // The fence device powers the node off and confirms; the leader
-        // proposes the confirmation until a majority agrees (in a two-node
-        // cluster, that is once the fenced node is back, empty).
+        // The fence device powers the node off and confirms, leader or
+        // not (in two-node mode the one who asks may have no leader); the
+        // leader proposes the confirmation until a majority agrees.
         self.trace(|| format!("fence device powers n{target} off"));
         self.crash(target);
-        self.pending_ops.push(Command::Fenced { node: target, epoch, incarnation });
+        if self.leader.is_some() {
+            self.pending_ops.push(Command::Fenced { node: target, epoch, incarnation });
+        }
         let at = self.now + self.rng.range(1_000_000, 3_000_000);
         let inc = self.nodes[usize::from(target)].inc;
         self.push(at, Ev::Restart { node: target, inc });

@@ -153,6 +153,16 @@ pub enum Command {
         generation: u64,
         strangers: Vec<Stranger>,
     },
+    /// Two-node mode: a fence device confirmed `node`'s peer off, and
+    /// `node` made itself the agreement layer's only voter. Until
+    /// `Together`, a majority is `node` alone. Accepted only while every
+    /// other node is offline.
+    Alone {
+        node: NodeId,
+    },
+    /// Two-node mode: the peer is a voter of the agreement layer again, so
+    /// a majority is both nodes again.
+    Together,
 }
 
 /// A holder of a set's address that is not its owner: its hardware
@@ -186,6 +196,8 @@ pub enum Rejected {
     Blocked { set: SetId, node: NodeId },
     Ineligible { set: SetId, node: NodeId },
     NotExcluded { set: SetId, node: NodeId, since: u64 },
+    PeerOnline { node: NodeId, peer: NodeId },
+    NotAlone,
 }
 
 impl fmt::Display for Rejected {
@@ -218,6 +230,8 @@ impl fmt::Display for Rejected {
             NotExcluded { set, node, since } => {
                 write!(f, "node {node} is not excluded from set {set} since generation {since}")
             }
+            PeerOnline { node, peer } => write!(f, "node {node} cannot go on alone: node {peer} is online"),
+            NotAlone => write!(f, "no node goes on alone"),
         }
     }
 }
@@ -398,6 +412,20 @@ impl ClusterState {
                 self.maintenance = on;
                 Ok(Applied::Done)
             }
+            Command::Alone { node } => {
+                let online = (0..self.nodes.len() as NodeId).find(|&n| n != node && self.is_online(n));
+                if let Some(peer) = online {
+                    return Err(Rejected::PeerOnline { node, peer });
+                }
+                self.alone = Some(node);
+                Ok(Applied::Done)
+            }
+            Command::Together => {
+                if self.alone.take().is_none() {
+                    return Err(Rejected::NotAlone);
+                }
+                Ok(Applied::Done)
+            }
             Command::Lock { ref name, node, epoch } => {
                 self.check_epoch(node, epoch)?;
                 if !self.is_online(node) {
@@ -441,7 +469,8 @@ impl ClusterState {
             return Err(Rejected::NotOnline(node));
         }
         self.suspicions.insert((voter, node), Suspicion { round, active: true, epoch });
-        if self.active_suspects(node).len() >= self.majority() && !self.needs_fence(node) {
+        let votes = self.active_suspects(node).into_iter().filter(|&v| self.votes(v)).count();
+        if votes >= self.majority() && !self.needs_fence(node) {
             self.evict(node);
             return Ok(Applied::Evicted(node));
         }
@@ -491,6 +520,7 @@ impl ClusterState {
             | Command::Standby { node, .. }
             | Command::Leave { node }
             | Command::Back { node }
+            | Command::Alone { node }
             | Command::Config { node, .. } => (std::slice::from_ref(node), None),
             Command::Suspect { voter, node, .. } | Command::Unsuspect { voter, node, .. } => {
                 return [*voter, *node].iter().try_for_each(|&n| self.check_node(n));
@@ -507,7 +537,7 @@ impl ClusterState {
             Command::Pin { set, node } => (node.as_slice(), Some(*set)),
             Command::Expire { set, node, .. } => (std::slice::from_ref(node), Some(*set)),
             Command::Freeze { set, .. } | Command::Clear { set } | Command::Duplicate { set, .. } => (&[], Some(*set)),
-            Command::Maintenance { .. } => (&[], None),
+            Command::Maintenance { .. } | Command::Together => (&[], None),
             Command::Lock { node, .. } | Command::Unlock { node, .. } => (std::slice::from_ref(node), None),
         };
         nodes.iter().try_for_each(|&n| self.check_node(n))?;

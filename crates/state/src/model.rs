@@ -119,6 +119,10 @@ pub struct ClusterState {
     /// the node; only a confirmed fence (`Fenced`) does.
     #[serde(default)]
     pub fence_required: Vec<bool>,
+    /// Two-node mode: the node that fenced its peer and went on as the only
+    /// voter (`Command::Alone`), until the peer votes again (`Together`).
+    #[serde(default)]
+    pub alone: Option<NodeId>,
 }
 
 impl ClusterState {
@@ -164,6 +168,7 @@ impl ClusterState {
             locks: BTreeMap::new(),
             lock_tokens: 0,
             fence_required: vec![false; nodes],
+            alone: None,
         }
     }
 
@@ -184,9 +189,19 @@ impl ClusterState {
     }
 
     /// How many voters make a majority. Every configured node votes,
-    /// witnesses included.
+    /// witnesses included — but while one node goes on alone, it is the
+    /// only voter.
     pub fn majority(&self) -> usize {
-        self.nodes.len() / 2 + 1
+        if self.alone.is_some() {
+            1
+        } else {
+            self.nodes.len() / 2 + 1
+        }
+    }
+
+    /// Does `node`'s suspicion count towards an eviction?
+    pub fn votes(&self, node: NodeId) -> bool {
+        self.alone.is_none_or(|a| a == node)
     }
 
     pub fn is_online(&self, node: NodeId) -> bool {

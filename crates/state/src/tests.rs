@@ -34,6 +34,26 @@ fn two_nodes_without_witness_never_evict_each_other() {
 }
 
 #[test]
+fn a_node_goes_on_alone_only_with_its_peer_offline_and_then_only_it_votes() {
+    let mut s = ClusterState::new(2, 1);
+    s.apply(&Command::Join { node: 0, epoch: 0, incarnation: 1 }).unwrap();
+    s.apply(&Command::Join { node: 1, epoch: 0, incarnation: 1 }).unwrap();
+    assert_eq!(s.apply(&Command::Alone { node: 0 }), Err(Rejected::PeerOnline { node: 0, peer: 1 }));
+    assert_eq!(s.apply(&Command::Together), Err(Rejected::NotAlone));
+    s.apply(&Command::Fenced { node: 1, epoch: 0, incarnation: 1 }).unwrap();
+    assert_eq!(s.apply(&Command::Alone { node: 0 }), Ok(Applied::Done));
+    assert_eq!((s.alone, s.majority()), (Some(0), 1));
+    s.apply(&Command::Join { node: 1, epoch: 1, incarnation: 2 }).unwrap();
+    // The peer, back but not yet a voter, cannot evict the one that is.
+    assert_eq!(s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }), Ok(Applied::Done));
+    assert!(s.is_online(0));
+    assert_eq!(s.apply(&Command::Suspect { voter: 0, node: 1, epoch: 1, round: 1 }), Ok(Applied::Evicted(1)));
+    s.apply(&Command::Join { node: 1, epoch: 2, incarnation: 3 }).unwrap();
+    assert_eq!(s.apply(&Command::Together), Ok(Applied::Done));
+    assert_eq!((s.alone, s.majority()), (None, 2));
+}
+
+#[test]
 fn a_withdrawn_suspicion_does_not_count_and_stale_rounds_are_rejected() {
     let mut s = cluster();
     s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();

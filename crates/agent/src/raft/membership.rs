@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use openraft::ChangeMembers;
+use tokio::sync::watch;
 
 use super::{NodeId, Raft};
 
@@ -33,10 +34,12 @@ pub async fn remove_voter(raft: &Raft, node: NodeId) -> Result<(), String> {
 }
 
 /// On the leader, every second: a learner whose log has caught up with
-/// the leader's becomes a voter again.
-pub async fn promote_learners(raft: Raft) {
+/// the leader's becomes a voter again (with the Raft instance `current`
+/// holds then: two-node mode starts another).
+pub async fn promote_learners(current: watch::Receiver<Raft>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let raft = current.borrow().clone();
         let metrics = raft.metrics().borrow().clone();
         if metrics.current_leader != Some(metrics.id) {
             continue;

@@ -20,6 +20,7 @@ use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use super::{NodeId, Raft, TypeConfig};
 use crate::events::EventLog;
@@ -324,11 +325,18 @@ impl RaftNetwork<TypeConfig> for Client {
     }
 }
 
-/// Serves peers on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, cluster: u64, keys: Keys, raft: Raft, events: Arc<EventLog>) {
+/// Serves peers on `listener` until the process ends, each request with
+/// the Raft instance `raft` holds then (two-node mode starts a new one).
+pub async fn serve(
+    listener: TcpListener,
+    cluster: u64,
+    keys: Keys,
+    raft: watch::Receiver<Raft>,
+    events: Arc<EventLog>,
+) {
     loop {
         let Ok((stream, from)) = listener.accept().await else { continue };
-        let (keys, raft, events) = (keys.clone(), raft.clone(), Arc::clone(&events));
+        let (keys, current, events) = (keys.clone(), raft.clone(), Arc::clone(&events));
         tokio::spawn(async move {
             let mut session = match Session::accept(stream, cluster, keys).await {
                 Ok(s) => s,
@@ -346,6 +354,7 @@ pub async fn serve(listener: TcpListener, cluster: u64, keys: Keys, raft: Raft, 
                         return;
                     }
                 };
+                let raft = current.borrow().clone();
                 let reply = match req {
                     Request::Append(r) => Reply::Append(raft.append_entries(r).await),
                     Request::Vote(r) => Reply::Vote(raft.vote(r).await),

@@ -9,7 +9,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{Entry, LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
+use std::collections::{BTreeMap, BTreeSet};
+
+use openraft::{
+    BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, LogState, Membership, OptionalSend, RaftLogReader,
+    StorageError, StorageIOError, Vote,
+};
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{NodeId, TypeConfig};
@@ -35,6 +40,11 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
 /// redb's `Database::create`, with a panic — redb asserts on some damaged
 /// files, e.g. one cut short (found by CorruptStateFile) — turned into an error.
 fn create(path: &Path) -> std::result::Result<Database, String> {
+    // The hook is the process's: two stores opened at once (agents in one
+    // test process) would each keep the other's silent hook for good, and
+    // every later panic would vanish without a word.
+    static HOOK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = HOOK.lock().unwrap_or_else(|e| e.into_inner());
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let opened = std::panic::catch_unwind(|| Database::create(path));
@@ -85,6 +95,33 @@ impl LogStore {
     /// The committed log id recorded at the last run, if any.
     pub fn committed(&self) -> Result<Option<LogId<NodeId>>> {
         Ok(self.get_meta::<Option<LogId<NodeId>>>("committed")?.flatten())
+    }
+
+    /// Two-node mode, with Raft stopped: appends a membership of `me` alone
+    /// after the last entry, at a term above every term seen, and votes for
+    /// `me` in it. Raft started again on this store elects `me` at once and
+    /// commits the whole log under that membership.
+    pub fn force_alone(&mut self, me: NodeId, node: BasicNode) -> Result<LogId<NodeId>> {
+        let last = {
+            let tx = self.db.begin_read().map_err(read_err)?;
+            let table = tx.open_table(LOGS).map_err(read_err)?;
+            let last = match table.last().map_err(read_err)? {
+                Some((_, v)) => Some(serde_json::from_slice::<Entry<TypeConfig>>(v.value()).map_err(read_err)?.log_id),
+                None => self.get_meta("purged")?,
+            };
+            last
+        };
+        let vote: Option<Vote<NodeId>> = self.get_meta("vote")?;
+        let seen = vote.map_or(0, |v| v.leader_id().term).max(last.map_or(0, |l| l.leader_id.term));
+        let log_id = LogId::new(CommittedLeaderId::new(seen + 1, me), last.map_or(0, |l| l.index + 1));
+        let membership = Membership::new(vec![BTreeSet::from([me])], BTreeMap::from([(me, node)]));
+        let entry = Entry::<TypeConfig> { log_id, payload: EntryPayload::Membership(membership) };
+        let bytes = serde_json::to_vec(&entry).map_err(write_err)?;
+        let tx = self.db.begin_write().map_err(write_err)?;
+        tx.open_table(LOGS).map_err(write_err)?.insert(log_id.index, bytes.as_slice()).map_err(write_err)?;
+        tx.commit().map_err(write_err)?;
+        self.put_meta("vote", &Vote::new(seen + 1, me))?;
+        Ok(log_id)
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use baton_config::Config;
 use baton_state::ClusterState;
 use openraft::{BasicNode, SnapshotPolicy};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::events::EventLog;
 use crate::local::Local;
@@ -59,6 +59,12 @@ fn raft_config(config: &Config) -> Result<openraft::Config, String> {
 pub struct Booted {
     pub local: Local,
     pub raft: Raft,
+    /// The Raft instance peers are served by (two-node mode starts another).
+    pub raft_tx: watch::Sender<Raft>,
+    /// The store under `raft`, for forcing a membership of one.
+    pub store: LogStore,
+    /// The index the replay reached: the core's state is at it.
+    pub index: u64,
     pub peers: Peers,
     pub state: ClusterState,
     pub applied: mpsc::Receiver<Applied>,
@@ -97,12 +103,13 @@ pub async fn boot(config: &Arc<Config>, me: usize, state_dir: &Path, events: &Ar
     )
     .map_err(|e| format!("reading the stored snapshot: {e}\n{}", rejoin_hint(config, me, state_dir)))?;
     let (mut state, mut index) = machine.start_point();
-    let raft = Raft::new(me as RaftId, Arc::new(raft_config(config)?), peers.clone(), store, machine)
+    let raft = Raft::new(me as RaftId, Arc::new(raft_config(config)?), peers.clone(), store.clone(), machine)
         .await
         .map_err(|e| format!("starting raft: {e}"))?;
+    let (raft_tx, current) = watch::channel(raft.clone());
     for &addr in &addrs[me] {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))?;
-        tokio::spawn(raftnet::serve(listener, cluster, keys.clone(), raft.clone(), Arc::clone(events)));
+        tokio::spawn(raftnet::serve(listener, cluster, keys.clone(), current.clone(), Arc::clone(events)));
     }
     let initialized = raft.is_initialized().await.map_err(|e| e.to_string())?;
     if rejoining && initialized {
@@ -116,7 +123,7 @@ pub async fn boot(config: &Arc<Config>, me: usize, state_dir: &Path, events: &Ar
         // it exists already, which is fine.
         let _ = raft.initialize(members).await;
     }
-    tokio::spawn(crate::raft::membership::promote_learners(raft.clone()));
+    tokio::spawn(crate::raft::membership::promote_learners(current));
     if let Some(committed) = committed {
         while index < committed {
             match applied.recv().await {
@@ -143,5 +150,35 @@ pub async fn boot(config: &Arc<Config>, me: usize, state_dir: &Path, events: &Ar
         local.incarnation = recorded + 1;
         local.save(state_dir)?;
     }
-    Ok(Booted { local, raft, peers, state, applied })
+    Ok(Booted { local, raft, raft_tx, store, index, peers, state, applied })
+}
+
+/// Two-node mode, the peer confirmed off by its fence device: this node's
+/// Raft (already shut down) starts again with a membership of this node
+/// alone, appended to its own log at a new term (etcd's
+/// `--force-new-cluster`, gated by the fence; ARCHITECTURE.md, "Two
+/// servers without a witness"). Returns the new instance and its stream of
+/// applied entries, which replays from the last snapshot.
+pub async fn restart_alone(
+    config: &Config,
+    me: usize,
+    store: &mut LogStore,
+    peers: &Peers,
+) -> Result<(Raft, mpsc::Receiver<Applied>), String> {
+    let node = BasicNode::new(peers.addrs[me][0].to_string());
+    let forced = store.force_alone(me as RaftId, node).map_err(|e| format!("forcing a membership of one: {e}"))?;
+    tracing::warn!("baton: this node is now the only voter (membership entry {forced})");
+    let (applied_tx, applied) = mpsc::channel(1024);
+    let machine = StateMachine::open(
+        config.nodes.len(),
+        config.sets.len(),
+        config.fence_required(),
+        applied_tx,
+        store.database(),
+    )
+    .map_err(|e| format!("reading the stored snapshot: {e}"))?;
+    let raft = Raft::new(me as RaftId, Arc::new(raft_config(config)?), peers.clone(), store.clone(), machine)
+        .await
+        .map_err(|e| format!("starting raft again: {e}"))?;
+    Ok((raft, applied))
 }

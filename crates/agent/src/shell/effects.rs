@@ -51,6 +51,8 @@ impl Agent {
                 }
             }
             Output::Reply { id, reply } => self.reply(id, reply),
+            Output::Alone => self.going_alone = true,
+            Output::Readmit { node } => self.readmit(node),
             Output::Exit => {}
             Output::Event(event) => self.log(&event),
         }
@@ -106,6 +108,18 @@ impl Agent {
                 }
             }
             let _ = inputs.send(Input::FenceDone { node, epoch, incarnation, result }).await;
+        });
+    }
+
+    /// Two-node mode: the peer, heard again, becomes a learner; once its log
+    /// caught up, `promote_learners` makes it a voter.
+    fn readmit(&self, node: NodeId) {
+        let (raft, addr) = (self.raft.clone(), self.peers.addrs[usize::from(node)][0]);
+        tokio::spawn(async move {
+            let learner = openraft::BasicNode::new(addr.to_string());
+            if let Err(e) = raft.add_learner(RaftId::from(node), learner, false).await {
+                tracing::warn!("baton: taking node {node} back as a learner: {e}");
+            }
         });
     }
 

@@ -171,6 +171,10 @@ impl Agent {
                         (None, format!("lock {lock} (token {token}) given back by {}", name(*node)))
                     }
                     // Accepted ones are above; a stale sighting is not news.
+                    Command::Alone { node } => {
+                        (None, format!("{} goes on alone: its peer was fenced, it is the only voter", name(*node)))
+                    }
+                    Command::Together => (None, "both nodes vote again".into()),
                     Command::Duplicate { .. } => return None,
                 };
                 ("agreed", set, format!("{what}{void}"))

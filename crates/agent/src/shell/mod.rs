@@ -135,6 +135,16 @@ pub struct Agent {
     local: Local,
     links: Links,
     raft: Raft,
+    raft_tx: tokio::sync::watch::Sender<Raft>,
+    store: crate::raft::store::LogStore,
+    /// The last log index handed to the core: a Raft started again replays
+    /// from its snapshot, and what the core has seen is not given twice.
+    applied_index: u64,
+    /// The Raft voters as last told to the core.
+    voters: Vec<NodeId>,
+    /// The core asked to go on alone (`Output::Alone`), to be done between
+    /// two inputs.
+    going_alone: bool,
     peers: Peers,
     exec: Arc<Executor>,
     prober: crate::probe::Prober,
@@ -162,7 +172,7 @@ impl Agent {
         let config = Arc::new(config);
         let events = Arc::new(EventLog::open(&state_dir, &config.nodes[me].name));
         let booted = boot::boot(&config, me, &state_dir, &events).await?;
-        let boot::Booted { local, raft, peers, state, applied } = booted;
+        let boot::Booted { local, raft, raft_tx, store, index, peers, state, applied } = booted;
         let links = Links::bind(me, peers.cluster, peers.keys.clone(), peers.addrs.clone(), inputs.tx.clone())
             .await
             .map_err(|e| e.to_string())?;
@@ -214,6 +224,11 @@ impl Agent {
             local,
             links,
             raft,
+            raft_tx,
+            store,
+            applied_index: index,
+            voters: Vec::new(),
+            going_alone: false,
             peers,
             exec,
             netlink: ports.netlink,
@@ -234,6 +249,28 @@ impl Agent {
     }
 }
 
+impl Agent {
+    /// Tells the core when Raft's voters changed (two-node mode watches them).
+    fn tell_voters(&mut self, metrics: &openraft::RaftMetrics<RaftId, openraft::BasicNode>) {
+        let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().map(|v| v as NodeId).collect();
+        if voters != self.voters {
+            self.voters = voters.clone();
+            let _ = self.inputs.tx.try_send(Input::Voters(voters));
+        }
+    }
+
+    /// Two-node mode: Raft starts again with this node as its only voter.
+    async fn go_alone(&mut self) -> Result<(), String> {
+        let _ = self.raft.shutdown().await;
+        let (raft, applied) = boot::restart_alone(&self.config, self.me, &mut self.store, &self.peers).await?;
+        self.raft_tx.send_replace(raft.clone());
+        self.raft = raft;
+        self.applied = applied;
+        self.leader = None;
+        Ok(())
+    }
+}
+
 /// The first 16 hex digits of the SHA-256 of the configuration file: the
 /// file is meant to be identical on every node, byte for byte.
 fn config_digest(file: &std::path::Path) -> Option<String> {
@@ -248,21 +285,38 @@ impl Agent {
         let mut metrics = self.raft.metrics();
         let mut systemd = crate::systemd::Systemd::from_env();
         systemd.notify("READY=1");
+        self.tell_voters(&metrics.borrow().clone());
         loop {
+            if std::mem::take(&mut self.going_alone) {
+                self.go_alone().await?;
+                metrics = self.raft.metrics();
+            }
             let wake = self.start + Duration::from_micros(self.core.poll_timeout().0);
             let input = tokio::select! {
                 () = tokio::time::sleep_until(wake.into()) => Input::Tick,
                 Some(input) = self.inputs.rx.recv() => input,
                 Some(applied) = self.applied.recv() => match applied {
-                    Applied::Command { command, .. } => Input::Committed(command),
-                    Applied::Restore { state, .. } => Input::Restore(state),
-                    Applied::Passed { .. } => continue,
+                    Applied::Command { index, .. } | Applied::Restore { index, .. } | Applied::Passed { index }
+                        if index <= self.applied_index => continue,
+                    Applied::Command { command, index } => {
+                        self.applied_index = index;
+                        Input::Committed(command)
+                    }
+                    Applied::Restore { state, index } => {
+                        self.applied_index = index;
+                        Input::Restore(state)
+                    }
+                    Applied::Passed { index } => {
+                        self.applied_index = index;
+                        continue;
+                    }
                 },
                 Ok(()) = metrics.changed() => {
-                    let leader = metrics.borrow().current_leader;
-                    if leader == self.leader { continue; }
-                    self.leader = leader;
-                    Input::Leader(leader == Some(self.me as RaftId))
+                    let now = metrics.borrow().clone();
+                    self.tell_voters(&now);
+                    if now.current_leader == self.leader { continue; }
+                    self.leader = now.current_leader;
+                    Input::Leader(self.leader == Some(self.me as RaftId))
                 },
                 Some(call) = self.calls.recv() => match self.call(call) {
                     Some(input) => input,

@@ -387,3 +387,71 @@ fn a_joined_node_has_its_configuration_digest_agreed_once() {
     assert!(b.state().config_drift(), "a and b run different files");
     assert!(!proposals(&out).iter().any(|c| matches!(c, Command::Config { .. })));
 }
+
+/// a and b, no witness, a fence device for each: two-node mode.
+fn pair_topo() -> Topology {
+    let mut t = topo();
+    t.nodes.truncate(2);
+    t.fenceable = vec![true; 2];
+    t
+}
+
+/// Both joined in incarnation 1, the set owned by b.
+fn pair_state() -> ClusterState {
+    let mut st = ClusterState::new(2, 1);
+    for node in 0..2 {
+        st.apply(&Command::Join { node, epoch: 0, incarnation: 1 }).unwrap();
+    }
+    st.apply(&Command::Assign { set: 0, node: 1, generation: 0 }).unwrap();
+    st
+}
+
+#[test]
+fn in_two_node_mode_a_node_fences_its_silent_peer_then_goes_on_alone_until_the_peer_votes_again() {
+    let mut a = Node::new(pair_topo(), 0, pair_state(), Persisted::default(), 1, ms(0));
+    a.handle(ms(0), Input::Voters(vec![0, 1]));
+    let out = a.handle(ms(500), Input::Tick);
+    assert!(!out.iter().any(|o| matches!(o, Output::Fence { .. })), "not silent for a lease yet: {out:?}");
+    let out = a.handle(ms(1100), Input::Tick);
+    assert!(out.contains(&Output::Fence { node: 1, epoch: 0, incarnation: 1 }), "{out:?}");
+    assert_eq!(a.lease_expiry(), None, "without its peer's echo a node has no lease");
+    let out = a.handle(ms(1400), Input::FenceDone { node: 1, epoch: 0, incarnation: 1, result: Ok(()) });
+    assert!(out.contains(&Output::Alone), "confirmed off: only then the only voter: {out:?}");
+    assert!(proposals(&out).contains(&Command::Fenced { node: 1, epoch: 0, incarnation: 1 }));
+    a.handle(ms(1410), Input::Voters(vec![0]));
+    a.handle(ms(1420), Input::Leader(true));
+    let out = a.handle(ms(1430), Input::Committed(Command::Fenced { node: 1, epoch: 0, incarnation: 1 }));
+    assert!(proposals(&out).contains(&Command::Alone { node: 0 }), "{out:?}");
+    assert_eq!(a.lease_expiry(), None, "no lease of its own before `Alone` is agreed");
+    a.handle(ms(1440), Input::Committed(Command::Alone { node: 0 }));
+    assert!(a.lease_expiry().is_some_and(|end| end > ms(1440)), "alone, a holds its own lease");
+    let out = a.handle(ms(1450), Input::Committed(Command::Assign { set: 0, node: 0, generation: 2 }));
+    assert!(!acts(&out).is_empty(), "alone, a runs b's set: {out:?}");
+    // b is back, empty: a takes it back into the agreement layer.
+    let hb = Heartbeat { from: 1, epoch: 1, seq: 1 << 32, echoes: vec![] };
+    let mut out = a.handle(ms(3000), Input::Heartbeat { link: 0, heartbeat: hb.clone() });
+    out.extend(a.handle(ms(3000), Input::Heartbeat { link: 1, heartbeat: hb }));
+    assert!(out.contains(&Output::Readmit { node: 1 }), "{out:?}");
+    let out = a.handle(ms(3500), Input::Voters(vec![0, 1]));
+    assert!(proposals(&out).contains(&Command::Together), "{out:?}");
+    a.handle(ms(3600), Input::Committed(Command::Together));
+    assert_eq!(a.state().alone, None);
+    assert_eq!(a.lease_expiry(), None, "both vote again: the lease needs b's echo again");
+}
+
+#[test]
+fn in_two_node_mode_a_node_that_has_not_joined_waits_for_its_peer_instead_of_fencing_it() {
+    // Incarnation 2 boots; the agreed state knows incarnation 1 only. Its
+    // peer may have fenced it and gone on alone while it was off.
+    let mut a = Node::new(pair_topo(), 0, pair_state(), Persisted::default(), 2, ms(0));
+    a.handle(ms(0), Input::Voters(vec![0, 1]));
+    for t in [1100, 3000, 10_000] {
+        let out = a.handle(ms(t), Input::Tick);
+        assert!(!out.iter().any(|o| matches!(o, Output::Fence { .. })), "at {t} ms: {out:?}");
+    }
+    // A node left out of the voters never fences to go on alone either.
+    let mut a = Node::new(pair_topo(), 0, pair_state(), Persisted::default(), 1, ms(0));
+    a.handle(ms(0), Input::Voters(vec![1]));
+    let out = a.handle(ms(1100), Input::Tick);
+    assert!(!out.iter().any(|o| matches!(o, Output::Fence { .. })), "{out:?}");
+}

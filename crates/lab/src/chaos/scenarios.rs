@@ -599,8 +599,14 @@ fn flapping(lab: &mut Lab) -> Result<String, String> {
 
 fn leader_killed_during_move(lab: &mut Lab, rng: &mut Rng) -> Result<String, String> {
     let asker = pick(rng, &lab.nodes);
-    let doc = node_status(&lab.dir, &asker)?;
-    let leader = doc["leader"].as_str().ok_or("no Raft leader")?.to_string();
+    // Settled means every node agrees on the owner; a Raft election may
+    // still be under way after the scenario before (FlappingLinks).
+    let mut leader = None;
+    wait_until(Duration::from_secs(10), || {
+        leader = node_status(&lab.dir, &asker).ok().and_then(|d| d["leader"].as_str().map(str::to_string));
+        leader.is_some()
+    });
+    let leader = leader.ok_or(format!("{asker} knew no Raft leader for 10 s"))?;
     let mut mover = Command::new(crate::baton_exe())
         .args(["move", "web", "--reason", "chaos", "--socket"])
         .arg(lab.dir.join(&asker).join("baton.sock"))

@@ -6,6 +6,7 @@ pub mod block;
 pub mod duplicate;
 pub mod frozen;
 pub mod lock;
+pub mod pair;
 pub mod preference;
 pub mod recovery;
 pub mod shutdown;

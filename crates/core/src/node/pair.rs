@@ -1,0 +1,141 @@
+//! Two-node mode: two servers, no witness, a fence device for each. With
+//! two voters each is the other's only majority, so a node that lost its
+//! peer can agree nothing until the device has confirmed the peer off;
+//! then it makes itself the agreement layer's only voter (`Output::Alone`)
+//! and carries on alone until the peer votes again. ARCHITECTURE.md, "Two
+//! servers without a witness", gives the safety argument.
+
+use std::time::Duration;
+
+use baton_state::Command;
+
+use super::{retry_after, Node, Output};
+use crate::time::Time;
+use crate::topology::NodeId;
+
+/// Where this incarnation stands in two-node mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Pair {
+    /// This incarnation made itself the only voter. Only then does an
+    /// agreed `Alone` naming this node give it a lease of its own.
+    forced: bool,
+    /// The fence confirmed for the peer (epoch, incarnation), until agreed.
+    fenced: Option<(u64, u64)>,
+    /// The agreement layer's voters, as the shell last said.
+    voters: Vec<NodeId>,
+    /// Since it forced, the voters have been this node alone.
+    single: bool,
+    /// When the peer was last asked back into the agreement layer.
+    readmit_asked: Option<Time>,
+}
+
+impl Node {
+    /// The peer, in two-node mode.
+    pub(super) fn pair_peer(&self) -> Option<NodeId> {
+        self.topo.pair_peer(self.me)
+    }
+
+    /// The lease a node that went on alone holds by itself: it runs from
+    /// its last heartbeat, as if it echoed itself, so that its guard still
+    /// fires if the agent stops.
+    pub(super) fn alone_lease(&self) -> Option<Time> {
+        let mine = self.state.alone == Some(self.me) && self.pair.forced;
+        let last_sent = self.next_heartbeat - self.topo.timing.heartbeat_interval;
+        mine.then(|| last_sent + self.topo.timing.hold())
+    }
+
+    /// Is this node the agreement layer's only voter (two-node mode)?
+    pub(super) fn sole_voter(&self) -> bool {
+        self.pair.voters == [self.me]
+    }
+
+    /// May this node fence its peer to go on alone? Only if its log holds
+    /// every entry ever committed: this incarnation joined, and its log
+    /// says it is a voter. A commit needs every voter of two, and a node
+    /// taken back catches up before it votes, so such a log misses
+    /// nothing. A node that went on alone fenced this one first (ending
+    /// its incarnation), and this one's next `Join` is agreed only after
+    /// the membership without it, so a stale log can never pass. A node
+    /// that boots and never hears its peer therefore waits for it.
+    fn may_go_alone(&self) -> bool {
+        self.joined() && self.pair.voters.contains(&self.me)
+    }
+
+    /// A fence of the peer was confirmed: go on alone, unless this node did
+    /// already or the confirmation is about an incarnation gone since.
+    pub(super) fn pair_fenced(&mut self, node: NodeId, epoch: u64, incarnation: u64, out: &mut Vec<Output>) {
+        let rec = self.state.node(node);
+        let current = (rec.epoch, rec.incarnation) == (epoch, incarnation);
+        if self.pair_peer() != Some(node) || self.pair.forced || !current || !self.may_go_alone() {
+            return;
+        }
+        self.pair.forced = true;
+        self.pair.fenced = Some((epoch, incarnation));
+        out.push(Output::Alone);
+    }
+
+    /// The agreement layer's voters changed.
+    pub(super) fn pair_voters(&mut self, voters: Vec<NodeId>) {
+        if self.pair.forced && voters == [self.me] {
+            self.pair.single = true;
+        }
+        self.pair.voters = voters;
+    }
+
+    /// Every reconcile in two-node mode: fence a silent peer; once alone,
+    /// get the eviction and `Alone` agreed; take the peer back into the
+    /// agreement layer when it is heard, and end the mode once it votes.
+    pub(super) fn pair(&mut self, now: Time, out: &mut Vec<Output>) {
+        let Some(peer) = self.pair_peer() else { return };
+        let retry = retry_after(&self.topo);
+        if !self.pair.forced && self.detector.is_dead(peer) && self.may_go_alone() {
+            self.ask_fence(now, peer, retry, out);
+        }
+        if let Some((epoch, incarnation)) = self.pair.fenced {
+            let rec = self.state.node(peer);
+            if rec.epoch == epoch && rec.incarnation == incarnation && self.state.is_online(peer) {
+                self.propose(now, Command::Fenced { node: peer, epoch, incarnation }, out);
+            } else {
+                self.pair.fenced = None;
+            }
+        }
+        let peer_votes = self.pair.voters.contains(&peer);
+        let evicted = self.pair.fenced.is_none() && !self.state.is_online(peer);
+        if self.pair.forced && evicted && !peer_votes && self.state.alone != Some(self.me) {
+            self.propose(now, Command::Alone { node: self.me }, out);
+        }
+        // The peer votes again. Only the node that went on alone knows the
+        // voters for sure (a node left out reads them from a log that
+        // stopped when it was): it ends the mode, and with it this
+        // incarnation's lease of its own.
+        if self.pair.single && peer_votes {
+            if self.state.alone == Some(self.me) {
+                self.propose(now, Command::Together, out);
+            } else {
+                self.pair = Pair { voters: std::mem::take(&mut self.pair.voters), ..Pair::default() };
+            }
+        }
+        let heard = self.detector.is_alive(peer);
+        if self.leader && !peer_votes && heard && self.pair.readmit_asked.is_none_or(|at| now.since(at) >= retry) {
+            self.pair.readmit_asked = Some(now);
+            out.push(Output::Readmit { node: peer });
+        }
+    }
+
+    /// Asks a device to fence `node`, unless a fence is under way or was
+    /// asked less than `retry` ago. A node a device confirmed off as it is
+    /// now is not fenced again: the confirmation is proposed again instead.
+    pub(super) fn ask_fence(&mut self, now: Time, node: NodeId, retry: Duration, out: &mut Vec<Output>) {
+        let rec = self.state.node(node);
+        let (epoch, incarnation) = (rec.epoch, rec.incarnation);
+        if self.fence_confirmed[usize::from(node)] == Some((epoch, incarnation)) {
+            return self.propose(now, Command::Fenced { node, epoch, incarnation }, out);
+        }
+        let asked = &mut self.fence_asked[usize::from(node)];
+        if !self.fencing.contains(&node) && asked.is_none_or(|at| now.since(at) >= retry) {
+            *asked = Some(now);
+            self.fencing.push(node);
+            out.push(Output::Fence { node, epoch, incarnation });
+        }
+    }
+}
