@@ -359,11 +359,23 @@ impl Lab {
         let prefs: Vec<String> = self.nodes.iter().map(|n| format!("\"{n}\"")).collect();
         if let Some(mode) = &self.fencing {
             let dir = self.dir.display();
-            t += &format!(
-                "\n[fencing]\nmode = \"{mode}\"\n\n[[fencing.devices]]\nagent = \"{dir}/fence-agent\"\nnodes = [{}]\n\
-                 params = {{ lab = \"{dir}\", log = \"{dir}/fence.log\" }}\npassword_file = \"fence.pw\"\ntimeout = \"20s\"\n",
-                prefs.join(", ")
-            );
+            let device = |nodes: &str, delay: &str| {
+                format!(
+                    "\n[[fencing.devices]]\nagent = \"{dir}/fence-agent\"\nnodes = [{nodes}]\n\
+                     params = {{ lab = \"{dir}\", log = \"{dir}/fence.log\" }}\npassword_file = \"fence.pw\"\n\
+                     timeout = \"20s\"\n{delay}"
+                )
+            };
+            t += &format!("\n[fencing]\nmode = \"{mode}\"\n");
+            // Two nodes and no witness: of two live nodes that fence each
+            // other, the first (the set's preferred node) gets a head start:
+            // fencing it waits 2 s.
+            if self.witness.is_none() && self.nodes.len() == 2 {
+                t += &device(&prefs[0], "delay = \"2s\"\n");
+                t += &device(&prefs[1], "");
+            } else {
+                t += &device(&prefs.join(", "), "");
+            }
         }
         t += &format!("\n[sets.web]\nnodes = [{}]\n", prefs.join(", "));
         let dir = self.dir.display();

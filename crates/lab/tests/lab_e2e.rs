@@ -1504,3 +1504,28 @@ fn case28_two_servers_and_nothing_else_the_survivor_fences_its_dead_peer_and_run
     assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("beta"), "web stays on beta");
     rec.assert_never_two_holders();
 }
+
+/// Two live servers that cannot hear each other both fence: the device
+/// that fences alpha (the preferred node) waits 2 s, so beta is powered off
+/// first — its own fence of alpha dies with it — and alpha goes on alone
+/// with web. One survivor, never two holders.
+#[test]
+fn case29_two_servers_split_apart_fence_each_other_and_one_survives() {
+    let lab = Lab::up("c29", &["--nodes", "2", "--fencing", "lease"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta"]);
+    lab.run(&["partition", "alpha/beta"]);
+    assert!(wait(Duration::from_secs(20), || lab.empty_ns("beta")), "beta was never powered off");
+    assert!(
+        wait(Duration::from_secs(10), || lab.status("alpha").is_some_and(|d| d["alone"] == "alpha")),
+        "alpha never went on alone: {:?}",
+        lab.status("alpha")
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!lab.empty_ns("alpha"), "alpha was powered off too");
+    assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("alpha"));
+    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("alpha")), "the client reaches alpha");
+    let fenced = std::fs::read_to_string(lab.dir.join("fence.log")).unwrap();
+    assert!(fenced.contains("action=off plug=beta"), "{fenced}");
+    rec.assert_never_two_holders();
+}
