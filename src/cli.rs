@@ -194,6 +194,9 @@ pub enum Command {
         /// The node's guard lock: wait for an earlier guard to finish.
         #[arg(long, value_name = "FILE")]
         lock: Option<PathBuf>,
+        /// Run at real-time priority with memory locked (cluster.realtime).
+        #[arg(long)]
+        realtime: bool,
     },
 }
 

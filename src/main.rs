@@ -46,9 +46,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
              its node's sets over)"
                 .into(),
         )),
-        Command::Guard { ref watchdog, watchdog_timeout_ms, ref lock } => {
+        Command::Guard { ref watchdog, watchdog_timeout_ms, ref lock, realtime } => {
             // The agent hands its guard its log level through RUST_LOG.
             baton_agent::log::init(None).map_err(Failure::Usage)?;
+            if realtime {
+                baton_agent::realtime::enter_or_warn("baton guard");
+            }
             let rt = runtime();
             let timeout = std::time::Duration::from_millis(watchdog_timeout_ms);
             let watchdog = watchdog
@@ -65,6 +68,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 std::env::set_var("RUST_LOG", level);
             }
             let config = baton_config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
+            if config.cluster.realtime {
+                // The agent's loop runs on this thread (a current-thread
+                // runtime): heartbeats, leases and the core, all of it.
+                baton_agent::realtime::enter_or_warn("baton");
+            }
             let me = runtime().block_on(whoami::node(&config, cli.node.as_deref())).map_err(Failure::Usage)?;
             let state_dir = cli.state_dir.clone().unwrap_or_else(|| config.cluster.state_dir.clone());
             let socket = cli.socket.clone().unwrap_or_else(|| state_dir.join("baton.sock"));

@@ -109,10 +109,14 @@ impl GuardLink {
         exe: &Path,
         lock: &Path,
         watchdog: Option<&WatchdogArgs>,
+        realtime: bool,
         inputs: mpsc::Sender<Input>,
     ) -> io::Result<(GuardLink, oneshot::Receiver<()>)> {
         let mut cmd = Command::new(exe);
         cmd.arg("guard").arg("--lock").arg(lock);
+        if realtime {
+            cmd.arg("--realtime");
+        }
         if let Some(w) = watchdog {
             cmd.arg("--watchdog").arg(&w.device).arg("--watchdog-timeout-ms").arg(w.timeout.as_millis().to_string());
         }

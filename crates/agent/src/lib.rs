@@ -17,6 +17,7 @@ pub mod notify;
 pub mod preflight;
 pub mod probe;
 pub mod raft;
+pub mod realtime;
 pub mod shell;
 pub mod status;
 pub mod systemd;

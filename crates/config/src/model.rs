@@ -47,6 +47,9 @@ pub struct Cluster {
     /// How long an exclusion (a veto, a failed start, too many restarts)
     /// lasts unless a set says otherwise; `None`: until `baton cleanup`.
     pub failure_timeout: Option<Duration>,
+    /// The agent's loop and its guard run at real-time priority with their
+    /// memory locked (`realtime = false` turns it off).
+    pub realtime: bool,
     /// Where some keys were written, for problems found after parsing.
     pub spans: ClusterSpans,
 }

@@ -140,6 +140,7 @@ fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
     };
     let watchdog_timeout = f.duration(ctx, "watchdog_timeout");
     let failure_timeout = f.duration(ctx, "failure_timeout").map(|d| d.0);
+    let realtime = f.bool(ctx, "realtime").unwrap_or(true);
     let accept = f.strings(ctx, "accept_secret_files").unwrap_or_default();
     let accept_secret_files =
         accept.into_iter().map(|v| secret_path(ctx, base, v, "cluster.accept_secret_files")).collect();
@@ -173,6 +174,7 @@ fn cluster(ctx: &mut Ctx, base: &Path, t: &Table) -> Option<Cluster> {
         http: http.ok()?,
         http_token_file,
         accept_secret_files,
+        realtime,
         watchdog,
         watchdog_timeout: watchdog_timeout.as_ref().map_or(Duration::from_secs(1), |(d, _)| *d),
         failure_timeout,

@@ -431,3 +431,17 @@ fn tls_notifiers_name_what_is_wrong() {
         "webhook = \"https://h.invalid/x\"\nemail = { to = [\"a@b.c\"], smtp = \"mx:465\", tls = \"tls\" }",
     ));
 }
+
+#[test]
+fn realtime_is_on_unless_turned_off_and_takes_true_or_false() {
+    let parsed = |text: &str| {
+        let dir = Dir::new();
+        baton_config::parse_str(&dir.file(), text).map(|c| c.cluster.realtime)
+    };
+    assert!(parsed(GOOD).unwrap());
+    let off = GOOD.replace("name = \"campus\"", "name = \"campus\"\nrealtime = false");
+    assert!(!parsed(&off).unwrap());
+    let bad = GOOD.replace("name = \"campus\"", "name = \"campus\"\nrealtime = \"yes\"");
+    let e = errors(&bad);
+    assert!(e.contains("cluster.realtime") && e.contains("true or false"), "{e}");
+}

@@ -94,8 +94,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
         .map(|device| WatchdogArgs { device: device.clone(), timeout: cluster.watchdog_timeout });
     std::fs::create_dir_all(&opts.state_dir).map_err(|e| format!("creating {}: {e}", opts.state_dir.display()))?;
     let lock = opts.state_dir.join(GUARD_LOCK);
-    let (guard, guard_ended) =
-        GuardLink::spawn(&exe, &lock, watchdog.as_ref(), inputs.tx.clone()).await.map_err(|e| e.to_string())?;
+    let (guard, guard_ended) = GuardLink::spawn(&exe, &lock, watchdog.as_ref(), cluster.realtime, inputs.tx.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let nl = Netlink::connect().map_err(|e| format!("opening netlink: {e}"))?;
     let node = &opts.config.nodes[opts.me].name;
     let base = baton_resources::cgroup::base(node)
