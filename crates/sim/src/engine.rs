@@ -550,11 +550,17 @@ impl Sim {
             }
             Ev::Readmitted { by, inc, node } => {
                 let reach = self.alive(node) && self.net.reachable(usize::from(by), usize::from(node));
-                if self.nodes[usize::from(by)].inc == inc && self.leader == Some(by) && reach {
-                    self.voters[usize::from(node)] = true;
-                    self.trace(|| format!("n{node} votes again"));
-                    self.tell_voters();
+                if self.nodes[usize::from(by)].inc != inc || self.leader != Some(by) || !reach {
+                    return;
                 }
+                if self.nodes[usize::from(node)].holds < self.log.len() {
+                    // A learner becomes a voter only once its log caught up.
+                    self.push(self.now + 100_000, Ev::Readmitted { by, inc, node });
+                    return;
+                }
+                self.voters[usize::from(node)] = true;
+                self.trace(|| format!("n{node} votes again"));
+                self.tell_voters();
             }
             Ev::Tick => self.tick(),
         }
