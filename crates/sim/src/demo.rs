@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use baton_core::{Failback, NodeSpec, ResourceSpec, SetSpec, Topology};
 
-use crate::scenario::{self, Fault, Scenario, SECOND};
+use crate::scenario::{self, Fault, FenceFaults, Scenario, SECOND};
 use crate::Sim;
 
 /// The demo's cluster: alpha and beta, witness arbiter; web = an address and a web server.
@@ -53,6 +53,7 @@ pub fn run() -> Result<String, String> {
         heal_at_us: 15 * SECOND,
         end_at_us: 20 * SECOND,
         fence_required: vec![false; 3],
+        fences: FenceFaults::default(),
         late_hold: false,
     };
     let report = Sim::new(sc, 1, true).run().map_err(|f| f.violation.to_string())?;

@@ -21,7 +21,7 @@ use crate::invariants::{
 };
 use crate::net::Net;
 use crate::rng::Rng;
-use crate::scenario::{Fault, ResourceFaults, Scenario, SECOND};
+use crate::scenario::{Fault, FenceFaults, ResourceFaults, Scenario, SECOND};
 use crate::world::World;
 
 const TICK_US: u64 = 20_000;
@@ -231,6 +231,10 @@ pub struct Sim {
     leaderless_since: Option<u64>,
     /// Per node: a voter of the agreement layer (two-node mode changes it).
     voters: Vec<bool>,
+    /// How the fence devices misbehave now (until the heal), with a random
+    /// stream of their own so that other seeds keep their runs.
+    fences: FenceFaults,
+    fence_rng: Rng,
     world: World,
     res: ResourceFaults,
     /// Fences under way: (who asked, target).
@@ -286,6 +290,8 @@ impl Sim {
             term: 0,
             leaderless_since: Some(0),
             voters: vec![true; n],
+            fences: sc.fences,
+            fence_rng: Rng::new(seed ^ 0x6465_7669_6365_5f72),
             world: World::new(n, &resources),
             res: ResourceFaults::default(),
             fencing: BTreeSet::new(),
@@ -524,6 +530,14 @@ impl Sim {
             }
             Ev::FenceDone { by, inc, target, epoch, incarnation } => {
                 self.fencing.remove(&(by, target));
+                if self.fence_rng.chance(self.fences.fail_per_mille) {
+                    self.trace(|| format!("the fence device fails to power n{target} off"));
+                    if self.nodes[usize::from(by)].inc == inc {
+                        let result = Err("the device failed".to_string());
+                        self.input(by, Input::FenceDone { node: target, epoch, incarnation, result });
+                    }
+                    return;
+                }
                 self.fence(target, epoch, incarnation);
                 // The device confirmed (a void fence powered off a node
                 // already off, or back: the core's `Fenced` is then stale).
@@ -712,7 +726,8 @@ impl Sim {
             Output::Fence { node: target, epoch, incarnation } => {
                 self.trace(|| format!("n{node} asks to fence n{target}"));
                 if self.fencing.insert((node, target)) {
-                    let at = self.now + self.rng.range(100_000, 500_000);
+                    let late = if self.fences.slow { self.fence_rng.range(0, 2_500_000) } else { 0 };
+                    let at = self.now + self.rng.range(100_000, 500_000) + late;
                     let inc = self.nodes[i].inc;
                     self.push(at, Ev::FenceDone { by: node, inc, target, epoch, incarnation });
                 }
@@ -1069,6 +1084,7 @@ impl Sim {
     fn heal(&mut self) {
         self.net.heal();
         self.res = ResourceFaults::default();
+        self.fences = FenceFaults::default();
         for node in 0..self.nodes.len() as NodeId {
             if self.nodes[usize::from(node)].core.is_none() {
                 // Through a restart, which waits for an old guard's release

@@ -10,7 +10,7 @@ use baton_core::placement::{plan, Liveness};
 use baton_core::{Failback, NodeId, NodeSpec, ResourceSpec, SetId, SetSpec, Time, Topology};
 use baton_state::{ClusterState, Command};
 
-use crate::scenario::{self, Fault, Scenario, SECOND};
+use crate::scenario::{self, Fault, FenceFaults, Scenario, SECOND};
 use crate::Sim;
 
 pub struct ScaleReport {
@@ -143,6 +143,7 @@ pub fn run(nodes: usize, sets: usize) -> Result<ScaleReport, String> {
         heal_at_us: 30 * SECOND,
         end_at_us: 30 * SECOND,
         fence_required: vec![false; nodes],
+        fences: FenceFaults::default(),
         late_hold: false,
     };
     let started = Instant::now();

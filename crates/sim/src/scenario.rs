@@ -83,6 +83,15 @@ pub struct ResourceFaults {
     pub slow_stops: bool,
 }
 
+/// How the fence devices misbehave until the heal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FenceFaults {
+    /// A fence fails (the node stays on) this often.
+    pub fail_per_mille: u32,
+    /// A fence takes up to 3 s instead of up to half a second.
+    pub slow: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct Scenario {
     pub topo: Topology,
@@ -94,6 +103,7 @@ pub struct Scenario {
     pub end_at_us: u64,
     /// Per node: `[fencing] mode = "required"`.
     pub fence_required: Vec<bool>,
+    pub fences: FenceFaults,
     /// The guard learns of a resource only once its start finished, not
     /// before it began (the order the agent must never use; set by the test
     /// that shows the checker sees what it leads to).
@@ -285,6 +295,13 @@ pub fn random(seed: u64) -> Scenario {
         }
     }
     faults.sort_by_key(|(t, _)| *t);
+    // Fence devices that fail or answer late, from a stream of their own.
+    let mut devices = Rng::new(seed ^ 0x6665_6e63_655f_6661);
+    let fences = if topo.fenceable.iter().any(|&f| f) && devices.chance(500) {
+        FenceFaults { fail_per_mille: devices.range(0, 500) as u32, slow: devices.chance(500) }
+    } else {
+        FenceFaults::default()
+    };
     Scenario {
         topo,
         drift_ppm,
@@ -292,6 +309,7 @@ pub fn random(seed: u64) -> Scenario {
         heal_at_us,
         end_at_us: heal_at_us + RECOVERY_BOUND_US,
         fence_required,
+        fences,
         late_hold: false,
     }
 }
