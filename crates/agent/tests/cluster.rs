@@ -379,7 +379,7 @@ fn a_node_running_a_different_file_shows_as_drift() {
 fn of_two_nodes_the_survivor_fences_its_peer_then_goes_on_alone_until_it_returns() {
     let cluster = Cluster::pair("two-node-pair");
     let mut a = cluster.start("alpha");
-    let b = cluster.start("beta");
+    let mut b = cluster.start("beta");
     assert!(wait(Duration::from_secs(20), || only(&[&a, &b], 0)), "web starts on alpha, its first choice");
     let fenced = || std::fs::read_to_string(cluster.dir.join("fenced.log")).unwrap_or_default();
     assert_eq!(fenced(), "", "nobody fenced while both run");
@@ -390,6 +390,14 @@ fn of_two_nodes_the_survivor_fences_its_peer_then_goes_on_alone_until_it_returns
     let status = call(&cluster.socket("beta"), Request::Status).data.unwrap();
     assert_eq!(status["alone"], "beta", "{status}");
     assert_eq!(status["nodes"][0]["voter"], false, "{status}");
+
+    // beta's machine restarts while alpha is still off: its own log makes
+    // it the only voter, so it may fence again and go on (a node whose log
+    // has two voters would wait for its peer instead).
+    b.kill();
+    let b = cluster.start("beta");
+    assert!(wait(Duration::from_secs(20), || b.runs_web()), "beta runs web again (fenced: {:?})", fenced());
+    assert_eq!(fenced(), "alpha\nalpha\n", "alpha fenced again before beta went on alone again");
 
     let a = cluster.start("alpha");
     let together = || {

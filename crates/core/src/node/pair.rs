@@ -76,9 +76,6 @@ impl Node {
 
     /// The agreement layer's voters changed.
     pub(super) fn pair_voters(&mut self, voters: Vec<NodeId>) {
-        if self.pair.forced && voters == [self.me] {
-            self.pair.single = true;
-        }
         self.pair.voters = voters;
     }
 
@@ -100,6 +97,9 @@ impl Node {
             }
         }
         let peer_votes = self.pair.voters.contains(&peer);
+        // (Also when it was the only voter already: forced again after a
+        // restart, the voters do not change.)
+        self.pair.single |= self.pair.forced && self.sole_voter();
         let evicted = self.pair.fenced.is_none() && !self.state.is_online(peer);
         if self.pair.forced && evicted && !peer_votes && self.state.alone != Some(self.me) {
             self.propose(now, Command::Alone { node: self.me }, out);
