@@ -130,6 +130,16 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Two-node mode, on your word that the peer is off: this node becomes
+    /// the only voter and runs the sets without a fence device's
+    /// confirmation, also when it booted alone and its state may be older
+    /// than what the peer agreed alone (that is then given up). Refused
+    /// while the peer's heartbeats arrive. The peer rejoins by itself.
+    Alone {
+        /// Why, for the event history.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Run CMD only while this node holds the cluster-wide lock NAME through
     /// the agreed state; its fencing token is in BATON_LOCK_TOKEN. Released
     /// when CMD exits; CMD is killed if the node loses its lease or agent.

@@ -252,6 +252,10 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
             call(cli, Request::Maintenance { on: mode == "on", reason: reason.clone() })?;
             done(format!("maintenance mode {mode}"), serde_json::json!({ "maintenance": mode == "on" }));
         }
+        Command::Alone { reason } => {
+            call(cli, Request::Alone { reason: reason.clone() })?;
+            done("this node goes on alone".to_string(), serde_json::json!({ "alone": true }));
+        }
         Command::Simulate { kill, standby } => simulate(cli, kill, standby)?,
         Command::Events { follow, set, since } => events(cli, *follow, json, set.clone(), since.as_deref())?,
         Command::IsActive { set } => {

@@ -61,6 +61,12 @@ pub enum Request {
         name: String,
         token: u64,
     },
+    /// Two-node mode: this node goes on alone on the operator's word that
+    /// its peer is off (what the peer may have agreed alone is given up).
+    Alone {
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// Cluster-wide maintenance mode on or off.
     Maintenance {
         on: bool,

@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/nodes/{node}/standby"),
     ("post", "/api/v1/nodes/{node}/online"),
     ("post", "/api/v1/maintenance"),
+    ("post", "/api/v1/alone"),
     ("get", "/metrics"),
 ];
 
@@ -217,6 +218,21 @@ async fn metrics(State(h): State<Http>) -> HttpResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
+async fn alone(
+    State(h): State<Http>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> HttpResponse {
+    if let Err(refused) = h.authorize(&headers) {
+        return *refused;
+    }
+    match body::<Why>(&bytes) {
+        Ok(b) => h.answer(Request::Alone { reason: b.reason }, from).await.into_response(),
+        Err(bad) => bad.into_response(),
+    }
+}
+
 /// The handler of each path in [`ROUTES`].
 fn handler(path: &str) -> axum::routing::MethodRouter<Http> {
     match path {
@@ -224,6 +240,7 @@ fn handler(path: &str) -> axum::routing::MethodRouter<Http> {
         "/api/v1/events" => get(events),
         "/api/v1/events/stream" => get(stream),
         "/api/v1/maintenance" => post(maintenance),
+        "/api/v1/alone" => post(alone),
         "/metrics" => get(metrics),
         "/" => get(|| async { axum::response::Html(include_str!("status.html")) }),
         // /api/v1/sets/{set}/ACTION and /api/v1/nodes/{node}/ACTION

@@ -784,11 +784,15 @@ impl Node {
         // A node whose stop failed, and a fenceable node gone silent, are
         // fenced; a confirmed fence evicts at once (`Fenced`).
         let mut targets: Vec<NodeId> = self.state.sets.iter().filter_map(|s| s.blocked).collect();
-        targets.extend(
-            (0..self.topo.nodes.len() as NodeId).filter(|&n| {
-                self.topo.fenceable[usize::from(n)] && self.state.is_online(n) && self.detector.is_dead(n)
-            }),
-        );
+        // (In two-node mode a silent peer is fenced by `pair` alone, under
+        // its gate: a leader that only resumed an old term does not.)
+        let peer = self.pair_peer();
+        targets.extend((0..self.topo.nodes.len() as NodeId).filter(|&n| {
+            self.topo.fenceable[usize::from(n)]
+                && self.state.is_online(n)
+                && self.detector.is_dead(n)
+                && peer != Some(n)
+        }));
         // A leader whose own stop failed fences itself: the next leader
         // confirms it. Not the only voter of two-node mode: nobody would.
         if self.sole_voter() {
@@ -867,6 +871,10 @@ impl Node {
                 return;
             }
             Request::Unlock { name, token } => Work::Unlock { name, token },
+            Request::Alone => match self.pair_confirmed() {
+                Ok(()) => Work::Alone,
+                Err(why) => return out.push(answer(Reply::Refused(why))),
+            },
         };
         let deadline = now + work.wait();
         self.pending.push(Pending { id, work, deadline });

@@ -57,6 +57,10 @@ pub enum Request {
     IsActive {
         set: SetId,
     },
+    /// Two-node mode, on an operator's word instead of a fence device's:
+    /// the peer is off, and whatever it may have agreed alone is given up.
+    /// This node becomes the only voter and runs the sets.
+    Alone,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +103,8 @@ pub enum Refusal {
     LockName,
     Superseded { set: SetId },
     TargetLost { set: SetId, node: NodeId },
+    NotPair,
+    PeerAlive { node: NodeId },
 }
 
 impl Refusal {
@@ -117,6 +123,11 @@ impl Refusal {
             Refusal::TargetLost { set, node } => {
                 format!("{} was lost (or excluded, or put in standby) before {} ran there", n(*node), s(*set))
             }
+            Refusal::NotPair => {
+                "only a node of a two-node cluster (two nodes, no witness, a fence device for each) goes on alone"
+                    .into()
+            }
+            Refusal::PeerAlive { node } => format!("{} is alive: its heartbeats arrive", n(*node)),
         }
     }
 }
@@ -166,6 +177,8 @@ pub enum Work {
         name: String,
         token: u64,
     },
+    /// This node goes on alone (two-node mode): done once agreed.
+    Alone,
 }
 
 /// Why `node` may not be given `set` now, if it may not.
@@ -202,6 +215,8 @@ impl Work {
                 })
             }
             Work::Unlock { name, token } => Some(Command::Unlock { name: name.clone(), node: me, token: *token }),
+            // Proposed by two-node mode itself, once the peer is evicted.
+            Work::Alone => None,
         }
     }
 
@@ -241,6 +256,7 @@ impl Work {
             Work::Unlock { name, token } => {
                 ok(state.locks.get(name).is_none_or(|l| l.holder != me || l.token != *token))
             }
+            Work::Alone => ok(state.alone == Some(me)),
         }
     }
 
@@ -271,6 +287,11 @@ impl Work {
             Work::Lock { name, .. } => {
                 format!("the lock {name} stayed with {}", node(state.locks.get(name).map(|l| l.holder)))
             }
+            Work::Alone => format!(
+                "this node was not agreed to go on alone within {}s (alone: {})",
+                AGREE_WAIT.as_secs(),
+                node(state.alone)
+            ),
             _ => format!("not agreed within {}s (is a majority of the cluster up?)", AGREE_WAIT.as_secs()),
         }
     }

@@ -93,6 +93,7 @@ impl Agent {
             Request::Standby { node, standby, .. } => CoreRequest::Standby { node: self.node_id(&node)?, standby },
             Request::Cleanup { set, .. } => CoreRequest::Cleanup { set: self.set_id(&set)? },
             Request::Maintenance { on, .. } => CoreRequest::Maintenance { on },
+            Request::Alone { .. } => CoreRequest::Alone,
             Request::Lock { name, wait_ms } => {
                 CoreRequest::Lock { name, wait: std::time::Duration::from_millis(wait_ms) }
             }
@@ -151,6 +152,7 @@ fn recorded(req: &Request) -> Option<(String, Option<String>)> {
         }
         Request::Cleanup { set, reason } => (format!("cleanup {set}"), reason),
         Request::Maintenance { on, reason } => (format!("maintenance {}", if *on { "on" } else { "off" }), reason),
+        Request::Alone { reason } => ("alone (the peer is off, on the operator's word)".to_string(), reason),
         _ => return None,
     };
     Some((what, reason.clone()))

@@ -10,6 +10,7 @@ use std::time::Duration;
 use baton_state::Command;
 
 use super::{retry_after, Node, Output};
+use crate::requests::Refusal;
 use crate::time::Time;
 use crate::topology::NodeId;
 
@@ -27,6 +28,8 @@ pub(super) struct Pair {
     single: bool,
     /// When the peer was last asked back into the agreement layer.
     readmit_asked: Option<Time>,
+    /// `Output::Alone` is owed (an operator's `baton alone`).
+    alone_asked: bool,
 }
 
 impl Node {
@@ -74,6 +77,24 @@ impl Node {
         out.push(Output::Alone);
     }
 
+    /// An operator's word instead of a device's (`baton alone`): the peer
+    /// is off and what it may have agreed alone is given up, so neither the
+    /// confirmation nor a complete log is asked for. A peer still heard is
+    /// refused: it is not off.
+    pub(super) fn pair_confirmed(&mut self) -> Result<(), Refusal> {
+        let peer = self.pair_peer().ok_or(Refusal::NotPair)?;
+        if self.detector.is_alive(peer) {
+            return Err(Refusal::PeerAlive { node: peer });
+        }
+        if !self.pair.forced {
+            let rec = self.state.node(peer);
+            self.pair.forced = true;
+            self.pair.fenced = Some((rec.epoch, rec.incarnation));
+            self.pair.alone_asked = true;
+        }
+        Ok(())
+    }
+
     /// The agreement layer's voters changed.
     pub(super) fn pair_voters(&mut self, voters: Vec<NodeId>) {
         self.pair.voters = voters;
@@ -84,6 +105,9 @@ impl Node {
     /// agreement layer when it is heard, and end the mode once it votes.
     pub(super) fn pair(&mut self, now: Time, out: &mut Vec<Output>) {
         let Some(peer) = self.pair_peer() else { return };
+        if std::mem::take(&mut self.pair.alone_asked) {
+            out.push(Output::Alone);
+        }
         let retry = retry_after(&self.topo);
         if !self.pair.forced && self.detector.is_dead(peer) && self.may_go_alone() {
             self.ask_fence(now, peer, retry, out);

@@ -455,3 +455,26 @@ fn in_two_node_mode_a_node_that_has_not_joined_waits_for_its_peer_instead_of_fen
     let out = a.handle(ms(1100), Input::Tick);
     assert!(!out.iter().any(|o| matches!(o, Output::Fence { .. })), "{out:?}");
 }
+
+#[test]
+fn an_operator_lets_a_node_go_on_alone_only_in_two_node_mode_and_with_its_peer_silent() {
+    let ask = |n: &mut Node, t: u64| n.handle(ms(t), Input::Request { id: 7, request: Request::Alone });
+    let mut three = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
+    assert!(ask(&mut three, 0).contains(&Output::Reply { id: 7, reply: Reply::Refused(Refusal::NotPair) }));
+    // Incarnation 2 has not joined: on its own it would wait for b forever.
+    let mut a = Node::new(pair_topo(), 0, pair_state(), Persisted::default(), 2, ms(0));
+    a.handle(ms(0), Input::Voters(vec![0, 1]));
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 1 << 32, echoes: vec![] };
+    a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
+    let refused = Reply::Refused(Refusal::PeerAlive { node: 1 });
+    assert!(ask(&mut a, 20).contains(&Output::Reply { id: 7, reply: refused }), "b is heard: it is not off");
+    a.handle(ms(1400), Input::Tick);
+    let mut out = ask(&mut a, 1500);
+    assert!(out.contains(&Output::Alone), "b silent: a becomes the only voter on the operator's word: {out:?}");
+    out.extend(a.handle(ms(1510), Input::Voters(vec![0])));
+    out.extend(a.handle(ms(1520), Input::Committed(Command::Join { node: 0, epoch: 0, incarnation: 2 })));
+    assert!(proposals(&out).contains(&Command::Fenced { node: 1, epoch: 0, incarnation: 1 }), "{out:?}");
+    a.handle(ms(1540), Input::Committed(Command::Fenced { node: 1, epoch: 0, incarnation: 1 }));
+    let out = a.handle(ms(1550), Input::Committed(Command::Alone { node: 0 }));
+    assert!(out.contains(&Output::Reply { id: 7, reply: Reply::Done }), "{out:?}");
+}
