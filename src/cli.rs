@@ -120,6 +120,10 @@ pub enum Command {
     /// and the next agent start copies the cluster's log and becomes a
     /// voter again once caught up. Run it with the node's agent stopped.
     Rejoin,
+    /// A shared fence disk (a slot per node, SBD's model): set it up,
+    /// read it, write a message by hand.
+    #[command(subcommand)]
+    Disk(DiskCommand),
     /// Cluster-wide maintenance mode: nothing is started, stopped or
     /// recovered while it is on; monitors still run and report.
     Maintenance {
@@ -207,6 +211,12 @@ pub enum Command {
         /// Run at real-time priority with memory locked (cluster.realtime).
         #[arg(long)]
         realtime: bool,
+        /// A fence disk whose slot for --node this guard reads.
+        #[arg(long, value_name = "DEVICE", requires = "node")]
+        fence_disk: Option<PathBuf>,
+        /// This node's name (its slot on the fence disk).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
     },
 }
 
@@ -229,6 +239,37 @@ pub enum ConfigCommand {
     },
     /// The agreed configuration and its generation (not implemented yet).
     Show,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DiskCommand {
+    /// Write a header and a clear slot for each NODE on DEVICE (a small
+    /// shared block device, or a file on storage that takes O_DIRECT).
+    Init {
+        device: PathBuf,
+        /// The nodes, one slot each (the names of [nodes.NAME]).
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        /// How often every node's guard reads its slot.
+        #[arg(long, default_value = "1s")]
+        watch: String,
+        /// How long a fencer waits after writing a pill: at least 4 × watch.
+        #[arg(long, default_value = "10s")]
+        msgwait: String,
+        /// Overwrite a fence disk already there (every slot is cleared).
+        #[arg(long)]
+        force: bool,
+    },
+    /// The header and every slot.
+    List { device: PathBuf },
+    /// Write MESSAGE into NODE's slot: `off` fences NODE by hand, `clear`
+    /// takes a pill back.
+    Message {
+        device: PathBuf,
+        node: String,
+        #[arg(value_parser = ["off", "clear"])]
+        message: String,
+    },
 }
 
 pub enum Failure {

@@ -4,6 +4,7 @@
 
 mod cli;
 mod control;
+mod disk;
 mod manpage;
 mod rejoin;
 mod whoami;
@@ -46,7 +47,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
              its node's sets over)"
                 .into(),
         )),
-        Command::Guard { ref watchdog, watchdog_timeout_ms, ref lock, realtime } => {
+        Command::Guard { ref watchdog, watchdog_timeout_ms, ref lock, realtime, ref fence_disk, ref node } => {
             // The agent hands its guard its log level through RUST_LOG.
             baton_agent::log::init(None).map_err(Failure::Usage)?;
             if realtime {
@@ -59,7 +60,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .map(|w| baton_agent::guard::Watchdog::open(w, timeout))
                 .transpose()
                 .map_err(|e| Failure::Failed(e.to_string()))?;
-            rt.block_on(baton_agent::guard::run(watchdog, lock.as_deref())).map_err(|e| Failure::Failed(e.to_string()))
+            let disk = fence_disk.as_deref().zip(node.as_deref());
+            rt.block_on(baton_agent::guard::run(watchdog, lock.as_deref(), disk))
+                .map_err(|e| Failure::Failed(e.to_string()))
         }
         Command::Agent { ref log_level } => {
             baton_agent::log::init(log_level.as_deref()).map_err(Failure::Usage)?;
@@ -81,6 +84,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Lab { ref args } => lab(args),
         Command::Rejoin => rejoin::run(&cli),
+        Command::Disk(ref command) => disk::run(command),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

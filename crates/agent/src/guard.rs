@@ -19,6 +19,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::time::Duration;
 
+use baton_resources::fence_disk::{Disk, Header, Message};
 use baton_resources::netlink::Netlink;
 use baton_resources::undo::{self, Undo};
 use serde::{Deserialize, Serialize};
@@ -228,11 +229,92 @@ async fn fire(nl: &Netlink, held: &mut Held, stdout: &mut tokio::io::Stdout) -> 
 /// How often a fired guard undoes again what it still holds.
 const RELEASE_AGAIN: Duration = Duration::from_millis(100);
 
+/// What the guard's reader thread saw in this node's slot of a fence disk.
+enum Read {
+    Clear,
+    Pill { from: String },
+}
+
+/// Reads this node's slot of a fence disk: once now (a node that cannot
+/// read it must not run anything, and a pill left from before this start
+/// is cleared — ARCHITECTURE.md, "The shared disk as the fence device"),
+/// then every `watch` on a thread of its own, so that a read stuck in the
+/// kernel stalls nothing but the reads. Returns the disk's header and the
+/// reads as they come.
+fn watch_slot(path: &Path, node: &str) -> io::Result<(Header, tokio::sync::mpsc::UnboundedReceiver<Read>)> {
+    let disk = Disk::open(path)?;
+    let slot = disk.slot(node)?;
+    if slot.message == Message::Off {
+        tracing::warn!(
+            "baton guard: {} fenced this node through {} before it started; clearing the pill",
+            slot.from,
+            path.display()
+        );
+        disk.write(node, Message::Clear, node)?;
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (header, node) = (disk.header.clone(), node.to_string());
+    std::thread::Builder::new().name("fence-disk".into()).spawn(move || {
+        let mut failing = false;
+        loop {
+            std::thread::sleep(disk.header.watch);
+            let read = match disk.slot(&node) {
+                Ok(slot) if slot.message == Message::Off => Read::Pill { from: slot.from },
+                Ok(_) => Read::Clear,
+                Err(e) => {
+                    if !failing {
+                        tracing::error!("baton guard: {e}");
+                    }
+                    failing = true;
+                    continue;
+                }
+            };
+            failing = false;
+            if tx.send(read).is_err() {
+                return;
+            }
+        }
+    })?;
+    Ok((header, rx))
+}
+
+/// A pill, or a fence disk unread for too long: the node goes down as if
+/// powered off — its agent killed first, so that nothing starts again, then
+/// everything it held undone.
+async fn take_down(nl: &Netlink, held: &Held, agent: libc::pid_t, why: &str) {
+    tracing::error!("baton guard: {why}; killing the agent and releasing everything this node ran");
+    // SAFETY: getppid and kill have no memory preconditions; the parent is
+    // checked to be the agent still, not whoever adopted this guard.
+    if unsafe { libc::getppid() } == agent {
+        unsafe { libc::kill(agent, libc::SIGKILL) };
+    }
+    release_all(nl, held, "guard", false).await;
+}
+
 /// The guard's main loop (`baton guard`), until the agent closes stdin. It
-/// says `ready` once it holds the node's guard lock.
-pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io::Result<()> {
+/// says `ready` once it holds the node's guard lock (and, with a fence
+/// disk, has read this node's slot).
+pub async fn run(
+    mut watchdog: Option<Watchdog>,
+    lock_file: Option<&Path>,
+    disk: Option<(&Path, &str)>,
+) -> io::Result<()> {
     let nl = Netlink::connect()?;
     let _lock = lock_file.map(lock).transpose()?;
+    // SAFETY: getppid has no preconditions.
+    let agent = unsafe { libc::getppid() };
+    let (disk_header, mut reads) = match disk {
+        Some((path, node)) => {
+            let (header, reads) = watch_slot(path, node)?;
+            (Some(header), Some(reads))
+        }
+        None => (None, None),
+    };
+    let mut last_read_ms = monotonic_ms();
+    let disk_fresh = |last_read_ms: u64| {
+        disk_header.as_ref().is_none_or(|h| monotonic_ms() - last_read_ms < h.unread_limit().as_millis() as u64)
+    };
+    let mut disk_checks = tokio::time::interval(disk_header.as_ref().map_or(Duration::from_secs(3600), |h| h.watch));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
     stdout.write_all(b"ready\n").await?;
@@ -284,9 +366,24 @@ pub async fn run(mut watchdog: Option<Watchdog>, lock_file: Option<&Path>) -> io
                 if let Some(w) = watchdog.as_mut() {
                     // Fired, everything is released (and released again
                     // while anything is held): a reset would add nothing.
-                    if held.fired || may_pet(monotonic_ms(), held.deadline_ms, w.timeout_ms) {
+                    // A fence disk unread lately: let the machine reset.
+                    let pet = held.fired || may_pet(monotonic_ms(), held.deadline_ms, w.timeout_ms);
+                    if pet && disk_fresh(last_read_ms) {
                         w.pet();
                     }
+                }
+            }
+            Some(read) = async { reads.as_mut()?.recv().await } => match read {
+                Read::Clear => last_read_ms = monotonic_ms(),
+                Read::Pill { from } => {
+                    take_down(&nl, &held, agent, &format!("{from} fenced this node through the fence disk")).await;
+                    return Ok(());
+                }
+            },
+            _ = disk_checks.tick(), if disk_header.is_some() => {
+                if !disk_fresh(last_read_ms) {
+                    take_down(&nl, &held, agent, "the fence disk could not be read for msgwait/2").await;
+                    return Ok(());
                 }
             }
         }

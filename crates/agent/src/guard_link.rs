@@ -110,12 +110,16 @@ impl GuardLink {
         lock: &Path,
         watchdog: Option<&WatchdogArgs>,
         realtime: bool,
+        fence_disk: Option<(&Path, &str)>,
         inputs: mpsc::Sender<Input>,
     ) -> io::Result<(GuardLink, oneshot::Receiver<()>)> {
         let mut cmd = Command::new(exe);
         cmd.arg("guard").arg("--lock").arg(lock);
         if realtime {
             cmd.arg("--realtime");
+        }
+        if let Some((disk, node)) = fence_disk {
+            cmd.arg("--fence-disk").arg(disk).arg("--node").arg(node);
         }
         if let Some(w) = watchdog {
             cmd.arg("--watchdog").arg(&w.device).arg("--watchdog-timeout-ms").arg(w.timeout.as_millis().to_string());

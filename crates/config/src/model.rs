@@ -171,15 +171,23 @@ pub struct Fencing {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FenceDevice {
-    pub agent: String,
+    pub kind: FenceKind,
     /// Node indices this device can fence.
     pub nodes: Vec<usize>,
-    pub params: Vec<(String, String)>,
-    pub password_file: Option<PathBuf>,
     pub delay: Duration,
     /// A random extra delay, up to this (Pacemaker's `pcmk_delay_max`).
     pub delay_max: Duration,
     pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FenceKind {
+    /// A fence agent (`fence_ipmilan`, ...) run with the fence-agents
+    /// stdin protocol.
+    Agent { agent: String, params: Vec<(String, String)>, password_file: Option<PathBuf> },
+    /// A shared disk with a slot per node (`baton disk init`): a pill in
+    /// the victim's slot, and `msgwait`.
+    Disk { path: PathBuf },
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

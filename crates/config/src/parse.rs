@@ -67,8 +67,9 @@ fn pair(ctx: &mut Ctx, config: &Config, span: &Span) {
         "nodes",
         "two nodes are each other's only majority: when one is silent the other can agree nothing, so no set \
          would ever fail over; give both a fence device in [fencing] (two-node mode: the survivor fences the \
-         other and goes on alone) or add a witness node (`witness = true`, any small machine with an address \
-         on every link)"
+         other and goes on alone) — a power fence agent, or a small shared disk (`disk = \"/dev/...\"`, set up \
+         by `baton disk init`) — or add a witness node (`witness = true`, any small machine with an address on \
+         every link)"
             .to_string(),
     );
 }
@@ -386,7 +387,8 @@ fn fencing(ctx: &mut Ctx, base: &Path, t: &Table, nodes: &[NodeConfig]) -> Optio
     let mut devices = Vec::new();
     for (i, dt) in f.tables(ctx, "devices") {
         let mut d = Fields::new(format!("fencing.devices[{i}]"), dt);
-        let agent = d.required_string(ctx, "agent");
+        let agent = d.string(ctx, "agent");
+        let disk = d.string(ctx, "disk");
         let targets = node_list(ctx, &mut d, nodes);
         let params = d.string_map(ctx, "params").unwrap_or_default();
         let password_file = d.string(ctx, "password_file").map(|(s, _)| base.join(s));
@@ -398,9 +400,30 @@ fn fencing(ctx: &mut Ctx, base: &Path, t: &Table, nodes: &[NodeConfig]) -> Optio
             let path = format!("fencing.devices[{i}].params.{k}");
             ctx.at(&at, &path, "passwords go in a file named by password_file, never in the configuration");
         }
+        let path = format!("fencing.devices[{i}]");
+        let kind = match (agent, disk) {
+            (Some((agent, _)), None) => Some(FenceKind::Agent { agent, params, password_file }),
+            (None, Some((disk, span))) => {
+                if !disk.starts_with('/') {
+                    ctx.at(&span, &format!("{path}.disk"), "the fence disk is named by its absolute path");
+                }
+                if !params.is_empty() || password_file.is_some() {
+                    ctx.at(&span, &path, "a fence disk takes no params and no password_file: they are for agents");
+                }
+                Some(FenceKind::Disk { path: PathBuf::from(disk) })
+            }
+            (Some((_, span)), Some(_)) => {
+                ctx.at(&span, &path, "a device is a fence agent (`agent`) or a fence disk (`disk`), not both");
+                None
+            }
+            (None, None) => {
+                ctx.at(d.span(), &path, "a device needs `agent` (a fence agent) or `disk` (a shared fence disk)");
+                None
+            }
+        };
         d.finish(ctx, |_| None);
-        if let Some((agent, _)) = agent {
-            devices.push(FenceDevice { agent, nodes: targets, params, password_file, delay, delay_max, timeout });
+        if let Some(kind) = kind {
+            devices.push(FenceDevice { kind, nodes: targets, delay, delay_max, timeout });
         }
     }
     if mode == FenceMode::Required && devices.is_empty() {

@@ -414,6 +414,18 @@ fn two_nodes_without_a_witness_need_a_fence_device_for_each() {
     assert!(err.contains("give both a fence device"), "one device for one node is not enough: {err}");
     accepted(&fence("\"alpha\", \"beta\""));
     accepted(GOOD);
+    // A shared fence disk covers both just as well.
+    let disk = |body: &str| format!("{pair}\n[fencing]\n[[fencing.devices]]\nnodes = [\"alpha\", \"beta\"]\n{body}\n");
+    let parsed = baton_config::parse_str(&Dir::new().file(), &disk("disk = \"/dev/sdb\"")).unwrap();
+    let device = &parsed.fencing.as_ref().unwrap().devices[0];
+    assert_eq!(device.kind, baton_config::FenceKind::Disk { path: "/dev/sdb".into() });
+    assert!(errors(&disk("disk = \"sdb\"")).contains(".disk: the fence disk is named by its absolute path"));
+    let err = errors(&disk("disk = \"/dev/sdb\"\nagent = \"fence_ipmilan\""));
+    assert!(err.contains("fencing.devices[0]: a device is a fence agent (`agent`) or a fence disk (`disk`), not both"));
+    let err = errors(&disk("disk = \"/dev/sdb\"\nparams = { ip = \"10.0.0.9\" }"));
+    assert!(err.contains("a fence disk takes no params"), "{err}");
+    let err = errors(&disk("delay = \"2s\""));
+    assert!(err.contains("a device needs `agent` (a fence agent) or `disk`"), "{err}");
 }
 
 #[test]

@@ -190,7 +190,10 @@ pub struct UpArgs {
     /// it, below 1 = VRRPv3) instead of baton, for comparisons.
     #[arg(long, value_name = "ADVERT_INT")]
     pub keepalived: Option<String>,
-    /// Give every node a fence device (the lab's own): "lease" or "required".
+    /// Give every node a fence device: "power" (the lab's power switch: links
+    /// cut, every process of the node killed) or "disk" (a shared fence disk,
+    /// a slot per node); "lease" or "required" name the `[fencing] mode` of
+    /// power devices ("power" is "lease").
     #[arg(long, value_name = "MODE")]
     pub fencing: Option<String>,
     /// Write an HTTP API token (DIR/http-token) and name it in the config.

@@ -23,7 +23,9 @@ const NAMES: [&str; 9] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Lab {
     pub dir: PathBuf,
-    /// `[fencing] mode`, if the lab has fence devices.
+    /// `lab up --fencing`: "lease" or "required" (the `[fencing] mode` of
+    /// power devices), "power" (power devices, mode lease) or "disk" (a
+    /// shared fence disk, mode lease).
     #[serde(default)]
     pub fencing: Option<String>,
     /// The config names an HTTP API token file (`DIR/http-token`).
@@ -47,10 +49,15 @@ pub struct Lab {
     /// The shared disk's block device (`lab up --disk`), mounted by `web`.
     #[serde(default)]
     pub disk: Option<String>,
+    /// The fence disk's block device (`lab up --fencing disk`).
+    #[serde(default)]
+    pub fence_disk: Option<String>,
 }
 
 /// The shared disk's image in the lab directory, and where `web` mounts it.
 const DISK_IMAGE: &str = "shared-disk.img";
+/// The fence disk's image: a slot per node, read every 250 ms, msgwait 2 s.
+const FENCE_DISK_IMAGE: &str = "fence-disk.img";
 const DISK_MIB: u64 = 64;
 pub const DISK_MOUNT: &str = "web-data";
 /// The file the lab's daemon writes to, on the shared disk.
@@ -67,6 +74,15 @@ fn ip(args: &[&str]) -> Result<(), String> {
     } else {
         Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
     }
+}
+
+/// Runs a program to its end; its trimmed stdout, or its stderr as the error.
+fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<String, String> {
+    let out = Command::new(program).args(args).output().map_err(|e| format!("running {program}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{program}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn lab_namespaces(prefix: &str) -> Vec<String> {
@@ -212,8 +228,8 @@ impl Lab {
         let dir = args.dir.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         share(&dir)?;
-        if args.fencing.as_deref().is_some_and(|m| m != "lease" && m != "required") {
-            return Err("--fencing is \"lease\" or \"required\"".into());
+        if args.fencing.as_deref().is_some_and(|m| !["lease", "required", "power", "disk"].contains(&m)) {
+            return Err("--fencing is \"power\" or \"disk\" (or a power fence's mode: \"lease\", \"required\")".into());
         }
         baton_config::parse_duration(&args.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
         let lease = args.lease.clone().unwrap_or_else(|| if args.disk { "2s" } else { "1s" }.to_string());
@@ -229,6 +245,7 @@ impl Lab {
             agents: BTreeMap::new(),
             holders: BTreeMap::new(),
             disk: None,
+            fence_disk: None,
             prefix: prefix.clone(),
         };
         lab.save()?;
@@ -238,6 +255,10 @@ impl Lab {
         };
         if args.disk {
             lab.disk = Some(lab.make_disk()?);
+            lab.save()?;
+        }
+        if lab.fencing.as_deref() == Some("disk") {
+            lab.fence_disk = Some(lab.make_fence_disk()?);
             lab.save()?;
         }
         lab.build(&extra, &args.heartbeat, &lease).inspect_err(|_| {
@@ -314,29 +335,39 @@ impl Lab {
         let image = self.dir.join(DISK_IMAGE);
         let file = std::fs::File::create(&image).map_err(|e| format!("creating {}: {e}", image.display()))?;
         file.set_len(DISK_MIB << 20).map_err(|e| e.to_string())?;
-        let run = |program: &str, args: &[&std::ffi::OsStr]| -> Result<String, String> {
-            let out = Command::new(program).args(args).output().map_err(|e| format!("running {program}: {e}"))?;
-            if !out.status.success() {
-                return Err(format!("{program}: {}", String::from_utf8_lossy(&out.stderr).trim()));
-            }
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        };
         run("mkfs.ext4", &["-q".as_ref(), "-F".as_ref(), image.as_os_str()])?;
         std::fs::create_dir_all(self.dir.join(DISK_MOUNT)).map_err(|e| e.to_string())?;
         run("losetup", &["--find".as_ref(), "--show".as_ref(), image.as_os_str()])
     }
 
-    /// Detaches the loop devices of a lab directory's shared disk.
+    /// A 1 MiB image on a loop device with a fence disk's slots: a second
+    /// small shared disk, as SBD asks for.
+    fn make_fence_disk(&self) -> Result<String, String> {
+        let image = self.dir.join(FENCE_DISK_IMAGE);
+        let file = std::fs::File::create(&image).map_err(|e| format!("creating {}: {e}", image.display()))?;
+        file.set_len(1 << 20).map_err(|e| e.to_string())?;
+        let dev = run("losetup", &["--find".as_ref(), "--show".as_ref(), image.as_os_str()])?;
+        let header = baton_resources::fence_disk::Header {
+            slots: self.nodes.clone(),
+            watch: Duration::from_millis(250),
+            msgwait: Duration::from_secs(2),
+        };
+        baton_resources::fence_disk::Disk::init(Path::new(&dev), header, true).map_err(|e| e.to_string())?;
+        Ok(dev)
+    }
+
+    /// Detaches the loop devices of a lab directory's shared disks.
     fn drop_disk(dir: &Path) {
-        let image = dir.join(DISK_IMAGE);
-        if !image.exists() {
-            return;
-        }
-        let out = Command::new("losetup").arg("-j").arg(&image).output().map(|o| o.stdout).unwrap_or_default();
-        for dev in String::from_utf8_lossy(&out).lines().filter_map(|l| l.split(':').next()) {
-            // Detached now, or (still in use by a dying namespace) as soon as
-            // its last user lets go.
-            let _ = Command::new("losetup").args(["-d", dev]).status();
+        for image in [DISK_IMAGE, FENCE_DISK_IMAGE].map(|i| dir.join(i)) {
+            if !image.exists() {
+                continue;
+            }
+            let out = Command::new("losetup").arg("-j").arg(&image).output().map(|o| o.stdout).unwrap_or_default();
+            for dev in String::from_utf8_lossy(&out).lines().filter_map(|l| l.split(':').next()) {
+                // Detached now, or (still in use by a dying namespace) as soon as
+                // its last user lets go.
+                let _ = Command::new("losetup").args(["-d", dev]).status();
+            }
         }
     }
 
@@ -357,15 +388,17 @@ impl Lab {
             }
         }
         let prefs: Vec<String> = self.nodes.iter().map(|n| format!("\"{n}\"")).collect();
-        if let Some(mode) = &self.fencing {
+        if let Some(fencing) = &self.fencing {
             let dir = self.dir.display();
-            let device = |nodes: &str, delay: &str| {
-                format!(
+            let device = |nodes: &str, delay: &str| match &self.fence_disk {
+                Some(disk) => format!("\n[[fencing.devices]]\ndisk = \"{disk}\"\nnodes = [{nodes}]\n{delay}"),
+                None => format!(
                     "\n[[fencing.devices]]\nagent = \"{dir}/fence-agent\"\nnodes = [{nodes}]\n\
                      params = {{ lab = \"{dir}\", log = \"{dir}/fence.log\" }}\npassword_file = \"fence.pw\"\n\
                      timeout = \"20s\"\n{delay}"
-                )
+                ),
             };
+            let mode = if fencing == "required" { "required" } else { "lease" };
             t += &format!("\n[fencing]\nmode = \"{mode}\"\n");
             // Two nodes and no witness: of two live nodes that fence each
             // other, the first (the set's preferred node) gets a head start:

@@ -1529,3 +1529,115 @@ fn case29_two_servers_split_apart_fence_each_other_and_one_survives() {
     assert!(fenced.contains("action=off plug=beta"), "{fenced}");
     rec.assert_never_two_holders();
 }
+
+/// The lab's fence disk (`lab up --fencing disk`).
+fn fence_disk(lab: &Lab) -> String {
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(lab.dir.join("lab.json")).unwrap()).unwrap();
+    state["fence_disk"].as_str().expect("the lab has a fence disk").to_string()
+}
+
+/// The fence disk's slots, as `baton disk list` prints them: (node, message, from).
+fn fence_slots(lab: &Lab) -> Vec<(String, String, String)> {
+    ok(&["disk", "list", &fence_disk(lab)])
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+/// Two servers and a shared disk, nothing else: the owner's machine dies;
+/// beta writes the pill into alpha's slot, waits msgwait and goes on alone
+/// with web. Alpha, powered on again, clears its pill as its guard starts
+/// and comes back as a voter, web staying on beta.
+#[test]
+fn case30_two_servers_and_a_shared_disk_the_survivor_fences_through_the_disk() {
+    let lab = Lab::up("c30", &["--nodes", "2", "--fencing", "disk"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    assert!(fence_slots(&lab).iter().all(|(_, m, _)| m == "clear"), "{:?}", fence_slots(&lab));
+    let power = |action: &str| {
+        let mut switch = Command::new(lab.dir.join("fence-agent")).stdin(Stdio::piped()).spawn().unwrap();
+        let input = format!("action={action}\nplug=alpha\nlab={}\npassword=lab-fence-password\n", lab.dir());
+        std::io::Write::write_all(&mut switch.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        assert!(switch.wait().unwrap().success(), "the power switch did not turn alpha {action}");
+    };
+    let rec = Recorder::start(&["alpha", "beta"]);
+    let down = Instant::now();
+    power("off");
+    assert!(
+        wait(Duration::from_secs(20), || lab.owner_seen_by("beta").as_deref() == Some("beta")),
+        "beta never took web"
+    );
+    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("beta")), "the client reaches beta");
+    eprintln!("takeover through the fence disk: {} ms", down.elapsed().as_millis());
+    let slots = fence_slots(&lab);
+    assert!(slots.contains(&("alpha".into(), "off".into(), "beta".into())), "{slots:?}");
+    assert_eq!(lab.status("beta").unwrap()["alone"], "beta");
+
+    power("on");
+    lab.run(&["start", "alpha"]);
+    let together = || {
+        lab.status("beta").is_some_and(|d| d["alone"].is_null() && d["nodes"][0]["voter"] == true)
+            && lab.status("alpha").is_some_and(|d| d["nodes"][0]["state"] == "online")
+    };
+    assert!(wait(Duration::from_secs(30), together), "alpha votes again: {:?}", lab.status("beta"));
+    assert!(fence_slots(&lab).iter().all(|(_, m, _)| m == "clear"), "alpha's guard cleared its pill");
+    assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("beta"), "web stays on beta");
+    rec.assert_never_two_holders();
+}
+
+/// Two live servers that cannot hear each other but share the disk: both
+/// fence, alpha's pill waits 2 s, so beta's guard reads its pill first,
+/// kills its agent (which never writes alpha's) and releases everything;
+/// alpha goes on alone with web. One survivor, never two holders.
+#[test]
+fn case31_two_servers_split_apart_the_disk_pill_leaves_one_survivor() {
+    let lab = Lab::up("c31", &["--nodes", "2", "--fencing", "disk"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta"]);
+    lab.run(&["partition", "alpha/beta"]);
+    assert!(
+        wait(Duration::from_secs(20), || lab.status("alpha").is_some_and(|d| d["alone"] == "alpha")),
+        "alpha never went on alone: {:?}",
+        lab.status("alpha")
+    );
+    assert!(lab.status("beta").is_none(), "beta's agent answers after its pill");
+    let slots = fence_slots(&lab);
+    assert!(slots.contains(&("beta".into(), "off".into(), "alpha".into())), "{slots:?}");
+    assert!(slots.contains(&("alpha".into(), "clear".into(), "-".into())), "beta never wrote a pill: {slots:?}");
+    assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("alpha"));
+    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("alpha")), "the client reaches alpha");
+    assert!(!lab.has_vip("beta"), "beta still holds the address");
+    // Nothing but the ownership record's `ip monitor` runs in beta.
+    let running = || lab.processes("beta").into_iter().filter(|c| !c.contains("monitor address")).collect::<Vec<_>>();
+    assert!(wait(Duration::from_secs(5), || running().is_empty()), "beta runs {:?}", running());
+    rec.assert_never_two_holders();
+}
+
+/// A node that cannot read its slot on the fence disk runs nothing: alpha's
+/// slot overwritten with junk, its guard gives up after msgwait/2, kills its
+/// agent and releases web; beta fences alpha through the disk and runs web.
+#[test]
+fn case32_a_node_that_cannot_read_its_fence_disk_slot_goes_down() {
+    let lab = Lab::up("c32", &["--nodes", "2", "--fencing", "disk"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta"]);
+    let disk = fence_disk(&lab);
+    let junk = Command::new("dd")
+        .args(["if=/dev/urandom", &format!("of={disk}"), "bs=4096", "seek=1", "count=1", "oflag=direct"])
+        .args(["conv=notrunc", "status=none"])
+        .status()
+        .unwrap();
+    assert!(junk.success(), "dd over alpha's slot");
+    assert!(wait(Duration::from_secs(10), || lab.status("alpha").is_none()), "alpha's agent runs on");
+    assert!(
+        wait(Duration::from_secs(20), || lab.owner_seen_by("beta").as_deref() == Some("beta")),
+        "beta never took web: {:?}",
+        lab.status("beta")
+    );
+    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("beta")), "the client reaches beta");
+    assert!(!lab.has_vip("alpha"), "alpha still holds the address");
+    rec.assert_never_two_holders();
+}

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
-    pub agent: PathBuf,
-    pub params: Vec<(String, String)>,
-    pub password_file: Option<PathBuf>,
+    pub kind: Kind,
     /// Waited before fencing: in a two-node cluster, give one side a head
     /// start so the two never fence each other at once.
     pub delay: Duration,
@@ -19,6 +17,15 @@ pub struct Device {
     /// once rarely both go ahead (Pacemaker's `pcmk_delay_max`).
     pub delay_max: Duration,
     pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A fence agent (fence-agents stdin protocol).
+    Agent { agent: PathBuf, params: Vec<(String, String)>, password_file: Option<PathBuf> },
+    /// A shared disk with a slot per node ([`crate::fence_disk`]); `from`
+    /// signs the pill.
+    Disk { path: PathBuf, from: String },
 }
 
 /// A uniformly random duration up to `max` (getrandom(2)).
@@ -49,22 +56,28 @@ pub fn resolve(agent: &str) -> PathBuf {
 }
 
 impl Device {
-    fn stdin(&self, action: &str, node: &str) -> Result<String, String> {
-        let mut text = format!("action={action}\nplug={node}\nport={node}\nnodename={node}\n");
-        for (k, v) in &self.params {
-            text += &format!("{k}={v}\n");
+    /// What events call it: the agent's path, or the disk's.
+    pub fn name(&self) -> String {
+        match &self.kind {
+            Kind::Agent { agent, .. } => agent.display().to_string(),
+            Kind::Disk { path, .. } => format!("the fence disk {}", path.display()),
         }
-        if let Some(file) = &self.password_file {
-            let pw = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
-            text += &format!("password={}\n", pw.trim_end_matches('\n'));
-        }
-        Ok(text)
     }
 
-    /// Runs one action; returns the agent's exit status.
+    /// Runs one action of a fence agent; returns its exit status.
     pub async fn run(&self, action: &str, node: &str) -> Result<i32, String> {
-        let input = self.stdin(action, node)?;
-        let ran = crate::program::Program::new(&[&self.agent])
+        let Kind::Agent { agent, params, password_file } = &self.kind else {
+            return Err(format!("{} runs no fence agent", self.name()));
+        };
+        let mut input = format!("action={action}\nplug={node}\nport={node}\nnodename={node}\n");
+        for (k, v) in params {
+            input += &format!("{k}={v}\n");
+        }
+        if let Some(file) = password_file {
+            let pw = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+            input += &format!("password={}\n", pw.trim_end_matches('\n'));
+        }
+        let ran = crate::program::Program::new(&[agent])
             .input(input.as_bytes())
             .limit(self.timeout)
             .run()
@@ -73,17 +86,39 @@ impl Device {
         Ok(ran.code)
     }
 
-    /// Powers `node` off and confirms it is off.
+    /// Powers `node` off and confirms it is off; for a disk, writes the
+    /// pill and waits `msgwait`, after which the node's guard has taken it
+    /// down (or the disk's header lied about its timing).
     pub async fn off(&self, node: &str) -> Result<(), String> {
         tokio::time::sleep(self.delay + random_up_to(self.delay_max)).await;
-        let code = self.run("off", node).await?;
-        if code != 0 {
-            return Err(format!("fence agent {} could not turn {node} off (exit {code})", self.agent.display()));
-        }
-        match self.run("status", node).await? {
-            STATUS_OFF => Ok(()),
-            code => {
-                Err(format!("fence agent {} did not confirm {node} off (status exit {code})", self.agent.display()))
+        match &self.kind {
+            Kind::Agent { agent, .. } => {
+                let code = self.run("off", node).await?;
+                if code != 0 {
+                    return Err(format!("fence agent {} could not turn {node} off (exit {code})", agent.display()));
+                }
+                match self.run("status", node).await? {
+                    STATUS_OFF => Ok(()),
+                    code => {
+                        Err(format!("fence agent {} did not confirm {node} off (status exit {code})", agent.display()))
+                    }
+                }
+            }
+            Kind::Disk { path, from } => {
+                let (path, from, victim) = (path.clone(), from.clone(), node.to_string());
+                let write = tokio::task::spawn_blocking(move || -> std::io::Result<Duration> {
+                    let disk = crate::fence_disk::Disk::open(&path)?;
+                    disk.write(&victim, crate::fence_disk::Message::Off, &from)?;
+                    Ok(disk.header.msgwait)
+                });
+                let msgwait = match tokio::time::timeout(self.timeout, write).await {
+                    Ok(Ok(Ok(msgwait))) => msgwait,
+                    Ok(Ok(Err(e))) => return Err(format!("writing {node}'s pill: {e}")),
+                    Ok(Err(e)) => return Err(format!("writing {node}'s pill: {e}")),
+                    Err(_) => return Err(format!("writing {node}'s pill took over {:?}", self.timeout)),
+                };
+                tokio::time::sleep(msgwait).await;
+                Ok(())
             }
         }
     }

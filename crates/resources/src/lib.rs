@@ -6,6 +6,7 @@
 pub mod announce;
 pub mod cgroup;
 pub mod fence;
+pub mod fence_disk;
 pub mod ip;
 pub mod mount;
 pub mod netlink;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use baton_config::FenceKind;
 use baton_core::{Input, NodeId, Output, Time};
 use baton_resources::fence;
 use baton_state::Command;
@@ -69,6 +70,7 @@ impl Agent {
     /// and gives the core the verdict.
     fn fence(&mut self, node: NodeId, epoch: u64, incarnation: u64) {
         let name = self.config.nodes[usize::from(node)].name.clone();
+        let me = self.config.nodes[self.me].name.clone();
         let devices: Vec<fence::Device> = self
             .config
             .fencing
@@ -76,9 +78,14 @@ impl Agent {
             .flat_map(|f| &f.devices)
             .filter(|d| d.nodes.contains(&usize::from(node)))
             .map(|d| fence::Device {
-                agent: fence::resolve(&d.agent),
-                params: d.params.clone(),
-                password_file: d.password_file.clone(),
+                kind: match &d.kind {
+                    FenceKind::Agent { agent, params, password_file } => fence::Kind::Agent {
+                        agent: fence::resolve(agent),
+                        params: params.clone(),
+                        password_file: password_file.clone(),
+                    },
+                    FenceKind::Disk { path } => fence::Kind::Disk { path: path.clone(), from: me.clone() },
+                },
                 delay: d.delay,
                 delay_max: d.delay_max,
                 timeout: d.timeout,
@@ -93,7 +100,7 @@ impl Agent {
                 let took = Some(started.elapsed().as_millis() as u64);
                 events.metrics().fence(r.is_ok());
                 let msg = match &r {
-                    Ok(()) => format!("{name} fenced by {}: confirmed off", device.agent.display()),
+                    Ok(()) => format!("{name} fenced by {}: confirmed off", device.name()),
                     Err(e) => format!("fencing {name} failed: {e}"),
                 };
                 if r.is_ok() {

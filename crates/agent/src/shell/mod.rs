@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_config::Config;
+use baton_config::{Config, FenceKind};
 use baton_core::{Input, Node, NodeId, Time};
 use baton_resources::netlink::Netlink;
 use tokio::signal::unix::{signal, SignalKind};
@@ -94,11 +94,17 @@ pub async fn run(opts: Options) -> Result<(), String> {
         .map(|device| WatchdogArgs { device: device.clone(), timeout: cluster.watchdog_timeout });
     std::fs::create_dir_all(&opts.state_dir).map_err(|e| format!("creating {}: {e}", opts.state_dir.display()))?;
     let lock = opts.state_dir.join(GUARD_LOCK);
-    let (guard, guard_ended) = GuardLink::spawn(&exe, &lock, watchdog.as_ref(), cluster.realtime, inputs.tx.clone())
-        .await
-        .map_err(|e| e.to_string())?;
-    let nl = Netlink::connect().map_err(|e| format!("opening netlink: {e}"))?;
     let node = &opts.config.nodes[opts.me].name;
+    // A fence disk that can fence this node: the guard reads its slot.
+    let fence_disk = opts.config.fencing.iter().flat_map(|f| &f.devices).find_map(|d| match &d.kind {
+        FenceKind::Disk { path } if d.nodes.contains(&opts.me) => Some((path.as_path(), node.as_str())),
+        _ => None,
+    });
+    let (guard, guard_ended) =
+        GuardLink::spawn(&exe, &lock, watchdog.as_ref(), cluster.realtime, fence_disk, inputs.tx.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+    let nl = Netlink::connect().map_err(|e| format!("opening netlink: {e}"))?;
     let base = baton_resources::cgroup::base(node)
         .map(baton_resources::cgroup::Cgroup)
         .map_err(|e| format!("the cgroup of this node's sets: {e}"))?;
