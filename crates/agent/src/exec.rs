@@ -131,6 +131,11 @@ pub struct Executor {
     /// Per set: the node that owned it before its current owner.
     pub previous: Mutex<Vec<Option<String>>>,
     events: Arc<EventLog>,
+    /// What the guard holds for resources started and not stopped since.
+    started: Mutex<Vec<Undo>>,
+    /// Those holds once the guard fired and released them: dropped as
+    /// soon as a deadline to come ends the guard's fired state.
+    void: Mutex<Vec<Undo>>,
 }
 
 /// The hooks of `kind` in `dir`, in name order.
@@ -172,7 +177,27 @@ impl Executor {
             results,
             inflight: Mutex::new(BTreeMap::new()),
             events,
+            started: Mutex::new(Vec::new()),
+            void: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The guard fired: it released everything, and the core forgot every
+    /// start (no stop follows). The holds of those starts are void; they
+    /// stay with the guard, which undoes them again and again while fired
+    /// (a start in flight may finish late), until [`Self::drop_void`].
+    pub fn guard_fired(&self) {
+        let started = std::mem::take(&mut *self.started.lock().expect("not poisoned"));
+        self.void.lock().expect("not poisoned").extend(started);
+    }
+
+    /// A deadline to come was told, which ends the guard's fired state:
+    /// the void holds go, or the guard would undo them one day on a node
+    /// that no longer runs their set (a stop command run beside the
+    /// owner's set, which the soak's ownership record caught).
+    pub fn drop_void(&self) {
+        let void = std::mem::take(&mut *self.void.lock().expect("not poisoned"));
+        self.guard.drop_all(void);
     }
 
     /// Kill every action of `set` still in flight; their results never come.
@@ -274,15 +299,64 @@ impl Executor {
             Step::Start(i) => {
                 let r = &rt.resources[i];
                 // The guard holds how to undo it before it exists.
+                self.started.lock().expect("not poisoned").extend(r.undo());
                 self.guard.hold(r.undo()).await;
                 r.start(limit).await
             }
             Step::Stop(i) => {
                 let r = &rt.resources[i];
                 r.stop(limit).await?;
+                let mut started = self.started.lock().expect("not poisoned");
+                for u in r.undo() {
+                    if let Some(at) = started.iter().position(|s| *s == u) {
+                        started.swap_remove(at);
+                    }
+                }
+                drop(started);
                 self.guard.drop_all(r.undo());
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guard_link::Ledger;
+    use baton_resources::Fake;
+
+    /// A start the guard undid when it fired is forgotten by the core, so
+    /// no stop drops its hold: the executor drops it once a deadline to
+    /// come ends the fired state, and a later start and stop balance.
+    #[tokio::test]
+    async fn holds_of_starts_the_guard_undid_go_once_its_fired_state_ends() {
+        let dir = std::env::temp_dir().join(format!("baton-exec-void-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stop = Undo::Program { argv: vec!["/bin/true".into(), "stop".into()], env: vec![] };
+        let fake = Fake { undo: vec![stop.clone()], ..Fake::default() };
+        let set = SetRuntime {
+            name: "web".into(),
+            hooks: None,
+            cgroup: Cgroup(dir.join("web")),
+            resources: vec![Box::new(fake)],
+            labels: vec!["fake".into()],
+        };
+        let ledger = Arc::new(Ledger::default());
+        let (tx, _rx) = mpsc::channel(8);
+        let events = Arc::new(EventLog::open(&dir, "alpha"));
+        let exec = Executor::new("alpha".into(), vec![set], ledger.clone(), tx, events).await.unwrap();
+        let holds = || ledger.0.lock().unwrap().undo.get(&stop).copied().unwrap_or(0);
+        let limit = Duration::from_secs(1);
+        exec.run(0, Step::Start(0), limit).await.unwrap();
+        assert_eq!(holds(), 1);
+        exec.guard_fired();
+        assert_eq!(holds(), 1, "held (and undone again) while the guard is fired");
+        exec.run(0, Step::Start(0), limit).await.unwrap();
+        exec.drop_void();
+        assert_eq!(holds(), 1, "only the start of before the firing is void");
+        exec.run(0, Step::Stop(0), limit).await.unwrap();
+        assert_eq!(holds(), 0, "a stopped set leaves nothing for the guard to run");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_config::FenceKind;
-use baton_core::{Input, NodeId, Output, Time};
+use baton_core::{Event, Input, NodeId, Output, Time};
 use baton_resources::fence;
 use baton_state::Command;
 
@@ -39,7 +39,12 @@ impl Agent {
             Output::Cancel { set } => self.exec.cancel(set),
             Output::Guard(deadline) => {
                 // In order with every other order to the guard, without waiting.
-                self.guard.deadline(deadline.map(|d| (self.monotonic_ms_of(d), d)));
+                let ms = deadline.map(|d| (self.monotonic_ms_of(d), d));
+                self.guard.deadline(ms);
+                // A deadline to come ends a fired guard's repeated undoing.
+                if ms.is_some_and(|(ms, _)| ms > monotonic_ms()) {
+                    self.exec.drop_void();
+                }
             }
             Output::Persist(p) => {
                 self.local.set_persisted(&p);
@@ -55,7 +60,12 @@ impl Agent {
             Output::Alone => self.going_alone = true,
             Output::Readmit { node } => self.readmit(node),
             Output::Exit => {}
-            Output::Event(event) => self.log(&event),
+            Output::Event(event) => {
+                if event == Event::GuardFired {
+                    self.exec.guard_fired();
+                }
+                self.log(&event)
+            }
         }
         Ok(())
     }
