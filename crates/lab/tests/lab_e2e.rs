@@ -1641,3 +1641,23 @@ fn case32_a_node_that_cannot_read_its_fence_disk_slot_goes_down() {
     assert!(!lab.has_vip("alpha"), "alpha still holds the address");
     rec.assert_never_two_holders();
 }
+
+/// The README's first command, and the same on two servers with a shared
+/// fence disk: the client is answered by another node, and the demo says
+/// how long it waited.
+#[test]
+fn the_demo_fails_over_on_three_nodes_and_on_two_with_a_fence_disk() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "the lab tests need root: they create network namespaces");
+    for extra in [&[][..], &["--nodes", "2", "--fencing", "disk"][..]] {
+        let dir = std::env::temp_dir().join(format!("baton-e2e-demo-{}", std::process::id()));
+        let mut args = vec!["lab", "demo", "--dir", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = ok(&args);
+        assert!(out.contains("killed the agent of alpha (SIGKILL) and cut its links"), "{out}");
+        assert!(out.contains("first answer from beta"), "{out}");
+        assert!(out.contains("outage seen by the client: "), "{out}");
+        assert!(!dir.join("lab.json").exists(), "the demo leaves no lab behind");
+    }
+}
