@@ -236,8 +236,8 @@ enum Read {
 }
 
 /// Reads this node's slot of a fence disk: once now (a node that cannot
-/// read it must not run anything, and a pill left from before this start
-/// is cleared — ARCHITECTURE.md, "The shared disk as the fence device"),
+/// read it must not run anything, and a pill left there is cleared after
+/// `msgwait` — ARCHITECTURE.md, "The shared disk as the fence device"),
 /// then every `watch` on a thread of its own, so that a read stuck in the
 /// kernel stalls nothing but the reads. Returns the disk's header and the
 /// reads as they come.
@@ -245,11 +245,17 @@ fn watch_slot(path: &Path, node: &str) -> io::Result<(Header, tokio::sync::mpsc:
     let disk = Disk::open(path)?;
     let slot = disk.slot(node)?;
     if slot.message == Message::Off {
+        // The fencer counts this node off `msgwait` after writing the pill,
+        // at the latest now + msgwait: the node stays down until then, so
+        // that the fence is agreed against the incarnation it was meant for
+        // (the simulator: a node back sooner was fenced again and again).
         tracing::warn!(
-            "baton guard: {} fenced this node through {} before it started; clearing the pill",
+            "baton guard: {} fenced this node through {}; waiting msgwait ({:?}), then clearing the pill",
             slot.from,
-            path.display()
+            path.display(),
+            disk.header.msgwait
         );
+        std::thread::sleep(disk.header.msgwait);
         disk.write(node, Message::Clear, node)?;
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -78,6 +78,13 @@ impl Header {
         if self.watch < Duration::from_millis(10) {
             return Err(format!("watch {:?} is too short: at least 10ms", self.watch));
         }
+        if self.msgwait > Duration::from_secs(30) {
+            return Err(format!(
+                "msgwait {:?} is over 30s: a fenced node's next start waits msgwait, and an agent waits at most a \
+                 minute for its guard",
+                self.msgwait
+            ));
+        }
         if self.msgwait < 4 * self.watch {
             return Err(format!(
                 "msgwait {:?} is under four times watch {:?}: a node must see a pill, or give up on an unreadable \
@@ -283,6 +290,7 @@ mod tests {
         assert!(header(250, 1000).check().is_ok());
         assert!(header(250, 999).check().unwrap_err().contains("four times watch"));
         assert!(header(5, 1000).check().unwrap_err().contains("too short"));
+        assert!(header(1000, 31_000).check().unwrap_err().contains("over 30s"));
         let mut h = header(250, 1000);
         h.slots.push("alpha".into());
         assert!(h.check().unwrap_err().contains("named twice"));

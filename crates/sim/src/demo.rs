@@ -54,6 +54,7 @@ pub fn run() -> Result<String, String> {
         end_at_us: 20 * SECOND,
         fence_required: vec![false; 3],
         fences: FenceFaults::default(),
+        fence_disk: false,
         late_hold: false,
     };
     let report = Sim::new(sc, 1, true).run().map_err(|f| f.violation.to_string())?;

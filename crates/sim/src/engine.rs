@@ -21,7 +21,9 @@ use crate::invariants::{
 };
 use crate::net::Net;
 use crate::rng::Rng;
-use crate::scenario::{Fault, FenceFaults, ResourceFaults, Scenario, SECOND};
+use crate::scenario::{
+    Fault, FenceFaults, ResourceFaults, Scenario, FENCE_DISK_MSGWAIT_US, FENCE_DISK_WATCH_US, SECOND,
+};
 use crate::world::World;
 
 const TICK_US: u64 = 20_000;
@@ -124,6 +126,18 @@ enum Ev {
         inc: u64,
         epoch: u64,
         incarnation: u64,
+        target: NodeId,
+    },
+    /// A fence disk's pill for `target` is written (or the write fails).
+    Pill {
+        by: NodeId,
+        inc: u64,
+        epoch: u64,
+        incarnation: u64,
+        target: NodeId,
+    },
+    /// `target`'s guard reads its slot: a pill still there takes it down.
+    PillRead {
         target: NodeId,
     },
     /// A node taken back into the agreement layer (`Output::Readmit`)
@@ -239,6 +253,10 @@ pub struct Sim {
     res: ResourceFaults,
     /// Fences under way: (who asked, target).
     fencing: BTreeSet<(NodeId, NodeId)>,
+    /// Per node: a pill in its slot of the fence disk (a guard that starts
+    /// and finds one waits `msgwait`, then clears it), and when that wait ends.
+    pills: Vec<bool>,
+    pill_wait: Vec<Option<u64>>,
     pending_ops: Vec<Command>,
     /// Requests asked and not answered: id → (node, request).
     asked: std::collections::BTreeMap<u64, (NodeId, Request)>,
@@ -295,6 +313,8 @@ impl Sim {
             world: World::new(n, &resources),
             res: ResourceFaults::default(),
             fencing: BTreeSet::new(),
+            pills: vec![false; sc.topo.nodes.len()],
+            pill_wait: vec![None; sc.topo.nodes.len()],
             pending_ops: Vec::new(),
             asked: std::collections::BTreeMap::new(),
             next_request: 1,
@@ -350,6 +370,10 @@ impl Sim {
                     s.resources.len()
                 )
             }));
+            if topo.fenceable.iter().any(|&f| f) {
+                let kind = if self.sc.fence_disk { "a shared fence disk (pills)" } else { "power" };
+                lines.push(format!("fence devices: {kind}, {:?}", self.sc.fences));
+            }
             for line in lines {
                 self.trace(|| line);
             }
@@ -512,6 +536,21 @@ impl Sim {
                         // finish (its lock), and the agent for its guard.
                         let at = n.released_at;
                         self.push(at, Ev::Restart { node, inc });
+                    } else if self.pills[usize::from(node)] {
+                        // Its guard finds a pill: it waits msgwait, then clears it.
+                        let i = usize::from(node);
+                        match self.pill_wait[i] {
+                            Some(t) if t <= self.now => {
+                                (self.pills[i], self.pill_wait[i]) = (false, None);
+                                self.boot(node);
+                            }
+                            Some(t) => self.push(t, Ev::Restart { node, inc }),
+                            None => {
+                                let t = self.now + FENCE_DISK_MSGWAIT_US;
+                                self.pill_wait[i] = Some(t);
+                                self.push(t, Ev::Restart { node, inc });
+                            }
+                        }
                     } else {
                         self.boot(node);
                     }
@@ -530,19 +569,54 @@ impl Sim {
             }
             Ev::FenceDone { by, inc, target, epoch, incarnation } => {
                 self.fencing.remove(&(by, target));
-                if self.fence_rng.chance(self.fences.fail_per_mille) {
+                if self.sc.fence_disk {
+                    // `msgwait` after the pill: the victim's guard has read it.
+                    if self.fence_current(target, epoch, incarnation) {
+                        self.confirmed(target, epoch, incarnation);
+                    }
+                } else if self.fence_rng.chance(self.fences.fail_per_mille) {
                     self.trace(|| format!("the fence device fails to power n{target} off"));
                     if self.nodes[usize::from(by)].inc == inc {
                         let result = Err("the device failed".to_string());
                         self.input(by, Input::FenceDone { node: target, epoch, incarnation, result });
                     }
                     return;
+                } else {
+                    self.fence(target, epoch, incarnation);
                 }
-                self.fence(target, epoch, incarnation);
                 // The device confirmed (a void fence powered off a node
                 // already off, or back: the core's `Fenced` is then stale).
                 if self.nodes[usize::from(by)].inc == inc {
                     self.input(by, Input::FenceDone { node: target, epoch, incarnation, result: Ok(()) });
+                }
+            }
+            Ev::Pill { by, inc, target, epoch, incarnation } => {
+                if self.fence_rng.chance(self.fences.fail_per_mille) {
+                    self.trace(|| format!("writing n{target}'s pill fails"));
+                    self.fencing.remove(&(by, target));
+                    if self.nodes[usize::from(by)].inc == inc {
+                        let result = Err("the fence disk failed".to_string());
+                        self.input(by, Input::FenceDone { node: target, epoch, incarnation, result });
+                    }
+                    return;
+                }
+                self.trace(|| format!("n{by} writes a pill into n{target}'s slot"));
+                self.pills[usize::from(target)] = true;
+                let read = self.now + self.rng.range(1, FENCE_DISK_WATCH_US);
+                self.push(read, Ev::PillRead { target });
+                self.push(self.now + FENCE_DISK_MSGWAIT_US, Ev::FenceDone { by, inc, target, epoch, incarnation });
+            }
+            Ev::PillRead { target } => {
+                // Whatever agent runs there now, of the fenced incarnation
+                // or a later one that started before the pill was written.
+                if self.pills[usize::from(target)] && self.nodes[usize::from(target)].core.is_some() {
+                    self.stop_agent(target);
+                    self.trace(|| format!("n{target}'s guard reads its pill: agent killed, everything undone"));
+                    let took = self.guard_release(target);
+                    let n = &mut self.nodes[usize::from(target)];
+                    n.released_at = n.released_at.max(self.now + took);
+                    let (inc, after) = (n.inc, self.rng.range(SECOND / 5, 3 * SECOND));
+                    self.push(self.now + after, Ev::Restart { node: target, inc });
                 }
             }
             Ev::LockPoll { node, token, done_at } => {
@@ -729,7 +803,11 @@ impl Sim {
                     let late = if self.fences.slow { self.fence_rng.range(0, 2_500_000) } else { 0 };
                     let at = self.now + self.rng.range(100_000, 500_000) + late;
                     let inc = self.nodes[i].inc;
-                    self.push(at, Ev::FenceDone { by: node, inc, target, epoch, incarnation });
+                    if self.sc.fence_disk {
+                        self.push(at, Ev::Pill { by: node, inc, target, epoch, incarnation });
+                    } else {
+                        self.push(at, Ev::FenceDone { by: node, inc, target, epoch, incarnation });
+                    }
                 }
             }
             Output::Alone => {
@@ -957,25 +1035,31 @@ impl Sim {
         self.fail(r);
     }
 
-    fn fence(&mut self, target: NodeId, epoch: u64, incarnation: u64) {
+    /// Is a fence of `target`'s (epoch, incarnation) still to be done?
+    /// Fenced already, or back in a new epoch: the request is void.
+    fn fence_current(&self, target: NodeId, epoch: u64, incarnation: u64) -> bool {
         let rec = self.reference.node(target);
-        if (rec.epoch, rec.incarnation) != (epoch, incarnation) {
-            // Fenced already, or back in a new epoch: the request is void.
-            return;
-        }
-        let confirmation_pending =
-            self.pending_ops.iter().any(|c| matches!(c, Command::Fenced { node, .. } if *node == target));
-        if confirmation_pending {
-            return;
-        }
-        // The fence device powers the node off and confirms, leader or
-        // not (in two-node mode the one who asks may have no leader); the
-        // leader proposes the confirmation until a majority agrees.
-        self.trace(|| format!("fence device powers n{target} off"));
-        self.crash(target);
+        (rec.epoch, rec.incarnation) == (epoch, incarnation)
+            && !self.pending_ops.iter().any(|c| matches!(c, Command::Fenced { node, .. } if *node == target))
+    }
+
+    /// The device confirms `target` off, leader or not (in two-node mode
+    /// the one who asks may have no leader); the leader proposes the
+    /// confirmation until a majority agrees.
+    fn confirmed(&mut self, target: NodeId, epoch: u64, incarnation: u64) {
         if self.leader.is_some() {
             self.pending_ops.push(Command::Fenced { node: target, epoch, incarnation });
         }
+    }
+
+    /// A power fence: the node goes off at once, and boots again later.
+    fn fence(&mut self, target: NodeId, epoch: u64, incarnation: u64) {
+        if !self.fence_current(target, epoch, incarnation) {
+            return;
+        }
+        self.trace(|| format!("fence device powers n{target} off"));
+        self.crash(target);
+        self.confirmed(target, epoch, incarnation);
         let at = self.now + self.rng.range(1_000_000, 3_000_000);
         let inc = self.nodes[usize::from(target)].inc;
         self.push(at, Ev::Restart { node: target, inc });

@@ -144,6 +144,7 @@ pub fn run(nodes: usize, sets: usize) -> Result<ScaleReport, String> {
         end_at_us: 30 * SECOND,
         fence_required: vec![false; nodes],
         fences: FenceFaults::default(),
+        fence_disk: false,
         late_hold: false,
     };
     let started = Instant::now();

@@ -104,6 +104,12 @@ pub struct Scenario {
     /// Per node: `[fencing] mode = "required"`.
     pub fence_required: Vec<bool>,
     pub fences: FenceFaults,
+    /// The fence devices are a shared fence disk (SBD's pill): the victim's
+    /// guard reads the pill within [`FENCE_DISK_WATCH_US`] and takes the
+    /// node down (its agent killed, everything undone, the agent started
+    /// again by its supervisor); the fencer counts the node off
+    /// [`FENCE_DISK_MSGWAIT_US`] after writing it.
+    pub fence_disk: bool,
     /// The guard learns of a resource only once its start finished, not
     /// before it began (the order the agent must never use; set by the test
     /// that shows the checker sees what it leads to).
@@ -111,6 +117,10 @@ pub struct Scenario {
 }
 
 pub const SECOND: u64 = 1_000_000;
+
+/// A fence disk's `watch` and `msgwait` (as in the lab's).
+pub const FENCE_DISK_WATCH_US: u64 = SECOND / 4;
+pub const FENCE_DISK_MSGWAIT_US: u64 = 2 * SECOND;
 
 /// How long after the heal every set with an eligible node must run.
 pub const RECOVERY_BOUND_US: u64 = 15 * SECOND;
@@ -302,6 +312,8 @@ pub fn random(seed: u64) -> Scenario {
     } else {
         FenceFaults::default()
     };
+    // Half the fenced runs fence through a shared disk instead of power.
+    let fence_disk = topo.fenceable.iter().any(|&f| f) && Rng::new(seed ^ 0x7069_6c6c_5f64_6973).chance(500);
     Scenario {
         topo,
         drift_ppm,
@@ -310,6 +322,7 @@ pub fn random(seed: u64) -> Scenario {
         end_at_us: heal_at_us + RECOVERY_BOUND_US,
         fence_required,
         fences,
+        fence_disk,
         late_hold: false,
     }
 }

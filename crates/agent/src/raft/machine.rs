@@ -48,9 +48,12 @@ struct Image {
     membership: StoredMembership<NodeId, BasicNode>,
 }
 
+/// The state machine; its snapshot lives only in `db`, where the builder
+/// (a copy of the machine, made by openraft) and an installed snapshot put
+/// it and where the leader reads it to send (a snapshot kept in memory was
+/// the builder's own, and the leader found none: the soak's CorruptStateFile).
 pub struct StateMachine {
     image: Image,
-    snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>,
     tx: mpsc::Sender<Applied>,
     db: Arc<Database>,
 }
@@ -74,26 +77,31 @@ impl StateMachine {
     ) -> Result<Self> {
         let state = ClusterState::new(nodes, sets).requiring_fence(fence_required);
         let empty = Image { state, last_applied: None, membership: Default::default() };
-        let mut sm = StateMachine { image: empty, snapshot: None, tx, db };
-        let read = || -> std::result::Result<Option<Stored>, redb::Error> {
-            let tx = sm.db.begin_read()?;
-            let table = tx.open_table(META)?;
-            let meta = table.get(SNAPSHOT_META)?.map(|v| v.value().to_vec());
-            let data = table.get(SNAPSHOT_DATA)?.map(|v| v.value().to_vec());
-            Ok(meta.zip(data))
-        };
-        if let Some((meta, data)) = read().map_err(sm_err)? {
-            let meta: SnapshotMeta<NodeId, BasicNode> = serde_json::from_slice(&meta).map_err(sm_err)?;
-            let image: Image = serde_json::from_slice(&data).map_err(sm_err)?;
+        let mut sm = StateMachine { image: empty, tx, db };
+        if let Some(snapshot) = sm.stored()? {
+            let image: Image = serde_json::from_slice(snapshot.snapshot.get_ref()).map_err(sm_err)?;
             if (image.state.nodes.len(), image.state.sets.len()) != (nodes, sets) {
                 return Err(sm_err(std::io::Error::other(
                     "the stored snapshot is of a cluster with other nodes or sets; the configuration changed",
                 )));
             }
             sm.image = image;
-            sm.snapshot = Some((meta, data));
         }
         Ok(sm)
+    }
+
+    /// The snapshot kept in `db`, if any.
+    fn stored(&self) -> Result<Option<Snapshot<TypeConfig>>> {
+        let read = || -> std::result::Result<Option<Stored>, redb::Error> {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(META)?;
+            let meta = table.get(SNAPSHOT_META)?.map(|v| v.value().to_vec());
+            let data = table.get(SNAPSHOT_DATA)?.map(|v| v.value().to_vec());
+            Ok(meta.zip(data))
+        };
+        let Some((meta, data)) = read().map_err(sm_err)? else { return Ok(None) };
+        let meta: SnapshotMeta<NodeId, BasicNode> = serde_json::from_slice(&meta).map_err(sm_err)?;
+        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
     }
 
     /// The agreed state and the index it is at, as this state machine starts.
@@ -112,9 +120,7 @@ impl StateMachine {
             tx.commit()?;
             Ok(())
         };
-        write().map_err(|e| StorageError::from(StorageIOError::write_snapshot(None, &e)))?;
-        self.snapshot = Some((meta, data));
-        Ok(())
+        write().map_err(|e| StorageError::from(StorageIOError::write_snapshot(None, &e)))
     }
 
     fn meta(&self) -> SnapshotMeta<NodeId, BasicNode> {
@@ -176,7 +182,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        StateMachine { image: self.image.clone(), snapshot: None, tx: self.tx.clone(), db: Arc::clone(&self.db) }
+        StateMachine { image: self.image.clone(), tx: self.tx.clone(), db: Arc::clone(&self.db) }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>> {
@@ -198,10 +204,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
-        Ok(self
-            .snapshot
-            .as_ref()
-            .map(|(meta, data)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new(data.clone())) }))
+        self.stored()
     }
 }
 
@@ -236,8 +239,12 @@ mod tests {
             assert!(matches!(rx.recv().await, Some(Applied::Command { index: 1, .. })));
             assert!(matches!(rx.recv().await, Some(Applied::Command { index: 2, .. })));
             assert!(matches!(rx.recv().await, Some(Applied::Passed { index: 3 })));
-            let snap = sm.build_snapshot().await.unwrap();
+            // openraft builds snapshots with a copy of the machine; the
+            // machine itself must then have it to send to a follower.
+            let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
             assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(3));
+            let current = sm.get_current_snapshot().await.unwrap().expect("the builder's snapshot");
+            assert_eq!(current.meta, snap.meta);
             drop(sm);
             let again = StateMachine::open(3, 1, vec![false; 3], tx, store.database()).unwrap();
             let (state, index) = again.start_point();

@@ -318,7 +318,14 @@ impl Agent {
                         continue;
                     }
                 },
-                Ok(()) = metrics.changed() => {
+                changed = metrics.changed() => {
+                    if changed.is_err() {
+                        // Raft quit (a storage error; its log says which):
+                        // a node that can agree nothing must not go on.
+                        return Err("the agreement layer (Raft) stopped; exiting: the guard releases everything \
+                                    and the supervisor starts the agent again"
+                            .into());
+                    }
                     let now = metrics.borrow().clone();
                     self.tell_voters(&now);
                     if now.current_leader == self.leader { continue; }
