@@ -243,19 +243,27 @@ enum Read {
 /// reads as they come.
 fn watch_slot(path: &Path, node: &str) -> io::Result<(Header, tokio::sync::mpsc::UnboundedReceiver<Read>)> {
     let disk = Disk::open(path)?;
-    let slot = disk.slot(node)?;
+    let mut slot = disk.slot(node)?;
     if slot.message == Message::Off {
-        // The fencer counts this node off `msgwait` after writing the pill,
-        // at the latest now + msgwait: the node stays down until then, so
-        // that the fence is agreed against the incarnation it was meant for
-        // (the simulator: a node back sooner was fenced again and again).
-        tracing::warn!(
-            "baton guard: {} fenced this node through {}; waiting msgwait ({:?}), then clearing the pill",
-            slot.from,
-            path.display(),
-            disk.header.msgwait
-        );
-        std::thread::sleep(disk.header.msgwait);
+        // The fencer counts this node off `msgwait` after writing the pill:
+        // the node stays down until then — and `watch` more, and until no
+        // new pill came meanwhile — so that every fence is agreed against
+        // the incarnation it was meant for (the simulator: a node back
+        // sooner was fenced again and again).
+        loop {
+            tracing::warn!(
+                "baton guard: {} fenced this node through {}; waiting msgwait ({:?}), then clearing the pill",
+                slot.from,
+                path.display(),
+                disk.header.msgwait
+            );
+            std::thread::sleep(disk.header.msgwait + disk.header.watch);
+            let again = disk.slot(node)?;
+            if again.nonce == slot.nonce {
+                break;
+            }
+            slot = again;
+        }
         disk.write(node, Message::Clear, node)?;
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

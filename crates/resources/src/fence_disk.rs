@@ -158,6 +158,21 @@ pub struct Slot {
     pub message: Message,
     /// Who wrote it (`-` after `init`).
     pub from: String,
+    /// Random, new with every write: a node waiting out a pill sees
+    /// whether another came meanwhile.
+    pub nonce: u64,
+}
+
+/// A random number (getrandom(2)).
+fn nonce() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: getrandom(2) writes at most `bytes.len()` bytes into `bytes`.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n == 8 {
+        u64::from_ne_bytes(bytes)
+    } else {
+        0
+    }
 }
 
 /// An open fence disk.
@@ -258,13 +273,15 @@ impl Disk {
             return Err(bad(format!("slot {} does not name {node}", i + 1)));
         }
         let message = Message::parse(&get("message").unwrap_or_default()).map_err(bad)?;
-        Ok(Slot { node: node.to_string(), message, from: get("from").unwrap_or_else(|| "-".into()) })
+        let nonce = get("nonce").and_then(|n| n.parse().ok()).unwrap_or(0);
+        Ok(Slot { node: node.to_string(), message, from: get("from").unwrap_or_else(|| "-".into()), nonce })
     }
 
     /// Writes `message` into `node`'s slot, synced, signed `from`.
     pub fn write(&self, node: &str, message: Message, from: &str) -> io::Result<()> {
         let i = self.index(node)?;
-        self.put(i + 1, &Block::text(&format!("node = {node}\nmessage = {}\nfrom = {from}\n", message.name())))
+        let text = format!("node = {node}\nmessage = {}\nfrom = {from}\nnonce = {}\n", message.name(), nonce());
+        self.put(i + 1, &Block::text(&text))
     }
 
     /// Every slot, in order.

@@ -546,7 +546,7 @@ impl Sim {
                             }
                             Some(t) => self.push(t, Ev::Restart { node, inc }),
                             None => {
-                                let t = self.now + FENCE_DISK_MSGWAIT_US;
+                                let t = self.now + FENCE_DISK_MSGWAIT_US + FENCE_DISK_WATCH_US;
                                 self.pill_wait[i] = Some(t);
                                 self.push(t, Ev::Restart { node, inc });
                             }
@@ -602,6 +602,9 @@ impl Sim {
                 }
                 self.trace(|| format!("n{by} writes a pill into n{target}'s slot"));
                 self.pills[usize::from(target)] = true;
+                // A guard waiting out an earlier pill waits this one out too.
+                let wait = &mut self.pill_wait[usize::from(target)];
+                *wait = wait.map(|_| self.now + FENCE_DISK_MSGWAIT_US + FENCE_DISK_WATCH_US);
                 let read = self.now + self.rng.range(1, FENCE_DISK_WATCH_US);
                 self.push(read, Ev::PillRead { target });
                 self.push(self.now + FENCE_DISK_MSGWAIT_US, Ev::FenceDone { by, inc, target, epoch, incarnation });
