@@ -140,6 +140,12 @@ enum Ev {
     PillRead {
         target: NodeId,
     },
+    /// `node`'s guard has read no slot for `msgwait / 2`, if its disk is
+    /// still lost: it takes the node down.
+    DiskCheck {
+        node: NodeId,
+        inc: u64,
+    },
     /// A node taken back into the agreement layer (`Output::Readmit`)
     /// caught up: it votes again, and `by` hears so.
     Readmitted {
@@ -257,6 +263,8 @@ pub struct Sim {
     /// and finds one waits `msgwait`, then clears it), and when that wait ends.
     pills: Vec<bool>,
     pill_wait: Vec<Option<u64>>,
+    /// Per node: until when its guard cannot read the fence disk.
+    disk_lost_until: Vec<u64>,
     pending_ops: Vec<Command>,
     /// Requests asked and not answered: id → (node, request).
     asked: std::collections::BTreeMap<u64, (NodeId, Request)>,
@@ -315,6 +323,7 @@ impl Sim {
             fencing: BTreeSet::new(),
             pills: vec![false; sc.topo.nodes.len()],
             pill_wait: vec![None; sc.topo.nodes.len()],
+            disk_lost_until: vec![0; sc.topo.nodes.len()],
             pending_ops: Vec::new(),
             asked: std::collections::BTreeMap::new(),
             next_request: 1,
@@ -536,6 +545,10 @@ impl Sim {
                         // finish (its lock), and the agent for its guard.
                         let at = n.released_at;
                         self.push(at, Ev::Restart { node, inc });
+                    } else if self.disk_lost_until[usize::from(node)] > self.now {
+                        // A guard that cannot read its slot does not start.
+                        let at = self.disk_lost_until[usize::from(node)];
+                        self.push(at, Ev::Restart { node, inc });
                     } else if self.pills[usize::from(node)] {
                         // Its guard finds a pill: it waits msgwait, then clears it.
                         let i = usize::from(node);
@@ -610,16 +623,21 @@ impl Sim {
                 self.push(self.now + FENCE_DISK_MSGWAIT_US, Ev::FenceDone { by, inc, target, epoch, incarnation });
             }
             Ev::PillRead { target } => {
-                // Whatever agent runs there now, of the fenced incarnation
-                // or a later one that started before the pill was written.
-                if self.pills[usize::from(target)] && self.nodes[usize::from(target)].core.is_some() {
-                    self.stop_agent(target);
-                    self.trace(|| format!("n{target}'s guard reads its pill: agent killed, everything undone"));
-                    let took = self.guard_release(target);
-                    let n = &mut self.nodes[usize::from(target)];
-                    n.released_at = n.released_at.max(self.now + took);
-                    let (inc, after) = (n.inc, self.rng.range(SECOND / 5, 3 * SECOND));
-                    self.push(self.now + after, Ev::Restart { node: target, inc });
+                let lost = self.disk_lost_until[usize::from(target)];
+                if lost > self.now {
+                    // Read once the disk is back (or the unread limit hits first).
+                    let at = lost + self.rng.range(1, FENCE_DISK_WATCH_US);
+                    self.push(at, Ev::PillRead { target });
+                } else if self.pills[usize::from(target)] && self.nodes[usize::from(target)].core.is_some() {
+                    // Whatever agent runs there now, of the fenced incarnation
+                    // or a later one that started before the pill was written.
+                    self.take_down(target, "reads its pill");
+                }
+            }
+            Ev::DiskCheck { node, inc } => {
+                let n = &self.nodes[usize::from(node)];
+                if n.inc == inc && n.core.is_some() && self.disk_lost_until[usize::from(node)] > self.now {
+                    self.take_down(node, "has read no slot for msgwait/2");
                 }
             }
             Ev::LockPoll { node, token, done_at } => {
@@ -1041,6 +1059,18 @@ impl Sim {
         self.fail(r);
     }
 
+    /// A fence disk's guard takes its node down: the agent killed, then
+    /// everything undone; its supervisor starts the agent again later.
+    fn take_down(&mut self, node: NodeId, why: &str) {
+        self.stop_agent(node);
+        self.trace(|| format!("n{node}'s guard {why}: agent killed, everything undone"));
+        let took = self.guard_release(node);
+        let n = &mut self.nodes[usize::from(node)];
+        n.released_at = n.released_at.max(self.now + took);
+        let (inc, after) = (n.inc, self.rng.range(SECOND / 5, 3 * SECOND));
+        self.push(self.now + after, Ev::Restart { node, inc });
+    }
+
     /// Is a fence of `target`'s (epoch, incarnation) still to be done?
     /// Fenced already, or back in a new epoch: the request is void.
     fn fence_current(&self, target: NodeId, epoch: u64, incarnation: u64) -> bool {
@@ -1095,6 +1125,14 @@ impl Sim {
                     let inc = self.nodes[usize::from(node)].inc;
                     self.push(self.now + down_us, Ev::Restart { node, inc });
                 }
+            }
+            Fault::FenceDiskLost { node, for_us } => {
+                let i = usize::from(node);
+                self.disk_lost_until[i] = self.disk_lost_until[i].max(self.now + for_us);
+                // Its last good read was up to a watch ago.
+                let at = self.now + FENCE_DISK_MSGWAIT_US / 2 - self.rng.range(0, FENCE_DISK_WATCH_US);
+                let inc = self.nodes[i].inc;
+                self.push(at, Ev::DiskCheck { node, inc });
             }
             Fault::Pause { node, for_us } => {
                 let nd = &mut self.nodes[usize::from(node)];
@@ -1175,6 +1213,8 @@ impl Sim {
         self.net.heal();
         self.res = ResourceFaults::default();
         self.fences = FenceFaults::default();
+        let now = self.now;
+        self.disk_lost_until.iter_mut().for_each(|t| *t = (*t).min(now));
         for node in 0..self.nodes.len() as NodeId {
             if self.nodes[usize::from(node)].core.is_none() {
                 // Through a restart, which waits for an old guard's release

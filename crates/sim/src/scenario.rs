@@ -22,6 +22,12 @@ pub enum Fault {
         node: NodeId,
         down_us: u64,
     },
+    /// The node's guard cannot read its slot on the fence disk for
+    /// `for_us` (the others still can).
+    FenceDiskLost {
+        node: NodeId,
+        for_us: u64,
+    },
     /// The agent stops (SIGSTOP) while its clock and guard run on.
     Pause {
         node: NodeId,
@@ -312,8 +318,19 @@ pub fn random(seed: u64) -> Scenario {
     } else {
         FenceFaults::default()
     };
-    // Half the fenced runs fence through a shared disk instead of power.
-    let fence_disk = topo.fenceable.iter().any(|&f| f) && Rng::new(seed ^ 0x7069_6c6c_5f64_6973).chance(500);
+    // Half the fenced runs fence through a shared disk instead of power;
+    // in half of those a node cannot read the disk for a while, once or
+    // twice (a stream of its own: the other seeds keep their faults).
+    let mut disks = Rng::new(seed ^ 0x7069_6c6c_5f64_6973);
+    let fence_disk = topo.fenceable.iter().any(|&f| f) && disks.chance(500);
+    if fence_disk && disks.chance(500) {
+        for _ in 0..disks.range(1, 3) {
+            let at = disks.range(SECOND, heal_at_us - SECOND);
+            let node = disks.index(topo.nodes.len()) as NodeId;
+            faults.push((at, Fault::FenceDiskLost { node, for_us: disks.range(SECOND / 10, 4 * SECOND) }));
+        }
+        faults.sort_by_key(|(t, _)| *t);
+    }
     Scenario {
         topo,
         drift_ppm,
