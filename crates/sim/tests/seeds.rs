@@ -73,6 +73,20 @@ fn seeds_the_long_search_found_stay_fixed() {
     }
 }
 
+/// Seeds that fence through a shared disk, each a fence-again loop found
+/// and fixed: 599 a node started again before its pill was counted; 3092 a
+/// second pill came while the node waited out the first; 7988 a leader
+/// fenced itself and another at once and died of its own pill first.
+#[test]
+fn fence_disk_seeds_the_search_found_stay_fixed() {
+    for seed in [599, 3092, 7988] {
+        assert!(baton_sim::scenario::random(seed).fence_disk, "seed {seed} no longer fences through a disk");
+        if let Err(f) = baton_sim::run_seed(seed, false) {
+            panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
+        }
+    }
+}
+
 /// A set's first start on its preferred node, with that node's agent
 /// SIGKILLed at each moment of a sweep across the start (its guard lives
 /// on); the agent starts again a second later.
