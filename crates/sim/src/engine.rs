@@ -623,10 +623,10 @@ impl Sim {
                 self.push(self.now + FENCE_DISK_MSGWAIT_US, Ev::FenceDone { by, inc, target, epoch, incarnation });
             }
             Ev::PillRead { target } => {
-                let lost = self.disk_lost_until[usize::from(target)];
-                if lost > self.now {
-                    // Read once the disk is back (or the unread limit hits first).
-                    let at = lost + self.rng.range(1, FENCE_DISK_WATCH_US);
+                if self.disk_lost_until[usize::from(target)] > self.now {
+                    // The guard reads again every watch, until the disk is
+                    // back (or the unread limit takes the node down first).
+                    let at = self.now + self.rng.range(1, FENCE_DISK_WATCH_US);
                     self.push(at, Ev::PillRead { target });
                 } else if self.pills[usize::from(target)] && self.nodes[usize::from(target)].core.is_some() {
                     // Whatever agent runs there now, of the fenced incarnation
