@@ -800,6 +800,18 @@ impl Node {
         }
         targets.sort_unstable();
         targets.dedup();
+        // Itself last, once no other fence it asked for is under way: gone
+        // down by its own fence, it could count none of them (simulator,
+        // seed 60512: two servers whose stops both failed, fencing through
+        // a disk, each fenced the other and itself, again and again).
+        if let Some(at) = targets.iter().position(|&n| n == self.me) {
+            targets.remove(at);
+            if !self.fencing.iter().any(|&n| n != self.me)
+                && !targets.iter().any(|&n| self.topo.fenceable[usize::from(n)])
+            {
+                targets.push(self.me);
+            }
+        }
         let retry = retry_after(&self.topo);
         for node in targets {
             let n = usize::from(node);

@@ -478,3 +478,34 @@ fn an_operator_lets_a_node_go_on_alone_only_in_two_node_mode_and_with_its_peer_s
     let out = a.handle(ms(1550), Input::Committed(Command::Alone { node: 0 }));
     assert!(out.contains(&Output::Reply { id: 7, reply: Reply::Done }), "{out:?}");
 }
+
+/// Two nodes whose stops failed: the leader, one of them, fences the other
+/// first and itself only once that fence is done — gone down by its own
+/// fence it could count none (simulator seed 60512).
+#[test]
+fn a_leader_fences_itself_only_once_no_other_fence_is_under_way() {
+    let mut t = topo();
+    t.fenceable = vec![true, true, false];
+    let mut db = t.sets[0].clone();
+    (db.name, db.nodes) = ("db".into(), vec![1, 0]);
+    t.sets.push(db);
+    let mut st = ClusterState::new(3, 2);
+    for node in 0..3 {
+        st.apply(&Command::Join { node, epoch: 0, incarnation: 1 }).unwrap();
+    }
+    for (set, node) in [(0, 0), (1, 1)] {
+        st.apply(&Command::Assign { set, node, generation: 0 }).unwrap();
+        st.apply(&Command::StopFailed { set, node, generation: 1 }).unwrap();
+    }
+    let mut a = Node::new(t, 0, st, Persisted::default(), 1, ms(0));
+    let fences = |out: &[Output]| -> Vec<NodeId> {
+        out.iter().filter_map(|o| if let Output::Fence { node, .. } = o { Some(*node) } else { None }).collect()
+    };
+    let out = a.handle(ms(0), Input::Leader(true));
+    assert_eq!(fences(&out), [1], "the other first: {out:?}");
+    let out = a.handle(ms(200), Input::Tick);
+    assert!(fences(&out).is_empty(), "not itself while b's fence is under way: {out:?}");
+    a.handle(ms(300), Input::FenceDone { node: 1, epoch: 0, incarnation: 1, result: Ok(()) });
+    let out = a.handle(ms(300), Input::Committed(Command::Fenced { node: 1, epoch: 0, incarnation: 1 }));
+    assert_eq!(fences(&out), [0], "b is fenced: then itself: {out:?}");
+}
