@@ -381,6 +381,12 @@ fn a_node_running_a_different_file_shows_as_drift() {
 /// owner's machine dies; the survivor fences it, and only once the device
 /// confirmed it off becomes the only voter and runs web. The dead node
 /// comes back empty, votes again, and both are needed again.
+/// Two-node mode over, as beta sees it: not alone, alpha a voter and online.
+fn together(cluster: &Cluster) -> bool {
+    let s = call(&cluster.socket("beta"), Request::Status).data.unwrap();
+    s["alone"].is_null() && s["nodes"][0]["voter"] == true && s["nodes"][0]["state"] == "online"
+}
+
 #[test]
 fn of_two_nodes_the_survivor_fences_its_peer_then_goes_on_alone_until_it_returns() {
     let cluster = Cluster::pair("two-node-pair");
@@ -406,11 +412,7 @@ fn of_two_nodes_the_survivor_fences_its_peer_then_goes_on_alone_until_it_returns
     assert_eq!(fenced(), "alpha\nalpha\n", "alpha fenced again before beta went on alone again");
 
     let a = cluster.start("alpha");
-    let together = || {
-        let s = call(&cluster.socket("beta"), Request::Status).data.unwrap();
-        s["alone"].is_null() && s["nodes"][0]["voter"] == true && s["nodes"][0]["state"] == "online"
-    };
-    assert!(wait(Duration::from_secs(30), together), "alpha votes again");
+    assert!(wait(Duration::from_secs(30), || together(&cluster)), "alpha votes again");
     assert!(only(&[&a, &b], 1), "web stays on beta");
 }
 
@@ -436,10 +438,6 @@ fn of_two_nodes_a_lone_boot_waits_until_an_operator_says_its_peer_is_off() {
     assert!(alone.ok, "{:?}", alone.error);
     assert!(wait(Duration::from_secs(20), || b.runs_web()), "beta runs web on the operator's word");
     let a = cluster.start("alpha");
-    let together = || {
-        let s = call(&cluster.socket("beta"), Request::Status).data.unwrap();
-        s["alone"].is_null() && s["nodes"][0]["voter"] == true && s["nodes"][0]["state"] == "online"
-    };
-    assert!(wait(Duration::from_secs(30), together), "alpha votes again");
+    assert!(wait(Duration::from_secs(30), || together(&cluster)), "alpha votes again");
     assert!(only(&[&a, &b], 1), "web stays on beta");
 }

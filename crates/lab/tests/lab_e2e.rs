@@ -95,6 +95,20 @@ impl Lab {
         out.stdout.is_empty()
     }
 
+    /// The lab's power switch (its fence agent) turns `node` off or on.
+    fn power(&self, node: &str, action: &str) {
+        let mut switch = Command::new(self.dir.join("fence-agent")).stdin(Stdio::piped()).spawn().unwrap();
+        let input = format!("action={action}\nplug={node}\nlab={}\npassword=lab-fence-password\n", self.dir());
+        std::io::Write::write_all(&mut switch.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        assert!(switch.wait().unwrap().success(), "the power switch did not turn {node} {action}");
+    }
+
+    /// Two-node mode over: beta no longer alone, alpha a voter and online.
+    fn together(&self) -> bool {
+        self.status("beta").is_some_and(|d| d["alone"].is_null() && d["nodes"][0]["voter"] == true)
+            && self.status("alpha").is_some_and(|d| d["nodes"][0]["state"] == "online")
+    }
+
     /// One GET of the service from the client namespace.
     fn fetch(&self) -> Option<String> {
         let out = Command::new("ip")
@@ -1475,14 +1489,8 @@ fn case27_an_address_added_by_hand_on_another_node_is_reported_as_a_duplicate() 
 fn case28_two_servers_and_nothing_else_the_survivor_fences_its_dead_peer_and_runs_the_set() {
     let lab = Lab::up("c28", &["--nodes", "2", "--fencing", "lease"]);
     assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
-    let power = |action: &str| {
-        let mut switch = Command::new(lab.dir.join("fence-agent")).stdin(Stdio::piped()).spawn().unwrap();
-        let input = format!("action={action}\nplug=alpha\nlab={}\npassword=lab-fence-password\n", lab.dir());
-        std::io::Write::write_all(&mut switch.stdin.take().unwrap(), input.as_bytes()).unwrap();
-        assert!(switch.wait().unwrap().success(), "the power switch did not turn alpha {action}");
-    };
     let rec = Recorder::start(&["alpha", "beta"]);
-    power("off");
+    lab.power("alpha", "off");
     assert!(
         wait(Duration::from_secs(20), || lab.owner_seen_by("beta").as_deref() == Some("beta")),
         "beta never took web"
@@ -1494,13 +1502,9 @@ fn case28_two_servers_and_nothing_else_the_survivor_fences_its_dead_peer_and_run
     assert_eq!(doc["alone"], "beta", "{doc}");
     assert_eq!(doc["nodes"][0]["voter"], false, "{doc}");
 
-    power("on");
+    lab.power("alpha", "on");
     lab.run(&["start", "alpha"]);
-    let together = || {
-        lab.status("beta").is_some_and(|d| d["alone"].is_null() && d["nodes"][0]["voter"] == true)
-            && lab.status("alpha").is_some_and(|d| d["nodes"][0]["state"] == "online")
-    };
-    assert!(wait(Duration::from_secs(30), together), "alpha votes again: {:?}", lab.status("beta"));
+    assert!(wait(Duration::from_secs(30), || lab.together()), "alpha votes again: {:?}", lab.status("beta"));
     assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("beta"), "web stays on beta");
     rec.assert_never_two_holders();
 }
@@ -1557,15 +1561,9 @@ fn case30_two_servers_and_a_shared_disk_the_survivor_fences_through_the_disk() {
     let lab = Lab::up("c30", &["--nodes", "2", "--fencing", "disk"]);
     assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
     assert!(fence_slots(&lab).iter().all(|(_, m, _)| m == "clear"), "{:?}", fence_slots(&lab));
-    let power = |action: &str| {
-        let mut switch = Command::new(lab.dir.join("fence-agent")).stdin(Stdio::piped()).spawn().unwrap();
-        let input = format!("action={action}\nplug=alpha\nlab={}\npassword=lab-fence-password\n", lab.dir());
-        std::io::Write::write_all(&mut switch.stdin.take().unwrap(), input.as_bytes()).unwrap();
-        assert!(switch.wait().unwrap().success(), "the power switch did not turn alpha {action}");
-    };
     let rec = Recorder::start(&["alpha", "beta"]);
     let down = Instant::now();
-    power("off");
+    lab.power("alpha", "off");
     assert!(
         wait(Duration::from_secs(20), || lab.owner_seen_by("beta").as_deref() == Some("beta")),
         "beta never took web"
@@ -1576,13 +1574,9 @@ fn case30_two_servers_and_a_shared_disk_the_survivor_fences_through_the_disk() {
     assert!(slots.contains(&("alpha".into(), "off".into(), "beta".into())), "{slots:?}");
     assert_eq!(lab.status("beta").unwrap()["alone"], "beta");
 
-    power("on");
+    lab.power("alpha", "on");
     lab.run(&["start", "alpha"]);
-    let together = || {
-        lab.status("beta").is_some_and(|d| d["alone"].is_null() && d["nodes"][0]["voter"] == true)
-            && lab.status("alpha").is_some_and(|d| d["nodes"][0]["state"] == "online")
-    };
-    assert!(wait(Duration::from_secs(30), together), "alpha votes again: {:?}", lab.status("beta"));
+    assert!(wait(Duration::from_secs(30), || lab.together()), "alpha votes again: {:?}", lab.status("beta"));
     assert!(fence_slots(&lab).iter().all(|(_, m, _)| m == "clear"), "alpha's guard cleared its pill");
     assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("beta"), "web stays on beta");
     rec.assert_never_two_holders();

@@ -108,13 +108,6 @@ impl Device {
                 let (path, from, victim) = (path.clone(), from.clone(), node.to_string());
                 let write = tokio::task::spawn_blocking(move || -> std::io::Result<Duration> {
                     let disk = crate::fence_disk::Disk::open(&path)?;
-                    if victim == from {
-                        // Its own pill last: the pills this node wrote for
-                        // others get counted (their msgwait ends) before its
-                        // guard takes it down (the simulator: a leader that
-                        // fenced itself and another at once confirmed neither).
-                        std::thread::sleep(disk.header.msgwait + disk.header.watch);
-                    }
                     disk.write(&victim, crate::fence_disk::Message::Off, &from)?;
                     Ok(disk.header.msgwait)
                 });

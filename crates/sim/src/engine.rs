@@ -825,9 +825,6 @@ impl Sim {
                     let at = self.now + self.rng.range(100_000, 500_000) + late;
                     let inc = self.nodes[i].inc;
                     if self.sc.fence_disk {
-                        // A node's own pill waits until those it wrote for
-                        // others are counted.
-                        let at = if target == node { at + FENCE_DISK_MSGWAIT_US + FENCE_DISK_WATCH_US } else { at };
                         self.push(at, Ev::Pill { by: node, inc, target, epoch, incarnation });
                     } else {
                         self.push(at, Ev::FenceDone { by: node, inc, target, epoch, incarnation });

@@ -76,7 +76,8 @@ fn seeds_the_long_search_found_stay_fixed() {
 /// Seeds that fence through a shared disk, each a fence-again loop found
 /// and fixed: 599 a node started again before its pill was counted; 3092 a
 /// second pill came while the node waited out the first; 7988 a leader
-/// fenced itself and another at once and died of its own pill first; 39264
+/// fenced itself and another at once and died of its own pill first (the
+/// core now fences itself last); 39264
 /// (the model's own bug) a pill read only long after the disk was back.
 #[test]
 fn fence_disk_seeds_the_search_found_stay_fixed() {
