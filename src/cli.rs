@@ -246,6 +246,7 @@ pub enum DiskCommand {
     /// Write a header and a clear slot for each NODE on DEVICE (a small
     /// shared block device, or a file on storage that takes O_DIRECT).
     Init {
+        /// The shared block device (or file) to write.
         device: PathBuf,
         /// The nodes, one slot each (the names of [nodes.NAME]).
         #[arg(required = true)]
@@ -261,12 +262,18 @@ pub enum DiskCommand {
         force: bool,
     },
     /// The header and every slot.
-    List { device: PathBuf },
+    List {
+        /// The fence disk to read.
+        device: PathBuf,
+    },
     /// Write MESSAGE into NODE's slot: `off` fences NODE by hand, `clear`
     /// takes a pill back.
     Message {
+        /// The fence disk to write.
         device: PathBuf,
+        /// The node whose slot gets the message.
         node: String,
+        /// `off` (a pill: the node goes down) or `clear`.
         #[arg(value_parser = ["off", "clear"])]
         message: String,
     },
