@@ -94,3 +94,41 @@ fn a_second_guard_is_ready_only_once_the_first_has_let_go() {
     assert!(second.wait().unwrap().success());
     let _ = std::fs::remove_file(&lock);
 }
+
+/// A stop program runs once per firing: when the agent dies after its
+/// guard fired, the set may already run on another node, so the guard
+/// undoes only what a syscall undoes again (the soak caught a fired
+/// guard running a set's stop command a second time, beside the owner).
+#[test]
+fn a_fired_guard_does_not_run_stop_programs_again_when_its_agent_dies() {
+    use baton_resources::undo::Undo;
+    let file = std::env::temp_dir().join(format!("baton-guard-stops-{}", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let mut guard = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .arg("guard")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting baton guard");
+    let mut out = BufReader::new(guard.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let mut stdin = guard.stdin.take().unwrap();
+    let stop = Undo::Program {
+        argv: vec!["sh".into(), "-c".into(), format!("echo stopped >> {}", file.display())],
+        env: vec![],
+    };
+    let deadline = monotonic_ms() + 200;
+    for order in [Order::Hold(stop), Order::Deadline(Some(deadline))] {
+        writeln!(stdin, "{}", serde_json::to_string(&order).unwrap()).unwrap();
+    }
+    let mut fired = String::new();
+    out.read_line(&mut fired).unwrap();
+    assert_eq!(fired.trim(), format!("fired {deadline}"));
+    drop(stdin);
+    assert!(guard.wait().unwrap().success());
+    let ran = std::fs::read_to_string(&file).unwrap_or_default();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(ran.lines().count(), 1, "the stop program ran once: {ran:?}");
+}

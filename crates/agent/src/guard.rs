@@ -302,7 +302,7 @@ async fn take_down(nl: &Netlink, held: &Held, agent: libc::pid_t, why: &str) {
     if unsafe { libc::getppid() } == agent {
         unsafe { libc::kill(agent, libc::SIGKILL) };
     }
-    release_all(nl, held, "guard", false).await;
+    release_all(nl, held, "guard", held.fired).await;
 }
 
 /// The guard's main loop (`baton guard`), until the agent closes stdin. It
@@ -362,7 +362,11 @@ pub async fn run(
                     if !held.is_empty() {
                         tracing::warn!("baton guard: the agent died; releasing everything it ran");
                     }
-                    release_all(&nl, &held, "guard", false).await;
+                    // Fired, the stop programs, units and exports were
+                    // undone once already, and the set may run elsewhere
+                    // by now: only the repeatable undos run again (the
+                    // soak caught a stop command run beside the owner).
+                    release_all(&nl, &held, "guard", held.fired).await;
                     if let Some(w) = watchdog.as_mut() {
                         w.disarm();
                     }
