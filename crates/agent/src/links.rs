@@ -1,5 +1,6 @@
 //! Heartbeats on the wire: one UDP socket per link, bound to this node's
-//! address on that link; every heartbeat goes to every peer on every link.
+//! address on that link; every heartbeat goes to every peer on every link
+//! both are on (a remote witness is on the first links only).
 
 use std::io;
 use std::net::SocketAddr;
@@ -58,11 +59,10 @@ impl Links {
         for (link, socket) in self.sockets.iter().enumerate() {
             let bytes = heartbeat::encode(hb, self.cluster, link as u8, &self.keys);
             for (node, addrs) in self.peers.iter().enumerate() {
-                if node != self.me {
-                    // A send error is a link problem; the detector will see it.
-                    if socket.try_send_to(&bytes, addrs[link]).is_ok() {
-                        self.sent[link] += 1;
-                    }
+                let Some(&to) = addrs.get(link).filter(|_| node != self.me) else { continue };
+                // A send error is a link problem; the detector will see it.
+                if socket.try_send_to(&bytes, to).is_ok() {
+                    self.sent[link] += 1;
                 }
             }
         }

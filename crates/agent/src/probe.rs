@@ -87,13 +87,13 @@ impl Prober {
             }
             // The interface on this address's link: the one holding this
             // node's own address there.
-            let mine = self.node_addresses[usize::from(self.me)][link];
+            let Some(&mine) = self.node_addresses[usize::from(self.me)].get(link) else { continue };
             let Some(iface) = ifaces.iter().find(|i| i.addresses.iter().any(|(a, _)| *a == mine)) else { continue };
             let Some(mac) = iface.mac else { continue };
             let nodes: Vec<(NodeId, Ipv4Addr)> = (0..self.node_addresses.len())
                 .filter(|&n| n != usize::from(self.me))
-                .filter_map(|n| match self.node_addresses[n][link] {
-                    IpAddr::V4(v4) => Some((n as NodeId, v4)),
+                .filter_map(|n| match self.node_addresses[n].get(link)? {
+                    IpAddr::V4(v4) => Some((n as NodeId, *v4)),
                     IpAddr::V6(_) => None,
                 })
                 .collect();

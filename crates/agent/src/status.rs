@@ -67,13 +67,20 @@ pub fn document(
     let name = |n: NodeId| config.nodes[usize::from(n)].name.clone();
     let nodes: Vec<Value> = (0..config.nodes.len() as NodeId)
         .map(|n| {
+            let shared = node.topology().shared_links(me, n);
             let links: Vec<Value> = config.nodes[usize::from(n)]
                 .addresses
                 .iter()
                 .enumerate()
                 .map(|(l, a)| {
-                    let up = n == me || node.detector().is_alive(n) && node.detector().link_up(n, l);
-                    json!({"address": a.ip.to_string(), "state": if up { "up" } else { "down" }})
+                    // "none": this node is not on that link (a remote witness).
+                    let state =
+                        match n == me || l < shared && node.detector().is_alive(n) && node.detector().link_up(n, l) {
+                            true => "up",
+                            false if l < shared => "down",
+                            false => "none",
+                        };
+                    json!({"address": a.ip.to_string(), "state": state})
                 })
                 .collect();
             let rec = node.state().node(n);

@@ -68,8 +68,8 @@ fn pair(ctx: &mut Ctx, config: &Config, span: &Span) {
         "two nodes are each other's only majority: when one is silent the other can agree nothing, so no set \
          would ever fail over; give both a fence device in [fencing] (two-node mode: the survivor fences the \
          other and goes on alone) — a power fence agent, or a small shared disk (`disk = \"/dev/...\"`, set up \
-         by `baton disk init`) — or add a witness node (`witness = true`, any small machine with an address on \
-         every link)"
+         by `baton disk init`) — or add a witness node (`witness = true`: any small machine, on one link or \
+         behind a router)"
             .to_string(),
     );
 }
@@ -197,6 +197,9 @@ fn secret_path(ctx: &mut Ctx, base: &Path, (name, span): (String, Span), key: &s
 
 fn nodes(ctx: &mut Ctx, t: &Table) -> Vec<NodeConfig> {
     let mut out: Vec<NodeConfig> = Vec::new();
+    // Each node's first address, where a wrong count is reported (`None`:
+    // some address did not parse, and was reported).
+    let mut firsts = Vec::new();
     for e in &t.entries {
         let path = format!("nodes.{}", e.key);
         let Val::Table(nt) = &e.value else {
@@ -230,33 +233,23 @@ fn nodes(ctx: &mut Ctx, t: &Table) -> Vec<NodeConfig> {
             }
         }
         f.finish(ctx, |_| None);
-        if addresses.len() == listed {
-            check_addresses(ctx, &path, &addresses, &spans, &out);
+        let node = NodeConfig { name: e.key.clone(), addresses, witness };
+        let complete = node.addresses.len() == listed;
+        if complete {
+            check_addresses(ctx, &path, &node, &spans, &out);
         }
-        out.push(NodeConfig { name: e.key.clone(), addresses, witness });
+        firsts.push(complete.then(|| spans.first().cloned().flatten()));
+        out.push(node);
     }
+    check_links(ctx, &out, &firsts);
     out
 }
 
-/// Every node has one address per link, no address is used twice, and the
-/// addresses of one link share a subnet where prefixes are given.
-fn check_addresses(ctx: &mut Ctx, path: &str, addrs: &[Address], spans: &[Span], before: &[NodeConfig]) {
-    if let Some(first) = before.iter().find(|n| !n.addresses.is_empty()) {
-        let (want, have) = (first.addresses.len(), addrs.len());
-        if have != want && have > 0 {
-            let plural = |n| if n == 1 { "address" } else { "addresses" };
-            ctx.at(
-                &spans[0],
-                &format!("{path}.addresses"),
-                format!(
-                    "has {have} {}, but nodes.{} has {want}; every node needs one address per link, in the same order",
-                    plural(have),
-                    first.name
-                ),
-            );
-            return;
-        }
-    }
+/// No address is used twice, and the addresses of one link share a subnet
+/// where prefixes are given — but a witness's, which may be reached through
+/// a router (a remote witness).
+fn check_addresses(ctx: &mut Ctx, path: &str, node: &NodeConfig, spans: &[Span], before: &[NodeConfig]) {
+    let addrs = &node.addresses;
     for (i, a) in addrs.iter().enumerate() {
         let key = format!("{path}.addresses[{i}]");
         let earlier = addrs[..i].iter().position(|b| b.ip == a.ip).map(|j| format!("{path}.addresses[{j}]"));
@@ -268,8 +261,11 @@ fn check_addresses(ctx: &mut Ctx, path: &str, addrs: &[Address], spans: &[Span],
             ctx.at(&spans[i], &key, format!("{} is already used by {dup}", a.ip));
             continue;
         }
-        let peer = before.iter().find_map(|n| n.addresses.get(i).filter(|b| b.prefix.is_some()).map(|b| (n, b)));
-        if let (Some((n, b)), Some(_)) = (peer, a.prefix) {
+        let peer = before
+            .iter()
+            .filter(|n| !n.witness)
+            .find_map(|n| n.addresses.get(i).filter(|b| b.prefix.is_some()).map(|b| (n, b)));
+        if let (Some((n, b)), Some(_), false) = (peer, a.prefix, node.witness) {
             if a.subnet() != b.subnet() {
                 let msg = format!(
                     "{a} is not in link {i}'s subnet {} (from nodes.{})",
@@ -282,10 +278,46 @@ fn check_addresses(ctx: &mut Ctx, path: &str, addrs: &[Address], spans: &[Span],
     }
 }
 
+/// Every full node has one address per link, in the same order; a witness
+/// one for each of the first links, at least one (a remote witness may be
+/// on one link only).
+fn check_links(ctx: &mut Ctx, nodes: &[NodeConfig], spans: &[Option<Span>]) {
+    let complete = |(n, span): &(&NodeConfig, &Option<Span>)| !n.witness && !n.addresses.is_empty() && span.is_some();
+    let Some((first, _)) = nodes.iter().zip(spans).find(complete) else { return };
+    let want = first.addresses.len();
+    let plural = |n| if n == 1 { "address" } else { "addresses" };
+    for (n, span) in nodes.iter().zip(spans) {
+        let Some(span) = span else { continue };
+        let have = n.addresses.len();
+        let wrong = if n.witness { have > want } else { have != want };
+        if have == 0 || !wrong {
+            continue;
+        }
+        let msg = if n.witness {
+            format!(
+                "has {have} {}, but the cluster has {want} link{} (nodes.{} has {want}); a witness has one \
+                 address for each of the first links, or fewer",
+                plural(have),
+                if want == 1 { "" } else { "s" },
+                first.name
+            )
+        } else {
+            format!(
+                "has {have} {}, but nodes.{} has {want}; every node needs one address per link, in the same order",
+                plural(have),
+                first.name
+            )
+        };
+        ctx.at(span, &format!("nodes.{}.addresses", n.name), msg);
+    }
+}
+
 /// For each link, the subnet its addresses are in, if any node gave a prefix.
+/// (A witness's addresses say nothing of it: it may be behind a router.)
 pub fn link_subnets(nodes: &[NodeConfig]) -> Vec<Option<Address>> {
-    let links = nodes.iter().map(|n| n.addresses.len()).max().unwrap_or(0);
-    (0..links).map(|l| nodes.iter().find_map(|n| n.addresses.get(l).and_then(Address::subnet))).collect()
+    let full = || nodes.iter().filter(|n| !n.witness);
+    let links = full().map(|n| n.addresses.len()).max().unwrap_or(0);
+    (0..links).map(|l| full().find_map(|n| n.addresses.get(l).and_then(Address::subnet))).collect()
 }
 
 fn sets(ctx: &mut Ctx, t: &Table, nodes: &[NodeConfig], links: &[Option<Address>]) -> Vec<SetConfig> {

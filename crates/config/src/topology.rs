@@ -46,7 +46,11 @@ fn resource_spec(r: &Resource) -> ResourceSpec {
 
 impl Config {
     pub fn topology(&self) -> Topology {
-        let nodes = self.nodes.iter().map(|n| NodeSpec { name: n.name.clone(), witness: n.witness }).collect();
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| NodeSpec { name: n.name.clone(), witness: n.witness, links: n.addresses.len() })
+            .collect();
         let sets = self
             .sets
             .iter()
@@ -136,13 +140,14 @@ impl Config {
     /// (from the nodes' prefixes, else from the address's own).
     pub fn link_of(&self, address: &Address) -> Option<usize> {
         let subnets = crate::parse::link_subnets(&self.nodes);
-        let mine = self.nodes.first()?;
+        let mine = self.nodes.iter().find(|n| !n.witness)?;
         (0..self.links())
             .find(|&l| subnets[l].is_some_and(|s| s.contains(address.ip)) || address.contains(mine.addresses[l].ip))
     }
 
+    /// How many links every full node is on (a witness may be on fewer).
     pub fn links(&self) -> usize {
-        self.nodes.first().map_or(0, |n| n.addresses.len())
+        self.nodes.iter().find(|n| !n.witness).map_or(0, |n| n.addresses.len())
     }
 
     pub fn node_index(&self, name: &str) -> Option<usize> {

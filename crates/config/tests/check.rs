@@ -457,3 +457,19 @@ fn realtime_is_on_unless_turned_off_and_takes_true_or_false() {
     let e = errors(&bad);
     assert!(e.contains("cluster.realtime") && e.contains("true or false"), "{e}");
 }
+
+#[test]
+fn a_remote_witness_is_on_the_first_links_only_and_may_be_behind_a_router() {
+    accepted(&with("[\"10.0.0.3/24\", \"192.168.0.3/24\"]", "[\"172.16.5.9/24\"]"));
+    assert_eq!(
+        errors(&with("[\"10.0.0.3/24\", \"192.168.0.3/24\"]", "[\"10.0.0.3/24\", \"192.168.0.3/24\", \"10.1.0.3\"]")),
+        "DIR/cluster.toml:10:14: nodes.arbiter.addresses: has 3 addresses, but the cluster has 2 links (nodes.alpha \
+         has 2); a witness has one address for each of the first links, or fewer"
+    );
+    assert_eq!(
+        errors(&with("[\"10.0.0.2/24\", \"192.168.0.2/24\"]", "[\"10.1.0.2/24\", \"192.168.0.2/24\"]")),
+        "DIR/cluster.toml:8:14: nodes.beta.addresses[0]: 10.1.0.2/24 is not in link 0's subnet 10.0.0.0/24 (from \
+         nodes.alpha)",
+        "a full node's addresses are still checked against the link's subnet"
+    );
+}

@@ -3,7 +3,8 @@
 //! fault detector: the caller passes `now`, which must never go backwards.
 //!
 //! A link silent from a peer for `timeout` is down — an event to log, not a
-//! failover. A peer is dead only when every link to it is down.
+//! failover. A peer is dead only when every link to it is down. Only the
+//! links both nodes are on count (a remote witness is on fewer).
 
 use std::time::Duration;
 
@@ -39,10 +40,14 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub fn new(me: NodeId, nodes: usize, links: usize, timeout: Duration, now: Time) -> Self {
-        assert!(links > 0 && usize::from(me) < nodes);
-        let peer = Peer { last: vec![now; links], up: vec![true; links], alive: true, heard: false, alive_since: now };
-        Detector { me, timeout, peers: vec![peer; nodes], now }
+    /// `links[n]`: how many links node `n` shares with `me`.
+    pub fn new(me: NodeId, links: &[usize], timeout: Duration, now: Time) -> Self {
+        assert!(usize::from(me) < links.len());
+        let peer = |&shared: &usize| {
+            assert!(shared > 0, "a node shares no link with node {me}");
+            Peer { last: vec![now; shared], up: vec![true; shared], alive: true, heard: false, alive_since: now }
+        };
+        Detector { me, timeout, peers: links.iter().map(peer).collect(), now }
     }
 
     fn advance(&mut self, now: Time) {
@@ -157,7 +162,7 @@ mod tests {
 
     #[test]
     fn one_silent_link_is_a_link_event_not_a_death() {
-        let mut d = Detector::new(0, 2, 2, T, ms(0));
+        let mut d = Detector::new(0, &[2, 2], T, ms(0));
         assert_eq!(d.heard(ms(10), 1, 0), vec![]);
         assert_eq!(d.heard(ms(10), 1, 1), vec![]);
         assert_eq!(d.heard(ms(900), 1, 0), vec![]);
@@ -168,7 +173,7 @@ mod tests {
 
     #[test]
     fn a_peer_is_dead_when_every_link_is_silent_for_the_timeout() {
-        let mut d = Detector::new(0, 3, 2, T, ms(0));
+        let mut d = Detector::new(0, &[2, 2, 2], T, ms(0));
         d.heard(ms(100), 2, 0);
         d.heard(ms(300), 2, 1);
         assert_eq!(d.next_deadline(), Some(ms(1000)), "peer 1 was never heard: boot grace ends at 1s");
@@ -188,14 +193,35 @@ mod tests {
     }
 
     #[test]
+    fn a_witness_on_one_link_is_judged_on_that_link_alone() {
+        let mut d = Detector::new(0, &[2, 2, 1], T, ms(0));
+        d.heard(ms(100), 1, 0);
+        d.heard(ms(100), 1, 1);
+        d.heard(ms(100), 2, 0);
+        assert_eq!(d.poll(ms(1099)), vec![], "no event for the link the witness is not on");
+        assert_eq!(
+            d.poll(ms(1100)),
+            vec![
+                Change::LinkDown { peer: 1, link: 0, last_heard: ms(100) },
+                Change::LinkDown { peer: 1, link: 1, last_heard: ms(100) },
+                Change::NodeDown { peer: 1, last_heard: ms(100) },
+                Change::LinkDown { peer: 2, link: 0, last_heard: ms(100) },
+                Change::NodeDown { peer: 2, last_heard: ms(100) },
+            ]
+        );
+        assert_eq!(d.heard(ms(1200), 2, 0), vec![Change::NodeUp { peer: 2 }, Change::LinkUp { peer: 2, link: 0 }]);
+        assert!(d.is_alive(2));
+    }
+
+    #[test]
     fn a_peer_never_heard_is_not_alive_for_placement() {
-        let d = Detector::new(0, 2, 1, T, ms(0));
+        let d = Detector::new(0, &[1, 1], T, ms(0));
         assert!(!d.is_alive(1) && !d.is_dead(1));
     }
 
     #[test]
     fn a_peer_that_joins_gets_a_timeout_of_grace() {
-        let mut d = Detector::new(0, 2, 1, T, ms(0));
+        let mut d = Detector::new(0, &[1, 1], T, ms(0));
         d.poll(ms(1000));
         assert!(d.is_dead(1));
         d.grace(ms(5000), 1);
@@ -213,7 +239,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "time went backwards")]
     fn time_going_backwards_is_a_bug() {
-        let mut d = Detector::new(0, 2, 1, T, ms(5));
+        let mut d = Detector::new(0, &[1, 1], T, ms(5));
         d.poll(ms(4));
     }
 }

@@ -290,7 +290,8 @@ impl Node {
         let mut persisted = persisted;
         persisted.denials.resize(n, Denial::default());
         persisted.abandoned.resize(topo.sets.len(), None);
-        let detector = Detector::new(me, n, topo.links, topo.timing.lease, now);
+        let shared: Vec<usize> = (0..n).map(|p| topo.shared_links(me, p as NodeId)).collect();
+        let detector = Detector::new(me, &shared, topo.timing.lease, now);
         let lease = Lease::new(me, n, topo.timing.hold(), incarnation << 32);
         let sets = topo.sets.iter().enumerate().map(|(i, s)| Lifecycle::new(i as SetId, s)).collect();
         Node {
@@ -460,7 +461,7 @@ impl Node {
 
     fn on_heartbeat(&mut self, now: Time, link: usize, hb: Heartbeat, out: &mut Vec<Output>) {
         let from = usize::from(hb.from);
-        if hb.from == self.me || from >= self.topo.nodes.len() || link >= self.topo.links {
+        if hb.from == self.me || from >= self.topo.nodes.len() || link >= self.topo.shared_links(self.me, hb.from) {
             return;
         }
         for change in self.detector.heard(now, hb.from, link) {

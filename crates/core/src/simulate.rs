@@ -97,7 +97,7 @@ mod tests {
     use crate::topology::{Failback, NodeSpec, SetSpec, Timing};
 
     fn topo(failback: Failback) -> Topology {
-        let node = |name: &str| NodeSpec { name: name.into(), witness: false };
+        let node = |name: &str| NodeSpec { name: name.into(), witness: false, links: 1 };
         Topology {
             nodes: vec![node("a"), node("b"), node("c")],
             links: 1,

@@ -10,7 +10,7 @@ pub use baton_state::{NodeId, SetId};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
     pub nodes: Vec<NodeSpec>,
-    /// How many networks every node shares; heartbeats go on each.
+    /// How many networks every full node is on; heartbeats go on each.
     pub links: usize,
     pub sets: Vec<SetSpec>,
     pub timing: Timing,
@@ -24,6 +24,9 @@ pub struct NodeSpec {
     pub name: String,
     /// A witness votes but never runs a set.
     pub witness: bool,
+    /// It is on the first `links` links: every link for a full node, one
+    /// or more for a witness (a remote witness, ARCHITECTURE.md).
+    pub links: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +146,12 @@ impl Topology {
         &self.sets[usize::from(set)].name
     }
 
+    /// The links two nodes are both on (the first ones): heartbeats
+    /// between them go on these, and silence is judged on these.
+    pub fn shared_links(&self, a: NodeId, b: NodeId) -> usize {
+        self.nodes[usize::from(a)].links.min(self.nodes[usize::from(b)].links)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         self.timing.validate()?;
         if self.nodes.is_empty() || self.nodes.len() > usize::from(NodeId::MAX) {
@@ -150,6 +159,12 @@ impl Topology {
         }
         if self.links == 0 {
             return Err("no links".into());
+        }
+        for n in &self.nodes {
+            let ok = if n.witness { (1..=self.links).contains(&n.links) } else { n.links == self.links };
+            if !ok {
+                return Err(format!("node {} is on {} of {} links", n.name, n.links, self.links));
+            }
         }
         if self.fenceable.len() != self.nodes.len() {
             return Err(format!("fenceable has {} entries for {} nodes", self.fenceable.len(), self.nodes.len()));

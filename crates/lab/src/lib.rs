@@ -172,6 +172,10 @@ pub struct UpArgs {
     /// Add a witness node, `arbiter`.
     #[arg(long)]
     pub witness: bool,
+    /// Add a remote witness instead: `arbiter` on link 0 only, in a subnet
+    /// of its own (10.89.0.0/24) reached through a router (the switch).
+    #[arg(long, conflicts_with = "witness")]
+    pub remote_witness: bool,
     /// Networks every node shares.
     #[arg(long, default_value_t = 2)]
     pub links: usize,

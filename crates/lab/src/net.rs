@@ -18,6 +18,10 @@ use super::{node_status, wait_until, UpArgs};
 /// The default prefix of the lab's namespace names.
 pub const PREFIX: &str = "btnl-";
 pub const VIP: &str = "10.88.0.100";
+/// The remote witness's address, and the router's on either side of it.
+const REMOTE_WITNESS: &str = "10.89.0.2";
+const ROUTER_WITNESS_SIDE: &str = "10.89.0.1";
+const ROUTER_LINK_SIDE: &str = "10.88.0.254";
 const NAMES: [&str; 9] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"];
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -37,6 +41,9 @@ pub struct Lab {
     /// Full nodes, in preference order; the witness (if any) is last in `all`.
     pub nodes: Vec<String>,
     pub witness: Option<String>,
+    /// The witness is remote: on link 0 only, behind the switch's router.
+    #[serde(default)]
+    pub remote_witness: bool,
     pub links: usize,
     pub agents: BTreeMap<String, u32>,
     /// Per node, a process that holds the node's mount namespace, so that
@@ -194,6 +201,24 @@ impl Lab {
         format!("10.88.{link}.{}", i + 1)
     }
 
+    /// Is node `i` the remote witness?
+    fn remote(&self, i: usize) -> bool {
+        self.remote_witness && i == self.nodes.len()
+    }
+
+    /// The links node `i` is on: all, or link 0 for a remote witness.
+    fn links_of(&self, i: usize) -> std::ops::Range<usize> {
+        0..if self.remote(i) { 1 } else { self.links }
+    }
+
+    /// Node `i`'s address on `link`, with its prefix.
+    fn address_of(&self, i: usize, link: usize) -> String {
+        match self.remote(i) {
+            true => format!("{REMOTE_WITNESS}/24"),
+            false => format!("{}/24", Lab::address(i, link)),
+        }
+    }
+
     fn file(dir: &Path) -> PathBuf {
         dir.join("lab.json")
     }
@@ -240,7 +265,8 @@ impl Lab {
             keepalived: args.keepalived.clone(),
             http_token: args.http_token,
             nodes: NAMES[..args.nodes].iter().map(|s| s.to_string()).collect(),
-            witness: args.witness.then(|| "arbiter".to_string()),
+            witness: (args.witness || args.remote_witness).then(|| "arbiter".to_string()),
+            remote_witness: args.remote_witness,
             links: args.links,
             agents: BTreeMap::new(),
             holders: BTreeMap::new(),
@@ -270,6 +296,27 @@ impl Lab {
         Ok(lab)
     }
 
+    /// The switch routes between link 0 and the remote witness's subnet,
+    /// and every full node has a route to it through link 0.
+    fn route_to_witness(&self) -> Result<(), String> {
+        let (switch, i) = (&self.switch(), self.nodes.len());
+        ip(&["-n", switch, "addr", "add", &format!("{ROUTER_LINK_SIDE}/24"), "dev", "br0"])?;
+        ip(&["-n", switch, "addr", "add", &format!("{ROUTER_WITNESS_SIDE}/24"), "dev", &Lab::port(i, 0)])?;
+        ip(&["-n", switch, "link", "set", &Lab::port(i, 0), "up"])?;
+        let forward = Command::new("ip")
+            .args(["netns", "exec", switch, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            .status()
+            .map_err(|e| format!("sysctl: {e}"))?;
+        if !forward.success() {
+            return Err("turning on forwarding in the lab's switch failed".into());
+        }
+        ip(&["-n", &self.ns("arbiter")?, "route", "add", "default", "via", ROUTER_WITNESS_SIDE])?;
+        for node in &self.nodes {
+            ip(&["-n", &self.ns(node)?, "route", "add", "10.89.0.0/24", "via", ROUTER_LINK_SIDE])?;
+        }
+        Ok(())
+    }
+
     fn build(&self, extra: &str, heartbeat: &str, lease: &str) -> Result<(), String> {
         let switch = &self.switch();
         let client = self.ns("client")?;
@@ -284,15 +331,20 @@ impl Lab {
         for (ns, i) in &hosts {
             ip(&["netns", "add", ns])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            let links = if *ns == client { 1 } else { self.links };
-            for l in 0..links {
+            let links = if *ns == client { 0..1 } else { self.links_of(*i) };
+            for l in links {
                 let port = if *ns == client { "c0".to_string() } else { Lab::port(*i, l) };
                 let eth = format!("eth{l}");
                 ip(&["-n", switch, "link", "add", &port, "type", "veth", "peer", "name", &eth, "netns", ns])?;
-                ip(&["-n", switch, "link", "set", &port, "master", &format!("br{l}"), "up"])?;
-                ip(&["-n", ns, "addr", "add", &format!("{}/24", Lab::address(*i, l)), "dev", &eth])?;
+                if !self.remote(*i) {
+                    ip(&["-n", switch, "link", "set", &port, "master", &format!("br{l}"), "up"])?;
+                }
+                ip(&["-n", ns, "addr", "add", &self.address_of(*i, l), "dev", &eth])?;
                 ip(&["-n", ns, "link", "set", &eth, "up"])?;
             }
+        }
+        if self.remote_witness {
+            self.route_to_witness()?;
         }
         let mut secret = [0u8; 48];
         std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret)).map_err(|e| e.to_string())?;
@@ -381,7 +433,7 @@ impl Lab {
             t += "http_token_file = \"http-token\"\n";
         }
         for (i, node) in self.all().iter().enumerate() {
-            let addrs: Vec<String> = (0..self.links).map(|l| format!("\"{}/24\"", Lab::address(i, l))).collect();
+            let addrs: Vec<String> = self.links_of(i).map(|l| format!("\"{}\"", self.address_of(i, l))).collect();
             t += &format!("\n[nodes.{node}]\naddresses = [{}]\n", addrs.join(", "));
             if Some(node) == self.witness.as_ref() {
                 t += "witness = true\n";
@@ -557,9 +609,10 @@ impl Lab {
 
     pub fn cut(&self, node: &str, link: Option<usize>) -> Result<(), String> {
         let i = self.index(node)?;
-        for l in link.map_or(0..self.links, |l| l..l + 1) {
-            if l >= self.links {
-                return Err(format!("the lab has links 0 to {}", self.links - 1));
+        let on = self.links_of(i);
+        for l in link.map_or(on.clone(), |l| l..l + 1) {
+            if !on.contains(&l) {
+                return Err(format!("{node} is on links 0 to {}", on.end - 1));
             }
             ip(&["-n", &self.switch(), "link", "set", &Lab::port(i, l), "down"])?;
         }
@@ -599,10 +652,13 @@ impl Lab {
             return Err(format!("{node} still has processes after SIGKILL"));
         }
         let i = self.index(node)?;
-        for l in 0..self.links {
+        for l in self.links_of(i) {
             let eth = format!("eth{l}");
             ip(&["-n", &ns, "addr", "flush", "dev", &eth])?;
-            ip(&["-n", &ns, "addr", "add", &format!("{}/24", Lab::address(i, l)), "dev", &eth])?;
+            ip(&["-n", &ns, "addr", "add", &self.address_of(i, l), "dev", &eth])?;
+        }
+        if self.remote(i) {
+            ip(&["-n", &ns, "route", "replace", "default", "via", ROUTER_WITNESS_SIDE])?;
         }
         Ok(())
     }
@@ -610,7 +666,7 @@ impl Lab {
     /// Brings `node`'s links back (a fence device's `on`).
     pub fn restore(&self, node: &str) -> Result<(), String> {
         let i = self.index(node)?;
-        for l in 0..self.links {
+        for l in self.links_of(i) {
             ip(&["-n", &self.switch(), "link", "set", &Lab::port(i, l), "up"])?;
         }
         Ok(())
@@ -618,8 +674,12 @@ impl Lab {
 
     pub fn heal(&self) -> Result<(), String> {
         for l in 0..self.links {
-            for i in 0..self.all().len() {
-                ip(&["-n", &self.switch(), "link", "set", &Lab::port(i, l), "master", &format!("br{l}"), "up"])?;
+            for i in (0..self.all().len()).filter(|&i| self.links_of(i).contains(&l)) {
+                let port = Lab::port(i, l);
+                match self.remote(i) {
+                    true => ip(&["-n", &self.switch(), "link", "set", &port, "up"])?,
+                    false => ip(&["-n", &self.switch(), "link", "set", &port, "master", &format!("br{l}"), "up"])?,
+                }
             }
             for k in 0..self.all().len() {
                 let _ = ip(&["-n", &self.switch(), "link", "del", &format!("br{l}p{k}")]);
@@ -635,6 +695,9 @@ impl Lab {
             .collect::<Result<_, _>>()?;
         if groups.len() < 2 {
             return Err("a partition needs at least two groups, e.g. alpha,beta/gamma".into());
+        }
+        if self.remote_witness {
+            return Err("the lab cannot split a remote witness's router: cut nodes off instead".into());
         }
         self.heal()?;
         for l in 0..self.links {

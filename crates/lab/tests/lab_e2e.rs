@@ -1636,6 +1636,33 @@ fn case32_a_node_that_cannot_read_its_fence_disk_slot_goes_down() {
     rec.assert_never_two_holders();
 }
 
+/// Two servers and a remote witness: `arbiter` is on link 0 only, in a
+/// subnet of its own behind a router. Its vote counts: alpha cut off on
+/// both links, beta and the witness are a majority and beta serves; alpha
+/// holds nothing. The witness shows the link it is not on as "none".
+#[test]
+fn case33_two_servers_and_a_remote_witness_behind_a_router_fail_over() {
+    let lab = Lab::up("c33", &["--nodes", "2", "--remote-witness"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let seen = lab.status("arbiter").expect("the witness answers");
+    assert_eq!(seen["nodes"][0]["state"], "online", "{seen}");
+    assert_eq!(seen["nodes"][0]["links"][0]["state"], "up", "{seen}");
+    assert_eq!(seen["nodes"][0]["links"][1]["state"], "none", "{seen}");
+    assert_eq!(seen["nodes"][2]["links"].as_array().map(Vec::len), Some(1), "{seen}");
+    assert_eq!(seen["nodes"][2]["links"][0]["address"], "10.89.0.2", "{seen}");
+    let rec = Recorder::start(&["alpha", "beta"]);
+    lab.run(&["cut", "alpha"]);
+    assert!(
+        wait(Duration::from_secs(15), || lab.owner_seen_by("beta").as_deref() == Some("beta")),
+        "beta never took web: {:?}",
+        lab.status("beta")
+    );
+    assert!(wait(Duration::from_secs(5), || !lab.has_vip("alpha")), "alpha kept the address after its lease");
+    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("beta")), "the client reaches beta");
+    assert!(lab.status("beta").is_some_and(|d| d["alone"].is_null()), "a witness, not two-node mode");
+    rec.assert_never_two_holders();
+}
+
 /// The README's first command, and the same on two servers with a shared
 /// fence disk: the client is answered by another node, and the demo says
 /// how long it waited.

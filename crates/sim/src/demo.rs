@@ -11,7 +11,7 @@ use crate::Sim;
 
 /// The demo's cluster: alpha and beta, witness arbiter; web = an address and a web server.
 pub fn topology() -> Topology {
-    let node = |name: &str, witness| NodeSpec { name: name.into(), witness };
+    let node = |name: &str, witness| NodeSpec { name: name.into(), witness, links: 2 };
     let resource = |label: &str| ResourceSpec {
         label: label.into(),
         start_timeout: Duration::from_secs(5),

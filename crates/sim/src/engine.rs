@@ -309,7 +309,7 @@ impl Sim {
             seq: 0,
             queue: BinaryHeap::new(),
             nodes: (0..n).map(|_| node()).collect(),
-            net: Net::new(n, sc.topo.links),
+            net: Net::new(sc.topo.nodes.iter().map(|s| s.links).collect()),
             log: Vec::new(),
             reference: ClusterState::new(n, sc.topo.sets.len()).requiring_fence(sc.fence_required.clone()),
             leader: None,

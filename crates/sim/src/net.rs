@@ -1,11 +1,15 @@
 //! The simulated network: per link and per direction it can be cut; every
-//! packet may be lost, duplicated or delayed (and so reordered).
+//! packet may be lost, duplicated or delayed (and so reordered). A node is
+//! on its first links only (a remote witness is on fewer): nothing passes
+//! on a link one end is not on, whatever is healed.
 
 use crate::rng::Rng;
 
 pub struct Net {
     nodes: usize,
     links: usize,
+    /// Per node: how many of the first links it is on.
+    on: Vec<usize>,
     /// [link][from][to]: packets from → to on that link are dropped.
     cut: Vec<bool>,
     pub loss_per_mille: u32,
@@ -14,10 +18,12 @@ pub struct Net {
 }
 
 impl Net {
-    pub fn new(nodes: usize, links: usize) -> Self {
+    pub fn new(on: Vec<usize>) -> Self {
+        let (nodes, links) = (on.len(), on.iter().copied().max().unwrap_or(0));
         Net {
             nodes,
             links,
+            on,
             cut: vec![false; links * nodes * nodes],
             loss_per_mille: 0,
             dup_per_mille: 0,
@@ -42,7 +48,7 @@ impl Net {
     }
 
     pub fn open(&self, link: usize, from: usize, to: usize) -> bool {
-        !self.cut[self.at(link, from, to)]
+        link < self.on[from].min(self.on[to]) && !self.cut[self.at(link, from, to)]
     }
 
     /// Can `a` and `b` hold a conversation (both directions on one link)?

@@ -60,7 +60,7 @@ fn topology(nodes: usize, sets: usize) -> Topology {
         address,
     };
     Topology {
-        nodes: (0..nodes).map(|i| NodeSpec { name: format!("n{i}"), witness: false }).collect(),
+        nodes: (0..nodes).map(|i| NodeSpec { name: format!("n{i}"), witness: false, links: 2 }).collect(),
         links: 2,
         sets: (0..sets)
             .map(|i| SetSpec {

@@ -149,8 +149,9 @@ pub fn random_topology(rng: &mut Rng) -> Topology {
     let full = rng.range(2, 6) as usize;
     let witnesses = if full == 2 && rng.chance(800) { rng.range(1, 2) } else { rng.range(0, 2) } as usize;
     let witnesses = witnesses.min(9 - full);
-    let mut nodes: Vec<NodeSpec> = (0..full).map(|i| NodeSpec { name: format!("n{i}"), witness: false }).collect();
-    nodes.extend((0..witnesses).map(|i| NodeSpec { name: format!("w{i}"), witness: true }));
+    let mut nodes: Vec<NodeSpec> =
+        (0..full).map(|i| NodeSpec { name: format!("n{i}"), witness: false, links: 0 }).collect();
+    nodes.extend((0..witnesses).map(|i| NodeSpec { name: format!("w{i}"), witness: true, links: 0 }));
     let sets = (0..rng.range(1, 4))
         .map(|s| {
             let mut prefs: Vec<NodeId> = (0..full as NodeId).collect();
@@ -187,7 +188,9 @@ pub fn random_topology(rng: &mut Rng) -> Topology {
     // those require a fence before any takeover.
     let fenced = rng.chance(200);
     let fenceable = vec![fenced; full + witnesses];
-    Topology { nodes, links: rng.range(1, 3) as usize, sets, timing: timing(), fenceable }
+    let links = rng.range(1, 3) as usize;
+    nodes.iter_mut().for_each(|n| n.links = links);
+    Topology { nodes, links, sets, timing: timing(), fenceable }
 }
 
 /// `topo` cut down to its first two nodes, both fenceable, no witness.
@@ -257,6 +260,14 @@ pub fn random(seed: u64) -> Scenario {
     // seeds keep their scenarios.
     if Rng::new(seed ^ 0x7061_6972_5f6d_6f66).chance(125) {
         topo = pair(topo, &mut rng);
+    }
+    // A quarter of the witnesses are remote: on the first link only (a
+    // stream of its own again).
+    let mut remote = Rng::new(seed ^ 0x7265_6d6f_7465_5f77);
+    for w in topo.nodes.iter_mut().filter(|n| n.witness) {
+        if remote.chance(250) {
+            w.links = 1;
+        }
     }
     let bound = i64::from(topo.timing.max_drift_ppm);
     let drift_ppm = topo.nodes.iter().map(|_| rng.range(0, 2 * bound as u64) as i64 - bound).collect();

@@ -13,7 +13,7 @@ fn ms(ms: u64) -> Time {
 
 /// a, b and the witness w; one set of one resource preferring a then b.
 fn topo() -> Topology {
-    let node = |name: &str, witness| NodeSpec { name: name.into(), witness };
+    let node = |name: &str, witness| NodeSpec { name: name.into(), witness, links: 2 };
     Topology {
         nodes: vec![node("a", false), node("b", false), node("w", true)],
         links: 2,

@@ -146,6 +146,7 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
     let up = UpArgs {
         nodes: 3,
         witness: false,
+        remote_witness: false,
         links: 2,
         heartbeat: system.heartbeat.into(),
         lease: Some(system.lease.into()),

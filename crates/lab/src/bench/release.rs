@@ -81,6 +81,7 @@ pub fn run(args: &ReleaseArgs) -> Result<(), String> {
     let up = UpArgs {
         nodes: 3,
         witness: false,
+        remote_witness: false,
         links: 2,
         heartbeat: "100ms".into(),
         lease: None,
