@@ -239,12 +239,15 @@ enum Read {
 /// read it must not run anything, and a pill left there is cleared after
 /// `msgwait` — ARCHITECTURE.md, "The shared disk as the fence device"),
 /// then every `watch` on a thread of its own, so that a read stuck in the
-/// kernel stalls nothing but the reads. Returns the disk's header and the
-/// reads as they come.
-fn watch_slot(path: &Path, node: &str) -> io::Result<(Header, tokio::sync::mpsc::UnboundedReceiver<Read>)> {
+/// kernel stalls nothing but the reads. Returns the disk's header, the
+/// reads as they come, and whether a pill was found (and waited out).
+type Watched = (Header, tokio::sync::mpsc::UnboundedReceiver<Read>, bool);
+
+fn watch_slot(path: &Path, node: &str) -> io::Result<Watched> {
     let disk = Disk::open(path)?;
     let mut slot = disk.slot(node)?;
-    if slot.message == Message::Off {
+    let pill = slot.message == Message::Off;
+    if pill {
         // The fencer counts this node off `msgwait` after writing the pill:
         // the node stays down until then — and `watch` more, and until no
         // new pill came meanwhile — so that every fence is agreed against
@@ -289,7 +292,7 @@ fn watch_slot(path: &Path, node: &str) -> io::Result<(Header, tokio::sync::mpsc:
             }
         }
     })?;
-    Ok((header, rx))
+    Ok((header, rx, pill))
 }
 
 /// A pill, or a fence disk unread for too long: the node goes down as if
@@ -307,7 +310,7 @@ async fn take_down(nl: &Netlink, held: &Held, agent: libc::pid_t, why: &str) {
 
 /// The guard's main loop (`baton guard`), until the agent closes stdin. It
 /// says `ready` once it holds the node's guard lock (and, with a fence
-/// disk, has read this node's slot).
+/// disk, has read this node's slot; `ready pill` if it found a pill there).
 pub async fn run(
     mut watchdog: Option<Watchdog>,
     lock_file: Option<&Path>,
@@ -317,12 +320,12 @@ pub async fn run(
     let _lock = lock_file.map(lock).transpose()?;
     // SAFETY: getppid has no preconditions.
     let agent = unsafe { libc::getppid() };
-    let (disk_header, mut reads) = match disk {
+    let (disk_header, mut reads, pill) = match disk {
         Some((path, node)) => {
-            let (header, reads) = watch_slot(path, node)?;
-            (Some(header), Some(reads))
+            let (header, reads, pill) = watch_slot(path, node)?;
+            (Some(header), Some(reads), pill)
         }
-        None => (None, None),
+        None => (None, None, false),
     };
     let mut last_read_ms = monotonic_ms();
     let disk_fresh = |last_read_ms: u64| {
@@ -331,7 +334,9 @@ pub async fn run(
     let mut disk_checks = tokio::time::interval(disk_header.as_ref().map_or(Duration::from_secs(3600), |h| h.watch));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
-    stdout.write_all(b"ready\n").await?;
+    // "ready pill": this node was fenced through the disk, and every
+    // earlier agent of it is off (the agent says so before it joins).
+    stdout.write_all(if pill { b"ready pill\n" } else { b"ready\n" }).await?;
     stdout.flush().await?;
     let mut held = Held::default();
     let pet_every = watchdog.as_ref().map_or(Duration::from_secs(3600), |w| Duration::from_millis(w.timeout_ms / 4));

@@ -98,6 +98,9 @@ type Told = Arc<Mutex<VecDeque<(u64, Time)>>>;
 pub struct GuardLink {
     tx: mpsc::UnboundedSender<Line>,
     told: Told,
+    /// The guard found a pill in this node's fence disk slot as it started
+    /// (and waited it out before it said `ready pill`).
+    pub pill_found: bool,
 }
 
 impl GuardLink {
@@ -134,8 +137,8 @@ impl GuardLink {
             .map_err(|e| io::Error::new(e.kind(), format!("starting the guard ({}): {e}", exe.display())))?;
         let mut stdin = child.stdin.take().expect("piped");
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        match tokio::time::timeout(GUARD_READY, lines.next_line()).await {
-            Ok(Ok(Some(l))) if l == "ready" => {}
+        let pill_found = match tokio::time::timeout(GUARD_READY, lines.next_line()).await {
+            Ok(Ok(Some(l))) if l == "ready" || l == "ready pill" => l == "ready pill",
             Ok(other) => return Err(io::Error::other(format!("the guard did not start: {other:?}"))),
             Err(_) => {
                 return Err(io::Error::other(format!(
@@ -143,7 +146,7 @@ impl GuardLink {
                     lock.display()
                 )))
             }
-        }
+        };
         // Unbounded, so that the core's outputs are queued in order without
         // waiting; the guard's pipe is what bounds it (a guard that stops
         // reading stops the holds, and with them every start).
@@ -193,7 +196,7 @@ impl GuardLink {
                 }
             }
         });
-        Ok((GuardLink { tx, told }, ended))
+        Ok((GuardLink { tx, told, pill_found }, ended))
     }
 }
 

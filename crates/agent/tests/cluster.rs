@@ -141,6 +141,7 @@ impl Cluster {
                     sets: vec![set],
                     netlink: None,
                     signals,
+                    pill_found: false,
                 };
                 let agent = Agent::start(Options { config, me, state_dir, socket }, ports, Inputs::default()).await?;
                 tokio::select! {

@@ -265,6 +265,9 @@ pub struct Node {
     incarnation: u64,
     /// Two-node mode: whether this incarnation went on alone.
     pair: pair::Pair,
+    /// This node's guard found a pill in its fence disk slot at start and
+    /// waited out its `msgwait`: every earlier incarnation is off.
+    pill_found: bool,
     now: Time,
 }
 
@@ -324,9 +327,31 @@ impl Node {
             booted: now,
             incarnation,
             pair: pair::Pair::default(),
+            pill_found: false,
             now,
             topo,
         }
+    }
+
+    /// This node's guard found a pill in its slot of the fence disk as it
+    /// started, and waited `msgwait` (and a `watch`) before clearing it:
+    /// every earlier incarnation of this node is off, as the fencer would
+    /// count it. Before it joins, the node says so itself (`Fenced` of its
+    /// last recorded incarnation), so that a set blocked on it is freed
+    /// even if the fencer cannot confirm (it died, or the `Join` would
+    /// void its confirmation: simulator seed 70597, fenced again and again
+    /// on every return). ARCHITECTURE.md, "The shared disk as the fence device".
+    pub fn pill_found(&mut self) {
+        self.pill_found = true;
+    }
+
+    /// The self-confirmation a node owes before it joins, if any.
+    fn own_fence(&self) -> Option<Command> {
+        let rec = self.state.node(self.me);
+        let blocking = self.state.sets.iter().any(|s| s.blocked == Some(self.me));
+        let stale = self.state.is_online(self.me) || blocking;
+        let owed = self.pill_found && !rec.fenced && rec.incarnation < self.incarnation && stale;
+        owed.then_some(Command::Fenced { node: self.me, epoch: rec.epoch, incarnation: rec.incarnation })
     }
 
     pub fn me(&self) -> NodeId {
@@ -528,7 +553,9 @@ impl Node {
         }
         self.suspicions(now, out);
         self.heartbeat(now, out);
-        if !self.joined() {
+        if let Some(fenced) = self.own_fence() {
+            self.propose(now, fenced, out);
+        } else if !self.joined() {
             let (epoch, incarnation) = (self.my_epoch(), self.incarnation);
             self.propose(now, Command::Join { node: self.me, epoch, incarnation }, out);
         } else if let Some(digest) =

@@ -556,6 +556,10 @@ impl Sim {
                             Some(t) if t <= self.now => {
                                 (self.pills[i], self.pill_wait[i]) = (false, None);
                                 self.boot(node);
+                                // The guard tells its agent it found a pill.
+                                if let Some(core) = self.nodes[i].core.as_mut() {
+                                    core.pill_found();
+                                }
                             }
                             Some(t) => self.push(t, Ev::Restart { node, inc }),
                             None => {

@@ -78,10 +78,13 @@ fn seeds_the_long_search_found_stay_fixed() {
 /// second pill came while the node waited out the first; 7988 a leader
 /// fenced itself and another at once and died of its own pill first (the
 /// core now fences itself last); 39264
-/// (the model's own bug) a pill read only long after the disk was back.
+/// (the model's own bug) a pill read only long after the disk was back;
+/// 70597 a node whose fencer died before confirming came back, joined (which
+/// voided the confirmation) and was fenced again on every return (a node
+/// that found a pill now confirms its own fence before it joins).
 #[test]
 fn fence_disk_seeds_the_search_found_stay_fixed() {
-    for seed in [599, 3092, 7988, 39264] {
+    for seed in [599, 3092, 7988, 39264, 70597] {
         assert!(baton_sim::scenario::random(seed).fence_disk, "seed {seed} no longer fences through a disk");
         if let Err(f) = baton_sim::run_seed(seed, false) {
             panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));

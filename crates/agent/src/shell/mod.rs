@@ -64,6 +64,8 @@ pub struct Ports {
     /// For the probes of the sets' addresses; `None`: no probes.
     pub netlink: Option<Netlink>,
     pub signals: mpsc::Receiver<Signal>,
+    /// The guard found a pill in this node's fence disk slot as it started.
+    pub pill_found: bool,
 }
 
 /// The queue of inputs from the agent's own tasks (finished steps, probes,
@@ -113,7 +115,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let sets = crate::exec::build(&opts.config, node, &base, &nl, &ocf_tmp);
     let (tx, signals) = mpsc::channel(8);
     tokio::spawn(os_signals(tx));
-    let ports = Ports { guard: Arc::new(guard), guard_ended: Some(guard_ended), sets, netlink: Some(nl), signals };
+    let pill_found = guard.pill_found;
+    let ports =
+        Ports { guard: Arc::new(guard), guard_ended: Some(guard_ended), sets, netlink: Some(nl), signals, pill_found };
     Agent::start(opts, ports, inputs).await?.run().await
 }
 
@@ -188,7 +192,10 @@ impl Agent {
             topology.timing.probe_interval = None;
         }
         crate::preflight::apply(&config, &mut topology).await;
-        let core = Node::new(topology, me as NodeId, state, local.persisted(), local.incarnation, Time(0));
+        let mut core = Node::new(topology, me as NodeId, state, local.persisted(), local.incarnation, Time(0));
+        if ports.pill_found {
+            core.pill_found();
+        }
         // Which file this agent runs, for every node to compare (drift).
         if let Some(digest) = config_digest(&config.file) {
             let _ = inputs.tx.try_send(Input::ConfigDigest(digest));

@@ -509,3 +509,31 @@ fn a_leader_fences_itself_only_once_no_other_fence_is_under_way() {
     let out = a.handle(ms(300), Input::Committed(Command::Fenced { node: 1, epoch: 0, incarnation: 1 }));
     assert_eq!(fences(&out), [0], "b is fenced: then itself: {out:?}");
 }
+
+#[test]
+fn a_node_whose_guard_found_a_pill_confirms_its_own_fence_before_it_joins() {
+    let mut t = topo();
+    t.fenceable = vec![true, true, false];
+    let mut st = owned_state();
+    st.apply(&Command::StopFailed { set: 0, node: 0, generation: 1 }).unwrap();
+    let mut a = Node::new(t, 0, st, Persisted::default(), 2, ms(0));
+    a.pill_found();
+    let out = a.handle(ms(0), Input::Tick);
+    let fenced = Command::Fenced { node: 0, epoch: 0, incarnation: 1 };
+    assert_eq!(proposals(&out), [fenced.clone()], "its own fence first, no join yet: {out:?}");
+    let out = a.handle(ms(10), Input::Committed(fenced));
+    assert_eq!(a.state().set(0).blocked, None, "web is no longer blocked on it");
+    assert!(
+        proposals(&out).contains(&Command::Join { node: 0, epoch: 1, incarnation: 2 }),
+        "then it joins, in its new epoch: {out:?}"
+    );
+}
+
+#[test]
+fn a_node_that_found_no_pill_joins_at_once_and_leaves_its_blocked_set_to_a_fence() {
+    let mut st = owned_state();
+    st.apply(&Command::StopFailed { set: 0, node: 0, generation: 1 }).unwrap();
+    let mut a = Node::new(topo(), 0, st, Persisted::default(), 2, ms(0));
+    let out = a.handle(ms(0), Input::Tick);
+    assert_eq!(proposals(&out), [Command::Join { node: 0, epoch: 0, incarnation: 2 }], "{out:?}");
+}
