@@ -1,11 +1,11 @@
 #!/bin/sh
-# Builds baton's .deb: the release binary, then the manual page and shell
+# Builds baton's .deb: the release binaries (baton, baton-guard), then the manual page and shell
 # completions generated from it, then `cargo deb` with the metadata in
 # Cargo.toml. Extra arguments go to cargo deb (e.g. --output DIR).
 set -eu
 cd "$(dirname "$0")/.."
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked
-cargo build --release --bin baton
+cargo build --release --bin baton --bin baton-guard
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p target/package
 rm -rf target/package/man

@@ -196,28 +196,6 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-    /// The guard beside the agent (started by `baton agent`).
-    #[command(hide = true)]
-    Guard {
-        /// A watchdog device to pet while a lease could still be released in time.
-        #[arg(long, value_name = "DEVICE")]
-        watchdog: Option<PathBuf>,
-        /// The watchdog's timeout in milliseconds.
-        #[arg(long, value_name = "MS", default_value_t = 1000)]
-        watchdog_timeout_ms: u64,
-        /// The node's guard lock: wait for an earlier guard to finish.
-        #[arg(long, value_name = "FILE")]
-        lock: Option<PathBuf>,
-        /// Run at real-time priority with memory locked (cluster.realtime).
-        #[arg(long)]
-        realtime: bool,
-        /// A fence disk whose slot for --node this guard reads.
-        #[arg(long, value_name = "DEVICE", requires = "node")]
-        fence_disk: Option<PathBuf>,
-        /// This node's name (its slot on the fence disk).
-        #[arg(long, value_name = "NAME")]
-        node: Option<String>,
-    },
 }
 
 #[derive(Subcommand, Debug)]

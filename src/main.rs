@@ -47,23 +47,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
              its node's sets over)"
                 .into(),
         )),
-        Command::Guard { ref watchdog, watchdog_timeout_ms, ref lock, realtime, ref fence_disk, ref node } => {
-            // The agent hands its guard its log level through RUST_LOG.
-            baton_agent::log::init(None).map_err(Failure::Usage)?;
-            if realtime {
-                baton_agent::realtime::enter_or_warn("baton guard");
-            }
-            let rt = runtime();
-            let timeout = std::time::Duration::from_millis(watchdog_timeout_ms);
-            let watchdog = watchdog
-                .as_deref()
-                .map(|w| baton_agent::guard::Watchdog::open(w, timeout))
-                .transpose()
-                .map_err(|e| Failure::Failed(e.to_string()))?;
-            let disk = fence_disk.as_deref().zip(node.as_deref());
-            rt.block_on(baton_agent::guard::run(watchdog, lock.as_deref(), disk))
-                .map_err(|e| Failure::Failed(e.to_string()))
-        }
         Command::Agent { ref log_level } => {
             baton_agent::log::init(log_level.as_deref()).map_err(Failure::Usage)?;
             if let Some(level) = log_level {
@@ -163,7 +146,7 @@ async fn validate_agents(config: &baton_config::Config) -> Vec<String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Agent { .. } | Command::Guard { .. }) {
+    if !matches!(cli.command, Command::Agent { .. }) {
         // A command-line tool piped into `head` ends quietly, as Unix tools
         // do; the agent keeps ignoring SIGPIPE, it writes to sockets.
         // SAFETY: setting a signal disposition before any thread exists.

@@ -20,14 +20,14 @@ fn size(path: &std::path::Path) -> u64 {
 fn the_guard_stops_petting_a_timeout_before_its_deadline_and_resumes_once_released() {
     let file = std::env::temp_dir().join(format!("baton-watchdog-{}", std::process::id()));
     std::fs::write(&file, "").unwrap();
-    let mut guard = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args(["guard", "--watchdog"])
+    let mut guard = Command::new(env!("CARGO_BIN_EXE_baton-guard"))
+        .arg("--watchdog")
         .arg(&file)
         .args(["--watchdog-timeout-ms", "400"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("starting baton guard");
+        .expect("starting baton-guard");
     let mut out = BufReader::new(guard.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -63,13 +63,13 @@ fn the_guard_stops_petting_a_timeout_before_its_deadline_and_resumes_once_releas
 fn a_second_guard_is_ready_only_once_the_first_has_let_go() {
     let lock = std::env::temp_dir().join(format!("baton-guard-lock-{}", std::process::id()));
     let start = || {
-        Command::new(env!("CARGO_BIN_EXE_baton"))
-            .args(["guard", "--lock"])
+        Command::new(env!("CARGO_BIN_EXE_baton-guard"))
+            .arg("--lock")
             .arg(&lock)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("starting baton guard")
+            .expect("starting baton-guard")
     };
     let ready = |child: &mut std::process::Child| {
         let mut line = String::new();
@@ -104,12 +104,11 @@ fn a_fired_guard_does_not_run_stop_programs_again_when_its_agent_dies() {
     use baton_resources::undo::Undo;
     let file = std::env::temp_dir().join(format!("baton-guard-stops-{}", std::process::id()));
     let _ = std::fs::remove_file(&file);
-    let mut guard = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .arg("guard")
+    let mut guard = Command::new(env!("CARGO_BIN_EXE_baton-guard"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("starting baton guard");
+        .expect("starting baton-guard");
     let mut out = BufReader::new(guard.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();

@@ -32,6 +32,7 @@ fn the_deb_holds_the_binary_unit_man_page_completions_and_example() {
     let contents = dpkg(&["--contents"]);
     for path in [
         "./usr/bin/baton",
+        "./usr/bin/baton-guard",
         "./lib/systemd/system/baton.service",
         "./usr/share/man/man1/baton.1.gz",
         "./usr/share/man/man1/baton-move.1.gz",

@@ -308,7 +308,7 @@ async fn take_down(nl: &Netlink, held: &Held, agent: libc::pid_t, why: &str) {
     release_all(nl, held, "guard", held.fired).await;
 }
 
-/// The guard's main loop (`baton guard`), until the agent closes stdin. It
+/// The guard's main loop (`baton-guard`), until the agent closes stdin. It
 /// says `ready` once it holds the node's guard lock (and, with a fence
 /// disk, has read this node's slot; `ready pill` if it found a pill there).
 pub async fn run(

@@ -1,4 +1,4 @@
-//! The agent's end of the guard: starts `baton guard` in its own process
+//! The agent's end of the guard: starts `baton-guard` in its own process
 //! group (so signals to the agent's group do not reach it) and keeps it
 //! told what this node holds and until when — in order, and a hold on the
 //! guard's pipe before the thing it undoes exists.
@@ -117,7 +117,7 @@ impl GuardLink {
         inputs: mpsc::Sender<Input>,
     ) -> io::Result<(GuardLink, oneshot::Receiver<()>)> {
         let mut cmd = Command::new(exe);
-        cmd.arg("guard").arg("--lock").arg(lock);
+        cmd.arg("--lock").arg(lock);
         if realtime {
             cmd.arg("--realtime");
         }

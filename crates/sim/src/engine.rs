@@ -1089,17 +1089,20 @@ impl Sim {
         }
     }
 
-    /// A power fence: the node goes off at once, and boots again later.
+    /// A power fence: the machine goes off at once, whatever incarnation of
+    /// its agent runs (a power switch knows none), and boots again later.
+    /// Only a fence of the incarnation the cluster records is agreed.
     fn fence(&mut self, target: NodeId, epoch: u64, incarnation: u64) {
-        if !self.fence_current(target, epoch, incarnation) {
-            return;
+        if self.nodes[usize::from(target)].core.is_some() {
+            self.trace(|| format!("fence device powers n{target} off"));
+            self.crash(target);
+            let at = self.now + self.rng.range(1_000_000, 3_000_000);
+            let inc = self.nodes[usize::from(target)].inc;
+            self.push(at, Ev::Restart { node: target, inc });
         }
-        self.trace(|| format!("fence device powers n{target} off"));
-        self.crash(target);
-        self.confirmed(target, epoch, incarnation);
-        let at = self.now + self.rng.range(1_000_000, 3_000_000);
-        let inc = self.nodes[usize::from(target)].inc;
-        self.push(at, Ev::Restart { node: target, inc });
+        if self.fence_current(target, epoch, incarnation) {
+            self.confirmed(target, epoch, incarnation);
+        }
     }
 
     fn fault(&mut self, fault: Fault) {

@@ -57,10 +57,12 @@ fn the_demo_fails_web_over_to_beta() {
 /// Seeds the long search found violations with, each a real bug since fixed:
 /// 10554 a node restarting from an older log prefix started a set it had
 /// given up; 29376 and 28662 a rejoined node fenced again at once; 11895 a
-/// stale "block seen" flag let a node forget a failed stop.
+/// stale "block seen" flag let a node forget a failed stop; 82509 (the
+/// model's own bug) a power fence asked for an agent's earlier incarnation
+/// confirmed the node off without turning the machine off.
 #[test]
 fn seeds_the_long_search_found_stay_fixed() {
-    for seed in [10554, 29376, 28662, 11895] {
+    for seed in [10554, 29376, 28662, 11895, 82509] {
         let maintenance = |f: &Fault| matches!(f, Fault::Request(Request::Maintenance { .. }));
         let faults = baton_sim::scenario::random(seed).faults;
         assert!(

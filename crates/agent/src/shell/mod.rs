@@ -84,11 +84,18 @@ impl Default for Inputs {
 
 const QUEUE: usize = 4096;
 
+/// The guard's program, beside the agent's.
+const GUARD_EXE: &str = "baton-guard";
+
 /// The agent a real node runs: the guard process, the configured resources
 /// in their cgroups, netlink, the operating system's signals.
 pub async fn run(opts: Options) -> Result<(), String> {
     let inputs = Inputs::default();
-    let exe = std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?;
+    // The guard is a program of its own, installed beside this one.
+    let exe = std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?.with_file_name(GUARD_EXE);
+    if !exe.exists() {
+        return Err(format!("the guard program {} is missing: it is installed beside baton", exe.display()));
+    }
     let cluster = &opts.config.cluster;
     let watchdog = cluster
         .watchdog

@@ -520,7 +520,7 @@ fn a_node_whose_guard_found_a_pill_confirms_its_own_fence_before_it_joins() {
     a.pill_found();
     let out = a.handle(ms(0), Input::Tick);
     let fenced = Command::Fenced { node: 0, epoch: 0, incarnation: 1 };
-    assert_eq!(proposals(&out), [fenced.clone()], "its own fence first, no join yet: {out:?}");
+    assert_eq!(proposals(&out), std::slice::from_ref(&fenced), "its own fence first, no join yet: {out:?}");
     let out = a.handle(ms(10), Input::Committed(fenced));
     assert_eq!(a.state().set(0).blocked, None, "web is no longer blocked on it");
     assert!(

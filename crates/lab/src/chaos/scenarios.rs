@@ -201,7 +201,9 @@ fn pids_with(lab: &Lab, node: &str, word: &str) -> Vec<i32> {
         .filter_map(|p| p.parse::<i32>().ok())
         .filter(|p| {
             let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-            cmdline.split(|b| *b == 0).any(|a| a == word.as_bytes())
+            // An argument, or the program's file name ("baton-guard").
+            let name = |a: &[u8]| a.rsplit(|b| *b == b'/').next().map(<[u8]>::to_vec);
+            cmdline.split(|b| *b == 0).any(|a| a == word.as_bytes() || name(a).as_deref() == Some(word.as_bytes()))
         })
         .collect()
 }
@@ -393,7 +395,7 @@ fn simul_stop(lab: &mut Lab) -> Result<String, String> {
     let took = t.elapsed();
     for n in &all {
         holds_nothing(lab, n)?;
-        if !pids_with(lab, n, "guard").is_empty() {
+        if !pids_with(lab, n, "baton-guard").is_empty() {
             return Err(format!("{n}'s guard outlived its agent"));
         }
     }
@@ -495,7 +497,7 @@ fn component_fail(lab: &mut Lab, owner: &str) -> Result<String, String> {
     let next = taken_over(lab, owner)?;
     lab.start(owner)?;
     settle(lab, Duration::from_secs(30))?;
-    let guard = pids_with(lab, &next, "guard");
+    let guard = pids_with(lab, &next, "baton-guard");
     let Some(&g) = guard.first() else { return Err(format!("no guard runs in {next}")) };
     signal(g, libc::SIGKILL);
     if !wait_until(Duration::from_secs(5), || lab.agent_pid(&next).is_none()) {
@@ -854,7 +856,7 @@ fn pause_with_disk(lab: &mut Lab, owner: &str) -> Result<String, String> {
 
 fn guard_and_agent_paused(lab: &mut Lab, owner: &str) -> Result<String, String> {
     let agent = lab.agent_pid(owner).ok_or("the owner's agent is not running")? as i32;
-    let guards = pids_with(lab, owner, "guard");
+    let guards = pids_with(lab, owner, "baton-guard");
     if guards.is_empty() {
         return Err(format!("no guard runs in {owner}"));
     }
