@@ -1093,13 +1093,11 @@ impl Sim {
     /// its agent runs (a power switch knows none), and boots again later.
     /// Only a fence of the incarnation the cluster records is agreed.
     fn fence(&mut self, target: NodeId, epoch: u64, incarnation: u64) {
-        if self.nodes[usize::from(target)].core.is_some() {
-            self.trace(|| format!("fence device powers n{target} off"));
-            self.crash(target);
-            let at = self.now + self.rng.range(1_000_000, 3_000_000);
-            let inc = self.nodes[usize::from(target)].inc;
-            self.push(at, Ev::Restart { node: target, inc });
-        }
+        self.trace(|| format!("fence device powers n{target} off"));
+        self.crash(target);
+        let at = self.now + self.rng.range(1_000_000, 3_000_000);
+        let inc = self.nodes[usize::from(target)].inc;
+        self.push(at, Ev::Restart { node: target, inc });
         if self.fence_current(target, epoch, incarnation) {
             self.confirmed(target, epoch, incarnation);
         }

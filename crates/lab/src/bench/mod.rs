@@ -29,6 +29,8 @@ pub enum Phase {
     Quiet,
     Cost,
     Scale,
+    /// Crash failover of two servers without a witness (two-node mode).
+    Pair,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -39,6 +41,9 @@ pub struct BenchArgs {
     /// Planned-move trials per system.
     #[arg(long, default_value_t = 10)]
     pub move_trials: usize,
+    /// Crash-failover trials per two-server setup (power fence, fence disk).
+    #[arg(long, default_value_t = 10)]
+    pub pair_trials: usize,
     /// Dual-ownership trials per system and fault.
     #[arg(long, default_value_t = 3)]
     pub dual_trials: usize,
@@ -65,6 +70,10 @@ pub struct System {
     keepalived: Option<&'static str>,
     /// Runs at the default heartbeat (the cost row).
     default: bool,
+    /// Full nodes; two without a witness is two-node mode.
+    nodes: usize,
+    /// `lab up --fencing`.
+    fencing: Option<&'static str>,
 }
 
 const SYSTEMS: [System; 4] = [
@@ -74,6 +83,8 @@ const SYSTEMS: [System; 4] = [
         lease: "1s",
         keepalived: None,
         default: true,
+        nodes: 3,
+        fencing: None,
     },
     System {
         name: "baton, tuned (heartbeat 30ms, lease 300ms)",
@@ -81,6 +92,8 @@ const SYSTEMS: [System; 4] = [
         lease: "300ms",
         keepalived: None,
         default: false,
+        nodes: 3,
+        fencing: None,
     },
     System {
         name: "keepalived, defaults (VRRPv2, advert_int 1)",
@@ -88,6 +101,8 @@ const SYSTEMS: [System; 4] = [
         lease: "1s",
         keepalived: Some("1"),
         default: true,
+        nodes: 3,
+        fencing: None,
     },
     System {
         name: "keepalived, tuned (VRRPv3, advert_int 0.1)",
@@ -95,6 +110,32 @@ const SYSTEMS: [System; 4] = [
         lease: "1s",
         keepalived: Some("0.1"),
         default: false,
+        nodes: 3,
+        fencing: None,
+    },
+];
+
+/// Two servers and nothing else (the seeds' pairs): the survivor fences its
+/// peer before it takes over. The lab's device for alpha waits 2 s, so that
+/// of two live servers split apart beta goes first (`delay`).
+const PAIRS: [System; 2] = [
+    System {
+        name: "baton, two servers + power fence (lease 1s, fencing alpha waits 2s)",
+        heartbeat: "100ms",
+        lease: "1s",
+        keepalived: None,
+        default: false,
+        nodes: 2,
+        fencing: Some("power"),
+    },
+    System {
+        name: "baton, two servers + fence disk (lease 1s, waits 2s, msgwait 2s)",
+        heartbeat: "100ms",
+        lease: "1s",
+        keepalived: None,
+        default: false,
+        nodes: 2,
+        fencing: Some("disk"),
     },
 ];
 
@@ -144,7 +185,7 @@ fn dual_ownership(lab: &mut Lab, split: Split) -> Result<u64, String> {
 /// Runs `f` on a fresh lab of `system` and removes the lab whatever happens.
 fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Result<T, String>) -> Result<T, String> {
     let up = UpArgs {
-        nodes: 3,
+        nodes: system.nodes,
         witness: false,
         remote_witness: false,
         links: 2,
@@ -152,7 +193,7 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
         lease: Some(system.lease.into()),
         disk: false,
         keepalived: system.keepalived.map(str::to_string),
-        fencing: None,
+        fencing: system.fencing.map(str::to_string),
         http_token: false,
         extra: None,
         prefix: crate::net::PREFIX.into(),
@@ -241,9 +282,17 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     // The simulator first: its memory is this process's peak so far.
     let scale = on(Phase::Scale).then(|| baton_sim::scale::run(32, 1000));
     let rows: Vec<Row> = SYSTEMS.iter().map(|s| measure(args, s)).collect();
+    let pairs: Vec<Row> = PAIRS
+        .iter()
+        .filter(|_| on(Phase::Pair))
+        .map(|s| {
+            let (crash, crash_failed) = outages(args, s, Disruption::Crash, args.pair_trials);
+            Row { crash, crash_failed, ..Row::default() }
+        })
+        .collect();
     let _ = Lab::down(&args.dir.dir);
     let chart = args.out.with_extension("svg");
-    let md = report::markdown(args, &SYSTEMS, &rows, scale.as_ref(), &chart);
+    let md = report::markdown(args, (&SYSTEMS, &rows), (&PAIRS, &pairs), scale.as_ref(), &chart);
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }

@@ -32,8 +32,19 @@ fn ratio(a: Option<u64>, b: Option<u64>) -> String {
     }
 }
 
+/// A median/p95/max table, with the ratios of baton to keepalived.
+fn outage_table(md: &mut String, systems: &[System], rows: &[Row], pick: fn(&Row) -> (&[u64], usize)) {
+    let medians = medians_table(md, systems, rows, pick);
+    let _ = writeln!(
+        md,
+        "\nMedian ratio baton / keepalived: defaults {}, tuned {}.\n",
+        ratio(medians[0], medians[2]),
+        ratio(medians[1], medians[3])
+    );
+}
+
 /// A median/p95/max table; returns the medians.
-fn outage_table(
+fn medians_table(
     md: &mut String,
     systems: &[System],
     rows: &[Row],
@@ -53,12 +64,6 @@ fn outage_table(
         medians.push(Some(med));
         let _ = writeln!(md, "| {} | {}{failed} | {med} ms | {p95} ms | {max} ms |", system.name, v.len());
     }
-    let _ = writeln!(
-        md,
-        "\nMedian ratio baton / keepalived: defaults {}, tuned {}.\n",
-        ratio(medians[0], medians[2]),
-        ratio(medians[1], medians[3])
-    );
     medians
 }
 
@@ -75,8 +80,9 @@ fn list(v: &[u64]) -> String {
 
 fn command(args: &BenchArgs) -> String {
     let mut c = format!(
-        "cargo run --release -- lab bench --trials {} --move-trials {} --dual-trials {} --quiet-minutes {} --cost-seconds {}",
-        args.trials, args.move_trials, args.dual_trials, args.quiet_minutes, args.cost_seconds
+        "cargo run --release -- lab bench --trials {} --move-trials {} --pair-trials {} --dual-trials {} \
+         --quiet-minutes {} --cost-seconds {}",
+        args.trials, args.move_trials, args.pair_trials, args.dual_trials, args.quiet_minutes, args.cost_seconds
     );
     if !args.only.is_empty() {
         let only: Vec<String> = args.only.iter().map(|p| format!("{p:?}").to_lowercase()).collect();
@@ -87,8 +93,8 @@ fn command(args: &BenchArgs) -> String {
 
 pub fn markdown(
     args: &BenchArgs,
-    systems: &[System],
-    rows: &[Row],
+    (systems, rows): (&[System], &[Row]),
+    (pairs, pair_rows): (&[System], &[Row]),
     scale: Option<&Result<ScaleReport, String>>,
     chart: &Path,
 ) -> String {
@@ -129,6 +135,19 @@ pub fn markdown(
             chart.file_name().map_or(String::new(), |f| f.to_string_lossy().into()),
         );
         outage_table(&mut md, systems, rows, |r| (&r.crash, r.crash_failed));
+    }
+    if on(Phase::Pair) {
+        let _ = writeln!(
+            md,
+            "## Two servers, no witness: crash failover\n\nTwo nodes and a fence device for each (two-node mode), \
+             the same trial as above: alpha's agent SIGKILLed and its links cut; beta hears nothing for the lease, \
+             fences alpha (the lab's device for alpha waits 2 s first, so that of two live servers split apart \
+             beta goes first), and only once the device confirms alpha off does it go on alone and start web. \
+             Power: the lab's power switch (links down, every process of the node killed). Fence disk: a pill in \
+             alpha's slot of a 1 MiB shared disk, counted after msgwait (2 s). keepalived has no equivalent.\n"
+        );
+        medians_table(&mut md, pairs, pair_rows, |r| (&r.crash, r.crash_failed));
+        md.push('\n');
     }
     if on(Phase::Move) {
         let _ = writeln!(
