@@ -1,7 +1,9 @@
 //! The lab's disk writer: a daemon the way old daemons are written — it
 //! forks twice and calls `setsid`, so it leaves its starter's process group
 //! and session — that appends a line to a file on the set's shared disk
-//! every [`PERIOD`]: `UNIX_MS NODE PID`. Each running writer's lines must
+//! every [`PERIOD`]: `UNIX_MS NODE PID.STARTED_MS` (the start time tells two
+//! writers apart that had the same pid: an hour of a soak wraps the lab's
+//! pids many times). Each running writer's lines must
 //! form one unbroken block: a line of one writer between two lines of
 //! another means the disk was written from two places at once. Its pid file lives outside the shared
 //! disk, one per node (the lab's nodes share one kernel, so a pid read from
@@ -100,7 +102,7 @@ fn start(log: &Path, run: &Path) -> Result<(), String> {
         std::process::exit(0);
     }
     let _ = std::fs::write(pid_file(run), std::process::id().to_string());
-    let me = format!("{} {}", node(), std::process::id());
+    let me = format!("{} {}.{}", node(), std::process::id(), baton_agent::events::now_ms());
     loop {
         let line = format!("{} {me}\n", baton_agent::events::now_ms());
         if file.write_all(line.as_bytes()).and_then(|()| file.sync_data()).is_err() {

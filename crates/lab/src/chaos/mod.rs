@@ -184,6 +184,9 @@ fn drive_on(
     summary += &verdict.summary();
     if let Some(w) = &writers {
         summary += &format!("disk writers out of turn (lines of one daemon after another's first): {}\n", w.len());
+        for (writer, ms) in w.iter().take(10) {
+            summary += &format!("  {writer} wrote again at {}\n", baton_agent::events::timestamp(*ms));
+        }
     }
     println!("\n{summary}");
     let verdict = if !verdict.clean() {
@@ -222,7 +225,13 @@ fn disk_writers(lab: &mut Lab) -> Option<Vec<(String, u64)>> {
     let log = lab.dir.join(DISK_MOUNT).join(DISK_LOG);
     let copy = lab.dir.join("writes.log.copy");
     let out = lab.inside(&owner).ok()?.arg("cp").arg(&log).arg(&copy).output().ok()?;
-    out.status.success().then(|| super::daemon::interleaved(&copy))
+    let found = out.status.success().then(|| super::daemon::interleaved(&copy))?;
+    if !found.is_empty() {
+        // Kept beside the failures' logs, with every node's log.
+        let into = keep_logs(lab, 0, "disk-writers");
+        let _ = std::fs::copy(&copy, std::path::Path::new(&into).join(DISK_LOG));
+    }
+    Some(found)
 }
 
 pub fn chaos(args: &ChaosArgs) -> Result<(), String> {
