@@ -31,11 +31,12 @@ impl Cost {
     }
 }
 
-fn daemon_pids(ns: &str) -> Vec<u32> {
+fn daemon_pids(ns: &str, holder: Option<u32>) -> Vec<u32> {
     let out = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| o.stdout).unwrap_or_default();
     String::from_utf8_lossy(&out)
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
+        .filter(|&pid| Some(pid) != holder)
         .filter(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
@@ -64,7 +65,7 @@ pub fn idle(lab: &Lab, window: Duration) -> Result<Cost, String> {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let mut before = Vec::new();
     for node in &lab.nodes {
-        let pids = daemon_pids(&lab.ns(node)?);
+        let pids = daemon_pids(&lab.ns(node)?, lab.holders.get(node).copied());
         if pids.is_empty() {
             return Err(format!("no daemon runs on {node}"));
         }

@@ -202,10 +202,10 @@ pub fn markdown(
             md,
             "## Idle cost\n\nThree nodes at the default heartbeat, the set running, nothing happening, {} s. CPU is \
              utime + stime of the daemon's processes (baton: agent and guard; keepalived: parent and VRRP child) \
-             over the window, as % of one core; memory is their resident set (VmRSS, which counts the pages of the \
-             program shared by agent and guard twice) and their proportional set (PSS, which divides shared pages \
-             among every process mapping them, here across the whole lab) at the end. The web server is the \
-             service and is not counted.\n\n| system | CPU per node (mean) | RSS per node (mean) | PSS per node (mean) | each node |\n|---|---|---|---|---|",
+             over the window, as % of one core; memory is their resident set (VmRSS, which counts the C library \
+             in every process) and their proportional set (PSS, which divides shared pages among every process \
+             mapping them, here across the whole lab) at the end. The web server is the service and the process \
+             holding a node's mount namespace is the lab's; neither is counted.\n\n| system | CPU per node (mean) | RSS per node (mean) | PSS per node (mean) | each node |\n|---|---|---|---|---|",
             args.cost_seconds
         );
         for (system, row) in systems.iter().zip(rows).filter(|(s, _)| s.default) {
