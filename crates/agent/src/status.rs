@@ -73,13 +73,14 @@ pub fn document(
                 .iter()
                 .enumerate()
                 .map(|(l, a)| {
-                    // "none": this node is not on that link (a remote witness).
-                    let state =
-                        match n == me || l < shared && node.detector().is_alive(n) && node.detector().link_up(n, l) {
-                            true => "up",
-                            false if l < shared => "down",
-                            false => "none",
-                        };
+                    // "none": the two nodes do not share that link (a remote witness).
+                    let state = if l >= shared {
+                        "none"
+                    } else if n == me || node.detector().is_alive(n) && node.detector().link_up(n, l) {
+                        "up"
+                    } else {
+                        "down"
+                    };
                     json!({"address": a.ip.to_string(), "state": state})
                 })
                 .collect();

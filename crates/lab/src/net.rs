@@ -213,9 +213,10 @@ impl Lab {
 
     /// Node `i`'s address on `link`, with its prefix.
     fn address_of(&self, i: usize, link: usize) -> String {
-        match self.remote(i) {
-            true => format!("{REMOTE_WITNESS}/24"),
-            false => format!("{}/24", Lab::address(i, link)),
+        if self.remote(i) {
+            format!("{REMOTE_WITNESS}/24")
+        } else {
+            format!("{}/24", Lab::address(i, link))
         }
     }
 
@@ -676,9 +677,10 @@ impl Lab {
         for l in 0..self.links {
             for i in (0..self.all().len()).filter(|&i| self.links_of(i).contains(&l)) {
                 let port = Lab::port(i, l);
-                match self.remote(i) {
-                    true => ip(&["-n", &self.switch(), "link", "set", &port, "up"])?,
-                    false => ip(&["-n", &self.switch(), "link", "set", &port, "master", &format!("br{l}"), "up"])?,
+                if self.remote(i) {
+                    ip(&["-n", &self.switch(), "link", "set", &port, "up"])?;
+                } else {
+                    ip(&["-n", &self.switch(), "link", "set", &port, "master", &format!("br{l}"), "up"])?;
                 }
             }
             for k in 0..self.all().len() {
