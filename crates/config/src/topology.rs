@@ -44,6 +44,11 @@ fn resource_spec(r: &Resource) -> ResourceSpec {
     }
 }
 
+/// The shortest timing the bench measured free of false failovers (`lab
+/// bench`, the quiet phase): below it `config check` warns.
+const MEASURED_HEARTBEAT: Duration = Duration::from_millis(30);
+const MEASURED_LEASE: Duration = Duration::from_millis(300);
+
 impl Config {
     pub fn topology(&self) -> Topology {
         let nodes = self
@@ -82,6 +87,17 @@ impl Config {
     /// What is valid but hazardous, for `config check` and the agent's log.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        let (heartbeat, lease) = (self.cluster.heartbeat_interval, self.cluster.lease);
+        if heartbeat < MEASURED_HEARTBEAT || lease < MEASURED_LEASE {
+            let sent = (self.nodes.len() - 1) * self.links() * 1000 / heartbeat.as_millis().max(1) as usize;
+            out.push(format!(
+                "cluster: heartbeat_interval {heartbeat:?} and lease {lease:?} are below the shortest setting measured \
+                 free of false failovers (heartbeat {MEASURED_HEARTBEAT:?}, lease {MEASURED_LEASE:?}: no set moved in \
+                 ten minutes with both cores busy and 5 % of the packets lost, docs/bench.md); each node sends {sent} \
+                 heartbeats a second and receives as many, and a busy machine or a lossy network may move sets \
+                 without a fault"
+            ));
+        }
         let protected = self.fencing.is_some() || self.cluster.watchdog.is_some();
         for set in &self.sets {
             for (i, r) in set.resources.iter().enumerate() {
