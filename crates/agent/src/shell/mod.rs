@@ -272,8 +272,8 @@ impl Agent {
 
 impl Agent {
     /// Tells the core when Raft's voters changed (two-node mode watches them).
-    fn tell_voters(&mut self, metrics: &openraft::RaftMetrics<RaftId, openraft::BasicNode>) {
-        let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().map(|v| v as NodeId).collect();
+    fn tell_voters(&mut self, membership: &openraft::StoredMembership<RaftId, openraft::BasicNode>) {
+        let voters: Vec<NodeId> = membership.membership().voter_ids().map(|v| v as NodeId).collect();
         if voters != self.voters {
             self.voters = voters.clone();
             let _ = self.inputs.tx.try_send(Input::Voters(voters));
@@ -303,14 +303,17 @@ fn config_digest(file: &std::path::Path) -> Option<String> {
 impl Agent {
     /// The main loop, until the core says the agent may exit.
     pub async fn run(mut self) -> Result<(), String> {
-        let mut metrics = self.raft.metrics();
+        // The server's metrics change with the leader, the vote and the
+        // membership only (the full metrics change with every Raft
+        // heartbeat, which woke this loop ten times a second for nothing).
+        let mut metrics = self.raft.server_metrics();
         let mut systemd = crate::systemd::Systemd::from_env();
         systemd.notify("READY=1");
-        self.tell_voters(&metrics.borrow().clone());
+        self.tell_voters(&metrics.borrow().membership_config.clone());
         loop {
             if std::mem::take(&mut self.going_alone) {
                 self.go_alone().await?;
-                metrics = self.raft.metrics();
+                metrics = self.raft.server_metrics();
             }
             let wake = self.start + Duration::from_micros(self.core.poll_timeout().0);
             let input = tokio::select! {
@@ -341,7 +344,7 @@ impl Agent {
                             .into());
                     }
                     let now = metrics.borrow().clone();
-                    self.tell_voters(&now);
+                    self.tell_voters(&now.membership_config);
                     if now.current_leader == self.leader { continue; }
                     self.leader = now.current_leader;
                     Input::Leader(self.leader == Some(self.me as RaftId))
