@@ -7,7 +7,7 @@
 //! released everything; and it disarms the watchdog when the agent lets it go.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use baton_agent::guard::{monotonic_ms, Order};
@@ -16,14 +16,11 @@ fn size(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-#[test]
-fn the_guard_stops_petting_a_timeout_before_its_deadline_and_resumes_once_released() {
-    let file = std::env::temp_dir().join(format!("baton-watchdog-{}", std::process::id()));
-    std::fs::write(&file, "").unwrap();
+/// A guard started with `args`, once it said it is ready: the process,
+/// its stdin and its stdout.
+fn ready_guard(args: &[&std::ffi::OsStr]) -> (Child, ChildStdin, BufReader<ChildStdout>) {
     let mut guard = Command::new(env!("CARGO_BIN_EXE_baton-guard"))
-        .arg("--watchdog")
-        .arg(&file)
-        .args(["--watchdog-timeout-ms", "400"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -32,9 +29,18 @@ fn the_guard_stops_petting_a_timeout_before_its_deadline_and_resumes_once_releas
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
+    let stdin = guard.stdin.take().unwrap();
+    (guard, stdin, out)
+}
+
+#[test]
+fn the_guard_stops_petting_a_timeout_before_its_deadline_and_resumes_once_released() {
+    let file = std::env::temp_dir().join(format!("baton-watchdog-{}", std::process::id()));
+    std::fs::write(&file, "").unwrap();
+    let (mut guard, mut stdin, mut out) =
+        ready_guard(&["--watchdog".as_ref(), file.as_os_str(), "--watchdog-timeout-ms".as_ref(), "400".as_ref()]);
     let t0 = Instant::now();
     let deadline = monotonic_ms() + 1500;
-    let mut stdin = guard.stdin.take().unwrap();
     writeln!(stdin, "{}", serde_json::to_string(&Order::Deadline(Some(deadline))).unwrap()).unwrap();
     let at = |ms: u64| std::thread::sleep(Duration::from_millis(ms).saturating_sub(t0.elapsed()));
     at(900);
@@ -104,16 +110,7 @@ fn a_fired_guard_does_not_run_stop_programs_again_when_its_agent_dies() {
     use baton_resources::undo::Undo;
     let file = std::env::temp_dir().join(format!("baton-guard-stops-{}", std::process::id()));
     let _ = std::fs::remove_file(&file);
-    let mut guard = Command::new(env!("CARGO_BIN_EXE_baton-guard"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starting baton-guard");
-    let mut out = BufReader::new(guard.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    let mut stdin = guard.stdin.take().unwrap();
+    let (mut guard, mut stdin, mut out) = ready_guard(&[]);
     let stop = Undo::Program {
         argv: vec!["sh".into(), "-c".into(), format!("echo stopped >> {}", file.display())],
         env: vec![],

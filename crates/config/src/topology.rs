@@ -89,7 +89,9 @@ impl Config {
         let mut out = Vec::new();
         let (heartbeat, lease) = (self.cluster.heartbeat_interval, self.cluster.lease);
         if heartbeat < MEASURED_HEARTBEAT || lease < MEASURED_LEASE {
-            let sent = (self.nodes.len() - 1) * self.links() * 1000 / heartbeat.as_millis().max(1) as usize;
+            // A full node heartbeats every other node on each link it is on.
+            let per_round = self.nodes.iter().map(|n| n.addresses.len()).sum::<usize>() - self.links();
+            let sent = per_round * 1000 / heartbeat.as_millis().max(1) as usize;
             out.push(format!(
                 "cluster: heartbeat_interval {heartbeat:?} and lease {lease:?} are below the shortest setting measured \
                  free of false failovers (heartbeat {MEASURED_HEARTBEAT:?}, lease {MEASURED_LEASE:?}: no set moved in \

@@ -202,8 +202,8 @@ fn pids_with(lab: &Lab, node: &str, word: &str) -> Vec<i32> {
         .filter(|p| {
             let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
             // An argument, or the program's file name ("baton-guard").
-            let name = |a: &[u8]| a.rsplit(|b| *b == b'/').next().map(<[u8]>::to_vec);
-            cmdline.split(|b| *b == 0).any(|a| a == word.as_bytes() || name(a).as_deref() == Some(word.as_bytes()))
+            let word = Some(word.as_bytes());
+            cmdline.split(|b| *b == 0).any(|a| Some(a) == word || a.rsplit(|b| *b == b'/').next() == word)
         })
         .collect()
 }
