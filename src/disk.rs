@@ -20,7 +20,8 @@ pub fn run(command: &DiskCommand) -> Result<(), Failure> {
             header.check().map_err(Failure::Usage)?;
             let disk = Disk::init(device, header, *force).map_err(failed)?;
             println!(
-                "{}: a fence disk with {} slot(s): {}",
+                "{}: a fence disk with {} slot(s): {}; no node recorded as gone on alone (a node of two that \
+                 boots alone may fence its peer after startup_fence_after)",
                 device.display(),
                 disk.header.slots.len(),
                 disk.header.slots.join(", ")
@@ -29,7 +30,16 @@ pub fn run(command: &DiskCommand) -> Result<(), Failure> {
         }
         DiskCommand::List { device } => {
             let disk = Disk::open(device).map_err(failed)?;
-            println!("{}: watch {:?}, msgwait {:?}", device.display(), disk.header.watch, disk.header.msgwait);
+            let alone = match disk.alone() {
+                Ok(holder) => holder.unwrap_or_else(|| "-".into()),
+                Err(e) => format!("? ({e})"),
+            };
+            println!(
+                "{}: watch {:?}, msgwait {:?}, alone {alone}",
+                device.display(),
+                disk.header.watch,
+                disk.header.msgwait
+            );
             for slot in disk.slots().map_err(failed)? {
                 println!("{}\t{}\t{}", slot.node, slot.message.name(), slot.from);
             }

@@ -167,6 +167,10 @@ pub enum FenceMode {
 pub struct Fencing {
     pub mode: FenceMode,
     pub devices: Vec<FenceDevice>,
+    /// Two-node mode with a fence disk covering both nodes: how long a
+    /// node that boots and hears its peer on no link waits before it
+    /// fences the peer and goes on alone (`None`: "never", it waits).
+    pub startup_fence_after: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -14,6 +14,10 @@ use crate::tree::{Entry, Span, Table, Val};
 use crate::values::show;
 use crate::walk::{strings_of, Ctx, Fields};
 
+/// A node of a pair that boots alone waits this long for its peer before
+/// it fences it (Pacemaker's `dc-deadtime`, whose default is the same).
+pub const STARTUP_FENCE_AFTER: Duration = Duration::from_secs(20);
+
 pub fn config(ctx: &mut Ctx, file: &Path, root: &Table) -> Option<Config> {
     let base = file.parent().unwrap_or(Path::new("."));
     let mut top = Fields::new("", root);
@@ -416,6 +420,17 @@ fn fencing(ctx: &mut Ctx, base: &Path, t: &Table, nodes: &[NodeConfig]) -> Optio
             FenceMode::Lease
         }
     };
+    let startup_fence_after = match f.string(ctx, "startup_fence_after") {
+        None => Some(STARTUP_FENCE_AFTER),
+        Some((s, _)) if s == "never" => None,
+        Some((s, span)) => match crate::values::duration(&s) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                ctx.at(&span, "fencing.startup_fence_after", format!("{e}, or \"never\""));
+                None
+            }
+        },
+    };
     let mut devices = Vec::new();
     for (i, dt) in f.tables(ctx, "devices") {
         let mut d = Fields::new(format!("fencing.devices[{i}]"), dt);
@@ -469,7 +484,7 @@ fn fencing(ctx: &mut Ctx, base: &Path, t: &Table, nodes: &[NodeConfig]) -> Optio
         }
     }
     f.finish(ctx, |_| None);
-    Some(Fencing { mode, devices })
+    Some(Fencing { mode, devices, startup_fence_after })
 }
 
 /// A file the config names, relative to it, that must exist.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use baton_core::release::{self, Phase};
 use baton_core::{NodeSpec, ResourceSpec, SetSpec, Timing, Topology};
 
-use crate::model::{Address, Config, FenceMode, Resource, ResourceKind};
+use crate::model::{Address, Config, FenceKind, FenceMode, Resource, ResourceKind};
 
 /// The clock-rate difference the safety margins assume (1%): far above what
 /// any working clock drifts, small enough to cost little lease time.
@@ -81,6 +81,7 @@ impl Config {
             max_drift_ppm: MAX_DRIFT_PPM,
             guard_margin: release::margin(self.release_phases()),
             probe_interval: Some(PROBE_INTERVAL),
+            startup_fence: self.startup_fence(),
         }
     }
 
@@ -146,6 +147,34 @@ impl Config {
     pub fn fenceable(&self) -> Vec<bool> {
         let covered = |i: usize| self.fencing.as_ref().is_some_and(|f| f.devices.iter().any(|d| d.nodes.contains(&i)));
         (0..self.nodes.len()).map(covered).collect()
+    }
+
+    /// Two-node mode with one fence disk fencing both nodes: the disk
+    /// that records who went on alone, read by a node booting alone.
+    pub fn alone_record(&self) -> Option<&std::path::Path> {
+        // Two nodes, neither a witness; the disk fences both, so this is
+        // two-node mode (`Topology::pair_peer`).
+        if self.nodes.len() != 2 || self.nodes.iter().any(|n| n.witness) {
+            return None;
+        }
+        let devices = &self.fencing.as_ref()?.devices;
+        fn disk(d: &crate::model::FenceDevice) -> Option<&std::path::Path> {
+            match &d.kind {
+                FenceKind::Disk { path } => Some(path.as_path()),
+                FenceKind::Agent { .. } => None,
+            }
+        }
+        // One disk fences both (as one device or one device per node).
+        let path = devices.iter().find_map(disk)?;
+        let covers = |i: usize| devices.iter().any(|d| disk(d) == Some(path) && d.nodes.contains(&i));
+        (covers(0) && covers(1)).then_some(path)
+    }
+
+    /// How long a node booting alone waits before it fences its peer, where
+    /// a fence disk records who went on alone (else it waits for the peer).
+    pub fn startup_fence(&self) -> Option<Duration> {
+        self.alone_record()?;
+        self.fencing.as_ref()?.startup_fence_after
     }
 
     /// Per node: only a confirmed fence may evict it (`mode = "required"`).

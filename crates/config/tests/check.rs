@@ -3,6 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 /// A directory with a good secret file, removed when dropped.
 struct Dir(PathBuf);
@@ -426,6 +427,38 @@ fn two_nodes_without_a_witness_need_a_fence_device_for_each() {
     assert!(err.contains("a fence disk takes no params"), "{err}");
     let err = errors(&disk("delay = \"2s\""));
     assert!(err.contains("a device needs `agent` (a fence agent) or `disk`"), "{err}");
+}
+
+#[test]
+fn a_pair_on_one_fence_disk_boots_alone_after_startup_fence_after() {
+    let pair = with("[nodes.arbiter]\naddresses = [\"10.0.0.3/24\", \"192.168.0.3/24\"]\nwitness = true\n", "");
+    let fencing = |head: &str, devices: &str| format!("{pair}\n[fencing]\n{head}\n{devices}");
+    let parse = |text: String| baton_config::parse_str(&Dir::new().file(), &text).unwrap();
+    let one = "[[fencing.devices]]\ndisk = \"/dev/sdb\"\nnodes = [\"alpha\", \"beta\"]\n";
+    let c = parse(fencing("", one));
+    assert_eq!(c.alone_record(), Some(std::path::Path::new("/dev/sdb")));
+    assert_eq!(c.topology().timing.startup_fence, Some(Duration::from_secs(20)), "Pacemaker's dc-deadtime");
+    let c = parse(fencing("startup_fence_after = \"5s\"", one));
+    assert_eq!(c.topology().timing.startup_fence, Some(Duration::from_secs(5)));
+    let c = parse(fencing("startup_fence_after = \"never\"", one));
+    assert_eq!((c.alone_record().is_some(), c.topology().timing.startup_fence), (true, None));
+    // One device per node on the same disk is the same disk.
+    let each = "[[fencing.devices]]\ndisk = \"/dev/sdb\"\nnodes = [\"alpha\"]\ndelay = \"2s\"\n\
+                [[fencing.devices]]\ndisk = \"/dev/sdb\"\nnodes = [\"beta\"]\n";
+    assert!(parse(fencing("", each)).alone_record().is_some());
+    // Power switches keep no record: a lone boot waits for the peer.
+    let power = "[[fencing.devices]]\nagent = \"fence_dummy\"\nnodes = [\"alpha\", \"beta\"]\n";
+    assert_eq!(parse(fencing("", power)).topology().timing.startup_fence, None);
+    let half = "[[fencing.devices]]\ndisk = \"/dev/sdb\"\nnodes = [\"alpha\"]\n\
+                [[fencing.devices]]\nagent = \"fence_dummy\"\nnodes = [\"beta\"]\n";
+    assert_eq!(parse(fencing("", half)).alone_record(), None, "the disk fences alpha only");
+    // Three nodes are no pair.
+    assert_eq!(
+        baton_config::parse_str(&Dir::new().file(), &format!("{GOOD}\n[fencing]\n{one}")).unwrap().alone_record(),
+        None
+    );
+    let err = errors(&fencing("startup_fence_after = \"soon\"", one));
+    assert!(err.contains("fencing.startup_fence_after:") && err.contains("or \"never\""), "{err}");
 }
 
 #[test]

@@ -123,6 +123,12 @@ pub enum Input {
     /// The agreement layer's voters now (after `Output::Alone` or
     /// `Output::Readmit` changed them).
     Voters(Vec<NodeId>),
+    /// Two-node mode with a fence disk: the node its record names as gone
+    /// on alone last (`None`: nobody), read as the agent starts and after
+    /// each `Output::ReadAloneRecord`. Not sent when the read fails.
+    AloneRecord {
+        holder: Option<NodeId>,
+    },
 }
 
 pub use baton_state::Stranger;
@@ -170,8 +176,17 @@ pub enum Output {
     },
     /// Two-node mode, the peer confirmed off: make this node the agreement
     /// layer's only voter, from its own log at a new term, and answer with
-    /// `Input::Voters`.
+    /// `Input::Voters`. Where a fence disk records who went on alone, write
+    /// this node's name there first, and do not go on if that fails.
     Alone,
+    /// Two-node mode, booting alone, the peer confirmed off: read the fence
+    /// disk's record of who went on alone and answer with
+    /// `Input::AloneRecord`.
+    ReadAloneRecord,
+    /// Two-node mode is over for this node, which went on alone: both vote
+    /// again. Clear the fence disk's record of who went on alone if it
+    /// still names this node.
+    Together,
     /// Two-node mode, going on alone: take `node` back into the agreement
     /// layer (a learner, then a voter once its log caught up) and answer
     /// with `Input::Voters`.
@@ -471,6 +486,7 @@ impl Node {
             }
             Input::ConfigDigest(digest) => self.config_digest = Some(digest),
             Input::Voters(voters) => self.pair_voters(voters),
+            Input::AloneRecord { holder } => self.pair_record(holder, &mut out),
         }
         self.reconcile(now, &mut out);
         // Past a deadline told to the guard, until it reports, the guard is

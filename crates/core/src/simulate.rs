@@ -117,6 +117,7 @@ mod tests {
                 max_drift_ppm: 0,
                 guard_margin: Duration::ZERO,
                 probe_interval: None,
+                startup_fence: None,
             },
             fenceable: vec![false; 3],
         }

@@ -82,6 +82,11 @@ pub struct Timing {
     /// How often a node that does not own a set asks the network who holds
     /// the set's addresses (`None`: never).
     pub probe_interval: Option<Duration>,
+    /// Two-node mode: how long a node that boots and hears its peer on no
+    /// link waits before it fences the peer to go on alone (`None`: it
+    /// waits for the peer). Only where a fence disk records who went on
+    /// alone (`Node::alone_record`).
+    pub startup_fence: Option<Duration>,
 }
 
 impl Timing {
@@ -196,6 +201,7 @@ mod tests {
             max_drift_ppm: 0,
             guard_margin: Duration::ZERO,
             probe_interval: None,
+            startup_fence: None,
         };
         assert_eq!(t(1000).raft_timers_ms(), (300, 600, 100));
         assert_eq!(t(300).raft_timers_ms(), (150, 300, 50));

@@ -123,8 +123,12 @@ pub fn alive(pid: u32) -> bool {
     // no-op for anyone else's child).
     // SAFETY: waitpid with WNOHANG and no status pointer.
     unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+    // Anyone else's zombie (a killed node's process its parent has not
+    // reaped yet) is dead too: the state after the name in /proc's stat.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
     // SAFETY: signal 0 only asks whether the process exists.
-    unsafe { libc::kill(pid as i32, 0) == 0 }
+    !zombie && unsafe { libc::kill(pid as i32, 0) == 0 }
 }
 
 /// The cgroups of the lab's agents (`baton-PREFIXNODE`) and their sets:
@@ -453,6 +457,10 @@ impl Lab {
             };
             let mode = if fencing == "required" { "required" } else { "lease" };
             t += &format!("\n[fencing]\nmode = \"{mode}\"\n");
+            if self.fence_disk.is_some() {
+                // A node of two booting alone fences its peer after 5 s.
+                t += "startup_fence_after = \"5s\"\n";
+            }
             // Two nodes and no witness: of two live nodes that fence each
             // other, the first (the set's preferred node) gets a head start:
             // fencing it waits 2 s.

@@ -1552,6 +1552,64 @@ fn fence_slots(lab: &Lab) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Who the fence disk records as gone on alone last (`-`: nobody), as the
+/// first line of `baton disk list` says.
+fn alone_record(lab: &Lab) -> String {
+    let list = ok(&["disk", "list", &fence_disk(lab)]);
+    let first = list.lines().next().unwrap_or_default();
+    first.rsplit_once(", alone ").map(|(_, who)| who.to_string()).unwrap_or_else(|| panic!("{list}"))
+}
+
+/// Two servers on a fence disk, both machines down, one boots alone: the
+/// disk records nobody gone on alone, so beta waits `startup_fence_after`
+/// (5 s in the lab), fences alpha through the disk, records itself and
+/// runs web. Then beta dies too and alpha boots alone: the record names
+/// beta, whose decisions alpha's log lacks, so alpha waits, running
+/// nothing. Beta returns, goes on (it is the only voter by its own log),
+/// takes alpha back and clears the record. Never two holders.
+#[test]
+fn case34_a_node_booting_alone_fences_its_peer_unless_the_disk_says_the_peer_went_on_alone() {
+    let lab = Lab::up("c34", &["--nodes", "2", "--fencing", "disk"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    assert_eq!(alone_record(&lab), "-");
+    let rec = Recorder::start(&["alpha", "beta"]);
+    lab.power("alpha", "off");
+    lab.power("beta", "off");
+    lab.power("beta", "on");
+    let booted = Instant::now();
+    lab.run(&["start", "beta"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_ne!(lab.owner_seen_by("beta").as_deref(), Some("beta"), "beta ran web before startup_fence_after");
+    assert!(
+        wait(Duration::from_secs(25), || lab.owner_seen_by("beta").as_deref() == Some("beta")),
+        "beta never went on alone: {:?}",
+        lab.status("beta")
+    );
+    eprintln!("a lone boot to web running: {} ms", booted.elapsed().as_millis());
+    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("beta")), "the client reaches beta");
+    assert!(fence_slots(&lab).contains(&("alpha".into(), "off".into(), "beta".into())), "{:?}", fence_slots(&lab));
+    assert_eq!(alone_record(&lab), "beta");
+    assert_eq!(lab.status("beta").unwrap()["alone"], "beta");
+
+    lab.power("beta", "off");
+    lab.power("alpha", "on");
+    lab.run(&["start", "alpha"]);
+    // Alpha's guard waits out beta's pill (2.25 s), then alpha waits for beta.
+    assert!(wait(Duration::from_secs(10), || lab.status("alpha").is_some()), "alpha's agent never answered");
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(lab.owner_seen_by("alpha"), None, "alpha runs web from a stale log");
+    assert!(!lab.has_vip("alpha"), "alpha holds the address");
+    assert!(fence_slots(&lab).contains(&("beta".into(), "clear".into(), "-".into())), "alpha fenced beta");
+    assert_eq!(alone_record(&lab), "beta");
+
+    lab.power("beta", "on");
+    lab.run(&["start", "beta"]);
+    assert!(wait(Duration::from_secs(30), || lab.together()), "alpha votes again: {:?}", lab.status("beta"));
+    assert!(wait(Duration::from_secs(10), || lab.owner_seen_by("alpha").as_deref() == Some("beta")));
+    assert!(wait(Duration::from_secs(5), || alone_record(&lab) == "-"), "beta cleared the record");
+    rec.assert_never_two_holders();
+}
+
 /// Two servers and a shared disk, nothing else: the owner's machine dies;
 /// beta writes the pill into alpha's slot, waits msgwait and goes on alone
 /// with web. Alpha, powered on again, clears its pill as its guard starts

@@ -6,6 +6,11 @@
 //! read the disk for `msgwait / 2` — well before `msgwait` ends
 //! (ARCHITECTURE.md, "The shared disk as the fence device").
 //!
+//! After the slots, one more block records which node of a pair went on
+//! alone last (two-node mode), so that a node booting alone knows whether
+//! its own log may be stale (ARCHITECTURE.md, "Booting alone, with a fence
+//! disk").
+//!
 //! Every read and write bypasses the page cache (`O_DIRECT`) and every
 //! write is synced: two machines on one disk see each other's writes, not
 //! their own cached copies. Blocks are text (`key = value` lines padded
@@ -224,17 +229,22 @@ impl Disk {
         }
         let mut file = open(path)?;
         let size = file.seek(io::SeekFrom::End(0))?;
-        let need = ((header.slots.len() + 1) * BLOCK) as u64;
+        let need = ((header.slots.len() + 2) * BLOCK) as u64;
         if size < need {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{} has {size} bytes; {} slots need {need}", path.display(), header.slots.len()),
+                format!(
+                    "{} has {size} bytes; {} slots and the record of who went on alone need {need}",
+                    path.display(),
+                    header.slots.len()
+                ),
             ));
         }
         let disk = Disk { file, path: path.to_path_buf(), header };
         for node in &disk.header.slots {
             disk.write(node, Message::Clear, "-")?;
         }
+        disk.set_alone(None)?;
         disk.put(0, &Block::text(&disk.header.text()))?;
         Ok(disk)
     }
@@ -288,6 +298,42 @@ impl Disk {
     pub fn slots(&self) -> io::Result<Vec<Slot>> {
         self.header.slots.iter().map(|n| self.slot(n)).collect()
     }
+
+    /// The block after the slots: who went on alone last.
+    fn record_block(&self) -> usize {
+        self.header.slots.len() + 1
+    }
+
+    /// The node that went on alone last and has not voted together with
+    /// its peer since (`None`: nobody). A disk written by a baton that kept
+    /// no record is an error, not "nobody".
+    pub fn alone(&self) -> io::Result<Option<String>> {
+        let mut block = Block::new();
+        let at = (self.record_block() * BLOCK) as u64;
+        self.file
+            .read_exact_at(&mut block.0, at)
+            .map_err(|e| io::Error::new(e.kind(), format!("reading {}'s alone record: {e}", self.path.display())))?;
+        match block.fields().into_iter().find(|(k, _)| k == "alone") {
+            Some((_, v)) if v == "-" => Ok(None),
+            Some((_, v)) if self.header.slots.contains(&v) => Ok(Some(v)),
+            Some((_, v)) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: the alone record names {v}, which has no slot", self.path.display()),
+            )),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: no alone record (`baton disk init` writes one)", self.path.display()),
+            )),
+        }
+    }
+
+    /// Records, synced, that `node` goes on alone (`None`: nobody does).
+    pub fn set_alone(&self, node: Option<&str>) -> io::Result<()> {
+        if let Some(n) = node {
+            self.index(n)?;
+        }
+        self.put(self.record_block(), &Block::text(&format!("alone = {}\n", node.unwrap_or("-"))))
+    }
 }
 
 #[cfg(test)]
@@ -325,6 +371,27 @@ mod tests {
         assert_eq!(parsed.unread_limit(), Duration::from_millis(1000));
         let err = Header::parse(&Block::text("ext4 junk"), Path::new("d")).unwrap_err();
         assert!(err.to_string().contains("not a baton fence disk"), "{err}");
+    }
+
+    #[test]
+    fn the_alone_record_is_written_read_and_cleared_by_init() {
+        let path = std::env::temp_dir().join(format!("baton-fence-disk-{}", std::process::id()));
+        std::fs::write(&path, vec![0u8; 3 * BLOCK]).unwrap();
+        let short = Disk::init(&path, header(250, 2000), true).err().expect("two slots and the record need 4 blocks");
+        assert!(short.to_string().contains("the record of who went on alone"), "{short}");
+        std::fs::write(&path, vec![0u8; 4 * BLOCK]).unwrap();
+        let disk = Disk::init(&path, header(250, 2000), true).unwrap();
+        assert_eq!(disk.alone().unwrap(), None);
+        disk.set_alone(Some("beta")).unwrap();
+        assert_eq!(Disk::open(&path).unwrap().alone().unwrap().as_deref(), Some("beta"));
+        assert!(disk.set_alone(Some("gamma")).is_err(), "gamma has no slot");
+        assert_eq!(disk.alone().unwrap().as_deref(), Some("beta"), "a refused write changes nothing");
+        let again = Disk::init(&path, header(250, 2000), true).unwrap();
+        assert_eq!(again.alone().unwrap(), None, "init forgets who went on alone");
+        // A disk written before the record existed: an error, never "nobody".
+        again.put(3, &Block::new()).unwrap();
+        assert!(again.alone().unwrap_err().to_string().contains("no alone record"));
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -153,6 +153,11 @@ enum Ev {
         inc: u64,
         node: NodeId,
     },
+    /// The agent reads the fence disk's record of who went on alone.
+    RecordRead {
+        node: NodeId,
+        inc: u64,
+    },
     Tick,
 }
 
@@ -265,6 +270,8 @@ pub struct Sim {
     pill_wait: Vec<Option<u64>>,
     /// Per node: until when its guard cannot read the fence disk.
     disk_lost_until: Vec<u64>,
+    /// The fence disk's record of who went on alone last (two-node mode).
+    alone_record: Option<NodeId>,
     pending_ops: Vec<Command>,
     /// Requests asked and not answered: id → (node, request).
     asked: std::collections::BTreeMap<u64, (NodeId, Request)>,
@@ -324,6 +331,7 @@ impl Sim {
             pills: vec![false; sc.topo.nodes.len()],
             pill_wait: vec![None; sc.topo.nodes.len()],
             disk_lost_until: vec![0; sc.topo.nodes.len()],
+            alone_record: None,
             pending_ops: Vec::new(),
             asked: std::collections::BTreeMap::new(),
             next_request: 1,
@@ -675,6 +683,14 @@ impl Sim {
                 self.trace(|| format!("n{node} votes again"));
                 self.tell_voters();
             }
+            Ev::RecordRead { node, inc } => {
+                // What the disk holds when the read reaches it; a node that
+                // cannot read the disk hears nothing back.
+                let i = usize::from(node);
+                if self.nodes[i].inc == inc && self.disk_lost_until[i] <= self.now {
+                    self.input(node, Input::AloneRecord { holder: self.alone_record });
+                }
+            }
             Ev::Tick => self.tick(),
         }
     }
@@ -699,6 +715,11 @@ impl Sim {
         n.core = Some(Node::new(self.sc.topo.clone(), node, state, n.disk.clone(), n.boots, local));
         let voters = n.voters_view.clone();
         self.trace(|| format!("n{node} boots"));
+        if self.sc.fence_disk {
+            // The agent reads the record as it starts (its guard has read
+            // its slot: the disk is readable).
+            self.input(node, Input::AloneRecord { holder: self.alone_record });
+        }
         self.input(node, Input::Voters(voters));
     }
 
@@ -836,6 +857,14 @@ impl Sim {
                 }
             }
             Output::Alone => {
+                if self.sc.fence_disk {
+                    // It records that it goes on alone first, and goes no
+                    // further if it cannot: its agent exits.
+                    if self.disk_lost_until[i] > self.now {
+                        return self.take_down(node, "cannot write the alone record");
+                    }
+                    self.alone_record = Some(node);
+                }
                 // The node restarts its agreement layer as its only voter,
                 // from its own log (the single log here) at a new term.
                 let r = pair::check_alone(&self.sc.topo, node, self.nodes[i].holds, self.log.len(), self.now);
@@ -849,6 +878,16 @@ impl Sim {
                 self.leaderless_since = Some(self.now);
                 self.trace(|| format!("n{node} is the only voter"));
                 self.tell_voters();
+            }
+            Output::ReadAloneRecord => {
+                let inc = self.nodes[i].inc;
+                let at = self.now + self.rng.range(1_000, 50_000);
+                self.push(at, Ev::RecordRead { node, inc });
+            }
+            Output::Together => {
+                if self.alone_record == Some(node) {
+                    self.alone_record = None;
+                }
             }
             Output::Readmit { node: peer } => {
                 let (lo, hi) = (100_000, 800_000);

@@ -138,6 +138,7 @@ pub fn timing() -> Timing {
         max_drift_ppm: 10_000,
         guard_margin: Duration::from_millis(20),
         probe_interval: Some(Duration::from_secs(2)),
+        startup_fence: None,
     }
 }
 
@@ -341,6 +342,21 @@ pub fn random(seed: u64) -> Scenario {
             faults.push((at, Fault::FenceDiskLost { node, for_us: disks.range(SECOND / 10, 4 * SECOND) }));
         }
         faults.sort_by_key(|(t, _)| *t);
+    }
+    // Two servers on a fence disk boot alone after a random wait; in a
+    // third of those runs both machines die and one comes back alone while
+    // the other stays down until the heal (a stream of its own again).
+    let mut lone = Rng::new(seed ^ 0x6c6f_6e65_5f62_6f6f);
+    if fence_disk && topo.pair_peer(0).is_some() {
+        topo.timing.startup_fence = Some(ms(&mut lone, 500, 6000));
+        if lone.chance(330) {
+            let at = lone.range(SECOND, heal_at_us / 2);
+            let first = lone.index(2) as NodeId;
+            faults.push((at, Fault::Crash { node: first, down_us: None }));
+            let back = Some(lone.range(SECOND / 2, 5 * SECOND));
+            faults.push((at + lone.range(0, SECOND), Fault::Crash { node: 1 - first, down_us: back }));
+            faults.sort_by_key(|(t, _)| *t);
+        }
     }
     Scenario {
         topo,

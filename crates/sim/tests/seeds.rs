@@ -94,6 +94,24 @@ fn fence_disk_seeds_the_search_found_stay_fixed() {
     }
 }
 
+/// Two servers on a fence disk that boot alone: 24372 a node read the
+/// disk's record of who went on alone as it started, before its peer —
+/// paused across the confirmation of this node's last incarnation — went on
+/// alone; the node then fenced the peer and went on alone too, from a log
+/// without the peer's last entries (the record is now read again once the
+/// peer is confirmed off). 78 is the plain case: both machines die, one
+/// comes back alone, fences the other through the disk and runs the sets.
+#[test]
+fn lone_boot_seeds_the_search_found_stay_fixed() {
+    for seed in [24372, 78] {
+        let sc = baton_sim::scenario::random(seed);
+        assert!(sc.fence_disk && sc.topo.timing.startup_fence.is_some(), "seed {seed} no longer boots alone");
+        if let Err(f) = baton_sim::run_seed(seed, false) {
+            panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
+        }
+    }
+}
+
 /// A set's first start on its preferred node, with that node's agent
 /// SIGKILLed at each moment of a sweep across the start (its guard lives
 /// on); the agent starts again a second later.

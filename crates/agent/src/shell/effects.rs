@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use baton_config::FenceKind;
 use baton_core::{Event, Input, NodeId, Output, Time};
 use baton_resources::fence;
+use baton_resources::fence_disk::Disk;
 use baton_state::Command;
 
 use super::Agent;
@@ -58,6 +59,8 @@ impl Agent {
             }
             Output::Reply { id, reply } => self.reply(id, reply),
             Output::Alone => self.going_alone = true,
+            Output::ReadAloneRecord => super::read_alone_record(&self.config, &self.inputs.tx),
+            Output::Together => self.together(),
             Output::Readmit { node } => self.readmit(node),
             Output::Exit => {}
             Output::Event(event) => {
@@ -68,6 +71,23 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// Both vote again: the fence disk's record stops naming this node (a
+    /// failed write leaves it naming this node: then only this node may
+    /// boot alone, which is safe, and the next `Together` tries again).
+    fn together(&self) {
+        let Some(disk) = self.config.alone_record().map(|p| p.to_path_buf()) else { return };
+        let me = self.config.nodes[self.me].name.clone();
+        tokio::task::spawn_blocking(move || {
+            let cleared = Disk::open(&disk).and_then(|disk| match disk.alone()? {
+                Some(holder) if holder == me => disk.set_alone(None),
+                _ => Ok(()),
+            });
+            if let Err(e) = cleared {
+                tracing::warn!("baton: clearing the fence disk's record that this node went on alone: {e}");
+            }
+        });
     }
 
     /// A core instant as CLOCK_MONOTONIC milliseconds (the guard's clock).

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use baton_config::{Config, FenceKind};
 use baton_core::{Input, Node, NodeId, Time};
+use baton_resources::fence_disk::Disk;
 use baton_resources::netlink::Netlink;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
@@ -203,6 +204,7 @@ impl Agent {
         if ports.pill_found {
             core.pill_found();
         }
+        read_alone_record(&config, &inputs.tx);
         // Which file this agent runs, for every node to compare (drift).
         if let Some(digest) = config_digest(&config.file) {
             let _ = inputs.tx.try_send(Input::ConfigDigest(digest));
@@ -282,6 +284,15 @@ impl Agent {
 
     /// Two-node mode: Raft starts again with this node as its only voter.
     async fn go_alone(&mut self) -> Result<(), String> {
+        // Recorded before the membership is forced, or not forced at all
+        // (ARCHITECTURE.md, "Booting alone, with a fence disk").
+        if let Some(disk) = self.config.alone_record() {
+            let (disk, me) = (disk.to_path_buf(), self.config.nodes[self.me].name.clone());
+            tokio::task::spawn_blocking(move || Disk::open(&disk).and_then(|d| d.set_alone(Some(&me))))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("recording on the fence disk that this node goes on alone: {e}; it does not"))?;
+        }
         let _ = self.raft.shutdown().await;
         let (raft, applied) = boot::restart_alone(&self.config, self.me, &mut self.store, &self.peers).await?;
         self.raft_tx.send_replace(raft.clone());
@@ -290,6 +301,22 @@ impl Agent {
         self.leader = None;
         Ok(())
     }
+}
+
+/// Reads the fence disk's record of who went on alone, where one fences
+/// the pair, and gives it to the core (`Input::AloneRecord`); a failed read
+/// gives nothing, and a node booting alone then waits for its peer.
+pub(crate) fn read_alone_record(config: &Config, inputs: &mpsc::Sender<Input>) {
+    let Some(disk) = config.alone_record().map(|p| p.to_path_buf()) else { return };
+    let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+    let inputs = inputs.clone();
+    tokio::task::spawn_blocking(move || match Disk::open(&disk).and_then(|d| d.alone()) {
+        Ok(holder) => {
+            let holder = holder.and_then(|name| names.iter().position(|n| *n == name)).map(|n| n as NodeId);
+            let _ = inputs.blocking_send(Input::AloneRecord { holder });
+        }
+        Err(e) => tracing::warn!("baton: {e}: booting alone, this node waits for its peer"),
+    });
 }
 
 /// The first 16 hex digits of the SHA-256 of the configuration file: the

@@ -2,8 +2,10 @@
 //! two voters each is the other's only majority, so a node that lost its
 //! peer can agree nothing until the device has confirmed the peer off;
 //! then it makes itself the agreement layer's only voter (`Output::Alone`)
-//! and carries on alone until the peer votes again. ARCHITECTURE.md, "Two
-//! servers without a witness", gives the safety argument.
+//! and carries on alone until the peer votes again. Where a fence disk
+//! records who went on alone, a node that boots alone may do the same.
+//! ARCHITECTURE.md, "Two servers without a witness", gives the safety
+//! argument.
 
 use std::time::Duration;
 
@@ -30,6 +32,12 @@ pub(super) struct Pair {
     readmit_asked: Option<Time>,
     /// `Output::Alone` is owed (an operator's `baton alone`).
     alone_asked: bool,
+    /// The fence disk, as last read, says nobody but this node went on
+    /// alone since the two last voted together (`Input::AloneRecord`).
+    record_clean: bool,
+    /// Booting alone: the peer's fence was confirmed (epoch, incarnation)
+    /// and the record is being read again before this node goes on alone.
+    boot_confirmed: Option<(u64, u64)>,
 }
 
 impl Node {
@@ -52,6 +60,24 @@ impl Node {
         self.pair.voters == [self.me]
     }
 
+    /// What the fence disk's record of who went on alone says (`None`:
+    /// nobody), read as the agent starts and again when asked. Only a
+    /// record that names nobody or this node lets it boot alone: one that
+    /// names the peer means the peer may have agreed what this node's log
+    /// lacks. Read after the peer was confirmed off, it is final: the peer
+    /// writes it only while its agent runs.
+    pub(super) fn pair_record(&mut self, holder: Option<NodeId>, out: &mut Vec<Output>) {
+        self.pair.record_clean = holder.is_none_or(|n| n == self.me);
+        let Some((epoch, incarnation)) = self.pair.boot_confirmed.take() else { return };
+        let rec = self.pair_peer().map(|peer| self.state.node(peer));
+        let current = rec.is_some_and(|r| (r.epoch, r.incarnation) == (epoch, incarnation));
+        if current && !self.pair.forced && self.may_go_alone(self.now) {
+            self.pair.forced = true;
+            self.pair.fenced = Some((epoch, incarnation));
+            out.push(Output::Alone);
+        }
+    }
+
     /// May this node fence its peer to go on alone? Only if its log holds
     /// every entry ever committed: this incarnation joined, and its log
     /// says it is a voter. A commit needs every voter of two, and a node
@@ -59,22 +85,37 @@ impl Node {
     /// nothing. A node that went on alone fenced this one first (ending
     /// its incarnation), and this one's next `Join` is agreed only after
     /// the membership without it, so a stale log can never pass. A node
-    /// that boots and never hears its peer therefore waits for it.
-    fn may_go_alone(&self) -> bool {
-        self.joined() && self.pair.voters.contains(&self.me)
+    /// that boots and never hears its peer therefore waits for it — unless
+    /// the fence disk's record says nobody else went on alone since both
+    /// last voted, and it has waited `startup_fence` (ARCHITECTURE.md,
+    /// "Booting alone, with a fence disk").
+    fn may_go_alone(&self, now: Time) -> bool {
+        let voter = self.pair.voters.contains(&self.me);
+        let waited = self.topo.timing.startup_fence.is_some_and(|wait| now.since(self.booted) >= wait);
+        let lone_boot = waited && self.pair.record_clean && self.pair.voters.len() == 2;
+        voter && (self.joined() || lone_boot)
     }
 
     /// A fence of the peer was confirmed: go on alone, unless this node did
-    /// already or the confirmation is about an incarnation gone since.
+    /// already or the confirmation is about an incarnation gone since. A
+    /// node booting alone reads the fence disk's record again first: read
+    /// at start, it may predate the peer going on alone on a confirmation
+    /// of this node's last incarnation (simulator, seed 24372: the peer's
+    /// agent paused across that confirmation).
     pub(super) fn pair_fenced(&mut self, node: NodeId, epoch: u64, incarnation: u64, out: &mut Vec<Output>) {
         let rec = self.state.node(node);
         let current = (rec.epoch, rec.incarnation) == (epoch, incarnation);
-        if self.pair_peer() != Some(node) || self.pair.forced || !current || !self.may_go_alone() {
+        if self.pair_peer() != Some(node) || self.pair.forced || !current || !self.may_go_alone(self.now) {
             return;
         }
-        self.pair.forced = true;
-        self.pair.fenced = Some((epoch, incarnation));
-        out.push(Output::Alone);
+        if self.joined() {
+            self.pair.forced = true;
+            self.pair.fenced = Some((epoch, incarnation));
+            out.push(Output::Alone);
+        } else {
+            self.pair.boot_confirmed = Some((epoch, incarnation));
+            out.push(Output::ReadAloneRecord);
+        }
     }
 
     /// An operator's word instead of a device's (`baton alone`): the peer
@@ -109,7 +150,7 @@ impl Node {
             out.push(Output::Alone);
         }
         let retry = retry_after(&self.topo);
-        if !self.pair.forced && self.detector.is_dead(peer) && self.may_go_alone() {
+        if !self.pair.forced && self.detector.is_dead(peer) && self.may_go_alone(now) {
             self.ask_fence(now, peer, retry, out);
         }
         if let Some((epoch, incarnation)) = self.pair.fenced {
@@ -122,8 +163,11 @@ impl Node {
         }
         let peer_votes = self.pair.voters.contains(&peer);
         // (Also when it was the only voter already: forced again after a
-        // restart, the voters do not change.)
-        self.pair.single |= self.pair.forced && self.sole_voter();
+        // restart, the voters do not change. And a node that went on alone
+        // and restarted is the only voter by its own log, forced or not:
+        // with its peer back it ends the mode too.)
+        let went_alone = self.pair.forced || self.state.alone == Some(self.me);
+        self.pair.single |= went_alone && self.sole_voter();
         let evicted = self.pair.fenced.is_none() && !self.state.is_online(peer);
         if self.pair.forced && evicted && !peer_votes && self.state.alone != Some(self.me) {
             self.propose(now, Command::Alone { node: self.me }, out);
@@ -136,7 +180,9 @@ impl Node {
             if self.state.alone == Some(self.me) {
                 self.propose(now, Command::Together, out);
             } else {
-                self.pair = Pair { voters: std::mem::take(&mut self.pair.voters), ..Pair::default() };
+                let voters = std::mem::take(&mut self.pair.voters);
+                self.pair = Pair { voters, record_clean: self.pair.record_clean, ..Pair::default() };
+                out.push(Output::Together);
             }
         }
         let heard = self.detector.is_alive(peer);

@@ -40,6 +40,7 @@ fn topo() -> Topology {
             max_drift_ppm: 0,
             guard_margin: Duration::ZERO,
             probe_interval: None,
+            startup_fence: None,
         },
         fenceable: vec![false; 3],
     }
@@ -434,7 +435,8 @@ fn in_two_node_mode_a_node_fences_its_silent_peer_then_goes_on_alone_until_the_p
     assert!(out.contains(&Output::Readmit { node: 1 }), "{out:?}");
     let out = a.handle(ms(3500), Input::Voters(vec![0, 1]));
     assert!(proposals(&out).contains(&Command::Together), "{out:?}");
-    a.handle(ms(3600), Input::Committed(Command::Together));
+    let out = a.handle(ms(3600), Input::Committed(Command::Together));
+    assert!(out.contains(&Output::Together), "the record of who went on alone is cleared: {out:?}");
     assert_eq!(a.state().alone, None);
     assert_eq!(a.lease_expiry(), None, "both vote again: the lease needs b's echo again");
 }
@@ -454,6 +456,74 @@ fn in_two_node_mode_a_node_that_has_not_joined_waits_for_its_peer_instead_of_fen
     a.handle(ms(0), Input::Voters(vec![1]));
     let out = a.handle(ms(1100), Input::Tick);
     assert!(!out.iter().any(|o| matches!(o, Output::Fence { .. })), "{out:?}");
+}
+
+#[test]
+fn a_node_that_went_on_alone_and_restarted_ends_the_mode_once_its_peer_votes_again() {
+    // b went on alone (a fenced), then b's agent restarted: the only voter
+    // by its own log, it never forced in this incarnation.
+    let mut st = pair_state();
+    st.apply(&Command::Fenced { node: 0, epoch: 0, incarnation: 1 }).unwrap();
+    st.apply(&Command::Alone { node: 1 }).unwrap();
+    let mut b = Node::new(pair_topo(), 1, st, Persisted::default(), 2, ms(0));
+    b.handle(ms(0), Input::Voters(vec![1]));
+    b.handle(ms(10), Input::Leader(true));
+    b.handle(ms(20), Input::Committed(Command::Join { node: 1, epoch: 0, incarnation: 2 }));
+    let hb = Heartbeat { from: 0, epoch: 1, seq: 2 << 32, echoes: vec![] };
+    let mut out = b.handle(ms(300), Input::Heartbeat { link: 0, heartbeat: hb.clone() });
+    out.extend(b.handle(ms(300), Input::Heartbeat { link: 1, heartbeat: hb }));
+    assert!(out.contains(&Output::Readmit { node: 0 }), "{out:?}");
+    let out = b.handle(ms(800), Input::Voters(vec![0, 1]));
+    assert!(proposals(&out).contains(&Command::Together), "{out:?}");
+    let out = b.handle(ms(900), Input::Committed(Command::Together));
+    assert!(out.contains(&Output::Together), "{out:?}");
+}
+
+#[test]
+fn with_a_fence_disk_a_node_booting_alone_fences_its_peer_after_the_startup_wait_unless_the_peer_went_on_alone() {
+    let mut topo = pair_topo();
+    topo.timing.startup_fence = Some(Duration::from_secs(5));
+    let fences = |out: &[Output]| out.iter().any(|o| matches!(o, Output::Fence { .. }));
+    // (what the disk's record said, whether the node may boot alone)
+    for (record, boots_alone) in [(Some(None), true), (Some(Some(0)), true), (Some(Some(1)), false), (None, false)] {
+        let mut a = Node::new(topo.clone(), 0, pair_state(), Persisted::default(), 2, ms(0));
+        if let Some(holder) = record {
+            a.handle(ms(0), Input::AloneRecord { holder });
+        }
+        a.handle(ms(0), Input::Voters(vec![0, 1]));
+        for t in [1100, 3000, 4900] {
+            assert!(!fences(&a.handle(ms(t), Input::Tick)), "{record:?}: still waiting at {t} ms");
+        }
+        let out = a.handle(ms(5100), Input::Tick);
+        assert_eq!(fences(&out), boots_alone, "{record:?}: {out:?}");
+        if boots_alone {
+            assert!(out.contains(&Output::Fence { node: 1, epoch: 0, incarnation: 1 }), "{out:?}");
+            let out = a.handle(ms(7200), Input::FenceDone { node: 1, epoch: 0, incarnation: 1, result: Ok(()) });
+            assert!(out.contains(&Output::ReadAloneRecord), "the record is read again first: {out:?}");
+            assert!(!out.contains(&Output::Alone), "{out:?}");
+            let out = a.handle(ms(7210), Input::AloneRecord { holder: record.flatten() });
+            assert!(out.contains(&Output::Alone), "{record:?}: {out:?}");
+        } else {
+            let out = a.handle(ms(7200), Input::FenceDone { node: 1, epoch: 0, incarnation: 1, result: Ok(()) });
+            assert!(!out.contains(&Output::Alone), "{record:?}: a confirmation alone is not enough: {out:?}");
+        }
+    }
+    // The peer went on alone after the record was read at start (on a
+    // confirmation of this node's last incarnation): read again once the
+    // peer is confirmed off, the record names it and this node waits.
+    let mut a = Node::new(topo.clone(), 0, pair_state(), Persisted::default(), 2, ms(0));
+    a.handle(ms(0), Input::AloneRecord { holder: None });
+    a.handle(ms(0), Input::Voters(vec![0, 1]));
+    assert!(fences(&a.handle(ms(5100), Input::Tick)));
+    a.handle(ms(7200), Input::FenceDone { node: 1, epoch: 0, incarnation: 1, result: Ok(()) });
+    let out = a.handle(ms(7210), Input::AloneRecord { holder: Some(1) });
+    assert!(!out.contains(&Output::Alone), "{out:?}");
+    assert!(!a.handle(ms(20_000), Input::Tick).contains(&Output::Alone));
+    // Without a fence disk's record (a power fence) a lone boot waits.
+    let mut a = Node::new(pair_topo(), 0, pair_state(), Persisted::default(), 2, ms(0));
+    a.handle(ms(0), Input::AloneRecord { holder: None });
+    a.handle(ms(0), Input::Voters(vec![0, 1]));
+    assert!(!fences(&a.handle(ms(60_000), Input::Tick)));
 }
 
 #[test]

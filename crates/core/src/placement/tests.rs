@@ -31,6 +31,7 @@ fn topo(failback: Failback) -> Topology {
             max_drift_ppm: 10_000,
             guard_margin: Duration::from_millis(50),
             probe_interval: None,
+            startup_fence: None,
         },
         fenceable: vec![false; 4],
     }
