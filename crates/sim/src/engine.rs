@@ -793,7 +793,13 @@ impl Sim {
         let local = n.clock.local(self.now);
         let outputs = core.handle(local, input);
         let wake = n.clock.true_of(core.poll_timeout()).max(self.now + 1);
+        let inc = n.inc;
         for output in outputs {
+            // An agent gone meanwhile (it exited, or could not record that
+            // it goes on alone) does nothing more.
+            if self.nodes[i].inc != inc {
+                break;
+            }
             self.output(node, output);
         }
         let n = &mut self.nodes[i];
