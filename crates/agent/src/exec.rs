@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_config::{Config, ResourceKind, SetConfig};
+use baton_config::{Config, NfsServer, ResourceKind, SetConfig};
 use baton_core::lifecycle::{Action, HookKind, Step};
 use baton_core::{Input, SetId};
 use baton_resources::cgroup::{self, Cgroup};
+use baton_resources::ganesha::{Ganesha, GaneshaSpec};
 use baton_resources::ip::{Address, IpSpec};
 use baton_resources::mount::{Mount, MountSpec};
 use baton_resources::netlink::Netlink;
@@ -31,6 +32,9 @@ use tokio::task::AbortHandle;
 
 use crate::events::EventLog;
 use crate::guard_link::GuardPort;
+
+/// Below the state directory: where OCF agents keep their temporary files.
+pub const OCF_DIR: &str = "ocf";
 
 /// How long a cgroup may take to empty after SIGKILL.
 const KILL_LIMIT: Duration = Duration::from_secs(5);
@@ -53,15 +57,16 @@ impl SetRuntime {
 }
 
 /// The resources of every set, built from the configuration: each in its
-/// set's cgroup under `base`.
-pub fn build(config: &Config, node: &str, base: &Cgroup, nl: &Netlink, ocf_tmp: &Path) -> Vec<SetRuntime> {
+/// set's cgroup under `base`; what they write for themselves goes below
+/// `state_dir`.
+pub fn build(config: &Config, node: &str, base: &Cgroup, nl: &Netlink, state_dir: &Path) -> Vec<SetRuntime> {
     config
         .sets
         .iter()
         .map(|set| {
             let cg = base.child(&format!("set-{}", cgroup::dir_name(&set.name)));
             let resources = (0..set.resources.len())
-                .map(|i| resource(set, i, Context::new(&set.name, node, cg.child(&i.to_string())), nl, ocf_tmp))
+                .map(|i| resource(set, i, Context::new(&set.name, node, cg.child(&i.to_string())), nl, state_dir))
                 .collect();
             SetRuntime {
                 name: set.name.clone(),
@@ -74,7 +79,7 @@ pub fn build(config: &Config, node: &str, base: &Cgroup, nl: &Netlink, ocf_tmp: 
         .collect()
 }
 
-fn resource(set: &SetConfig, i: usize, ctx: Context, nl: &Netlink, ocf_tmp: &Path) -> Box<dyn Resource> {
+fn resource(set: &SetConfig, i: usize, ctx: Context, nl: &Netlink, state_dir: &Path) -> Box<dyn Resource> {
     let r = &set.resources[i];
     match &r.kind {
         ResourceKind::Ip { address, interface, garp_count, garp_interval } => Box::new(Address {
@@ -97,7 +102,7 @@ fn resource(set: &SetConfig, i: usize, ctx: Context, nl: &Netlink, ocf_tmp: &Pat
         ResourceKind::Lsb { script } => Box::new(Service { ctx, kind: service::Kind::Lsb(script.clone()) }),
         ResourceKind::Systemd { unit } => Box::new(Service { ctx, kind: service::Kind::Systemd(unit.clone()) }),
         ResourceKind::Ocf { .. } => {
-            let agent = crate::preflight::ocf_agent(set, i, Some(ocf_tmp.to_path_buf())).expect("an ocf resource");
+            let agent = crate::preflight::ocf_agent(set, i, Some(state_dir.join(OCF_DIR))).expect("an ocf resource");
             Box::new(Ocf { ctx, agent, interval: r.interval.unwrap_or(Duration::from_secs(10)) })
         }
         ResourceKind::Mount { device, path, fstype, options } => Box::new(Mount {
@@ -109,7 +114,7 @@ fn resource(set: &SetConfig, i: usize, ctx: Context, nl: &Netlink, ocf_tmp: &Pat
             },
             cgroup: Some(ctx.cgroup),
         }),
-        ResourceKind::Nfs { path, fsid, clients, options, lock_dir } => Box::new(Nfs {
+        ResourceKind::Nfs { path, fsid, clients, options, lock_dir, server: NfsServer::Kernel } => Box::new(Nfs {
             spec: NfsSpec {
                 path: path.clone(),
                 fsid: fsid.clone(),
@@ -119,6 +124,19 @@ fn resource(set: &SetConfig, i: usize, ctx: Context, nl: &Netlink, ocf_tmp: &Pat
             },
             cgroup: Some(ctx.cgroup),
         }),
+        ResourceKind::Nfs { path, fsid, clients, options, lock_dir, server: NfsServer::Ganesha { address, grace } } => {
+            let spec = GaneshaSpec {
+                path: path.clone(),
+                export_id: fsid.parse().expect("checked when the configuration was read"),
+                clients: clients.clone(),
+                options: options.clone(),
+                recovery: lock_dir.clone(),
+                address: address.expect("resolved when the configuration was read"),
+                grace: *grace,
+                conf: state_dir.join("ganesha").join(format!("{}-{i}.conf", cgroup::dir_name(&set.name))),
+            };
+            Box::new(Ganesha::new(ctx, spec, format!("{}/ganesha", set.name)))
+        }
     }
 }
 

@@ -108,7 +108,19 @@ pub enum ResourceKind {
     Lsb { script: String },
     Ocf { provider: String, agent: String, params: Vec<(String, String)> },
     Mount { device: String, path: String, fstype: String, options: String },
-    Nfs { path: String, fsid: String, clients: String, options: String, lock_dir: String },
+    Nfs { path: String, fsid: String, clients: String, options: String, lock_dir: String, server: NfsServer },
+}
+
+/// Which NFS server an `nfs` resource exports through.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NfsServer {
+    /// The kernel's (nfs-kernel-server): the export table, /var/lib/nfs
+    /// bound to `lock_dir`, sm-notify.
+    Kernel,
+    /// nfs-ganesha, run by the resource for the set (NFSv4): bound to
+    /// `address` (the set's first ip resource unless given), its recovery
+    /// state in `lock_dir`, clients given `grace` to reclaim after a move.
+    Ganesha { address: Option<std::net::IpAddr>, grace: Duration },
 }
 
 impl ResourceKind {
@@ -135,7 +147,8 @@ impl ResourceKind {
             }
             ResourceKind::Systemd { .. } => &[Phase::Units],
             ResourceKind::Mount { .. } => &[Phase::Mounts],
-            ResourceKind::Nfs { .. } => &[Phase::Exports, Phase::Binds],
+            ResourceKind::Nfs { server: NfsServer::Kernel, .. } => &[Phase::Exports, Phase::Binds],
+            ResourceKind::Nfs { server: NfsServer::Ganesha { .. }, .. } => &[Phase::Processes],
         }
     }
 

@@ -355,11 +355,12 @@ fn sets(ctx: &mut Ctx, t: &Table, nodes: &[NodeConfig], links: &[Option<Address>
         let restart_window = f.duration(ctx, "restart_window").map_or(Duration::from_secs(600), |d| d.0);
         let failure_timeout = f.duration(ctx, "failure_timeout").map(|d| d.0);
         let hooks = f.string(ctx, "hooks").map(|(s, _)| PathBuf::from(s));
-        let resources = f
+        let mut resources: Vec<Resource> = f
             .tables(ctx, "resources")
             .into_iter()
             .filter_map(|(i, rt)| resource::parse(ctx, &format!("{path}.resources[{i}]"), rt, links))
             .collect();
+        ganesha_addresses(ctx, &e.key_span, &path, &mut resources);
         f.finish(ctx, |_| None);
         if prefs.is_empty() && !nodes.is_empty() && ctx.problems.is_empty() {
             ctx.at(&e.key_span, &format!("{path}.nodes"), "no node may run this set");
@@ -376,6 +377,25 @@ fn sets(ctx: &mut Ctx, t: &Table, nodes: &[NodeConfig], links: &[Option<Address>
         });
     }
     out
+}
+
+/// An NFS server of a set binds to the set's service address: the first
+/// ip resource's, unless the resource names one.
+fn ganesha_addresses(ctx: &mut Ctx, span: &Span, path: &str, resources: &mut [Resource]) {
+    let service = resources.iter().find_map(|r| match &r.kind {
+        ResourceKind::Ip { address, .. } => Some(address.ip),
+        _ => None,
+    });
+    for (i, r) in resources.iter_mut().enumerate() {
+        if let ResourceKind::Nfs { server: NfsServer::Ganesha { address: address @ None, .. }, .. } = &mut r.kind {
+            *address = service;
+            if service.is_none() {
+                let why = "server = \"ganesha\" binds to the set's service address: add an ip resource to the set, \
+                           or give the address";
+                ctx.at(span, &format!("{path}.resources[{i}].address"), why);
+            }
+        }
+    }
 }
 
 fn preference(ctx: &mut Ctx, path: &str, names: Vec<(String, Span)>, nodes: &[NodeConfig]) -> Vec<usize> {

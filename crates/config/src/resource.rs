@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::model::{Address, Resource, ResourceKind};
+use crate::model::{Address, NfsServer, Resource, ResourceKind};
 use crate::tree::{Span, Table, Val};
 use crate::walk::{Ctx, Fields};
 
@@ -18,7 +18,7 @@ const TYPES: &[(&str, &[&str])] = &[
     ("lsb", &["script"]),
     ("ocf", &["agent", "params"]),
     ("mount", &["device", "path", "fstype", "options"]),
-    ("nfs", &["path", "fsid", "clients", "options", "lock_dir"]),
+    ("nfs", &["path", "fsid", "clients", "options", "lock_dir", "server", "address", "grace"]),
 ];
 
 pub fn parse(ctx: &mut Ctx, path: &str, t: &Table, links: &[Option<Address>]) -> Option<Resource> {
@@ -125,10 +125,50 @@ fn kind(ctx: &mut Ctx, f: &mut Fields, ty: &str, links: &[Option<Address>]) -> O
             let clients = f.string(ctx, "clients").map_or_else(|| "*".to_string(), |x| x.0);
             let options = f.string(ctx, "options").map_or_else(|| "rw,sync,no_subtree_check".to_string(), |x| x.0);
             let lock_dir = req(ctx, f, "lock_dir");
-            ResourceKind::Nfs { path: path?, fsid: fsid?, clients, options, lock_dir: lock_dir? }
+            let server = nfs_server(ctx, f, fsid.as_deref());
+            ResourceKind::Nfs { path: path?, fsid: fsid?, clients, options, lock_dir: lock_dir?, server: server? }
         }
         _ => unreachable!("type {ty} was checked against TYPES"),
     })
+}
+
+/// `server` of an `nfs` resource: "kernel" (the default) or "ganesha",
+/// whose `address` and `grace` belong to it alone.
+fn nfs_server(ctx: &mut Ctx, f: &mut Fields, fsid: Option<&str>) -> Option<NfsServer> {
+    let address = f.string(ctx, "address");
+    let grace = f.duration(ctx, "grace");
+    let (server, span) = f.string(ctx, "server").unwrap_or_else(|| ("kernel".to_string(), None));
+    match server.as_str() {
+        "kernel" => {
+            for (key, given) in [("address", address.is_some()), ("grace", grace.is_some())] {
+                if given {
+                    let at = f.get(key).and_then(|e| e.span.clone());
+                    ctx.at(&at, &f.key(key), "belongs to server = \"ganesha\" (the kernel's server has its own)");
+                }
+            }
+            Some(NfsServer::Kernel)
+        }
+        "ganesha" => {
+            let address = address.and_then(|(a, span)| match a.parse() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    ctx.at(&span, &f.key("address"), format!("\"{a}\" is not an IP address"));
+                    None
+                }
+            });
+            if fsid.is_some_and(|id| !id.parse::<u16>().is_ok_and(|n| n > 0)) {
+                let at = f.get("fsid").and_then(|e| e.span.clone());
+                let why = "with server = \"ganesha\" the fsid is the export's Export_Id: an integer from 1 to 65535";
+                ctx.at(&at, &f.key("fsid"), why);
+            }
+            Some(NfsServer::Ganesha { address, grace: grace.map_or(Duration::from_secs(90), |g| g.0) })
+        }
+        other => {
+            let why = format!("\"{other}\" is not an NFS server: \"kernel\" or \"ganesha\"");
+            ctx.at(&span, &f.key("server"), why);
+            None
+        }
+    }
 }
 
 /// Without `interface`, the address must fall in one link's subnet, or the

@@ -16,6 +16,7 @@ pub mod disk;
 pub mod fence;
 pub mod keepalived;
 pub mod net;
+pub mod nfs;
 pub mod ownership;
 pub mod web;
 
@@ -144,6 +145,20 @@ pub enum LabCommand {
     /// The lab's disk writer, a double-forking daemon (runs inside a node).
     #[command(hide = true, subcommand)]
     Daemon(daemon::DaemonCommand),
+    /// The client's NFS client: look a file up once, then write and read it
+    /// back by that handle every interval; print a JSON summary.
+    #[command(hide = true)]
+    NfsClient {
+        #[arg(long)]
+        server: std::net::IpAddr,
+        /// The file's path in the server's namespace, e.g. /srv/files/data.
+        #[arg(long)]
+        path: String,
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// The client's probe: GET the URL every interval, print who answered.
     #[command(hide = true)]
     Probe {
@@ -279,6 +294,9 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
         }
         LabCommand::Flood { target, seconds } => web::flood(target, seconds).map_err(Failure::Failed),
         LabCommand::Serve { port } => web::serve(port).map_err(|e| Failure::Failed(e.to_string())),
+        LabCommand::NfsClient { server, path, interval_ms, seconds } => {
+            nfs::client(server, &path, Duration::from_millis(interval_ms), seconds).map_err(Failure::Failed)
+        }
         LabCommand::Probe { url, interval_ms, seconds } => {
             web::probe(&url, interval_ms, seconds).map_err(Failure::Failed)
         }

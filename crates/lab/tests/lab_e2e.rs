@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const VIP: &str = "10.88.0.100";
+/// The address of the NFS set of case 35.
+const NFS_VIP: &str = "10.88.0.101";
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The `baton` binary cargo built beside the lab's (`cargo test --workspace`);
@@ -842,6 +844,76 @@ fn case17_an_nfs_export_moves_with_its_fsid_and_its_lock_state_on_the_shared_dis
     assert!(exported("beta"), "exported again by beta");
     assert!(!exported("alpha"), "unexported on alpha's release");
     assert!(holds_lock_state("beta", "10.88.0.250"), "beta has the lock state alpha's clients left");
+}
+
+/// An NFS server that moves with its set and serves bytes: nfs-ganesha
+/// (`server = "ganesha"`) on a shared ext4 disk, bound to the set's own
+/// address. A client in the client namespace looks a file up once and then,
+/// by that file handle alone, writes a record and reads the whole file back
+/// ten times a second — while alpha's machine is lost (agent killed, links
+/// cut) and the set fails over to beta, then while an operator moves it to
+/// gamma. The same handle keeps working on every server, nothing written is
+/// lost, and the client sees only a pause.
+#[test]
+fn case35_an_nfs_client_keeps_its_file_handle_and_its_data_across_a_failover_and_a_move() {
+    assert!(
+        std::path::Path::new("/usr/bin/ganesha.nfsd").is_file(),
+        "this test needs Debian's nfs-ganesha and nfs-ganesha-vfs (scripts/test-deps installs them)"
+    );
+    let scratch = Scratch::new("ganesha");
+    let base = scratch.0.clone();
+    let disk = Disk::new(base.join("files.img"), false);
+    let mnt = base.join("mnt");
+    let extra = base.join("extra.toml");
+    std::fs::write(
+        &extra,
+        format!(
+            "\n[sets.files]\nnodes = [\"alpha\", \"beta\", \"gamma\"]\n[[sets.files.resources]]\ntype = \"mount\"\n\
+             device = \"{}\"\npath = \"{mnt}\"\nfstype = \"ext4\"\n[[sets.files.resources]]\ntype = \"ip\"\n\
+             address = \"{NFS_VIP}/24\"\n[[sets.files.resources]]\ntype = \"nfs\"\nserver = \"ganesha\"\npath = \"{mnt}\"\n\
+             fsid = 17\nclients = \"10.88.0.0/24\"\noptions = \"rw,no_root_squash\"\nlock_dir = \"{mnt}/.nfs-recovery\"\n\
+             grace = \"10s\"\ninterval = \"2s\"\n",
+            disk.dev,
+            mnt = mnt.display(),
+        ),
+    )
+    .unwrap();
+    let lab = Lab::up("c35", &["--extra", extra.to_str().unwrap()]);
+    let owner = |node: &str| {
+        let doc = lab.status(node)?;
+        let set = &doc["sets"][1];
+        (set["state"] == "running").then(|| set["owner"].as_str().map(str::to_string)).flatten()
+    };
+    assert!(wait(Duration::from_secs(15), || owner("gamma").as_deref() == Some("alpha")), "files runs on alpha");
+    let file = mnt.join("data");
+    lab.run(&["exec", "alpha", "--", "touch", file.to_str().unwrap()]);
+    let client = Command::new("ip")
+        .args(["netns", "exec", "btnl-client", env!("CARGO_BIN_EXE_baton-lab"), "nfs-client"])
+        .args(["--server", NFS_VIP, "--path", file.to_str().unwrap(), "--seconds", "35"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    lab.run(&["kill", "alpha"]);
+    lab.run(&["cut", "alpha"]);
+    assert!(wait(Duration::from_secs(15), || owner("gamma").as_deref() == Some("beta")), "files fails over to beta");
+    std::thread::sleep(Duration::from_secs(6));
+    let sock = lab.dir.join("gamma/baton.sock");
+    assert_eq!(ok(&["move", "files", "gamma", "--socket", sock.to_str().unwrap()]), "files runs on gamma\n");
+    let out = client.wait_with_output().unwrap();
+    assert!(out.status.success(), "the NFS client: {}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("the client's summary");
+    eprintln!("NFS client across a failover and a move: {summary}");
+    assert_eq!(summary["mismatches"], 0, "every record written reads back: {summary}");
+    assert_eq!(summary["last_round_ok"], true, "{summary}");
+    assert!(summary["rounds_ok"].as_u64() > Some(200), "{summary}");
+    let errors = summary["errors"].as_object().unwrap();
+    assert!(!errors.keys().any(|e| e.contains("STALE")), "the handle went stale: {summary}");
+    // Two pauses, one per move, each over in seconds.
+    let gaps: Vec<u64> = summary["outages_ms"].as_array().unwrap().iter().filter_map(Value::as_u64).collect();
+    assert!(gaps.len() == 2 && gaps.iter().all(|&g| g < 15_000), "{summary}");
+    assert!(!lab.has_vip("alpha"), "alpha kept an address");
 }
 
 #[test]

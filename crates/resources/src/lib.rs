@@ -7,6 +7,7 @@ pub mod announce;
 pub mod cgroup;
 pub mod fence;
 pub mod fence_disk;
+pub mod ganesha;
 pub mod ip;
 pub mod mount;
 pub mod netlink;

@@ -118,9 +118,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let base = baton_resources::cgroup::base(node)
         .map(baton_resources::cgroup::Cgroup)
         .map_err(|e| format!("the cgroup of this node's sets: {e}"))?;
-    let ocf_tmp = opts.state_dir.join("ocf");
+    let ocf_tmp = opts.state_dir.join(crate::exec::OCF_DIR);
     std::fs::create_dir_all(&ocf_tmp).map_err(|e| format!("creating {}: {e}", ocf_tmp.display()))?;
-    let sets = crate::exec::build(&opts.config, node, &base, &nl, &ocf_tmp);
+    let sets = crate::exec::build(&opts.config, node, &base, &nl, &opts.state_dir);
     let (tx, signals) = mpsc::channel(8);
     tokio::spawn(os_signals(tx));
     let pill_found = guard.pill_found;
