@@ -462,6 +462,38 @@ fn a_pair_on_one_fence_disk_boots_alone_after_startup_fence_after() {
 }
 
 #[test]
+fn an_nfs_server_of_ganesha_binds_to_the_set_s_address_and_takes_its_fsid_as_export_id() {
+    let nfs = |body: &str| {
+        format!("{GOOD}\n[[sets.web.resources]]\ntype = \"nfs\"\npath = \"/srv\"\nlock_dir = \"/srv/.nfs\"\n{body}\n")
+    };
+    let parse = |text: String| baton_config::parse_str(&Dir::new().file(), &text).unwrap();
+    let server = |c: baton_config::Config| match &c.sets[0].resources[2].kind {
+        baton_config::ResourceKind::Nfs { server, .. } => server.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(server(parse(nfs("fsid = 17"))), baton_config::NfsServer::Kernel);
+    let ganesha = server(parse(nfs("fsid = 17\nserver = \"ganesha\"")));
+    let address = Some("10.0.0.100".parse().unwrap());
+    assert_eq!(ganesha, baton_config::NfsServer::Ganesha { address, grace: Duration::from_secs(90) });
+    let own = server(parse(nfs("fsid = 17\nserver = \"ganesha\"\naddress = \"10.0.0.7\"\ngrace = \"10s\"")));
+    let address = Some("10.0.0.7".parse().unwrap());
+    assert_eq!(own, baton_config::NfsServer::Ganesha { address, grace: Duration::from_secs(10) });
+    let err = errors(&nfs("fsid = \"5f3c-uuid\"\nserver = \"ganesha\""));
+    assert!(err.contains(".fsid: with server = \"ganesha\" the fsid is the export's Export_Id"), "{err}");
+    let err = errors(&nfs("fsid = 17\ngrace = \"10s\""));
+    assert!(err.contains(".grace: belongs to server = \"ganesha\""), "{err}");
+    let err = errors(&nfs("fsid = 17\nserver = \"knfsd\""));
+    assert!(err.contains(".server: \"knfsd\" is not an NFS server: \"kernel\" or \"ganesha\""), "{err}");
+    let no_ip = with("[[sets.web.resources]]\ntype = \"ip\"\naddress = \"10.0.0.100/24\"\n", "");
+    let text = format!("{no_ip}\n[[sets.web.resources]]\ntype = \"nfs\"\npath = \"/srv\"\nlock_dir = \"/x\"\nfsid = 1\nserver = \"ganesha\"\n");
+    let err = errors(&text);
+    assert!(
+        err.contains("sets.web.resources[1].address: server = \"ganesha\" binds to the set's service address"),
+        "{err}"
+    );
+}
+
+#[test]
 fn tls_notifiers_name_what_is_wrong() {
     let notify = |body: &str| format!("{GOOD}\n[notify]\n{body}\n");
     let err = errors(&notify("email = { to = [\"a@b.c\"], smtp = \"mx:587\", tls = \"maybe\" }"));

@@ -159,6 +159,20 @@ pub enum LabCommand {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// The client's NFS locker: hold a lock and reclaim it on the next
+    /// server ("holder"), or try to take it every half second ("contender").
+    #[command(hide = true)]
+    NfsLock {
+        #[arg(long)]
+        server: std::net::IpAddr,
+        #[arg(long)]
+        path: String,
+        /// "holder" or "contender".
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// The client's probe: GET the URL every interval, print who answered.
     #[command(hide = true)]
     Probe {
@@ -295,8 +309,14 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
         LabCommand::Flood { target, seconds } => web::flood(target, seconds).map_err(Failure::Failed),
         LabCommand::Serve { port } => web::serve(port).map_err(|e| Failure::Failed(e.to_string())),
         LabCommand::NfsClient { server, path, interval_ms, seconds } => {
-            nfs::client(server, &path, Duration::from_millis(interval_ms), seconds).map_err(Failure::Failed)
+            nfs::data::client(server, &path, Duration::from_millis(interval_ms), seconds).map_err(Failure::Failed)
         }
+        LabCommand::NfsLock { server, path, role, seconds } => match role.as_str() {
+            "holder" => nfs::lock::holder(server, &path, seconds),
+            "contender" => nfs::lock::contender(server, &path, seconds),
+            _ => Err(format!("--role {role}: \"holder\" or \"contender\"")),
+        }
+        .map_err(Failure::Failed),
         LabCommand::Probe { url, interval_ms, seconds } => {
             web::probe(&url, interval_ms, seconds).map_err(Failure::Failed)
         }

@@ -846,16 +846,41 @@ fn case17_an_nfs_export_moves_with_its_fsid_and_its_lock_state_on_the_shared_dis
     assert!(holds_lock_state("beta", "10.88.0.250"), "beta has the lock state alpha's clients left");
 }
 
+/// An NFS client in the client namespace (`baton-lab nfs-client`, `nfs-lock`).
+fn nfs_client(args: &[&str]) -> std::process::Child {
+    Command::new("ip")
+        .args(["netns", "exec", "btnl-client", env!("CARGO_BIN_EXE_baton-lab")])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The last line a client printed (its JSON summary).
+fn nfs_summary(child: std::process::Child) -> Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "an NFS client: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 /// An NFS server that moves with its set and serves bytes: nfs-ganesha
 /// (`server = "ganesha"`) on a shared ext4 disk, bound to the set's own
-/// address. A client in the client namespace looks a file up once and then,
-/// by that file handle alone, writes a record and reads the whole file back
-/// ten times a second — while alpha's machine is lost (agent killed, links
-/// cut) and the set fails over to beta, then while an operator moves it to
-/// gamma. The same handle keeps working on every server, nothing written is
-/// lost, and the client sees only a pause.
+/// address, its client records on that disk. Three clients in the client
+/// namespace while alpha's machine is lost (agent killed, links cut) and
+/// the set fails over to beta, then while an operator moves it to gamma:
+/// - one looks a file up once and then, by that file handle alone, writes a
+///   record and reads the whole file back ten times a second: the handle
+///   keeps working on every server, nothing written is lost, the client
+///   sees only a pause;
+/// - one holds a write lock on another file and reclaims it on each new
+///   server within its grace period;
+/// - one tries to take that lock every half second and never gets it: the
+///   old server denies it, each new one answers NFS4ERR_GRACE while the
+///   holder may still reclaim, and denies it again once the holder has.
 #[test]
-fn case35_an_nfs_client_keeps_its_file_handle_and_its_data_across_a_failover_and_a_move() {
+fn case35_nfs_clients_keep_their_file_handles_data_and_locks_across_a_failover_and_a_move() {
     assert!(
         std::path::Path::new("/usr/bin/ganesha.nfsd").is_file(),
         "this test needs Debian's nfs-ganesha and nfs-ganesha-vfs (scripts/test-deps installs them)"
@@ -885,26 +910,26 @@ fn case35_an_nfs_client_keeps_its_file_handle_and_its_data_across_a_failover_and
         (set["state"] == "running").then(|| set["owner"].as_str().map(str::to_string)).flatten()
     };
     assert!(wait(Duration::from_secs(15), || owner("gamma").as_deref() == Some("alpha")), "files runs on alpha");
-    let file = mnt.join("data");
-    lab.run(&["exec", "alpha", "--", "touch", file.to_str().unwrap()]);
-    let client = Command::new("ip")
-        .args(["netns", "exec", "btnl-client", env!("CARGO_BIN_EXE_baton-lab"), "nfs-client"])
-        .args(["--server", NFS_VIP, "--path", file.to_str().unwrap(), "--seconds", "35"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(4));
+    let (file, locked) = (mnt.join("data"), mnt.join("locked"));
+    let (file, locked) = (file.to_str().unwrap(), locked.to_str().unwrap());
+    lab.run(&["exec", "alpha", "--", "touch", file, locked]);
+    let client = nfs_client(&["nfs-client", "--server", NFS_VIP, "--path", file, "--seconds", "35"]);
+    let lock = |role: &str, seconds: &str| {
+        nfs_client(&["nfs-lock", "--role", role, "--server", NFS_VIP, "--path", locked, "--seconds", seconds])
+    };
+    let holder = lock("holder", "37");
+    std::thread::sleep(Duration::from_millis(1500));
+    let contender = lock("contender", "33");
+    std::thread::sleep(Duration::from_millis(2500));
     lab.run(&["kill", "alpha"]);
     lab.run(&["cut", "alpha"]);
     assert!(wait(Duration::from_secs(15), || owner("gamma").as_deref() == Some("beta")), "files fails over to beta");
     std::thread::sleep(Duration::from_secs(6));
     let sock = lab.dir.join("gamma/baton.sock");
     assert_eq!(ok(&["move", "files", "gamma", "--socket", sock.to_str().unwrap()]), "files runs on gamma\n");
-    let out = client.wait_with_output().unwrap();
-    assert!(out.status.success(), "the NFS client: {}", String::from_utf8_lossy(&out.stderr));
-    let summary: Value = serde_json::from_slice(&out.stdout).expect("the client's summary");
-    eprintln!("NFS client across a failover and a move: {summary}");
+
+    let summary = nfs_summary(client);
+    eprintln!("NFS data client across a failover and a move: {summary}");
     assert_eq!(summary["mismatches"], 0, "every record written reads back: {summary}");
     assert_eq!(summary["last_round_ok"], true, "{summary}");
     assert!(summary["rounds_ok"].as_u64() > Some(200), "{summary}");
@@ -913,6 +938,23 @@ fn case35_an_nfs_client_keeps_its_file_handle_and_its_data_across_a_failover_and
     // Two pauses, one per move, each over in seconds.
     let gaps: Vec<u64> = summary["outages_ms"].as_array().unwrap().iter().filter_map(Value::as_u64).collect();
     assert!(gaps.len() == 2 && gaps.iter().all(|&g| g < 15_000), "{summary}");
+
+    let held = nfs_summary(holder);
+    eprintln!("NFS lock holder: {held}");
+    assert_eq!(held["holds_at_end"], true, "{held}");
+    assert_eq!(held["reclaimed_after_ms"].as_array().map(Vec::len), Some(2), "a reclaim per new server: {held}");
+    let contended = nfs_summary(contender);
+    eprintln!("NFS lock contender: {contended}");
+    let runs: Vec<String> = contended["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(!runs.iter().any(|r| r == "LOCKED"), "the contender took the holder's lock: {contended}");
+    assert_eq!(runs.first().map(String::as_str), Some("NFS4ERR_DENIED"), "{contended}");
+    assert_eq!(runs.last().map(String::as_str), Some("NFS4ERR_DENIED"), "{contended}");
+    assert!(runs.iter().any(|r| r == "NFS4ERR_GRACE"), "no grace period on a new server: {contended}");
     assert!(!lab.has_vip("alpha"), "alpha kept an address");
 }
 

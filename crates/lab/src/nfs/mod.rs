@@ -1,15 +1,15 @@
-//! The lab's NFS client (`baton-lab nfs-client`, run in the client's
-//! namespace): just enough NFSv4.0 over ONC RPC (RFC 7530, RFC 5531) to
-//! look a file up once and then, with that same file handle and never a
-//! new lookup, write a record and read the whole file back at a fixed
-//! pace — across a failover of the server underneath it. READ and WRITE
-//! use the anonymous stateid, so the client holds no open state: what it
-//! shows is that the next server honours the last one's file handles and
-//! serves the bytes the last one wrote. It prints one JSON summary.
+//! The lab's NFS clients, run in the client's namespace: just enough
+//! NFSv4.0 over ONC RPC (RFC 7530, RFC 5531) to test an NFS server that
+//! moves with its set. `data` writes and reads a file by one file handle
+//! across a failover; `lock` holds a lock and reclaims it on the next
+//! server, or contends for it.
+
+pub mod data;
+pub mod lock;
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 const NFS_PROGRAM: u32 = 100_003;
 const NFS_V4: u32 = 4;
@@ -23,9 +23,6 @@ const OP_PUTROOTFH: u32 = 24;
 const OP_READ: u32 = 25;
 const OP_WRITE: u32 = 38;
 const FILE_SYNC4: u32 = 2;
-
-/// The bytes of one record the client writes: "0000042\n".
-const RECORD: usize = 8;
 
 /// An XDR encoder (RFC 4506): big-endian words, opaques padded to four.
 #[derive(Default)]
@@ -76,6 +73,10 @@ impl Reader<'_> {
         Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("four bytes")))
     }
 
+    fn u64(&mut self) -> io::Result<u64> {
+        Ok((u64::from(self.u32()?) << 32) | u64::from(self.u32()?))
+    }
+
     fn opaque(&mut self) -> io::Result<Vec<u8>> {
         let n = self.u32()? as usize;
         Ok(self.take(n)?.to_vec())
@@ -87,7 +88,11 @@ fn status_name(status: u32) -> String {
     match status {
         13 => "NFS4ERR_ACCES".into(),
         70 => "NFS4ERR_STALE".into(),
+        10010 => "NFS4ERR_DENIED".into(),
         10011 => "NFS4ERR_EXPIRED".into(),
+        10022 => "NFS4ERR_STALE_CLIENTID".into(),
+        10033 => "NFS4ERR_NO_GRACE".into(),
+        10034 => "NFS4ERR_RECLAIM_BAD".into(),
         10013 => "NFS4ERR_GRACE".into(),
         10025 => "NFS4ERR_BAD_STATEID".into(),
         n => format!("NFS4 status {n}"),
@@ -212,82 +217,6 @@ impl Connection {
             r.opaque()
         })
     }
-}
-
-/// `nfs-client`: look `path` up on `server` once, then write a record and
-/// read everything back every `interval` for `seconds`, reconnecting after
-/// any failure; print the summary as one JSON line.
-pub fn client(server: IpAddr, path: &str, interval: Duration, seconds: u64) -> Result<(), String> {
-    let addr = SocketAddr::new(server, 2049);
-    let began = Instant::now();
-    let deadline = began + Duration::from_secs(seconds);
-    let mut conn: Option<Connection> = None;
-    let mut handle = None;
-    while handle.is_none() {
-        if Instant::now() > deadline {
-            return Err(format!("no file handle for {path} from {addr} in {seconds} s"));
-        }
-        match Connection::open(addr).and_then(|mut c| c.lookup(path).map(|fh| (c, fh))) {
-            Ok((c, fh)) => (conn, handle) = (Some(c), Some(fh)),
-            Err(_) => std::thread::sleep(interval),
-        }
-    }
-    let fh = handle.expect("looked up");
-    let (mut written, mut ok, mut failed, mut mismatches) = (Vec::<u64>::new(), 0u64, 0u64, 0u64);
-    let mut errors = std::collections::BTreeMap::<String, u64>::new();
-    // Per run of failed rounds, from the last good round before it to the
-    // first good one after: the outages a user of the files saw, in order.
-    let (mut last_ok, mut failing, mut gaps) = (Instant::now(), false, Vec::<u64>::new());
-    let mut n = 0u64;
-    while Instant::now() < deadline {
-        n += 1;
-        let record = format!("{n:07}\n");
-        let round = (|| -> io::Result<()> {
-            let c = match conn.as_mut() {
-                Some(c) => c,
-                None => conn.insert(Connection::open(addr)?),
-            };
-            c.write(&fh, (n - 1) * RECORD as u64, record.as_bytes())?;
-            written.push(n);
-            let data = c.read(&fh, (n * RECORD as u64) as u32)?;
-            for &k in &written {
-                let at = ((k - 1) as usize) * RECORD;
-                if data.get(at..at + RECORD) != Some(format!("{k:07}\n").as_bytes()) {
-                    mismatches += 1;
-                }
-            }
-            Ok(())
-        })();
-        match round {
-            Ok(()) => {
-                ok += 1;
-                if std::mem::take(&mut failing) {
-                    gaps.push(last_ok.elapsed().as_millis() as u64);
-                }
-                last_ok = Instant::now();
-            }
-            Err(e) => {
-                failed += 1;
-                failing = true;
-                *errors.entry(e.to_string()).or_default() += 1;
-                conn = None;
-            }
-        }
-        std::thread::sleep(interval);
-    }
-    let hex: String = fh.iter().map(|b| format!("{b:02x}")).collect();
-    let summary = serde_json::json!({
-        "handle": hex,
-        "rounds_ok": ok,
-        "rounds_failed": failed,
-        "records_written": written.len(),
-        "mismatches": mismatches,
-        "outages_ms": gaps,
-        "last_round_ok": !failing,
-        "errors": errors,
-    });
-    println!("{summary}");
-    Ok(())
 }
 
 #[cfg(test)]
