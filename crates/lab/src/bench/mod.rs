@@ -6,6 +6,7 @@
 
 mod chart;
 mod cost;
+mod nfs;
 pub mod quiet;
 pub mod release;
 mod report;
@@ -31,6 +32,8 @@ pub enum Phase {
     Scale,
     /// Crash failover of two servers without a witness (two-node mode).
     Pair,
+    /// An NFS client's pause across a crash failover and a planned move.
+    Nfs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -44,6 +47,9 @@ pub struct BenchArgs {
     /// Crash-failover trials per two-server setup (power fence, fence disk).
     #[arg(long, default_value_t = 10)]
     pub pair_trials: usize,
+    /// NFS trials (each a crash failover then a planned move).
+    #[arg(long, default_value_t = 5)]
+    pub nfs_trials: usize,
     /// Dual-ownership trials per system and fault.
     #[arg(long, default_value_t = 3)]
     pub dual_trials: usize,
@@ -74,6 +80,8 @@ pub struct System {
     nodes: usize,
     /// `lab up --fencing`.
     fencing: Option<&'static str>,
+    /// `lab up --disk` with an NFS server (nfs-ganesha) in `web`.
+    nfs: bool,
 }
 
 const SYSTEMS: [System; 4] = [
@@ -85,6 +93,7 @@ const SYSTEMS: [System; 4] = [
         default: true,
         nodes: 3,
         fencing: None,
+        nfs: false,
     },
     System {
         name: "baton, tuned (heartbeat 30ms, lease 300ms)",
@@ -94,6 +103,7 @@ const SYSTEMS: [System; 4] = [
         default: false,
         nodes: 3,
         fencing: None,
+        nfs: false,
     },
     System {
         name: "keepalived, defaults (VRRPv2, advert_int 1)",
@@ -103,6 +113,7 @@ const SYSTEMS: [System; 4] = [
         default: true,
         nodes: 3,
         fencing: None,
+        nfs: false,
     },
     System {
         name: "keepalived, tuned (VRRPv3, advert_int 0.1)",
@@ -112,6 +123,7 @@ const SYSTEMS: [System; 4] = [
         default: false,
         nodes: 3,
         fencing: None,
+        nfs: false,
     },
 ];
 
@@ -127,6 +139,7 @@ const PAIRS: [System; 2] = [
         default: false,
         nodes: 2,
         fencing: Some("power"),
+        nfs: false,
     },
     System {
         name: "baton, two servers + fence disk (lease 1s, waits 2s, msgwait 2s)",
@@ -136,6 +149,7 @@ const PAIRS: [System; 2] = [
         default: false,
         nodes: 2,
         fencing: Some("disk"),
+        nfs: false,
     },
 ];
 
@@ -184,6 +198,7 @@ fn dual_ownership(lab: &mut Lab, split: Split) -> Result<u64, String> {
 
 /// Runs `f` on a fresh lab of `system` and removes the lab whatever happens.
 fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Result<T, String>) -> Result<T, String> {
+    let extra = system.nfs.then(|| nfs::extra(&args.dir.dir)).transpose()?;
     let up = UpArgs {
         nodes: system.nodes,
         witness: false,
@@ -191,11 +206,11 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
         links: 2,
         heartbeat: system.heartbeat.into(),
         lease: Some(system.lease.into()),
-        disk: false,
+        disk: system.nfs,
         keepalived: system.keepalived.map(str::to_string),
         fencing: system.fencing.map(str::to_string),
         http_token: false,
-        extra: None,
+        extra,
         prefix: crate::net::PREFIX.into(),
         dir: args.dir.clone(),
     };
@@ -290,9 +305,10 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             Row { crash, crash_failed, ..Row::default() }
         })
         .collect();
+    let nfs = on(Phase::Nfs).then(|| nfs::measure(args, &nfs::SYSTEM));
     let _ = Lab::down(&args.dir.dir);
     let chart = args.out.with_extension("svg");
-    let md = report::markdown(args, (&SYSTEMS, &rows), (&PAIRS, &pairs), scale.as_ref(), &chart);
+    let md = report::markdown(args, (&SYSTEMS, &rows), (&PAIRS, &pairs), nfs.as_ref(), scale.as_ref(), &chart);
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }

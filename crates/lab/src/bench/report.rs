@@ -80,9 +80,15 @@ fn list(v: &[u64]) -> String {
 
 fn command(args: &BenchArgs) -> String {
     let mut c = format!(
-        "cargo run --release -- lab bench --trials {} --move-trials {} --pair-trials {} --dual-trials {} \
-         --quiet-minutes {} --cost-seconds {}",
-        args.trials, args.move_trials, args.pair_trials, args.dual_trials, args.quiet_minutes, args.cost_seconds
+        "cargo run --release -- lab bench --trials {} --move-trials {} --pair-trials {} --nfs-trials {} \
+         --dual-trials {} --quiet-minutes {} --cost-seconds {}",
+        args.trials,
+        args.move_trials,
+        args.pair_trials,
+        args.nfs_trials,
+        args.dual_trials,
+        args.quiet_minutes,
+        args.cost_seconds
     );
     if !args.only.is_empty() {
         let only: Vec<String> = args.only.iter().map(|p| format!("{p:?}").to_lowercase()).collect();
@@ -95,6 +101,7 @@ pub fn markdown(
     args: &BenchArgs,
     (systems, rows): (&[System], &[Row]),
     (pairs, pair_rows): (&[System], &[Row]),
+    nfs: Option<&Row>,
     scale: Option<&Result<ScaleReport, String>>,
     chart: &Path,
 ) -> String {
@@ -147,6 +154,38 @@ pub fn markdown(
              alpha's slot of a 1 MiB shared disk, counted after msgwait (2 s). keepalived has no equivalent.\n"
         );
         medians_table(&mut md, pairs, pair_rows, |r| (&r.crash, r.crash_failed));
+        md.push('\n');
+    }
+    if let Some(row) = nfs {
+        let _ = writeln!(
+            md,
+            "## An NFS client through a failover and a move\n\n`web` with the lab's shared disk (ext4 on a loop \
+             device) and an NFS server for it: nfs-ganesha (`server = \"ganesha\"`, NFSv4, grace {}), bound to the \
+             service address, its client records on the disk. The lab's NFS client looks a file up once, then \
+             writes a record and reads the whole file back by that same handle every 100 ms; the pause is the time \
+             from its last good round before the fault to its first good round after, on the new server. Crash: \
+             the owner's agent SIGKILLed and its links cut; move: `baton move web` 7 s later. Every trial also \
+             checks that every record written reads back. The grace period does not pause this client (reads and \
+             writes without open state are served during it); it holds back new locks, which \
+             `crates/lab/tests/lab_e2e.rs` (case 35) shows: a lock holder reclaims its lock on each new server \
+             and a second client is refused it with NFS4ERR_GRACE meanwhile. keepalived serves no NFS.\n",
+            super::nfs::GRACE
+        );
+        let _ = writeln!(md, "| pause | trials | median | p95 | max |\n|---|---|---|---|---|");
+        for (what, v, failed) in
+            [("crash failover", &row.crash, row.crash_failed), ("planned move", &row.moves, row.moves_failed)]
+        {
+            let failed = if failed == 0 { String::new() } else { format!(" ({failed} failed)") };
+            match v.last() {
+                Some(max) => {
+                    let (med, p95) = (quantile(v, 0.5), quantile(v, 0.95));
+                    let _ = writeln!(md, "| {what} | {}{failed} | {med} ms | {p95} ms | {max} ms |", v.len());
+                }
+                None => {
+                    let _ = writeln!(md, "| {what} | 0{failed} | – | – | – |");
+                }
+            }
+        }
         md.push('\n');
     }
     if on(Phase::Move) {
