@@ -210,13 +210,18 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
         keepalived: system.keepalived.map(str::to_string),
         fencing: system.fencing.map(str::to_string),
         http_token: false,
-        extra,
+        extra: extra.clone(),
         prefix: crate::net::PREFIX.into(),
         dir: args.dir.clone(),
     };
-    let mut lab = Lab::up(&up)?;
-    let result = f(&mut lab);
-    Lab::down(&lab.dir)?;
+    let lab = Lab::up(&up);
+    let result = lab.and_then(|mut lab| {
+        let result = f(&mut lab);
+        Lab::down(&lab.dir).and(result)
+    });
+    if let Some(file) = extra {
+        let _ = std::fs::remove_file(file);
+    }
     result
 }
 
