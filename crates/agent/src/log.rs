@@ -5,7 +5,10 @@
 //! unless asked for.
 
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
 
 /// baton's events from `info`, everyone else's (openraft, netlink) from `warn`.
 pub const DEFAULT: &str = "warn,baton=info,baton_agent=info,baton_resources=info";
@@ -16,13 +19,45 @@ pub fn init(level: Option<&str>) -> Result<(), String> {
     let filter = targets(&spec)?;
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(false);
     let base = tracing_subscriber::registry().with(filter);
-    // Under systemd, journald stamps every line and keeps the level apart.
+    // Under systemd, journald stamps every line, and takes each line's
+    // priority from a `<N>` prefix (sd-daemon(3)): `journalctl -p warning`.
     let installed = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        base.with(layer.without_time()).try_init()
+        let format = tracing_subscriber::fmt::format().without_time().with_target(false).with_ansi(false);
+        base.with(layer.event_format(Priority(format))).try_init()
     } else {
         base.with(layer).try_init()
     };
     installed.map_err(|e| format!("starting the log: {e}"))
+}
+
+/// Each line prefixed with its syslog priority, for journald.
+struct Priority<F>(F);
+
+/// The syslog priority of a level: err, warning, info, debug.
+fn priority(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+impl<S, N, F> FormatEvent<S, N> for Priority<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "<{}>", priority(*event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
 }
 
 /// A filter from a level (`debug`) or per-target levels (`info,openraft=debug`);
@@ -48,6 +83,11 @@ mod tests {
 
     fn enabled(t: &Targets, target: &str, level: Level) -> bool {
         t.would_enable(target, &level)
+    }
+
+    #[test]
+    fn journald_gets_each_line_s_syslog_priority() {
+        assert_eq!([Level::ERROR, Level::WARN, Level::INFO, Level::DEBUG, Level::TRACE].map(priority), [3, 4, 6, 7, 7]);
     }
 
     #[test]

@@ -54,6 +54,27 @@ fn set_state(node: &Node, set: SetId, now: Time) -> &'static str {
     }
 }
 
+/// One line for `systemctl status` (`STATUS=`): quorum, the leader, and
+/// the sets this node runs.
+pub fn line(config: &Config, node: &Node, leader: Option<u64>, now: Time) -> String {
+    let me = node.me();
+    let name = |n: u64| config.nodes.get(n as usize).map_or("?", |c| c.name.as_str());
+    let here: Vec<&str> = (0..config.sets.len() as SetId)
+        .filter(|&s| node.state().set(s).owner == Some(me) && set_state(node, s, now) == "running")
+        .map(|s| config.sets[usize::from(s)].name.as_str())
+        .collect();
+    let quorum = node.lease_expiry().is_some_and(|end| end > now);
+    format!(
+        "{}; leader {}; runs {} of {} set{}{}",
+        if quorum { "quorum" } else { "no quorum" },
+        leader.map_or("none", name),
+        here.len(),
+        config.sets.len(),
+        if config.sets.len() == 1 { "" } else { "s" },
+        if here.is_empty() { String::new() } else { format!(": {}", here.join(", ")) },
+    )
+}
+
 /// `voters`: the nodes that vote in Raft now (a node brought back by `baton
 /// rejoin` is a learner until it has caught up).
 pub fn document(

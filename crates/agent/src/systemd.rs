@@ -2,6 +2,7 @@
 //! libsystemd): `READY=1` once the agent serves its control socket,
 //! `WATCHDOG=1` from the main loop at half of `WatchdogSec=` (so a loop that
 //! hangs is restarted by systemd, and the guard cleans up after it), and
+//! `STATUS=` with what the node does (`systemctl status`), and
 //! `STOPPING=1` on the way out. Outside systemd (no `NOTIFY_SOCKET`) every
 //! call does nothing.
 
@@ -14,6 +15,9 @@ pub struct Systemd {
     /// Half of the watchdog period systemd asked for, if any.
     feed_every: Option<Duration>,
     fed: Instant,
+    /// The last `STATUS=` line told, and when it was last made.
+    status: String,
+    status_at: Option<Instant>,
 }
 
 impl Systemd {
@@ -29,7 +33,21 @@ impl Systemd {
             .and_then(|us| us.parse::<u64>().ok())
             .filter(|&us| ours && us > 0)
             .map(|us| Duration::from_micros(us / 2));
-        Systemd { socket, feed_every, fed: Instant::now() }
+        Systemd { socket, feed_every, fed: Instant::now(), status: String::new(), status_at: None }
+    }
+
+    /// `STATUS=` for `systemctl status`: the line is made at most once a
+    /// second, and told only when it changed.
+    pub fn status(&mut self, line: impl FnOnce() -> String) {
+        if self.socket.is_none() || self.status_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        self.status_at = Some(Instant::now());
+        let line = line();
+        if line != self.status {
+            self.notify(&format!("STATUS={line}"));
+            self.status = line;
+        }
     }
 
     pub fn notify(&self, state: &str) {
@@ -57,7 +75,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn ready_and_watchdog_reach_the_notify_socket() {
+    fn ready_watchdog_and_status_reach_the_notify_socket() {
         let dir = std::env::temp_dir().join(format!("baton-sd-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("notify");
@@ -67,14 +85,20 @@ mod tests {
             socket: Some(std::os::unix::net::SocketAddr::from_pathname(&path).unwrap()),
             feed_every: Some(Duration::ZERO),
             fed: std::time::Instant::now(),
+            status: String::new(),
+            status_at: None,
         };
         sd.notify("READY=1");
         sd.feed();
+        sd.status(|| "quorum; leader alpha; runs 0 of 1 set".into());
+        sd.status(|| unreachable!("made at most once a second"));
         let mut buf = [0u8; 64];
         let n = listener.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"READY=1");
         let n = listener.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"WATCHDOG=1");
+        let n = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"STATUS=quorum; leader alpha; runs 0 of 1 set");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -264,7 +264,7 @@ fn ip_resource_outside_every_link_subnet() {
 fn resource_key_of_another_type() {
     assert_eq!(
         errors(&with("type = \"process\"", "type = \"process\"\naddress = \"10.0.0.5\"")),
-        "DIR/cluster.toml:23:1: sets.web.resources[1].address: does not belong to a \"process\" resource (it is a key of: ip)"
+        "DIR/cluster.toml:23:1: sets.web.resources[1].address: does not belong to a \"process\" resource (it is a key of: ip, nfs)"
     );
 }
 

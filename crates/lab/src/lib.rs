@@ -15,6 +15,7 @@ pub mod demo;
 pub mod disk;
 pub mod fence;
 pub mod keepalived;
+pub mod machine;
 pub mod net;
 pub mod nfs;
 pub mod ownership;
@@ -232,6 +233,12 @@ pub struct UpArgs {
     /// Write an HTTP API token (DIR/http-token) and name it in the config.
     #[arg(long)]
     pub http_token: bool,
+    /// Make every node a whole machine: a systemd-nspawn container booted
+    /// from a Debian root (built once with debootstrap, cached in
+    /// /var/cache/baton-lab), with baton installed from this .deb and run
+    /// by systemd.
+    #[arg(long, value_name = "DEB")]
+    pub machines: Option<PathBuf>,
     /// Prefix of the lab's namespace names: labs with different prefixes
     /// (and directories) run side by side, e.g. a soak beside the tests.
     #[arg(long, default_value = net::PREFIX)]
@@ -270,11 +277,14 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
             let mut lab = Lab::load(&dir.dir).map_err(fail)?;
             lab.ns(&node).map_err(Failure::Usage)?;
             // Inside the node: its network and mount namespaces (a node's
-            // mounts are its own); the client has only a network namespace.
+            // mounts are its own), or every namespace of its machine; the
+            // client has only a network namespace.
             let mut cmd = if node == "client" {
                 let mut c = std::process::Command::new("ip");
                 c.args(["netns", "exec", &lab.ns(&node).map_err(Failure::Usage)?]);
                 c
+            } else if lab.deb.is_some() {
+                lab.in_machine(&node).map_err(Failure::Failed)?
             } else {
                 lab.inside(&node).map_err(Failure::Failed)?
             };

@@ -59,6 +59,12 @@ pub struct Lab {
     /// The fence disk's block device (`lab up --fencing disk`).
     #[serde(default)]
     pub fence_disk: Option<String>,
+    /// `lab up --machines DEB`: the package every node's machine installs.
+    #[serde(default)]
+    pub deb: Option<PathBuf>,
+    /// Per node: its machine's systemd-nspawn.
+    #[serde(default)]
+    pub machines: BTreeMap<String, u32>,
 }
 
 /// The shared disk's image in the lab directory, and where `web` mounts it.
@@ -234,7 +240,7 @@ impl Lab {
         serde_json::from_slice(&bytes).map_err(|e| format!("{} is damaged: {e}", Lab::file(dir).display()))
     }
 
-    fn save(&self) -> Result<(), String> {
+    pub(crate) fn save(&self) -> Result<(), String> {
         std::fs::write(Lab::file(&self.dir), serde_json::to_vec_pretty(self).expect("json"))
             .map_err(|e| format!("writing {}: {e}", Lab::file(&self.dir).display()))
     }
@@ -258,6 +264,17 @@ impl Lab {
         let dir = args.dir.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         share(&dir)?;
+        if let Some(deb) = &args.machines {
+            if args.keepalived.is_some() || args.disk || args.fencing.is_some() {
+                return Err("--machines runs baton alone, without --keepalived, --disk or --fencing (not yet)".into());
+            }
+            if !deb.is_file() {
+                return Err(format!(
+                    "--machines {}: no such package (packaging/deb.sh --output DIR builds one)",
+                    deb.display()
+                ));
+            }
+        }
         if args.fencing.as_deref().is_some_and(|m| !["lease", "required", "power", "disk"].contains(&m)) {
             return Err("--fencing is \"power\" or \"disk\" (or a power fence's mode: \"lease\", \"required\")".into());
         }
@@ -277,6 +294,8 @@ impl Lab {
             holders: BTreeMap::new(),
             disk: None,
             fence_disk: None,
+            deb: args.machines.clone(),
+            machines: BTreeMap::new(),
             prefix: prefix.clone(),
         };
         lab.save()?;
@@ -499,8 +518,20 @@ impl Lab {
         Ok(t)
     }
 
+    /// Starts `node`'s agent; a machine's with systemctl, booting the
+    /// machine first if it is off.
     pub fn start(&mut self, node: &str) -> Result<(), String> {
-        self.start_with(node, &[])
+        if self.deb.is_none() {
+            return self.start_with(node, &[]);
+        }
+        if self.machine_leader(node).is_err() {
+            return self.boot_machine(node);
+        }
+        let out = self.in_machine(node)?.args(["systemctl", "start", "baton"]).status().map_err(|e| e.to_string())?;
+        if !out.success() {
+            return Err(format!("systemctl start baton on {node} failed"));
+        }
+        Ok(())
     }
 
     /// The cgroup a node's agent runs in (its sets' cgroups are below it).
@@ -587,6 +618,11 @@ impl Lab {
     }
 
     pub fn kill(&self, node: &str) -> Result<(), String> {
+        if self.deb.is_some() {
+            let kill = ["systemctl", "kill", "--kill-whom=main", "--signal=SIGKILL", "baton"];
+            let out = self.in_machine(node)?.args(kill).status().map_err(|e| e.to_string())?;
+            return if out.success() { Ok(()) } else { Err(format!("killing baton on {node} failed")) };
+        }
         let pid = *self.agents.get(node).ok_or_else(|| format!("no agent recorded for {node}"))?;
         // keepalived runs as a parent and a VRRP child: kill its whole group.
         let target = if self.keepalived.is_some() { -(pid as i32) } else { pid as i32 };
@@ -803,6 +839,7 @@ impl Lab {
             ip(&["netns", "del", &ns])?;
         }
         remove_cgroups(prefix)?;
+        super::machine::remove_systemd_v1(prefix);
         Lab::drop_disk(dir);
         // The lab's shared bind mount of its directory, and a chaos
         // scenario's state disk left mounted by a crash (stacked mounts too).

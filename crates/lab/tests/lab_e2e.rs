@@ -5,7 +5,7 @@
 //! time, and each removes its lab also when it fails.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -1858,4 +1858,104 @@ fn the_demo_fails_over_on_three_nodes_and_on_two_with_a_fence_disk() {
         assert!(out.contains("outage seen by the client: "), "{out}");
         assert!(!dir.join("lab.json").exists(), "the demo leaves no lab behind");
     }
+}
+
+/// The package, built once for the machine tests (as `tests/package.rs`
+/// builds it, in the same separate target directory).
+fn deb() -> &'static std::path::Path {
+    static DEB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DEB.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let out = std::env::temp_dir().join(format!("baton-e2e-deb-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        let built = Command::new(root.join("packaging/deb.sh"))
+            .arg("--output")
+            .arg(&out)
+            .env("CARGO_TARGET_DIR", root.join("target/deb"))
+            .status()
+            .expect("running packaging/deb.sh (needs sh, cargo and cargo-deb)");
+        assert!(built.success(), "packaging/deb.sh failed");
+        std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .expect("a .deb was written")
+    })
+}
+
+/// A command's output inside a lab node (a machine: every namespace of it).
+fn inside(lab: &Lab, node: &str, command: &[&str]) -> String {
+    let mut args = vec!["exec", node, "--"];
+    args.extend_from_slice(command);
+    lab.run(&args)
+}
+
+/// Three whole machines (systemd-nspawn, Debian, their own systemd), baton
+/// installed from the repository's .deb and started by `systemctl`, as on
+/// real servers: `systemctl start` returned once the agent was ready
+/// (Type=notify); `systemctl status` says what the node does (STATUS=);
+/// the journal keeps each line's level; each set's processes live in a
+/// cgroup below the unit's, which systemd delegates; `systemctl reload`
+/// reaches the agent. Then the owner's agent is stopped (SIGSTOP): the set
+/// is already safe on another node (the guard released it when the lease
+/// ended), and systemd's watchdog restarts the agent, which joins again.
+#[test]
+fn case36_on_systemd_machines_installed_from_the_package_notify_status_journal_delegation_and_watchdog() {
+    for tool in ["systemd-nspawn", "debootstrap"] {
+        let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap();
+        assert!(
+            found.status.success(),
+            "this test needs {tool} (scripts/test-deps installs systemd-container and debootstrap)"
+        );
+    }
+    let lab = Lab::up("c36", &["--machines", deb().to_str().unwrap()]);
+    let owner = wait_owner(&lab, "gamma", Duration::from_secs(20)).expect("web runs");
+    for node in ["alpha", "beta", "gamma"] {
+        assert_eq!(inside(&lab, node, &["systemctl", "is-active", "baton"]).trim(), "active", "{node}");
+        let runs = if node == owner { "runs 1 of 1 set: web" } else { "runs 0 of 1 set" };
+        let status = || inside(&lab, node, &["systemctl", "show", "-p", "StatusText", "--value", "baton"]);
+        assert!(
+            wait(Duration::from_secs(5), || status().starts_with("quorum; leader ") && status().contains(runs)),
+            "{node}: {}",
+            status()
+        );
+    }
+    // Levels reach the journal: the start line is info, so not a warning.
+    let info = inside(&lab, &owner, &["journalctl", "-u", "baton", "-p", "info", "-o", "cat", "--no-pager"]);
+    let warnings = inside(&lab, &owner, &["journalctl", "-u", "baton", "-p", "warning", "-o", "cat", "--no-pager"]);
+    assert!(info.contains(&format!("node {owner} of cluster lab is up")), "{info}");
+    assert!(!warnings.contains("of cluster lab is up"), "{warnings}");
+    // web's program runs in its set's cgroup below the unit's.
+    let procs = "/sys/fs/cgroup/unified/system.slice/baton.service/set-web/1/cgroup.procs";
+    assert!(!inside(&lab, &owner, &["cat", procs]).trim().is_empty(), "web's program is not in its set's cgroup");
+    inside(&lab, &owner, &["systemctl", "reload", "baton"]);
+    assert!(wait(Duration::from_secs(5), || {
+        inside(&lab, &owner, &["journalctl", "-u", "baton", "-o", "cat", "--no-pager"])
+            .contains("SIGHUP: /etc/baton/cluster.toml reloaded")
+    }));
+
+    let rec = Recorder::start(&["alpha", "beta", "gamma"]);
+    let pid = inside(&lab, &owner, &["systemctl", "show", "-p", "MainPID", "--value", "baton"]);
+    inside(&lab, &owner, &["sh", "-c", &format!("kill -STOP {}", pid.trim())]);
+    let other = if owner == "gamma" { "alpha" } else { "gamma" };
+    assert!(
+        wait(Duration::from_secs(15), || lab.owner_seen_by(other).is_some_and(|o| o != owner)),
+        "web did not move off the stopped agent's node"
+    );
+    assert!(wait(Duration::from_secs(5), || !lab.has_vip(&owner)), "the stopped agent's node kept the address");
+    assert!(wait(Duration::from_secs(5), || lab.fetch().is_some_and(|w| w != owner)), "the client reaches web");
+    let restarted =
+        || inside(&lab, &owner, &["systemctl", "show", "-p", "NRestarts", "--value", "baton"]).trim() != "0";
+    assert!(wait(Duration::from_secs(30), restarted), "systemd's watchdog never restarted the stopped agent");
+    let journal = inside(&lab, &owner, &["journalctl", "-u", "baton", "-o", "cat", "--no-pager"]);
+    assert!(journal.to_lowercase().contains("watchdog timeout"), "{journal}");
+    assert!(
+        wait(Duration::from_secs(20), || lab.status(&owner).is_some_and(|d| d["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "online"))),
+        "the restarted agent did not join again"
+    );
+    rec.assert_never_two_holders();
 }

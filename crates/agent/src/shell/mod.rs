@@ -390,6 +390,7 @@ impl Agent {
             };
             let exit = self.step(input)?;
             systemd.feed();
+            systemd.status(|| crate::status::line(&self.config, &self.core, self.leader, self.now()));
             if exit {
                 break;
             }

@@ -210,6 +210,7 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
         keepalived: system.keepalived.map(str::to_string),
         fencing: system.fencing.map(str::to_string),
         http_token: false,
+        machines: None,
         extra: extra.clone(),
         prefix: crate::net::PREFIX.into(),
         dir: args.dir.clone(),

@@ -89,6 +89,7 @@ pub fn run(args: &ReleaseArgs) -> Result<(), String> {
         keepalived: None,
         fencing: None,
         http_token: false,
+        machines: None,
         extra: Some(extra_file),
         prefix: crate::net::PREFIX.into(),
         dir: args.dir.clone(),
