@@ -239,6 +239,10 @@ pub struct UpArgs {
     /// by systemd.
     #[arg(long, value_name = "DEB")]
     pub machines: Option<PathBuf>,
+    /// With --machines: a directory laid over every machine's root before
+    /// its first boot (e.g. `etc/systemd/system/x.service`).
+    #[arg(long, value_name = "DIR", requires = "machines")]
+    pub machine_files: Option<PathBuf>,
     /// Prefix of the lab's namespace names: labs with different prefixes
     /// (and directories) run side by side, e.g. a soak beside the tests.
     #[arg(long, default_value = net::PREFIX)]

@@ -221,13 +221,20 @@ impl Lab {
         Ok(())
     }
 
-    /// The files a new machine gets before its first boot: its package, its
-    /// configuration and secrets, and the host's link to its socket.
+    /// The files a new machine gets before its first boot: its package, the
+    /// lab's machine files, its configuration and secrets, and the host's
+    /// link to its socket.
     fn furnish(&self, node: &str, merged: &Path, deb: &Path) -> Result<(), String> {
         let copy = |from: &Path, to: &Path| {
             std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("copying {} into {node}: {e}", from.display()))
         };
         copy(deb, &merged.join("var/tmp/baton.deb"))?;
+        if let Some(files) = &self.machine_files {
+            run(
+                Command::new("cp").arg("-a").arg(files.join(".")).arg(merged),
+                &format!("laying {} over {node}", files.display()),
+            )?;
+        }
         let etc = merged.join("etc/baton");
         std::fs::create_dir_all(&etc).map_err(|e| format!("creating {}: {e}", etc.display()))?;
         copy(&self.dir.join("cluster.toml"), &etc.join("cluster.toml"))?;

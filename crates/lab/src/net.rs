@@ -65,6 +65,9 @@ pub struct Lab {
     /// Per node: its machine's systemd-nspawn.
     #[serde(default)]
     pub machines: BTreeMap<String, u32>,
+    /// `lab up --machine-files DIR`: laid over every machine's root.
+    #[serde(default)]
+    pub machine_files: Option<PathBuf>,
 }
 
 /// The shared disk's image in the lab directory, and where `web` mounts it.
@@ -296,6 +299,7 @@ impl Lab {
             fence_disk: None,
             deb: args.machines.clone(),
             machines: BTreeMap::new(),
+            machine_files: args.machine_files.clone(),
             prefix: prefix.clone(),
         };
         lab.save()?;

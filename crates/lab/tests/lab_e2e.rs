@@ -1959,3 +1959,66 @@ fn case36_on_systemd_machines_installed_from_the_package_notify_status_journal_d
     );
     rec.assert_never_two_holders();
 }
+
+/// A `systemd` resource running a real unit on systemd machines: the unit
+/// (shipped to every machine, not enabled) runs where its set runs and
+/// nowhere else; killed, it is started again by the set's monitor on the
+/// same node; `systemctl restart baton` on the owner hands the set over
+/// (the unit stops there and starts on the next node) and the agent comes
+/// back; a node where the unit is enabled at boot says so in its journal.
+#[test]
+fn case37_a_systemd_resource_runs_a_real_unit_where_its_set_runs_and_a_restart_hands_it_over() {
+    let scratch = Scratch::new("units");
+    let files = scratch.0.join("files");
+    let units = files.join("etc/systemd/system");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join("lab-sleep.service"),
+        "[Unit]\nDescription=the lab's unit for baton's systemd resource\n[Service]\nExecStart=/bin/sleep infinity\n\
+         [Install]\nWantedBy=multi-user.target\n",
+    )
+    .unwrap();
+    let extra = scratch.0.join("extra.toml");
+    std::fs::write(
+        &extra,
+        "\n[sets.svc]\nnodes = [\"alpha\", \"beta\"]\n[[sets.svc.resources]]\ntype = \"systemd\"\n\
+         unit = \"lab-sleep.service\"\ninterval = \"1s\"\n",
+    )
+    .unwrap();
+    let deb = deb().to_str().unwrap();
+    let args = ["--machines", deb, "--machine-files", files.to_str().unwrap(), "--extra", extra.to_str().unwrap()];
+    let lab = Lab::up("c37", &args);
+    let svc_owner = |node: &str| {
+        let doc = lab.status(node)?;
+        let set = &doc["sets"][1];
+        (set["state"] == "running").then(|| set["owner"].as_str().map(str::to_string)).flatten()
+    };
+    let active = |node: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_baton-lab"))
+            .args(["exec", "--dir", lab.dir(), node, "--", "systemctl", "is-active", "lab-sleep"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() == "active"
+    };
+    assert!(wait(Duration::from_secs(20), || svc_owner("gamma").as_deref() == Some("alpha")), "svc runs on alpha");
+    assert!(active("alpha") && !active("beta") && !active("gamma"), "the unit runs on the set's node alone");
+
+    inside(&lab, "alpha", &["systemctl", "kill", "--signal=SIGKILL", "lab-sleep"]);
+    assert!(wait(Duration::from_secs(3), || !active("alpha")), "the unit survived SIGKILL");
+    assert!(wait(Duration::from_secs(15), || active("alpha")), "the monitor did not start the unit again");
+    assert_eq!(svc_owner("gamma").as_deref(), Some("alpha"), "a local restart, not a failover");
+
+    inside(&lab, "alpha", &["timeout", "90", "systemctl", "restart", "baton"]);
+    assert!(wait(Duration::from_secs(15), || svc_owner("gamma").as_deref() == Some("beta")), "svc was not handed over");
+    assert!(active("beta") && !active("alpha"), "the unit moved with its set");
+    assert_eq!(inside(&lab, "alpha", &["systemctl", "is-active", "baton"]).trim(), "active");
+
+    inside(&lab, "gamma", &["systemctl", "enable", "lab-sleep"]);
+    inside(&lab, "gamma", &["timeout", "90", "systemctl", "restart", "baton"]);
+    let journal = || inside(&lab, "gamma", &["journalctl", "-u", "baton", "-p", "warning", "-o", "cat", "--no-pager"]);
+    assert!(
+        wait(Duration::from_secs(10), || journal().contains("unit lab-sleep.service is enabled at boot")),
+        "{}",
+        journal()
+    );
+}

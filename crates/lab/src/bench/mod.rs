@@ -211,6 +211,7 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
         fencing: system.fencing.map(str::to_string),
         http_token: false,
         machines: None,
+        machine_files: None,
         extra: extra.clone(),
         prefix: crate::net::PREFIX.into(),
         dir: args.dir.clone(),

@@ -90,6 +90,7 @@ pub fn run(args: &ReleaseArgs) -> Result<(), String> {
         fencing: None,
         http_token: false,
         machines: None,
+        machine_files: None,
         extra: Some(extra_file),
         prefix: crate::net::PREFIX.into(),
         dir: args.dir.clone(),
