@@ -2022,3 +2022,29 @@ fn case37_a_systemd_resource_runs_a_real_unit_where_its_set_runs_and_a_restart_h
         journal()
     );
 }
+
+/// A rolling upgrade on systemd machines, as docs/guide.md describes it: on
+/// one machine after another, `dpkg -i` of the package (which leaves the
+/// running agent alone: it runs the replaced binary until restarted), then
+/// `systemctl restart baton` (the agent hands its sets over, the new one
+/// starts). web is served throughout, never by two nodes, and every agent
+/// ends up running the installed binary.
+#[test]
+fn case38_a_rolling_package_upgrade_restarts_one_machine_after_another_and_web_stays_served() {
+    let lab = Lab::up("c38", &["--machines", deb().to_str().unwrap()]);
+    assert!(wait_owner(&lab, "gamma", Duration::from_secs(20)).is_some(), "web runs");
+    let rec = Recorder::start(&["alpha", "beta", "gamma"]);
+    let exe = |node: &str| {
+        let pid = inside(&lab, node, &["systemctl", "show", "-p", "MainPID", "--value", "baton"]);
+        inside(&lab, node, &["readlink", &format!("/proc/{}/exe", pid.trim())]).trim().to_string()
+    };
+    for node in ["alpha", "beta", "gamma"] {
+        inside(&lab, node, &["dpkg", "-i", "/var/tmp/baton.deb"]);
+        assert!(exe(node).ends_with("(deleted)"), "{node}: dpkg restarted the agent by itself: {}", exe(node));
+        inside(&lab, node, &["timeout", "90", "systemctl", "restart", "baton"]);
+        assert_eq!(exe(node), "/usr/bin/baton", "{node} runs the installed binary");
+        assert!(wait_owner(&lab, node, Duration::from_secs(15)).is_some(), "web runs after {node}'s upgrade");
+        assert!(wait(Duration::from_secs(5), || lab.fetch().is_some()), "the client is served after {node}'s upgrade");
+    }
+    rec.assert_never_two_holders();
+}
