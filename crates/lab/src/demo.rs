@@ -15,7 +15,11 @@ pub fn run(args: &UpArgs) -> Result<(), String> {
     println!("baton lab demo: {} nodes, {} links, set web = {VIP}/24 + a web server", args.nodes, args.links);
     let mut lab = Lab::up(args)?;
     let result = trial(&mut lab, Disruption::Crash).map(|t| {
-        println!("killed the agent of {} (SIGKILL) and cut its links", t.first);
+        if lab.deb.is_some() {
+            println!("powered off {}'s machine (every process killed, links cut)", t.first);
+        } else {
+            println!("killed the agent of {} (SIGKILL) and cut its links", t.first);
+        }
         println!("\ntimeline (client in its own namespace, GET http://{VIP}/ every 10 ms):");
         for line in &t.timeline {
             println!("  {line}");
@@ -29,7 +33,7 @@ pub fn run(args: &UpArgs) -> Result<(), String> {
 /// What a trial does to the owner.
 #[derive(Clone, Copy, Debug)]
 pub enum Disruption {
-    /// Its daemon SIGKILLed and its links cut.
+    /// Its daemon SIGKILLed and its links cut; a machine powered off.
     Crash,
     /// A planned move: `baton move web`, or keepalived's priority lowered.
     Move,
@@ -39,6 +43,10 @@ impl Disruption {
     /// Does it to `owner`; says what was done, for the timeline.
     fn apply(self, lab: &Lab, owner: &str) -> Result<String, String> {
         match self {
+            Disruption::Crash if lab.deb.is_some() => {
+                lab.power_off(owner)?;
+                Ok(format!("{owner}'s machine powered off"))
+            }
             Disruption::Crash => {
                 lab.kill(owner)?;
                 lab.cut(owner, None)?;

@@ -1860,6 +1860,19 @@ fn the_demo_fails_over_on_three_nodes_and_on_two_with_a_fence_disk() {
     }
 }
 
+/// The demo on whole machines: the owner's machine is powered off (every
+/// process of it killed, its links cut) and another serves the client.
+#[test]
+fn the_demo_fails_over_on_systemd_machines_when_the_owner_s_machine_is_powered_off() {
+    let deb = deb();
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = std::env::temp_dir().join(format!("baton-e2e-mdemo-{}", std::process::id()));
+    let out = ok(&["lab", "demo", "--dir", dir.to_str().unwrap(), "--machines", deb.to_str().unwrap()]);
+    assert!(out.contains("powered off alpha's machine (every process killed, links cut)"), "{out}");
+    assert!(out.contains("first answer from beta"), "{out}");
+    assert!(!dir.join("lab.json").exists(), "the demo leaves no lab behind");
+}
+
 /// The package, built once for the machine tests (as `tests/package.rs`
 /// builds it, in the same separate target directory).
 fn deb() -> &'static std::path::Path {
