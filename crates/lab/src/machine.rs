@@ -152,7 +152,11 @@ impl Lab {
             dir.join("upper").display(),
             dir.join("work").display()
         );
-        run(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &options]).arg(&merged), "the overlay")?;
+        // Still mounted after a power-off (the host keeps the overlay).
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        if !mounts.lines().any(|l| l.split_whitespace().nth(1) == merged.to_str()) {
+            run(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &options]).arg(&merged), "the overlay")?;
+        }
         if first {
             self.furnish(node, &merged, &deb)?;
         }
