@@ -139,27 +139,49 @@ impl Lab {
     /// package is installed and configured at the first boot.
     pub fn boot_machine(&mut self, node: &str) -> Result<(), String> {
         let deb = self.deb.clone().ok_or("not a machine lab")?;
-        let root = root()?;
-        let dir = self.machine_dir(node);
-        let merged = self.machine_root(node);
-        let first = !dir.exists();
-        for sub in ["upper", "work", "merged"] {
-            std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        }
-        let options = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            root.display(),
-            dir.join("upper").display(),
-            dir.join("work").display()
-        );
-        // Still mounted after a power-off (the host keeps the overlay).
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        if !mounts.lines().any(|l| l.split_whitespace().nth(1) == merged.to_str()) {
-            run(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &options]).arg(&merged), "the overlay")?;
-        }
+        let first = !self.machine_dir(node).exists();
+        let merged = self.mount_root(node)?;
         if first {
             self.furnish(node, &merged, &deb)?;
         }
+        self.spawn_machine(node, &merged)?;
+        self.wait_booted(node)?;
+        if first {
+            run(self.in_machine(node)?.args(["dpkg", "-i", "/var/tmp/baton.deb"]), &format!("dpkg -i on {node}"))?;
+            run(self.in_machine(node)?.args(["systemctl", "enable", "baton"]), &format!("enabling baton on {node}"))?;
+        }
+        // Type=notify: this returns once the agent is ready (or failed).
+        run(
+            self.in_machine(node)?.args(["timeout", "90", "systemctl", "start", "baton"]),
+            &format!("systemctl start baton on {node}"),
+        )?;
+        Ok(())
+    }
+
+    /// The machine's root: the shared root under an overlay of its own
+    /// (mounted once; a power-off leaves it mounted).
+    fn mount_root(&self, node: &str) -> Result<PathBuf, String> {
+        let root = root()?;
+        let dir = self.machine_dir(node);
+        for sub in ["upper", "work", "merged"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        let merged = self.machine_root(node);
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        if !mounts.lines().any(|l| l.split_whitespace().nth(1) == merged.to_str()) {
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                root.display(),
+                dir.join("upper").display(),
+                dir.join("work").display()
+            );
+            run(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &options]).arg(&merged), "the overlay")?;
+        }
+        Ok(merged)
+    }
+
+    /// Starts systemd-nspawn for `node` and waits until its systemd runs.
+    fn spawn_machine(&mut self, node: &str, merged: &Path) -> Result<(), String> {
         // A cgroup of its own in the unified and in the name=systemd
         // hierarchy: nspawn makes the cgroup it starts in the machine's root,
         // and machines sharing one would share every unit's cgroup.
@@ -170,7 +192,6 @@ impl Lab {
             .collect::<Result<Vec<_>, _>>()?;
         let console = std::fs::File::create(self.dir.join(format!("{node}.console")))
             .map_err(|e| format!("creating {node}'s console log: {e}"))?;
-        let lab_exe = crate::lab_exe();
         let mut nspawn = Command::new("systemd-nspawn");
         // SAFETY: the closure only calls write(2), which is async-signal-safe.
         unsafe {
@@ -178,13 +199,13 @@ impl Lab {
         }
         let child = nspawn
             .arg("-D")
-            .arg(&merged)
+            .arg(merged)
             .args(["--register=no", "--keep-unit", "--console=passive", "--quiet", "-M", node])
             // What root has on a real machine and a container lacks by
             // default: addresses, raw frames (ARP), locked memory, real time.
             .arg("--capability=CAP_NET_ADMIN,CAP_NET_RAW,CAP_IPC_LOCK,CAP_SYS_NICE")
             .arg(format!("--network-namespace-path=/run/netns/{}", self.ns(node)?))
-            .arg(format!("--bind-ro={}", lab_exe.display()))
+            .arg(format!("--bind-ro={}", crate::lab_exe().display()))
             .arg("-b")
             .stdin(Stdio::null())
             .stdout(console.try_clone().map_err(|e| e.to_string())?)
@@ -197,8 +218,13 @@ impl Lab {
         if !super::wait_until(Duration::from_secs(30), || self.machine_leader(node).is_ok()) {
             return Err(format!("{node}'s machine did not start; see {node}.console in {}", self.dir.display()));
         }
-        // Booted once systemd says so ("degraded": a unit of the minimal
-        // root failed, booted too); until its bus is up it says nothing.
+        Ok(())
+    }
+
+    /// Waits until systemd says the machine has booted ("degraded": a unit
+    /// of the minimal root failed, booted too); until its bus is up it says
+    /// nothing.
+    fn wait_booted(&self, node: &str) -> Result<(), String> {
         let mut state = String::new();
         let booted = super::wait_until(Duration::from_secs(60), || {
             let out = self
@@ -207,22 +233,11 @@ impl Lab {
             state = out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
             state == "running" || state == "degraded"
         });
-        if !booted {
-            return Err(format!(
-                "{node}'s machine is {state:?} after 60 s; see {node}.console in {}",
-                self.dir.display()
-            ));
+        if booted {
+            Ok(())
+        } else {
+            Err(format!("{node}'s machine is {state:?} after 60 s; see {node}.console in {}", self.dir.display()))
         }
-        if first {
-            run(self.in_machine(node)?.args(["dpkg", "-i", "/var/tmp/baton.deb"]), &format!("dpkg -i on {node}"))?;
-            run(self.in_machine(node)?.args(["systemctl", "enable", "baton"]), &format!("enabling baton on {node}"))?;
-        }
-        // Type=notify: this returns once the agent is ready (or failed).
-        run(
-            self.in_machine(node)?.args(["timeout", "90", "systemctl", "start", "baton"]),
-            &format!("systemctl start baton on {node}"),
-        )?;
-        Ok(())
     }
 
     /// The files a new machine gets before its first boot: its package, the
