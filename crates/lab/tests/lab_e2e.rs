@@ -1879,7 +1879,9 @@ fn deb() -> &'static std::path::Path {
     static DEB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DEB.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let out = std::env::temp_dir().join(format!("baton-e2e-deb-{}", std::process::id()));
+        // Beside the release build it comes from, replaced on every run.
+        let out = root.join("target/deb/e2e");
+        let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).unwrap();
         let built = Command::new(root.join("packaging/deb.sh"))
             .arg("--output")
