@@ -788,6 +788,17 @@ impl Lab {
         Ok(())
     }
 
+    /// The node holding the service address once one does (it may still
+    /// be settling: a VRRP election, a start), asked for up to `limit`.
+    pub fn wait_vip_holder(&self, limit: Duration) -> Option<String> {
+        let mut holder = None;
+        wait_until(limit, || {
+            holder = self.vip_holder();
+            holder.is_some()
+        });
+        holder
+    }
+
     /// Which node holds the service address (as the kernel says).
     pub fn vip_holder(&self) -> Option<String> {
         self.nodes

@@ -306,13 +306,12 @@ impl Agent {
 /// Reads the fence disk's record of who went on alone, where one fences
 /// the pair, and gives it to the core (`Input::AloneRecord`); a failed read
 /// gives nothing, and a node booting alone then waits for its peer.
-pub(crate) fn read_alone_record(config: &Config, inputs: &mpsc::Sender<Input>) {
+pub(crate) fn read_alone_record(config: &Arc<Config>, inputs: &mpsc::Sender<Input>) {
     let Some(disk) = config.alone_record().map(|p| p.to_path_buf()) else { return };
-    let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
-    let inputs = inputs.clone();
+    let (config, inputs) = (Arc::clone(config), inputs.clone());
     tokio::task::spawn_blocking(move || match Disk::open(&disk).and_then(|d| d.alone()) {
         Ok(holder) => {
-            let holder = holder.and_then(|name| names.iter().position(|n| *n == name)).map(|n| n as NodeId);
+            let holder = holder.and_then(|name| config.node_index(&name)).map(|n| n as NodeId);
             let _ = inputs.blocking_send(Input::AloneRecord { holder });
         }
         Err(e) => tracing::warn!("baton: {e}: booting alone, this node waits for its peer"),

@@ -179,12 +179,7 @@ pub struct Row {
 /// 8 s after `split` hit the owner.
 fn dual_ownership(lab: &mut Lab, split: Split) -> Result<u64, String> {
     lab.wait_running(Duration::from_secs(30))?;
-    let mut first = None;
-    super::wait_until(Duration::from_secs(10), || {
-        first = lab.vip_holder();
-        first.is_some()
-    });
-    let first = first.ok_or("the address is nowhere")?;
+    let first = lab.wait_vip_holder(Duration::from_secs(10)).ok_or("the address is nowhere")?;
     let others: Vec<String> = lab.nodes.iter().filter(|n| **n != first).cloned().collect();
     let witness = others.first().ok_or("one node only")?;
     let watch = Watch::start(lab, witness)?;

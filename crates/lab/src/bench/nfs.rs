@@ -45,12 +45,7 @@ pub fn extra(dir: &Path) -> Result<std::path::PathBuf, String> {
 /// One trial on a lab that is up: (crash pause, move pause) in ms.
 fn trial(lab: &mut Lab) -> Result<(u64, u64), String> {
     lab.wait_running(Duration::from_secs(30))?;
-    let mut owner = None;
-    crate::wait_until(Duration::from_secs(10), || {
-        owner = lab.vip_holder();
-        owner.is_some()
-    });
-    let owner = owner.ok_or("web runs nowhere")?;
+    let owner = lab.wait_vip_holder(Duration::from_secs(10)).ok_or("web runs nowhere")?;
     let file = lab.dir.join(DISK_MOUNT).join("nfs-data");
     let touched = lab.inside(&owner)?.arg("touch").arg(&file).status().map_err(|e| e.to_string())?;
     if !touched.success() {
