@@ -144,6 +144,16 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Replace this node's agent program with the binary at its path (an
+    /// upgrade) without stopping or moving anything: the guard holds on,
+    /// the new program carries on with the sets still running. Refused
+    /// while a set here is starting, stopping or moving, and when the new
+    /// binary does not accept the configuration.
+    Handover {
+        /// Why, for the event history.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Run CMD only while this node holds the cluster-wide lock NAME through
     /// the agreed state; its fencing token is in BATON_LOCK_TOKEN. Released
     /// when CMD exits; CMD is killed if the node loses its lease or agent.

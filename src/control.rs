@@ -256,6 +256,13 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
             call(cli, Request::Alone { reason: reason.clone() })?;
             done("this node goes on alone".to_string(), serde_json::json!({ "alone": true }));
         }
+        Command::Handover { reason } => {
+            let r = call(cli, Request::Handover { reason: reason.clone() })?.data.unwrap_or_default();
+            let running: Vec<&str> = r["running"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+            back_after_handover(cli)?;
+            let left = if running.is_empty() { "nothing".to_string() } else { running.join(", ") };
+            done(format!("handed over to {}; left running: {left}", r["exe"].as_str().unwrap_or("?")), r);
+        }
         Command::Simulate { kill, standby } => simulate(cli, kill, standby)?,
         Command::Events { follow, set, since } => events(cli, *follow, json, set.clone(), since.as_deref())?,
         Command::IsActive { set } => {
@@ -271,6 +278,27 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
         other => unreachable!("{other:?} is dispatched elsewhere"),
     }
     Ok(())
+}
+
+/// How long `baton handover` waits for the new program to answer.
+const HANDOVER_BACK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until the agent's new program answers on the control socket.
+fn back_after_handover(cli: &Cli) -> Result<(), Failure> {
+    let since = std::time::Instant::now();
+    // The old program answers, then executes the new one: give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    while since.elapsed() < HANDOVER_BACK {
+        if call_within(cli, Request::Status, Some(std::time::Duration::from_secs(1))).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err(Failure::Failed(format!(
+        "the agent's new program did not answer within {}s of the handover: its guard releases everything at the \
+         lease's end and the sets fail over (see the agent's log)",
+        HANDOVER_BACK.as_secs()
+    )))
 }
 
 /// `baton simulate`: the agreed state from the agent, the prediction here

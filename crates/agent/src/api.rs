@@ -67,6 +67,12 @@ pub enum Request {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// Replace this agent's program with the binary at its path, the sets
+    /// left running (`baton handover`).
+    Handover {
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// Cluster-wide maintenance mode on or off.
     Maintenance {
         on: bool,

@@ -26,7 +26,8 @@ use baton_resources::ocf::Ocf;
 use baton_resources::process::Process;
 use baton_resources::program::Program;
 use baton_resources::service::{self, Exec, Service};
-use baton_resources::{Context, Resource, Undo};
+use baton_resources::{Context, Kept, Resource, Undo};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -168,17 +169,41 @@ fn hooks(dir: &Path, kind: HookKind) -> Result<Vec<PathBuf>, String> {
     Ok(found)
 }
 
+/// What an executor hands the next program of its agent (a handover): its
+/// books of what the guard holds for started resources, and what each
+/// running resource keeps for the next program to watch it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Books {
+    pub started: Vec<Undo>,
+    pub void: Vec<Undo>,
+    /// (set, resource index, what it keeps).
+    pub kept: Vec<(String, usize, Kept)>,
+}
+
 impl Executor {
     /// An executor for `sets`. Whatever an earlier agent left in the sets'
     /// cgroups is killed first (a node holds nothing when its agent starts),
     /// then the guard holds every set's cgroup for as long as this agent runs.
+    /// After a handover (`handed`), nothing is killed and nothing held again:
+    /// the guard holds it all already, and the running resources are taken
+    /// over with what the program before kept for them.
     pub async fn new(
         node: String,
         sets: Vec<SetRuntime>,
         guard: Arc<dyn GuardPort>,
         results: mpsc::Sender<Input>,
         events: Arc<EventLog>,
+        handed: Option<Books>,
     ) -> Result<Self, String> {
+        if let Some(books) = handed {
+            for (set, i, kept) in books.kept {
+                match sets.iter().find(|s| s.name == set).and_then(|s| s.resources.get(i)) {
+                    Some(r) => r.adopt(Some(kept)),
+                    None => tracing::warn!("baton: set {set} resource {i} was handed over, but is not configured"),
+                }
+            }
+            return Ok(Self::with(node, sets, guard, results, events, books.started, books.void));
+        }
         for set in &sets {
             if set.cgroup.populated() {
                 tracing::warn!("baton: set {}: processes left from an earlier agent; killing them", set.name);
@@ -187,7 +212,19 @@ impl Executor {
             set.cgroup.create().map_err(|e| format!("set {}: {e}", set.name))?;
             guard.hold(vec![Undo::Cgroup { path: set.cgroup.path().to_path_buf() }]).await;
         }
-        Ok(Executor {
+        Ok(Self::with(node, sets, guard, results, events, Vec::new(), Vec::new()))
+    }
+
+    fn with(
+        node: String,
+        sets: Vec<SetRuntime>,
+        guard: Arc<dyn GuardPort>,
+        results: mpsc::Sender<Input>,
+        events: Arc<EventLog>,
+        started: Vec<Undo>,
+        void: Vec<Undo>,
+    ) -> Self {
+        Executor {
             node,
             previous: Mutex::new(vec![None; sets.len()]),
             sets,
@@ -195,9 +232,26 @@ impl Executor {
             results,
             inflight: Mutex::new(BTreeMap::new()),
             events,
-            started: Mutex::new(Vec::new()),
-            void: Mutex::new(Vec::new()),
-        })
+            started: Mutex::new(started),
+            void: Mutex::new(void),
+        }
+    }
+
+    /// The books a handover gives the next program, with what the running
+    /// sets' resources keep for it.
+    pub fn keep(&self, running: &[SetId]) -> Books {
+        let kept = running
+            .iter()
+            .flat_map(|&set| {
+                let rt = &self.sets[usize::from(set)];
+                rt.resources.iter().enumerate().filter_map(|(i, r)| Some((rt.name.clone(), i, r.keep()?)))
+            })
+            .collect();
+        Books {
+            started: self.started.lock().expect("not poisoned").clone(),
+            void: self.void.lock().expect("not poisoned").clone(),
+            kept,
+        }
     }
 
     /// The guard fired: it released everything, and the core forgot every
@@ -363,7 +417,7 @@ mod tests {
         let ledger = Arc::new(Ledger::default());
         let (tx, _rx) = mpsc::channel(8);
         let events = Arc::new(EventLog::open(&dir, "alpha"));
-        let exec = Executor::new("alpha".into(), vec![set], ledger.clone(), tx, events).await.unwrap();
+        let exec = Executor::new("alpha".into(), vec![set], ledger.clone(), tx, events, None).await.unwrap();
         let holds = || ledger.0.lock().unwrap().undo.get(&stop).copied().unwrap_or(0);
         let limit = Duration::from_secs(1);
         exec.run(0, Step::Start(0), limit).await.unwrap();

@@ -27,10 +27,15 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Milliseconds on CLOCK_MONOTONIC, the clock the agent and guard share.
 pub fn monotonic_ms() -> u64 {
+    monotonic_us() / 1000
+}
+
+/// Microseconds on CLOCK_MONOTONIC (what a handover writes its times in).
+pub fn monotonic_us() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
 /// One line from the agent.
@@ -44,10 +49,14 @@ pub enum Order {
     Hold(Undo),
     /// It stopped cleanly: forget it.
     Drop(Undo),
+    /// The agent's program was replaced (a handover) and the new one asks
+    /// what it may have missed: answered `synced fired <ms>` if the last
+    /// deadline told has fired, else `synced`.
+    Sync,
 }
 
 /// What the guard holds.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Held {
     pub deadline_ms: Option<u64>,
     /// The deadline passed and everything was released (and reported).
@@ -57,11 +66,19 @@ pub struct Held {
 }
 
 impl Held {
-    /// Applies one line from the agent.
-    pub fn update(&mut self, line: &str) -> Result<(), String> {
+    /// Applies one line from the agent; returns the order.
+    pub fn update(&mut self, line: &str) -> Result<Order, String> {
         let order: Order = serde_json::from_str(line).map_err(|e| format!("guard: cannot understand {line:?}: {e}"))?;
-        self.apply(order);
-        Ok(())
+        self.apply(order.clone());
+        Ok(order)
+    }
+
+    /// The answer to `Order::Sync`.
+    pub fn synced(&self) -> String {
+        match self.deadline_ms.filter(|_| self.fired) {
+            Some(ms) => format!("synced fired {ms}"),
+            None => "synced".into(),
+        }
     }
 
     pub fn apply(&mut self, order: Order) {
@@ -79,6 +96,7 @@ impl Held {
                 self.deadline_ms = d;
             }
             Order::Hold(u) => *self.undo.entry(u).or_default() += 1,
+            Order::Sync => {}
             Order::Drop(u) => {
                 if let Some(n) = self.undo.get_mut(&u) {
                     *n -= 1;
@@ -358,8 +376,13 @@ pub async fn run(
                     if !held.fired && held.deadline_ms.is_some_and(|d| monotonic_ms() >= d) {
                         fire(&nl, &mut held, &mut stdout).await?;
                     }
-                    if let Err(e) = held.update(&line) {
-                        tracing::error!("{e}");
+                    match held.update(&line) {
+                        Ok(Order::Sync) => {
+                            stdout.write_all(format!("{}\n", held.synced()).as_bytes()).await?;
+                            stdout.flush().await?;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!("{e}"),
                     }
                 }
                 None => {
@@ -440,6 +463,11 @@ mod tests {
         assert_eq!(h.undo.keys().collect::<Vec<_>>(), [&cg], "held twice, dropped once");
         h.update(&line(Order::Deadline(None))).unwrap();
         assert_eq!(h.deadline_ms, None);
+        assert_eq!(h.update(&line(Order::Sync)), Ok(Order::Sync));
+        assert_eq!(h.synced(), "synced");
+        h.apply(Order::Deadline(Some(77)));
+        h.fired = true;
+        assert_eq!(h.synced(), "synced fired 77", "a new program hears of a firing it may have missed");
         assert!(h.update("hold ip 10.0.0.1").is_err(), "the old text protocol is refused");
         assert!(h.update(r#"{"hold":{"kind":"bogus"}}"#).is_err());
         assert!(h.update("rm -rf /").is_err());

@@ -142,6 +142,7 @@ impl Cluster {
                     netlink: None,
                     signals,
                     pill_found: false,
+                    handed: None,
                 };
                 let agent = Agent::start(Options { config, me, state_dir, socket }, ports, Inputs::default()).await?;
                 tokio::select! {

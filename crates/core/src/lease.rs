@@ -39,6 +39,9 @@ pub struct Lease {
     sent: VecDeque<(u64, Time)>,
     /// Per voter: (epoch, promise end on my clock).
     promises: Vec<Option<(u64, Time)>>,
+    /// A lease an earlier program of this node held (a handover): its
+    /// epoch and end. ARCHITECTURE.md, "A handover", point 3.
+    inherited: Option<(u64, Time)>,
 }
 
 impl Lease {
@@ -54,7 +57,20 @@ impl Lease {
             next_seq: first_seq,
             sent: VecDeque::with_capacity(SENT_MAX),
             promises: vec![None; voters],
+            inherited: None,
         }
+    }
+
+    /// Counts `end` as this node's lease for `epoch` until its own
+    /// heartbeats earn a later one: the lease the program before a
+    /// handover held, promised to the node, not to a program.
+    pub fn inherit(&mut self, epoch: u64, end: Time) {
+        self.inherited = Some((epoch, end));
+    }
+
+    /// The sequence number the next heartbeat will carry.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// Records a heartbeat about to be sent at `now`; returns its sequence.
@@ -84,8 +100,15 @@ impl Lease {
         }
     }
 
-    /// When the lease for `epoch` ends, if a majority is bound at all.
+    /// When the lease for `epoch` ends, if a majority is bound at all (or
+    /// an inherited lease for it has not ended yet, whichever is later).
     pub fn expiry(&self, epoch: u64) -> Option<Time> {
+        let inherited = self.inherited.filter(|(e, _)| *e == epoch).map(|(_, t)| t);
+        self.earned(epoch).max(inherited)
+    }
+
+    /// When the lease its own heartbeats earned for `epoch` ends.
+    fn earned(&self, epoch: u64) -> Option<Time> {
         let mut ends: Vec<Time> = self
             .promises
             .iter()
@@ -159,6 +182,23 @@ mod tests {
         l.on_echo(1, 0, b);
         l.on_echo(1, 0, a); // A reordered older echo.
         assert_eq!(l.expiry(0), Some(ms(1000)));
+    }
+
+    #[test]
+    fn an_inherited_lease_counts_for_its_epoch_until_a_later_one_is_earned() {
+        let mut l = Lease::new(0, 3, HOLD, 1000);
+        l.inherit(4, ms(500));
+        assert_eq!(l.expiry(4), Some(ms(500)), "before any echo, the handed-over lease holds");
+        assert_eq!(l.expiry(5), None, "evicted meanwhile: the inherited lease is void");
+        let s = l.on_send(ms(0));
+        l.on_echo(1, 4, s);
+        assert_eq!(l.expiry(4), Some(ms(900)), "earned later");
+        let mut k = Lease::new(0, 3, HOLD, 1000);
+        k.inherit(4, ms(2000));
+        let s = k.on_send(ms(0));
+        k.on_echo(1, 4, s);
+        assert_eq!(k.expiry(4), Some(ms(2000)), "an earlier earned end does not shorten it");
+        assert_eq!(k.next_seq(), 1001);
     }
 
     #[test]

@@ -152,6 +152,28 @@ impl Lifecycle {
         self.started.iter().any(|s| *s) || matches!(self.phase, Phase::Blocked)
     }
 
+    /// Running with nothing in flight but monitors: a set a handover may
+    /// leave running (or a stopped one).
+    pub fn settled(&self) -> bool {
+        match self.phase {
+            Phase::Stopped => true,
+            Phase::Running => self.inflight.is_none() && self.pending_stop.is_none(),
+            Phase::Starting | Phase::Stopping | Phase::Blocked => false,
+        }
+    }
+
+    /// A set an earlier program of this node started and handed over: it
+    /// runs, every resource of it may be running, and each monitor is due
+    /// at once, so that the new program checks rather than assumes.
+    pub fn adopt(&mut self, now: Time, spec: &SetSpec) {
+        assert_eq!(self.phase, Phase::Stopped, "adopting set {} while {:?}", self.set, self.phase);
+        self.phase = Phase::Running;
+        self.started.iter_mut().for_each(|s| *s = true);
+        for (i, r) in spec.resources.iter().enumerate() {
+            self.monitor_due[i] = r.monitor_interval.map(|_| now);
+        }
+    }
+
     /// Begin starting the set. Only from `Stopped`.
     pub fn start(&mut self, now: Time, spec: &SetSpec) -> Vec<Action> {
         assert_eq!(self.phase, Phase::Stopped, "start of set {} while {:?}", self.set, self.phase);

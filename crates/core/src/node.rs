@@ -132,6 +132,7 @@ pub enum Input {
 }
 
 pub use baton_state::Stranger;
+pub use handover::Handover;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -283,6 +284,11 @@ pub struct Node {
     /// This node's guard found a pill in its fence disk slot at start and
     /// waited out its `msgwait`: every earlier incarnation is off.
     pill_found: bool,
+    /// A handover asked in this input (the request's id), answered once
+    /// the node has reconciled.
+    handover_asked: Option<u64>,
+    /// Handed over: the next program carries on; this one does nothing more.
+    handed_over: bool,
     now: Time,
 }
 
@@ -343,6 +349,8 @@ impl Node {
             incarnation,
             pair: pair::Pair::default(),
             pill_found: false,
+            handover_asked: None,
+            handed_over: false,
             now,
             topo,
         }
@@ -402,6 +410,9 @@ impl Node {
         assert!(now >= self.now, "time went backwards: {now} after {}", self.now);
         self.now = now;
         let mut out = Vec::new();
+        if self.handed_over {
+            return out;
+        }
         // The lease is checked before anything else: a step result that
         // arrives after the lease ended (say, after a pause) must lead to a
         // stop, never to the next start step.
@@ -497,6 +508,7 @@ impl Node {
         if self.firing(now) {
             out.retain(|o| !matches!(o, Output::Act(_)));
         }
+        self.hand_over(now, &mut out);
         out
     }
 
@@ -931,6 +943,10 @@ impl Node {
                 Ok(()) => Work::Alone,
                 Err(why) => return out.push(answer(Reply::Refused(why))),
             },
+            Request::Handover => {
+                self.handover_asked = Some(id);
+                return;
+            }
         };
         let deadline = now + work.wait();
         self.pending.push(Pending { id, work, deadline });
@@ -1053,6 +1069,7 @@ impl Node {
     }
 }
 
+mod handover;
 mod pair;
 #[cfg(test)]
 mod tests;

@@ -61,6 +61,10 @@ pub enum Request {
     /// the peer is off, and whatever it may have agreed alone is given up.
     /// This node becomes the only voter and runs the sets.
     Alone,
+    /// Replace this agent's program without stopping anything: answered
+    /// with what the next program needs (`Reply::HandedOver`), after which
+    /// this node does nothing more.
+    Handover,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +89,8 @@ pub enum Reply {
         valid_for: Duration,
     },
     Active(bool),
+    /// The next program may carry on from this.
+    HandedOver(crate::node::Handover),
     Refused(Refusal),
     /// Admitted, but not done in time; says what the state was.
     Failed(String),
@@ -95,16 +101,41 @@ pub enum Reply {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
     Maintenance,
-    Frozen { set: SetId },
-    Witness { node: NodeId },
-    NotInList { set: SetId, node: NodeId },
-    Ineligible { set: SetId, node: NodeId, why: &'static str },
-    NoTarget { set: SetId },
+    Frozen {
+        set: SetId,
+    },
+    Witness {
+        node: NodeId,
+    },
+    NotInList {
+        set: SetId,
+        node: NodeId,
+    },
+    Ineligible {
+        set: SetId,
+        node: NodeId,
+        why: &'static str,
+    },
+    NoTarget {
+        set: SetId,
+    },
     LockName,
-    Superseded { set: SetId },
-    TargetLost { set: SetId, node: NodeId },
+    Superseded {
+        set: SetId,
+    },
+    TargetLost {
+        set: SetId,
+        node: NodeId,
+    },
     NotPair,
-    PeerAlive { node: NodeId },
+    PeerAlive {
+        node: NodeId,
+    },
+    /// A handover waits for the set to be running or stopped, as agreed.
+    Unsettled {
+        set: SetId,
+    },
+    NoHandover(&'static str),
 }
 
 impl Refusal {
@@ -128,6 +159,10 @@ impl Refusal {
                     .into()
             }
             Refusal::PeerAlive { node } => format!("{} is alive: its heartbeats arrive", n(*node)),
+            Refusal::Unsettled { set } => {
+                format!("{} is starting, stopping or moving here: hand over once it has settled", s(*set))
+            }
+            Refusal::NoHandover(why) => format!("no handover now: {why}"),
         }
     }
 }

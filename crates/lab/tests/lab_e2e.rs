@@ -2063,3 +2063,102 @@ fn case38_a_rolling_package_upgrade_restarts_one_machine_after_another_and_web_s
     }
     rec.assert_never_two_holders();
 }
+
+/// The pid of `node`'s web server (the lab's `serve`).
+fn web_server_pid(node: &str) -> Option<i32> {
+    let out = Command::new("ip").args(["netns", "pids", &format!("btnl-{node}")]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().find_map(|pid| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        cmdline.split(|b| *b == 0).any(|a| a == b"serve").then(|| pid.parse().ok()).flatten()
+    })
+}
+
+/// The client asks for the service every 20 ms for `seconds`; the answers
+/// (monotonic ms, who answered or "-") once it is done.
+fn client_probe(seconds: u64) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", "btnl-client", env!("CARGO_BIN_EXE_baton-lab"), "probe"])
+        .args(["--url", &format!("http://{VIP}/"), "--interval-ms", "20", "--seconds", &seconds.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn answers(probe: Child) -> Vec<String> {
+    let out = probe.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| Some(l.split_once(' ')?.1.to_string())).collect()
+}
+
+/// A program standing in for the binary at the agent's path, in `node`'s
+/// mount namespace only (a bind mount over it): what `baton handover`
+/// executes next.
+fn replace_binary(lab: &Lab, node: &str, with: &Path) {
+    lab.run(&["exec", node, "--", "mount", "--bind", with.to_str().unwrap(), baton_bin().to_str().unwrap()]);
+}
+
+#[test]
+fn case39_a_handover_replaces_the_agent_program_and_the_set_keeps_running_or_fails_over_if_it_never_returns() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let lab = Lab::up("c39", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta", "gamma"]);
+    let sock = lab.dir.join("alpha/baton.sock");
+    let sock = sock.to_str().unwrap();
+    let agent = agent_pids(&lab).into_iter().find(|(n, _)| n == "alpha").unwrap().1;
+    let web = web_server_pid("alpha").expect("alpha runs the web server");
+
+    // A new build: a copy of the binary, executed in place of the old one.
+    let new = lab.dir.join("new-baton");
+    std::fs::copy(baton_bin(), &new).unwrap();
+    replace_binary(&lab, "alpha", &new);
+    let probe = client_probe(3);
+    std::thread::sleep(Duration::from_millis(700));
+    let said = ok(&["handover", "--reason", "upgrade", "--socket", sock]);
+    assert!(said.contains("left running: web"), "{said}");
+    let answered = answers(probe);
+    assert!(answered.len() > 100, "the client asked {} times", answered.len());
+    assert!(answered.iter().all(|a| a == "alpha"), "the client was not served by alpha throughout: {answered:?}");
+    let exe = std::fs::metadata(format!("/proc/{agent}/exe")).unwrap();
+    assert_eq!(exe.ino(), std::fs::metadata(&new).unwrap().ino(), "the agent's process runs the new binary");
+    assert_eq!(web_server_pid("alpha"), Some(web), "the web server was not restarted");
+    assert!(rec.adds().is_empty(), "the address moved: {:?}", rec.intervals());
+    let events = ok(&["events", "--socket", sock]);
+    assert!(events.contains("agent carried on after a handover (incarnation 1)"), "{events}");
+    assert_eq!(lab.status("gamma").unwrap()["nodes"][0]["state"], "online");
+
+    // The new program watches the program it took over: killed, it is restarted.
+    kill_web_server("alpha");
+    assert!(
+        wait(Duration::from_secs(10), || web_server_pid("alpha").is_some_and(|p| p != web) && lab.fetch().is_some()),
+        "the killed web server was not restarted"
+    );
+
+    // A new binary that refuses the configuration: refused, nothing changes.
+    let script = |name: &str, text: &str| {
+        let path = lab.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    replace_binary(&lab, "alpha", &script("refusing-baton", "#!/bin/sh\necho 'cluster.toml: no good' >&2\nexit 1\n"));
+    let refused = baton(&["handover", "--socket", sock]);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && why.contains("no good"), "{why}");
+    assert!(lab.status("alpha").is_some(), "the agent answers as before");
+
+    // A new program that never comes back: the guard releases at the
+    // lease's end and the set fails over.
+    let real = lab.dir.join("real-baton");
+    std::fs::copy(baton_bin(), &real).unwrap();
+    let stuck =
+        format!("#!/bin/sh\ncase \"$*\" in *\"config check\"*) exec {} \"$@\";; esac\nexec sleep 60\n", real.display());
+    replace_binary(&lab, "alpha", &script("stuck-baton", &stuck));
+    let mut cli = Command::new(baton_bin()).args(["handover", "--socket", sock]).spawn().unwrap();
+    let moved = wait(Duration::from_secs(15), || lab.owner_seen_by("beta").is_some_and(|o| o != "alpha"));
+    let _ = cli.kill();
+    let _ = cli.wait();
+    assert!(moved, "web did not fail over from the handover that never returned");
+    assert!(!lab.has_vip("alpha"), "alpha's guard released the address");
+    assert!(lab.fetch().is_some(), "the client is served again");
+    rec.assert_never_two_holders();
+}

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::process::Process;
-use crate::resource::{Context, Done, Resource};
+use crate::resource::{Context, Done, Kept, Resource};
 use crate::undo::Undo;
 
 /// NFSv4's one port.
@@ -153,6 +153,14 @@ impl Resource for Ganesha {
                 Err(format!("ganesha runs but does not accept connections on {}", self.spec.listen()))
             }
         })
+    }
+
+    fn keep(&self) -> Option<Kept> {
+        self.process.keep()
+    }
+
+    fn adopt(&self, kept: Option<Kept>) {
+        self.process.adopt(kept);
     }
 }
 

@@ -20,5 +20,5 @@ pub mod resource;
 pub mod service;
 pub mod undo;
 
-pub use resource::{Context, Fake, Resource};
+pub use resource::{Context, Fake, Kept, Resource};
 pub use undo::Undo;

@@ -27,6 +27,24 @@ pub trait Resource: Send + Sync {
     fn stop(&self, limit: Duration) -> Done<'_>;
     /// Is it running and healthy? Within `limit`.
     fn monitor(&self, limit: Duration) -> Done<'_>;
+    /// A handover (the agent's program replaced, the resource left
+    /// running): what the next program needs to watch it, beyond its
+    /// configuration (a program's pid and output pipes), kept open across
+    /// exec. Most resources are found again from their configuration.
+    fn keep(&self) -> Option<Kept> {
+        None
+    }
+    /// The next program of a handover takes the resource over, with what
+    /// [`Resource::keep`] gave.
+    fn adopt(&self, _kept: Option<Kept>) {}
+}
+
+/// What a running resource hands the next program of its agent: the pid
+/// of its program and the descriptors of the pipes its output comes on.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Kept {
+    pub pid: i32,
+    pub fds: Vec<i32>,
 }
 
 /// What programs a set runs need: their environment and their cgroup.

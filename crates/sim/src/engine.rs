@@ -11,6 +11,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
 
 use baton_core::lifecycle::{self, Action, HookKind, Step};
+use baton_core::node::Handover;
 use baton_core::requests::{Reply, Request};
 use baton_core::{Event, Heartbeat, Input, Node, NodeId, Output, Persisted, SetId, Stranger, Time};
 use baton_state::{Applied, ClusterState, Command};
@@ -92,6 +93,11 @@ enum Ev {
     },
     Fault(Fault),
     Restart {
+        node: NodeId,
+        inc: u64,
+    },
+    /// The program a handover started carries on.
+    HandedBack {
         node: NodeId,
         inc: u64,
     },
@@ -218,6 +224,21 @@ struct SimNode {
     /// The agreement layer's voters as its own log says (stale on a node
     /// left out of a membership change until it is taken back).
     voters_view: Vec<NodeId>,
+    /// The deadline the guard last fired for.
+    fired: Option<Time>,
+    /// The agent `inc` the guard running now was started with.
+    guard_since: u64,
+    /// A handover asked: how long until the next program carries on.
+    handover_after: Option<u64>,
+    /// Handed over, the next program not yet back: what it carries on from.
+    handed: Option<Handover>,
+}
+
+impl SimNode {
+    /// An agent runs here, or a handover is under way (its guard runs on).
+    fn running(&self) -> bool {
+        self.core.is_some() || self.handed.is_some()
+    }
 }
 
 /// What a run that kept every invariant reports.
@@ -309,6 +330,10 @@ impl Sim {
             restart_after: None,
             holds: 0,
             voters_view: (0..n as NodeId).collect(),
+            fired: None,
+            guard_since: 0,
+            handover_after: None,
+            handed: None,
         };
         Sim {
             rng: Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)),
@@ -523,6 +548,7 @@ impl Sim {
                 let n = &mut self.nodes[usize::from(node)];
                 if n.inc == inc && n.guard == Some(deadline) {
                     n.guard = None;
+                    n.fired = Some(deadline);
                     n.killed = n.acts.iter().map(|&a| Some(a)).collect();
                     n.acts.iter_mut().for_each(|a| *a += 1);
                     self.trace(|| format!("n{node} guard fires: undoing what it holds, steps in flight killed"));
@@ -586,6 +612,19 @@ impl Sim {
                     self.resume(node);
                 }
             }
+            Ev::HandedBack { node, inc } => {
+                let n = &self.nodes[usize::from(node)];
+                if n.inc == inc && n.core.is_none() {
+                    if n.released_at > self.now {
+                        // The guard answers the new program's `sync` only
+                        // once its release under way is done.
+                        let at = n.released_at;
+                        self.push(at, Ev::HandedBack { node, inc });
+                    } else {
+                        self.carry_on(node);
+                    }
+                }
+            }
             Ev::LeaderNotice { node, inc, leader } => {
                 // A late "deposed" notice must not undo a later re-election.
                 if self.nodes[usize::from(node)].inc == inc && (leader || self.leader != Some(node)) {
@@ -640,15 +679,17 @@ impl Sim {
                     // back (or the unread limit takes the node down first).
                     let at = self.now + self.rng.range(1, FENCE_DISK_WATCH_US);
                     self.push(at, Ev::PillRead { target });
-                } else if self.pills[usize::from(target)] && self.nodes[usize::from(target)].core.is_some() {
+                } else if self.pills[usize::from(target)] && self.nodes[usize::from(target)].running() {
                     // Whatever agent runs there now, of the fenced incarnation
-                    // or a later one that started before the pill was written.
+                    // or a later one that started before the pill was written
+                    // (or none, in a handover: the guard acts alone).
                     self.take_down(target, "reads its pill");
                 }
             }
             Ev::DiskCheck { node, inc } => {
                 let n = &self.nodes[usize::from(node)];
-                if n.inc == inc && n.core.is_some() && self.disk_lost_until[usize::from(node)] > self.now {
+                // The guard the check is about runs on through handovers.
+                if inc >= n.guard_since && n.running() && self.disk_lost_until[usize::from(node)] > self.now {
                     self.take_down(node, "has read no slot for msgwait/2");
                 }
             }
@@ -701,6 +742,7 @@ impl Sim {
         let n = &mut self.nodes[i];
         n.boots += 1;
         n.inc += 1;
+        n.guard_since = n.inc;
         n.clock = Clock::new(self.now, local0, self.sc.drift_ppm[i]);
         n.paused = false;
         n.inbox.clear();
@@ -723,6 +765,57 @@ impl Sim {
         self.input(node, Input::Voters(voters));
     }
 
+    /// `baton handover` agreed by the core: the program goes, the guard
+    /// stays with what it holds and its deadline; the next program comes
+    /// after the delay the fault chose.
+    fn hand_over(&mut self, node: NodeId, handover: Handover) {
+        let i = usize::from(node);
+        let after = self.nodes[i].handover_after.take().unwrap_or(0);
+        let n = &mut self.nodes[i];
+        n.core = None;
+        n.inc += 1;
+        n.acts.iter_mut().for_each(|a| *a += 1);
+        n.inbox.clear();
+        n.handed = Some(handover);
+        if self.leader == Some(node) {
+            self.leader = None;
+        }
+        let inc = n.inc;
+        // The guard is not the program: its deadline still fires.
+        if let Some(d) = n.guard {
+            let at = n.clock.true_of(d).max(self.now);
+            self.push(at, Ev::Guard { node, inc, deadline: d });
+        }
+        self.trace(|| format!("n{node} hands over: the program is replaced, its guard holds on"));
+        self.push(self.now + after, Ev::HandedBack { node, inc });
+    }
+
+    /// The next program of a handover: the same incarnation and clock, the
+    /// log it holds, and — the guard's answer to its `sync` — a firing for
+    /// the deadline handed over that no program heard.
+    fn carry_on(&mut self, node: NodeId) {
+        let i = usize::from(node);
+        let Some(h) = self.nodes[i].handed.take() else { return };
+        let n = &mut self.nodes[i];
+        let mut state = ClusterState::new(self.sc.topo.nodes.len(), self.sc.topo.sets.len())
+            .requiring_fence(self.sc.fence_required.clone());
+        for command in &self.log[..n.delivered] {
+            let _ = state.apply(command);
+        }
+        let local = n.clock.local(self.now);
+        n.core = Some(Node::resume(self.sc.topo.clone(), node, state, n.disk.clone(), &h, local));
+        let unheard = h.lease_end.filter(|&d| n.fired == Some(d));
+        let voters = n.voters_view.clone();
+        self.trace(|| format!("n{node} carries on after its handover"));
+        if self.sc.fence_disk {
+            self.input(node, Input::AloneRecord { holder: self.alone_record });
+        }
+        self.input(node, Input::Voters(voters));
+        if let Some(deadline) = unheard {
+            self.input(node, Input::GuardFired { deadline });
+        }
+    }
+
     fn crash(&mut self, node: NodeId) {
         self.stop_agent(node);
         let n = &mut self.nodes[usize::from(node)];
@@ -739,6 +832,7 @@ impl Sim {
     fn stop_agent(&mut self, node: NodeId) {
         let n = &mut self.nodes[usize::from(node)];
         n.core = None;
+        n.handed = None;
         n.inc += 1;
         n.acts.iter_mut().for_each(|a| *a += 1);
         n.paused = false;
@@ -1078,6 +1172,7 @@ impl Sim {
             n.clock.true_of(local)
         };
         match (request, reply) {
+            (Request::Handover, Reply::HandedOver(handover)) => self.hand_over(node, handover),
             (Request::Lock { name, .. }, Reply::Locked { token, valid_for }) => {
                 let until_us = until(self, valid_for);
                 self.holders.push(lock::Holder { node, name, token, until_us });
@@ -1244,6 +1339,13 @@ impl Sim {
                 if !up.is_empty() {
                     let node = up[self.rng.index(up.len())];
                     self.ask(node, request);
+                }
+            }
+            Fault::Handover { node, down_us } => {
+                let n = &mut self.nodes[usize::from(node)];
+                if n.core.is_some() && !n.paused {
+                    n.handover_after = Some(down_us);
+                    self.ask(node, Request::Handover);
                 }
             }
             Fault::Shutdown { node, down_us } => {

@@ -76,6 +76,13 @@ pub enum Fault {
         node: NodeId,
         down_us: u64,
     },
+    /// `baton handover` on a node: its core decides whether it may; if so,
+    /// the program is replaced while the guard holds on, and the next one
+    /// carries on after `down_us` (longer than the lease at times).
+    Handover {
+        node: NodeId,
+        down_us: u64,
+    },
     /// Everything above is repaired; operators unfreeze, unstandby and clear.
     Heal,
 }
@@ -304,6 +311,18 @@ pub fn random(seed: u64) -> Scenario {
             let at = guard.range(SECOND, heal_at_us - SECOND);
             let node = guard.index(topo.nodes.len()) as NodeId;
             faults.push((at, Fault::KillAgent { node, down_us: guard.range(SECOND / 10, 4 * SECOND) }));
+        }
+    }
+    // Handovers, from a stream of their own: one run in four, a new
+    // program back within 300 ms, or only after the lease ended.
+    let mut hand = Rng::new(seed ^ 0x6861_6e64_6f76_6572);
+    if hand.chance(250) {
+        for _ in 0..hand.range(1, 4) {
+            let at = hand.range(SECOND, heal_at_us - SECOND);
+            let node = hand.index(topo.nodes.len()) as NodeId;
+            let late = hand.chance(250);
+            let down_us = if late { hand.range(2 * SECOND, 5 * SECOND) } else { hand.range(1_000, 300_000) };
+            faults.push((at, Fault::Handover { node, down_us }));
         }
     }
     // SIGTERMs and cluster-wide locks, from a stream of their own as well.

@@ -112,6 +112,21 @@ fn lone_boot_seeds_the_search_found_stay_fixed() {
     }
 }
 
+/// Handovers (ARCHITECTURE.md, "A handover"): 268 hands one node over
+/// twice, its next program back in 0.18 s the first time (the set keeps
+/// running) and only after the lease the second, while it was being fenced
+/// through the fence disk: its guard read the pill with no program running
+/// and took the node down (the first model let the next program carry on
+/// beside the pill, and it started the set while the cluster evicted it).
+#[test]
+fn handover_seeds_stay_fixed() {
+    let sc = baton_sim::scenario::random(268);
+    assert!(sc.faults.iter().any(|(_, f)| matches!(f, Fault::Handover { .. })), "seed 268 no longer hands over");
+    if let Err(f) = baton_sim::run_seed(268, false) {
+        panic!("seed 268: {}\n  replay: {}", f.violation, baton_sim::replay_command(268));
+    }
+}
+
 /// A set's first start on its preferred node, with that node's agent
 /// SIGKILLed at each moment of a sweep across the start (its guard lives
 /// on); the agent starts again a second later.

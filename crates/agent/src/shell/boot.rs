@@ -72,8 +72,17 @@ pub struct Booted {
 
 /// Opens the state directory and the Raft store, starts Raft, and replays
 /// the agreed state up to what was committed before the restart: acting on
-/// a prefix could restart a set this node had already handed over.
-pub async fn boot(config: &Arc<Config>, me: usize, state_dir: &Path, events: &Arc<EventLog>) -> Result<Booted, String> {
+/// a prefix could restart a set this node had already handed over. After a
+/// handover (`handed`: the incarnation and the Raft index the program
+/// before had reached), the incarnation stays and the replay goes at least
+/// that far.
+pub async fn boot(
+    config: &Arc<Config>,
+    me: usize,
+    state_dir: &Path,
+    events: &Arc<EventLog>,
+    handed: Option<(u64, u64)>,
+) -> Result<Booted, String> {
     std::fs::create_dir_all(state_dir).map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
     let mut local = Local::load(state_dir)?;
     let raft_file = state_dir.join(RAFT_FILE);
@@ -87,12 +96,25 @@ pub async fn boot(config: &Arc<Config>, me: usize, state_dir: &Path, events: &Ar
             rejoin_hint(config, me, state_dir)
         ));
     }
-    local.incarnation += 1;
-    local.save(state_dir)?;
+    match handed {
+        Some((incarnation, _)) if incarnation != local.incarnation => {
+            return Err(format!(
+                "handed over as incarnation {incarnation}, but {} says {}",
+                state_dir.display(),
+                local.incarnation
+            ))
+        }
+        Some(_) => {}
+        None => {
+            local.incarnation += 1;
+            local.save(state_dir)?;
+        }
+    }
     let peers = Peers::of(config)?;
     let (cluster, keys, addrs) = (peers.cluster, peers.keys.clone(), peers.addrs.clone());
     let store = LogStore::open(&raft_file).map_err(|e| format!("{e}\n{}", rejoin_hint(config, me, state_dir)))?;
     let committed = store.committed().map_err(|e| e.to_string())?.map(|l| l.index);
+    let committed = committed.max(handed.map(|(_, index)| index).filter(|&i| i > 0));
     let (applied_tx, mut applied) = mpsc::channel(1024);
     let machine = StateMachine::open(
         config.nodes.len(),
@@ -146,7 +168,7 @@ pub async fn boot(config: &Arc<Config>, me: usize, state_dir: &Path, events: &Ar
     // Above any incarnation the agreed state recorded for this node, also
     // when local.json was lost: every start of the agent is a new one.
     let recorded = state.node(me as baton_core::NodeId).incarnation;
-    if local.incarnation <= recorded {
+    if local.incarnation <= recorded && handed.is_none() {
         local.incarnation = recorded + 1;
         local.save(state_dir)?;
     }

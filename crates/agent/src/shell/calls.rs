@@ -94,6 +94,10 @@ impl Agent {
             Request::Cleanup { set, .. } => CoreRequest::Cleanup { set: self.set_id(&set)? },
             Request::Maintenance { on, .. } => CoreRequest::Maintenance { on },
             Request::Alone { .. } => CoreRequest::Alone,
+            Request::Handover { .. } => {
+                super::handover::check(&self.exe, &self.config.file).map_err(Response::err)?;
+                CoreRequest::Handover
+            }
             Request::Lock { name, wait_ms } => {
                 CoreRequest::Lock { name, wait: std::time::Duration::from_millis(wait_ms) }
             }
@@ -119,6 +123,13 @@ impl Agent {
                 "valid_ms": valid_for.as_millis() as u64,
             }))),
             Reply::Active(active) => Response::ok(Some(json!({ "active": active }))),
+            Reply::HandedOver(h) => {
+                let running: Vec<&str> =
+                    h.running.iter().map(|&(s, _)| self.config.sets[usize::from(s)].name.as_str()).collect();
+                let answer = json!({ "pid": std::process::id(), "exe": self.exe, "running": running });
+                self.handing_over = Some(h);
+                Response::ok(Some(answer))
+            }
             Reply::Refused(why) => Response::err(why.describe(self.core.topology())),
             Reply::Failed(why) => Response::err(why),
         };
@@ -153,6 +164,9 @@ fn recorded(req: &Request) -> Option<(String, Option<String>)> {
         Request::Cleanup { set, reason } => (format!("cleanup {set}"), reason),
         Request::Maintenance { on, reason } => (format!("maintenance {}", if *on { "on" } else { "off" }), reason),
         Request::Alone { reason } => ("alone (the peer is off, on the operator's word)".to_string(), reason),
+        Request::Handover { reason } => {
+            ("handover (the agent's program replaced, the sets left running)".into(), reason)
+        }
         _ => return None,
     };
     Some((what, reason.clone()))

@@ -13,6 +13,7 @@
 mod boot;
 mod calls;
 mod effects;
+mod handover;
 mod history;
 mod reload;
 
@@ -28,6 +29,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 pub use boot::{GUARD_LOCK, RAFT_FILE, REJOIN_MARK};
+pub use handover::{check as check_handover, Handed, ENV as HANDOVER_ENV};
 
 use crate::api::{self, Call};
 use crate::events::EventLog;
@@ -67,6 +69,8 @@ pub struct Ports {
     pub signals: mpsc::Receiver<Signal>,
     /// The guard found a pill in this node's fence disk slot as it started.
     pub pill_found: bool,
+    /// This program was started by a handover: what the one before handed it.
+    pub handed: Option<Handed>,
 }
 
 /// The queue of inputs from the agent's own tasks (finished steps, probes,
@@ -110,10 +114,15 @@ pub async fn run(opts: Options) -> Result<(), String> {
         FenceKind::Disk { path } if d.nodes.contains(&opts.me) => Some((path.as_path(), node.as_str())),
         _ => None,
     });
-    let (guard, guard_ended) =
-        GuardLink::spawn(&exe, &lock, watchdog.as_ref(), cluster.realtime, fence_disk, inputs.tx.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+    let handed = Handed::take()?;
+    let (guard, guard_ended) = match &handed {
+        Some(h) => {
+            let deadline = h.record.lease_end_us.map(|us| h.time_of(us));
+            GuardLink::attach(&h.record.guard, deadline, inputs.tx.clone())
+        }
+        None => GuardLink::spawn(&exe, &lock, watchdog.as_ref(), cluster.realtime, fence_disk, inputs.tx.clone()).await,
+    }
+    .map_err(|e| e.to_string())?;
     let nl = Netlink::connect().map_err(|e| format!("opening netlink: {e}"))?;
     let base = baton_resources::cgroup::base(node)
         .map(baton_resources::cgroup::Cgroup)
@@ -124,8 +133,15 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let (tx, signals) = mpsc::channel(8);
     tokio::spawn(os_signals(tx));
     let pill_found = guard.pill_found;
-    let ports =
-        Ports { guard: Arc::new(guard), guard_ended: Some(guard_ended), sets, netlink: Some(nl), signals, pill_found };
+    let ports = Ports {
+        guard: Arc::new(guard),
+        guard_ended: Some(guard_ended),
+        sets,
+        netlink: Some(nl),
+        signals,
+        pill_found,
+        handed,
+    };
     Agent::start(opts, ports, inputs).await?.run().await
 }
 
@@ -178,6 +194,10 @@ pub struct Agent {
     events: Arc<EventLog>,
     /// Operator calls waiting for the core's reply.
     waiting: calls::Waiting,
+    /// The program at the path this agent was started from (a handover
+    /// executes it again), and the core's handover to carry out.
+    exe: PathBuf,
+    handing_over: Option<baton_core::node::Handover>,
     /// When each set was last given to this node (for the takeover metric).
     assigned_at: Vec<Option<Time>>,
     socket: PathBuf,
@@ -188,9 +208,11 @@ impl Agent {
     /// returns the agent ready to run.
     pub async fn start(opts: Options, ports: Ports, inputs: Inputs) -> Result<Agent, String> {
         let Options { config, me, state_dir, socket } = opts;
+        let start = ports.handed.as_ref().map_or_else(Instant::now, |h| h.start);
         let config = Arc::new(config);
         let events = Arc::new(EventLog::open(&state_dir, &config.nodes[me].name));
-        let booted = boot::boot(&config, me, &state_dir, &events).await?;
+        let handed = ports.handed.as_ref().map(|h| (h.record.incarnation, h.record.raft_index));
+        let booted = boot::boot(&config, me, &state_dir, &events, handed).await?;
         let boot::Booted { local, raft, raft_tx, store, index, peers, state, applied } = booted;
         let links = Links::bind(me, peers.cluster, peers.keys.clone(), peers.addrs.clone(), inputs.tx.clone())
             .await
@@ -200,7 +222,11 @@ impl Agent {
             topology.timing.probe_interval = None;
         }
         crate::preflight::apply(&config, &mut topology).await;
-        let mut core = Node::new(topology, me as NodeId, state, local.persisted(), local.incarnation, Time(0));
+        let now = Time(start.elapsed().as_micros() as u64);
+        let mut core = match &ports.handed {
+            Some(h) => Node::resume(topology, me as NodeId, state, local.persisted(), &h.handover(&config)?, now),
+            None => Node::new(topology, me as NodeId, state, local.persisted(), local.incarnation, now),
+        };
         if ports.pill_found {
             core.pill_found();
         }
@@ -216,6 +242,7 @@ impl Agent {
             Arc::clone(&ports.guard),
             inputs.tx.clone(),
             Arc::clone(&events),
+            ports.handed.as_ref().map(|h| h.record.books.clone()),
         );
         let exec = Arc::new(exec.await?);
         let (calls_tx, calls) = mpsc::channel::<Call>(64);
@@ -225,7 +252,8 @@ impl Agent {
         let http_down =
             crate::http::serve(http.http, http.http_token_file.as_deref(), calls_tx, history).await.err().into_iter();
         crate::notify::start(&config.notify, &events);
-        events.record("agent", None, format!("agent started (incarnation {})", local.incarnation), None, None);
+        let how = if ports.handed.is_some() { "carried on after a handover" } else { "started" };
+        events.record("agent", None, format!("agent {how} (incarnation {})", local.incarnation), None, None);
         for what in config.warnings().into_iter().chain(http_down) {
             tracing::warn!("baton: warning: {what}");
             events.record("agent", None, format!("warning: {what}"), None, None);
@@ -242,7 +270,7 @@ impl Agent {
             config,
             me,
             state_dir,
-            start: Instant::now(),
+            start,
             core,
             local,
             links,
@@ -263,6 +291,8 @@ impl Agent {
             guard_ended: ports.guard_ended,
             leader: None,
             waiting: calls::Waiting::default(),
+            exe: std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?,
+            handing_over: None,
             socket,
         })
     }
@@ -388,6 +418,9 @@ impl Agent {
                 },
             };
             let exit = self.step(input)?;
+            if let Some(h) = self.handing_over.take() {
+                return Err(self.hand_over(h).await);
+            }
             systemd.feed();
             systemd.status(|| crate::status::line(&self.config, &self.core, self.leader, self.now()));
             if exit {

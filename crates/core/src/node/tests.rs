@@ -607,3 +607,79 @@ fn a_node_that_found_no_pill_joins_at_once_and_leaves_its_blocked_set_to_a_fence
     let out = a.handle(ms(0), Input::Tick);
     assert_eq!(proposals(&out), [Command::Join { node: 0, epoch: 0, incarnation: 2 }], "{out:?}");
 }
+
+/// Node a with the lease (b echoed its first heartbeat) and web running.
+fn running_a() -> (Node, Time) {
+    let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
+    let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
+    for token in 1..=4 {
+        a.handle(ms(10 + token), Input::StepDone { set: 0, token, ok: true });
+    }
+    assert_eq!(a.lifecycle(0).phase(), Phase::Running);
+    (a, ms(20))
+}
+
+fn handed_over(out: &[Output]) -> Option<&Handover> {
+    out.iter().find_map(|o| match o {
+        Output::Reply { reply: Reply::HandedOver(h), .. } => Some(h),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_handover_leaves_the_set_running_and_the_next_program_keeps_the_lease_and_the_sequence() {
+    let (mut a, now) = running_a();
+    let out = a.handle(now, Input::Request { id: 7, request: Request::Handover });
+    let h = handed_over(&out).expect("a settled owner hands over").clone();
+    assert_eq!(h.running, vec![(0, a.state().set(0).generation)]);
+    assert_eq!((h.incarnation, h.epoch, h.lease_end), (1, 0, Some(ms(1000))));
+    assert!(acts(&out).iter().all(|a| matches!(a, Action::Monitor { .. })), "nothing stops: {out:?}");
+    assert!(a.handle(ms(30), Input::Tick).is_empty(), "the old program does nothing more");
+
+    let mut b = Node::resume(topo(), 0, a.state().clone(), Persisted::default(), &h, ms(40));
+    let out = b.handle(ms(40), Input::Tick);
+    assert_eq!(b.lifecycle(0).phase(), Phase::Running);
+    assert_eq!(
+        acts(&out),
+        vec![Action::Monitor { set: 0, token: 1, resource: 0, timeout: Duration::from_secs(1) }],
+        "no start step, a monitor at once"
+    );
+    assert!(!out.iter().any(|o| matches!(o, Output::Guard(_))), "the guard keeps the deadline it has: {out:?}");
+    assert!(!out.iter().any(|o| matches!(o, Output::Propose(Command::Join { .. }))), "the same incarnation");
+    let seq = sends(&out)[0].seq;
+    assert_eq!(seq, h.next_seq, "the sequence goes on from where the old program stopped");
+    // b's echo of the new heartbeat earns a later lease, told to the guard.
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 10, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let out = b.handle(ms(50), Input::Heartbeat { link: 0, heartbeat: hb });
+    assert!(out.contains(&Output::Guard(Some(ms(1040)))), "{out:?}");
+}
+
+#[test]
+fn a_program_handed_over_to_that_earns_no_lease_stops_when_the_inherited_one_ends() {
+    let (mut a, now) = running_a();
+    let h = handed_over(&a.handle(now, Input::Request { id: 1, request: Request::Handover })).unwrap().clone();
+    let mut b = Node::resume(topo(), 0, a.state().clone(), Persisted::default(), &h, ms(40));
+    b.handle(ms(40), Input::Tick);
+    let out = b.handle(ms(700), Input::Tick);
+    assert!(out.contains(&Output::Event(Event::LeaseLost)), "{out:?}");
+    assert_eq!(b.lifecycle(0).phase(), Phase::Stopping, "released before the guard has to");
+}
+
+#[test]
+fn a_handover_waits_for_a_settled_node() {
+    // Starting: the set is in the middle of its start steps.
+    let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
+    let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
+    let out = a.handle(ms(11), Input::Request { id: 1, request: Request::Handover });
+    assert!(out.contains(&Output::Reply { id: 1, reply: Reply::Refused(Refusal::Unsettled { set: 0 }) }));
+    // Stopping (SIGTERM): refused, and the node goes on as before.
+    let (mut a, now) = running_a();
+    a.handle(now, Input::Shutdown);
+    let out = a.handle(now, Input::Request { id: 2, request: Request::Handover });
+    assert!(out.contains(&Output::Reply { id: 2, reply: Reply::Refused(Refusal::NoHandover("the agent is stopping")) }));
+    assert!(!sends(&a.handle(ms(100), Input::Tick)).is_empty(), "a refused handover changes nothing");
+}
