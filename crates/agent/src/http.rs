@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/nodes/{node}/online"),
     ("post", "/api/v1/maintenance"),
     ("post", "/api/v1/alone"),
+    ("post", "/api/v1/handover"),
     ("get", "/metrics"),
 ];
 
@@ -218,19 +219,20 @@ async fn metrics(State(h): State<Http>) -> HttpResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
-async fn alone(
-    State(h): State<Http>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> HttpResponse {
-    if let Err(refused) = h.authorize(&headers) {
-        return *refused;
-    }
-    match body::<Why>(&bytes) {
-        Ok(b) => h.answer(Request::Alone { reason: b.reason }, from).await.into_response(),
-        Err(bad) => bad.into_response(),
-    }
+/// A write about this node as a whole (`alone`, `handover`): an optional
+/// reason in the body, the token required.
+fn this_node(make: fn(Option<String>) -> Request) -> axum::routing::MethodRouter<Http> {
+    post(
+        move |State(h): State<Http>, ConnectInfo(from): ConnectInfo<SocketAddr>, headers: HeaderMap, bytes: Bytes| async move {
+            if let Err(refused) = h.authorize(&headers) {
+                return *refused;
+            }
+            match body::<Why>(&bytes) {
+                Ok(b) => h.answer(make(b.reason), from).await.into_response(),
+                Err(bad) => bad.into_response(),
+            }
+        },
+    )
 }
 
 /// The handler of each path in [`ROUTES`].
@@ -240,7 +242,8 @@ fn handler(path: &str) -> axum::routing::MethodRouter<Http> {
         "/api/v1/events" => get(events),
         "/api/v1/events/stream" => get(stream),
         "/api/v1/maintenance" => post(maintenance),
-        "/api/v1/alone" => post(alone),
+        "/api/v1/alone" => this_node(|reason| Request::Alone { reason }),
+        "/api/v1/handover" => this_node(|reason| Request::Handover { reason }),
         "/metrics" => get(metrics),
         "/" => get(|| async { axum::response::Html(include_str!("status.html")) }),
         // /api/v1/sets/{set}/ACTION and /api/v1/nodes/{node}/ACTION
