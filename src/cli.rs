@@ -181,6 +181,10 @@ pub enum Command {
         /// A node put in standby (repeatable).
         #[arg(long, value_name = "NODE")]
         standby: Vec<String>,
+        /// A node's links cut, all of them or one (NODE:LINK, the link's
+        /// index in the node's addresses, from 0) (repeatable).
+        #[arg(long, value_name = "NODE[:LINK]")]
+        cut: Vec<String>,
     },
     /// Configuration commands.
     #[command(subcommand)]

@@ -263,7 +263,7 @@ pub fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
             let left = if running.is_empty() { "nothing".to_string() } else { running.join(", ") };
             done(format!("handed over to {}; left running: {left}", r["exe"].as_str().unwrap_or("?")), r);
         }
-        Command::Simulate { kill, standby } => simulate(cli, kill, standby)?,
+        Command::Simulate { kill, standby, cut } => simulate(cli, kill, standby, cut)?,
         Command::Events { follow, set, since } => events(cli, *follow, json, set.clone(), since.as_deref())?,
         Command::IsActive { set } => {
             let r = call(cli, Request::IsActive { set: set.clone() })?;
@@ -303,7 +303,7 @@ fn back_after_handover(cli: &Cli) -> Result<(), Failure> {
 
 /// `baton simulate`: the agreed state from the agent, the prediction here
 /// (the configuration file gives the names and policies).
-fn simulate(cli: &Cli, kill: &[String], standby: &[String]) -> Result<(), Failure> {
+fn simulate(cli: &Cli, kill: &[String], standby: &[String], cut: &[String]) -> Result<(), Failure> {
     use baton_core::simulate::{predict, Fault};
     let config = baton_config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
     let topo = config.topology();
@@ -321,6 +321,21 @@ fn simulate(cli: &Cli, kill: &[String], standby: &[String]) -> Result<(), Failur
     for n in standby {
         faults.push(Fault::Standby(id(n)?));
     }
+    for c in cut {
+        let (node, link) = match c.split_once(':') {
+            Some((node, link)) => (node.to_string(), Some(link)),
+            None => (c.clone(), None),
+        };
+        let node = id(&node)?;
+        let links = topo.nodes[usize::from(node)].links;
+        let link = link
+            .map(|l| match l.parse::<usize>() {
+                Ok(l) if l < links => Ok(l),
+                _ => Err(Failure::Usage(format!("--cut {c}: the link is an index from 0 to {}", links - 1))),
+            })
+            .transpose()?;
+        faults.push(Fault::Cut(node, link));
+    }
     let data = call(cli, Request::AgreedState)?.data.unwrap_or_default();
     let state: baton_state::ClusterState = serde_json::from_value(data)
         .map_err(|e| Failure::Failed(format!("the agent's agreed state is unreadable: {e}")))?;
@@ -333,7 +348,7 @@ fn simulate(cli: &Cli, kill: &[String], standby: &[String]) -> Result<(), Failur
         )));
     }
     let name = |n: Option<baton_core::NodeId>| n.map(|n| topo.node_name(n).to_string());
-    let predictions = predict(&topo, &state, &faults);
+    let predictions = predict(&topo, &state, &faults).map_err(|e| Failure::Failed(e.to_string()))?;
     if cli.json {
         let sets: Vec<Value> = predictions
             .iter()

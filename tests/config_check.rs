@@ -240,6 +240,9 @@ fn simulate_names_a_bad_node_and_config_apply_says_it_is_not_there_yet() {
     let (code, _, err) = baton(&["simulate", "--kill", "nobody", "--config", &file]);
     assert_eq!(code, 2);
     assert!(err.contains("no node named \"nobody\""), "{err}");
+    let (code, _, err) = baton(&["simulate", "--cut", "alpha:7", "--config", &file]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--cut alpha:7: the link is an index from 0 to"), "{err}");
     let (code, _, err) = baton(&["simulate", "--kill", "alpha", "--config", &file, "--socket", "/nonexistent/b.sock"]);
     assert_eq!(code, 1);
     assert!(err.contains("cannot reach the agent"), "{err}");

@@ -353,7 +353,7 @@ fn a_simulated_failure_predicts_the_failover_that_follows() {
     let topo = baton_config::load(&cluster.config).unwrap().topology();
     let state = call(&cluster.socket("beta"), Request::AgreedState).data.unwrap();
     let state: baton_state::ClusterState = serde_json::from_value(state).unwrap();
-    let p = predict(&topo, &state, &[Fault::Kill(0)]);
+    let p = predict(&topo, &state, &[Fault::Kill(0)]).unwrap();
     assert_eq!((p[0].before, p[0].after), (Some(0), Some(1)), "{p:?}");
     a.kill();
     assert!(wait(Duration::from_secs(15), || b.runs_web() || c.runs_web()), "web taken over");

@@ -15,6 +15,51 @@ pub enum Fault {
     Kill(NodeId),
     /// An operator puts the node in standby.
     Standby(NodeId),
+    /// One of the node's links (`Some(index)`), or all of them, cut: a node
+    /// that a majority of the voters then hears on no link is lost, as if
+    /// it died (its lease ends, it is evicted or fenced); one still heard
+    /// on another link keeps everything (a link event, no failover).
+    Cut(NodeId, Option<usize>),
+}
+
+/// Why a prediction cannot be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unpredictable {
+    /// Two-node mode split apart: a race of fences decides which survives.
+    PairSplit,
+}
+
+impl std::fmt::Display for Unpredictable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unpredictable::PairSplit => f.write_str(
+                "two-node mode split apart: which node survives is decided by a race of fences (the devices' \
+                 delays), not predicted",
+            ),
+        }
+    }
+}
+
+/// The nodes the cuts leave unheard by a majority of the voters: per node,
+/// lost or not. Two nodes hear each other on a link both have and neither
+/// has cut.
+fn cut_off(topo: &Topology, faults: &[Fault]) -> Result<Vec<bool>, Unpredictable> {
+    let n = topo.nodes.len();
+    let mut cut = vec![vec![false; topo.links]; n];
+    for &fault in faults {
+        if let Fault::Cut(node, link) = fault {
+            let links = topo.nodes[usize::from(node)].links;
+            for l in (0..links).filter(|&l| link.is_none_or(|x| x == l)) {
+                cut[usize::from(node)][l] = true;
+            }
+        }
+    }
+    let hears = |a: usize, b: usize| (0..topo.shared_links(a as NodeId, b as NodeId)).any(|l| !cut[a][l] && !cut[b][l]);
+    if topo.pair_peer(0).is_some() && !hears(0, 1) {
+        return Err(Unpredictable::PairSplit);
+    }
+    let majority = n / 2 + 1;
+    Ok((0..n).map(|a| (0..n).filter(|&b| b != a && !hears(a, b)).count() >= majority).collect())
 }
 
 /// Where one set would run, and why.
@@ -32,20 +77,23 @@ const ROUNDS: usize = 16;
 
 /// The cluster after `faults`, once settled: every set's owner before and
 /// after. Failback delays are taken as passed (the long run).
-pub fn predict(topo: &Topology, state: &ClusterState, faults: &[Fault]) -> Vec<Prediction> {
+pub fn predict(topo: &Topology, state: &ClusterState, faults: &[Fault]) -> Result<Vec<Prediction>, Unpredictable> {
     let mut st = state.clone();
-    let mut dead = vec![false; topo.nodes.len()];
+    let mut dead = cut_off(topo, faults)?;
     for &fault in faults {
-        let command = match fault {
-            Fault::Kill(node) => {
-                dead[usize::from(node)] = true;
-                let rec = st.node(node);
-                Command::Fenced { node, epoch: rec.epoch, incarnation: rec.incarnation }
-            }
-            Fault::Standby(node) => Command::Standby { node, standby: true },
-        };
-        // A node already offline, or already in standby: nothing changes.
-        let _ = st.apply(&command);
+        if let Fault::Kill(node) = fault {
+            dead[usize::from(node)] = true;
+        }
+    }
+    let lost = (0..topo.nodes.len()).filter(|&n| dead[n]).map(|n| n as NodeId);
+    let standby = faults.iter().filter_map(|f| if let Fault::Standby(n) = f { Some(*n) } else { None });
+    for node in lost {
+        let rec = st.node(node);
+        // A node already offline: nothing changes.
+        let _ = st.apply(&Command::Fenced { node, epoch: rec.epoch, incarnation: rec.incarnation });
+    }
+    for node in standby {
+        let _ = st.apply(&Command::Standby { node, standby: true });
     }
     // Nothing is pending, and every node alive has been up for long.
     let live: Vec<Liveness> = (0..topo.nodes.len())
@@ -70,7 +118,7 @@ pub fn predict(topo: &Topology, state: &ClusterState, faults: &[Fault]) -> Vec<P
             let _ = st.apply(&done);
         }
     }
-    (0..topo.sets.len() as SetId)
+    Ok((0..topo.sets.len() as SetId)
         .map(|set| {
             let (before, after) = (state.set(set).owner, st.set(set).owner);
             let rec = st.set(set);
@@ -86,7 +134,7 @@ pub fn predict(topo: &Topology, state: &ClusterState, faults: &[Fault]) -> Vec<P
             };
             Prediction { set, before, after, why }
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -135,21 +183,52 @@ mod tests {
     #[test]
     fn a_dead_owner_s_set_goes_to_the_next_node_in_its_list_and_no_further() {
         let t = topo(Failback::Never);
-        let p = predict(&t, &running_on(0), &[Fault::Kill(0)]);
+        let p = predict(&t, &running_on(0), &[Fault::Kill(0)]).unwrap();
         assert_eq!(p, [Prediction { set: 0, before: Some(0), after: Some(1), why: "its node is lost or in standby" }]);
-        let p = predict(&t, &running_on(0), &[Fault::Kill(0), Fault::Standby(1)]);
+        let p = predict(&t, &running_on(0), &[Fault::Kill(0), Fault::Standby(1)]).unwrap();
         assert_eq!(
             (p[0].after, p[0].why),
             (None, "no node may run it: every node in its list is dead, in standby, excluded or fenced")
         );
-        let p = predict(&t, &running_on(0), &[Fault::Kill(2)]);
+        let p = predict(&t, &running_on(0), &[Fault::Kill(2)]).unwrap();
         assert_eq!((p[0].after, p[0].why), (Some(0), "stays"));
+    }
+
+    #[test]
+    fn a_node_cut_off_from_a_majority_is_lost_one_still_heard_on_a_link_keeps_its_set() {
+        let mut t = topo(Failback::Never);
+        let p = predict(&t, &running_on(0), &[Fault::Cut(0, None)]).unwrap();
+        assert_eq!((p[0].after, p[0].why), (Some(1), "its node is lost or in standby"));
+        t.links = 2;
+        t.nodes.iter_mut().for_each(|n| n.links = 2);
+        let p = predict(&t, &running_on(0), &[Fault::Cut(0, Some(1))]).unwrap();
+        assert_eq!((p[0].after, p[0].why), (Some(0), "stays"), "heard on link 0");
+        // Link 0 cut on a, link 1 on b and c: a hears nobody.
+        let cuts = [Fault::Cut(0, Some(0)), Fault::Cut(1, Some(1)), Fault::Cut(2, Some(1))];
+        let p = predict(&t, &running_on(0), &cuts).unwrap();
+        assert_eq!(p[0].after, Some(1));
+        // Only b cut off: a keeps web, b is lost.
+        let p = predict(&t, &running_on(0), &[Fault::Cut(1, None)]).unwrap();
+        assert_eq!((p[0].after, p[0].why), (Some(0), "stays"));
+    }
+
+    #[test]
+    fn a_two_node_split_is_not_predicted() {
+        let mut t = topo(Failback::Never);
+        t.nodes.truncate(2);
+        t.fenceable = vec![true; 2];
+        let mut st = ClusterState::new(2, 1);
+        for n in 0..2 {
+            st.apply(&Command::Join { node: n, epoch: 0, incarnation: 1 }).unwrap();
+        }
+        assert_eq!(predict(&t, &st, &[Fault::Cut(0, None)]), Err(Unpredictable::PairSplit));
+        assert!(predict(&t, &st, &[Fault::Kill(0)]).is_ok());
     }
 
     #[test]
     fn auto_failback_is_predicted_once_its_delay_has_passed() {
         let t = topo(Failback::Auto { delay: Duration::from_secs(30) });
-        let p = predict(&t, &running_on(1), &[]);
+        let p = predict(&t, &running_on(1), &[]).unwrap();
         assert_eq!((p[0].before, p[0].after, p[0].why), (Some(1), Some(0), "its policy moves it (failback or a pin)"));
     }
 }

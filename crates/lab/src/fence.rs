@@ -22,24 +22,33 @@ pub fn agent() -> i32 {
     let args: BTreeMap<&str, &str> = input.lines().filter_map(|l| l.split_once('=')).collect();
     let action = args.get("action").copied().unwrap_or("");
     let node = args.get("plug").or(args.get("nodename")).copied().unwrap_or("");
-    if let Some(log) = args.get("log") {
+    if let Some(log_file) = args.get("log") {
         let password = match args.get("password") {
             Some(&p) if p == PASSWORD => "checked",
             Some(_) => "wrong",
             None => "missing",
         };
-        let line = format!(
-            "action={action} plug={node} nodename={} password={password}\n",
-            args.get("nodename").unwrap_or(&"")
-        );
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
-            let _ = f.write_all(line.as_bytes());
-        }
+        log(Path::new(log_file), action, node, args.get("nodename").unwrap_or(&""), password);
     }
     if args.get("password") != Some(&PASSWORD) {
         return 1;
     }
     let Some(lab) = args.get("lab").and_then(|d| Lab::load(Path::new(d)).ok()) else { return 1 };
+    act(&lab, action, node)
+}
+
+/// Appends what the device was asked to `file` (the password only as
+/// checked, wrong or missing).
+pub fn log(file: &Path, action: &str, plug: &str, nodename: &str, password: &str) {
+    let line = format!("action={action} plug={plug} nodename={nodename} password={password}\n");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// Carries out `action` on `node` with the fence-agents exit codes: 0 done
+/// (`status`: on), 2 `status` off, 1 failed.
+pub fn act(lab: &Lab, action: &str, node: &str) -> i32 {
     match action {
         "off" => {
             if lab.dir.join("fence-fail").exists() || lab.power_off(node).is_err() {

@@ -19,6 +19,7 @@ pub mod machine;
 pub mod net;
 pub mod nfs;
 pub mod ownership;
+pub mod pdu;
 pub mod web;
 
 use std::path::{Path, PathBuf};
@@ -143,6 +144,17 @@ pub enum LabCommand {
     /// The lab's fence agent (fence-agents stdin protocol).
     #[command(hide = true)]
     Fence,
+    /// The lab's network power switch for machines (runs in the switch's
+    /// namespace).
+    #[command(hide = true)]
+    Pdu {
+        /// The lab's directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// A machine's fence agent, asking the lab's network power switch.
+    #[command(hide = true)]
+    FencePdu,
     /// The lab's disk writer, a double-forking daemon (runs inside a node).
     #[command(hide = true, subcommand)]
     Daemon(daemon::DaemonCommand),
@@ -335,6 +347,8 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
             web::probe(&url, interval_ms, seconds).map_err(Failure::Failed)
         }
         LabCommand::Fence => std::process::exit(fence::agent()),
+        LabCommand::Pdu { dir } => pdu::serve(&dir).map_err(Failure::Failed),
+        LabCommand::FencePdu => std::process::exit(pdu::fence_agent()),
         LabCommand::Daemon(command) => daemon::run(command).map_err(Failure::Failed),
     }
 }

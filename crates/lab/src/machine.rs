@@ -8,6 +8,7 @@
 //! real machine. Its control socket is reached from the host through the
 //! overlay (`DIR/NODE/baton.sock` links to it).
 
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -261,6 +262,13 @@ impl Lab {
             if self.dir.join(secret).exists() {
                 copy(&self.dir.join(secret), &etc.join(secret))?;
             }
+        }
+        if self.fencing.is_some() {
+            let agent = merged.join(super::pdu::AGENT.trim_start_matches('/'));
+            let made = std::fs::create_dir_all(agent.parent().expect("a path in a directory"))
+                .and_then(|()| std::fs::write(&agent, super::pdu::agent_script()))
+                .and_then(|()| std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)));
+            made.map_err(|e| format!("writing {node}'s fence agent: {e}"))?;
         }
         let state = self.dir.join(node);
         std::fs::create_dir_all(&state).map_err(|e| format!("creating {}: {e}", state.display()))?;

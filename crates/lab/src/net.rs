@@ -83,7 +83,7 @@ fn default_prefix() -> String {
     PREFIX.to_string()
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+pub(crate) fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip").args(args).output().map_err(|e| format!("running ip (iproute2): {e}"))?;
     if out.status.success() {
         Ok(())
@@ -198,7 +198,7 @@ impl Lab {
     }
 
     /// The namespace of the bridges.
-    fn switch(&self) -> String {
+    pub(crate) fn switch(&self) -> String {
         format!("{}sw", self.prefix)
     }
 
@@ -268,8 +268,10 @@ impl Lab {
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         share(&dir)?;
         if let Some(deb) = &args.machines {
-            if args.keepalived.is_some() || args.disk || args.fencing.is_some() {
-                return Err("--machines runs baton alone, without --keepalived, --disk or --fencing (not yet)".into());
+            if args.keepalived.is_some() || args.disk || args.fencing.as_deref() == Some("disk") {
+                return Err("--machines runs baton without --keepalived, --disk or --fencing disk (not yet); \
+                     --fencing power works"
+                    .into());
             }
             if !deb.is_file() {
                 return Err(format!(
@@ -374,6 +376,10 @@ impl Lab {
         if self.remote_witness {
             self.route_to_witness()?;
         }
+        if self.deb.is_some() && self.fencing.is_some() {
+            self.build_management()?;
+            self.start_pdu()?;
+        }
         let mut secret = [0u8; 48];
         std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret)).map_err(|e| e.to_string())?;
         let path = self.dir.join("secret");
@@ -472,6 +478,7 @@ impl Lab {
             let dir = self.dir.display();
             let device = |nodes: &str, delay: &str| match &self.fence_disk {
                 Some(disk) => format!("\n[[fencing.devices]]\ndisk = \"{disk}\"\nnodes = [{nodes}]\n{delay}"),
+                None if self.deb.is_some() => self.pdu_device(nodes, delay),
                 None => format!(
                     "\n[[fencing.devices]]\nagent = \"{dir}/fence-agent\"\nnodes = [{nodes}]\n\
                      params = {{ lab = \"{dir}\", log = \"{dir}/fence.log\" }}\npassword_file = \"fence.pw\"\n\

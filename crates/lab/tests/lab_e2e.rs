@@ -2039,29 +2039,36 @@ fn case37_a_systemd_resource_runs_a_real_unit_where_its_set_runs_and_a_restart_h
 }
 
 /// A rolling upgrade on systemd machines, as docs/guide.md describes it: on
-/// one machine after another, `dpkg -i` of the package (which leaves the
-/// running agent alone: it runs the replaced binary until restarted), then
-/// `systemctl restart baton` (the agent hands its sets over, the new one
-/// starts). web is served throughout, never by two nodes, and every agent
-/// ends up running the installed binary.
+/// one machine after another, `dpkg -i` of the package, whose postinst
+/// hands the running agent over to the new binary (`baton handover`): the
+/// same process runs the installed binary, and the owner's set never stops
+/// — the client is answered by the same node throughout, and the address
+/// is never removed or added anywhere.
 #[test]
-fn case38_a_rolling_package_upgrade_restarts_one_machine_after_another_and_web_stays_served() {
+fn case38_a_rolling_package_upgrade_hands_each_agent_over_in_place_and_nothing_moves() {
     let lab = Lab::up("c38", &["--machines", deb().to_str().unwrap()]);
-    assert!(wait_owner(&lab, "gamma", Duration::from_secs(20)).is_some(), "web runs");
+    let owner = wait_owner(&lab, "gamma", Duration::from_secs(20)).expect("web runs");
     let rec = Recorder::start(&["alpha", "beta", "gamma"]);
-    let exe = |node: &str| {
-        let pid = inside(&lab, node, &["systemctl", "show", "-p", "MainPID", "--value", "baton"]);
-        inside(&lab, node, &["readlink", &format!("/proc/{}/exe", pid.trim())]).trim().to_string()
-    };
+    let main_pid = |node: &str| inside(&lab, node, &["systemctl", "show", "-p", "MainPID", "--value", "baton"]);
+    let exe = |node: &str| inside(&lab, node, &["readlink", &format!("/proc/{}/exe", main_pid(node).trim())]);
+    let mut probe = client_probe(600);
     for node in ["alpha", "beta", "gamma"] {
-        inside(&lab, node, &["dpkg", "-i", "/var/tmp/baton.deb"]);
-        assert!(exe(node).ends_with("(deleted)"), "{node}: dpkg restarted the agent by itself: {}", exe(node));
-        inside(&lab, node, &["timeout", "90", "systemctl", "restart", "baton"]);
-        assert_eq!(exe(node), "/usr/bin/baton", "{node} runs the installed binary");
-        assert!(wait_owner(&lab, node, Duration::from_secs(15)).is_some(), "web runs after {node}'s upgrade");
-        assert!(wait(Duration::from_secs(5), || lab.fetch().is_some()), "the client is served after {node}'s upgrade");
+        let before = main_pid(node);
+        // The package's postinst hands the running agent over to the new binary.
+        let said = inside(&lab, node, &["dpkg", "-i", "/var/tmp/baton.deb"]);
+        assert!(said.contains("handed over to /usr/bin/baton"), "{node}: {said}");
+        assert_eq!(exe(node).trim(), "/usr/bin/baton", "{node} runs the installed binary");
+        assert_eq!(main_pid(node), before, "{node}: the agent's process is the same");
+        assert_eq!(inside(&lab, node, &["systemctl", "is-active", "baton"]).trim(), "active", "{node}");
+        let journal = inside(&lab, node, &["journalctl", "-u", "baton", "-o", "cat", "--no-pager"]);
+        assert!(journal.contains("handing over to /usr/bin/baton (incarnation 1); left running"), "{node}: {journal}");
     }
-    rec.assert_never_two_holders();
+    let _ = probe.kill();
+    let answered = answers(probe);
+    assert!(answered.len() > 50, "the client asked {} times", answered.len());
+    assert!(answered.iter().all(|a| *a == owner), "the client was not served by {owner} throughout: {answered:?}");
+    assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some(owner.as_str()));
+    assert!(rec.adds().is_empty(), "the address moved during the upgrade: {:?}", rec.intervals());
 }
 
 /// The pid of `node`'s web server (the lab's `serve`).
@@ -2161,4 +2168,63 @@ fn case39_a_handover_replaces_the_agent_program_and_the_set_keeps_running_or_fai
     assert!(!lab.has_vip("alpha"), "alpha's guard released the address");
     assert!(lab.fetch().is_some(), "the client is served again");
     rec.assert_never_two_holders();
+}
+
+/// Two systemd machines and power fencing, nothing else: the fence agent
+/// inside each machine asks the lab's network power switch over the
+/// management network, as fence agents ask a PDU or a BMC. Split apart,
+/// both fence; the device that fences alpha (the preferred node) waits 2 s,
+/// so beta's machine is powered off first and alpha goes on alone with web.
+#[test]
+fn case40_two_systemd_machines_split_apart_fence_each_other_through_a_network_power_switch() {
+    let lab = Lab::up("c40", &["--machines", deb().to_str().unwrap(), "--nodes", "2", "--fencing", "power"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(20)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta"]);
+    lab.run(&["partition", "alpha/beta"]);
+    assert!(wait(Duration::from_secs(20), || lab.empty_ns("beta")), "beta's machine was never powered off");
+    assert!(
+        wait(Duration::from_secs(10), || lab.status("alpha").is_some_and(|d| d["alone"] == "alpha")),
+        "alpha never went on alone: {:?}",
+        lab.status("alpha")
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!lab.empty_ns("alpha"), "alpha was powered off too");
+    assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("alpha"));
+    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("alpha")), "the client reaches alpha");
+    let fenced = std::fs::read_to_string(lab.dir.join("fence.log")).unwrap();
+    assert!(fenced.contains("action=off plug=beta nodename=beta password=checked"), "{fenced}");
+    let journal = inside(&lab, "alpha", &["journalctl", "-u", "baton", "-o", "cat", "--no-pager"]);
+    assert!(journal.contains("beta"), "{journal}");
+    rec.assert_never_two_holders();
+}
+
+/// What `baton simulate` says of web after `cut` (its `after` and `why`).
+fn predicted(lab: &Lab, cut: &str) -> (String, String) {
+    let sock = lab.dir.join("gamma/baton.sock");
+    let config = lab.dir.join("cluster.toml");
+    let args = ["simulate", "--json", "--cut", cut, "--config", config.to_str().unwrap()];
+    let doc: Value = serde_json::from_str(&ok(&[&args[..], &["--socket", sock.to_str().unwrap()]].concat())).unwrap();
+    let set = &doc["data"]["sets"][0];
+    (set["after"].as_str().unwrap_or("nowhere").to_string(), set["why"].as_str().unwrap().to_string())
+}
+
+/// `baton simulate --cut` says what then happens: one of alpha's two links
+/// cut, web stays (a link event); all of them, web goes to beta.
+#[test]
+fn case41_simulate_cut_predicts_what_a_cut_then_does() {
+    let lab = Lab::up("c41", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let (after, why) = predicted(&lab, "alpha:1");
+    assert_eq!((after.as_str(), why.as_str()), ("alpha", "stays"));
+    lab.run(&["cut", "alpha", "1"]);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(lab.owner_seen_by("gamma").as_deref(), Some("alpha"), "one link cut moved web");
+    lab.run(&["heal"]);
+    let (after, why) = predicted(&lab, "alpha");
+    assert_eq!((after.as_str(), why.as_str()), ("beta", "its node is lost or in standby"));
+    lab.run(&["cut", "alpha"]);
+    assert!(
+        wait(Duration::from_secs(15), || lab.owner_seen_by("gamma").as_deref() == Some("beta")),
+        "web did not go where simulate said"
+    );
 }
