@@ -1905,8 +1905,9 @@ fn inside(lab: &Lab, node: &str, command: &[&str]) -> String {
     lab.run(&args)
 }
 
-/// Three whole machines (systemd-nspawn, Debian, their own systemd), baton
-/// installed from the repository's .deb and started by `systemctl`, as on
+/// Three whole machines and a witness machine (systemd-nspawn, Debian,
+/// their own systemd), baton installed from the repository's .deb and
+/// started by `systemctl`, as on
 /// real servers: `systemctl start` returned once the agent was ready
 /// (Type=notify); `systemctl status` says what the node does (STATUS=);
 /// the journal keeps each line's level; each set's processes live in a
@@ -1923,8 +1924,11 @@ fn case36_on_systemd_machines_installed_from_the_package_notify_status_journal_d
             "this test needs {tool} (scripts/test-deps installs systemd-container and debootstrap)"
         );
     }
-    let lab = Lab::up("c36", &["--machines", deb().to_str().unwrap()]);
+    let lab = Lab::up("c36", &["--machines", deb().to_str().unwrap(), "--witness"]);
     let owner = wait_owner(&lab, "gamma", Duration::from_secs(20)).expect("web runs");
+    let witness = &lab.status("gamma").unwrap()["nodes"][3];
+    assert_eq!((&witness["name"], &witness["state"]), (&Value::from("arbiter"), &Value::from("online")), "{witness}");
+    assert_eq!(inside(&lab, "arbiter", &["systemctl", "is-active", "baton"]).trim(), "active");
     for node in ["alpha", "beta", "gamma"] {
         assert_eq!(inside(&lab, node, &["systemctl", "is-active", "baton"]).trim(), "active", "{node}");
         let runs = if node == owner { "runs 1 of 1 set: web" } else { "runs 0 of 1 set" };
