@@ -69,6 +69,7 @@ scenarios! {
     kill_during_start => "KillDuringStart" ["--disk"],
     pause_with_disk => "PauseWithDisk" ["--disk"],
     guard_and_agent_paused => "GuardAndAgentPaused" ["--fencing", "required"],
+    handover => "Handover" ["--disk"],
 }
 
 /// Every scenario `lab chaos` knows has a test here.

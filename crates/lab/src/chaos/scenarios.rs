@@ -80,10 +80,14 @@ pub enum Scenario {
     /// set moves only after the fence (`--fencing required`).
     #[value(name = "GuardAndAgentPaused")]
     GuardAndAgentPaused,
+    /// Every agent hands over to its binary in turn (`baton handover`), the
+    /// owner's among them: web stays where it runs, the same process.
+    #[value(name = "Handover")]
+    Handover,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 20] = [
+    pub const ALL: [Scenario; 21] = [
         Scenario::SimulStart,
         Scenario::SimulStop,
         Scenario::StopOnebyOne,
@@ -104,6 +108,7 @@ impl Scenario {
         Scenario::KillDuringStart,
         Scenario::PauseWithDisk,
         Scenario::GuardAndAgentPaused,
+        Scenario::Handover,
     ];
 
     pub fn name(self) -> &'static str {
@@ -128,6 +133,7 @@ impl Scenario {
             Scenario::KillDuringStart => "KillDuringStart",
             Scenario::PauseWithDisk => "PauseWithDisk",
             Scenario::GuardAndAgentPaused => "GuardAndAgentPaused",
+            Scenario::Handover => "Handover",
         }
     }
 
@@ -171,6 +177,7 @@ impl Scenario {
             Scenario::KillDuringStart => kill_during_start(lab, rng, &owner),
             Scenario::PauseWithDisk => pause_with_disk(lab, &owner),
             Scenario::GuardAndAgentPaused => guard_and_agent_paused(lab, &owner),
+            Scenario::Handover => handover(lab, &owner),
         }
     }
 }
@@ -455,6 +462,28 @@ fn kill_service(lab: &Lab, node: &str) -> Result<(), String> {
     }
     pids.into_iter().for_each(|p| signal(p, libc::SIGKILL));
     Ok(())
+}
+
+fn handover(lab: &mut Lab, owner: &str) -> Result<String, String> {
+    let web = pids_with(lab, owner, "serve");
+    let mut refused = Vec::new();
+    for node in lab.nodes.clone() {
+        match baton_on(lab, &node, &["handover", "--reason", "chaos"]) {
+            Ok(_) => {}
+            // A node not settled (a step of web under way) refuses, rightly.
+            Err(e) if e.contains("no handover now") || e.contains("once it has settled") => refused.push(node),
+            Err(e) => return Err(e),
+        }
+    }
+    let now = holders(lab);
+    if now != [owner] {
+        return Err(format!("web's address moved during the handovers: held by {now:?}"));
+    }
+    if pids_with(lab, owner, "serve") != web {
+        return Err(format!("{owner}'s web server was restarted by the handover"));
+    }
+    let refused = if refused.is_empty() { String::new() } else { format!(" ({} refused)", refused.join(", ")) };
+    Ok(format!("every agent handed over in turn{refused}; web stayed on {owner}, the same process"))
 }
 
 fn maintenance(lab: &mut Lab, owner: &str) -> Result<String, String> {
