@@ -1219,6 +1219,12 @@ fn case21_the_http_api_reads_openly_writes_only_with_the_token_and_streams_event
         "the operator event names the HTTP caller: {history}"
     );
     assert!(!history.contains(&token), "the token never reaches the history");
+    // A handover over HTTP: answered, and web stays on beta.
+    let (code, body) = http("beta", "POST", "/api/v1/handover", Some(&token), Some("{\"reason\": \"upgrade\"}"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"running\":[\"web\"]"), "{body}");
+    assert!(wait(Duration::from_secs(5), || lab.status("beta").is_some()), "beta's new program answers");
+    assert_eq!(lab.status("gamma").unwrap()["sets"][0]["owner"], "beta");
 }
 
 /// `/metrics` of `node`, parsed by a Prometheus text-format parser.
