@@ -2114,7 +2114,7 @@ fn replace_binary(lab: &Lab, node: &str, with: &Path) {
 }
 
 #[test]
-fn case39_a_handover_replaces_the_agent_program_and_the_set_keeps_running_or_fails_over_if_it_never_returns() {
+fn case39_a_handover_replaces_the_agent_program_and_the_set_keeps_running_or_fails_over_if_it_returns_late() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let lab = Lab::up("c39", &[]);
     assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
@@ -2163,20 +2163,27 @@ fn case39_a_handover_replaces_the_agent_program_and_the_set_keeps_running_or_fai
     assert!(!refused.status.success() && why.contains("no good"), "{why}");
     assert!(lab.status("alpha").is_some(), "the agent answers as before");
 
-    // A new program that never comes back: the guard releases at the
-    // lease's end and the set fails over.
+    // A new program back only after the lease: the guard released
+    // everything at the lease's end and the set failed over; the program
+    // hears of the firing from the guard, rejoins, and can run web again.
     let real = lab.dir.join("real-baton");
     std::fs::copy(baton_bin(), &real).unwrap();
-    let stuck =
-        format!("#!/bin/sh\ncase \"$*\" in *\"config check\"*) exec {} \"$@\";; esac\nexec sleep 60\n", real.display());
-    replace_binary(&lab, "alpha", &script("stuck-baton", &stuck));
+    let late = format!(
+        "#!/bin/sh\ncase \"$*\" in *\"config check\"*) exec {real} \"$@\";; esac\nsleep 5\nexec {real} \"$@\"\n",
+        real = real.display()
+    );
+    replace_binary(&lab, "alpha", &script("late-baton", &late));
     let mut cli = Command::new(baton_bin()).args(["handover", "--socket", sock]).spawn().unwrap();
-    let moved = wait(Duration::from_secs(15), || lab.owner_seen_by("beta").is_some_and(|o| o != "alpha"));
-    let _ = cli.kill();
-    let _ = cli.wait();
-    assert!(moved, "web did not fail over from the handover that never returned");
+    let moved = wait(Duration::from_secs(5), || lab.owner_seen_by("beta").is_some_and(|o| o != "alpha"));
+    assert!(moved, "web did not fail over while the new program was away");
     assert!(!lab.has_vip("alpha"), "alpha's guard released the address");
-    assert!(lab.fetch().is_some(), "the client is served again");
+    assert!(cli.wait().unwrap().success(), "the late program answered the handover");
+    assert!(
+        wait(Duration::from_secs(15), || lab.status("beta").is_some_and(|d| d["nodes"][0]["state"] == "online")),
+        "alpha did not rejoin after its late handover"
+    );
+    assert_eq!(ok(&["move", "web", "alpha", "--socket", sock]), "web runs on alpha\n");
+    assert!(lab.fetch().is_some(), "the client is served");
     rec.assert_never_two_holders();
 }
 

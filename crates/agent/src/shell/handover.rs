@@ -42,29 +42,32 @@ pub struct Record {
     pub books: Books,
 }
 
-/// A record handed to this program, with the instant its clock starts at.
+/// A record handed to this program, with the instant its clock starts at
+/// (and that instant on CLOCK_MONOTONIC, in µs).
 pub struct Handed {
     pub record: Record,
     pub start: Instant,
+    start_us: u64,
 }
 
 impl Handed {
     /// The record in the environment, if this program was started by a
     /// handover; removed from the environment, so no child inherits it.
     pub fn take() -> Result<Option<Handed>, String> {
-        let start = Instant::now();
+        let (start, start_us) = (Instant::now(), monotonic_us());
         let Some(text) = std::env::var_os(ENV) else { return Ok(None) };
         std::env::remove_var(ENV);
         let text = text.to_str().ok_or_else(|| format!("{ENV} is not UTF-8"))?;
         let record = serde_json::from_str(text).map_err(|e| format!("the handover record in {ENV}: {e}"))?;
-        Ok(Some(Handed { record, start }))
+        Ok(Some(Handed { record, start, start_us }))
     }
 
     /// A CLOCK_MONOTONIC µs on this program's clock (one ms early: the
-    /// lease is only ever shortened by the conversion).
+    /// lease is only ever shortened by the conversion). The same `us`
+    /// always gives the same time: the guard's report of a deadline must
+    /// name exactly the one the core holds.
     pub fn time_of(&self, us: u64) -> Time {
-        let start_us = monotonic_us().saturating_sub(self.start.elapsed().as_micros() as u64);
-        Time(us.saturating_sub(start_us).saturating_sub(1000))
+        Time(us.saturating_sub(self.start_us).saturating_sub(1000))
     }
 
     /// The core's handover, with the sets' names mapped to this

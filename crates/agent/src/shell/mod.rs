@@ -96,11 +96,6 @@ const GUARD_EXE: &str = "baton-guard";
 /// in their cgroups, netlink, the operating system's signals.
 pub async fn run(opts: Options) -> Result<(), String> {
     let inputs = Inputs::default();
-    // The guard is a program of its own, installed beside this one.
-    let exe = std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?.with_file_name(GUARD_EXE);
-    if !exe.exists() {
-        return Err(format!("the guard program {} is missing: it is installed beside baton", exe.display()));
-    }
     let cluster = &opts.config.cluster;
     let watchdog = cluster
         .watchdog
@@ -120,7 +115,15 @@ pub async fn run(opts: Options) -> Result<(), String> {
             let deadline = h.record.lease_end_us.map(|us| h.time_of(us));
             GuardLink::attach(&h.record.guard, deadline, inputs.tx.clone())
         }
-        None => GuardLink::spawn(&exe, &lock, watchdog.as_ref(), cluster.realtime, fence_disk, inputs.tx.clone()).await,
+        None => {
+            // The guard is a program of its own, installed beside this one.
+            let exe =
+                std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?.with_file_name(GUARD_EXE);
+            if !exe.exists() {
+                return Err(format!("the guard program {} is missing: it is installed beside baton", exe.display()));
+            }
+            GuardLink::spawn(&exe, &lock, watchdog.as_ref(), cluster.realtime, fence_disk, inputs.tx.clone()).await
+        }
     }
     .map_err(|e| e.to_string())?;
     let nl = Netlink::connect().map_err(|e| format!("opening netlink: {e}"))?;
