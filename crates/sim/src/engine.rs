@@ -573,7 +573,10 @@ impl Sim {
             Ev::Fault(fault) => self.fault(fault),
             Ev::Restart { node, inc } => {
                 let n = &self.nodes[usize::from(node)];
-                if n.inc == inc && n.core.is_none() {
+                // A supervisor starts no second agent while a handover's
+                // process lives (seed 60370: one booted at the heal beside
+                // the handed-over sets its guard still held).
+                if n.inc == inc && !n.running() {
                     if n.released_at > self.now {
                         // A new guard waits for the old one's release to
                         // finish (its lock), and the agent for its guard.
@@ -1258,7 +1261,8 @@ impl Sim {
                 }
             }
             Fault::KillAgent { node, down_us } => {
-                if self.nodes[usize::from(node)].core.is_some() {
+                // In a handover's gap too: the process that would carry on dies.
+                if self.nodes[usize::from(node)].running() {
                     self.stop_agent(node);
                     self.trace(|| format!("n{node} agent killed: its guard undoes what it holds"));
                     let took = self.guard_release(node);

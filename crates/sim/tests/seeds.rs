@@ -118,12 +118,18 @@ fn lone_boot_seeds_the_search_found_stay_fixed() {
 /// through the fence disk: its guard read the pill with no program running
 /// and took the node down (the first model let the next program carry on
 /// beside the pill, and it started the set while the cluster evicted it).
+/// 60370: the heal restarted a node's agent while its handover's process
+/// still lived (the model's supervisor started a second agent beside the
+/// sets the guard held); a supervisor starts none then, and a SIGKILL in
+/// the gap kills the process that would carry on.
 #[test]
 fn handover_seeds_stay_fixed() {
-    let sc = baton_sim::scenario::random(268);
-    assert!(sc.faults.iter().any(|(_, f)| matches!(f, Fault::Handover { .. })), "seed 268 no longer hands over");
-    if let Err(f) = baton_sim::run_seed(268, false) {
-        panic!("seed 268: {}\n  replay: {}", f.violation, baton_sim::replay_command(268));
+    for seed in [268, 60370] {
+        let sc = baton_sim::scenario::random(seed);
+        assert!(sc.faults.iter().any(|(_, f)| matches!(f, Fault::Handover { .. })), "seed {seed} no longer hands over");
+        if let Err(f) = baton_sim::run_seed(seed, false) {
+            panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
+        }
     }
 }
 
