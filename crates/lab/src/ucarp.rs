@@ -77,3 +77,21 @@ pub fn start(lab: &Lab, node: &str, setting: &str, log: File) -> Result<u32, Str
     super::web::start_server(&ns, node, log)?;
     Ok(child.id())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_an_advbase_and_a_deadratio_that_defaults_to_three() {
+        assert_eq!(settings("1"), Ok((1, 3)));
+        assert_eq!(settings("1:1"), Ok((1, 1)));
+        assert!(settings("1:0").is_err() && settings("256").is_err() && settings("x").is_err());
+    }
+
+    #[test]
+    fn skews_follow_the_preference_order() {
+        assert_eq!((0..3).map(|i| advskew(1, i)).collect::<Vec<_>>(), [0, 10, 20]);
+        assert_eq!((0..3).map(|i| advskew(0, i)).collect::<Vec<_>>(), [26, 52, 78]);
+    }
+}

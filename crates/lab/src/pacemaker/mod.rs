@@ -303,3 +303,44 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).rsplit('=').next()?.trim().parse().ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab() -> Lab {
+        serde_json::from_value(serde_json::json!({
+            "dir": "/nonexistent", "nodes": ["alpha", "beta", "gamma"], "witness": null, "links": 2, "agents": {}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_token_is_debian_s_or_a_number_of_milliseconds() {
+        assert_eq!(token("default"), Ok(None));
+        assert_eq!(token("1000"), Ok(Some(1000)));
+        assert!(token("5").is_err() && token("fast").is_err());
+    }
+
+    #[test]
+    fn corosync_runs_knet_on_every_link_of_every_node() {
+        let conf = lab().corosync_conf(None);
+        assert!(conf.contains("transport: knet"));
+        for (i, node) in ["alpha", "beta", "gamma"].iter().enumerate() {
+            let n = i + 1;
+            let block = format!(
+                "ring0_addr: 10.88.0.{n}\n        ring1_addr: 10.88.1.{n}\n        name: {node}\n        nodeid: {n}"
+            );
+            assert!(conf.contains(&block), "{node}:\n{conf}");
+        }
+        assert!(!conf.contains("token"), "Debian's defaults set no token:\n{conf}");
+    }
+
+    #[test]
+    fn a_tuned_token_has_no_per_node_addition_and_the_minimum_consensus() {
+        let conf = lab().corosync_conf(Some(1000));
+        for line in ["token: 1000", "token_coefficient: 0", "consensus: 1200"] {
+            assert!(conf.contains(line), "{line}:\n{conf}");
+        }
+    }
+}

@@ -179,3 +179,46 @@ pub fn script(lab_exe: &Path) -> String {
 pub fn listen_address() -> SocketAddr {
     format!("{ADDRESS}:{PORT}").parse().expect("a literal address")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_forwards_its_arguments_and_exits_with_the_switch_s_answer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let switch = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut writer = stream.try_clone().unwrap();
+            let lines: Vec<String> =
+                BufReader::new(stream).lines().map_while(Result::ok).take_while(|l| !l.is_empty()).collect();
+            writeln!(writer, "2").unwrap();
+            lines
+        });
+        let port = port.to_string();
+        let args: BTreeMap<&str, &str> =
+            [("action", "status"), ("ipaddr", "127.0.0.1"), ("ipport", port.as_str()), ("plug", "beta")].into();
+        assert_eq!(forward(&args), Ok(2));
+        let seen = switch.join().unwrap();
+        assert!(seen.contains(&"action=status".to_string()) && seen.contains(&"plug=beta".to_string()), "{seen:?}");
+    }
+
+    #[test]
+    fn an_unreachable_switch_is_a_failure_that_names_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port().to_string();
+        drop(listener);
+        let args: BTreeMap<&str, &str> = [("action", "off"), ("ipaddr", "127.0.0.1"), ("ipport", port.as_str())].into();
+        let err = forward(&args).unwrap_err();
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    }
+
+    #[test]
+    fn metadata_names_every_action_pacemaker_calls() {
+        for action in ["on", "off", "reboot", "status", "monitor", "metadata", "validate-all"] {
+            assert!(METADATA.contains(&format!("<action name=\"{action}\"")), "{action}");
+        }
+        assert_eq!(agent(&["-o".into(), "metadata".into()]), 0);
+    }
+}
