@@ -15,7 +15,7 @@ pub fn run(args: &UpArgs) -> Result<(), String> {
     println!("baton lab demo: {} nodes, {} links, set web = {VIP}/24 + a web server", args.nodes, args.links);
     let mut lab = Lab::up(args)?;
     let result = trial(&mut lab, Disruption::Crash).map(|t| {
-        if lab.deb.is_some() {
+        if lab.machine_lab() {
             println!("powered off {}'s machine (every process killed, links cut)", t.first);
         } else {
             println!("killed the agent of {} (SIGKILL) and cut its links", t.first);
@@ -43,7 +43,7 @@ impl Disruption {
     /// Does it to `owner`; says what was done, for the timeline.
     fn apply(self, lab: &Lab, owner: &str) -> Result<String, String> {
         match self {
-            Disruption::Crash if lab.deb.is_some() => {
+            Disruption::Crash if lab.machine_lab() => {
                 lab.power_off(owner)?;
                 Ok(format!("{owner}'s machine powered off"))
             }
@@ -68,7 +68,7 @@ pub struct Trial {
 }
 
 fn owner(lab: &Lab) -> Option<String> {
-    if lab.keepalived.is_some() {
+    if lab.keepalived.is_some() || lab.pacemaker.is_some() || lab.ucarp.is_some() {
         return lab.vip_holder();
     }
     lab.nodes.iter().find_map(|n| {

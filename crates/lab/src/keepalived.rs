@@ -56,16 +56,6 @@ pub fn start(dir: &Path, ns: &str, node: &str, log: File) -> Result<u32, String>
         .process_group(0)
         .spawn()
         .map_err(|e| format!("starting keepalived on {node} (is it installed?): {e}"))?;
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(crate::lab_exe())
-        .args(["serve", "--port", "80"])
-        .env("BATON_NODE", node)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("starting the web server on {node}: {e}"))?;
+    super::web::start_server(ns, node, log)?;
     Ok(child.id())
 }

@@ -19,7 +19,9 @@ pub mod machine;
 pub mod net;
 pub mod nfs;
 pub mod ownership;
-pub mod pdu;
+pub mod pacemaker;
+pub mod power;
+pub mod ucarp;
 pub mod web;
 
 use std::path::{Path, PathBuf};
@@ -144,17 +146,21 @@ pub enum LabCommand {
     /// The lab's fence agent (fence-agents stdin protocol).
     #[command(hide = true)]
     Fence,
-    /// The lab's network power switch for machines (runs in the switch's
-    /// namespace).
+    /// The lab's power switch on the network (runs in the switch's
+    /// namespace): the fence device for agents inside machines.
     #[command(hide = true)]
-    Pdu {
-        /// The lab's directory.
-        #[arg(long)]
-        dir: PathBuf,
+    PowerSwitch {
+        #[command(flatten)]
+        dir: DirArg,
     },
-    /// A machine's fence agent, asking the lab's network power switch.
+    /// `fence_lab` inside a machine: a fence agent that asks the lab's
+    /// power switch (`-o metadata`, or arguments on stdin).
     #[command(hide = true)]
-    FencePdu,
+    FenceLab {
+        /// What the agent was called with (only `-o metadata` is read).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// The lab's disk writer, a double-forking daemon (runs inside a node).
     #[command(hide = true, subcommand)]
     Daemon(daemon::DaemonCommand),
@@ -255,6 +261,17 @@ pub struct UpArgs {
     /// its first boot (e.g. `etc/systemd/system/x.service`).
     #[arg(long, value_name = "DIR", requires = "machines")]
     pub machine_files: Option<PathBuf>,
+    /// Run Pacemaker and Corosync instead of baton, for comparisons: every
+    /// node a machine booted from a Debian root with pacemaker, corosync,
+    /// pcs and resource-agents (built once, cached in /var/cache/baton-lab),
+    /// corosync's token "default" (as Debian ships it) or TOKEN ms.
+    #[arg(long, value_name = "TOKEN")]
+    pub pacemaker: Option<String>,
+    /// Run ucarp (CARP on link 0) instead of baton, for comparisons: its
+    /// advbase in seconds (1 as Debian's example; 0 = sub-second adverts,
+    /// the skew alone) and deadratio (default 3), e.g. `1` or `1:1`.
+    #[arg(long, value_name = "ADVBASE[:DEADRATIO]")]
+    pub ucarp: Option<String>,
     /// Prefix of the lab's namespace names: labs with different prefixes
     /// (and directories) run side by side, e.g. a soak beside the tests.
     #[arg(long, default_value = net::PREFIX)]
@@ -299,7 +316,7 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
                 let mut c = std::process::Command::new("ip");
                 c.args(["netns", "exec", &lab.ns(&node).map_err(Failure::Usage)?]);
                 c
-            } else if lab.deb.is_some() {
+            } else if lab.machine_lab() {
                 lab.in_machine(&node).map_err(Failure::Failed)?
             } else {
                 lab.inside(&node).map_err(Failure::Failed)?
@@ -347,8 +364,8 @@ pub fn run(command: LabCommand) -> Result<(), Failure> {
             web::probe(&url, interval_ms, seconds).map_err(Failure::Failed)
         }
         LabCommand::Fence => std::process::exit(fence::agent()),
-        LabCommand::Pdu { dir } => pdu::serve(&dir).map_err(Failure::Failed),
-        LabCommand::FencePdu => std::process::exit(pdu::fence_agent()),
+        LabCommand::PowerSwitch { dir } => power::serve(&dir.dir, power::listen_address()).map_err(Failure::Failed),
+        LabCommand::FenceLab { args } => std::process::exit(power::agent(&args)),
         LabCommand::Daemon(command) => daemon::run(command).map_err(Failure::Failed),
     }
 }

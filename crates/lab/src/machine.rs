@@ -6,7 +6,8 @@
 //! installed from the package the repository builds (`dpkg -i`), configured
 //! in /etc/baton and started by `systemctl enable --now baton`, as on a
 //! real machine. Its control socket is reached from the host through the
-//! overlay (`DIR/NODE/baton.sock` links to it).
+//! overlay (`DIR/NODE/baton.sock` links to it). `lab up --pacemaker` boots
+//! the same machines from a second root, with Pacemaker instead of baton.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -26,7 +27,7 @@ pub const ROOT: &str = "/var/cache/baton-lab/bookworm-2";
 const PACKAGES: &str = "systemd,systemd-sysv,dbus,iproute2,procps";
 const MIRROR: &str = "http://deb.debian.org/debian";
 
-fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
     let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{what}: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -137,11 +138,23 @@ impl Lab {
 
     /// Boots `node` as a machine (again, after a power-off: its overlay
     /// keeps what it wrote) and starts baton there with systemctl; the
-    /// package is installed and configured at the first boot.
+    /// package is installed and configured at the first boot. A Pacemaker
+    /// lab's machine boots from the Pacemaker root with the cluster's files
+    /// (see [`crate::pacemaker`]), and its systemd starts corosync and
+    /// pacemaker.
     pub fn boot_machine(&mut self, node: &str) -> Result<(), String> {
-        let deb = self.deb.clone().ok_or("not a machine lab")?;
         let first = !self.machine_dir(node).exists();
         let merged = self.mount_root(node)?;
+        if self.pacemaker.is_some() {
+            // Pacemaker's machines: systemd starts corosync and pacemaker.
+            if first {
+                self.furnish_pacemaker(node, &merged)?;
+            }
+            self.spawn_machine(node, &merged)?;
+            self.wait_booted(node)?;
+            return self.pacemaker_started(node);
+        }
+        let deb = self.deb.clone().ok_or("not a machine lab")?;
         if first {
             self.furnish(node, &merged, &deb)?;
         }
@@ -162,7 +175,7 @@ impl Lab {
     /// The machine's root: the shared root under an overlay of its own
     /// (mounted once; a power-off leaves it mounted).
     fn mount_root(&self, node: &str) -> Result<PathBuf, String> {
-        let root = root()?;
+        let root = if self.pacemaker.is_some() { super::pacemaker::root()? } else { root()? };
         let dir = self.machine_dir(node);
         for sub in ["upper", "work", "merged"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -264,9 +277,9 @@ impl Lab {
             }
         }
         if self.fencing.is_some() {
-            let agent = merged.join(super::pdu::AGENT.trim_start_matches('/'));
+            let agent = merged.join(super::power::AGENT.trim_start_matches('/'));
             let made = std::fs::create_dir_all(agent.parent().expect("a path in a directory"))
-                .and_then(|()| std::fs::write(&agent, super::pdu::agent_script()))
+                .and_then(|()| std::fs::write(&agent, super::power::script(&crate::lab_exe())))
                 .and_then(|()| std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)));
             made.map_err(|e| format!("writing {node}'s fence agent: {e}"))?;
         }

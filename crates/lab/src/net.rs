@@ -68,6 +68,13 @@ pub struct Lab {
     /// `lab up --machine-files DIR`: laid over every machine's root.
     #[serde(default)]
     pub machine_files: Option<PathBuf>,
+    /// `lab up --pacemaker TOKEN`: Pacemaker+Corosync on machines instead
+    /// of baton, with this corosync token ("default" or ms).
+    #[serde(default)]
+    pub pacemaker: Option<String>,
+    /// `lab up --ucarp ADVBASE`: ucarp instead of baton.
+    #[serde(default)]
+    pub ucarp: Option<String>,
 }
 
 /// The shared disk's image in the lab directory, and where `web` mounts it.
@@ -263,10 +270,31 @@ impl Lab {
         {
             return Err(format!("--prefix \"{prefix}\": lowercase letters and a final '-', at most 8 characters"));
         }
-        Lab::down_prefix(&args.dir.dir, prefix)?;
-        let dir = args.dir.dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        share(&dir)?;
+        // Refused before anything is made (the directory's mount included).
+        if args.pacemaker.is_some()
+            && (args.machines.is_some()
+                || args.keepalived.is_some()
+                || args.disk
+                || args.fencing.is_some()
+                || args.witness
+                || args.remote_witness)
+        {
+            return Err(
+                "--pacemaker runs Pacemaker alone, without --machines, --keepalived, --disk, --fencing or a witness"
+                    .into(),
+            );
+        }
+        if let Some(setting) = &args.pacemaker {
+            super::pacemaker::token(setting)?;
+        }
+        if args.ucarp.is_some()
+            && (args.machines.is_some() || args.keepalived.is_some() || args.pacemaker.is_some() || args.disk)
+        {
+            return Err("--ucarp runs ucarp alone, without --machines, --keepalived, --pacemaker or --disk".into());
+        }
+        if let Some(setting) = &args.ucarp {
+            super::ucarp::settings(setting)?;
+        }
         if let Some(deb) = &args.machines {
             if args.keepalived.is_some() || args.disk || args.fencing.as_deref() == Some("disk") {
                 return Err("--machines runs baton without --keepalived, --disk or --fencing disk (not yet); \
@@ -280,6 +308,10 @@ impl Lab {
                 ));
             }
         }
+        Lab::down_prefix(&args.dir.dir, prefix)?;
+        let dir = args.dir.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        share(&dir)?;
         if args.fencing.as_deref().is_some_and(|m| !["lease", "required", "power", "disk"].contains(&m)) {
             return Err("--fencing is \"power\" or \"disk\" (or a power fence's mode: \"lease\", \"required\")".into());
         }
@@ -302,6 +334,8 @@ impl Lab {
             deb: args.machines.clone(),
             machines: BTreeMap::new(),
             machine_files: args.machine_files.clone(),
+            pacemaker: args.pacemaker.clone(),
+            ucarp: args.ucarp.clone(),
             prefix: prefix.clone(),
         };
         lab.save()?;
@@ -320,6 +354,16 @@ impl Lab {
         lab.build(&extra, &args.heartbeat, &lease).inspect_err(|_| {
             let _ = Lab::down(&lab.dir);
         })?;
+        if let Some(setting) = &args.pacemaker {
+            // Machines that never formed a cluster are no use to look at:
+            // everything goes.
+            let formed = lab.pacemaker_up(setting);
+            if formed.is_err() {
+                let _ = Lab::down(&lab.dir);
+            }
+            formed?;
+            return Ok(lab);
+        }
         for node in lab.all() {
             lab.start(&node)?;
         }
@@ -377,8 +421,7 @@ impl Lab {
             self.route_to_witness()?;
         }
         if self.deb.is_some() && self.fencing.is_some() {
-            self.build_management()?;
-            self.start_pdu()?;
+            self.start_power_switch()?;
         }
         let mut secret = [0u8; 48];
         std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret)).map_err(|e| e.to_string())?;
@@ -406,6 +449,9 @@ impl Lab {
         }
         let config = self.dir.join("cluster.toml");
         std::fs::write(&config, self.config_text(heartbeat, lease)? + extra).map_err(|e| e.to_string())?;
+        if self.ucarp.is_some() {
+            super::ucarp::write_scripts(&self.dir)?;
+        }
         if let Some(advert) = &self.keepalived {
             for (i, node) in self.nodes.iter().enumerate() {
                 let text = super::keepalived::config(node, super::keepalived::priority(i), advert);
@@ -478,7 +524,7 @@ impl Lab {
             let dir = self.dir.display();
             let device = |nodes: &str, delay: &str| match &self.fence_disk {
                 Some(disk) => format!("\n[[fencing.devices]]\ndisk = \"{disk}\"\nnodes = [{nodes}]\n{delay}"),
-                None if self.deb.is_some() => self.pdu_device(nodes, delay),
+                None if self.deb.is_some() => self.power_device(nodes, delay),
                 None => format!(
                     "\n[[fencing.devices]]\nagent = \"{dir}/fence-agent\"\nnodes = [{nodes}]\n\
                      params = {{ lab = \"{dir}\", log = \"{dir}/fence.log\" }}\npassword_file = \"fence.pw\"\n\
@@ -532,17 +578,33 @@ impl Lab {
     /// Starts `node`'s agent; a machine's with systemctl, booting the
     /// machine first if it is off.
     pub fn start(&mut self, node: &str) -> Result<(), String> {
-        if self.deb.is_none() {
+        if !self.machine_lab() {
             return self.start_with(node, &[]);
         }
         if self.machine_leader(node).is_err() {
             return self.boot_machine(node);
         }
-        let out = self.in_machine(node)?.args(["systemctl", "start", "baton"]).status().map_err(|e| e.to_string())?;
+        let unit = self.machine_unit();
+        let out = self.in_machine(node)?.args(["systemctl", "start", unit]).status().map_err(|e| e.to_string())?;
         if !out.success() {
-            return Err(format!("systemctl start baton on {node} failed"));
+            return Err(format!("systemctl start {unit} on {node} failed"));
         }
         Ok(())
+    }
+
+    /// Are the lab's nodes machines (baton's package, or Pacemaker)?
+    pub fn machine_lab(&self) -> bool {
+        self.deb.is_some() || self.pacemaker.is_some()
+    }
+
+    /// The unit a machine's HA daemon runs as: baton, or pacemaker (which
+    /// starts corosync first).
+    fn machine_unit(&self) -> &'static str {
+        if self.pacemaker.is_some() {
+            "pacemaker"
+        } else {
+            "baton"
+        }
     }
 
     /// The cgroup a node's agent runs in (its sets' cgroups are below it).
@@ -608,6 +670,11 @@ impl Lab {
             self.agents.insert(node.to_string(), pid);
             return self.save();
         }
+        if let Some(setting) = &self.ucarp {
+            let pid = super::ucarp::start(self, node, setting, log)?;
+            self.agents.insert(node.to_string(), pid);
+            return self.save();
+        }
         let placement = self.cgroup(node)?.placement().map_err(|e| e.to_string())?;
         let mut cmd = self.inside(node)?;
         cmd.arg(&exe)
@@ -629,14 +696,18 @@ impl Lab {
     }
 
     pub fn kill(&self, node: &str) -> Result<(), String> {
-        if self.deb.is_some() {
-            let kill = ["systemctl", "kill", "--kill-whom=main", "--signal=SIGKILL", "baton"];
+        if self.machine_lab() {
+            // Pacemaker's node dies with corosync: its membership goes.
+            let unit = if self.pacemaker.is_some() { "corosync" } else { "baton" };
+            let kill = ["systemctl", "kill", "--kill-whom=main", "--signal=SIGKILL", unit];
             let out = self.in_machine(node)?.args(kill).status().map_err(|e| e.to_string())?;
-            return if out.success() { Ok(()) } else { Err(format!("killing baton on {node} failed")) };
+            return if out.success() { Ok(()) } else { Err(format!("killing {unit} on {node} failed")) };
         }
         let pid = *self.agents.get(node).ok_or_else(|| format!("no agent recorded for {node}"))?;
-        // keepalived runs as a parent and a VRRP child: kill its whole group.
-        let target = if self.keepalived.is_some() { -(pid as i32) } else { pid as i32 };
+        // keepalived runs as a parent and a VRRP child, ucarp with the
+        // scripts it runs: kill the whole group.
+        let whole = self.keepalived.is_some() || self.ucarp.is_some();
+        let target = if whole { -(pid as i32) } else { pid as i32 };
         // SAFETY: kill(2) of the agent (or keepalived) this lab started.
         if unsafe { libc::kill(target, libc::SIGKILL) } != 0 {
             return Err(format!("the agent of {node} (pid {pid}) is not running"));
@@ -647,6 +718,9 @@ impl Lab {
     /// A planned move away from `owner`: `baton move web`, or keepalived's
     /// equivalent (the owner's priority lowered). Says what was done.
     pub fn planned_move(&self, owner: &str) -> Result<String, String> {
+        if self.pacemaker.is_some() || self.ucarp.is_some() {
+            return Err("the lab has no planned move for Pacemaker or ucarp yet".into());
+        }
         if let Some(advert) = &self.keepalived {
             let pid = *self.agents.get(owner).ok_or_else(|| format!("no keepalived recorded for {owner}"))?;
             super::keepalived::demote(&self.dir, owner, advert, pid)?;
@@ -808,24 +882,37 @@ impl Lab {
 
     /// Which node holds the service address (as the kernel says).
     pub fn vip_holder(&self) -> Option<String> {
+        self.vip_holders().into_iter().next()
+    }
+
+    /// Every node holding the service address (as the kernel says).
+    pub fn vip_holders(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .find(|n| {
+            .filter(|n| {
                 Command::new("ip")
                     .args(["-n", &format!("{}{n}", self.prefix), "-o", "addr"])
                     .output()
                     .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/")))
             })
             .cloned()
+            .collect()
     }
 
     /// Waits until every node is online and the set `web` runs.
     pub fn wait_running(&self, limit: Duration) -> Result<(), String> {
-        if self.keepalived.is_some() {
+        if self.pacemaker.is_some() {
+            return if wait_until(limit, || self.pacemaker_running()) {
+                Ok(())
+            } else {
+                Err(format!("Pacemaker did not start web within {limit:?}; see `lab exec NODE -- crm_mon -1`"))
+            };
+        }
+        if self.keepalived.is_some() || self.ucarp.is_some() {
             return if wait_until(limit, || self.vip_holder().is_some()) {
                 Ok(())
             } else {
-                Err(format!("keepalived elected no master within {limit:?}; see the logs in {}", self.dir.display()))
+                Err(format!("no master was elected within {limit:?}; see the logs in {}", self.dir.display()))
             };
         }
         let ok = wait_until(limit, || {

@@ -3,7 +3,26 @@
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
+
+/// Starts the web server in namespace `ns`, answering with `node`, in its
+/// own process group: the service beside a daemon that only moves the
+/// address (keepalived, ucarp).
+pub fn start_server(ns: &str, node: &str, log: std::fs::File) -> Result<(), String> {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(crate::lab_exe())
+        .args(["serve", "--port", "80"])
+        .env("BATON_NODE", node)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| format!("starting the web server on {node}: {e}"))
+}
 
 /// Serves until killed; each answer is `$BATON_NODE`.
 pub fn serve(port: u16) -> io::Result<()> {

@@ -59,13 +59,35 @@ fn kib(file: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| l.strip_prefix(key))?.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
-/// Measures every node of a settled lab over `window`.
+/// The processes in namespace `ns` whose program is one of `programs`
+/// (by the name of the file run, as /proc/PID/cmdline says).
+pub fn programs_in(ns: &str, programs: &[&str]) -> Vec<u32> {
+    let out = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| o.stdout).unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            let name = argv0.rsplit(|b| *b == b'/').next().unwrap_or_default();
+            programs.iter().any(|p| p.as_bytes() == name)
+        })
+        .collect()
+}
+
+/// Measures every node of a settled lab over `window`: baton's or
+/// keepalived's processes (all in the node but the service and the lab's).
 pub fn idle(lab: &Lab, window: Duration) -> Result<Cost, String> {
+    idle_of(lab, window, |node| Ok(daemon_pids(&lab.ns(node)?, lab.holders.get(node).copied())))
+}
+
+/// Measures the processes `pids` names on every node over `window`.
+pub fn idle_of(lab: &Lab, window: Duration, pids: impl Fn(&str) -> Result<Vec<u32>, String>) -> Result<Cost, String> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let mut before = Vec::new();
     for node in &lab.nodes {
-        let pids = daemon_pids(&lab.ns(node)?, lab.holders.get(node).copied());
+        let pids = pids(node)?;
         if pids.is_empty() {
             return Err(format!("no daemon runs on {node}"));
         }

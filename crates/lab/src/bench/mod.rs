@@ -7,6 +7,7 @@
 mod chart;
 mod cost;
 mod nfs;
+mod peers;
 pub mod quiet;
 pub mod release;
 mod report;
@@ -34,6 +35,12 @@ pub enum Phase {
     Pair,
     /// An NFS client's pause across a crash failover and a planned move.
     Nfs,
+    /// Pacemaker+Corosync on machine nodes: crash failover at Debian's
+    /// defaults and tuned, and idle cost; written to --peers-out.
+    Pacemaker,
+    /// ucarp: crash failover at Debian's example settings and sub-second,
+    /// and idle cost; written to --peers-out.
+    Ucarp,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -59,12 +66,21 @@ pub struct BenchArgs {
     /// Seconds of idle measurement per system.
     #[arg(long, default_value_t = 60)]
     pub cost_seconds: u64,
+    /// Crash-failover trials per Pacemaker setting.
+    #[arg(long, default_value_t = 10)]
+    pub pacemaker_trials: usize,
     /// Only these measurements (default: all).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<Phase>,
     /// Where the results go; the chart goes next to it.
     #[arg(long, default_value = "docs/bench.md")]
     pub out: PathBuf,
+    /// Where the peers' results go (Pacemaker+Corosync, ucarp).
+    #[arg(long, default_value = "docs/bench-peers.md")]
+    pub peers_out: PathBuf,
+    /// Prefix of the labs' namespace names (see `lab up --prefix`).
+    #[arg(long, default_value = crate::net::PREFIX)]
+    pub prefix: String,
     #[command(flatten)]
     pub dir: DirArg,
 }
@@ -207,8 +223,10 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
         http_token: false,
         machines: None,
         machine_files: None,
+        pacemaker: None,
+        ucarp: None,
         extra: extra.clone(),
-        prefix: crate::net::PREFIX.into(),
+        prefix: args.prefix.clone(),
         dir: args.dir.clone(),
     };
     let lab = Lab::up(&up);
@@ -295,6 +313,19 @@ fn measure(args: &BenchArgs, system: &System) -> Row {
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
+    let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
+    let peer = |p: Phase| p == Phase::Pacemaker || p == Phase::Ucarp;
+    if Phase::value_variants().iter().any(|&p| !peer(p) && on(p)) {
+        baton_and_keepalived(args)?;
+    }
+    if Phase::value_variants().iter().any(|&p| peer(p) && on(p)) {
+        peers::run(args)?;
+    }
+    Ok(())
+}
+
+/// Everything but the peers: docs/bench.md and its chart.
+fn baton_and_keepalived(args: &BenchArgs) -> Result<(), String> {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     // The simulator first: its memory is this process's peak so far.
     let scale = on(Phase::Scale).then(|| baton_sim::scale::run(32, 1000));

@@ -91,6 +91,8 @@ pub fn run(args: &ReleaseArgs) -> Result<(), String> {
         http_token: false,
         machines: None,
         machine_files: None,
+        pacemaker: None,
+        ucarp: None,
         extra: Some(extra_file),
         prefix: crate::net::PREFIX.into(),
         dir: args.dir.clone(),

@@ -10,7 +10,7 @@ use baton_sim::scale::ScaleReport;
 use super::{BenchArgs, Phase, Row, System};
 
 /// The value at quantile `q` of sorted `v` (nearest rank).
-fn quantile(v: &[u64], q: f64) -> u64 {
+pub(super) fn quantile(v: &[u64], q: f64) -> u64 {
     let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
     v[rank - 1]
 }
