@@ -195,36 +195,29 @@ impl Executor {
         events: Arc<EventLog>,
         handed: Option<Books>,
     ) -> Result<Self, String> {
-        if let Some(books) = handed {
-            for (set, i, kept) in books.kept {
-                match sets.iter().find(|s| s.name == set).and_then(|s| s.resources.get(i)) {
-                    Some(r) => r.adopt(Some(kept)),
-                    None => tracing::warn!("baton: set {set} resource {i} was handed over, but is not configured"),
+        let books = match handed {
+            Some(books) => {
+                for (set, i, kept) in &books.kept {
+                    match sets.iter().find(|s| s.name == *set).and_then(|s| s.resources.get(*i)) {
+                        Some(r) => r.adopt(Some(kept.clone())),
+                        None => tracing::warn!("baton: set {set} resource {i} was handed over, but is not configured"),
+                    }
                 }
+                books
             }
-            return Ok(Self::with(node, sets, guard, results, events, books.started, books.void));
-        }
-        for set in &sets {
-            if set.cgroup.populated() {
-                tracing::warn!("baton: set {}: processes left from an earlier agent; killing them", set.name);
+            None => {
+                for set in &sets {
+                    if set.cgroup.populated() {
+                        tracing::warn!("baton: set {}: processes left from an earlier agent; killing them", set.name);
+                    }
+                    set.cgroup.kill(KILL_LIMIT).await.map_err(|e| format!("set {}: {e}", set.name))?;
+                    set.cgroup.create().map_err(|e| format!("set {}: {e}", set.name))?;
+                    guard.hold(vec![Undo::Cgroup { path: set.cgroup.path().to_path_buf() }]).await;
+                }
+                Books::default()
             }
-            set.cgroup.kill(KILL_LIMIT).await.map_err(|e| format!("set {}: {e}", set.name))?;
-            set.cgroup.create().map_err(|e| format!("set {}: {e}", set.name))?;
-            guard.hold(vec![Undo::Cgroup { path: set.cgroup.path().to_path_buf() }]).await;
-        }
-        Ok(Self::with(node, sets, guard, results, events, Vec::new(), Vec::new()))
-    }
-
-    fn with(
-        node: String,
-        sets: Vec<SetRuntime>,
-        guard: Arc<dyn GuardPort>,
-        results: mpsc::Sender<Input>,
-        events: Arc<EventLog>,
-        started: Vec<Undo>,
-        void: Vec<Undo>,
-    ) -> Self {
-        Executor {
+        };
+        Ok(Executor {
             node,
             previous: Mutex::new(vec![None; sets.len()]),
             sets,
@@ -232,9 +225,9 @@ impl Executor {
             results,
             inflight: Mutex::new(BTreeMap::new()),
             events,
-            started: Mutex::new(started),
-            void: Mutex::new(void),
-        }
+            started: Mutex::new(books.started),
+            void: Mutex::new(books.void),
+        })
     }
 
     /// The books a handover gives the next program, with what the running

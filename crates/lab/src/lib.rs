@@ -283,6 +283,33 @@ pub struct UpArgs {
     pub dir: DirArg,
 }
 
+impl UpArgs {
+    /// The lab `lab up` makes with no flags but its directory and prefix:
+    /// three nodes on two links, baton at the default timings. The bench
+    /// changes what a trial needs with `..UpArgs::plain(...)`.
+    pub fn plain(dir: DirArg, prefix: String) -> UpArgs {
+        UpArgs {
+            nodes: 3,
+            witness: false,
+            remote_witness: false,
+            links: 2,
+            heartbeat: "100ms".into(),
+            lease: None,
+            disk: false,
+            keepalived: None,
+            fencing: None,
+            http_token: false,
+            machines: None,
+            machine_files: None,
+            pacemaker: None,
+            ucarp: None,
+            prefix,
+            extra: None,
+            dir,
+        }
+    }
+}
+
 pub fn run(command: LabCommand) -> Result<(), Failure> {
     let fail = Failure::Failed;
     match command {

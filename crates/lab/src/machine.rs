@@ -53,25 +53,33 @@ pub fn root() -> Result<PathBuf, String> {
             return Err(format!("the machine lab needs {tool}: apt-get install {package} (scripts/test-deps does)"));
         }
     }
+    build_root(&root, |tmp| {
+        std::fs::create_dir_all(tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+        run(
+            Command::new("debootstrap")
+                .args(["--variant=minbase", &format!("--include={PACKAGES}"), "bookworm"])
+                .arg(tmp)
+                .arg(MIRROR),
+            "debootstrap of Debian bookworm",
+        )
+        .map(|_| ())
+    })
+}
+
+/// Builds a cached root at `root` through `build` in a directory of its
+/// own beside it, then renames it into place: a build that fails leaves
+/// nothing, and of two labs building at once the first one's root is kept.
+pub fn build_root(root: &Path, build: impl FnOnce(&Path) -> Result<(), String>) -> Result<PathBuf, String> {
     let tmp = root.with_extension(format!("building-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
-    let built = run(
-        Command::new("debootstrap")
-            .args(["--variant=minbase", &format!("--include={PACKAGES}"), "bookworm"])
-            .arg(&tmp)
-            .arg(MIRROR),
-        "debootstrap of Debian bookworm",
-    );
-    if let Err(e) = built {
+    if let Err(e) = build(&tmp) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    // Another lab may have finished first: then its root is kept.
-    if std::fs::rename(&tmp, &root).is_err() {
+    if std::fs::rename(&tmp, root).is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    Ok(root)
+    Ok(root.to_path_buf())
 }
 
 /// Where a host without systemd mounts the name=systemd hierarchy, which a

@@ -57,31 +57,20 @@ pub fn root() -> Result<PathBuf, String> {
         return Ok(root);
     }
     let base = super::machine::root()?;
-    let tmp = root.with_extension(format!("building-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let built = (|| {
-        super::machine::run(Command::new("cp").arg("-a").arg(&base).arg(&tmp), "copying the lab's root")?;
+    super::machine::build_root(&root, |tmp| {
+        super::machine::run(Command::new("cp").arg("-a").arg(&base).arg(tmp), "copying the lab's root")?;
         // Packages install their units enabled but start nothing here.
         let policy = tmp.join("usr/sbin/policy-rc.d");
         std::fs::write(&policy, "#!/bin/sh\nexit 101\n").map_err(|e| format!("writing {}: {e}", policy.display()))?;
         std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
         let install =
             format!("apt-get update -qq && apt-get install -y -q --no-install-recommends {PACKAGES} && apt-get clean");
-        in_root(&tmp, &["sh", "-c", &install])?;
+        in_root(tmp, &["sh", "-c", &install])?;
         let mut disable = vec!["systemctl", "disable"];
         disable.extend(UNUSED_UNITS);
-        in_root(&tmp, &disable)?;
+        in_root(tmp, &disable)?;
         std::fs::remove_file(&policy).map_err(|e| format!("removing {}: {e}", policy.display()))
-    })();
-    if let Err(e) = built {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    // Another lab may have finished first: then its root is kept.
-    if std::fs::rename(&tmp, &root).is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    Ok(root)
+    })
 }
 
 /// A package's version in the Pacemaker root, for the bench's report.

@@ -1634,15 +1634,10 @@ fn case28_two_servers_and_nothing_else_the_survivor_fences_its_dead_peer_and_run
     rec.assert_never_two_holders();
 }
 
-/// Two live servers that cannot hear each other both fence: the device
-/// that fences alpha (the preferred node) waits 2 s, so beta is powered off
-/// first — its own fence of alpha dies with it — and alpha goes on alone
-/// with web. One survivor, never two holders.
-#[test]
-fn case29_two_servers_split_apart_fence_each_other_and_one_survives() {
-    let lab = Lab::up("c29", &["--nodes", "2", "--fencing", "lease"]);
-    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
-    let rec = Recorder::start(&["alpha", "beta"]);
+/// alpha and beta split apart (two-node mode): both fence, the device that
+/// fences alpha waits 2 s, so beta is powered off first (the password
+/// checked) and alpha goes on alone with web, served to the client.
+fn split_pair_alpha_survives(lab: &Lab) {
     lab.run(&["partition", "alpha/beta"]);
     assert!(wait(Duration::from_secs(20), || lab.empty_ns("beta")), "beta was never powered off");
     assert!(
@@ -1655,7 +1650,19 @@ fn case29_two_servers_split_apart_fence_each_other_and_one_survives() {
     assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("alpha"));
     assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("alpha")), "the client reaches alpha");
     let fenced = std::fs::read_to_string(lab.dir.join("fence.log")).unwrap();
-    assert!(fenced.contains("action=off plug=beta"), "{fenced}");
+    assert!(fenced.contains("action=off plug=beta nodename=beta password=checked"), "{fenced}");
+}
+
+/// Two live servers that cannot hear each other both fence: the device
+/// that fences alpha (the preferred node) waits 2 s, so beta is powered off
+/// first — its own fence of alpha dies with it — and alpha goes on alone
+/// with web. One survivor, never two holders.
+#[test]
+fn case29_two_servers_split_apart_fence_each_other_and_one_survives() {
+    let lab = Lab::up("c29", &["--nodes", "2", "--fencing", "lease"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta"]);
+    split_pair_alpha_survives(&lab);
     rec.assert_never_two_holders();
 }
 
@@ -2197,21 +2204,9 @@ fn case40_two_systemd_machines_split_apart_fence_each_other_through_a_network_po
     let lab = Lab::up("c40", &["--machines", deb().to_str().unwrap(), "--nodes", "2", "--fencing", "power"]);
     assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(20)).as_deref(), Some("alpha"));
     let rec = Recorder::start(&["alpha", "beta"]);
-    lab.run(&["partition", "alpha/beta"]);
-    assert!(wait(Duration::from_secs(20), || lab.empty_ns("beta")), "beta's machine was never powered off");
-    assert!(
-        wait(Duration::from_secs(10), || lab.status("alpha").is_some_and(|d| d["alone"] == "alpha")),
-        "alpha never went on alone: {:?}",
-        lab.status("alpha")
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(!lab.empty_ns("alpha"), "alpha was powered off too");
-    assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("alpha"));
-    assert!(wait(Duration::from_secs(5), || lab.fetch().as_deref() == Some("alpha")), "the client reaches alpha");
-    let fenced = std::fs::read_to_string(lab.dir.join("fence.log")).unwrap();
-    assert!(fenced.contains("action=off plug=beta nodename=beta password=checked"), "{fenced}");
-    let journal = inside(&lab, "alpha", &["journalctl", "-u", "baton", "-o", "cat", "--no-pager"]);
-    assert!(journal.contains("beta"), "{journal}");
+    // No fence agent of the host runs in a machine: the line in fence.log
+    // was written by the power switch, asked by fence_lab over the network.
+    split_pair_alpha_survives(&lab);
     rec.assert_never_two_holders();
 }
 

@@ -29,7 +29,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 pub use boot::{GUARD_LOCK, RAFT_FILE, REJOIN_MARK};
-pub use handover::{check as check_handover, Handed, ENV as HANDOVER_ENV};
+pub use handover::Handed;
 
 use crate::api::{self, Call};
 use crate::events::EventLog;

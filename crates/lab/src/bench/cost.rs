@@ -31,6 +31,27 @@ impl Cost {
     }
 }
 
+/// One row of an idle-cost table (`| system | CPU | RSS | PSS | each node |`):
+/// the means, then every node's own numbers; a system whose run failed says so.
+pub fn row(system: &str, cost: Option<&Cost>) -> String {
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let Some(c) = cost else { return format!("| {system} | failed to run | – | – | – |") };
+    let each: Vec<String> = c
+        .nodes
+        .iter()
+        .map(|(n, cpu, rss, pss, procs)| {
+            format!("{n}: {cpu:.2} %, RSS {:.1} MiB, PSS {:.1} MiB ({procs} processes)", mib(*rss), mib(*pss))
+        })
+        .collect();
+    format!(
+        "| {system} | {:.2} % | {:.1} MiB | {:.1} MiB | {} |",
+        c.mean_cpu(),
+        mib(c.mean_rss_kib()),
+        mib(c.mean_pss_kib()),
+        each.join("; ")
+    )
+}
+
 fn daemon_pids(ns: &str, holder: Option<u32>) -> Vec<u32> {
     let out = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| o.stdout).unwrap_or_default();
     String::from_utf8_lossy(&out)

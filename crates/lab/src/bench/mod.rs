@@ -212,22 +212,13 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
     let extra = system.nfs.then(|| nfs::extra(&args.dir.dir)).transpose()?;
     let up = UpArgs {
         nodes: system.nodes,
-        witness: false,
-        remote_witness: false,
-        links: 2,
         heartbeat: system.heartbeat.into(),
         lease: Some(system.lease.into()),
         disk: system.nfs,
         keepalived: system.keepalived.map(str::to_string),
         fencing: system.fencing.map(str::to_string),
-        http_token: false,
-        machines: None,
-        machine_files: None,
-        pacemaker: None,
-        ucarp: None,
         extra: extra.clone(),
-        prefix: args.prefix.clone(),
-        dir: args.dir.clone(),
+        ..UpArgs::plain(args.dir.clone(), args.prefix.clone())
     };
     let lab = Lab::up(&up);
     let result = lab.and_then(|mut lab| {

@@ -75,18 +75,6 @@ pub struct PeerRow {
 /// whatever happens.
 fn on_lab<T>(args: &BenchArgs, peer: &Peer, f: impl FnOnce(&mut Lab) -> Result<T, String>) -> Result<T, String> {
     let up = UpArgs {
-        nodes: 3,
-        witness: false,
-        remote_witness: false,
-        links: 2,
-        heartbeat: "100ms".into(),
-        lease: None,
-        disk: false,
-        keepalived: None,
-        fencing: None,
-        http_token: false,
-        machines: None,
-        machine_files: None,
         pacemaker: match peer.setup {
             Setup::Pacemaker(token) => Some(token.into()),
             Setup::Ucarp(_) => None,
@@ -95,9 +83,7 @@ fn on_lab<T>(args: &BenchArgs, peer: &Peer, f: impl FnOnce(&mut Lab) -> Result<T
             Setup::Ucarp(advbase) => Some(advbase.into()),
             Setup::Pacemaker(_) => None,
         },
-        extra: None,
-        prefix: args.prefix.clone(),
-        dir: args.dir.clone(),
+        ..UpArgs::plain(args.dir.clone(), args.prefix.clone())
     };
     let mut lab = Lab::up(&up)?;
     let result = f(&mut lab);
@@ -279,28 +265,8 @@ fn crash_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], pacemaker: boo
 
 /// The idle-cost rows of the peers' default settings.
 fn cost_rows(md: &mut String, peers: &[Peer], rows: &[PeerRow]) {
-    let mib = |kib: u64| kib as f64 / 1024.0;
     for (peer, row) in peers.iter().zip(rows).filter(|(p, _)| p.default) {
-        let Some(c) = &row.cost else {
-            let _ = writeln!(md, "| {} | failed to run | – | – | – |", peer.name);
-            continue;
-        };
-        let each: Vec<String> = c
-            .nodes
-            .iter()
-            .map(|(n, cpu, rss, pss, procs)| {
-                format!("{n}: {cpu:.2} %, RSS {:.1} MiB, PSS {:.1} MiB ({procs} processes)", mib(*rss), mib(*pss))
-            })
-            .collect();
-        let _ = writeln!(
-            md,
-            "| {} | {:.2} % | {:.1} MiB | {:.1} MiB | {} |",
-            peer.name,
-            c.mean_cpu(),
-            mib(c.mean_rss_kib()),
-            mib(c.mean_pss_kib()),
-            each.join("; ")
-        );
+        let _ = writeln!(md, "{}", cost::row(peer.name, row.cost.as_ref()));
     }
 }
 

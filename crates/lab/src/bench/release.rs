@@ -78,25 +78,8 @@ pub fn run(args: &ReleaseArgs) -> Result<(), String> {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
     let extra_file = tools.join("extra.toml");
     std::fs::write(&extra_file, extra(&args.dir.dir, &script)).map_err(|e| e.to_string())?;
-    let up = UpArgs {
-        nodes: 3,
-        witness: false,
-        remote_witness: false,
-        links: 2,
-        heartbeat: "100ms".into(),
-        lease: None,
-        disk: true,
-        keepalived: None,
-        fencing: None,
-        http_token: false,
-        machines: None,
-        machine_files: None,
-        pacemaker: None,
-        ucarp: None,
-        extra: Some(extra_file),
-        prefix: crate::net::PREFIX.into(),
-        dir: args.dir.clone(),
-    };
+    let up =
+        UpArgs { disk: true, extra: Some(extra_file), ..UpArgs::plain(args.dir.clone(), crate::net::PREFIX.into()) };
     let mut lab = Lab::up(&up)?;
     let result = trials(&mut lab, args.trials);
     let down = Lab::down(&lab.dir);

@@ -248,26 +248,7 @@ pub fn markdown(
             args.cost_seconds
         );
         for (system, row) in systems.iter().zip(rows).filter(|(s, _)| s.default) {
-            let Some(c) = &row.cost else {
-                let _ = writeln!(md, "| {} | failed to run | – | – | – |", system.name);
-                continue;
-            };
-            let each: Vec<String> = c
-                .nodes
-                .iter()
-                .map(|(n, cpu, rss, pss, procs)| {
-                    format!("{n}: {cpu:.2} %, RSS {:.1} MiB, PSS {:.1} MiB ({procs} processes)", mib(*rss), mib(*pss))
-                })
-                .collect();
-            let _ = writeln!(
-                md,
-                "| {} | {:.2} % | {:.1} MiB | {:.1} MiB | {} |",
-                system.name,
-                c.mean_cpu(),
-                mib(c.mean_rss_kib()),
-                mib(c.mean_pss_kib()),
-                each.join("; ")
-            );
+            let _ = writeln!(md, "{}", super::cost::row(system.name, row.cost.as_ref()));
         }
         md.push('\n');
     }
