@@ -219,17 +219,19 @@ pub enum ConfigCommand {
         /// The configuration file (default: --config).
         file: Option<PathBuf>,
     },
-    /// Make FILE the cluster's agreed configuration (not implemented yet).
+    /// Make FILE the cluster's agreed configuration: validated, shown set
+    /// by set as `diff` does, then agreed; every node applies it.
     Apply {
         /// The configuration file (default: --config).
         file: Option<PathBuf>,
     },
-    /// What applying FILE would do, set by set (not implemented yet).
+    /// What applying FILE would do, set by set (start, stop, restart,
+    /// policy, nothing), against the running cluster.
     Diff {
         /// The configuration file (default: --config).
         file: Option<PathBuf>,
     },
-    /// The agreed configuration and its generation (not implemented yet).
+    /// The agreed configuration and its generation.
     Show,
 }
 

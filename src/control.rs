@@ -18,7 +18,7 @@ fn socket(cli: &Cli) -> Result<PathBuf, Failure> {
     Ok(state_dir.join("baton.sock"))
 }
 
-fn call(cli: &Cli, req: Request) -> Result<Response, Failure> {
+pub fn call(cli: &Cli, req: Request) -> Result<Response, Failure> {
     call_within(cli, req, None)
 }
 
@@ -63,6 +63,10 @@ fn table(doc: &Value) -> String {
     }
     if doc["maintenance"] == true {
         out += "\nMAINTENANCE MODE: nothing is started, stopped or recovered (`baton maintenance off` ends it)\n";
+    }
+    if doc["config_drift"] == true {
+        out += "\nCONFIGURATION DRIFT: a node's file differs from the agreed configuration (`baton config diff` \
+                on it shows how; `baton config apply` agrees one)\n";
     }
     if let Some(alone) = doc["alone"].as_str() {
         out +=
@@ -339,6 +343,11 @@ fn simulate(cli: &Cli, kill: &[String], standby: &[String], cut: &[String]) -> R
     let data = call(cli, Request::AgreedState)?.data.unwrap_or_default();
     let state: baton_state::ClusterState = serde_json::from_value(data)
         .map_err(|e| Failure::Failed(format!("the agent's agreed state is unreadable: {e}")))?;
+    // The sets the cluster runs: the agreed configuration's, once agreed.
+    let mut topo = topo;
+    if let Some(agreed) = &state.config {
+        topo.sets.clone_from(&agreed.sets);
+    }
     if (state.nodes.len(), state.sets.len()) != (topo.nodes.len(), topo.sets.len()) {
         return Err(Failure::Failed(format!(
             "{} does not describe the running cluster ({} nodes and {} sets agreed)",

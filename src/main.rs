@@ -3,6 +3,7 @@
 //! configuration error.
 
 mod cli;
+mod configure;
 mod control;
 mod disk;
 mod manpage;
@@ -41,12 +42,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}: ok: {}", file.display(), config.summary());
             Ok(())
         }
-        Command::Config(_) => Err(Failure::Failed(
-            "config apply, diff and show are not implemented yet: the configuration is not agreed through the \
-             cluster; put the same file on every node and restart the agents one at a time (each restart hands \
-             its node's sets over)"
-                .into(),
-        )),
+        Command::Config(ref command) => configure::run(&cli, command),
         Command::Agent { ref log_level } => {
             baton_agent::log::init(log_level.as_deref()).map_err(Failure::Usage)?;
             if let Some(level) = log_level {

@@ -84,6 +84,19 @@ pub enum Request {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// `baton config apply`: propose this file's text as the cluster's
+    /// configuration; answered once agreed, with its generation.
+    ConfigApply {
+        text: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// `baton config diff`: what applying this text would do, set by set.
+    ConfigDiff {
+        text: String,
+    },
+    /// `baton config show`: the agreed configuration and its generation.
+    ConfigShow,
     /// The merged event history of every reachable node.
     Events {
         since_ms: u64,

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,7 @@ pub struct EventLog {
     path: PathBuf,
     records: Mutex<Vec<Record>>,
     /// Where new events are offered for notification, once connected.
-    outbox: OnceLock<crate::notify::Outbox>,
+    outbox: Mutex<Option<crate::notify::Outbox>>,
     metrics: crate::metrics::Metrics,
 }
 
@@ -82,7 +82,7 @@ impl EventLog {
             node: node.to_string(),
             path,
             records: Mutex::new(records),
-            outbox: OnceLock::new(),
+            outbox: Mutex::new(None),
             metrics: crate::metrics::Metrics::default(),
         }
     }
@@ -92,9 +92,10 @@ impl EventLog {
         &self.metrics
     }
 
-    /// Offer every event recorded from now on to the notifiers.
-    pub fn connect(&self, outbox: crate::notify::Outbox) {
-        let _ = self.outbox.set(outbox);
+    /// Offer every event recorded from now on to these notifiers (those of
+    /// an earlier configuration deliver what they have queued, then end).
+    pub fn connect(&self, outbox: Option<crate::notify::Outbox>) {
+        *self.outbox.lock().expect("not poisoned") = outbox;
     }
 
     pub fn record(
@@ -116,7 +117,7 @@ impl EventLog {
         };
         let line = serde_json::to_string(&r).expect("records serialize");
         self.metrics.event(&r.kind, r.set.as_deref(), r.duration_ms);
-        if let Some(outbox) = self.outbox.get() {
+        if let Some(outbox) = &*self.outbox.lock().expect("not poisoned") {
             outbox.offer(&r);
         }
         let mut records = self.records.lock().expect("not poisoned");

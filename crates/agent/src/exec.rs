@@ -10,10 +10,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use baton_config::{Config, NfsServer, ResourceKind, SetConfig};
+use baton_config::{NfsServer, ResourceKind, SetConfig};
 use baton_core::lifecycle::{Action, HookKind, Step};
 use baton_core::{Input, SetId};
 use baton_resources::cgroup::{self, Cgroup};
@@ -37,6 +37,9 @@ use crate::guard_link::GuardPort;
 /// Below the state directory: where OCF agents keep their temporary files.
 pub const OCF_DIR: &str = "ocf";
 
+/// A resource of a retired set whose definition this agent never had.
+const UNKNOWN: &str = "this set was retired by a configuration change before the agent started: nothing of it runs";
+
 /// How long a cgroup may take to empty after SIGKILL.
 const KILL_LIMIT: Duration = Duration::from_secs(5);
 
@@ -57,27 +60,26 @@ impl SetRuntime {
     }
 }
 
-/// The resources of every set, built from the configuration: each in its
-/// set's cgroup under `base`; what they write for themselves goes below
-/// `state_dir`.
-pub fn build(config: &Config, node: &str, base: &Cgroup, nl: &Netlink, state_dir: &Path) -> Vec<SetRuntime> {
-    config
-        .sets
-        .iter()
-        .map(|set| {
-            let cg = base.child(&format!("set-{}", cgroup::dir_name(&set.name)));
-            let resources = (0..set.resources.len())
-                .map(|i| resource(set, i, Context::new(&set.name, node, cg.child(&i.to_string())), nl, state_dir))
-                .collect();
-            SetRuntime {
-                name: set.name.clone(),
-                hooks: set.hooks.clone(),
-                cgroup: cg,
-                resources,
-                labels: set.resources.iter().map(|r| r.kind.label()).collect(),
-            }
-        })
-        .collect()
+/// Builds a set's resources and hooks from its configuration (the real
+/// ones with [`builder`]; tests build fakes).
+pub type Builder = Box<dyn Fn(&SetConfig) -> SetRuntime + Send + Sync>;
+
+/// The real builder: each set in its cgroup under `base`; what its
+/// resources write for themselves goes below `state_dir`.
+pub fn builder(node: String, base: Cgroup, nl: Netlink, state_dir: PathBuf) -> Builder {
+    Box::new(move |set: &SetConfig| {
+        let cg = base.child(&format!("set-{}", cgroup::dir_name(&set.name)));
+        let resources = (0..set.resources.len())
+            .map(|i| resource(set, i, Context::new(&set.name, &node, cg.child(&i.to_string())), &nl, &state_dir))
+            .collect();
+        SetRuntime {
+            name: set.name.clone(),
+            hooks: set.hooks.clone(),
+            cgroup: cg,
+            resources,
+            labels: set.resources.iter().map(|r| r.kind.label()).collect(),
+        }
+    })
 }
 
 fn resource(set: &SetConfig, i: usize, ctx: Context, nl: &Netlink, state_dir: &Path) -> Box<dyn Resource> {
@@ -143,7 +145,8 @@ fn resource(set: &SetConfig, i: usize, ctx: Context, nl: &Netlink, state_dir: &P
 
 pub struct Executor {
     node: String,
-    sets: Vec<SetRuntime>,
+    /// By set slot; a configuration change adds slots ([`Self::extend`]).
+    sets: RwLock<Vec<Arc<SetRuntime>>>,
     guard: Arc<dyn GuardPort>,
     results: mpsc::Sender<Input>,
     inflight: Mutex<BTreeMap<SetId, Vec<AbortHandle>>>,
@@ -220,7 +223,7 @@ impl Executor {
         Ok(Executor {
             node,
             previous: Mutex::new(vec![None; sets.len()]),
-            sets,
+            sets: RwLock::new(sets.into_iter().map(Arc::new).collect()),
             guard,
             results,
             inflight: Mutex::new(BTreeMap::new()),
@@ -230,14 +233,41 @@ impl Executor {
         })
     }
 
+    /// The set slots a configuration change added: their cgroups made and
+    /// held by the guard. Nothing is killed: a retired set of the same name
+    /// may still be stopping in the same cgroup (the new one starts only
+    /// once it has stopped). The holds are queued ahead of every later
+    /// order to the guard, so ahead of any start in them.
+    pub fn extend(&self, added: Vec<SetRuntime>) {
+        for set in &added {
+            if let Err(e) = set.cgroup.create() {
+                tracing::warn!("baton: set {}: {e}", set.name);
+            }
+            self.guard.tell(crate::guard::Order::Hold(Undo::Cgroup { path: set.cgroup.path().to_path_buf() }));
+        }
+        let mut sets = self.sets.write().expect("not poisoned");
+        sets.extend(added.into_iter().map(Arc::new));
+        self.previous.lock().expect("not poisoned").resize(sets.len(), None);
+    }
+
+    fn rt(&self, set: SetId) -> Arc<SetRuntime> {
+        Arc::clone(&self.sets.read().expect("not poisoned")[usize::from(set)])
+    }
+
     /// The books a handover gives the next program, with what the running
     /// sets' resources keep for it.
     pub fn keep(&self, running: &[SetId]) -> Books {
         let kept = running
             .iter()
             .flat_map(|&set| {
-                let rt = &self.sets[usize::from(set)];
-                rt.resources.iter().enumerate().filter_map(|(i, r)| Some((rt.name.clone(), i, r.keep()?)))
+                let rt = self.rt(set);
+                let kept: Vec<_> = rt
+                    .resources
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| Some((rt.name.clone(), i, r.keep()?)))
+                    .collect();
+                kept
             })
             .collect();
         Books {
@@ -284,14 +314,17 @@ impl Executor {
                     Input::StepDone { set, token, ok }
                 }
                 Action::Monitor { set, token, resource, timeout } => {
-                    let r = &me.sets[usize::from(set)].resources[resource];
-                    let result = match tokio::time::timeout(timeout, r.monitor(timeout)).await {
-                        Ok(r) => r,
-                        Err(_) => Err(format!("did not answer within {timeout:?}")),
+                    let rt = me.rt(set);
+                    let result = match rt.resources.get(resource) {
+                        Some(r) => match tokio::time::timeout(timeout, r.monitor(timeout)).await {
+                            Ok(r) => r,
+                            Err(_) => Err(format!("did not answer within {timeout:?}")),
+                        },
+                        None => Err(UNKNOWN.into()),
                     };
-                    me.events.metrics().monitor(me.set_name(set), result.is_ok());
+                    me.events.metrics().monitor(&rt.name, result.is_ok());
                     if let Err(why) = &result {
-                        tracing::warn!("baton: set {}: monitor of resource {resource} failed: {why}", me.set_name(set));
+                        tracing::warn!("baton: set {}: monitor of resource {resource} failed: {why}", rt.name);
                     }
                     Input::MonitorDone { set, token, ok: result.is_ok() }
                 }
@@ -310,10 +343,11 @@ impl Executor {
         let result = tokio::time::timeout(timeout, self.run(set, step, timeout)).await;
         let took = Some(started.elapsed().as_millis() as u64);
         let what = self.describe(set, step);
-        let name = self.set_name(set);
+        let rt = self.rt(set);
+        let name = rt.name.as_str();
         let why = match result {
             Ok(Ok(())) => {
-                let hookless = matches!(step, Step::Hook(_)) && self.sets[usize::from(set)].hooks.is_none();
+                let hookless = matches!(step, Step::Hook(_)) && rt.hooks.is_none();
                 if !hookless {
                     self.events.record("step", Some(name), format!("{what}: done"), took, None);
                 }
@@ -327,22 +361,19 @@ impl Executor {
         false
     }
 
-    fn set_name(&self, set: SetId) -> &str {
-        &self.sets[usize::from(set)].name
-    }
-
     /// "start ip 10.0.0.100/24", "hooks PreAcq*", ...
     fn describe(&self, set: SetId, step: Step) -> String {
-        let labels = &self.sets[usize::from(set)].labels;
+        let rt = self.rt(set);
+        let label = |i: usize| rt.labels.get(i).map_or("a resource no longer configured", String::as_str);
         match step {
             Step::Hook(kind) => format!("hooks {}*", kind.prefix()),
-            Step::Start(i) => format!("start {}", labels[i]),
-            Step::Stop(i) => format!("stop {}", labels[i]),
+            Step::Start(i) => format!("start {}", label(i)),
+            Step::Stop(i) => format!("stop {}", label(i)),
         }
     }
 
     async fn run(&self, set: SetId, step: Step, limit: Duration) -> Result<(), String> {
-        let rt = &self.sets[usize::from(set)];
+        let rt = self.rt(set);
         match step {
             Step::Hook(kind) => {
                 let Some(dir) = &rt.hooks else { return Ok(()) };
@@ -362,12 +393,15 @@ impl Executor {
                 Ok(())
             }
             Step::Start(i) => {
-                let r = &rt.resources[i];
+                let r = rt.resources.get(i).ok_or(UNKNOWN)?;
                 // The guard holds how to undo it before it exists.
                 self.started.lock().expect("not poisoned").extend(r.undo());
                 self.guard.hold(r.undo()).await;
                 r.start(limit).await
             }
+            // A set retired by a configuration change, after the agent
+            // started again: nothing of it ran in this agent's time.
+            Step::Stop(i) if i >= rt.resources.len() => Ok(()),
             Step::Stop(i) => {
                 let r = &rt.resources[i];
                 r.stop(limit).await?;

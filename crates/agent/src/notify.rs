@@ -105,7 +105,7 @@ pub fn start(config: &Notify, events: &Arc<EventLog>) {
         targets.push((Target::Email(n.target.clone()), n.events.clone()));
     }
     if targets.is_empty() {
-        return;
+        return events.connect(None);
     }
     let mut queues = Vec::new();
     for (target, kinds) in targets {
@@ -127,7 +127,7 @@ pub fn start(config: &Notify, events: &Arc<EventLog>) {
             }
         });
     }
-    events.connect(Outbox { queues });
+    events.connect(Some(Outbox { queues }));
 }
 
 async fn deliver_exec(argv: &[String], json: &str) -> Result<(), String> {

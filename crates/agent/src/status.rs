@@ -64,13 +64,14 @@ pub fn line(config: &Config, node: &Node, leader: Option<u64>, now: Time) -> Str
         .map(|s| config.sets[usize::from(s)].name.as_str())
         .collect();
     let quorum = node.lease_expiry().is_some_and(|end| end > now);
+    let sets = node.topology().live_sets().count();
     format!(
         "{}; leader {}; runs {} of {} set{}{}",
         if quorum { "quorum" } else { "no quorum" },
         leader.map_or("none", name),
         here.len(),
-        config.sets.len(),
-        if config.sets.len() == 1 { "" } else { "s" },
+        sets,
+        if sets == 1 { "" } else { "s" },
         if here.is_empty() { String::new() } else { format!(": {}", here.join(", ")) },
     )
 }
@@ -113,11 +114,16 @@ pub fn document(
                 "epoch": rec.epoch,
                 "voter": voters.contains(&u64::from(n)),
                 "config": rec.config,
+                "config_drift": node.state().node_drifts(n),
                 "links": links,
             })
         })
         .collect();
+    // A set retired by a configuration change is shown while it still has
+    // an owner (it is being stopped there), then no more.
+    let shown = |s: &SetId| !node.state().retired(*s) || node.state().set(*s).owner.is_some();
     let sets: Vec<Value> = (0..config.sets.len() as SetId)
+        .filter(shown)
         .map(|s| {
             let rec = node.state().set(s);
             let state = set_state(node, s, now);
@@ -133,6 +139,7 @@ pub fn document(
                 "frozen": rec.frozen,
                 "pinned": rec.pin.map(name),
                 "excluded": rec.excluded.keys().map(|&n| name(n)).collect::<Vec<_>>(),
+                "retired": node.state().retired(s),
                 "resources": resources,
             })
         })
@@ -153,6 +160,7 @@ pub fn document(
         "quorum": lease_ms.is_some_and(|ms| ms > 0),
         "maintenance": node.state().maintenance,
         "config_drift": node.state().config_drift(),
+        "config_generation": node.state().config_generation(),
         "alone": node.state().alone.map(name),
         "lease_ms_left": lease_ms,
         "applied": node.state().applied,

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_agent::api::{self, Request};
-use baton_agent::exec::SetRuntime;
+use baton_agent::exec::{Builder, SetRuntime};
 use baton_agent::guard_link::Ledger;
 use baton_agent::shell::{Agent, Inputs, Options, Ports, Signal};
+use baton_config::SetConfig;
 use baton_resources::cgroup::Cgroup;
 use baton_resources::Fake;
 use tokio::sync::{mpsc, oneshot};
@@ -122,13 +123,14 @@ impl Cluster {
         let me = self.nodes.iter().position(|n| *n == node).unwrap();
         let config = baton_config::load(file).unwrap();
         let state_dir = self.dir.join(node);
-        let set = SetRuntime {
-            name: "web".into(),
+        let (cgroups, runs) = (self.dir.join("cgroups").join(node), fake.clone());
+        let build: Builder = Box::new(move |set: &SetConfig| SetRuntime {
+            name: set.name.clone(),
             hooks: None,
-            cgroup: Cgroup(self.dir.join("cgroups").join(node).join("web")),
-            resources: vec![Box::new(fake.clone())],
+            cgroup: Cgroup(cgroups.join(&set.name)),
+            resources: vec![Box::new(runs.clone())],
             labels: vec!["fake".into()],
-        };
+        });
         let (signals_tx, signals) = mpsc::channel(4);
         let (kill, killed) = oneshot::channel::<()>();
         let socket = self.socket(node);
@@ -138,7 +140,7 @@ impl Cluster {
                 let ports = Ports {
                     guard: Arc::new(Ledger::default()),
                     guard_ended: None,
-                    sets: vec![set],
+                    build,
                     netlink: None,
                     signals,
                     pill_found: false,

@@ -28,6 +28,14 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     values::duration(text)
 }
 
+/// The first 16 hex digits of the SHA-256 of `bytes`: how a configuration
+/// file (meant to be identical on every node, byte for byte) and a set's
+/// definition are compared.
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Everything wrong with one configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {

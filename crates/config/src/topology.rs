@@ -68,6 +68,7 @@ impl Config {
                 failure_timeout: s.failure_timeout.or(self.cluster.failure_timeout),
                 resources: s.resources.iter().map(resource_spec).collect(),
                 hook_timeout: HOOK_TIMEOUT,
+                definition: crate::digest(format!("{:?} {:?}", s.resources, s.hooks).as_bytes()),
             })
             .collect();
         Topology { nodes, links: self.links(), sets, timing: self.timing(), fenceable: self.fenceable() }

@@ -12,6 +12,7 @@ pub mod lease;
 pub mod lifecycle;
 pub mod node;
 pub mod placement;
+pub mod reconfigure;
 pub mod release;
 pub mod requests;
 pub mod simulate;

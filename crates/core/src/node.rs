@@ -310,7 +310,13 @@ impl Node {
         topo.validate().expect("the topology was validated when it was built");
         let n = topo.nodes.len();
         assert!(usize::from(me) < n, "node {me} not in the topology");
-        assert_eq!((state.nodes.len(), state.sets.len()), (n, topo.sets.len()), "state does not fit the topology");
+        assert_eq!(state.nodes.len(), n, "state does not fit the topology");
+        // The agreed configuration's sets, if one is agreed, else the file's.
+        let mut topo = topo;
+        if let Some(agreed) = &state.config {
+            topo.sets.clone_from(&agreed.sets);
+        }
+        assert_eq!(state.sets.len(), topo.sets.len(), "state does not fit the topology");
         let mut persisted = persisted;
         persisted.denials.resize(n, Denial::default());
         persisted.abandoned.resize(topo.sets.len(), None);
@@ -366,6 +372,26 @@ impl Node {
     /// on every return). ARCHITECTURE.md, "The shared disk as the fence device".
     pub fn pill_found(&mut self) {
         self.pill_found = true;
+    }
+
+    /// The agreed configuration changed (a `Configure` applied, or a
+    /// snapshot restored): the sets are the agreed slots, policies as
+    /// agreed, new slots stopped. Slots are only ever added.
+    fn follow_config(&mut self) {
+        let Some(agreed) = &self.state.config else { return };
+        if agreed.sets == self.topo.sets {
+            return;
+        }
+        assert!(agreed.sets.len() >= self.topo.sets.len(), "an agreed configuration dropped set slots");
+        self.topo.sets.clone_from(&agreed.sets);
+        let n = self.topo.sets.len();
+        for (i, spec) in self.topo.sets.iter().enumerate().skip(self.sets.len()) {
+            self.sets.push(Lifecycle::new(i as SetId, spec));
+        }
+        self.failed.resize(n, None);
+        self.block_seen.resize(n, false);
+        self.persisted.abandoned.resize(n, None);
+        assert_eq!(self.state.sets.len(), n, "the agreed state does not fit its configuration");
     }
 
     /// The self-confirmation a node owes before it joins, if any.
@@ -431,11 +457,15 @@ impl Node {
                 if let (Command::Duplicate { set, strangers, .. }, Ok(_)) = (&command, &result) {
                     self.fence_strangers(now, *set, strangers, &mut out);
                 }
+                if let (Command::Configure { .. }, Ok(_)) = (&command, &result) {
+                    self.follow_config();
+                }
                 out.push(Output::Event(Event::Applied { command, result }));
             }
             Input::Restore(state) => {
-                assert_eq!((state.nodes.len(), state.sets.len()), (self.topo.nodes.len(), self.topo.sets.len()));
+                assert_eq!(state.nodes.len(), self.topo.nodes.len(), "a restored state for other nodes");
                 self.state = state;
+                self.follow_config();
             }
             // While the guard fires it kills everything this node runs, the
             // programs of steps in flight too: their failure says nothing (a
@@ -946,6 +976,18 @@ impl Node {
             Request::Handover => {
                 self.handover_asked = Some(id);
                 return;
+            }
+            Request::Configure(p) => {
+                let agreed = self.state.config.as_ref().is_some_and(|c| c.digest == p.digest);
+                if agreed {
+                    return out.push(answer(Reply::Done));
+                }
+                match crate::reconfigure::plan(&self.topo, &self.state, &p.topology) {
+                    Ok(plan) => {
+                        Work::Configure { generation: plan.generation, digest: p.digest, text: p.text, sets: plan.sets }
+                    }
+                    Err(why) => return out.push(answer(Reply::Refused(Refusal::Config(why)))),
+                }
             }
         };
         let deadline = now + work.wait();

@@ -49,7 +49,14 @@ fn place(topo: &Topology, state: &ClusterState, live: &[Liveness], now: Time, se
         return None;
     }
     let spec = &topo.sets[usize::from(set)];
-    let ok = |n: NodeId| eligible(topo, state, live, set, n);
+    // A set added by a configuration change waits for every retired set
+    // to stop: it may take over what one of them holds.
+    if rec.owner.is_none() && rec.fresh && state.retiring().is_some() {
+        return None;
+    }
+    // Its owner may have left its preference order (a configuration
+    // change; a retired set has none): then it moves, or stops.
+    let ok = |n: NodeId| spec.nodes.contains(&n) && eligible(topo, state, live, set, n);
     let pin = rec.pin.filter(|&p| spec.nodes.contains(&p) && ok(p));
     let generation = rec.generation;
     match rec.owner {

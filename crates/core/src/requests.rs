@@ -65,6 +65,8 @@ pub enum Request {
     /// with what the next program needs (`Reply::HandedOver`), after which
     /// this node does nothing more.
     Handover,
+    /// Agree on this configuration (`baton config apply`, SIGHUP).
+    Configure(Box<crate::reconfigure::Proposal>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +138,8 @@ pub enum Refusal {
         set: SetId,
     },
     NoHandover(&'static str),
+    /// A configuration that cannot be applied live, or lost to another.
+    Config(String),
 }
 
 impl Refusal {
@@ -163,6 +167,7 @@ impl Refusal {
                 format!("{} is starting, stopping or moving here: hand over once it has settled", s(*set))
             }
             Refusal::NoHandover(why) => format!("no handover now: {why}"),
+            Refusal::Config(why) => why.clone(),
         }
     }
 }
@@ -214,6 +219,13 @@ pub enum Work {
     },
     /// This node goes on alone (two-node mode): done once agreed.
     Alone,
+    /// The configuration with this digest is agreed as `generation`.
+    Configure {
+        generation: u64,
+        digest: String,
+        text: String,
+        sets: Vec<baton_state::SetSpec>,
+    },
 }
 
 /// Why `node` may not be given `set` now, if it may not.
@@ -252,6 +264,14 @@ impl Work {
             Work::Unlock { name, token } => Some(Command::Unlock { name: name.clone(), node: me, token: *token }),
             // Proposed by two-node mode itself, once the peer is evicted.
             Work::Alone => None,
+            Work::Configure { generation, digest, text, sets } => {
+                (state.config_generation() < *generation).then(|| Command::Configure {
+                    generation: *generation,
+                    digest: digest.clone(),
+                    text: text.clone(),
+                    sets: sets.clone(),
+                })
+            }
         }
     }
 
@@ -292,6 +312,18 @@ impl Work {
                 ok(state.locks.get(name).is_none_or(|l| l.holder != me || l.token != *token))
             }
             Work::Alone => ok(state.alone == Some(me)),
+            Work::Configure { generation, digest, .. } => {
+                let agreed = state.config.as_ref().filter(|c| c.generation >= *generation)?;
+                Some(if agreed.generation == *generation && agreed.digest == *digest {
+                    Reply::Done
+                } else {
+                    Reply::Refused(Refusal::Config(format!(
+                        "another configuration ({}) was agreed first, as generation {}: compare with `baton config \
+                         diff` and apply again",
+                        agreed.digest, agreed.generation
+                    )))
+                })
+            }
         }
     }
 

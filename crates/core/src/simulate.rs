@@ -158,6 +158,7 @@ mod tests {
                 failure_timeout: None,
                 resources: Vec::new(),
                 hook_timeout: Duration::from_secs(1),
+                definition: String::new(),
             }],
             timing: Timing {
                 heartbeat_interval: Duration::from_millis(100),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-pub use baton_state::{NodeId, SetId};
+pub use baton_state::{Failback, NodeId, ResourceSpec, SetId, SetSpec};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
@@ -27,46 +27,6 @@ pub struct NodeSpec {
     /// It is on the first `links` links: every link for a full node, one
     /// or more for a witness (a remote witness, ARCHITECTURE.md).
     pub links: usize,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failback {
-    /// A recovered preferred node becomes the standby (Fusion's policy).
-    Never,
-    /// The set returns to a more preferred node once it has been up for
-    /// `delay` (AFM's and Apple's policy).
-    Auto { delay: Duration },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SetSpec {
-    pub name: String,
-    /// Preference order; never contains a witness.
-    pub nodes: Vec<NodeId>,
-    pub failback: Failback,
-    /// Local restarts allowed within `restart_window` before failing over.
-    pub max_restarts: u32,
-    pub restart_window: Duration,
-    /// An exclusion from this set lapses this long after the leader saw it
-    /// agreed; `None`: it lasts until an operator clears it.
-    pub failure_timeout: Option<Duration>,
-    pub resources: Vec<ResourceSpec>,
-    /// The limit for each hook step (Test, PreAcq*, PostAcq*, PreRel*, PostRel*).
-    pub hook_timeout: Duration,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResourceSpec {
-    /// What the logs and events call it, e.g. `ip 10.0.0.100/24`.
-    pub label: String,
-    pub start_timeout: Duration,
-    pub stop_timeout: Duration,
-    /// `None`: the resource has no monitor.
-    pub monitor_interval: Option<Duration>,
-    pub monitor_timeout: Duration,
-    /// A service address: when a lease ends, addresses go first, so that
-    /// clients stop reaching this node before anything else is torn down.
-    pub address: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +105,17 @@ impl Topology {
 
     pub fn node_name(&self, node: NodeId) -> &str {
         &self.nodes[usize::from(node)].name
+    }
+
+    /// The set of that name, if the configuration has it (never a slot
+    /// retired by a configuration change).
+    pub fn set_by_name(&self, name: &str) -> Option<SetId> {
+        self.sets.iter().position(|s| s.name == name && !s.nodes.is_empty()).map(|i| i as SetId)
+    }
+
+    /// The sets the configuration has, with their slots (not the retired).
+    pub fn live_sets(&self) -> impl Iterator<Item = (SetId, &SetSpec)> + '_ {
+        self.sets.iter().enumerate().filter(|(_, s)| !s.nodes.is_empty()).map(|(i, s)| (i as SetId, s))
     }
 
     pub fn set_name(&self, set: SetId) -> &str {

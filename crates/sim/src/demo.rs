@@ -32,6 +32,7 @@ pub fn topology() -> Topology {
             failure_timeout: None,
             resources: vec![resource("ip 10.0.0.100/24"), resource("process httpd")],
             hook_timeout: Duration::from_secs(30),
+            definition: String::new(),
         }],
         timing: scenario::timing(),
         fenceable: vec![false; 3],

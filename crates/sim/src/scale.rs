@@ -72,6 +72,7 @@ fn topology(nodes: usize, sets: usize) -> Topology {
                 failure_timeout: None,
                 resources: vec![resource("ip", true), resource("process", false)],
                 hook_timeout: Duration::from_secs(30),
+                definition: String::new(),
             })
             .collect(),
         timing: scenario::timing(),

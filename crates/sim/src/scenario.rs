@@ -189,6 +189,7 @@ pub fn random_topology(rng: &mut Rng) -> Topology {
                 failure_timeout: rng.chance(300).then(|| ms(rng, 1_000, 8_000)),
                 resources,
                 hook_timeout: ms(rng, 300, 2000),
+                definition: String::new(),
             }
         })
         .collect();

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::model::{ClusterState, Membership, NodeId, Phase, SetId, Suspicion};
+use crate::spec::SetSpec;
 
 /// Why a node may not run a set until an operator clears it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -163,6 +164,19 @@ pub enum Command {
     /// Two-node mode: the peer is a voter of the agreement layer again, so
     /// a majority is both nodes again.
     Together,
+    /// The cluster's configuration, generation `generation` (one above the
+    /// agreed one): the file's text and its digest, and the sets as the
+    /// core knows them, by slot. `sets` extends the agreed sets: a slot
+    /// keeps its place for ever; a set the file no longer has, or whose
+    /// resources changed, keeps its slot with no nodes (retired: released
+    /// wherever it runs, never placed again), and a changed or new set gets
+    /// a slot at the end. ARCHITECTURE.md, "A configuration change".
+    Configure {
+        generation: u64,
+        digest: String,
+        text: String,
+        sets: Vec<SetSpec>,
+    },
 }
 
 /// A holder of a set's address that is not its owner: its hardware
@@ -178,26 +192,79 @@ pub struct Stranger {
 pub enum Rejected {
     UnknownNode(NodeId),
     UnknownSet(SetId),
-    StaleEpoch { node: NodeId, have: u64, got: u64 },
-    StaleGeneration { set: SetId, have: u64, got: u64 },
-    StaleRound { voter: NodeId, node: NodeId, have: u64, got: u64 },
-    StaleIncarnation { node: NodeId, have: u64, got: u64 },
+    StaleEpoch {
+        node: NodeId,
+        have: u64,
+        got: u64,
+    },
+    StaleGeneration {
+        set: SetId,
+        have: u64,
+        got: u64,
+    },
+    StaleRound {
+        voter: NodeId,
+        node: NodeId,
+        have: u64,
+        got: u64,
+    },
+    StaleIncarnation {
+        node: NodeId,
+        have: u64,
+        got: u64,
+    },
     SelfSuspicion(NodeId),
     NotOnline(NodeId),
     AlreadyOnline(NodeId),
-    NotOwner { set: SetId, node: NodeId, owner: Option<NodeId> },
-    Owned { set: SetId, owner: NodeId },
+    NotOwner {
+        set: SetId,
+        node: NodeId,
+        owner: Option<NodeId>,
+    },
+    Owned {
+        set: SetId,
+        owner: NodeId,
+    },
     NotReleasing(SetId),
     AlreadyReleasing(SetId),
     Frozen(SetId),
     Maintenance,
-    LockHeld { holder: NodeId },
+    LockHeld {
+        holder: NodeId,
+    },
     NotLockHolder(NodeId),
-    Blocked { set: SetId, node: NodeId },
-    Ineligible { set: SetId, node: NodeId },
-    NotExcluded { set: SetId, node: NodeId, since: u64 },
-    PeerOnline { node: NodeId, peer: NodeId },
+    Blocked {
+        set: SetId,
+        node: NodeId,
+    },
+    Ineligible {
+        set: SetId,
+        node: NodeId,
+    },
+    NotExcluded {
+        set: SetId,
+        node: NodeId,
+        since: u64,
+    },
+    PeerOnline {
+        node: NodeId,
+        peer: NodeId,
+    },
     NotAlone,
+    /// A `Configure` for another generation than the next one.
+    StaleConfig {
+        have: u64,
+        got: u64,
+    },
+    /// A `Configure` whose sets do not extend the agreed ones.
+    ConfigShape(String),
+    /// The set was removed or replaced by a configuration change.
+    Retired(SetId),
+    /// A set added by a configuration change is not placed while a retired
+    /// set still runs, or may (`set`).
+    Retiring {
+        set: SetId,
+    },
 }
 
 impl fmt::Display for Rejected {
@@ -232,6 +299,12 @@ impl fmt::Display for Rejected {
             }
             PeerOnline { node, peer } => write!(f, "node {node} cannot go on alone: node {peer} is online"),
             NotAlone => write!(f, "no node goes on alone"),
+            StaleConfig { have, got } => {
+                write!(f, "the agreed configuration is generation {have}; {got} is not the next")
+            }
+            ConfigShape(why) => write!(f, "the configuration's sets do not extend the agreed ones: {why}"),
+            Retired(s) => write!(f, "set {s} was retired by a configuration change"),
+            Retiring { set } => write!(f, "retired set {set} still runs, or may"),
         }
     }
 }
@@ -299,6 +372,11 @@ impl ClusterState {
                 }
                 self.check_movable(set)?;
                 self.check_eligible(set, node)?;
+                if self.set(set).fresh {
+                    if let Some(busy) = self.retiring() {
+                        return Err(Rejected::Retiring { set: busy });
+                    }
+                }
                 let rec = &mut self.sets[usize::from(set)];
                 rec.owner = Some(node);
                 rec.generation += 1;
@@ -420,6 +498,9 @@ impl ClusterState {
                 self.alone = Some(node);
                 Ok(Applied::Done)
             }
+            Command::Configure { generation, ref digest, ref text, ref sets } => {
+                self.configure(generation, digest, text, sets)
+            }
             Command::Together => {
                 if self.alone.take().is_none() {
                     return Err(Rejected::NotAlone);
@@ -537,7 +618,7 @@ impl ClusterState {
             Command::Pin { set, node } => (node.as_slice(), Some(*set)),
             Command::Expire { set, node, .. } => (std::slice::from_ref(node), Some(*set)),
             Command::Freeze { set, .. } | Command::Clear { set } | Command::Duplicate { set, .. } => (&[], Some(*set)),
-            Command::Maintenance { .. } | Command::Together => (&[], None),
+            Command::Maintenance { .. } | Command::Together | Command::Configure { .. } => (&[], None),
             Command::Lock { node, .. } | Command::Unlock { node, .. } => (std::slice::from_ref(node), None),
         };
         nodes.iter().try_for_each(|&n| self.check_node(n))?;
@@ -600,6 +681,9 @@ impl ClusterState {
     /// May `node` be given `set`? Placement decides the preference; this is
     /// only the safety floor that a stale proposal must not get past.
     pub fn check_eligible(&self, set: SetId, node: NodeId) -> Result<(), Rejected> {
+        if self.retired(set) {
+            return Err(Rejected::Retired(set));
+        }
         let rec = self.node(node);
         if rec.membership != Membership::Online {
             return Err(Rejected::NotOnline(node));

@@ -10,10 +10,15 @@
 //! This crate must not do I/O, read clocks or know about the network.
 
 mod command;
+mod configure;
 mod model;
+mod spec;
 
 pub use command::{Applied, Command, Exclusion, Rejected, Stranger};
-pub use model::{ClusterState, LockRecord, Membership, NodeId, NodeRecord, Phase, SetId, SetRecord, Suspicion};
+pub use model::{
+    AgreedConfig, ClusterState, LockRecord, Membership, NodeId, NodeRecord, Phase, SetId, SetRecord, Suspicion,
+};
+pub use spec::{Failback, ResourceSpec, SetSpec};
 
 #[cfg(test)]
 mod tests;

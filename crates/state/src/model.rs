@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::spec::SetSpec;
+
 /// A node's index in the configuration's node list (file order).
 pub type NodeId = u8;
 /// A set's index in the configuration's set list (file order).
@@ -95,6 +97,40 @@ pub struct SetRecord {
     /// A node whose stop of this set failed: the set may be running there, so
     /// it must not start anywhere until that node is fenced or cleared.
     pub blocked: Option<NodeId>,
+    /// Added by a configuration change: not assigned while a retired set
+    /// still runs or may (it could hold what this one is about to take).
+    #[serde(default)]
+    pub fresh: bool,
+}
+
+impl SetRecord {
+    /// A set that runs nowhere, at `generation`.
+    pub fn unowned(generation: u64) -> Self {
+        SetRecord {
+            owner: None,
+            phase: Phase::Stable,
+            generation,
+            running: false,
+            frozen: false,
+            pin: None,
+            excluded: BTreeMap::new(),
+            excluded_at: BTreeMap::new(),
+            blocked: None,
+            fresh: false,
+        }
+    }
+}
+
+/// The configuration the cluster runs, as agreed (`Command::Configure`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AgreedConfig {
+    pub generation: u64,
+    /// The digest of `text`, as `Command::Config` reports a node's file.
+    pub digest: String,
+    /// The configuration file, as proposed.
+    pub text: String,
+    /// Every set slot's spec; a retired slot has no nodes.
+    pub sets: Vec<SetSpec>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -123,15 +159,28 @@ pub struct ClusterState {
     /// voter (`Command::Alone`), until the peer votes again (`Together`).
     #[serde(default)]
     pub alone: Option<NodeId>,
+    /// The agreed configuration; `None` until the first `Configure`, while
+    /// every node runs its own file (set slots in file order).
+    #[serde(default)]
+    pub config: Option<AgreedConfig>,
 }
 
 impl ClusterState {
-    /// Do the nodes that said which configuration they run run different
-    /// files (configuration drift)?
+    /// Configuration drift: a node's file differs from the agreed
+    /// configuration, or (none agreed yet) from another node's file.
     pub fn config_drift(&self) -> bool {
-        let mut said = self.nodes.iter().filter_map(|n| n.config.as_ref());
-        let first = said.next();
-        said.any(|d| Some(d) != first)
+        (0..self.nodes.len() as NodeId).any(|n| self.node_drifts(n))
+    }
+
+    /// Does this node's file differ from the agreed configuration (or,
+    /// none agreed yet, from the first file any node reported)?
+    pub fn node_drifts(&self, node: NodeId) -> bool {
+        let Some(mine) = &self.node(node).config else { return false };
+        let reference = match &self.config {
+            Some(c) => Some(&c.digest),
+            None => self.nodes.iter().find_map(|n| n.config.as_ref()),
+        };
+        reference.is_some_and(|r| r != mine)
     }
 
     /// The state of a cluster that has just been created: every node offline
@@ -148,17 +197,7 @@ impl ClusterState {
             incarnation: 0,
             config: None,
         };
-        let set = SetRecord {
-            owner: None,
-            phase: Phase::Stable,
-            generation: 0,
-            running: false,
-            frozen: false,
-            pin: None,
-            excluded: BTreeMap::new(),
-            excluded_at: BTreeMap::new(),
-            blocked: None,
-        };
+        let set = SetRecord::unowned(0);
         ClusterState {
             nodes: vec![node; nodes],
             sets: vec![set; sets],
@@ -169,6 +208,7 @@ impl ClusterState {
             lock_tokens: 0,
             fence_required: vec![false; nodes],
             alone: None,
+            config: None,
         }
     }
 

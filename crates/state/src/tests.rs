@@ -307,3 +307,64 @@ fn an_expiry_ends_only_the_exclusion_it_names() {
     assert!(s.set(0).excluded.is_empty() && s.set(0).excluded_at.is_empty());
     assert!(s.apply(&Command::Expire { set: 0, node: 0, since: g }).is_err(), "once");
 }
+
+/// A set spec of `name` preferring `nodes` (none: retired).
+fn spec(name: &str, nodes: &[u8]) -> crate::SetSpec {
+    crate::SetSpec {
+        name: name.into(),
+        nodes: nodes.to_vec(),
+        failback: crate::Failback::Never,
+        max_restarts: 1,
+        restart_window: std::time::Duration::from_secs(60),
+        failure_timeout: None,
+        resources: Vec::new(),
+        hook_timeout: std::time::Duration::from_secs(1),
+        definition: String::new(),
+    }
+}
+
+fn configure(generation: u64, sets: Vec<crate::SetSpec>) -> Command {
+    Command::Configure { generation, digest: format!("d{generation}"), text: String::new(), sets }
+}
+
+#[test]
+fn a_configuration_retires_a_changed_set_and_its_new_slot_waits_until_the_old_one_stopped() {
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1 }).unwrap();
+    assert_eq!(s.apply(&configure(2, vec![spec("web", &[])])), Err(Rejected::StaleConfig { have: 0, got: 2 }));
+    assert_eq!(s.apply(&configure(1, vec![])), Err(Rejected::ConfigShape("0 sets for 1 slots".into())));
+    s.apply(&configure(1, vec![spec("web", &[]), spec("web", &[0, 1])])).unwrap();
+    assert_eq!((s.sets.len(), s.config_generation()), (2, 1));
+    assert!(s.retired(0) && !s.retired(1) && s.set(1).fresh);
+    assert_eq!(s.set(0).phase, Phase::Releasing { to: None }, "a retired set is released to nobody");
+    assert!(s.set(1).generation > s.set(0).generation, "a new slot starts above every generation before it");
+    let fresh = s.set(1).generation;
+    assert_eq!(s.apply(&Command::Assign { set: 1, node: 1, generation: fresh }), Err(Rejected::Retiring { set: 0 }));
+    s.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
+    assert_eq!(s.set(0).owner, None, "released to nobody, not to the node the move named");
+    assert_eq!(s.apply(&Command::Assign { set: 0, node: 1, generation: 2 }), Err(Rejected::Retired(0)));
+    assert_eq!(s.apply(&Command::Assign { set: 1, node: 1, generation: fresh }), Ok(Applied::Done));
+    let again = configure(2, vec![spec("web", &[0]), spec("web", &[0, 1])]);
+    assert!(matches!(s.apply(&again), Err(Rejected::ConfigShape(_))), "a retired slot never runs again");
+    let renamed = configure(2, vec![spec("web", &[]), spec("www", &[0, 1])]);
+    assert!(matches!(s.apply(&renamed), Err(Rejected::ConfigShape(_))), "a slot keeps its set's name");
+}
+
+#[test]
+fn drift_is_a_file_other_than_the_agreed_one() {
+    let mut s = cluster();
+    s.apply(&Command::Config { node: 0, digest: "a".into() }).unwrap();
+    s.apply(&Command::Config { node: 1, digest: "a".into() }).unwrap();
+    assert!(!s.config_drift(), "the same file everywhere, none agreed");
+    s.apply(&Command::Configure {
+        generation: 1,
+        digest: "b".into(),
+        text: String::new(),
+        sets: vec![spec("web", &[0])],
+    })
+    .unwrap();
+    assert!(s.config_drift() && s.node_drifts(0) && !s.node_drifts(2), "a node that said nothing does not drift");
+    s.apply(&Command::Config { node: 0, digest: "b".into() }).unwrap();
+    assert!(!s.node_drifts(0) && s.node_drifts(1));
+}

@@ -80,7 +80,9 @@ impl StateMachine {
         let mut sm = StateMachine { image: empty, tx, db };
         if let Some(snapshot) = sm.stored()? {
             let image: Image = serde_json::from_slice(snapshot.snapshot.get_ref()).map_err(sm_err)?;
-            if (image.state.nodes.len(), image.state.sets.len()) != (nodes, sets) {
+            // Once a configuration is agreed, the sets are its slots.
+            let fits = image.state.config.is_some() || image.state.sets.len() == sets;
+            if image.state.nodes.len() != nodes || !fits {
                 return Err(sm_err(std::io::Error::other(
                     "the stored snapshot is of a cluster with other nodes or sets; the configuration changed",
                 )));

@@ -10,6 +10,7 @@ use baton_core::{Input, NodeId, SetId};
 use serde_json::json;
 use tokio::sync::oneshot;
 
+use super::configure::Who;
 use super::Agent;
 use crate::api::{Call, Request, Response};
 use crate::status;
@@ -28,6 +29,8 @@ impl Default for Waiting {
 
 struct Asked {
     answer: oneshot::Sender<Response>,
+    /// A configuration apply: its answer names the agreed generation.
+    config: bool,
     /// For the history: what was asked ("move web beta"), by whom, why.
     what: Option<(String, Option<String>)>,
     user: Option<String>,
@@ -35,12 +38,7 @@ struct Asked {
 
 impl Agent {
     fn set_id(&self, name: &str) -> Result<SetId, Response> {
-        self.config
-            .sets
-            .iter()
-            .position(|s| s.name == name)
-            .map(|i| i as SetId)
-            .ok_or_else(|| Response::err(format!("no set named \"{name}\"")))
+        self.core.topology().set_by_name(name).ok_or_else(|| Response::err(format!("no set named \"{name}\"")))
     }
 
     fn node_id(&self, name: &str) -> Result<NodeId, Response> {
@@ -53,6 +51,21 @@ impl Agent {
     /// An operator's call: answered here (status, an unknown name), or the
     /// core's input that will answer it.
     pub(super) fn call(&mut self, (req, user, answer): Call) -> Option<Input> {
+        match req {
+            Request::ConfigApply { text, reason } => {
+                self.prepare(text, false, answer, Who { user, reason });
+                return None;
+            }
+            Request::ConfigDiff { text } => {
+                self.prepare(text, true, answer, Who { user, reason: None });
+                return None;
+            }
+            Request::ConfigShow => {
+                let _ = answer.send(self.show());
+                return None;
+            }
+            _ => {}
+        }
         let request = match self.translate(req.clone()) {
             Ok(request) => request,
             Err(now) => {
@@ -63,10 +76,22 @@ impl Agent {
                 return None;
             }
         };
+        Some(self.ask_core(request, answer, recorded(&req), user))
+    }
+
+    /// The core's input for an admitted call, its answer kept for the reply.
+    pub(super) fn ask_core(
+        &mut self,
+        request: CoreRequest,
+        answer: oneshot::Sender<Response>,
+        what: Option<(String, Option<String>)>,
+        user: Option<String>,
+    ) -> Input {
         let id = self.waiting.next;
         self.waiting.next += 1;
-        self.waiting.calls.insert(id, Asked { answer, what: recorded(&req), user });
-        Some(Input::Request { id, request })
+        let config = matches!(request, CoreRequest::Configure(_));
+        self.waiting.calls.insert(id, Asked { answer, config, what, user });
+        Input::Request { id, request }
     }
 
     /// The core's request for an API request, or (`Err`) the answer when
@@ -84,6 +109,9 @@ impl Agent {
                 return Err(Response::ok(Some(state)));
             }
             Request::Events { .. } => return Err(Response::err("events are answered by the API itself")),
+            Request::ConfigApply { .. } | Request::ConfigDiff { .. } | Request::ConfigShow => {
+                unreachable!("answered in `call`")
+            }
             Request::IsActive { set } => CoreRequest::IsActive { set: self.set_id(&set)? },
             Request::Move { set, node, .. } => {
                 let to = node.map(|n| self.node_id(&n)).transpose()?;
@@ -111,6 +139,9 @@ impl Agent {
         let Some(asked) = self.waiting.calls.remove(&id) else { return };
         let name = |n: NodeId| self.config.nodes[usize::from(n)].name.clone();
         let response = match reply {
+            Reply::Done if asked.config => {
+                Response::ok(Some(json!({ "generation": self.core.state().config_generation() })))
+            }
             Reply::Done => Response::ok(None),
             Reply::Moved { to } => Response::ok(Some(json!({ "target": name(to) }))),
             Reply::Locked { token, valid_for } => {
@@ -140,7 +171,13 @@ impl Agent {
     }
 
     /// An operator's command in the history: who, what, why, and how it went.
-    fn record_operator(&self, what: &str, reason: Option<String>, response: &Response, user: Option<String>) {
+    pub(super) fn record_operator(
+        &self,
+        what: &str,
+        reason: Option<String>,
+        response: &Response,
+        user: Option<String>,
+    ) {
         let outcome = match &response.error {
             None => "done".to_string(),
             Some(e) => format!("refused: {e}"),

@@ -23,6 +23,8 @@ impl Agent {
         let now = self.now();
         let before: Vec<Option<NodeId>> = self.core.state().sets.iter().map(|s| s.owner).collect();
         let outputs = self.core.handle(now, input);
+        // Before any output: a set slot the change added is built first.
+        self.follow_config()?;
         self.note_owners(&before);
         let mut exit = false;
         for output in outputs {

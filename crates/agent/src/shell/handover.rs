@@ -78,7 +78,7 @@ impl Handed {
         let running = r
             .running
             .iter()
-            .map(|(name, generation)| match config.sets.iter().position(|s| &s.name == name) {
+            .map(|(name, generation)| match config.sets.iter().position(|s| &s.name == name && !s.nodes.is_empty()) {
                 Some(i) => Ok((i as SetId, *generation)),
                 None => Err(format!(
                     "the set {name} was handed over running, but {} has no such set",

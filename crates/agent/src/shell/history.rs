@@ -17,10 +17,11 @@ impl Agent {
         let mut previous = self.exec.previous.lock().expect("not poisoned");
         let me = Some(self.me as NodeId);
         for (s, rec) in self.core.state().sets.iter().enumerate() {
-            if rec.owner == me && before[s] != me {
+            let was = before.get(s).copied().flatten();
+            if rec.owner == me && was != me {
                 self.assigned_at[s] = Some(now);
             }
-            if let Some(old) = before[s].filter(|&o| Some(o) != rec.owner) {
+            if let Some(old) = was.filter(|&o| Some(o) != rec.owner) {
                 previous[s] = Some(self.config.nodes[usize::from(old)].name.clone());
             }
         }
@@ -32,8 +33,8 @@ impl Agent {
         let line = match event {
             Event::Detector(c) => format!("{c:?}"),
             Event::Set { set: s, report } => format!("set {}: {report:?}", set(*s)),
-            Event::Applied { command, result: Ok(_) } => format!("agreed: {command:?}"),
-            Event::Applied { command, result: Err(why) } => format!("agreed but void: {command:?}: {why}"),
+            Event::Applied { command, result: Ok(_) } => format!("agreed: {}", brief(command)),
+            Event::Applied { command, result: Err(why) } => format!("agreed but void: {}: {why}", brief(command)),
             Event::LeaseLost => "lease lost: releasing every set".into(),
             Event::LeaseHeld => "lease held".into(),
             Event::GuardFired => "the guard killed everything this node ran".into(),
@@ -175,6 +176,10 @@ impl Agent {
                         (None, format!("{} goes on alone: its peer was fenced, it is the only voter", name(*node)))
                     }
                     Command::Together => (None, "both nodes vote again".into()),
+                    Command::Configure { generation, digest, sets, .. } => {
+                        let live = sets.iter().filter(|s| !s.nodes.is_empty()).count();
+                        (None, format!("configuration {digest} agreed as generation {generation} ({live} sets)"))
+                    }
                     Command::Duplicate { .. } => return None,
                 };
                 ("agreed", set, format!("{what}{void}"))
@@ -194,5 +199,16 @@ impl Agent {
             // The fence runner records each device's failure as it happens.
             Event::FenceFailed { .. } => return None,
         })
+    }
+}
+
+/// A command for the log: a configuration by its generation and digest,
+/// not its whole text.
+fn brief(command: &Command) -> String {
+    match command {
+        Command::Configure { generation, digest, .. } => {
+            format!("Configure {{ generation: {generation}, digest: {digest} }}")
+        }
+        other => format!("{other:?}"),
     }
 }

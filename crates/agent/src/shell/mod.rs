@@ -12,6 +12,7 @@
 
 mod boot;
 mod calls;
+mod configure;
 mod effects;
 mod handover;
 mod history;
@@ -29,11 +30,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 pub use boot::{GUARD_LOCK, RAFT_FILE, REJOIN_MARK};
+pub use configure::AGREED_FILE;
 pub use handover::Handed;
 
 use crate::api::{self, Call};
 use crate::events::EventLog;
-use crate::exec::{Executor, SetRuntime};
+use crate::exec::{Builder, Executor};
 use crate::guard_link::{GuardLink, GuardPort, WatchdogArgs};
 use crate::links::Links;
 use crate::local::Local;
@@ -62,8 +64,8 @@ pub struct Ports {
     pub guard: Arc<dyn GuardPort>,
     /// Resolves once the guard has ended after the agent let it go.
     pub guard_ended: Option<oneshot::Receiver<()>>,
-    /// The sets' resources, in configuration order.
-    pub sets: Vec<SetRuntime>,
+    /// Builds a set's resources from its configuration.
+    pub build: Builder,
     /// For the probes of the sets' addresses; `None`: no probes.
     pub netlink: Option<Netlink>,
     pub signals: mpsc::Receiver<Signal>,
@@ -132,14 +134,14 @@ pub async fn run(opts: Options) -> Result<(), String> {
         .map_err(|e| format!("the cgroup of this node's sets: {e}"))?;
     let ocf_tmp = opts.state_dir.join(crate::exec::OCF_DIR);
     std::fs::create_dir_all(&ocf_tmp).map_err(|e| format!("creating {}: {e}", ocf_tmp.display()))?;
-    let sets = crate::exec::build(&opts.config, node, &base, &nl, &opts.state_dir);
+    let build = crate::exec::builder(node.clone(), base, nl.clone(), opts.state_dir.clone());
     let (tx, signals) = mpsc::channel(8);
     tokio::spawn(os_signals(tx));
     let pill_found = guard.pill_found;
     let ports = Ports {
         guard: Arc::new(guard),
         guard_ended: Some(guard_ended),
-        sets,
+        build,
         netlink: Some(nl),
         signals,
         pill_found,
@@ -203,6 +205,13 @@ pub struct Agent {
     handing_over: Option<baton_core::node::Handover>,
     /// When each set was last given to this node (for the takeover metric).
     assigned_at: Vec<Option<Time>>,
+    /// Builds the resources of the sets a configuration change adds.
+    build: Builder,
+    /// The agreed configuration generation `config` is (0: its own file).
+    generation: u64,
+    /// Files read for `config apply` and `config diff`, back to the loop.
+    prepared_tx: mpsc::Sender<configure::Prepared>,
+    prepared: mpsc::Receiver<configure::Prepared>,
     socket: PathBuf,
 }
 
@@ -220,11 +229,20 @@ impl Agent {
         let links = Links::bind(me, peers.cluster, peers.keys.clone(), peers.addrs.clone(), inputs.tx.clone())
             .await
             .map_err(|e| e.to_string())?;
-        let mut topology = config.topology();
-        if ports.netlink.is_none() {
-            topology.timing.probe_interval = None;
-        }
-        crate::preflight::apply(&config, &mut topology).await;
+        // The agreed configuration, once there is one, not the file.
+        let (config, generation) = match &state.config {
+            Some(agreed) => {
+                let parsed = baton_config::parse_str(&config.file, &agreed.text).map_err(|e| {
+                    format!(
+                        "the agreed configuration (generation {}) is not one this agent can run: {e}",
+                        agreed.generation
+                    )
+                })?;
+                (Arc::new(configure::slotted(parsed, &agreed.sets, None)?), agreed.generation)
+            }
+            None => (config, 0),
+        };
+        let topology = configure::topology(&config, ports.netlink.is_some()).await;
         let now = Time(start.elapsed().as_micros() as u64);
         let mut core = match &ports.handed {
             Some(h) => Node::resume(topology, me as NodeId, state, local.persisted(), &h.handover(&config)?, now),
@@ -241,7 +259,7 @@ impl Agent {
         let node_name = config.nodes[me].name.clone();
         let exec = Executor::new(
             node_name.clone(),
-            ports.sets,
+            config.sets.iter().map(|s| (ports.build)(s)).collect(),
             Arc::clone(&ports.guard),
             inputs.tx.clone(),
             Arc::clone(&events),
@@ -266,8 +284,13 @@ impl Agent {
             config.cluster.name,
             socket.display()
         );
+        let (prepared_tx, prepared) = configure::channel();
         Ok(Agent {
             assigned_at: vec![None; config.sets.len()],
+            build: ports.build,
+            generation,
+            prepared_tx,
+            prepared,
             prober: crate::probe::Prober::new(&config, me as NodeId),
             events,
             config,
@@ -351,12 +374,9 @@ pub(crate) fn read_alone_record(config: &Arc<Config>, inputs: &mpsc::Sender<Inpu
     });
 }
 
-/// The first 16 hex digits of the SHA-256 of the configuration file: the
-/// file is meant to be identical on every node, byte for byte.
+/// The digest of the configuration file, if it can be read.
 fn config_digest(file: &std::path::Path) -> Option<String> {
-    use sha2::Digest;
-    let bytes = std::fs::read(file).ok()?;
-    Some(sha2::Sha256::digest(&bytes).iter().take(8).map(|b| format!("{b:02x}")).collect())
+    std::fs::read(file).ok().map(|bytes| baton_config::digest(&bytes))
 }
 
 impl Agent {
@@ -409,6 +429,10 @@ impl Agent {
                     Input::Leader(self.leader == Some(self.me as RaftId))
                 },
                 Some(call) = self.calls.recv() => match self.call(call) {
+                    Some(input) => input,
+                    None => continue,
+                },
+                Some(prepared) = self.prepared.recv() => match self.prepared(prepared) {
                     Some(input) => input,
                     None => continue,
                 },

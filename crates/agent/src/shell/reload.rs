@@ -1,16 +1,26 @@
-//! SIGHUP: the configuration file read again; its secrets applied at once.
+//! SIGHUP (`systemctl reload baton`): the configuration file read again;
+//! its secrets applied at once, and the file proposed as the cluster's
+//! configuration, as `baton config apply` does.
 
+use super::configure::Who;
 use super::Agent;
 use crate::raft::net as raftnet;
 
 impl Agent {
     /// SIGHUP: the config file read again. Refused whole if it is invalid
     /// (the errors become an event, the running config stays); if valid,
-    /// the secrets take effect at once (a rotation step) and the event says
-    /// which other sections changed and wait for the agent's next start.
+    /// the secrets take effect at once (a rotation step) and the file is
+    /// proposed; the history says how that went.
     pub(super) fn reload(&mut self) {
         let file = &self.config.file;
-        let new = match baton_config::load(file) {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                let msg = format!("SIGHUP: reading {}: {e}; the running configuration stays", file.display());
+                return self.events.record("agent", None, msg, None, None);
+            }
+        };
+        let new = match baton_config::parse_str(file, &text) {
             Ok(new) => new,
             Err(e) => {
                 let msg = format!("SIGHUP: {} refused, the running configuration stays:\n{e}", file.display());
@@ -29,31 +39,13 @@ impl Agent {
         };
         let accepted = keys.len();
         self.peers.keys.replace(keys);
-        let old = &self.config;
-        let mut pending = Vec::new();
-        let mut cluster = old.cluster.clone();
-        cluster.secret_file.clone_from(&new.cluster.secret_file);
-        cluster.accept_secret_files.clone_from(&new.cluster.accept_secret_files);
-        if cluster != new.cluster {
-            pending.push("cluster");
-        }
-        for (name, same) in [
-            ("nodes", old.nodes == new.nodes),
-            ("sets", old.sets == new.sets),
-            ("fencing", old.fencing == new.fencing),
-            ("notify", old.notify == new.notify),
-        ] {
-            if !same {
-                pending.push(name);
-            }
-        }
-        let later = if pending.is_empty() {
-            String::new()
-        } else {
-            format!("; changes to [{}] take effect when the agent restarts", pending.join("], ["))
-        };
-        let msg = format!("SIGHUP: {} reloaded: {accepted} secret(s) accepted, the first signs{later}", file.display());
+        let msg = format!("SIGHUP: {} read again: {accepted} secret(s) accepted, the first signs", file.display());
         tracing::info!("baton: {msg}");
         self.events.record("agent", None, msg, None, None);
+        // Everything else in it is proposed as the cluster's configuration,
+        // as `baton config apply` would (the answer goes to the history).
+        let (answer, _) = tokio::sync::oneshot::channel();
+        let who = Who { user: Some("SIGHUP".into()), reason: None };
+        self.prepare(text, false, answer, who);
     }
 }

@@ -25,6 +25,7 @@ fn spec(resources: usize) -> SetSpec {
         failure_timeout: None,
         resources: (0..resources).map(r).collect(),
         hook_timeout: Duration::from_secs(5),
+        definition: String::new(),
     }
 }
 

@@ -73,7 +73,7 @@ impl Node {
             let unsettled = self.sets.iter().enumerate().find(|(i, lc)| {
                 let rec = self.state.set(*i as SetId);
                 let own = rec.owner == Some(self.me) && rec.phase == SetPhase::Stable;
-                !lc.settled() || lc.phase() == Phase::Running && !own
+                !lc.settled() || lc.phase() == Phase::Running && (!own || self.state.retired(*i as SetId))
             });
             return unsettled.map(|(set, _)| Refusal::Unsettled { set: set as SetId });
         };

@@ -33,6 +33,7 @@ fn topo() -> Topology {
                 address: true,
             }],
             hook_timeout: Duration::from_secs(1),
+            definition: String::new(),
         }],
         timing: Timing {
             heartbeat_interval: Duration::from_millis(100),

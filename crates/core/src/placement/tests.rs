@@ -24,6 +24,7 @@ fn topo(failback: Failback) -> Topology {
             failure_timeout: None,
             resources: vec![],
             hook_timeout: Duration::from_secs(5),
+            definition: String::new(),
         }],
         timing: Timing {
             heartbeat_interval: Duration::from_millis(100),

@@ -1,0 +1,236 @@
+//! The agreed configuration in the agent: a file proposed (`baton config
+//! apply`, SIGHUP) or compared (`config diff`), and the switch every node
+//! makes when a `Configure` is agreed. The core decides what a change does
+//! (`baton_core::reconfigure`); here the file is read as `config check`
+//! reads it, the sets' resources are built for the slots it adds, and the
+//! rest of the file (notify, fencing, hooks) takes effect with it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use baton_config::{Config, SetConfig};
+use baton_core::reconfigure::{self, Plan, Proposal};
+use baton_core::requests::Request as CoreRequest;
+use baton_core::{Failback, Input, SetSpec, Topology};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Agent;
+use crate::api::Response;
+
+/// The agreed configuration file in the state directory, written at each
+/// switch (for the operator: the agent runs what the agreed state holds).
+pub const AGREED_FILE: &str = "cluster.agreed.toml";
+
+/// A file made into a proposal, off the agent's loop (OCF agents are
+/// asked for their advice), and what to do with it.
+pub struct Prepared {
+    pub proposal: Result<Proposal, String>,
+    /// Only compare (`config diff`): nothing is proposed.
+    pub dry: bool,
+    pub answer: oneshot::Sender<Response>,
+    pub user: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// The core's topology of `config`, as this agent builds its own: without
+/// probes where there is no netlink, with the OCF agents' advised timeouts.
+pub async fn topology(config: &Config, probes: bool) -> Topology {
+    let mut topology = config.topology();
+    if !probes {
+        topology.timing.probe_interval = None;
+    }
+    crate::preflight::apply(config, &mut topology).await;
+    topology
+}
+
+/// `text`, read as if it were the file at `file`, made into a proposal.
+async fn proposal(file: &Path, text: String, probes: bool) -> Result<Proposal, String> {
+    let config = baton_config::parse_str(file, &text).map_err(|e| e.to_string())?;
+    let topology = topology(&config, probes).await;
+    Ok(Proposal { digest: baton_config::digest(text.as_bytes()), text, topology })
+}
+
+/// `parsed` (the agreed file) with its sets in the order of the agreed
+/// slots. A slot the configuration retired keeps the definition `before`
+/// (the configuration this agent ran) had for it, so that it can still be
+/// stopped; without one (the agent started after it was retired, when
+/// nothing of it runs here) it has no resources.
+pub fn slotted(mut parsed: Config, slots: &[SetSpec], before: Option<&Config>) -> Result<Config, String> {
+    let mut by_name: BTreeMap<String, SetConfig> = parsed.sets.drain(..).map(|s| (s.name.clone(), s)).collect();
+    let mut sets = Vec::with_capacity(slots.len());
+    for (i, spec) in slots.iter().enumerate() {
+        sets.push(if spec.nodes.is_empty() {
+            let old = before.and_then(|b| b.sets.get(i)).filter(|s| s.name == spec.name).cloned();
+            SetConfig { nodes: Vec::new(), ..old.unwrap_or_else(|| retired(&spec.name)) }
+        } else {
+            by_name.remove(&spec.name).ok_or_else(|| {
+                format!("the agreed configuration places set {} (slot {i}), but its file has no such set", spec.name)
+            })?
+        });
+    }
+    if let Some(name) = by_name.keys().next() {
+        return Err(format!("the agreed configuration's file has set {name}, but no agreed slot holds it"));
+    }
+    parsed.sets = sets;
+    Ok(parsed)
+}
+
+/// A retired set this agent never ran.
+fn retired(name: &str) -> SetConfig {
+    SetConfig {
+        name: name.to_string(),
+        nodes: Vec::new(),
+        failback: Failback::Never,
+        max_restarts: 0,
+        restart_window: std::time::Duration::ZERO,
+        failure_timeout: None,
+        hooks: None,
+        resources: Vec::new(),
+    }
+}
+
+/// The plan as JSON, with node names.
+fn plan_json(plan: &Plan, topo: &Topology) -> Value {
+    let sets: Vec<Value> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            json!({
+                "set": c.name,
+                "change": c.change.to_string(),
+                "runs_on": c.owner.map(|n| topo.node_name(n).to_string()),
+                "why": c.why,
+            })
+        })
+        .collect();
+    json!({ "generation": plan.generation, "sets": sets })
+}
+
+impl Agent {
+    /// `config apply` / `config diff` with this text: read and made into a
+    /// proposal off the loop, then handed back as [`Prepared`].
+    pub(super) fn prepare(&self, text: String, dry: bool, answer: oneshot::Sender<Response>, who: Who) {
+        let (file, probes, tx) = (self.config.file.clone(), self.netlink.is_some(), self.prepared_tx.clone());
+        tokio::spawn(async move {
+            let proposal = proposal(&file, text, probes).await;
+            let _ = tx.send(Prepared { proposal, dry, answer, user: who.user, reason: who.reason }).await;
+        });
+    }
+
+    /// A prepared file: compared and answered, or proposed to the core.
+    pub(super) fn prepared(&mut self, p: Prepared) -> Option<Input> {
+        let what = "config apply".to_string();
+        let proposal = match p.proposal {
+            Ok(proposal) => proposal,
+            Err(e) => {
+                let response = Response::err(format!("refused, nothing changed:\n{e}"));
+                if !p.dry {
+                    self.record_operator(&what, p.reason, &response, p.user);
+                }
+                let _ = p.answer.send(response);
+                return None;
+            }
+        };
+        if p.dry {
+            let agreed = self.core.state().config.as_ref().is_some_and(|c| c.digest == proposal.digest);
+            let response = match reconfigure::plan(self.core.topology(), self.core.state(), &proposal.topology) {
+                Ok(plan) => {
+                    let mut doc = plan_json(&plan, self.core.topology());
+                    doc["digest"] = json!(proposal.digest);
+                    doc["agreed"] = json!(agreed);
+                    Response::ok(Some(doc))
+                }
+                Err(why) => Response::err(why),
+            };
+            let _ = p.answer.send(response);
+            return None;
+        }
+        let what = format!("config apply {}", proposal.digest);
+        Some(self.ask_core(CoreRequest::Configure(Box::new(proposal)), p.answer, Some((what, p.reason)), p.user))
+    }
+
+    /// `config show`: the agreed configuration, or why there is none.
+    pub(super) fn show(&self) -> Response {
+        let file = std::fs::read(&self.config.file).ok().map(|b| baton_config::digest(&b));
+        match &self.core.state().config {
+            Some(c) => Response::ok(Some(json!({
+                "generation": c.generation,
+                "digest": c.digest,
+                "text": c.text,
+                "file": self.config.file,
+                "file_digest": file,
+                "drift": file.as_deref() != Some(c.digest.as_str()),
+                "stored": self.state_dir.join(AGREED_FILE),
+            }))),
+            None => Response::ok(Some(json!({
+                "generation": 0,
+                "digest": null,
+                "text": null,
+                "file": self.config.file,
+                "file_digest": file,
+                "drift": self.core.state().config_drift(),
+            }))),
+        }
+    }
+
+    /// After the core applied an input: if the agreed configuration
+    /// changed, this agent runs it from now on — the sets' resources are
+    /// built for the slots it added, notifiers and probes follow, and the
+    /// file is kept in the state directory. An agreed file this agent
+    /// cannot run is an error: it exits, and its guard releases everything.
+    pub(super) fn follow_config(&mut self) -> Result<(), String> {
+        let Some(agreed) = self.core.state().config.clone() else { return Ok(()) };
+        if agreed.generation == self.generation {
+            return Ok(());
+        }
+        let parsed = baton_config::parse_str(&self.config.file, &agreed.text).map_err(|e| {
+            format!("the agreed configuration (generation {}) is not one this agent can run: {e}", agreed.generation)
+        })?;
+        let next = slotted(parsed, &agreed.sets, Some(&self.config))?;
+        let old = self.config.sets.len();
+        self.exec.extend(next.sets[old..].iter().map(|s| (self.build)(s)).collect());
+        self.assigned_at.resize(next.sets.len(), None);
+        self.prober = crate::probe::Prober::new(&next, self.me as baton_core::NodeId);
+        if next.notify != self.config.notify {
+            crate::notify::start(&next.notify, &self.events);
+        }
+        let stored = self.state_dir.join(AGREED_FILE);
+        let temp = stored.with_extension("tmp");
+        if let Err(e) = std::fs::write(&temp, &agreed.text).and_then(|()| std::fs::rename(&temp, &stored)) {
+            tracing::warn!("baton: writing {}: {e}", stored.display());
+        }
+        let (added, retired): (Vec<&str>, Vec<&str>) = (
+            agreed.sets[old..].iter().map(|s| s.name.as_str()).collect(),
+            (0..old)
+                .filter(|&i| next.sets[i].nodes.is_empty() && !self.config.sets[i].nodes.is_empty())
+                .map(|i| next.sets[i].name.as_str())
+                .collect(),
+        );
+        let list = |v: &[&str]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+        let msg = format!(
+            "configuration generation {} ({}) runs here: sets started afresh: {}; stopped: {}",
+            agreed.generation,
+            agreed.digest,
+            list(&added),
+            list(&retired)
+        );
+        tracing::info!("baton: {msg}");
+        self.events.record("config", None, msg, None, None);
+        self.generation = agreed.generation;
+        self.config = Arc::new(next);
+        Ok(())
+    }
+}
+
+/// Who asked for a configuration change, for the history.
+pub struct Who {
+    pub user: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// The channel prepared files come back on.
+pub fn channel() -> (mpsc::Sender<Prepared>, mpsc::Receiver<Prepared>) {
+    mpsc::channel(4)
+}

@@ -1,0 +1,317 @@
+//! A configuration change as the core decides it: what applying a new file
+//! would do to each set, whether it may be applied while the cluster runs,
+//! and the set slots the agreed state switches to (`Command::Configure`).
+//! `baton config diff` prints the same plan without proposing it.
+//!
+//! Slots never move: a set keeps its slot while only its policy changes
+//! (preference order, failback, restart limits, failure timeout); a set the
+//! file removes, or whose resources or hooks change, is retired in its slot
+//! (released wherever it runs, never placed again) and a changed or new set
+//! gets a slot at the end, which is placed once no retired set runs.
+//! ARCHITECTURE.md, "A configuration change", gives the safety argument.
+
+use std::fmt;
+
+use baton_state::{ClusterState, SetSpec};
+
+use crate::topology::{NodeId, Topology};
+
+/// A configuration file, validated, offered to the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// Its digest (`baton_config::digest`) and text, as agreed.
+    pub digest: String,
+    pub text: String,
+    /// What the core makes of it.
+    pub topology: Topology,
+}
+
+/// What a configuration change does to one set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A new set: placed where its preference order says.
+    Start,
+    /// Gone from the file: released wherever it runs.
+    Stop,
+    /// Its resources or hooks changed: released, then started as the new
+    /// definition says (never both at once).
+    Restart,
+    /// Only its policy changed: it stays where it runs unless the new
+    /// policy places it elsewhere.
+    Policy,
+    Nothing,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Change::Start => "start",
+            Change::Stop => "stop",
+            Change::Restart => "restart",
+            Change::Policy => "policy",
+            Change::Nothing => "nothing",
+        })
+    }
+}
+
+/// One set's part of a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetChange {
+    pub name: String,
+    pub change: Change,
+    /// Where it runs now (as agreed), if anywhere.
+    pub owner: Option<NodeId>,
+    /// Why, in words.
+    pub why: String,
+}
+
+/// What applying a configuration would do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The generation it would be agreed as.
+    pub generation: u64,
+    /// The set slots after it (the agreed ones, extended).
+    pub sets: Vec<SetSpec>,
+    /// Set by set, in the new file's order, then the sets it removes.
+    pub changes: Vec<SetChange>,
+}
+
+/// The plan for switching the cluster running `topo` (with the agreed
+/// `state`) to `new`; an error says why it cannot be applied live.
+pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Plan, String> {
+    let restart_all = "apply it by restarting every agent with the new file";
+    if topo.nodes != new.nodes || topo.links != new.links {
+        let names = |t: &Topology| t.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(format!(
+            "the nodes or their links change ({} on {} links, now {} on {}): adding or removing nodes is not \
+             applied live yet; {restart_all}",
+            names(topo),
+            topo.links,
+            names(new),
+            new.links
+        ));
+    }
+    let (old_t, new_t) = (&topo.timing, &new.timing);
+    let mut timing = Vec::new();
+    if old_t.heartbeat_interval != new_t.heartbeat_interval {
+        timing.push("heartbeat_interval");
+    }
+    if old_t.lease != new_t.lease {
+        timing.push("lease");
+    }
+    if old_t.startup_fence != new_t.startup_fence {
+        timing.push("startup_fence_after");
+    }
+    if !timing.is_empty() {
+        return Err(format!(
+            "{} change: nodes hold leases granted under the running values, so timing is not changed live yet; \
+             {restart_all}",
+            timing.join(", ")
+        ));
+    }
+    if topo.fenceable != new.fenceable {
+        return Err(format!("the nodes a fence device covers change: fencing is not changed live yet; {restart_all}"));
+    }
+    let mut sets = topo.sets.clone();
+    let mut changes = Vec::new();
+    let live = |slot: usize| !topo.sets[slot].nodes.is_empty();
+    for spec in &new.sets {
+        let at = (0..topo.sets.len()).find(|&s| live(s) && topo.sets[s].name == spec.name);
+        let (change, why) = match at {
+            None => {
+                sets.push(spec.clone());
+                (Change::Start, "new in the file".to_string())
+            }
+            Some(s) if topo.sets[s].restarts_for(spec) => {
+                sets[s].nodes.clear();
+                sets.push(spec.clone());
+                (Change::Restart, "its resources or hooks changed".to_string())
+            }
+            Some(s) if topo.sets[s] != *spec => {
+                sets[s] = spec.clone();
+                (Change::Policy, policy_changes(&topo.sets[s], spec))
+            }
+            Some(_) => (Change::Nothing, "unchanged".to_string()),
+        };
+        let owner = at.and_then(|s| state.set(s as u16).owner);
+        changes.push(SetChange { name: spec.name.clone(), change, owner, why });
+    }
+    for (s, old) in topo.sets.iter().enumerate() {
+        if live(s) && !new.sets.iter().any(|n| n.name == old.name) {
+            sets[s].nodes.clear();
+            let owner = state.set(s as u16).owner;
+            changes.push(SetChange {
+                name: old.name.clone(),
+                change: Change::Stop,
+                owner,
+                why: "gone from the file".into(),
+            });
+        }
+    }
+    for (s, spec) in sets.iter().enumerate().take(topo.sets.len()) {
+        let retires = live(s) && spec.nodes.is_empty();
+        let rec = state.set(s as u16);
+        if retires && rec.owner.is_some() {
+            if rec.frozen {
+                return Err(format!(
+                    "{} is frozen where it runs: unfreeze it before removing or changing it",
+                    spec.name
+                ));
+            }
+            if state.maintenance {
+                return Err(format!(
+                    "the cluster is in maintenance mode, and {} runs: `baton maintenance off` before removing or \
+                     changing it",
+                    spec.name
+                ));
+            }
+        }
+    }
+    if sets.len() > usize::from(u16::MAX) {
+        return Err(format!("{} set slots: more than {} sets were ever configured", sets.len(), u16::MAX));
+    }
+    Ok(Plan { generation: state.config_generation() + 1, sets, changes })
+}
+
+/// The policy fields that differ, in words.
+fn policy_changes(old: &SetSpec, new: &SetSpec) -> String {
+    let mut what = Vec::new();
+    if old.nodes != new.nodes {
+        what.push("node order");
+    }
+    if old.failback != new.failback {
+        what.push("failback");
+    }
+    if old.max_restarts != new.max_restarts || old.restart_window != new.restart_window {
+        what.push("restart limits");
+    }
+    if old.failure_timeout != new.failure_timeout {
+        what.push("failure_timeout");
+    }
+    format!("{} changed", what.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use baton_state::{Command, Failback, ResourceSpec};
+
+    use super::*;
+    use crate::placement::{self, Liveness};
+    use crate::time::Time;
+    use crate::topology::{NodeSpec, Timing};
+
+    fn set(name: &str, nodes: &[NodeId], definition: &str) -> SetSpec {
+        SetSpec {
+            name: name.into(),
+            nodes: nodes.to_vec(),
+            failback: Failback::Never,
+            max_restarts: 1,
+            restart_window: Duration::from_secs(60),
+            failure_timeout: None,
+            resources: vec![ResourceSpec {
+                label: "ip".into(),
+                start_timeout: Duration::from_secs(1),
+                stop_timeout: Duration::from_secs(1),
+                monitor_interval: None,
+                monitor_timeout: Duration::from_secs(1),
+                address: true,
+            }],
+            hook_timeout: Duration::from_secs(1),
+            definition: definition.into(),
+        }
+    }
+
+    fn topo(sets: Vec<SetSpec>) -> Topology {
+        let node = |name: &str| NodeSpec { name: name.into(), witness: false, links: 1 };
+        Topology {
+            nodes: vec![node("a"), node("b"), node("c")],
+            links: 1,
+            sets,
+            timing: Timing {
+                heartbeat_interval: Duration::from_millis(100),
+                lease: Duration::from_millis(1000),
+                max_drift_ppm: 0,
+                guard_margin: Duration::ZERO,
+                probe_interval: None,
+                startup_fence: None,
+            },
+            fenceable: vec![false; 3],
+        }
+    }
+
+    /// Every node joined; web on a, db on b, mail on c.
+    fn running() -> (Topology, ClusterState) {
+        let t = topo(vec![set("web", &[0, 1], "w"), set("db", &[1, 0], "d"), set("mail", &[2, 0], "m")]);
+        let mut st = ClusterState::new(3, 3);
+        for node in 0..3 {
+            st.apply(&Command::Join { node, epoch: 0, incarnation: 1 }).unwrap();
+        }
+        for s in 0..3 {
+            st.apply(&Command::Assign { set: s, node: s as NodeId, generation: 0 }).unwrap();
+        }
+        (t, st)
+    }
+
+    fn changes(p: &Plan) -> Vec<(&str, Change)> {
+        p.changes.iter().map(|c| (c.name.as_str(), c.change)).collect()
+    }
+
+    #[test]
+    fn a_plan_keeps_slots_changes_policy_in_place_and_retires_what_is_removed_or_redefined() {
+        let (t, st) = running();
+        // Reordered, web's preference changed, db redefined, mail gone, ftp new.
+        let new = topo(vec![set("ftp", &[2], "f"), set("db", &[1, 0], "d2"), set("web", &[1, 0], "w")]);
+        let p = plan(&t, &st, &new).unwrap();
+        assert_eq!(
+            changes(&p),
+            [("ftp", Change::Start), ("db", Change::Restart), ("web", Change::Policy), ("mail", Change::Stop)]
+        );
+        let names: Vec<(&str, bool)> = p.sets.iter().map(|s| (s.name.as_str(), s.nodes.is_empty())).collect();
+        assert_eq!(names, [("web", false), ("db", true), ("mail", true), ("ftp", false), ("db", false)]);
+        assert_eq!(p.sets[0].nodes, [1, 0], "the policy changes in its slot");
+        assert_eq!((p.generation, p.changes[2].why.as_str()), (1, "node order changed"));
+        assert_eq!(p.changes[1].owner, Some(1));
+        let same = plan(&t, &st, &t).unwrap();
+        assert!(same.changes.iter().all(|c| c.change == Change::Nothing) && same.sets == t.sets);
+    }
+
+    #[test]
+    fn nodes_timing_fencing_and_a_frozen_set_refuse_a_live_change() {
+        let (t, mut st) = running();
+        let mut more = t.clone();
+        more.nodes.push(NodeSpec { name: "d".into(), witness: false, links: 1 });
+        assert!(plan(&t, &st, &more).unwrap_err().contains("adding or removing nodes is not applied live"));
+        let mut faster = t.clone();
+        faster.timing.lease = Duration::from_millis(500);
+        assert!(plan(&t, &st, &faster).unwrap_err().starts_with("lease change"));
+        let mut fenced = t.clone();
+        fenced.fenceable[0] = true;
+        assert!(plan(&t, &st, &fenced).is_err());
+        st.apply(&Command::Freeze { set: 2, frozen: true }).unwrap();
+        let without_mail = topo(t.sets[..2].to_vec());
+        assert!(plan(&t, &st, &without_mail).unwrap_err().contains("mail is frozen"));
+        let mail_policy = topo(vec![t.sets[0].clone(), t.sets[1].clone(), set("mail", &[0, 2], "m")]);
+        assert!(plan(&t, &st, &mail_policy).is_ok(), "a frozen set's policy may change: it stays where it runs");
+    }
+
+    #[test]
+    fn placement_releases_retired_sets_and_places_new_ones_once_nothing_retired_runs() {
+        let (t, mut st) = running();
+        let new = topo(vec![set("web", &[0, 1], "w2"), set("db", &[0, 1], "d"), set("mail", &[2, 0], "m")]);
+        let p = plan(&t, &st, &new).unwrap();
+        let cmd = Command::Configure { generation: 1, digest: "x".into(), text: String::new(), sets: p.sets.clone() };
+        st.apply(&cmd).unwrap();
+        let t = topo(p.sets);
+        let live = [Liveness { alive: true, alive_since: Time(0), pending: false }; 3];
+        let cmds = placement::plan(&t, &st, &live, Time(0));
+        // web's old slot is released to nobody, its new slot waits; db
+        // stays on b, which its new order still has (failback "never").
+        assert_eq!(cmds, [Command::Move { set: 0, from: 0, to: None, generation: 1 }]);
+        st.apply(&cmds[0]).unwrap();
+        st.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
+        let generation = st.set(3).generation;
+        assert_eq!(placement::plan(&t, &st, &live, Time(0))[0], Command::Assign { set: 3, node: 0, generation });
+    }
+}
