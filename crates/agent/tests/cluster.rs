@@ -123,13 +123,25 @@ impl Cluster {
         let me = self.nodes.iter().position(|n| *n == node).unwrap();
         let config = baton_config::load(file).unwrap();
         let state_dir = self.dir.join(node);
+        // web runs `fake`; every other set a fake of its own, kept in `others`.
         let (cgroups, runs) = (self.dir.join("cgroups").join(node), fake.clone());
-        let build: Builder = Box::new(move |set: &SetConfig| SetRuntime {
-            name: set.name.clone(),
-            hooks: None,
-            cgroup: Cgroup(cgroups.join(&set.name)),
-            resources: vec![Box::new(runs.clone())],
-            labels: vec!["fake".into()],
+        let others = Arc::new(std::sync::Mutex::new(Vec::<(String, Fake)>::new()));
+        let built = Arc::clone(&others);
+        let build: Builder = Box::new(move |set: &SetConfig| {
+            let resource = if set.name == "web" {
+                runs.clone()
+            } else {
+                let f = Fake::default();
+                built.lock().unwrap().push((set.name.clone(), f.clone()));
+                f
+            };
+            SetRuntime {
+                name: set.name.clone(),
+                hooks: None,
+                cgroup: Cgroup(cgroups.join(&set.name)),
+                resources: vec![Box::new(resource)],
+                labels: vec!["fake".into()],
+            }
         });
         let (signals_tx, signals) = mpsc::channel(4);
         let (kill, killed) = oneshot::channel::<()>();
@@ -156,7 +168,7 @@ impl Cluster {
             rt.shutdown_background();
             result
         });
-        Running { fake, signals: signals_tx, kill: Some(kill), thread: Some(thread) }
+        Running { fake, others, signals: signals_tx, kill: Some(kill), thread: Some(thread) }
     }
 }
 
@@ -168,6 +180,8 @@ impl Drop for Cluster {
 
 struct Running {
     fake: Fake,
+    /// The fakes of the sets other than web, by set name.
+    others: Arc<std::sync::Mutex<Vec<(String, Fake)>>>,
     signals: mpsc::Sender<Signal>,
     kill: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), String>>>,
@@ -176,6 +190,11 @@ struct Running {
 impl Running {
     fn runs_web(&self) -> bool {
         self.fake.running.load(Ordering::SeqCst)
+    }
+
+    /// Does a set other than web run here?
+    fn runs(&self, set: &str) -> bool {
+        self.others.lock().unwrap().iter().any(|(name, f)| name == set && f.running.load(Ordering::SeqCst))
     }
 
     /// The machine dies: every task and socket gone, and what it ran with it.
@@ -384,6 +403,67 @@ fn a_node_running_a_different_file_shows_as_drift() {
     let s = status();
     assert_eq!(said(&s, 0), said(&s, 1));
     assert_ne!(said(&s, 0), said(&s, 2));
+    drop((a, b, c));
+}
+
+/// A configuration change agreed while the cluster runs: a set added
+/// starts where its order says, a set removed stops, a set left alone
+/// keeps running throughout; an invalid file changes nothing; `config
+/// diff` says what the change does before it is made.
+#[test]
+fn a_configuration_applied_live_starts_and_stops_sets_and_leaves_the_others_running() {
+    let cluster = Cluster::new("apply");
+    let a = cluster.start("alpha");
+    let b = cluster.start("beta");
+    let c = cluster.start("gamma");
+    assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha");
+    let original = std::fs::read_to_string(&cluster.config).unwrap();
+    let with_db = format!(
+        "{original}\n[sets.db]\nnodes = [\"beta\", \"alpha\"]\n[[sets.db.resources]]\ntype = \"process\"\n\
+         command = [\"/bin/true\"]\n"
+    );
+    let socket = cluster.socket("gamma");
+    let diff = call(&socket, Request::ConfigDiff { text: with_db.clone() });
+    assert!(diff.ok, "{:?}", diff.error);
+    let sets = diff.data.unwrap()["sets"].clone();
+    assert_eq!(sets[0]["set"], "web");
+    assert_eq!(
+        (sets[0]["change"].as_str(), sets[1]["set"].as_str(), sets[1]["change"].as_str()),
+        (Some("nothing"), Some("db"), Some("start"))
+    );
+    let applied = call(&socket, Request::ConfigApply { text: with_db.clone(), reason: None });
+    assert!(applied.ok, "{:?}", applied.error);
+    assert_eq!(applied.data.unwrap()["generation"], 1);
+    assert!(wait(Duration::from_secs(15), || b.runs("db")), "db starts on beta, its first choice");
+    assert!(only(&[&a, &b, &c], 0), "web stayed on alpha");
+    let shown = call(&cluster.socket("alpha"), Request::ConfigShow).data.unwrap();
+    assert_eq!((shown["generation"].as_u64(), shown["text"].as_str()), (Some(1), Some(with_db.as_str())));
+    assert_eq!(shown["drift"], true, "alpha's own file is not the agreed one");
+
+    // Invalid: refused, nothing proposed.
+    let broken = call(
+        &socket,
+        Request::ConfigApply { text: with_db.replace("[\"beta\", \"alpha\"]", "[\"delta\"]"), reason: None },
+    );
+    assert!(!broken.ok && broken.error.as_deref().unwrap_or("").contains("delta"), "{:?}", broken.error);
+    // Nodes change: refused with the reason.
+    let fewer =
+        call(&socket, Request::ConfigApply { text: original.replace("[nodes.gamma]", "[nodes.delta]"), reason: None });
+    assert!(!fewer.ok, "a node renamed is not applied live");
+    assert_eq!(call(&socket, Request::ConfigShow).data.unwrap()["generation"], 1);
+
+    // Back to the original file: db stops, web keeps running.
+    let removed = call(&socket, Request::ConfigApply { text: original, reason: None });
+    assert!(removed.ok, "{:?}", removed.error);
+    assert!(wait(Duration::from_secs(15), || !b.runs("db")), "db stopped");
+    assert!(only(&[&a, &b, &c], 0), "web never moved");
+    let status = || call(&cluster.socket("beta"), Request::Status).data.unwrap();
+    let names = |s: &serde_json::Value| -> Vec<String> {
+        s["sets"].as_array().unwrap().iter().filter_map(|s| s["name"].as_str().map(str::to_string)).collect()
+    };
+    assert!(wait(Duration::from_secs(10), || names(&status()) == ["web"]), "db released: no longer shown");
+    let s = status();
+    assert_eq!((s["config_generation"].as_u64(), s["config_drift"].as_bool()), (Some(2), Some(false)));
     drop((a, b, c));
 }
 
