@@ -935,6 +935,13 @@ impl Node {
     /// kept, proposed and answered once done (in `serve`).
     fn admit(&mut self, now: Time, id: u64, request: Request, out: &mut Vec<Output>) {
         let answer = |reply| Output::Reply { id, reply };
+        let named = match &request {
+            Request::Move { set, .. } | Request::Freeze { set, .. } | Request::Cleanup { set } => Some(*set),
+            _ => None,
+        };
+        if let Some(set) = named.filter(|&s| self.state.retired(s)) {
+            return out.push(answer(Reply::Refused(Refusal::Retired { set })));
+        }
         let work = match request {
             Request::IsActive { set } => {
                 let active =

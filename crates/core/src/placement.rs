@@ -49,9 +49,9 @@ fn place(topo: &Topology, state: &ClusterState, live: &[Liveness], now: Time, se
         return None;
     }
     let spec = &topo.sets[usize::from(set)];
-    // A set added by a configuration change waits for every retired set
-    // to stop: it may take over what one of them holds.
-    if rec.owner.is_none() && rec.fresh && state.retiring().is_some() {
+    // A set added by a configuration change waits for the sets retired at
+    // or before it to stop: it may take over what one of them holds.
+    if rec.owner.is_none() && state.retiring_before(set).is_some() {
         return None;
     }
     // Its owner may have left its preference order (a configuration

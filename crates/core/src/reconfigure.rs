@@ -112,6 +112,14 @@ pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Pla
     if topo.fenceable != new.fenceable {
         return Err(format!("the nodes a fence device covers change: fencing is not changed live yet; {restart_all}"));
     }
+    for (i, spec) in new.sets.iter().enumerate() {
+        if new.sets[..i].iter().any(|s| s.name == spec.name) {
+            return Err(format!("set {} is configured twice", spec.name));
+        }
+        if spec.nodes.is_empty() {
+            return Err(format!("set {} has no nodes", spec.name));
+        }
+    }
     let mut sets = topo.sets.clone();
     let mut changes = Vec::new();
     let live = |slot: usize| !topo.sets[slot].nodes.is_empty();

@@ -140,6 +140,10 @@ pub enum Refusal {
     NoHandover(&'static str),
     /// A configuration that cannot be applied live, or lost to another.
     Config(String),
+    /// The set was removed or replaced by a configuration change.
+    Retired {
+        set: SetId,
+    },
 }
 
 impl Refusal {
@@ -168,6 +172,7 @@ impl Refusal {
             }
             Refusal::NoHandover(why) => format!("no handover now: {why}"),
             Refusal::Config(why) => why.clone(),
+            Refusal::Retired { set } => format!("{} was removed or replaced by a configuration change", s(*set)),
         }
     }
 }

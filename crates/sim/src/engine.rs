@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, BinaryHeap};
 use baton_core::lifecycle::{self, Action, HookKind, Step};
 use baton_core::node::Handover;
 use baton_core::requests::{Reply, Request};
-use baton_core::{Event, Heartbeat, Input, Node, NodeId, Output, Persisted, SetId, Stranger, Time};
+use baton_core::{Event, Heartbeat, Input, Node, NodeId, Output, Persisted, SetId, Stranger, Time, Topology};
 use baton_state::{Applied, ClusterState, Command};
 
 use crate::clock::Clock;
@@ -304,6 +304,9 @@ pub struct Sim {
     violation: Option<Violation>,
     report: Report,
     tracing: bool,
+    /// The cluster's topology as agreed: the scenario's, with the set
+    /// slots of every configuration change agreed since.
+    topo: Topology,
 }
 
 impl Sim {
@@ -365,6 +368,7 @@ impl Sim {
             violation: None,
             report: Report::default(),
             tracing,
+            topo: sc.topo.clone(),
             sc,
         }
     }
@@ -392,7 +396,7 @@ impl Sim {
 
     pub fn run(mut self) -> Result<Report, Failure> {
         if self.tracing {
-            let topo = &self.sc.topo;
+            let topo = &self.topo;
             let mut lines: Vec<String> = topo
                 .nodes
                 .iter()
@@ -451,10 +455,10 @@ impl Sim {
     }
 
     fn final_checks(&mut self) {
-        for set in 0..self.sc.topo.sets.len() as SetId {
-            let r = recovery::check(&self.sc.topo, &self.reference, &self.world, set, self.now);
+        for set in 0..self.topo.sets.len() as SetId {
+            let r = recovery::check(&self.topo, &self.reference, &self.world, set, self.now);
             self.fail(r);
-            let r = preference::check(&self.sc.topo, &self.reference, set, self.now);
+            let r = preference::check(&self.topo, &self.reference, set, self.now);
             self.fail(r);
         }
     }
@@ -819,6 +823,27 @@ impl Sim {
         }
     }
 
+    /// A configuration change was agreed: the set slots it added exist
+    /// from now on, everywhere (stopped), and the agreed policies hold.
+    fn follow_config(&mut self) {
+        let Some(agreed) = &self.reference.config else { return };
+        let old = self.topo.sets.len();
+        self.topo.sets.clone_from(&agreed.sets);
+        let resources: Vec<usize> = self.topo.sets.iter().map(|s| s.resources.len()).collect();
+        self.world.grow(&resources);
+        for n in &mut self.nodes {
+            n.acts.resize(resources.len(), 0);
+            n.killed.resize(resources.len(), None);
+            n.guard_held.extend(resources[old..].iter().map(|&r| vec![false; r]));
+            n.starts.extend(resources[old..].iter().map(|&r| vec![0; r]));
+        }
+        for f in &mut self.stop_failed {
+            f.resize(resources.len(), false);
+        }
+        let (added, generation) = (resources.len() - old, agreed.generation);
+        self.trace(|| format!("configuration generation {generation} agreed: {added} set slots added"));
+    }
+
     fn crash(&mut self, node: NodeId) {
         self.stop_agent(node);
         let n = &mut self.nodes[usize::from(node)];
@@ -849,10 +874,10 @@ impl Sim {
     /// The guard undoes everything it holds, each resource done at a time of
     /// its own within the release budget; returns when the last is done.
     fn guard_release(&mut self, node: NodeId) -> u64 {
-        let budget = self.sc.topo.timing.guard_margin.as_micros() as u64;
+        let budget = self.topo.timing.guard_margin.as_micros() as u64;
         let mut last = 0;
-        for set in 0..self.sc.topo.sets.len() {
-            for r in 0..self.sc.topo.sets[set].resources.len() {
+        for set in 0..self.topo.sets.len() {
+            for r in 0..self.topo.sets[set].resources.len() {
                 let n = &mut self.nodes[usize::from(node)];
                 if std::mem::take(&mut n.guard_held[set][r]) {
                     let starts = n.starts[set][r];
@@ -912,7 +937,7 @@ impl Sim {
         match output {
             Output::Send(heartbeat) => {
                 for to in 0..self.nodes.len() {
-                    for link in (0..self.sc.topo.links).filter(|_| to != i) {
+                    for link in (0..self.topo.links).filter(|_| to != i) {
                         for delay in self.net.fate(&mut self.rng, link, i, to) {
                             let ev = Ev::Deliver { to: to as NodeId, link, heartbeat: heartbeat.clone() };
                             self.push(self.now + delay, ev);
@@ -926,7 +951,7 @@ impl Sim {
             }
             Output::Act(action) => {
                 self.trace(|| format!("n{node} acts {action:?}"));
-                let r = acting::check(&self.sc.topo, &self.reference, node, &action, self.now);
+                let r = acting::check(&self.topo, &self.reference, node, &action, self.now);
                 self.fail(r);
                 self.act(node, action)
             }
@@ -970,7 +995,7 @@ impl Sim {
                 }
                 // The node restarts its agreement layer as its only voter,
                 // from its own log (the single log here) at a new term.
-                let r = pair::check_alone(&self.sc.topo, node, self.nodes[i].holds, self.log.len(), self.now);
+                let r = pair::check_alone(&self.topo, node, self.nodes[i].holds, self.log.len(), self.now);
                 self.fail(r);
                 self.voters = (0..self.nodes.len()).map(|x| x == i).collect();
                 if let Some(old) = self.leader.take() {
@@ -1012,7 +1037,7 @@ impl Sim {
             }
             Output::Reply { id, reply } => self.replied(node, id, reply),
             Output::Exit => {
-                let r = shutdown::check(&self.sc.topo, &self.world, node, self.now);
+                let r = shutdown::check(&self.topo, &self.world, node, self.now);
                 self.fail(r);
                 self.trace(|| format!("n{node} agent exits"));
                 let after = self.nodes[i].restart_after.take().unwrap_or(SECOND);
@@ -1029,7 +1054,7 @@ impl Sim {
                 let strangers = (0..self.nodes.len() as NodeId)
                     .filter(|&n| Some(n) != owner)
                     .filter(|&n| {
-                        let spec = &self.sc.topo.sets[usize::from(set)];
+                        let spec = &self.topo.sets[usize::from(set)];
                         (0..spec.resources.len()).any(|r| spec.resources[r].address && self.world.resource(n, set, r))
                     })
                     .map(|n| Stranger { mac: [2, 0, 0, 0, 0, n], node: Some(n) })
@@ -1062,16 +1087,19 @@ impl Sim {
         }
         let before = self.reference.clone();
         let result = self.reference.apply(&command);
+        if matches!(command, Command::Configure { .. }) && result.is_ok() {
+            self.follow_config();
+        }
         for (i, (b, a)) in before.sets.iter().zip(&self.reference.sets).enumerate() {
             if (b.owner, b.running) != (a.owner, a.running) {
                 self.report.agreed.push((self.now, i as SetId, a.owner, a.running));
             }
         }
-        let r = frozen::check_agreed(&self.sc.topo, &before, &command, result.is_ok(), self.now);
+        let r = frozen::check_agreed(&self.topo, &before, &command, result.is_ok(), self.now);
         self.fail(r);
-        let r = duplicate::check(&self.sc.topo, &command, result.is_ok(), self.now);
+        let r = duplicate::check(&self.topo, &command, result.is_ok(), self.now);
         self.fail(r);
-        let r = block::check(&self.sc.topo, &command, result.is_ok(), &self.stop_failed, self.now);
+        let r = block::check(&self.topo, &command, result.is_ok(), &self.stop_failed, self.now);
         self.fail(r);
         if result
             == Ok(Applied::Evicted(match command {
@@ -1104,13 +1132,7 @@ impl Sim {
                 let mut ok = match step {
                     Step::Hook(HookKind::Test) => {
                         let core = self.nodes[usize::from(node)].core.as_ref().expect("acting node is up");
-                        let r = frozen::check_start(
-                            &self.sc.topo,
-                            core.state(),
-                            self.sc.topo.node_name(node),
-                            set,
-                            self.now,
-                        );
+                        let r = frozen::check_start(&self.topo, core.state(), self.topo.node_name(node), set, self.now);
                         self.fail(r);
                         !self.rng.chance(self.res.veto_per_mille)
                     }
@@ -1191,15 +1213,15 @@ impl Sim {
             }
             _ => {}
         }
-        let r = lock::check(&self.sc.topo, &self.holders, self.now);
+        let r = lock::check(&self.topo, &self.holders, self.now);
         self.fail(r);
         self.holders.retain(|h| h.until_us > self.now);
     }
 
     fn check_holders(&mut self, node: NodeId, set: SetId) {
-        let r = single_owner::check(&self.sc.topo, &self.world, set, self.now);
+        let r = single_owner::check(&self.topo, &self.world, set, self.now);
         self.fail(r);
-        let r = witness::check(&self.sc.topo, &self.world, node, set, self.now);
+        let r = witness::check(&self.topo, &self.world, node, set, self.now);
         self.fail(r);
     }
 
@@ -1249,7 +1271,7 @@ impl Sim {
     fn fault(&mut self, fault: Fault) {
         self.trace(|| format!("FAULT {fault:?}"));
         let n = self.nodes.len();
-        let links = self.sc.topo.links;
+        let links = self.topo.links;
         match fault {
             Fault::Crash { node, down_us } => {
                 if self.nodes[usize::from(node)].core.is_some() {
@@ -1331,7 +1353,7 @@ impl Sim {
             Fault::Resources(r) => self.res = r,
             Fault::ResourceCrash { node, set } => {
                 // Only a monitored resource's death can be noticed at all.
-                let spec = &self.sc.topo.sets[usize::from(set)];
+                let spec = &self.topo.sets[usize::from(set)];
                 if let Some(r) = spec.resources.iter().position(|r| r.monitor_interval.is_some()) {
                     if self.world.resource(node, set, r) {
                         self.world.set(self.now, node, set, r, false);
@@ -1380,7 +1402,7 @@ impl Sim {
                 self.resume(node);
             }
         }
-        for set in 0..self.sc.topo.sets.len() as SetId {
+        for set in 0..self.topo.sets.len() as SetId {
             self.pending_ops.push(Command::Freeze { set, frozen: false });
             self.pending_ops.push(Command::Clear { set });
         }
@@ -1407,8 +1429,8 @@ impl Sim {
     }
 
     fn all_recovered(&self) -> bool {
-        (0..self.sc.topo.sets.len() as SetId)
-            .all(|s| recovery::check(&self.sc.topo, &self.reference, &self.world, s, self.now).is_ok())
+        (0..self.topo.sets.len() as SetId)
+            .all(|s| recovery::check(&self.topo, &self.reference, &self.world, s, self.now).is_ok())
     }
 
     fn elect(&mut self) {

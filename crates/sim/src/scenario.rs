@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use baton_core::reconfigure::Proposal;
 use baton_core::requests::Request;
 use baton_core::{Failback, NodeId, NodeSpec, ResourceSpec, SetId, SetSpec, Timing, Topology};
 
@@ -160,39 +161,7 @@ pub fn random_topology(rng: &mut Rng) -> Topology {
     let mut nodes: Vec<NodeSpec> =
         (0..full).map(|i| NodeSpec { name: format!("n{i}"), witness: false, links: 0 }).collect();
     nodes.extend((0..witnesses).map(|i| NodeSpec { name: format!("w{i}"), witness: true, links: 0 }));
-    let sets = (0..rng.range(1, 4))
-        .map(|s| {
-            let mut prefs: Vec<NodeId> = (0..full as NodeId).collect();
-            rng.shuffle(&mut prefs);
-            prefs.truncate(rng.range(1, full as u64) as usize);
-            let failback = if rng.chance(500) { Failback::Never } else { Failback::Auto { delay: ms(rng, 0, 3000) } };
-            let resources = (0..rng.range(1, 3))
-                .map(|r| ResourceSpec {
-                    label: format!("r{r}"),
-                    start_timeout: ms(rng, 300, 2000),
-                    stop_timeout: ms(rng, 300, 2000),
-                    monitor_interval: rng.chance(800).then(|| ms(rng, 300, 2000)),
-                    monitor_timeout: ms(rng, 200, 1000),
-                    address: r == 0,
-                })
-                .collect();
-            SetSpec {
-                name: format!("s{s}"),
-                nodes: prefs,
-                failback,
-                max_restarts: rng.range(0, 3) as u32,
-                restart_window: ms(rng, 5_000, 60_000),
-                // Short enough that an exclusion made as the faults end
-                // lapses, and the failback it may cause ends, well inside
-                // the recovery window after the heal (seed 53184 of the
-                // search, with up to 20 s: a failback 15 s after the heal).
-                failure_timeout: rng.chance(300).then(|| ms(rng, 1_000, 8_000)),
-                resources,
-                hook_timeout: ms(rng, 300, 2000),
-                definition: String::new(),
-            }
-        })
-        .collect();
+    let sets = (0..rng.range(1, 4)).map(|s| random_set(rng, format!("s{s}"), full)).collect();
     // A fifth of the clusters have fence devices for every node; half of
     // those require a fence before any takeover.
     let fenced = rng.chance(200);
@@ -200,6 +169,88 @@ pub fn random_topology(rng: &mut Rng) -> Topology {
     let links = rng.range(1, 3) as usize;
     nodes.iter_mut().for_each(|n| n.links = links);
     Topology { nodes, links, sets, timing: timing(), fenceable }
+}
+
+/// A set of `name` over the first `full` nodes, with random policies and
+/// one or two resources.
+fn random_set(rng: &mut Rng, name: String, full: usize) -> SetSpec {
+    let mut prefs: Vec<NodeId> = (0..full as NodeId).collect();
+    rng.shuffle(&mut prefs);
+    prefs.truncate(rng.range(1, full as u64) as usize);
+    let failback = if rng.chance(500) { Failback::Never } else { Failback::Auto { delay: ms(rng, 0, 3000) } };
+    let resources = (0..rng.range(1, 3))
+        .map(|r| ResourceSpec {
+            label: format!("r{r}"),
+            start_timeout: ms(rng, 300, 2000),
+            stop_timeout: ms(rng, 300, 2000),
+            monitor_interval: rng.chance(800).then(|| ms(rng, 300, 2000)),
+            monitor_timeout: ms(rng, 200, 1000),
+            address: r == 0,
+        })
+        .collect();
+    SetSpec {
+        name,
+        nodes: prefs,
+        failback,
+        max_restarts: rng.range(0, 3) as u32,
+        restart_window: ms(rng, 5_000, 60_000),
+        // Short enough that an exclusion made as the faults end lapses, and
+        // the failback it may cause ends, well inside the recovery window
+        // after the heal (seed 53184 of the search, with up to 20 s: a
+        // failback 15 s after the heal).
+        failure_timeout: rng.chance(300).then(|| ms(rng, 1_000, 8_000)),
+        resources,
+        hook_timeout: ms(rng, 300, 2000),
+        definition: String::new(),
+    }
+}
+
+/// Configuration changes (`baton config apply`), from a stream of their
+/// own: one run in four applies one to three files at random moments of
+/// the fault phase, each the scenario's file with a set added, removed,
+/// redefined (its resources changed) or given another preference order and
+/// failback, and its sets reordered half the time. Each is asked of
+/// whichever node is up, whose core plans it against what is agreed then.
+fn configuration_changes(seed: u64, topo: &Topology, heal_at_us: u64) -> Vec<(u64, Fault)> {
+    let mut rng = Rng::new(seed ^ 0x636f_6e66_6967_7572);
+    if !rng.chance(250) {
+        return Vec::new();
+    }
+    let full = topo.nodes.iter().filter(|n| !n.witness).count();
+    (1..=rng.range(1, 3))
+        .map(|k| {
+            let mut file = topo.clone();
+            for j in 0..rng.range(1, 2) {
+                let s = rng.index(file.sets.len());
+                match rng.range(0, 3) {
+                    0 => file.sets.push(random_set(&mut rng, format!("c{k}{j}"), full)),
+                    1 if file.sets.len() > 1 => {
+                        file.sets.remove(s);
+                    }
+                    2 => {
+                        let set = &mut file.sets[s];
+                        set.definition = format!("v{k}");
+                        set.resources.truncate(rng.range(1, 2) as usize);
+                    }
+                    _ => {
+                        let set = &mut file.sets[s];
+                        rng.shuffle(&mut set.nodes);
+                        set.failback = if rng.chance(500) {
+                            Failback::Never
+                        } else {
+                            Failback::Auto { delay: ms(&mut rng, 0, 3000) }
+                        };
+                    }
+                }
+            }
+            if rng.chance(500) {
+                rng.shuffle(&mut file.sets);
+            }
+            let proposal = Proposal { digest: format!("{seed:x}-{k}"), text: String::new(), topology: file };
+            let at = rng.range(SECOND, heal_at_us - SECOND);
+            (at, Fault::Request(Request::Configure(Box::new(proposal))))
+        })
+        .collect()
 }
 
 /// `topo` cut down to its first two nodes, both fenceable, no witness.
@@ -378,6 +429,8 @@ pub fn random(seed: u64) -> Scenario {
             faults.sort_by_key(|(t, _)| *t);
         }
     }
+    faults.extend(configuration_changes(seed, &topo, heal_at_us));
+    faults.sort_by_key(|(t, _)| *t);
     Scenario {
         topo,
         drift_ppm,

@@ -17,6 +17,15 @@ impl World {
         World { held: vec![sets; nodes], timeline: Vec::new() }
     }
 
+    /// Set slots a configuration change added (`resources_per_set` names
+    /// every slot, the old ones too).
+    pub fn grow(&mut self, resources_per_set: &[usize]) {
+        for sets in &mut self.held {
+            let old = sets.len();
+            sets.extend(resources_per_set[old..].iter().map(|&r| vec![false; r]));
+        }
+    }
+
     /// A node holds a set while any of its resources may be running there.
     pub fn holds(&self, node: NodeId, set: SetId) -> bool {
         self.held[usize::from(node)][usize::from(set)].iter().any(|h| *h)

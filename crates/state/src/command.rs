@@ -372,10 +372,8 @@ impl ClusterState {
                 }
                 self.check_movable(set)?;
                 self.check_eligible(set, node)?;
-                if self.set(set).fresh {
-                    if let Some(busy) = self.retiring() {
-                        return Err(Rejected::Retiring { set: busy });
-                    }
+                if let Some(busy) = self.retiring_before(set) {
+                    return Err(Rejected::Retiring { set: busy });
                 }
                 let rec = &mut self.sets[usize::from(set)];
                 rec.owner = Some(node);
@@ -439,6 +437,9 @@ impl ClusterState {
                 Ok(Applied::Done)
             }
             Command::Freeze { set, frozen } => {
+                if frozen && self.retired(set) {
+                    return Err(Rejected::Retired(set));
+                }
                 self.sets[usize::from(set)].frozen = frozen;
                 Ok(Applied::Done)
             }

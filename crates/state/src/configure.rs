@@ -37,8 +37,18 @@ impl ClusterState {
                 return shape(format!("set {} was retired from slot {i} and cannot run there again", spec.name));
             }
         }
+        // A set left alone by an operator (or maintenance mode) is not
+        // released by a change either: it would stay owned for ever, and
+        // no set added by the change could ever start.
+        for (i, spec) in sets.iter().enumerate().take(self.sets.len()) {
+            let set = i as SetId;
+            if spec.nodes.is_empty() && !self.retired(set) && self.set(set).owner.is_some() && self.is_frozen(set) {
+                return Err(if self.maintenance { Rejected::Maintenance } else { Rejected::Frozen(set) });
+            }
+        }
         for (rec, spec) in self.sets.iter_mut().zip(sets) {
-            if spec.nodes.is_empty() {
+            if spec.nodes.is_empty() && rec.retired_at == 0 {
+                rec.retired_at = generation;
                 // Released to nobody: the set is never placed again.
                 if let Phase::Releasing { to } = &mut rec.phase {
                     *to = None;
@@ -48,7 +58,9 @@ impl ClusterState {
         }
         // Above every generation a stale command about any slot could carry.
         let start = self.applied;
-        self.sets.extend((self.sets.len()..sets.len()).map(|_| SetRecord { fresh: true, ..SetRecord::unowned(start) }));
+        self.sets.extend(
+            (self.sets.len()..sets.len()).map(|_| SetRecord { since: generation, ..SetRecord::unowned(start) }),
+        );
         self.config =
             Some(AgreedConfig { generation, digest: digest.to_string(), text: text.to_string(), sets: sets.to_vec() });
         Ok(Applied::Done)
@@ -64,9 +76,16 @@ impl ClusterState {
         self.config.as_ref().is_some_and(|c| c.sets[usize::from(set)].nodes.is_empty())
     }
 
-    /// A retired set that still has an owner or a block: it may still run.
-    pub fn retiring(&self) -> Option<SetId> {
-        (0..self.sets.len() as SetId)
-            .find(|&s| self.retired(s) && (self.set(s).owner.is_some() || self.set(s).blocked.is_some()))
+    /// A set `set` waits for: retired at or before the change that added
+    /// `set`, and still owned or blocked (it may still run).
+    pub fn retiring_before(&self, set: SetId) -> Option<SetId> {
+        let since = self.set(set).since;
+        if since == 0 {
+            return None;
+        }
+        (0..self.sets.len() as SetId).find(|&s| {
+            let r = self.set(s);
+            (1..=since).contains(&r.retired_at) && (r.owner.is_some() || r.blocked.is_some())
+        })
     }
 }

@@ -97,10 +97,14 @@ pub struct SetRecord {
     /// A node whose stop of this set failed: the set may be running there, so
     /// it must not start anywhere until that node is fenced or cleared.
     pub blocked: Option<NodeId>,
-    /// Added by a configuration change: not assigned while a retired set
-    /// still runs or may (it could hold what this one is about to take).
+    /// The configuration generation that added this slot (0: the first
+    /// file's), and the one that retired it (0: not retired). A slot is
+    /// not assigned while a slot retired at or before its own generation
+    /// still runs or may: that one could hold what this one would take.
     #[serde(default)]
-    pub fresh: bool,
+    pub since: u64,
+    #[serde(default)]
+    pub retired_at: u64,
 }
 
 impl SetRecord {
@@ -116,7 +120,8 @@ impl SetRecord {
             excluded: BTreeMap::new(),
             excluded_at: BTreeMap::new(),
             blocked: None,
-            fresh: false,
+            since: 0,
+            retired_at: 0,
         }
     }
 }

@@ -336,7 +336,7 @@ fn a_configuration_retires_a_changed_set_and_its_new_slot_waits_until_the_old_on
     assert_eq!(s.apply(&configure(1, vec![])), Err(Rejected::ConfigShape("0 sets for 1 slots".into())));
     s.apply(&configure(1, vec![spec("web", &[]), spec("web", &[0, 1])])).unwrap();
     assert_eq!((s.sets.len(), s.config_generation()), (2, 1));
-    assert!(s.retired(0) && !s.retired(1) && s.set(1).fresh);
+    assert!(s.retired(0) && !s.retired(1) && (s.set(1).since, s.set(0).retired_at) == (1, 1));
     assert_eq!(s.set(0).phase, Phase::Releasing { to: None }, "a retired set is released to nobody");
     assert!(s.set(1).generation > s.set(0).generation, "a new slot starts above every generation before it");
     let fresh = s.set(1).generation;

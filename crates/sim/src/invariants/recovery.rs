@@ -25,12 +25,22 @@ pub fn check(topo: &Topology, state: &ClusterState, world: &World, set: SetId, n
     // an operator's freeze may land after the heal (its request is proposed
     // until agreed). A set blocked by a failed stop on a node no fence
     // device covers stays stopped until a person looks (docs/reference.md, "Behaviour").
-    let unfenceable_block = state.set(set).blocked.is_some_and(|n| !topo.fenceable[usize::from(n)]);
-    if eligible(topo, state, set).is_empty() || state.is_frozen(set) || unfenceable_block {
+    let unfenceable = |s: SetId| state.set(s).blocked.is_some_and(|n| !topo.fenceable[usize::from(n)]);
+    // A set added by a configuration change waits, like the set it may
+    // take from, for a person to look at a block no device can lift.
+    let unfenceable_block = unfenceable(set) || state.retiring_before(set).is_some_and(unfenceable);
+    let fail = |why: String| Violation { invariant: "recovery after heal", at_us: now_us, detail: why };
+    if state.is_frozen(set) || unfenceable_block {
+        return Ok(());
+    }
+    // A set a configuration change retired is stopped everywhere.
+    if state.retired(set) && (state.set(set).owner.is_some() || !world.holders(set).is_empty()) {
+        return Err(fail(format!("set {} was retired (slot {set}) but still runs or is owned", topo.set_name(set))));
+    }
+    if eligible(topo, state, set).is_empty() {
         return Ok(());
     }
     let rec = state.set(set);
-    let fail = |why: String| Violation { invariant: "recovery after heal", at_us: now_us, detail: why };
     let Some(owner) = rec.owner else {
         return Err(fail(format!("set {} has eligible nodes but no owner", topo.set_name(set))));
     };
