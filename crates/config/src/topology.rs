@@ -44,6 +44,13 @@ fn resource_spec(r: &Resource) -> ResourceSpec {
     }
 }
 
+/// A digest of what a set runs: each resource's kind and limit, and the
+/// hooks (how often its monitors run is policy, changed in place).
+fn definition(set: &crate::model::SetConfig) -> String {
+    let started: Vec<_> = set.resources.iter().map(|r| (&r.kind, r.timeout)).collect();
+    crate::digest(format!("{started:?} {:?}", set.hooks).as_bytes())
+}
+
 /// The shortest timing the bench measured free of false failovers (`lab
 /// bench`, the quiet phase): below it `config check` warns.
 const MEASURED_HEARTBEAT: Duration = Duration::from_millis(30);
@@ -68,7 +75,7 @@ impl Config {
                 failure_timeout: s.failure_timeout.or(self.cluster.failure_timeout),
                 resources: s.resources.iter().map(resource_spec).collect(),
                 hook_timeout: HOOK_TIMEOUT,
-                definition: crate::digest(format!("{:?} {:?}", s.resources, s.hooks).as_bytes()),
+                definition: definition(s),
             })
             .collect();
         Topology { nodes, links: self.links(), sets, timing: self.timing(), fenceable: self.fenceable() }

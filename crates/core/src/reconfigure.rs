@@ -196,6 +196,9 @@ fn policy_changes(old: &SetSpec, new: &SetSpec) -> String {
     if old.failure_timeout != new.failure_timeout {
         what.push("failure_timeout");
     }
+    if old.resources != new.resources {
+        what.push("monitors");
+    }
     format!("{} changed", what.join(", "))
 }
 

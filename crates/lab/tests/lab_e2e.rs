@@ -1518,7 +1518,11 @@ fn reload_all(lab: &Lab) -> Vec<String> {
             let out = baton(&["events", "--json", "--socket", sock.to_str().unwrap()]);
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             text.lines()
-                .rfind(|l| l.contains("SIGHUP") && l.contains(&format!("\"node\":\"{node}\"")))
+                .rfind(|l| {
+                    l.contains("SIGHUP")
+                        && l.contains("\"kind\":\"agent\"")
+                        && l.contains(&format!("\"node\":\"{node}\""))
+                })
                 .unwrap_or_default()
                 .to_string()
         })
@@ -1568,12 +1572,18 @@ fn case26_sighup_rotates_the_secret_without_a_failover_and_refuses_a_broken_conf
         assert!(!e.contains("the next cluster secret"), "a secret in an event: {e}");
     }
     assert_eq!(lab.owner_seen_by("alpha").as_deref(), Some("alpha"));
-    // And changes that need a restart are said to.
+    // The rest of the file is agreed as the cluster's configuration: a
+    // monitor's interval changes in place, nothing restarts.
+    let web = web_server_pid("alpha");
+    let agreed = || lab.status("beta").and_then(|d| d["config_generation"].as_u64()).unwrap_or(0);
+    let before = agreed();
     std::fs::write(&config, with("secret_file = \"secret-next\"\n").replace("interval = \"1s\"", "interval = \"2s\""))
         .unwrap();
-    for e in reload_all(&lab) {
-        assert!(e.contains("changes to [sets] take effect when the agent restarts"), "{e}");
-    }
+    reload_all(&lab);
+    assert!(wait(Duration::from_secs(10), || agreed() > before), "the reloaded file was not agreed");
+    let shown = ok(&["config", "show", "--socket", lab.dir.join("beta/baton.sock").to_str().unwrap()]);
+    assert!(shown.contains("interval = \"2s\""), "{shown}");
+    assert_eq!(web_server_pid("alpha"), web, "a monitor interval restarted web");
     rec.assert_never_two_holders();
 }
 
@@ -2239,4 +2249,149 @@ fn case41_simulate_cut_predicts_what_a_cut_then_does() {
         wait(Duration::from_secs(15), || lab.owner_seen_by("gamma").as_deref() == Some("beta")),
         "web did not go where simulate said"
     );
+}
+
+/// The processes in `node`'s network namespace whose arguments include `arg`.
+fn pids_with(node: &str, arg: &str) -> Vec<i32> {
+    let out = Command::new("ip").args(["netns", "pids", &format!("btnl-{node}")]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes())
+        })
+        .filter_map(|pid| pid.parse().ok())
+        .collect()
+}
+
+fn has_address(node: &str, address: &str) -> bool {
+    let out = Command::new("ip").args(["-n", &format!("btnl-{node}"), "-o", "addr"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).contains(&format!(" {address}/"))
+}
+
+/// Where the `extra` set of case 42 runs: the nodes with its address, and
+/// those with its program (`/bin/sleep SECONDS`).
+fn extra_runs(seconds: &str) -> (Vec<&'static str>, Vec<&'static str>) {
+    let nodes = ["alpha", "beta", "gamma"];
+    let address = nodes.iter().copied().filter(|n| has_address(n, EXTRA_IP)).collect();
+    let program = nodes.iter().copied().filter(|n| !pids_with(n, seconds).is_empty()).collect();
+    (address, program)
+}
+
+const EXTRA_IP: &str = "10.88.0.101";
+
+/// The set `extra` (an address and a program) in TOML, preferring `nodes`.
+fn extra_set(nodes: &str, seconds: &str, more: &str) -> String {
+    format!(
+        "\n[sets.extra]\nnodes = [{nodes}]\n{more}\n[[sets.extra.resources]]\ntype = \"ip\"\naddress = \"{EXTRA_IP}/24\"\n\
+         \n[[sets.extra.resources]]\ntype = \"process\"\ncommand = [\"/bin/sleep\", \"{seconds}\"]\n"
+    )
+}
+
+#[test]
+fn case42_a_configuration_changed_live_starts_moves_restarts_and_stops_only_what_it_changes() {
+    let lab = Lab::up("c42", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta", "gamma"]);
+    let web = web_server_pid("alpha").expect("alpha runs the web server");
+    let config = lab.dir.join("cluster.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let sock = lab.dir.join("gamma/baton.sock");
+    let sock = sock.to_str().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = lab.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let sets = |doc: &Value| -> Vec<(String, String)> {
+        doc["data"]["sets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["set"].as_str().unwrap().to_string(), s["change"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+
+    // A set added to the file, then SIGHUP everywhere: it starts where its
+    // order says; web keeps its program.
+    std::fs::write(&config, original.clone() + &extra_set("\"beta\", \"alpha\", \"gamma\"", "3601", "")).unwrap();
+    let lab_file = config.to_str().unwrap();
+    let diff: Value = serde_json::from_str(&ok(&["config", "diff", lab_file, "--json", "--socket", sock])).unwrap();
+    assert_eq!(sets(&diff), [pair("web", "nothing"), pair("extra", "start")], "{diff}");
+    reload_all(&lab);
+    assert!(
+        wait(Duration::from_secs(15), || extra_runs("3601") == (vec!["beta"], vec!["beta"])),
+        "extra did not start on beta alone: {:?}",
+        extra_runs("3601")
+    );
+    let doc = lab.status("alpha").unwrap();
+    assert_eq!((doc["config_generation"].as_u64(), doc["config_drift"].as_bool()), (Some(1), Some(false)), "{doc}");
+
+    // Its order changed, with failback: it moves, as the new policy says.
+    let moved = original.clone() + &extra_set("\"gamma\", \"beta\", \"alpha\"", "3601", "failback = \"auto\"\n");
+    let moved = file("moved.toml", &moved);
+    let diff: Value = serde_json::from_str(&ok(&["config", "diff", &moved, "--json", "--socket", sock])).unwrap();
+    assert_eq!(sets(&diff), [pair("web", "nothing"), pair("extra", "policy")], "{diff}");
+    assert_eq!(diff["data"]["sets"][1]["runs_on"], "beta");
+    let said = ok(&["config", "apply", &moved, "--socket", sock]);
+    assert!(said.contains("generation 2"), "{said}");
+    assert!(
+        wait(Duration::from_secs(15), || extra_runs("3601") == (vec!["gamma"], vec!["gamma"])),
+        "extra did not move to gamma alone: {:?}",
+        extra_runs("3601")
+    );
+    // The nodes' own file is not the agreed one any more: drift.
+    assert!(wait(Duration::from_secs(5), || lab.status("beta").unwrap()["config_drift"] == true));
+    let shown: Value = serde_json::from_str(&ok(&["config", "show", "--json", "--socket", sock])).unwrap();
+    assert_eq!(shown["data"]["generation"], 2);
+    assert!(shown["data"]["text"].as_str().unwrap().contains("failback = \"auto\""));
+
+    // Its program changed: only extra restarts, on gamma.
+    let changed = original.clone() + &extra_set("\"gamma\", \"beta\", \"alpha\"", "3602", "failback = \"auto\"\n");
+    let changed = file("changed.toml", &changed);
+    let diff: Value = serde_json::from_str(&ok(&["config", "diff", &changed, "--json", "--socket", sock])).unwrap();
+    assert_eq!(sets(&diff), [pair("web", "nothing"), pair("extra", "restart")], "{diff}");
+    ok(&["config", "apply", &changed, "--socket", sock]);
+    assert!(
+        wait(Duration::from_secs(15), || extra_runs("3602") == (vec!["gamma"], vec!["gamma"])
+            && extra_runs("3601").1.is_empty()),
+        "extra did not restart with its new program: {:?} {:?}",
+        extra_runs("3601"),
+        extra_runs("3602")
+    );
+
+    // A bad file is refused, naming what is wrong; nothing changes.
+    let bad = file(
+        "bad.toml",
+        &std::fs::read_to_string(&changed).unwrap().replace("\"gamma\", \"beta\", \"alpha\"", "\"delta\""),
+    );
+    let refused = baton(&["config", "apply", &bad, "--socket", sock]);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && why.contains("delta"), "{why}");
+    let shown: Value = serde_json::from_str(&ok(&["config", "show", "--json", "--socket", sock])).unwrap();
+    assert_eq!(shown["data"]["generation"], 3);
+
+    // The file as it was: extra stops everywhere, web runs on.
+    let back = file("back.toml", &original);
+    let diff: Value = serde_json::from_str(&ok(&["config", "diff", &back, "--json", "--socket", sock])).unwrap();
+    assert_eq!(sets(&diff), [pair("web", "nothing"), pair("extra", "stop")], "{diff}");
+    ok(&["config", "apply", &back, "--socket", sock]);
+    assert!(
+        wait(Duration::from_secs(15), || extra_runs("3602") == (vec![], vec![])),
+        "extra still runs: {:?}",
+        extra_runs("3602")
+    );
+    let names: Vec<String> = lab.status("beta").unwrap()["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["web"]);
+    assert_eq!(web_server_pid("alpha"), Some(web), "web's program was restarted by a change that did not touch it");
+    assert!(lab.fetch().is_some());
+    assert!(rec.adds().is_empty(), "web's address moved: {:?}", rec.intervals());
+    let events = ok(&["events", "--socket", sock]);
+    assert!(events.contains("configuration generation 4"), "{events}");
 }

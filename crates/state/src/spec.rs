@@ -41,9 +41,14 @@ pub struct SetSpec {
 impl SetSpec {
     /// Would switching from `self` to `new` restart the set? Its resources
     /// or hooks changed; the rest (preference order, failback, restart
-    /// limits, failure timeout) is policy, which changes in place.
+    /// limits, failure timeout, how often and how long monitors run) is
+    /// policy, which changes in place.
     pub fn restarts_for(&self, new: &SetSpec) -> bool {
-        self.resources != new.resources || self.definition != new.definition || self.hook_timeout != new.hook_timeout
+        let started = |r: &ResourceSpec| (r.label.clone(), r.start_timeout, r.stop_timeout, r.address);
+        self.resources.len() != new.resources.len()
+            || self.resources.iter().map(started).ne(new.resources.iter().map(started))
+            || self.definition != new.definition
+            || self.hook_timeout != new.hook_timeout
     }
 }
 
