@@ -201,7 +201,9 @@ impl Executor {
         let books = match handed {
             Some(books) => {
                 for (set, i, kept) in &books.kept {
-                    match sets.iter().find(|s| s.name == *set).and_then(|s| s.resources.get(*i)) {
+                    // The live slot of that name is the last: a retired one
+                    // (a changed set's old definition) comes before it.
+                    match sets.iter().rev().find(|s| s.name == *set).and_then(|s| s.resources.get(*i)) {
                         Some(r) => r.adopt(Some(kept.clone())),
                         None => tracing::warn!("baton: set {set} resource {i} was handed over, but is not configured"),
                     }

@@ -44,6 +44,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/maintenance"),
     ("post", "/api/v1/alone"),
     ("post", "/api/v1/handover"),
+    ("get", "/api/v1/config"),
+    ("post", "/api/v1/config"),
+    ("post", "/api/v1/config/diff"),
     ("get", "/metrics"),
 ];
 
@@ -123,6 +126,19 @@ struct MoveBody {
 struct MaintenanceBody {
     on: bool,
     reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    text: String,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigText {
+    text: String,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +226,36 @@ async fn maintenance(
     }
 }
 
+/// A write whose body is a JSON object of type `T` (the token required).
+async fn write_with<T: DeserializeOwned>(
+    h: Http,
+    from: SocketAddr,
+    headers: HeaderMap,
+    bytes: Bytes,
+    make: fn(T) -> Request,
+) -> HttpResponse {
+    if let Err(refused) = h.authorize(&headers) {
+        return *refused;
+    }
+    match serde_json::from_slice::<T>(&bytes) {
+        Ok(b) => h.answer(make(b), from).await.into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("the request body is not what this route takes: {e}"))
+            .into_response(),
+    }
+}
+
+/// `GET` the agreed configuration, `POST` a file to agree on.
+fn config() -> axum::routing::MethodRouter<Http> {
+    get(|State(h): State<Http>, ConnectInfo(from): ConnectInfo<SocketAddr>| async move {
+        h.answer(Request::ConfigShow, from).await
+    })
+    .post(
+        |State(h): State<Http>, ConnectInfo(from): ConnectInfo<SocketAddr>, headers: HeaderMap, bytes: Bytes| {
+            write_with(h, from, headers, bytes, |b: ConfigFile| Request::ConfigApply { text: b.text, reason: b.reason })
+        },
+    )
+}
+
 async fn metrics(State(h): State<Http>) -> HttpResponse {
     let r = dispatch(&h.calls, &h.history, Request::Status, None).await;
     let Some(doc) = r.data else {
@@ -244,6 +290,12 @@ fn handler(path: &str) -> axum::routing::MethodRouter<Http> {
         "/api/v1/maintenance" => post(maintenance),
         "/api/v1/alone" => this_node(|reason| Request::Alone { reason }),
         "/api/v1/handover" => this_node(|reason| Request::Handover { reason }),
+        "/api/v1/config" => config(),
+        "/api/v1/config/diff" => post(
+            |State(h): State<Http>, ConnectInfo(from): ConnectInfo<SocketAddr>, headers: HeaderMap, bytes: Bytes| {
+                write_with(h, from, headers, bytes, |b: ConfigText| Request::ConfigDiff { text: b.text })
+            },
+        ),
         "/metrics" => get(metrics),
         "/" => get(|| async { axum::response::Html(include_str!("status.html")) }),
         // /api/v1/sets/{set}/ACTION and /api/v1/nodes/{node}/ACTION
@@ -254,7 +306,8 @@ fn handler(path: &str) -> axum::routing::MethodRouter<Http> {
 /// The router, built from [`ROUTES`] so that the list is the truth.
 pub fn router(calls: mpsc::Sender<Call>, history: History, token: Option<Vec<u8>>) -> Router {
     let state = Http { calls, history, token: token.map(Arc::new) };
-    ROUTES.iter().fold(Router::new(), |r, (_, path)| r.route(path, handler(path))).with_state(state)
+    let paths: std::collections::BTreeSet<&str> = ROUTES.iter().map(|&(_, path)| path).collect();
+    paths.into_iter().fold(Router::new(), |r, path| r.route(path, handler(path))).with_state(state)
 }
 
 /// New events as Server-Sent Events, from the moment of the request (or

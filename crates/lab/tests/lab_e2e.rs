@@ -1225,6 +1225,21 @@ fn case21_the_http_api_reads_openly_writes_only_with_the_token_and_streams_event
     assert!(body.contains("\"running\":[\"web\"]"), "{body}");
     assert!(wait(Duration::from_secs(5), || lab.status("beta").is_some()), "beta's new program answers");
     assert_eq!(lab.status("gamma").unwrap()["sets"][0]["owner"], "beta");
+    // The configuration over HTTP: compared, agreed, shown.
+    let text = std::fs::read_to_string(lab.dir.join("cluster.toml")).unwrap();
+    let file = serde_json::json!({ "text": text }).to_string();
+    let (code, body) = http("gamma", "POST", "/api/v1/config/diff", Some(&token), Some(&file));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"change\":\"nothing\""), "{body}");
+    let (code, body) = http("gamma", "POST", "/api/v1/config", Some(&token), Some("{\"text\": \"[cluster\"}"));
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("refused, nothing changed"), "{body}");
+    let (code, body) = http("gamma", "POST", "/api/v1/config", Some(&token), Some(&file));
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http("alpha", "GET", "/api/v1/config", None, None);
+    assert_eq!(code, 200, "{body}");
+    let shown: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((shown["data"]["generation"].as_u64(), shown["data"]["text"].as_str()), (Some(1), Some(text.as_str())));
 }
 
 /// `/metrics` of `node`, parsed by a Prometheus text-format parser.
