@@ -133,6 +133,24 @@ fn handover_seeds_stay_fixed() {
     }
 }
 
+/// Configuration changes (ARCHITECTURE.md, "A configuration change"):
+/// 1646 retired a set whose stop failed on a node no device fences, and a
+/// set added by an earlier change, failed over later, waited for it for
+/// ever (a slot now waits only for sets retired at or before its own
+/// change); 2187 agreed a change that retired a running set just before
+/// maintenance mode came on (the set stays until maintenance ends).
+#[test]
+fn configuration_seeds_stay_fixed() {
+    for seed in [1646, 2187] {
+        let sc = baton_sim::scenario::random(seed);
+        let configures = |f: &Fault| matches!(f, Fault::Request(Request::Configure(_)));
+        assert!(sc.faults.iter().any(|(_, f)| configures(f)), "seed {seed} no longer changes the configuration");
+        if let Err(f) = baton_sim::run_seed(seed, false) {
+            panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
+        }
+    }
+}
+
 /// A set's first start on its preferred node, with that node's agent
 /// SIGKILLed at each moment of a sweep across the start (its guard lives
 /// on); the agent starts again a second later.
