@@ -84,10 +84,15 @@ pub enum Scenario {
     /// owner's among them: web stays where it runs, the same process.
     #[value(name = "Handover")]
     Handover,
+    /// The configuration changed live twice (`baton config apply` on a
+    /// random node): web's address redefined, so web restarts on a node
+    /// (never two at once), then the original file again.
+    #[value(name = "Reconfigure")]
+    Reconfigure,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 21] = [
+    pub const ALL: [Scenario; 22] = [
         Scenario::SimulStart,
         Scenario::SimulStop,
         Scenario::StopOnebyOne,
@@ -109,6 +114,7 @@ impl Scenario {
         Scenario::PauseWithDisk,
         Scenario::GuardAndAgentPaused,
         Scenario::Handover,
+        Scenario::Reconfigure,
     ];
 
     pub fn name(self) -> &'static str {
@@ -134,6 +140,7 @@ impl Scenario {
             Scenario::PauseWithDisk => "PauseWithDisk",
             Scenario::GuardAndAgentPaused => "GuardAndAgentPaused",
             Scenario::Handover => "Handover",
+            Scenario::Reconfigure => "Reconfigure",
         }
     }
 
@@ -178,6 +185,7 @@ impl Scenario {
             Scenario::PauseWithDisk => pause_with_disk(lab, &owner),
             Scenario::GuardAndAgentPaused => guard_and_agent_paused(lab, &owner),
             Scenario::Handover => handover(lab, &owner),
+            Scenario::Reconfigure => reconfigure(lab, rng),
         }
     }
 }
@@ -484,6 +492,42 @@ fn handover(lab: &mut Lab, owner: &str) -> Result<String, String> {
     }
     let refused = if refused.is_empty() { String::new() } else { format!(" ({} refused)", refused.join(", ")) };
     Ok(format!("every agent handed over in turn{refused}; web stayed on {owner}, the same process"))
+}
+
+/// Applies `text` as the cluster's configuration from `node`, and waits
+/// until web's web server runs again on one node, restarted: returns it.
+fn apply_and_restart(lab: &Lab, node: &str, text: &str, before: &[i32]) -> Result<String, String> {
+    let file = lab.dir.join("chaos-config.toml");
+    std::fs::write(&file, text).map_err(|e| format!("writing {}: {e}", file.display()))?;
+    baton_on(lab, node, &["config", "apply", file.to_str().expect("a UTF-8 path")])?;
+    let restarted = || {
+        let held = holders(lab);
+        let serving: Vec<&String> = lab.nodes.iter().filter(|n| !pids_with(lab, n, "serve").is_empty()).collect();
+        let fresh = lab.nodes.iter().flat_map(|n| pids_with(lab, n, "serve")).all(|p| !before.contains(&p));
+        (held.len() == 1 && serving == [&held[0]] && fresh).then(|| held[0].clone())
+    };
+    if !wait_until(Duration::from_secs(30), || restarted().is_some()) {
+        return Err(format!(
+            "web did not run again, restarted on one node, within 30 s (address on {:?})",
+            holders(lab)
+        ));
+    }
+    restarted().ok_or_else(|| "web stopped again".to_string())
+}
+
+fn reconfigure(lab: &mut Lab, rng: &mut Rng) -> Result<String, String> {
+    let original = std::fs::read_to_string(lab.dir.join("cluster.toml")).map_err(|e| e.to_string())?;
+    let changed = original.replacen("garp_interval = \"100ms\"", "garp_interval = \"150ms\"", 1);
+    if changed == original {
+        return Err("the lab's configuration has no garp_interval to change".into());
+    }
+    let serving = |lab: &Lab| lab.nodes.iter().flat_map(|n| pids_with(lab, n, "serve")).collect::<Vec<i32>>();
+    let (from, back) = (lab.nodes[rng.index(lab.nodes.len())].clone(), lab.nodes[rng.index(lab.nodes.len())].clone());
+    let first = apply_and_restart(lab, &from, &changed, &serving(lab))?;
+    let second = apply_and_restart(lab, &back, &original, &serving(lab))?;
+    Ok(format!(
+        "web redefined from {from}: restarted on {first}; the original file again from {back}: restarted on {second}"
+    ))
 }
 
 fn maintenance(lab: &mut Lab, owner: &str) -> Result<String, String> {
