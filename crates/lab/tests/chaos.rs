@@ -70,6 +70,7 @@ scenarios! {
     pause_with_disk => "PauseWithDisk" ["--disk"],
     guard_and_agent_paused => "GuardAndAgentPaused" ["--fencing", "required"],
     handover => "Handover" ["--disk"],
+    reconfigure => "Reconfigure" ["--disk"],
 }
 
 /// Every scenario `lab chaos` knows has a test here.
