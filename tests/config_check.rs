@@ -234,7 +234,7 @@ fn json_is_printed_for_every_outcome() {
 }
 
 #[test]
-fn simulate_names_a_bad_node_and_config_apply_says_it_is_not_there_yet() {
+fn simulate_and_config_apply_name_a_bad_node_a_missing_file_and_an_absent_agent() {
     let dir = Dir::new("sim");
     let file = write(&dir.0, CONFIG);
     let (code, _, err) = baton(&["simulate", "--kill", "nobody", "--config", &file]);
@@ -246,11 +246,17 @@ fn simulate_names_a_bad_node_and_config_apply_says_it_is_not_there_yet() {
     let (code, _, err) = baton(&["simulate", "--kill", "alpha", "--config", &file, "--socket", "/nonexistent/b.sock"]);
     assert_eq!(code, 1);
     assert!(err.contains("cannot reach the agent"), "{err}");
-    for sub in ["apply", "diff", "show"] {
-        let (code, _, err) = baton(&["config", sub]);
-        assert_eq!(code, 1, "{sub}");
-        assert!(err.contains("not implemented yet"), "{sub}: {err}");
+    for sub in ["apply", "diff"] {
+        let (code, _, err) = baton(&["config", sub, "/nonexistent/cluster.toml"]);
+        assert_eq!(code, 2, "{sub}: {err}");
+        assert!(err.contains("/nonexistent/cluster.toml: cannot read"), "{sub}: {err}");
+        let (code, _, err) = baton(&["config", sub, &file, "--socket", "/nonexistent/b.sock"]);
+        assert_eq!(code, 1, "{sub}: {err}");
+        assert!(err.contains("cannot reach the agent"), "{sub}: {err}");
     }
+    let (code, _, err) = baton(&["config", "show", "--socket", "/nonexistent/b.sock"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot reach the agent"), "{err}");
 }
 
 /// The README's first cluster stays valid.
