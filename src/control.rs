@@ -357,7 +357,9 @@ fn simulate(cli: &Cli, kill: &[String], standby: &[String], cut: &[String]) -> R
         )));
     }
     let name = |n: Option<baton_core::NodeId>| n.map(|n| topo.node_name(n).to_string());
-    let predictions = predict(&topo, &state, &faults).map_err(|e| Failure::Failed(e.to_string()))?;
+    let mut predictions = predict(&topo, &state, &faults).map_err(|e| Failure::Failed(e.to_string()))?;
+    // A set a configuration change retired is not the cluster's any more.
+    predictions.retain(|p| !state.retired(p.set));
     if cli.json {
         let sets: Vec<Value> = predictions
             .iter()

@@ -26,7 +26,7 @@ pub const AGREED_FILE: &str = "cluster.agreed.toml";
 /// A file made into a proposal, off the agent's loop (OCF agents are
 /// asked for their advice), and what to do with it.
 pub struct Prepared {
-    pub proposal: Result<Proposal, String>,
+    pub proposal: Result<(Config, Proposal), String>,
     /// Only compare (`config diff`): nothing is proposed.
     pub dry: bool,
     pub answer: oneshot::Sender<Response>,
@@ -45,11 +45,39 @@ pub async fn topology(config: &Config, probes: bool) -> Topology {
     topology
 }
 
-/// `text`, read as if it were the file at `file`, made into a proposal.
-async fn proposal(file: &Path, text: String, probes: bool) -> Result<Proposal, String> {
+/// `text`, read as if it were the file at `file`, made into a proposal
+/// (with the configuration it is).
+async fn proposal(file: &Path, text: String, probes: bool) -> Result<(Config, Proposal), String> {
     let config = baton_config::parse_str(file, &text).map_err(|e| e.to_string())?;
     let topology = topology(&config, probes).await;
-    Ok(Proposal { digest: baton_config::digest(text.as_bytes()), text, topology })
+    Ok((config, Proposal { digest: baton_config::digest(text.as_bytes()), text, topology }))
+}
+
+/// What a change from `old` to `new` changes that takes effect only when
+/// each agent starts again (or, for the secrets, at each node's SIGHUP):
+/// the keys, by name. Sets, notifiers, fence agents and `failure_timeout`
+/// follow an agreed change at once; nodes, links and timing are refused by
+/// the core's plan.
+pub fn later(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (o, n) = (&old.cluster, &new.cluster);
+    let disks = |c: &Config| -> Vec<_> {
+        c.fencing.iter().flat_map(|f| &f.devices).filter(|d| matches!(d.kind, baton_config::FenceKind::Disk { .. })).cloned().collect()
+    };
+    [
+        ("cluster.name", o.name != n.name),
+        ("cluster.port", o.port != n.port),
+        ("cluster.state_dir", o.state_dir != n.state_dir),
+        ("cluster.http", o.http != n.http),
+        ("cluster.http_token_file", o.http_token_file != n.http_token_file),
+        ("cluster.watchdog", o.watchdog != n.watchdog || o.watchdog_timeout != n.watchdog_timeout),
+        ("cluster.realtime", o.realtime != n.realtime),
+        ("cluster.secret_file (at each node's SIGHUP)", o.secret_file != n.secret_file || o.accept_secret_files != n.accept_secret_files),
+        ("fencing.mode", old.fencing.as_ref().map(|f| f.mode) != new.fencing.as_ref().map(|f| f.mode)),
+        ("a fence disk", disks(old) != disks(new)),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
 }
 
 /// `parsed` (the agreed file) with its sets in the order of the agreed
@@ -122,8 +150,8 @@ impl Agent {
     /// A prepared file: compared and answered, or proposed to the core.
     pub(super) fn prepared(&mut self, p: Prepared) -> Option<Input> {
         let what = "config apply".to_string();
-        let proposal = match p.proposal {
-            Ok(proposal) => proposal,
+        let (config, proposal) = match p.proposal {
+            Ok(prepared) => prepared,
             Err(e) => {
                 let response = Response::err(format!("refused, nothing changed:\n{e}"));
                 if !p.dry {
@@ -140,6 +168,7 @@ impl Agent {
                     let mut doc = plan_json(&plan, self.core.topology());
                     doc["digest"] = json!(proposal.digest);
                     doc["agreed"] = json!(agreed);
+                    doc["at_next_start"] = json!(later(&self.config, &config));
                     Response::ok(Some(doc))
                 }
                 Err(why) => Response::err(why),
@@ -209,12 +238,14 @@ impl Agent {
                 .collect(),
         );
         let list = |v: &[&str]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+        let waits = later(&self.config, &next);
         let msg = format!(
-            "configuration generation {} ({}) runs here: sets started afresh: {}; stopped: {}",
+            "configuration generation {} ({}) runs here: sets started afresh: {}; stopped: {}{}",
             agreed.generation,
             agreed.digest,
             list(&added),
-            list(&retired)
+            list(&retired),
+            if waits.is_empty() { String::new() } else { format!("; at the agent's next start: {}", waits.join(", ")) }
         );
         tracing::info!("baton: {msg}");
         self.events.record("config", None, msg, None, None);
