@@ -386,7 +386,12 @@ impl Lab {
             return Ok(lab);
         }
         for node in lab.all() {
-            lab.start(&node)?;
+            // A node that does not start leaves nothing behind: the nodes
+            // started before it (and their etcd, vip-manager, ...) go too.
+            if let Err(e) = lab.start(&node) {
+                let _ = Lab::down(&lab.dir);
+                return Err(e);
+            }
         }
         Ok(lab)
     }
