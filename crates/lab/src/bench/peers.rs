@@ -22,6 +22,7 @@ use super::{BenchArgs, Phase};
 use crate::demo::{trial, Disruption};
 use crate::net::Lab;
 use crate::pacemaker;
+use crate::vip_manager;
 use crate::UpArgs;
 
 /// Which peer, with its `lab up` setting.
@@ -157,9 +158,11 @@ struct Crash {
     totem: Option<(u64, u64)>,
 }
 
-fn crash(lab: &mut Lab) -> Result<Crash, String> {
+/// A crash trial; the fault comes `phase` later than it would.
+fn crash(lab: &mut Lab, phase: Duration) -> Result<Crash, String> {
     lab.wait_running(Duration::from_secs(60))?;
     steady(lab)?;
+    std::thread::sleep(phase);
     if lab.pacemaker.is_none() {
         let t = trial(lab, Disruption::Crash)?;
         eprintln!("{} -> {}: {} ms", t.first, t.next, t.outage_ms);
@@ -185,7 +188,7 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
         Setup::VipManager(_) => (args.trials, &VIP_MANAGER_PROGRAMS),
     };
     for i in 0..trials {
-        match on_lab(args, peer, crash) {
+        match on_lab(args, peer, |lab| crash(lab, phase(peer, i, trials))) {
             Ok(c) => {
                 row.crash.push(c.outage_ms);
                 row.fenced += usize::from(c.fenced);
@@ -223,6 +226,21 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
         }
     }
     row
+}
+
+/// How much later than a lab's start trial `i` of `n` brings its fault:
+/// with vip-manager, (i + ½)/n of the refresh interval, so that the faults
+/// fall evenly over the holder's refresh cycle (a key refreshed every 10 s
+/// outlives a crash by TTL − 10 s to TTL, depending on when it comes, and a
+/// fault at the same time after every lab's start would always find the
+/// same point of the cycle); nothing for the others.
+fn phase(peer: &Peer, i: usize, n: usize) -> Duration {
+    match peer.setup {
+        Setup::VipManager(setting) => vip_manager::settings(setting).map_or(Duration::ZERO, |s| {
+            Duration::from_secs(s.loop_s.into()).mul_f64((i as f64 + 0.5) / n.max(1) as f64)
+        }),
+        _ => Duration::ZERO,
+    }
 }
 
 /// Is `pid` a shell (the leader loop, or a subshell of it)?
@@ -563,7 +581,8 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
              the healthiest one?), which the loop does not, so with Patroni a failover takes as long as here or \
              longer. The fault: the owner's vip-manager, etcd member and loop SIGKILLed at once and its links \
              cut; the key then lives until its TTL runs out counted from its last refresh, so the outage is \
-             between TTL − loop_wait and TTL, plus up to one vip-manager interval.\n"
+             between TTL − loop_wait and TTL, plus up to one vip-manager interval. So that the faults fall \
+             evenly over the refresh cycle, trial i of n waits (i + ½)/n × loop_wait longer before its fault.\n"
         );
         crash_table(&mut md, &VIP_MANAGER, rows, false);
         md.push_str(
@@ -666,6 +685,13 @@ mod tests {
         for (_, row) in Doc::parse(text).cost {
             assert!(merged.contains(&row), "{row} is gone:\n{merged}");
         }
+    }
+
+    #[test]
+    fn vip_manager_faults_fall_evenly_over_the_refresh_cycle_and_the_others_come_at_once() {
+        let phases: Vec<u128> = (0..4).map(|i| phase(&VIP_MANAGER[0], i, 4).as_millis()).collect();
+        assert_eq!(phases, [1250, 3750, 6250, 8750]);
+        assert_eq!(phase(&UCARP[0], 3, 4), Duration::ZERO);
     }
 
     #[test]
