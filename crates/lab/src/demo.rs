@@ -68,7 +68,7 @@ pub struct Trial {
 }
 
 fn owner(lab: &Lab) -> Option<String> {
-    if lab.keepalived.is_some() || lab.pacemaker.is_some() || lab.ucarp.is_some() {
+    if lab.keepalived.is_some() || lab.pacemaker.is_some() || lab.ucarp.is_some() || lab.vip_manager.is_some() {
         return lab.vip_holder();
     }
     lab.nodes.iter().find_map(|n| {
@@ -94,13 +94,17 @@ pub fn trial(lab: &mut Lab, how: Disruption) -> Result<Trial, String> {
     let disrupted_at = monotonic_ms();
     let done = how.apply(lab, &first);
     let answered = |s: &[(u64, String)]| s.iter().any(|(t, w)| *t > disrupted_at && w != "-" && *w != first);
-    let moved =
-        done.is_ok() && wait_until(Duration::from_secs(20), || answered(&probe.samples.lock().expect("not poisoned")));
+    let limit = lab.takeover_limit();
+    let moved = done.is_ok() && wait_until(limit, || answered(&probe.samples.lock().expect("not poisoned")));
     std::thread::sleep(Duration::from_millis(500));
     let samples = probe.stop();
     let what = done?;
     if !moved {
-        return Err(format!("the client got no answer from another node within 20 s; logs in {}", lab.dir.display()));
+        return Err(format!(
+            "the client got no answer from another node within {} s; logs in {}",
+            limit.as_secs(),
+            lab.dir.display()
+        ));
     }
     let Some(&(t0, _)) = samples.first() else { return Err("the probe recorded nothing".into()) };
     let mut marks = Vec::new();

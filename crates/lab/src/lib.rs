@@ -22,6 +22,7 @@ pub mod ownership;
 pub mod pacemaker;
 pub mod power;
 pub mod ucarp;
+pub mod vip_manager;
 pub mod web;
 
 use std::path::{Path, PathBuf};
@@ -272,6 +273,13 @@ pub struct UpArgs {
     /// the skew alone) and deadratio (default 3), e.g. `1` or `1:1`.
     #[arg(long, value_name = "ADVBASE[:DEADRATIO]")]
     pub ucarp: Option<String>,
+    /// Run vip-manager and a three-member etcd (on link 0) instead of
+    /// baton, for comparisons, with a loop per node that keeps the leader
+    /// key as Patroni does: vip-manager's interval in ms, the key's TTL in
+    /// s, and how often its holder refreshes it (default a third of the
+    /// TTL), e.g. `1000:30` (the defaults) or `100:3:1`.
+    #[arg(long, value_name = "INTERVAL_MS:TTL_S[:LOOP_S]")]
+    pub vip_manager: Option<String>,
     /// Prefix of the lab's namespace names: labs with different prefixes
     /// (and directories) run side by side, e.g. a soak beside the tests.
     #[arg(long, default_value = net::PREFIX)]
@@ -303,6 +311,7 @@ impl UpArgs {
             machine_files: None,
             pacemaker: None,
             ucarp: None,
+            vip_manager: None,
             prefix,
             extra: None,
             dir,

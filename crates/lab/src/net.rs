@@ -75,6 +75,10 @@ pub struct Lab {
     /// `lab up --ucarp ADVBASE`: ucarp instead of baton.
     #[serde(default)]
     pub ucarp: Option<String>,
+    /// `lab up --vip-manager INTERVAL_MS:TTL_S[:LOOP_S]`: vip-manager and
+    /// a three-member etcd instead of baton.
+    #[serde(default)]
+    pub vip_manager: Option<String>,
 }
 
 /// The shared disk's image in the lab directory, and where `web` mounts it.
@@ -295,6 +299,22 @@ impl Lab {
         if let Some(setting) = &args.ucarp {
             super::ucarp::settings(setting)?;
         }
+        if args.vip_manager.is_some()
+            && (args.machines.is_some()
+                || args.keepalived.is_some()
+                || args.pacemaker.is_some()
+                || args.ucarp.is_some()
+                || args.disk
+                || args.witness
+                || args.remote_witness)
+        {
+            return Err("--vip-manager runs vip-manager and etcd alone, without --machines, --keepalived, \
+                 --pacemaker, --ucarp, --disk or a witness"
+                .into());
+        }
+        if let Some(setting) = &args.vip_manager {
+            super::vip_manager::settings(setting)?;
+        }
         if let Some(deb) = &args.machines {
             if args.keepalived.is_some() || args.disk || args.fencing.as_deref() == Some("disk") {
                 return Err("--machines runs baton without --keepalived, --disk or --fencing disk (not yet); \
@@ -336,6 +356,7 @@ impl Lab {
             machine_files: args.machine_files.clone(),
             pacemaker: args.pacemaker.clone(),
             ucarp: args.ucarp.clone(),
+            vip_manager: args.vip_manager.clone(),
             prefix: prefix.clone(),
         };
         lab.save()?;
@@ -365,7 +386,12 @@ impl Lab {
             return Ok(lab);
         }
         for node in lab.all() {
-            lab.start(&node)?;
+            // A node that does not start leaves nothing behind: the nodes
+            // started before it (and their etcd, vip-manager, ...) go too.
+            if let Err(e) = lab.start(&node) {
+                let _ = Lab::down(&lab.dir);
+                return Err(e);
+            }
         }
         Ok(lab)
     }
@@ -451,6 +477,9 @@ impl Lab {
         std::fs::write(&config, self.config_text(heartbeat, lease)? + extra).map_err(|e| e.to_string())?;
         if self.ucarp.is_some() {
             super::ucarp::write_scripts(&self.dir)?;
+        }
+        if let Some(setting) = &self.vip_manager {
+            super::vip_manager::write_files(&self.dir, &self.nodes, setting)?;
         }
         if let Some(advert) = &self.keepalived {
             for (i, node) in self.nodes.iter().enumerate() {
@@ -675,6 +704,11 @@ impl Lab {
             self.agents.insert(node.to_string(), pid);
             return self.save();
         }
+        if let Some(setting) = &self.vip_manager {
+            let pid = super::vip_manager::start(self, node, setting, log)?;
+            self.agents.insert(node.to_string(), pid);
+            return self.save();
+        }
         let placement = self.cgroup(node)?.placement().map_err(|e| e.to_string())?;
         let mut cmd = self.inside(node)?;
         cmd.arg(&exe)
@@ -705,8 +739,9 @@ impl Lab {
         }
         let pid = *self.agents.get(node).ok_or_else(|| format!("no agent recorded for {node}"))?;
         // keepalived runs as a parent and a VRRP child, ucarp with the
-        // scripts it runs: kill the whole group.
-        let whole = self.keepalived.is_some() || self.ucarp.is_some();
+        // scripts it runs, vip-manager with etcd and the leader loop: kill
+        // the whole group.
+        let whole = self.keepalived.is_some() || self.ucarp.is_some() || self.vip_manager.is_some();
         let target = if whole { -(pid as i32) } else { pid as i32 };
         // SAFETY: kill(2) of the agent (or keepalived) this lab started.
         if unsafe { libc::kill(target, libc::SIGKILL) } != 0 {
@@ -718,8 +753,8 @@ impl Lab {
     /// A planned move away from `owner`: `baton move web`, or keepalived's
     /// equivalent (the owner's priority lowered). Says what was done.
     pub fn planned_move(&self, owner: &str) -> Result<String, String> {
-        if self.pacemaker.is_some() || self.ucarp.is_some() {
-            return Err("the lab has no planned move for Pacemaker or ucarp yet".into());
+        if self.pacemaker.is_some() || self.ucarp.is_some() || self.vip_manager.is_some() {
+            return Err("the lab has no planned move for Pacemaker, ucarp or vip-manager yet".into());
         }
         if let Some(advert) = &self.keepalived {
             let pid = *self.agents.get(owner).ok_or_else(|| format!("no keepalived recorded for {owner}"))?;
@@ -899,6 +934,15 @@ impl Lab {
             .collect()
     }
 
+    /// How long a crash trial waits for another node to answer: 20 s, and
+    /// with vip-manager the leader key's TTL on top (the key outlives its
+    /// holder by up to that).
+    pub fn takeover_limit(&self) -> std::time::Duration {
+        let ttl_s =
+            self.vip_manager.as_deref().and_then(|s| super::vip_manager::settings(s).ok()).map_or(0, |s| s.ttl_s);
+        Duration::from_secs(20 + u64::from(ttl_s))
+    }
+
     /// Waits until every node is online and the set `web` runs.
     pub fn wait_running(&self, limit: Duration) -> Result<(), String> {
         if self.pacemaker.is_some() {
@@ -908,7 +952,7 @@ impl Lab {
                 Err(format!("Pacemaker did not start web within {limit:?}; see `lab exec NODE -- crm_mon -1`"))
             };
         }
-        if self.keepalived.is_some() || self.ucarp.is_some() {
+        if self.keepalived.is_some() || self.ucarp.is_some() || self.vip_manager.is_some() {
             return if wait_until(limit, || self.vip_holder().is_some()) {
                 Ok(())
             } else {

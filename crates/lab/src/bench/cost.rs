@@ -68,10 +68,18 @@ fn daemon_pids(ns: &str, holder: Option<u32>) -> Vec<u32> {
 
 /// utime + stime in clock ticks (fields 14 and 15 of /proc/PID/stat).
 fn cpu_ticks(pid: u32) -> Option<u64> {
+    ticks(pid, false)
+}
+
+/// utime + stime, and with `reaped` cutime + cstime too (fields 16 and 17:
+/// the children it has waited for), in clock ticks.
+fn ticks(pid: u32, reaped: bool) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    let own = field(11)? + field(12)?;
+    Some(if reaped { own + field(13)? + field(14)? } else { own })
 }
 
 /// A `Key:   123 kB` line of a /proc file.
@@ -100,6 +108,41 @@ pub fn programs_in(ns: &str, programs: &[&str]) -> Vec<u32> {
 /// keepalived's processes (all in the node but the service and the lab's).
 pub fn idle(lab: &Lab, window: Duration) -> Result<Cost, String> {
     idle_of(lab, window, |node| Ok(daemon_pids(&lab.ns(node)?, lab.holders.get(node).copied())))
+}
+
+/// Measures, on every node over `window`, a daemon that forks short-lived
+/// helpers (vip-manager's leader loop and its `etcdctl` and `sleep`): the
+/// CPU of the processes `pids` names at the start, with that of the
+/// children the processes `reaper` picks waited for within the window (a
+/// helper that ran only inside the window counts through its parent); the
+/// memory of the processes `pids` names at the end.
+pub fn idle_with_helpers(
+    lab: &Lab,
+    window: Duration,
+    pids: impl Fn(&str) -> Result<Vec<u32>, String>,
+    reaper: impl Fn(u32) -> bool,
+) -> Result<Cost, String> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let sum = |pids: &[u32]| -> u64 { pids.iter().filter_map(|&p| ticks(p, reaper(p))).sum() };
+    let mut before = Vec::new();
+    for node in &lab.nodes {
+        let pids = pids(node)?;
+        if pids.is_empty() {
+            return Err(format!("no daemon runs on {node}"));
+        }
+        before.push((node.clone(), sum(&pids), pids));
+    }
+    std::thread::sleep(window);
+    let mut nodes = Vec::new();
+    for (node, ticks_before, started) in before {
+        let cpu = sum(&started).saturating_sub(ticks_before) as f64 / hz / window.as_secs_f64() * 100.0;
+        let now = pids(&node)?;
+        let rss: u64 = now.iter().filter_map(|&p| kib(&format!("/proc/{p}/status"), "VmRSS:")).sum();
+        let pss: u64 = now.iter().filter_map(|&p| kib(&format!("/proc/{p}/smaps_rollup"), "Pss:")).sum();
+        nodes.push((node, cpu, rss, pss, now.len()));
+    }
+    Ok(Cost { nodes })
 }
 
 /// Measures the processes `pids` names on every node over `window`.

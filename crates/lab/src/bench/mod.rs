@@ -38,9 +38,13 @@ pub enum Phase {
     /// Pacemaker+Corosync on machine nodes: crash failover at Debian's
     /// defaults and tuned, and idle cost; written to --peers-out.
     Pacemaker,
-    /// ucarp: crash failover at Debian's example settings and sub-second,
-    /// and idle cost; written to --peers-out.
+    /// ucarp: crash failover at Debian's example settings and tuned, and
+    /// idle cost; written to --peers-out.
     Ucarp,
+    /// vip-manager with a three-member etcd and a Patroni-like leader key:
+    /// crash failover at the defaults and tuned, and idle cost; written to
+    /// --peers-out.
+    VipManager,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -75,7 +79,8 @@ pub struct BenchArgs {
     /// Where the results go; the chart goes next to it.
     #[arg(long, default_value = "docs/bench.md")]
     pub out: PathBuf,
-    /// Where the peers' results go (Pacemaker+Corosync, ucarp).
+    /// Where the peers' results go (Pacemaker+Corosync, ucarp, vip-manager);
+    /// the sections of peers this run does not measure are kept from it.
     #[arg(long, default_value = "docs/bench-peers.md")]
     pub peers_out: PathBuf,
     /// Prefix of the labs' namespace names (see `lab up --prefix`).
@@ -305,7 +310,7 @@ fn measure(args: &BenchArgs, system: &System) -> Row {
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
-    let peer = |p: Phase| p == Phase::Pacemaker || p == Phase::Ucarp;
+    let peer = |p: Phase| matches!(p, Phase::Pacemaker | Phase::Ucarp | Phase::VipManager);
     if Phase::value_variants().iter().any(|&p| !peer(p) && on(p)) {
         baton_and_keepalived(args)?;
     }

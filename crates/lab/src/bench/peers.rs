@@ -1,14 +1,20 @@
-//! `lab bench --only pacemaker,ucarp`: the peers measured the way baton
-//! and keepalived are, on the same links, address, web server and client.
-//! Pacemaker+Corosync: crash failover (the owner's machine powered off) at
-//! Debian's defaults and at the shortest token corosync's documentation
-//! allows, and the idle cost of its daemons. ucarp: crash failover (its
-//! process SIGKILLed and its links cut, as keepalived's in bench.md) at
-//! Debian's example settings and sub-second, and its idle cost. Written to
-//! their own file (`--peers-out`, docs/bench-peers.md) beside bench.md.
+//! `lab bench --only pacemaker,ucarp,vip-manager`: the peers measured the
+//! way baton and keepalived are, on the same links, address, web server and
+//! client. Pacemaker+Corosync: crash failover (the owner's machine powered
+//! off) at Debian's defaults and at the shortest token corosync's
+//! documentation allows, and the idle cost of its daemons. ucarp: crash
+//! failover (its process SIGKILLed and its links cut, as keepalived's in
+//! bench.md) at Debian's example settings and tuned, and its idle cost.
+//! vip-manager with etcd: crash failover (vip-manager, the etcd member and
+//! the leader loop SIGKILLed, the links cut) at the defaults and tuned, and
+//! its idle cost. Written to their own file (`--peers-out`,
+//! docs/bench-peers.md) beside bench.md; a run of some peers keeps the
+//! other peers' parts of the file it replaces (see [`Doc`]).
 
 use std::fmt::Write as _;
 use std::time::Duration;
+
+use clap::ValueEnum;
 
 use super::cost::{self, Cost};
 use super::report::quantile;
@@ -16,6 +22,7 @@ use super::{BenchArgs, Phase};
 use crate::demo::{trial, Disruption};
 use crate::net::Lab;
 use crate::pacemaker;
+use crate::vip_manager;
 use crate::UpArgs;
 
 /// Which peer, with its `lab up` setting.
@@ -25,6 +32,8 @@ enum Setup {
     Pacemaker(&'static str),
     /// `lab up --ucarp ADVBASE`.
     Ucarp(&'static str),
+    /// `lab up --vip-manager INTERVAL_MS:TTL_S:LOOP_S`.
+    VipManager(&'static str),
 }
 
 /// One setting of a peer.
@@ -57,6 +66,28 @@ pub const UCARP: [Peer; 2] = [
     Peer { name: "ucarp, tuned (advbase 1, advskew 0/10/20, deadratio 1)", setup: Setup::Ucarp("1:1"), default: false },
 ];
 
+pub const VIP_MANAGER: [Peer; 3] = [
+    Peer {
+        name: "vip-manager, defaults (interval 1000 ms; leader key ttl 30 s, refreshed every 10 s)",
+        setup: Setup::VipManager("1000:30:10"),
+        default: true,
+    },
+    Peer {
+        name: "vip-manager, tuned to Patroni's minimums (interval 100 ms; ttl 20 s, refreshed every 1 s)",
+        setup: Setup::VipManager("100:20:1"),
+        default: false,
+    },
+    Peer {
+        name: "vip-manager, below Patroni's minimum (interval 100 ms; ttl 3 s, refreshed every 1 s)",
+        setup: Setup::VipManager("100:3:1"),
+        default: false,
+    },
+];
+
+/// What vip-manager's idle cost counts on a node: etcd, vip-manager, and
+/// the leader loop (`sh`) with the `etcdctl` and `sleep` it runs.
+const VIP_MANAGER_PROGRAMS: [&str; 5] = ["etcd", "vip-manager", "sh", "etcdctl", "sleep"];
+
 /// What was measured for one peer setting.
 #[derive(Default)]
 pub struct PeerRow {
@@ -77,11 +108,15 @@ fn on_lab<T>(args: &BenchArgs, peer: &Peer, f: impl FnOnce(&mut Lab) -> Result<T
     let up = UpArgs {
         pacemaker: match peer.setup {
             Setup::Pacemaker(token) => Some(token.into()),
-            Setup::Ucarp(_) => None,
+            _ => None,
         },
         ucarp: match peer.setup {
             Setup::Ucarp(advbase) => Some(advbase.into()),
-            Setup::Pacemaker(_) => None,
+            _ => None,
+        },
+        vip_manager: match peer.setup {
+            Setup::VipManager(setting) => Some(setting.into()),
+            _ => None,
         },
         ..UpArgs::plain(args.dir.clone(), args.prefix.clone())
     };
@@ -123,9 +158,11 @@ struct Crash {
     totem: Option<(u64, u64)>,
 }
 
-fn crash(lab: &mut Lab) -> Result<Crash, String> {
+/// A crash trial; the fault comes `phase` later than it would.
+fn crash(lab: &mut Lab, phase: Duration) -> Result<Crash, String> {
     lab.wait_running(Duration::from_secs(60))?;
     steady(lab)?;
+    std::thread::sleep(phase);
     if lab.pacemaker.is_none() {
         let t = trial(lab, Disruption::Crash)?;
         eprintln!("{} -> {}: {} ms", t.first, t.next, t.outage_ms);
@@ -148,9 +185,10 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
     let (trials, programs): (usize, &[&str]) = match peer.setup {
         Setup::Pacemaker(_) => (args.pacemaker_trials, &pacemaker::DAEMONS),
         Setup::Ucarp(_) => (args.trials, &["ucarp"]),
+        Setup::VipManager(_) => (args.trials, &VIP_MANAGER_PROGRAMS),
     };
     for i in 0..trials {
-        match on_lab(args, peer, crash) {
+        match on_lab(args, peer, |lab| crash(lab, phase(peer, i, trials))) {
             Ok(c) => {
                 row.crash.push(c.outage_ms);
                 row.fenced += usize::from(c.fenced);
@@ -168,13 +206,19 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
         let measured = on_lab(args, peer, |lab| {
             lab.wait_running(Duration::from_secs(60))?;
             std::thread::sleep(Duration::from_secs(5));
-            cost::idle_of(lab, window, |node| {
+            let pids = |node: &str| {
                 let pids = cost::programs_in(&lab.ns(node)?, programs);
                 if pids.is_empty() {
                     return Err(format!("none of {programs:?} runs on {node}"));
                 }
                 Ok(pids)
-            })
+            };
+            if let Setup::VipManager(_) = peer.setup {
+                // The loop's `etcdctl` and `sleep` come and go: they count
+                // through the shell that waits for them.
+                return cost::idle_with_helpers(lab, window, pids, is_shell);
+            }
+            cost::idle_of(lab, window, pids)
         });
         match measured {
             Ok(c) => row.cost = Some(c),
@@ -184,10 +228,40 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
     row
 }
 
+/// How much later than a lab's start trial `i` of `n` brings its fault:
+/// with vip-manager, (i + ½)/n of the refresh interval, so that the faults
+/// fall evenly over the holder's refresh cycle (a key refreshed every 10 s
+/// outlives a crash by TTL − 10 s to TTL, depending on when it comes, and a
+/// fault at the same time after every lab's start would always find the
+/// same point of the cycle); nothing for the others.
+fn phase(peer: &Peer, i: usize, n: usize) -> Duration {
+    match peer.setup {
+        Setup::VipManager(setting) => vip_manager::settings(setting).map_or(Duration::ZERO, |s| {
+            Duration::from_secs(s.loop_s.into()).mul_f64((i as f64 + 0.5) / n.max(1) as f64)
+        }),
+        _ => Duration::ZERO,
+    }
+}
+
+/// Is `pid` a shell (the leader loop, or a subshell of it)?
+fn is_shell(pid: u32) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+    argv0.rsplit(|b| *b == b'/').next() == Some(b"sh".as_slice())
+}
+
 /// The machine's load average (1, 5, 15 minutes).
 fn load() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// The peers, in the order of the document.
+const PEERS: [Phase; 3] = [Phase::Pacemaker, Phase::Ucarp, Phase::VipManager];
+
+/// A phase's name on the command line (`vip-manager`).
+fn phase_name(p: Phase) -> String {
+    p.to_possible_value().map_or_else(|| format!("{p:?}"), |v| v.get_name().to_string())
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
@@ -197,7 +271,12 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         .then(|| pacemaker::root().map(|_| PACEMAKER.iter().map(|p| measure(args, p)).collect::<Vec<_>>()))
         .transpose()?;
     let ucarp = on(Phase::Ucarp).then(|| UCARP.iter().map(|p| measure(args, p)).collect::<Vec<_>>());
-    let md = markdown(args, pacemaker.as_deref(), ucarp.as_deref(), &load_before, &load());
+    let vip_manager = on(Phase::VipManager).then(|| VIP_MANAGER.iter().map(|p| measure(args, p)).collect::<Vec<_>>());
+    let measured =
+        Measured { pacemaker: pacemaker.as_deref(), ucarp: ucarp.as_deref(), vip_manager: vip_manager.as_deref() };
+    let new = document(args, &measured, &load_before, &load());
+    let old = std::fs::read_to_string(&args.peers_out).map(|t| Doc::parse(&t)).unwrap_or_default();
+    let md = old.merge(new).render(args.cost_seconds);
     if let Some(parent) = args.peers_out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
@@ -218,11 +297,11 @@ fn host_package(package: &str) -> String {
 
 /// The command that made the report.
 fn command(args: &BenchArgs) -> String {
-    let only: Vec<String> = args.only.iter().map(|p| format!("{p:?}").to_lowercase()).collect();
+    let only: Vec<String> = args.only.iter().map(|&p| phase_name(p)).collect();
     format!(
         "cargo run --release -- lab bench --only {} --trials {} --pacemaker-trials {} --cost-seconds {} --prefix {} \
          --dir {} --peers-out {}",
-        if only.is_empty() { "pacemaker,ucarp".to_string() } else { only.join(",") },
+        if only.is_empty() { "pacemaker,ucarp,vip-manager".to_string() } else { only.join(",") },
         args.trials,
         args.pacemaker_trials,
         args.cost_seconds,
@@ -264,25 +343,160 @@ fn crash_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], pacemaker: boo
 }
 
 /// The idle-cost rows of the peers' default settings.
-fn cost_rows(md: &mut String, peers: &[Peer], rows: &[PeerRow]) {
-    for (peer, row) in peers.iter().zip(rows).filter(|(p, _)| p.default) {
-        let _ = writeln!(md, "{}", cost::row(peer.name, row.cost.as_ref()));
+fn cost_rows(peers: &[Peer], rows: &[PeerRow]) -> Vec<String> {
+    peers.iter().zip(rows).filter(|(p, _)| p.default).map(|(p, r)| cost::row(p.name, r.cost.as_ref())).collect()
+}
+
+/// What this run measured, per peer.
+struct Measured<'a> {
+    pacemaker: Option<&'a [PeerRow]>,
+    ucarp: Option<&'a [PeerRow]>,
+    vip_manager: Option<&'a [PeerRow]>,
+}
+
+/// docs/bench-peers.md in parts: a run of some peers replaces their parts
+/// and keeps the others' from the file as it was, so that one peer is
+/// measured again without measuring all of them again.
+#[derive(Default, Debug, PartialEq)]
+struct Doc {
+    /// The runs that made the document: the peers each measured, and its
+    /// paragraphs from "Measured on" (date, command, machine, load, versions).
+    runs: Vec<(Vec<Phase>, String)>,
+    /// Per peer, its crash-failover section from its "## " line.
+    sections: Vec<(Phase, String)>,
+    /// Per peer, its idle-cost rows.
+    cost: Vec<(Phase, String)>,
+}
+
+/// The peer a section title or a table row's system names.
+fn peer_of(name: &str) -> Option<Phase> {
+    [("Pacemaker+Corosync", Phase::Pacemaker), ("ucarp", Phase::Ucarp), ("vip-manager", Phase::VipManager)]
+        .into_iter()
+        .find_map(|(prefix, p)| name.starts_with(prefix).then_some(p))
+}
+
+/// The peers a run's command measured (its `--only`; all without one).
+fn peers_of_command(text: &str) -> Vec<Phase> {
+    let only = text.split_whitespace().skip_while(|w| *w != "--only").nth(1);
+    match only {
+        None => PEERS.to_vec(),
+        Some(list) => {
+            list.split(',').filter_map(|n| Phase::from_str(n, true).ok()).filter(|p| PEERS.contains(p)).collect()
+        }
     }
 }
 
-fn markdown(
-    args: &BenchArgs,
-    pacemaker: Option<&[PeerRow]>,
-    ucarp: Option<&[PeerRow]>,
-    load_before: &str,
-    load_after: &str,
-) -> String {
-    let mut md = String::new();
+const TITLE: &str = "# Benchmarks: the peers\n\n";
+const LAB: &str = "The lab of [bench.md](bench.md): three nodes on two links, the address 10.88.0.100, a tiny web \
+                   server answering with its node's name, and a client in its own namespace that fetches the address \
+                   over HTTP every 10 ms; the outage is the time from the old owner's last answer to the first answer \
+                   from another node. Every trial builds a fresh lab.\n\n";
+
+impl Doc {
+    /// The parts of a document this module wrote; what it cannot place
+    /// (text of another shape) is left out.
+    fn parse(text: &str) -> Doc {
+        let mut doc = Doc::default();
+        let (head, body) = match text.find("\n## ") {
+            Some(i) => text.split_at(i + 1),
+            None => (text, ""),
+        };
+        let runs = head.find("Measured on").map_or("", |i| &head[i..]);
+        let runs = runs.find("The lab of [bench.md]").map_or(runs, |i| &runs[..i]);
+        for run in runs.split_inclusive("\n\n").fold(Vec::<String>::new(), |mut acc, para| {
+            match acc.last_mut() {
+                Some(last) if !para.starts_with("Measured on") => last.push_str(para),
+                _ => acc.push(para.to_string()),
+            }
+            acc
+        }) {
+            doc.runs.push((peers_of_command(&run), run));
+        }
+        let mut sections: Vec<&str> = Vec::new();
+        let mut rest = body;
+        while let Some(next) = rest[1.min(rest.len())..].find("\n## ") {
+            let (section, tail) = rest.split_at(next + 2);
+            sections.push(section);
+            rest = tail;
+        }
+        sections.push(rest);
+        for section in sections.into_iter().filter(|s| s.starts_with("## ")) {
+            let title = &section[3..];
+            if title.starts_with("Idle cost") {
+                for line in section.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| system |")) {
+                    if let Some(p) = peer_of(&line[2..]) {
+                        doc.cost.push((p, line.to_string()));
+                    }
+                }
+            } else if let Some(p) = peer_of(title) {
+                doc.sections.push((p, section.to_string()));
+            }
+        }
+        doc
+    }
+
+    /// `new` with what `self` (the document as it was) has of the peers
+    /// `new` did not measure.
+    fn merge(self, new: Doc) -> Doc {
+        let measured: Vec<Phase> = new.runs.iter().flat_map(|(p, _)| p.clone()).collect();
+        let kept = |p: &Phase| !measured.contains(p);
+        let mut runs: Vec<(Vec<Phase>, String)> =
+            self.runs.into_iter().filter(|(peers, _)| peers.iter().any(kept)).collect();
+        runs.extend(new.runs);
+        let pick = |old: Vec<(Phase, String)>, new: Vec<(Phase, String)>| -> Vec<(Phase, String)> {
+            let mut all: Vec<(Phase, String)> = old.into_iter().filter(|(p, _)| kept(p)).chain(new).collect();
+            all.sort_by_key(|(p, _)| PEERS.iter().position(|q| q == p));
+            all
+        };
+        Doc { runs, sections: pick(self.sections, new.sections), cost: pick(self.cost, new.cost) }
+    }
+
+    fn render(&self, cost_seconds: u64) -> String {
+        let mut md = TITLE.to_string();
+        for (_, run) in &self.runs {
+            md.push_str(run);
+        }
+        md.push_str(LAB);
+        for (_, section) in &self.sections {
+            md.push_str(section);
+        }
+        if !self.cost.is_empty() {
+            let _ = writeln!(
+                md,
+                "## Idle cost\n\nThree nodes at the default settings, the address held, nothing happening, {cost_seconds} \
+                 s. CPU is utime + stime of the peer's daemons (Pacemaker: corosync, pacemakerd, pacemaker-based, \
+                 -fenced, -execd, -attrd, -schedulerd, -controld; ucarp: ucarp; vip-manager: vip-manager, the etcd \
+                 member and the leader loop, with the `etcdctl` and `sleep` the loop ran and waited for within the \
+                 window) over the window, as % of one core; memory is their resident set (VmRSS) and proportional \
+                 set (PSS) at the end. A machine's systemd, journald and dbus, the web server and the fence agent \
+                 are not counted.\n\n\
+                 | system | CPU per node (mean) | RSS per node (mean) | PSS per node (mean) | each node |\n\
+                 |---|---|---|---|---|"
+            );
+            for (_, row) in &self.cost {
+                let _ = writeln!(md, "{row}");
+            }
+            md.push('\n');
+        }
+        md.push_str(
+            "## Not measured here yet\n\nPlanned move, dual ownership and false failovers under load for the peers; \
+             vip-manager behind a real Patroni (its members' health checks before it takes the key) and on \
+             Consul.\n",
+        );
+        md
+    }
+}
+
+/// This run's parts of the document.
+fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after: &str) -> Doc {
     let now = baton_agent::events::timestamp(baton_agent::events::now_ms());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut versions = Vec::new();
-    if pacemaker.is_some() {
+    let mut peers = Vec::new();
+    let mut doc = Doc::default();
+    if let Some(rows) = measured.pacemaker {
+        peers.push(Phase::Pacemaker);
         versions.push(format!(
             "Debian bookworm's pacemaker {}, corosync {}, libknet1 {}, pcs {}, resource-agents {} (in the machines)",
             pacemaker::version("pacemaker"),
@@ -291,23 +505,7 @@ fn markdown(
             pacemaker::version("pcs"),
             pacemaker::version("resource-agents"),
         ));
-    }
-    if ucarp.is_some() {
-        versions.push(format!("Debian's ucarp {} (on the host)", host_package("ucarp")));
-    }
-    let _ = writeln!(
-        md,
-        "# Benchmarks: the peers\n\nMeasured on {now} by\n\n```sh\n{}\n```\n\n{cores} cores, Linux {}; load average \
-         {load_before} at the start and {load_after} at the end (this machine may be shared with other work while \
-         it runs, which slows what it measures). {}.\n\nThe lab of [bench.md](bench.md): three nodes on two links, \
-         the address 10.88.0.100, a tiny web server answering with its node's name, and a client in its own \
-         namespace that fetches the address over HTTP every 10 ms; the outage is the time from the old owner's \
-         last answer to the first answer from another node. Every trial builds a fresh lab.\n",
-        command(args),
-        kernel.trim(),
-        versions.join("; ")
-    );
-    if let Some(rows) = pacemaker {
+        let mut md = String::new();
         let _ = writeln!(
             md,
             "## Pacemaker+Corosync: crash failover\n\nEach node is a whole machine (systemd-nspawn, booted from a \
@@ -335,8 +533,13 @@ fn markdown(
              `token_coefficient: 0` removes the per-node addition, and consensus is at the minimum the manual \
              states, 1.2 × token.\n\n",
         );
+        doc.sections.push((Phase::Pacemaker, md));
+        doc.cost.extend(cost_rows(&PACEMAKER, rows).into_iter().map(|r| (Phase::Pacemaker, r)));
     }
-    if let Some(rows) = ucarp {
+    if let Some(rows) = measured.ucarp {
+        peers.push(Phase::Ucarp);
+        versions.push(format!("Debian's ucarp {} (on the host)", host_package("ucarp")));
+        let mut md = String::new();
         let _ = writeln!(
             md,
             "## ucarp: crash failover\n\nEach node runs ucarp in its network namespace (CARP on link 0, vhid 51, \
@@ -351,30 +554,151 @@ fn markdown(
              holds the address.\n"
         );
         crash_table(&mut md, &UCARP, rows, false);
+        doc.sections.push((Phase::Ucarp, md));
+        doc.cost.extend(cost_rows(&UCARP, rows).into_iter().map(|r| (Phase::Ucarp, r)));
     }
-    if args.cost_seconds > 0 {
+    if let Some(rows) = measured.vip_manager {
+        peers.push(Phase::VipManager);
+        versions.push(format!(
+            "Debian's vip-manager {} and etcd-server and etcd-client {} (on the host)",
+            host_package("vip-manager"),
+            host_package("etcd-server")
+        ));
+        let mut md = String::new();
         let _ = writeln!(
             md,
-            "## Idle cost\n\nThree nodes at the default settings, the address held, nothing happening, {} s. CPU is \
-             utime + stime of the peer's daemons (Pacemaker: corosync, pacemakerd, pacemaker-based, -fenced, \
-             -execd, -attrd, -schedulerd, -controld; ucarp: ucarp) over the window, as % of one core; memory is \
-             their resident set (VmRSS) and proportional set (PSS) at the end. A machine's systemd, journald and \
-             dbus, the web server and the fence agent are not counted.\n\n\
-             | system | CPU per node (mean) | RSS per node (mean) | PSS per node (mean) | each node |\n\
-             |---|---|---|---|---|",
-            args.cost_seconds
+            "## vip-manager: crash failover\n\nEach node runs, in its network namespace, an etcd member (the three \
+             members one cluster on link 0, at etcd's default heartbeat of 100 ms and election timeout of 1000 ms, \
+             with the v2 API on, which vip-manager 1.0 reads), vip-manager (the address on eth0 with netmask 24, \
+             `trigger-key /service/lab/leader`, the node's name as `trigger-value`, `dcs-type etcd`, its own \
+             member as the endpoint) and the web server always running, as keepalived's lab does. vip-manager \
+             only follows the key: it holds the address while the key's value is its node's name. In a Patroni \
+             cluster Patroni writes the key, and this lab has no Patroni, so a small loop per node (a shell script \
+             with `etcdctl`, the lab's `vip-manager-leader`) keeps it as Patroni keeps its leader key: created \
+             only if absent, with a TTL (`etcdctl mk --ttl`), refreshed by its holder every loop_wait seconds \
+             only while the value is still its own (`etcdctl set --swap-with-value`), watched by the others, who \
+             race to create it once it is gone. Patroni also asks its members before it takes the key (is this \
+             the healthiest one?), which the loop does not, so with Patroni a failover takes as long as here or \
+             longer. The fault: the owner's vip-manager, etcd member and loop SIGKILLed at once and its links \
+             cut; the key then lives until its TTL runs out counted from its last refresh, so the outage is \
+             between TTL − loop_wait and TTL, plus up to one vip-manager interval. So that the faults fall \
+             evenly over the refresh cycle, trial i of n waits (i + ½)/n × loop_wait longer before its fault.\n"
         );
-        if let Some(rows) = pacemaker {
-            cost_rows(&mut md, &PACEMAKER, rows);
-        }
-        if let Some(rows) = ucarp {
-            cost_rows(&mut md, &UCARP, rows);
-        }
-        md.push('\n');
+        crash_table(&mut md, &VIP_MANAGER, rows, false);
+        md.push_str(
+            "Defaults: vip-manager's own interval (1000 ms) and Patroni's defaults for the key (ttl 30 s, \
+             loop_wait 10 s). Tuned to Patroni's minimums: its documentation's smallest ttl (20 s) and loop_wait \
+             (1 s), which with retry_timeout at its smallest (3 s) keep its rule loop_wait + 2 × retry_timeout ≤ \
+             ttl, and vip-manager's interval at 100 ms (its documentation names no lower bound). Below Patroni's \
+             minimum: what vip-manager and a key with a TTL allow when something other than Patroni writes it, a \
+             3 s TTL refreshed every second (etcd's v2 TTLs are whole seconds).\n\n",
+        );
+        doc.sections.push((Phase::VipManager, md));
+        doc.cost.extend(cost_rows(&VIP_MANAGER, rows).into_iter().map(|r| (Phase::VipManager, r)));
     }
-    md.push_str(
-        "## Not measured here yet\n\nPlanned move, dual ownership and false failovers under load for the peers; \
-         vip-manager (issue 19).\n",
+    let run = format!(
+        "Measured on {now} by\n\n```sh\n{}\n```\n\n{cores} cores, Linux {}; load average {load_before} at the start \
+         and {load_after} at the end (this machine may be shared with other work while it runs, which slows what \
+         it measures). {}.\n\n",
+        command(args),
+        kernel.trim(),
+        versions.join("; ")
     );
-    md
+    doc.runs.push((peers, run));
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(peers: &[Phase], tag: &str) -> (Vec<Phase>, String) {
+        let only: Vec<String> = peers.iter().map(|&p| phase_name(p)).collect();
+        (
+            peers.to_vec(),
+            format!(
+                "Measured on {tag} by\n\n```sh\nlab bench --only {} --trials 1\n```\n\n2 cores.\n\n",
+                only.join(",")
+            ),
+        )
+    }
+
+    fn doc(peers: &[Phase], tag: &str) -> Doc {
+        Doc {
+            runs: vec![run(peers, tag)],
+            sections: peers
+                .iter()
+                .map(|&p| {
+                    (p, format!("## {}: crash failover\n\n{tag} text\n\n| a | b |\n|---|---|\n\n", phase_title(p)))
+                })
+                .collect(),
+            cost: peers.iter().map(|&p| (p, format!("| {}, defaults | {tag} | – | – | – |", phase_title(p)))).collect(),
+        }
+    }
+
+    fn phase_title(p: Phase) -> &'static str {
+        match p {
+            Phase::Pacemaker => "Pacemaker+Corosync",
+            Phase::Ucarp => "ucarp",
+            _ => "vip-manager",
+        }
+    }
+
+    #[test]
+    fn a_rendered_document_parses_back_into_its_parts() {
+        let d = doc(&[Phase::Pacemaker, Phase::Ucarp], "old");
+        assert_eq!(Doc::parse(&d.render(60)), d);
+    }
+
+    #[test]
+    fn a_run_of_one_peer_keeps_the_others_and_their_run() {
+        let old = Doc::parse(&doc(&[Phase::Pacemaker, Phase::Ucarp], "old").render(60));
+        let merged = old.merge(doc(&[Phase::VipManager], "new"));
+        let text = merged.render(60);
+        assert_eq!(merged.runs.len(), 2, "{text}");
+        assert_eq!(merged.sections.iter().map(|(p, _)| *p).collect::<Vec<_>>(), PEERS, "{text}");
+        assert_eq!(merged.cost.iter().map(|(p, _)| *p).collect::<Vec<_>>(), PEERS, "{text}");
+        assert!(text.contains("Measured on old") && text.contains("Measured on new"), "{text}");
+    }
+
+    #[test]
+    fn a_run_of_a_peer_replaces_its_parts_and_drops_a_run_it_wholly_replaces() {
+        let old = Doc::parse(&doc(&[Phase::Ucarp], "OLDRUN").render(60));
+        let merged = old.merge(doc(&[Phase::Ucarp, Phase::VipManager], "new"));
+        let text = merged.render(60);
+        assert!(!text.contains("OLDRUN"), "{text}");
+        assert_eq!(merged.sections.len(), 2, "{text}");
+    }
+
+    #[test]
+    fn a_run_of_vip_manager_on_the_real_document_keeps_pacemaker_and_ucarp() {
+        let text = include_str!("../../../../docs/bench-peers.md");
+        let old = Doc::parse(text);
+        // Every peer's numbers come from a run the document names.
+        assert!(PEERS.iter().all(|p| old.runs.iter().any(|(ps, _)| ps.contains(p))), "{:?}", old.runs);
+        assert_eq!(old.sections.iter().map(|(p, _)| *p).collect::<Vec<_>>(), PEERS);
+        assert_eq!(old.cost.iter().map(|(p, _)| *p).collect::<Vec<_>>(), PEERS);
+        assert_eq!(old.render(60), text, "the document is not what the generator writes");
+        let merged = Doc::parse(text).merge(doc(&[Phase::VipManager], "new"));
+        for (p, kept) in [Phase::Pacemaker, Phase::Ucarp].map(|p| (p, merged.sections.iter().find(|(q, _)| *q == p))) {
+            assert_eq!(kept, old.sections.iter().find(|(q, _)| *q == p), "{p:?}'s section changed");
+        }
+        assert_eq!(merged.cost[..2], old.cost[..2]);
+        assert!(merged.runs.last().is_some_and(|(_, r)| r.starts_with("Measured on new")));
+        assert!(merged.runs.iter().any(|(ps, _)| ps.contains(&Phase::Pacemaker)));
+    }
+
+    #[test]
+    fn vip_manager_faults_fall_evenly_over_the_refresh_cycle_and_the_others_come_at_once() {
+        let phases: Vec<u128> = (0..4).map(|i| phase(&VIP_MANAGER[0], i, 4).as_millis()).collect();
+        assert_eq!(phases, [1250, 3750, 6250, 8750]);
+        assert_eq!(phase(&UCARP[0], 3, 4), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_command_names_its_peers() {
+        assert_eq!(peers_of_command("lab bench --only pacemaker,ucarp --trials 20"), [Phase::Pacemaker, Phase::Ucarp]);
+        assert_eq!(peers_of_command("lab bench --only vip-manager"), [Phase::VipManager]);
+        assert_eq!(peers_of_command("lab bench --trials 20"), PEERS);
+    }
 }
