@@ -61,7 +61,12 @@ async fn proposal(file: &Path, text: String, probes: bool) -> Result<(Config, Pr
 pub fn later(old: &Config, new: &Config) -> Vec<&'static str> {
     let (o, n) = (&old.cluster, &new.cluster);
     let disks = |c: &Config| -> Vec<_> {
-        c.fencing.iter().flat_map(|f| &f.devices).filter(|d| matches!(d.kind, baton_config::FenceKind::Disk { .. })).cloned().collect()
+        c.fencing
+            .iter()
+            .flat_map(|f| &f.devices)
+            .filter(|d| matches!(d.kind, baton_config::FenceKind::Disk { .. }))
+            .cloned()
+            .collect()
     };
     [
         ("cluster.name", o.name != n.name),
@@ -71,7 +76,10 @@ pub fn later(old: &Config, new: &Config) -> Vec<&'static str> {
         ("cluster.http_token_file", o.http_token_file != n.http_token_file),
         ("cluster.watchdog", o.watchdog != n.watchdog || o.watchdog_timeout != n.watchdog_timeout),
         ("cluster.realtime", o.realtime != n.realtime),
-        ("cluster.secret_file (at each node's SIGHUP)", o.secret_file != n.secret_file || o.accept_secret_files != n.accept_secret_files),
+        (
+            "cluster.secret_file (at each node's SIGHUP)",
+            o.secret_file != n.secret_file || o.accept_secret_files != n.accept_secret_files,
+        ),
         ("fencing.mode", old.fencing.as_ref().map(|f| f.mode) != new.fencing.as_ref().map(|f| f.mode)),
         ("a fence disk", disks(old) != disks(new)),
     ]
