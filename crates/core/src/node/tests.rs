@@ -684,3 +684,29 @@ fn a_handover_waits_for_a_settled_node() {
     assert!(out.contains(&Output::Reply { id: 2, reply: Reply::Refused(Refusal::NoHandover("the agent is stopping")) }));
     assert!(!sends(&a.handle(ms(100), Input::Tick)).is_empty(), "a refused handover changes nothing");
 }
+
+/// A configuration change agreed while web runs on a: web's definition
+/// changed, so its slot is retired and a new one added. a keeps the
+/// retired set until the cluster asks for it (it may not hand over
+/// meanwhile), stops it with its old steps, and the new slot waits.
+#[test]
+fn an_agreed_change_retires_a_running_set_which_stops_with_its_old_definition() {
+    let (mut a, now) = running_a();
+    let mut changed = topo().sets[0].clone();
+    changed.definition = "v2".into();
+    let mut retired = topo().sets[0].clone();
+    retired.nodes.clear();
+    let configure =
+        Command::Configure { generation: 1, digest: "d1".into(), text: String::new(), sets: vec![retired, changed] };
+    a.handle(now, Input::Committed(configure));
+    assert_eq!((a.topology().sets.len(), a.lifecycle(1).phase()), (2, Phase::Stopped), "a new slot, stopped");
+    assert_eq!(a.lifecycle(0).phase(), Phase::Running, "nothing stops before the cluster asks");
+    let out = a.handle(ms(30), Input::Request { id: 3, request: Request::Handover });
+    assert!(out.contains(&Output::Reply { id: 3, reply: Reply::Refused(Refusal::Unsettled { set: 0 }) }), "{out:?}");
+    let out = a.handle(ms(31), Input::Request { id: 4, request: Request::Move { set: 0, to: Some(1) } });
+    assert!(out.contains(&Output::Reply { id: 4, reply: Reply::Refused(Refusal::Retired { set: 0 }) }), "{out:?}");
+    let generation = a.state().set(0).generation;
+    let out = a.handle(ms(32), Input::Committed(Command::Move { set: 0, from: 0, to: None, generation }));
+    assert_eq!(a.lifecycle(0).phase(), Phase::Stopping, "{out:?}");
+    assert!(acts(&out).iter().any(|x| matches!(x, Action::Run { set: 0, .. })), "its stop steps run: {out:?}");
+}
