@@ -364,6 +364,11 @@ impl Work {
                 AGREE_WAIT.as_secs(),
                 node(state.alone)
             ),
+            Work::Configure { generation, .. } => format!(
+                "configuration generation {generation} was not agreed within {}s: is a majority of the cluster up? \
+                 (or a set it removes was frozen, or maintenance began, meanwhile: `baton events` says)",
+                AGREE_WAIT.as_secs()
+            ),
             _ => format!("not agreed within {}s (is a majority of the cluster up?)", AGREE_WAIT.as_secs()),
         }
     }
