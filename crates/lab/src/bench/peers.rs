@@ -22,8 +22,8 @@ use super::{BenchArgs, Phase};
 use crate::demo::{trial, Disruption};
 use crate::net::Lab;
 use crate::pacemaker;
-use crate::vip_manager;
 use crate::UpArgs;
+use crate::{ucarp, vip_manager};
 
 /// Which peer, with its `lab up` setting.
 #[derive(Clone, Copy)]
@@ -229,18 +229,20 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
 }
 
 /// How much later than a lab's start trial `i` of `n` brings its fault:
-/// with vip-manager, (i + ½)/n of the refresh interval, so that the faults
-/// fall evenly over the holder's refresh cycle (a key refreshed every 10 s
-/// outlives a crash by TTL − 10 s to TTL, depending on when it comes, and a
-/// fault at the same time after every lab's start would always find the
-/// same point of the cycle); nothing for the others.
+/// (i + ½)/n of the peer's own cycle, so that the faults fall evenly over
+/// it — with vip-manager the holder's refresh interval (a key refreshed
+/// every 10 s outlives a crash by TTL − 10 s to TTL, depending on when it
+/// comes), with ucarp the advertisement interval (a backup counts missed
+/// advertisements from the last one it heard); a fault at the same time
+/// after every lab's start would always find the same point of the cycle.
+/// Nothing for Pacemaker, whose token rotates far faster than its timeout.
 fn phase(peer: &Peer, i: usize, n: usize) -> Duration {
-    match peer.setup {
-        Setup::VipManager(setting) => vip_manager::settings(setting).map_or(Duration::ZERO, |s| {
-            Duration::from_secs(s.loop_s.into()).mul_f64((i as f64 + 0.5) / n.max(1) as f64)
-        }),
-        _ => Duration::ZERO,
-    }
+    let cycle = match peer.setup {
+        Setup::VipManager(setting) => vip_manager::settings(setting).map_or(0, |s| s.loop_s.into()),
+        Setup::Ucarp(setting) => ucarp::settings(setting).map_or(0, |(advbase, _)| advbase.into()),
+        Setup::Pacemaker(_) => 0,
+    };
+    Duration::from_secs(cycle).mul_f64((i as f64 + 0.5) / n.max(1) as f64)
 }
 
 /// Is `pid` a shell (the leader loop, or a subshell of it)?
@@ -551,7 +553,8 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
              skews of about 0.1/0.2/0.3 s (sub-second adverts, which CARP allows and ucarp's manual does not \
              mention) — in the lab two or three nodes held the address at once before any fault, so its trials \
              measure the client's ARP cache, not a failover; every trial here first checks that one node alone \
-             holds the address.\n"
+             holds the address. So that the faults fall evenly over the advertisement cycle, trial i of n waits \
+             (i + ½)/n × advbase longer before its fault.\n"
         );
         crash_table(&mut md, &UCARP, rows, false);
         doc.sections.push((Phase::Ucarp, md));
@@ -689,10 +692,11 @@ mod tests {
     }
 
     #[test]
-    fn vip_manager_faults_fall_evenly_over_the_refresh_cycle_and_the_others_come_at_once() {
-        let phases: Vec<u128> = (0..4).map(|i| phase(&VIP_MANAGER[0], i, 4).as_millis()).collect();
-        assert_eq!(phases, [1250, 3750, 6250, 8750]);
-        assert_eq!(phase(&UCARP[0], 3, 4), Duration::ZERO);
+    fn faults_fall_evenly_over_each_peer_s_own_cycle_and_pacemaker_s_come_at_once() {
+        let phases = |peer: &Peer| -> Vec<u128> { (0..4).map(|i| phase(peer, i, 4).as_millis()).collect() };
+        assert_eq!(phases(&VIP_MANAGER[0]), [1250, 3750, 6250, 8750]);
+        assert_eq!(phases(&UCARP[0]), [125, 375, 625, 875], "advbase 1 s");
+        assert_eq!(phase(&PACEMAKER[0], 3, 4), Duration::ZERO);
     }
 
     #[test]
