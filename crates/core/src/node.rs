@@ -117,8 +117,8 @@ pub enum Input {
         generation: u64,
         strangers: Vec<Stranger>,
     },
-    /// The digest of the configuration file this agent runs (at start and
-    /// after each reload): agreed, so every node can show drift.
+    /// The digest of this node's configuration file (at start and whenever
+    /// it changes): agreed, so every node can show drift.
     ConfigDigest(String),
     /// The agreement layer's voters now (after `Output::Alone` or
     /// `Output::Readmit` changed them).

@@ -252,10 +252,9 @@ impl Agent {
             core.pill_found();
         }
         read_alone_record(&config, &inputs.tx);
-        // Which file this agent runs, for every node to compare (drift).
-        if let Some(digest) = config_digest(&config.file) {
-            let _ = inputs.tx.try_send(Input::ConfigDigest(digest));
-        }
+        // Which file this node has, for every node to compare (drift):
+        // now, and whenever it changes.
+        tokio::spawn(watch_file(config.file.clone(), inputs.tx.clone()));
         let node_name = config.nodes[me].name.clone();
         let exec = Executor::new(
             node_name.clone(),
@@ -374,9 +373,24 @@ pub(crate) fn read_alone_record(config: &Arc<Config>, inputs: &mpsc::Sender<Inpu
     });
 }
 
-/// The digest of the configuration file, if it can be read.
-fn config_digest(file: &std::path::Path) -> Option<String> {
-    std::fs::read(file).ok().map(|bytes| baton_config::digest(&bytes))
+/// How often the agent looks whether its configuration file changed.
+const FILE_CHECK: Duration = Duration::from_secs(5);
+
+/// Tells the core the digest of the configuration file as the agent starts
+/// and each time it changes (an edit without a reload shows as drift
+/// within seconds), until the agent's loop is gone.
+async fn watch_file(file: PathBuf, inputs: mpsc::Sender<Input>) {
+    let mut told: Option<String> = None;
+    loop {
+        let now = std::fs::read(&file).ok().map(|bytes| baton_config::digest(&bytes));
+        if let Some(digest) = now.filter(|d| told.as_ref() != Some(d)) {
+            if inputs.send(Input::ConfigDigest(digest.clone())).await.is_err() {
+                return;
+            }
+            told = Some(digest);
+        }
+        tokio::time::sleep(FILE_CHECK).await;
+    }
 }
 
 impl Agent {
