@@ -227,6 +227,23 @@ impl Agent {
         })?;
         let next = slotted(parsed, &agreed.sets, Some(&self.config))?;
         let old = self.config.sets.len();
+        // The sets this agent built must be the ones the agreed slots name:
+        // a node that ran another file (drift, before any configuration was
+        // agreed) may have a slot for another set, or the same set defined
+        // otherwise. It must not run them under the agreed names: it exits,
+        // its guard releases everything, and it starts again from the
+        // agreed file.
+        let built = self.config.topology().sets;
+        for (i, (mine, spec)) in built.iter().zip(&agreed.sets).enumerate() {
+            let live = !mine.nodes.is_empty() && !spec.nodes.is_empty();
+            if live && (mine.name != spec.name || mine.definition != spec.definition) {
+                return Err(format!(
+                    "the agreed configuration (generation {}) puts set {} in slot {i}, where this node's own file \
+                     had {} defined otherwise: restarting from the agreed file",
+                    agreed.generation, spec.name, mine.name
+                ));
+            }
+        }
         self.exec.extend(next.sets[old..].iter().map(|s| (self.build)(s)).collect());
         self.assigned_at.resize(next.sets.len(), None);
         self.prober = crate::probe::Prober::new(&next, self.me as baton_core::NodeId);
