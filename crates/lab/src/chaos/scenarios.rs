@@ -494,6 +494,22 @@ fn handover(lab: &mut Lab, owner: &str) -> Result<String, String> {
     Ok(format!("every agent handed over in turn{refused}; web stayed on {owner}, the same process"))
 }
 
+/// The web server's pids once one node alone holds the address and serves
+/// (a scenario before may have left web starting, or moving).
+fn serving_alone(lab: &Lab) -> Result<Vec<i32>, String> {
+    let mut pids = Vec::new();
+    let alone = wait_until(Duration::from_secs(20), || {
+        let held = holders(lab);
+        pids = lab.nodes.iter().flat_map(|n| pids_with(lab, n, "serve")).collect();
+        held.len() == 1 && pids.len() == 1 && pids_with(lab, &held[0], "serve") == pids
+    });
+    if alone {
+        Ok(pids)
+    } else {
+        Err(format!("web did not settle on one node within 20 s (address on {:?})", holders(lab)))
+    }
+}
+
 /// Applies `text` as the cluster's configuration from `node`, and waits
 /// until web's web server runs again on one node, restarted: returns it.
 fn apply_and_restart(lab: &Lab, node: &str, text: &str, before: &[i32]) -> Result<String, String> {
@@ -522,10 +538,9 @@ fn reconfigure(lab: &mut Lab, rng: &mut Rng) -> Result<String, String> {
     if changed == original {
         return Err("the lab's configuration has no garp_interval to change".into());
     }
-    let serving = |lab: &Lab| lab.nodes.iter().flat_map(|n| pids_with(lab, n, "serve")).collect::<Vec<i32>>();
     let (from, back) = (lab.nodes[rng.index(lab.nodes.len())].clone(), lab.nodes[rng.index(lab.nodes.len())].clone());
-    let first = apply_and_restart(lab, &from, &changed, &serving(lab))?;
-    let second = apply_and_restart(lab, &back, &original, &serving(lab))?;
+    let first = apply_and_restart(lab, &from, &changed, &serving_alone(lab)?)?;
+    let second = apply_and_restart(lab, &back, &original, &serving_alone(lab)?)?;
     Ok(format!(
         "web redefined ({interval}) from {from}: restarted on {first}; the original file again from {back}: \
          restarted on {second}"
