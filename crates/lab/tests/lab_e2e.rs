@@ -2340,8 +2340,11 @@ fn case42_a_configuration_changed_live_starts_moves_restarts_and_stops_only_what
         "extra did not start on beta alone: {:?}",
         extra_runs("3601")
     );
-    let doc = lab.status("alpha").unwrap();
-    assert_eq!((doc["config_generation"].as_u64(), doc["config_drift"].as_bool()), (Some(1), Some(false)), "{doc}");
+    let agreed = || {
+        let doc = lab.status("alpha").unwrap_or_default();
+        (doc["config_generation"].as_u64(), doc["config_drift"].as_bool())
+    };
+    assert!(wait(Duration::from_secs(5), || agreed() == (Some(1), Some(false))), "{:?}", agreed());
 
     // Its order changed, with failback: it moves, as the new policy says.
     let moved = original.clone() + &extra_set("\"gamma\", \"beta\", \"alpha\"", "3601", "failback = \"auto\"\n");

@@ -40,6 +40,9 @@ impl Agent {
         let accepted = keys.len();
         self.peers.keys.replace(keys);
         let msg = format!("SIGHUP: {} reloaded: {accepted} secret(s) accepted, the first signs", file.display());
+        // The file this node has now, for drift, without waiting for the
+        // watch on it to look again.
+        let _ = self.inputs.tx.try_send(baton_core::Input::ConfigDigest(baton_config::digest(text.as_bytes())));
         tracing::info!("baton: {msg}");
         self.events.record("agent", None, msg, None, None);
         // Everything else in it is proposed as the cluster's configuration,
