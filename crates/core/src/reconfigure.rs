@@ -211,7 +211,7 @@ mod tests {
     use super::*;
     use crate::placement::{self, Liveness};
     use crate::time::Time;
-    use crate::topology::{NodeSpec, Timing};
+    use crate::topology::NodeSpec;
 
     fn set(name: &str, nodes: &[NodeId], definition: &str) -> SetSpec {
         SetSpec {
@@ -240,14 +240,7 @@ mod tests {
             nodes: vec![node("a"), node("b"), node("c")],
             links: 1,
             sets,
-            timing: Timing {
-                heartbeat_interval: Duration::from_millis(100),
-                lease: Duration::from_millis(1000),
-                max_drift_ppm: 0,
-                guard_margin: Duration::ZERO,
-                probe_interval: None,
-                startup_fence: None,
-            },
+            timing: crate::topology::test_timing(),
             fenceable: vec![false; 3],
         }
     }

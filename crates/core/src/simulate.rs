@@ -142,7 +142,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::topology::{Failback, NodeSpec, SetSpec, Timing};
+    use crate::topology::{Failback, NodeSpec, SetSpec};
 
     fn topo(failback: Failback) -> Topology {
         let node = |name: &str| NodeSpec { name: name.into(), witness: false, links: 1 };
@@ -160,14 +160,7 @@ mod tests {
                 hook_timeout: Duration::from_secs(1),
                 definition: String::new(),
             }],
-            timing: Timing {
-                heartbeat_interval: Duration::from_millis(100),
-                lease: Duration::from_secs(1),
-                max_drift_ppm: 0,
-                guard_margin: Duration::ZERO,
-                probe_interval: None,
-                startup_fence: None,
-            },
+            timing: crate::topology::test_timing(),
             fenceable: vec![false; 3],
         }
     }

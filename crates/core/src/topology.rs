@@ -95,6 +95,20 @@ impl Timing {
     }
 }
 
+/// The timing the core's unit tests run with: heartbeat 100 ms, lease 1 s,
+/// perfect clocks, no guard margin, no probes.
+#[cfg(test)]
+pub(crate) fn test_timing() -> Timing {
+    Timing {
+        heartbeat_interval: Duration::from_millis(100),
+        lease: Duration::from_secs(1),
+        max_drift_ppm: 0,
+        guard_margin: Duration::ZERO,
+        probe_interval: None,
+        startup_fence: None,
+    }
+}
+
 impl Topology {
     /// Two-node mode: exactly two nodes, neither a witness, and a fence
     /// device for each. The other node, for `me`.

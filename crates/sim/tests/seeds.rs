@@ -54,6 +54,17 @@ fn the_demo_fails_web_over_to_beta() {
     assert!(out.contains("web runs on beta"), "{out}");
 }
 
+/// Each of `seeds` still makes the scenario that found its bug (`still`,
+/// else `changed` says what it no longer does), and keeps every invariant.
+fn stay_fixed(seeds: &[u64], still: impl Fn(&baton_sim::scenario::Scenario) -> bool, changed: &str) {
+    for &seed in seeds {
+        assert!(still(&baton_sim::scenario::random(seed)), "seed {seed} {changed}");
+        if let Err(f) = baton_sim::run_seed(seed, false) {
+            panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
+        }
+    }
+}
+
 /// Seeds the long search found violations with, each a real bug since fixed:
 /// 10554 a node restarting from an older log prefix started a set it had
 /// given up; 29376 and 28662 a rejoined node fenced again at once; 11895 a
@@ -62,17 +73,12 @@ fn the_demo_fails_web_over_to_beta() {
 /// confirmed the node off without turning the machine off.
 #[test]
 fn seeds_the_long_search_found_stay_fixed() {
-    for seed in [10554, 29376, 28662, 11895, 82509] {
-        let maintenance = |f: &Fault| matches!(f, Fault::Request(Request::Maintenance { .. }));
-        let faults = baton_sim::scenario::random(seed).faults;
-        assert!(
-            !faults.iter().any(|(_, f)| maintenance(f)),
-            "seed {seed} is no longer the scenario that found its bug"
-        );
-        if let Err(f) = baton_sim::run_seed(seed, false) {
-            panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
-        }
-    }
+    let maintenance = |f: &Fault| matches!(f, Fault::Request(Request::Maintenance { .. }));
+    stay_fixed(
+        &[10554, 29376, 28662, 11895, 82509],
+        |sc| !sc.faults.iter().any(|(_, f)| maintenance(f)),
+        "is no longer the scenario that found its bug",
+    );
 }
 
 /// Seeds that fence through a shared disk, each a fence-again loop found
@@ -86,12 +92,7 @@ fn seeds_the_long_search_found_stay_fixed() {
 /// that found a pill now confirms its own fence before it joins).
 #[test]
 fn fence_disk_seeds_the_search_found_stay_fixed() {
-    for seed in [599, 3092, 7988, 39264, 70597] {
-        assert!(baton_sim::scenario::random(seed).fence_disk, "seed {seed} no longer fences through a disk");
-        if let Err(f) = baton_sim::run_seed(seed, false) {
-            panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
-        }
-    }
+    stay_fixed(&[599, 3092, 7988, 39264, 70597], |sc| sc.fence_disk, "no longer fences through a disk");
 }
 
 /// Two servers on a fence disk that boot alone: 24372 a node read the
@@ -103,13 +104,7 @@ fn fence_disk_seeds_the_search_found_stay_fixed() {
 /// comes back alone, fences the other through the disk and runs the sets.
 #[test]
 fn lone_boot_seeds_the_search_found_stay_fixed() {
-    for seed in [24372, 78] {
-        let sc = baton_sim::scenario::random(seed);
-        assert!(sc.fence_disk && sc.topo.timing.startup_fence.is_some(), "seed {seed} no longer boots alone");
-        if let Err(f) = baton_sim::run_seed(seed, false) {
-            panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
-        }
-    }
+    stay_fixed(&[24372, 78], |sc| sc.fence_disk && sc.topo.timing.startup_fence.is_some(), "no longer boots alone");
 }
 
 /// Handovers (ARCHITECTURE.md, "A handover"): 268 hands one node over
@@ -124,13 +119,8 @@ fn lone_boot_seeds_the_search_found_stay_fixed() {
 /// the gap kills the process that would carry on.
 #[test]
 fn handover_seeds_stay_fixed() {
-    for seed in [268, 60370] {
-        let sc = baton_sim::scenario::random(seed);
-        assert!(sc.faults.iter().any(|(_, f)| matches!(f, Fault::Handover { .. })), "seed {seed} no longer hands over");
-        if let Err(f) = baton_sim::run_seed(seed, false) {
-            panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
-        }
-    }
+    let hands_over = |f: &Fault| matches!(f, Fault::Handover { .. });
+    stay_fixed(&[268, 60370], |sc| sc.faults.iter().any(|(_, f)| hands_over(f)), "no longer hands over");
 }
 
 /// Configuration changes (ARCHITECTURE.md, "A configuration change"):
@@ -141,14 +131,8 @@ fn handover_seeds_stay_fixed() {
 /// maintenance mode came on (the set stays until maintenance ends).
 #[test]
 fn configuration_seeds_stay_fixed() {
-    for seed in [1646, 2187] {
-        let sc = baton_sim::scenario::random(seed);
-        let configures = |f: &Fault| matches!(f, Fault::Request(Request::Configure(_)));
-        assert!(sc.faults.iter().any(|(_, f)| configures(f)), "seed {seed} no longer changes the configuration");
-        if let Err(f) = baton_sim::run_seed(seed, false) {
-            panic!("seed {seed}: {}\n  replay: {}", f.violation, baton_sim::replay_command(seed));
-        }
-    }
+    let configures = |f: &Fault| matches!(f, Fault::Request(Request::Configure(_)));
+    stay_fixed(&[1646, 2187], |sc| sc.faults.iter().any(|(_, f)| configures(f)), "no longer changes the configuration");
 }
 
 /// A set's first start on its preferred node, with that node's agent

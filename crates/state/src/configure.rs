@@ -73,7 +73,7 @@ impl ClusterState {
 
     /// Was the set removed or replaced by a configuration change?
     pub fn retired(&self, set: SetId) -> bool {
-        self.config.as_ref().is_some_and(|c| c.sets[usize::from(set)].nodes.is_empty())
+        self.set(set).retired_at > 0
     }
 
     /// A set `set` waits for: retired at or before the change that added

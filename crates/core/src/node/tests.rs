@@ -5,7 +5,7 @@ use baton_state::{ClusterState, Command, Exclusion};
 use super::*;
 use crate::lifecycle::{HookKind, Step};
 use crate::requests::{self, Refusal, Reply, Request};
-use crate::topology::{Failback, NodeSpec, ResourceSpec, SetSpec, Timing};
+use crate::topology::{Failback, NodeSpec, ResourceSpec, SetSpec};
 
 fn ms(ms: u64) -> Time {
     Time(ms * 1000)
@@ -35,14 +35,7 @@ fn topo() -> Topology {
             hook_timeout: Duration::from_secs(1),
             definition: String::new(),
         }],
-        timing: Timing {
-            heartbeat_interval: Duration::from_millis(100),
-            lease: Duration::from_millis(1000),
-            max_drift_ppm: 0,
-            guard_margin: Duration::ZERO,
-            probe_interval: None,
-            startup_fence: None,
-        },
+        timing: crate::topology::test_timing(),
         fenceable: vec![false; 3],
     }
 }
