@@ -239,6 +239,10 @@ pub struct UpArgs {
     /// mount of it first in `web`, and a double-forking daemon writing to it.
     #[arg(long)]
     pub disk: bool,
+    /// The set `web` holds the address alone and the web server runs on
+    /// every node, as keepalived runs it (the same work for both).
+    #[arg(long, conflicts_with = "disk")]
+    pub address_only: bool,
     /// Run keepalived (VRRP, advert_int SECONDS; 1 = VRRPv2 as Debian ships
     /// it, below 1 = VRRPv3) instead of baton, for comparisons.
     #[arg(long, value_name = "ADVERT_INT")]
@@ -304,6 +308,7 @@ impl UpArgs {
             heartbeat: "100ms".into(),
             lease: None,
             disk: false,
+            address_only: false,
             keepalived: None,
             fencing: None,
             http_token: false,

@@ -38,6 +38,10 @@ pub struct Lab {
     /// keepalived's advert_int when the lab runs keepalived instead of baton.
     #[serde(default)]
     pub keepalived: Option<String>,
+    /// `lab up --address-only`: `web` holds the address alone; the web
+    /// server runs on every node.
+    #[serde(default)]
+    pub address_only: bool,
     /// Full nodes, in preference order; the witness (if any) is last in `all`.
     pub nodes: Vec<String>,
     pub witness: Option<String>,
@@ -335,6 +339,12 @@ impl Lab {
         if args.fencing.as_deref().is_some_and(|m| !["lease", "required", "power", "disk"].contains(&m)) {
             return Err("--fencing is \"power\" or \"disk\" (or a power fence's mode: \"lease\", \"required\")".into());
         }
+        let peer = args.keepalived.is_some() || args.pacemaker.is_some() || args.ucarp.is_some();
+        if args.address_only && (peer || args.vip_manager.is_some() || args.machines.is_some()) {
+            return Err("--address-only is for baton's nodes in namespaces (the peers run the web server on every \
+                        node already), without --keepalived, --pacemaker, --ucarp, --vip-manager or --machines"
+                .into());
+        }
         baton_config::parse_duration(&args.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
         let lease = args.lease.clone().unwrap_or_else(|| if args.disk { "2s" } else { "1s" }.to_string());
         baton_config::parse_duration(&lease).map_err(|e| format!("--lease: {e}"))?;
@@ -342,6 +352,7 @@ impl Lab {
             dir,
             fencing: args.fencing.clone(),
             keepalived: args.keepalived.clone(),
+            address_only: args.address_only,
             http_token: args.http_token,
             nodes: NAMES[..args.nodes].iter().map(|s| s.to_string()).collect(),
             witness: (args.witness || args.remote_witness).then(|| "arbiter".to_string()),
@@ -388,7 +399,8 @@ impl Lab {
         for node in lab.all() {
             // A node that does not start leaves nothing behind: the nodes
             // started before it (and their etcd, vip-manager, ...) go too.
-            if let Err(e) = lab.start(&node) {
+            let started = lab.serve_everywhere(&node).and_then(|()| lab.start(&node));
+            if let Err(e) = started {
                 let _ = Lab::down(&lab.dir);
                 return Err(e);
             }
@@ -584,12 +596,14 @@ impl Lab {
                  fstype = \"ext4\"\ninterval = \"1s\"\n"
             );
         }
-        t += &format!(
-            "\n[[sets.web.resources]]\ntype = \"ip\"\naddress = \"{VIP}/24\"\n\
-             garp_interval = \"100ms\"\n\n[[sets.web.resources]]\ntype = \"process\"\n\
-             command = [\"{}\", \"serve\", \"--port\", \"80\"]\ninterval = \"1s\"\n",
-            exe.display()
-        );
+        t += &format!("\n[[sets.web.resources]]\ntype = \"ip\"\naddress = \"{VIP}/24\"\ngarp_interval = \"100ms\"\n");
+        if !self.address_only {
+            t += &format!(
+                "\n[[sets.web.resources]]\ntype = \"process\"\n\
+                 command = [\"{}\", \"serve\", \"--port\", \"80\"]\ninterval = \"1s\"\n",
+                exe.display()
+            );
+        }
         if self.disk.is_some() {
             let daemon = |verb: &str, extra: &str| {
                 format!("[\"{}\", \"daemon\", \"{verb}\", {extra}\"--run\", \"{dir}\"]", exe.display())
@@ -683,6 +697,20 @@ impl Lab {
         let mut cmd = Command::new("nsenter");
         cmd.args(["-t", &holder.to_string(), "-m", "-n", "--"]);
         Ok(cmd)
+    }
+
+    /// `--address-only`: the web server of a full node runs outside the
+    /// set, for as long as the node's namespace lives.
+    fn serve_everywhere(&self, node: &str) -> Result<(), String> {
+        if !self.address_only || self.witness.as_deref() == Some(node) {
+            return Ok(());
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{node}.log")))
+            .map_err(|e| e.to_string())?;
+        super::web::start_server(&self.ns(node)?, node, log)
     }
 
     /// Starts `node`'s agent with extra environment variables.

@@ -76,6 +76,10 @@ pub struct BenchArgs {
     /// Only these measurements (default: all).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<Phase>,
+    /// Only the systems whose name contains this (repeatable; default:
+    /// all), e.g. `--system fast --system "keepalived, tuned"`.
+    #[arg(long = "system", value_name = "TEXT")]
+    pub systems: Vec<String>,
     /// Where the results go; the chart goes next to it.
     #[arg(long, default_value = "docs/bench.md")]
     pub out: PathBuf,
@@ -103,9 +107,12 @@ pub struct System {
     fencing: Option<&'static str>,
     /// `lab up --disk` with an NFS server (nfs-ganesha) in `web`.
     nfs: bool,
+    /// `lab up --address-only`: the web server on every node, as
+    /// keepalived runs it, and the address alone in the set.
+    address_only: bool,
 }
 
-const SYSTEMS: [System; 4] = [
+const SYSTEMS: [System; 5] = [
     System {
         name: "baton, defaults (heartbeat 100ms, lease 1s)",
         heartbeat: "100ms",
@@ -115,6 +122,7 @@ const SYSTEMS: [System; 4] = [
         nodes: 3,
         fencing: None,
         nfs: false,
+        address_only: false,
     },
     System {
         name: "baton, tuned (heartbeat 30ms, lease 300ms)",
@@ -125,6 +133,18 @@ const SYSTEMS: [System; 4] = [
         nodes: 3,
         fencing: None,
         nfs: false,
+        address_only: false,
+    },
+    System {
+        name: "baton, fast, address only (heartbeat 10ms, lease 100ms; the web server on every node)",
+        heartbeat: "10ms",
+        lease: "100ms",
+        keepalived: None,
+        default: false,
+        nodes: 3,
+        fencing: None,
+        nfs: false,
+        address_only: true,
     },
     System {
         name: "keepalived, defaults (VRRPv2, advert_int 1)",
@@ -135,6 +155,7 @@ const SYSTEMS: [System; 4] = [
         nodes: 3,
         fencing: None,
         nfs: false,
+        address_only: false,
     },
     System {
         name: "keepalived, tuned (VRRPv3, advert_int 0.1)",
@@ -145,6 +166,7 @@ const SYSTEMS: [System; 4] = [
         nodes: 3,
         fencing: None,
         nfs: false,
+        address_only: false,
     },
 ];
 
@@ -161,6 +183,7 @@ const PAIRS: [System; 2] = [
         nodes: 2,
         fencing: Some("power"),
         nfs: false,
+        address_only: false,
     },
     System {
         name: "baton, two servers + fence disk (lease 1s, waits 2s, msgwait 2s)",
@@ -171,6 +194,7 @@ const PAIRS: [System; 2] = [
         nodes: 2,
         fencing: Some("disk"),
         nfs: false,
+        address_only: false,
     },
 ];
 
@@ -222,6 +246,7 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
         disk: system.nfs,
         keepalived: system.keepalived.map(str::to_string),
         fencing: system.fencing.map(str::to_string),
+        address_only: system.address_only,
         extra: extra.clone(),
         ..UpArgs::plain(args.dir.clone(), args.prefix.clone())
     };
@@ -273,6 +298,9 @@ fn dual_trials(args: &BenchArgs, system: &System, split: Split) -> Vec<u64> {
 fn measure(args: &BenchArgs, system: &System) -> Row {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     let mut row = Row::default();
+    if !args.systems.is_empty() && !args.systems.iter().any(|s| system.name.contains(s.as_str())) {
+        return row;
+    }
     if on(Phase::Crash) {
         (row.crash, row.crash_failed) = outages(args, system, Disruption::Crash, args.trials);
     }

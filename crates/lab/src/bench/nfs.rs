@@ -25,6 +25,7 @@ pub const SYSTEM: System = System {
     nodes: 3,
     fencing: None,
     nfs: true,
+    address_only: false,
 };
 
 /// The TOML that adds the NFS server to `web` (after its mount and its

@@ -35,12 +35,20 @@ fn ratio(a: Option<u64>, b: Option<u64>) -> String {
 /// A median/p95/max table, with the ratios of baton to keepalived.
 fn outage_table(md: &mut String, systems: &[System], rows: &[Row], pick: fn(&Row) -> (&[u64], usize)) {
     let medians = medians_table(md, systems, rows, pick);
-    let _ = writeln!(
-        md,
-        "\nMedian ratio baton / keepalived: defaults {}, tuned {}.\n",
-        ratio(medians[0], medians[2]),
-        ratio(medians[1], medians[3])
-    );
+    // Each baton setting against keepalived's: the defaults against its
+    // defaults, every shorter setting against its tuned one.
+    let keepalived = |advert: &str| systems.iter().position(|s| s.keepalived == Some(advert));
+    let ratios: Vec<String> = systems
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.keepalived.is_none())
+        .map(|(i, s)| {
+            let versus = if s.default { keepalived("1") } else { keepalived("0.1") };
+            let label = s.name.split(" (").next().unwrap_or(s.name).trim_start_matches("baton, ");
+            format!("{label} {}", ratio(medians[i], versus.and_then(|k| medians[k])))
+        })
+        .collect();
+    let _ = writeln!(md, "\nMedian ratio baton / keepalived: {}.\n", ratios.join("; "));
 }
 
 /// A median/p95/max table; returns the medians.
