@@ -29,6 +29,14 @@ fn plan_lines(file: &Path, plan: &Value) -> String {
         out +=
             &format!("{:<11} {:<9} {:<11} {}\n", s(&set["set"]), s(&set["change"]), s(&set["runs_on"]), s(&set["why"]));
     }
+    let budget = &plan["guard_budget_ms"];
+    if budget["then"].as_u64() > budget["now"].as_u64() {
+        out += &format!(
+            "the guard's release budget grows from {} ms to {} ms: every lease is held that much shorter from \
+             the change on\n",
+            budget["now"], budget["then"]
+        );
+    }
     out
 }
 

@@ -112,6 +112,18 @@ impl Held {
         self.undo.is_empty()
     }
 
+    /// A deadline that had passed already when it came, to a fired guard:
+    /// everything is undone (and undone again), so the guard reports it at
+    /// once as fired. The agent counts on a report for every deadline told
+    /// that passes, and this one would otherwise never have one (a lab
+    /// cluster at heartbeat 10 ms waited for it for ever, starting nothing).
+    fn passed_on_arrival(&self, order: &Order) -> Option<u64> {
+        match order {
+            Order::Deadline(Some(d)) if self.fired => Some(*d),
+            _ => None,
+        }
+    }
+
     /// How long until the guard must act at `now_ms`: before firing, at the
     /// deadline; fired, again and again while anything is held; otherwise
     /// never.
@@ -376,13 +388,17 @@ pub async fn run(
                     if !held.fired && held.deadline_ms.is_some_and(|d| monotonic_ms() >= d) {
                         fire(&nl, &mut held, &mut stdout).await?;
                     }
-                    match held.update(&line) {
-                        Ok(Order::Sync) => {
-                            stdout.write_all(format!("{}\n", held.synced()).as_bytes()).await?;
-                            stdout.flush().await?;
+                    let answer = match held.update(&line) {
+                        Ok(Order::Sync) => Some(held.synced()),
+                        Ok(order) => held.passed_on_arrival(&order).map(|d| format!("fired {d}")),
+                        Err(e) => {
+                            tracing::error!("{e}");
+                            None
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::error!("{e}"),
+                    };
+                    if let Some(answer) = answer {
+                        stdout.write_all(format!("{answer}\n").as_bytes()).await?;
+                        stdout.flush().await?;
                     }
                 }
                 None => {
@@ -486,8 +502,14 @@ mod tests {
         h.apply(Order::Deadline(None));
         assert!(h.fired, "the agent stopped everything, but a late start may still finish");
         assert_eq!(h.wait(5_000), Some(RELEASE_AGAIN));
-        h.apply(Order::Deadline(Some(monotonic_ms() + 60_000)));
+        let passed = Order::Deadline(Some(2));
+        h.apply(passed.clone());
+        assert!(h.fired, "a deadline already passed keeps the guard fired");
+        assert_eq!(h.passed_on_arrival(&passed), Some(2), "and is reported at once, as if fired");
+        let next = Order::Deadline(Some(monotonic_ms() + 60_000));
+        h.apply(next.clone());
         assert!(!h.fired, "a new lease: the node may run things again");
+        assert_eq!(h.passed_on_arrival(&next), None);
         assert!(h.wait(monotonic_ms()).is_some_and(|w| w > RELEASE_AGAIN));
     }
 

@@ -138,13 +138,14 @@ impl Config {
     }
 
     /// Every phase the guard may go through on a node of this cluster: the
-    /// sets' cgroups always (hooks run in them), and what each resource needs.
+    /// sets' cgroups where a set has hooks (they run in them), and what
+    /// each resource needs (addresses alone run no program).
     pub fn release_phases(&self) -> Vec<Phase> {
         let mut phases: Vec<Phase> = self
             .sets
             .iter()
             .flat_map(|s| s.resources.iter().flat_map(|r| r.kind.release_phases().iter().copied()))
-            .chain(self.sets.first().map(|_| Phase::Processes))
+            .chain(self.sets.iter().any(|s| s.hooks.is_some()).then_some(Phase::Processes))
             .collect();
         phases.sort_unstable();
         phases.dedup();

@@ -68,6 +68,15 @@ impl Lease {
         self.inherited = Some((epoch, end));
     }
 
+    /// Holds every lease `by` less, from now on and the ones already
+    /// earned: the guard needs that much more time to release.
+    pub fn shorten(&mut self, by: Duration) {
+        self.hold = self.hold.saturating_sub(by);
+        let earlier = |t: &mut Time| *t = Time(t.0.saturating_sub(by.as_micros() as u64));
+        self.promises.iter_mut().flatten().for_each(|(_, t)| earlier(t));
+        self.inherited.iter_mut().for_each(|(_, t)| earlier(t));
+    }
+
     /// The sequence number the next heartbeat will carry.
     pub fn next_seq(&self) -> u64 {
         self.next_seq

@@ -315,6 +315,7 @@ impl Node {
         let mut topo = topo;
         if let Some(agreed) = &state.config {
             topo.sets.clone_from(&agreed.sets);
+            topo.timing.guard_margin = topo.timing.guard_margin.max(agreed.guard_margin);
         }
         assert_eq!(state.sets.len(), topo.sets.len(), "state does not fit the topology");
         let mut persisted = persisted;
@@ -379,6 +380,13 @@ impl Node {
     /// agreed, new slots stopped. Slots are only ever added.
     fn follow_config(&mut self) {
         let Some(agreed) = &self.state.config else { return };
+        // A larger release budget is counted at once, before anything the
+        // new file adds can start here: every lease this node holds ends
+        // that much earlier (ARCHITECTURE.md, "A configuration change").
+        if let Some(more) = agreed.guard_margin.checked_sub(self.topo.timing.guard_margin).filter(|d| !d.is_zero()) {
+            self.topo.timing.guard_margin = agreed.guard_margin;
+            self.lease.shorten(more);
+        }
         if agreed.sets == self.topo.sets {
             return;
         }
@@ -494,12 +502,18 @@ impl Node {
                     lc.reset();
                     out.push(Output::Cancel { set: i as SetId });
                 }
-                if self.guard == Some(deadline) {
-                    self.guard_reported = true;
-                }
                 // (A report of a deadline that had not passed when the next
                 // was told matches nothing: the guard read the next late.)
                 self.guard_owed.retain(|&d| d != deadline);
+                // The guard fires deadlines and reports them in the order
+                // told: once it reported the latest, no report of an earlier
+                // one is still to come (and the guard names them by the
+                // millisecond: one that passed and the next told within the
+                // same millisecond read alike, and only one is reported).
+                if self.guard == Some(deadline) {
+                    self.guard_reported = true;
+                    self.guard_owed.clear();
+                }
                 out.push(Output::Event(Event::GuardFired));
             }
             Input::Leader(leader) => self.leader = leader,
@@ -990,9 +1004,13 @@ impl Node {
                     return out.push(answer(Reply::Done));
                 }
                 match crate::reconfigure::plan(&self.topo, &self.state, &p.topology) {
-                    Ok(plan) => {
-                        Work::Configure { generation: plan.generation, digest: p.digest, text: p.text, sets: plan.sets }
-                    }
+                    Ok(plan) => Work::Configure {
+                        generation: plan.generation,
+                        digest: p.digest,
+                        text: p.text,
+                        sets: plan.sets,
+                        guard_margin: plan.guard_margin,
+                    },
                     Err(why) => return out.push(answer(Reply::Refused(Refusal::Config(why)))),
                 }
             }

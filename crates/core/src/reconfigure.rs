@@ -11,6 +11,7 @@
 //! ARCHITECTURE.md, "A configuration change", gives the safety argument.
 
 use std::fmt;
+use std::time::Duration;
 
 use baton_state::{ClusterState, SetSpec};
 
@@ -74,6 +75,9 @@ pub struct Plan {
     pub sets: Vec<SetSpec>,
     /// Set by set, in the new file's order, then the sets it removes.
     pub changes: Vec<SetChange>,
+    /// The guard's release budget from then on: the larger of the running
+    /// one and the new file's (a budget only grows while agents run).
+    pub guard_margin: Duration,
 }
 
 /// The plan for switching the cluster running `topo` (with the agreed
@@ -107,6 +111,15 @@ pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Pla
             "{} change: nodes hold leases granted under the running values, so timing is not changed live yet; \
              {restart_all}",
             timing.join(", ")
+        ));
+    }
+    let mut held = topo.timing;
+    held.guard_margin = held.guard_margin.max(new.timing.guard_margin);
+    if let Err(why) = held.validate() {
+        return Err(format!(
+            "the guard's release budget grows from {:?} to {:?} with this file's resources: {why}; make the lease \
+             longer first ({restart_all})",
+            topo.timing.guard_margin, held.guard_margin
         ));
     }
     if topo.fenceable != new.fenceable {
@@ -178,7 +191,7 @@ pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Pla
     if sets.len() > usize::from(u16::MAX) {
         return Err(format!("{} set slots: more than {} sets were ever configured", sets.len(), u16::MAX));
     }
-    Ok(Plan { generation: state.config_generation() + 1, sets, changes })
+    Ok(Plan { generation: state.config_generation() + 1, sets, changes, guard_margin: held.guard_margin })
 }
 
 /// The policy fields that differ, in words.
@@ -282,6 +295,20 @@ mod tests {
     }
 
     #[test]
+    fn the_release_budget_only_grows_and_must_leave_the_lease_room_to_hold() {
+        let (mut t, st) = running();
+        t.timing.guard_margin = Duration::from_millis(120);
+        let mut new = t.clone();
+        new.timing.guard_margin = Duration::from_millis(420);
+        assert_eq!(plan(&t, &st, &new).unwrap().guard_margin, Duration::from_millis(420), "a mount added");
+        new.timing.guard_margin = Duration::from_millis(20);
+        assert_eq!(plan(&t, &st, &new).unwrap().guard_margin, Duration::from_millis(120), "kept while agents run");
+        new.timing.guard_margin = Duration::from_millis(900);
+        let why = plan(&t, &st, &new).unwrap_err();
+        assert!(why.contains("from 120ms to 900ms") && why.contains("no time to hold"), "{why}");
+    }
+
+    #[test]
     fn nodes_timing_fencing_and_a_frozen_set_refuse_a_live_change() {
         let (t, mut st) = running();
         let mut more = t.clone();
@@ -305,7 +332,13 @@ mod tests {
         let (t, mut st) = running();
         let new = topo(vec![set("web", &[0, 1], "w2"), set("db", &[0, 1], "d"), set("mail", &[2, 0], "m")]);
         let p = plan(&t, &st, &new).unwrap();
-        let cmd = Command::Configure { generation: 1, digest: "x".into(), text: String::new(), sets: p.sets.clone() };
+        let cmd = Command::Configure {
+            generation: 1,
+            digest: "x".into(),
+            text: String::new(),
+            sets: p.sets.clone(),
+            guard_margin: p.guard_margin,
+        };
         st.apply(&cmd).unwrap();
         let t = topo(p.sets);
         let live = [Liveness { alive: true, alive_since: Time(0), pending: false }; 3];

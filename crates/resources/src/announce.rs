@@ -2,14 +2,17 @@
 //! unsolicited neighbour advertisement (IPv6), sent as real frames so that
 //! switches and the clients' caches follow the address to its new port.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::MetadataExt;
+use std::sync::Mutex;
 
 const ETH_P_ARP: u16 = 0x0806;
 const BROADCAST: [u8; 6] = [0xff; 6];
 
-/// Owns a raw socket for the life of one announcement.
+/// Owns an ICMPv6 socket for the life of one announcement.
 struct Fd(libc::c_int);
 
 impl Drop for Fd {
@@ -42,13 +45,34 @@ pub fn garp_frame(mac: [u8; 6], ip: Ipv4Addr) -> Vec<u8> {
     f
 }
 
+/// The packet socket gratuitous ARPs leave by, one per network namespace
+/// for the life of the process: opened with protocol 0, so it receives
+/// nothing, and never closed, because closing a packet socket waits for an
+/// RCU grace period — tens of milliseconds on a busy kernel, during which
+/// the agent's thread, which announces, sent no heartbeat (a lab cluster
+/// at heartbeat 10 ms lost its lease at every start this way).
+fn packet_socket() -> io::Result<libc::c_int> {
+    static SOCKETS: Mutex<BTreeMap<u64, libc::c_int>> = Mutex::new(BTreeMap::new());
+    let netns = std::fs::metadata("/proc/thread-self/ns/net")
+        .map_err(|e| io::Error::new(e.kind(), format!("finding this thread's network namespace: {e}")))?
+        .ino();
+    let mut sockets = SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&fd) = sockets.get(&netns) {
+        return Ok(fd);
+    }
+    // SAFETY: a plain socket call; the descriptor is kept, never closed.
+    let fd = check(
+        unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) },
+        "opening a packet socket",
+    )?;
+    sockets.insert(netns, fd);
+    Ok(fd)
+}
+
 fn send_garp(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr) -> io::Result<()> {
-    // SAFETY: plain socket calls with a fully initialised sockaddr_ll.
+    let fd = packet_socket()?;
+    // SAFETY: sendto on our socket with a fully initialised sockaddr_ll.
     unsafe {
-        let fd = Fd(check(
-            libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(ETH_P_ARP.to_be())),
-            "opening a packet socket",
-        )?);
         let mut addr: libc::sockaddr_ll = mem::zeroed();
         addr.sll_family = libc::AF_PACKET as u16;
         addr.sll_protocol = ETH_P_ARP.to_be();
@@ -58,7 +82,7 @@ fn send_garp(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr) -> io::Result<()> {
         let frame = garp_frame(mac, ip);
         check(
             libc::sendto(
-                fd.0,
+                fd,
                 frame.as_ptr().cast(),
                 frame.len(),
                 0,

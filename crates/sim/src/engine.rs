@@ -301,6 +301,10 @@ pub struct Sim {
     holders: Vec<lock::Holder>,
     /// [node][set]: a stop step of it really failed (a resource fault).
     stop_failed: Vec<Vec<bool>>,
+    /// Per set slot: the longest its resources take the guard to undo (µs):
+    /// the scenario's budget, or the one agreed with the change that added
+    /// the slot (a file with slower resources asks for more).
+    release_us: Vec<u64>,
     violation: Option<Violation>,
     report: Report,
     tracing: bool,
@@ -365,6 +369,7 @@ impl Sim {
             next_request: 1,
             holders: Vec::new(),
             stop_failed: vec![vec![false; sc.topo.sets.len()]; n],
+            release_us: vec![sc.topo.timing.guard_margin.as_micros() as u64; sc.topo.sets.len()],
             violation: None,
             report: Report::default(),
             tracing,
@@ -570,8 +575,12 @@ impl Sim {
                 }
             }
             Ev::Released { node, inc, deadline } => {
-                if self.nodes[usize::from(node)].inc == inc {
-                    self.input(node, Input::GuardFired { deadline });
+                let n = &self.nodes[usize::from(node)];
+                if n.inc == inc {
+                    // The guard names a deadline by the millisecond, and the
+                    // agent takes a report for the latest told of that name.
+                    let named = n.guard.filter(|g| g.0 / 1000 == deadline.0 / 1000).unwrap_or(deadline);
+                    self.input(node, Input::GuardFired { deadline: named });
                 }
             }
             Ev::Fault(fault) => self.fault(fault),
@@ -840,6 +849,7 @@ impl Sim {
         for f in &mut self.stop_failed {
             f.resize(resources.len(), false);
         }
+        self.release_us.resize(resources.len(), agreed.guard_margin.as_micros() as u64);
         let (added, generation) = (resources.len() - old, agreed.generation);
         self.trace(|| format!("configuration generation {generation} agreed: {added} set slots added"));
     }
@@ -874,9 +884,9 @@ impl Sim {
     /// The guard undoes everything it holds, each resource done at a time of
     /// its own within the release budget; returns when the last is done.
     fn guard_release(&mut self, node: NodeId) -> u64 {
-        let budget = self.topo.timing.guard_margin.as_micros() as u64;
         let mut last = 0;
         for set in 0..self.topo.sets.len() {
+            let budget = self.release_us[set];
             for r in 0..self.topo.sets[set].resources.len() {
                 let n = &mut self.nodes[usize::from(node)];
                 if std::mem::take(&mut n.guard_held[set][r]) {

@@ -246,6 +246,12 @@ fn configuration_changes(seed: u64, topo: &Topology, heal_at_us: u64) -> Vec<(u6
             if rng.chance(500) {
                 rng.shuffle(&mut file.sets);
             }
+            // Resources slower to undo (a mount added to addresses and
+            // programs): a larger release budget, sometimes more than the
+            // lease leaves room for (refused).
+            if rng.chance(333) {
+                file.timing.guard_margin += ms(&mut rng, 10, 400);
+            }
             let proposal = Proposal { digest: format!("{seed:x}-{k}"), text: String::new(), topology: file };
             let at = rng.range(SECOND, heal_at_us - SECOND);
             (at, Fault::Request(Request::Configure(Box::new(proposal))))

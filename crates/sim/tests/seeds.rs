@@ -129,10 +129,21 @@ fn handover_seeds_stay_fixed() {
 /// ever (a slot now waits only for sets retired at or before its own
 /// change); 2187 agreed a change that retired a running set just before
 /// maintenance mode came on (the set stays until maintenance ends).
+/// 475 agreed a file whose resources take the guard longer to undo, and
+/// a node held its lease by the old budget (the budget now grows when the
+/// change is agreed); 658 grew it until one heartbeat interval was left
+/// between renewals, and the leases flapped for ever (three are needed).
 #[test]
 fn configuration_seeds_stay_fixed() {
     let configures = |f: &Fault| matches!(f, Fault::Request(Request::Configure(_)));
     stay_fixed(&[1646, 2187], |sc| sc.faults.iter().any(|(_, f)| configures(f)), "no longer changes the configuration");
+    let grows = |sc: &baton_sim::scenario::Scenario| {
+        sc.faults.iter().any(|(_, f)| match f {
+            Fault::Request(Request::Configure(p)) => p.topology.timing.guard_margin > sc.topo.timing.guard_margin,
+            _ => false,
+        })
+    };
+    stay_fixed(&[475, 658], grows, "no longer grows the guard's release budget");
 }
 
 /// A set's first start on its preferred node, with that node's agent

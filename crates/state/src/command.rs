@@ -2,6 +2,7 @@
 //! changes [`ClusterState`].
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::model::{ClusterState, Membership, NodeId, Phase, SetId, Suspicion};
 use crate::spec::SetSpec;
@@ -170,12 +171,16 @@ pub enum Command {
     /// keeps its place for ever; a set the file no longer has, or whose
     /// resources changed, keeps its slot with no nodes (retired: released
     /// wherever it runs, never placed again), and a changed or new set gets
-    /// a slot at the end. ARCHITECTURE.md, "A configuration change".
+    /// a slot at the end. `guard_margin` is the guard's release budget
+    /// for everything the file may run (what every lease sets aside); the
+    /// agreed budget only grows. ARCHITECTURE.md, "A configuration change".
     Configure {
         generation: u64,
         digest: String,
         text: String,
         sets: Vec<SetSpec>,
+        #[serde(default)]
+        guard_margin: Duration,
     },
 }
 
@@ -499,8 +504,8 @@ impl ClusterState {
                 self.alone = Some(node);
                 Ok(Applied::Done)
             }
-            Command::Configure { generation, ref digest, ref text, ref sets } => {
-                self.configure(generation, digest, text, sets)
+            Command::Configure { generation, ref digest, ref text, ref sets, guard_margin } => {
+                self.configure(generation, digest, text, sets, guard_margin)
             }
             Command::Together => {
                 if self.alone.take().is_none() {

@@ -5,6 +5,8 @@
 //! adds or changes gets a new slot at the end, which waits until no retired
 //! set runs. ARCHITECTURE.md, "A configuration change", gives the argument.
 
+use std::time::Duration;
+
 use crate::command::{Applied, Rejected};
 use crate::model::{AgreedConfig, ClusterState, Phase, SetId, SetRecord};
 use crate::spec::SetSpec;
@@ -16,6 +18,7 @@ impl ClusterState {
         digest: &str,
         text: &str,
         sets: &[SetSpec],
+        guard_margin: Duration,
     ) -> Result<Applied, Rejected> {
         let have = self.config_generation();
         if generation != have + 1 {
@@ -61,8 +64,14 @@ impl ClusterState {
         self.sets.extend(
             (self.sets.len()..sets.len()).map(|_| SetRecord { since: generation, ..SetRecord::unowned(start) }),
         );
-        self.config =
-            Some(AgreedConfig { generation, digest: digest.to_string(), text: text.to_string(), sets: sets.to_vec() });
+        let guard_margin = self.config.as_ref().map_or(guard_margin, |c| c.guard_margin.max(guard_margin));
+        self.config = Some(AgreedConfig {
+            generation,
+            digest: digest.to_string(),
+            text: text.to_string(),
+            sets: sets.to_vec(),
+            guard_margin,
+        });
         Ok(Applied::Done)
     }
 

@@ -2,6 +2,7 @@
 //! sets with their owners, and the queries every node asks of them.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::spec::SetSpec;
 
@@ -136,6 +137,11 @@ pub struct AgreedConfig {
     pub text: String,
     /// Every set slot's spec; a retired slot has no nodes.
     pub sets: Vec<SetSpec>,
+    /// The guard's release budget every lease sets aside from this
+    /// configuration on: the largest any agreed file asked for (a set
+    /// retired by it may still be releasing what an earlier file ran).
+    #[serde(default)]
+    pub guard_margin: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

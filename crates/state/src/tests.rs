@@ -324,7 +324,13 @@ fn spec(name: &str, nodes: &[u8]) -> crate::SetSpec {
 }
 
 fn configure(generation: u64, sets: Vec<crate::SetSpec>) -> Command {
-    Command::Configure { generation, digest: format!("d{generation}"), text: String::new(), sets }
+    Command::Configure {
+        generation,
+        digest: format!("d{generation}"),
+        text: String::new(),
+        sets,
+        guard_margin: std::time::Duration::from_millis(20 * generation),
+    }
 }
 
 #[test]
@@ -349,6 +355,16 @@ fn a_configuration_retires_a_changed_set_and_its_new_slot_waits_until_the_old_on
     assert!(matches!(s.apply(&again), Err(Rejected::ConfigShape(_))), "a retired slot never runs again");
     let renamed = configure(2, vec![spec("web", &[]), spec("www", &[0, 1])]);
     assert!(matches!(s.apply(&renamed), Err(Rejected::ConfigShape(_))), "a slot keeps its set's name");
+    let smaller = Command::Configure {
+        generation: 2,
+        digest: "d2".into(),
+        text: String::new(),
+        sets: vec![spec("web", &[]), spec("web", &[0, 1])],
+        guard_margin: std::time::Duration::ZERO,
+    };
+    s.apply(&smaller).unwrap();
+    let agreed = s.config.as_ref().unwrap();
+    assert_eq!(agreed.guard_margin, std::time::Duration::from_millis(20), "the agreed release budget never shrinks");
 }
 
 #[test]
@@ -362,6 +378,7 @@ fn drift_is_a_file_other_than_the_agreed_one() {
         digest: "b".into(),
         text: String::new(),
         sets: vec![spec("web", &[0])],
+        guard_margin: std::time::Duration::ZERO,
     })
     .unwrap();
     assert!(s.config_drift() && s.node_drifts(0) && !s.node_drifts(2), "a node that said nothing does not drift");

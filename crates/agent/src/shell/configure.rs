@@ -141,7 +141,12 @@ fn plan_json(plan: &Plan, topo: &Topology) -> Value {
             })
         })
         .collect();
-    json!({ "generation": plan.generation, "sets": sets })
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    json!({
+        "generation": plan.generation,
+        "sets": sets,
+        "guard_budget_ms": { "now": ms(topo.timing.guard_margin), "then": ms(plan.guard_margin) },
+    })
 }
 
 impl Agent {

@@ -689,8 +689,13 @@ fn an_agreed_change_retires_a_running_set_which_stops_with_its_old_definition() 
     changed.definition = "v2".into();
     let mut retired = topo().sets[0].clone();
     retired.nodes.clear();
-    let configure =
-        Command::Configure { generation: 1, digest: "d1".into(), text: String::new(), sets: vec![retired, changed] };
+    let configure = Command::Configure {
+        generation: 1,
+        digest: "d1".into(),
+        text: String::new(),
+        sets: vec![retired, changed],
+        guard_margin: Duration::ZERO,
+    };
     a.handle(now, Input::Committed(configure));
     assert_eq!((a.topology().sets.len(), a.lifecycle(1).phase()), (2, Phase::Stopped), "a new slot, stopped");
     assert_eq!(a.lifecycle(0).phase(), Phase::Running, "nothing stops before the cluster asks");
@@ -702,4 +707,53 @@ fn an_agreed_change_retires_a_running_set_which_stops_with_its_old_definition() 
     let out = a.handle(ms(32), Input::Committed(Command::Move { set: 0, from: 0, to: None, generation }));
     assert_eq!(a.lifecycle(0).phase(), Phase::Stopping, "{out:?}");
     assert!(acts(&out).iter().any(|x| matches!(x, Action::Run { set: 0, .. })), "its stop steps run: {out:?}");
+}
+
+/// A change whose resources need a longer release (a mount added to a
+/// cluster of addresses) shortens the lease the owner already holds, at
+/// once: the guard is told an earlier deadline before anything of the new
+/// file can start, and the agreed budget never shrinks again.
+#[test]
+fn an_agreed_change_with_a_larger_release_budget_shortens_the_lease_held() {
+    let (mut a, now) = running_a();
+    let mut sets = topo().sets;
+    sets.push(SetSpec { name: "data".into(), ..sets[0].clone() });
+    let configure = |generation: u64, margin: u64| Command::Configure {
+        generation,
+        digest: format!("d{generation}"),
+        text: String::new(),
+        sets: sets.clone(),
+        guard_margin: Duration::from_millis(margin),
+    };
+    let out = a.handle(now, Input::Committed(configure(1, 300)));
+    assert!(out.contains(&Output::Guard(Some(ms(700)))), "the deadline 300 ms earlier: {out:?}");
+    assert_eq!(a.topology().timing.guard_margin, Duration::from_millis(300));
+    let out = a.handle(ms(21), Input::Committed(configure(2, 100)));
+    assert!(!out.iter().any(|o| matches!(o, Output::Guard(_))), "a smaller budget changes nothing: {out:?}");
+    assert_eq!(a.topology().timing.guard_margin, Duration::from_millis(300));
+}
+
+/// The guard names a deadline by the millisecond: a deadline that passed
+/// and the next one told within the same millisecond read alike, and the
+/// agent maps the guard's one report to the later. A report of the latest
+/// deadline told covers every earlier one (the guard fires them in the
+/// order told, and reports in that order): nothing stays owed, and the
+/// node starts its set again once it holds a lease (it waited for ever).
+#[test]
+fn a_report_of_the_latest_deadline_told_settles_the_earlier_ones() {
+    let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
+    let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    a.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: hb });
+    a.handle(ms(30), Input::StepDone { set: 0, token: 1, ok: true });
+    // Past the first deadline (1 s), a new lease: a second deadline is told
+    // while the first is unreported.
+    let seq = sends(&a.handle(ms(1001), Input::Tick))[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 10, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let out = a.handle(ms(1002), Input::Heartbeat { link: 0, heartbeat: hb });
+    assert!(out.contains(&Output::Guard(Some(ms(2001)))), "{out:?}");
+    assert!(acts(&out).is_empty(), "the first deadline is owed a report: {out:?}");
+    let out = a.handle(ms(1003), Input::GuardFired { deadline: ms(2001) });
+    assert!(!acts(&out).is_empty(), "the set starts again: {out:?}");
+    assert_eq!(a.lifecycle(0).phase(), Phase::Starting);
 }
