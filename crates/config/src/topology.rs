@@ -53,8 +53,8 @@ fn definition(set: &crate::model::SetConfig) -> String {
 
 /// The shortest timing the bench measured free of false failovers (`lab
 /// bench`, the quiet phase): below it `config check` warns.
-const MEASURED_HEARTBEAT: Duration = Duration::from_millis(30);
-const MEASURED_LEASE: Duration = Duration::from_millis(300);
+const MEASURED_HEARTBEAT: Duration = Duration::from_millis(10);
+const MEASURED_LEASE: Duration = Duration::from_millis(100);
 
 impl Config {
     pub fn topology(&self) -> Topology {
@@ -104,7 +104,7 @@ impl Config {
             out.push(format!(
                 "cluster: heartbeat_interval {heartbeat:?} and lease {lease:?} are below the shortest setting measured \
                  free of false failovers (heartbeat {MEASURED_HEARTBEAT:?}, lease {MEASURED_LEASE:?}: no set moved in \
-                 ten minutes with both cores busy and 5 % of the packets lost, docs/bench.md); each node sends {sent} \
+                 ten minutes with both cores busy and 5 % of the packets lost, docs/bench-fast.md); each node sends {sent} \
                  heartbeats a second and receives as many, and a busy machine or a lossy network may move sets \
                  without a fault"
             ));

@@ -140,10 +140,7 @@ impl Resource for Process {
             let adopted = self.adopted.lock().expect("not poisoned").take();
             signal_all(&self.ctx.cgroup.pids(), libc::SIGTERM);
             let grace = limit / 2;
-            let start = std::time::Instant::now();
-            while self.ctx.cgroup.populated() && start.elapsed() < grace {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            self.ctx.cgroup.emptied(grace).await;
             self.ctx.cgroup.kill(limit - grace).await.map_err(|e| e.to_string())?;
             if let Some(mut child) = child {
                 // Reaped, so it leaves no zombie behind.

@@ -17,7 +17,7 @@ use crate::local::Local;
 use crate::raft::machine::{Applied, StateMachine};
 use crate::raft::net::{self as raftnet, Peers};
 use crate::raft::store::LogStore;
-use crate::raft::{NodeId as RaftId, Raft};
+use crate::raft::{on_raft_thread, NodeId as RaftId, Raft};
 
 /// The Raft store in the state directory.
 pub const RAFT_FILE: &str = "raft.redb";
@@ -125,13 +125,19 @@ pub async fn boot(
     )
     .map_err(|e| format!("reading the stored snapshot: {e}\n{}", rejoin_hint(config, me, state_dir)))?;
     let (mut state, mut index) = machine.start_point();
-    let raft = Raft::new(me as RaftId, Arc::new(raft_config(config)?), peers.clone(), store.clone(), machine)
-        .await
-        .map_err(|e| format!("starting raft: {e}"))?;
+    let raft = start_raft(config, me, peers.clone(), store.clone(), machine).await.map_err(|e| format!("starting raft: {e}"))?;
     let (raft_tx, current) = watch::channel(raft.clone());
     for &addr in &addrs[me] {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))?;
-        tokio::spawn(raftnet::serve(listener, cluster, keys.clone(), current.clone(), Arc::clone(events)));
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("listening on {addr}: {e}"))?;
+        let (keys, current, events) = (keys.clone(), current.clone(), Arc::clone(events));
+        on_raft_thread(async move {
+            listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tokio::spawn(raftnet::serve(listener, cluster, keys, current, events));
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(|e| format!("listening on {addr}: {e}"))?;
     }
     let initialized = raft.is_initialized().await.map_err(|e| e.to_string())?;
     if rejoining && initialized {
@@ -145,7 +151,7 @@ pub async fn boot(
         // it exists already, which is fine.
         let _ = raft.initialize(members).await;
     }
-    tokio::spawn(crate::raft::membership::promote_learners(current));
+    on_raft_thread(async move { tokio::spawn(crate::raft::membership::promote_learners(current)) }).await;
     if let Some(committed) = committed {
         while index < committed {
             match applied.recv().await {
@@ -199,8 +205,22 @@ pub async fn restart_alone(
         store.database(),
     )
     .map_err(|e| format!("reading the stored snapshot: {e}"))?;
-    let raft = Raft::new(me as RaftId, Arc::new(raft_config(config)?), peers.clone(), store.clone(), machine)
-        .await
-        .map_err(|e| format!("starting raft again: {e}"))?;
+    let raft =
+        start_raft(config, me, peers.clone(), store.clone(), machine).await.map_err(|e| format!("starting raft again: {e}"))?;
     Ok((raft, applied))
+}
+
+/// Starts Raft on its own thread (`on_raft_thread`), where its tasks and
+/// its storage run from then on.
+async fn start_raft(
+    config: &Config,
+    me: usize,
+    peers: Peers,
+    store: LogStore,
+    machine: StateMachine,
+) -> Result<Raft, String> {
+    let raft_config = Arc::new(raft_config(config)?);
+    on_raft_thread(async move { Raft::new(me as RaftId, raft_config, peers, store, machine).await })
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -94,6 +94,7 @@ pub struct BenchArgs {
     pub dir: DirArg,
 }
 
+#[derive(Clone)]
 pub struct System {
     pub name: &'static str,
     heartbeat: &'static str,
@@ -298,9 +299,6 @@ fn dual_trials(args: &BenchArgs, system: &System, split: Split) -> Vec<u64> {
 fn measure(args: &BenchArgs, system: &System) -> Row {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     let mut row = Row::default();
-    if !args.systems.is_empty() && !args.systems.iter().any(|s| system.name.contains(s.as_str())) {
-        return row;
-    }
     if on(Phase::Crash) {
         (row.crash, row.crash_failed) = outages(args, system, Disruption::Crash, args.trials);
     }
@@ -353,7 +351,10 @@ fn baton_and_keepalived(args: &BenchArgs) -> Result<(), String> {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     // The simulator first: its memory is this process's peak so far.
     let scale = on(Phase::Scale).then(|| baton_sim::scale::run(32, 1000));
-    let rows: Vec<Row> = SYSTEMS.iter().map(|s| measure(args, s)).collect();
+    // `--system`: only the systems named, and only they in the tables.
+    let chosen = |s: &&System| args.systems.is_empty() || args.systems.iter().any(|n| s.name.contains(n.as_str()));
+    let systems: Vec<System> = SYSTEMS.iter().filter(chosen).cloned().collect();
+    let rows: Vec<Row> = systems.iter().map(|s| measure(args, s)).collect();
     let pairs: Vec<Row> = PAIRS
         .iter()
         .filter(|_| on(Phase::Pair))
@@ -365,12 +366,12 @@ fn baton_and_keepalived(args: &BenchArgs) -> Result<(), String> {
     let nfs = on(Phase::Nfs).then(|| nfs::measure(args, &nfs::SYSTEM));
     let _ = Lab::down(&args.dir.dir);
     let chart = args.out.with_extension("svg");
-    let md = report::markdown(args, (&SYSTEMS, &rows), (&PAIRS, &pairs), nfs.as_ref(), scale.as_ref(), &chart);
+    let md = report::markdown(args, (&systems, &rows), (&PAIRS, &pairs), nfs.as_ref(), scale.as_ref(), &chart);
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
     if on(Phase::Crash) {
-        let series: Vec<(&str, &[u64])> = SYSTEMS.iter().zip(&rows).map(|(s, r)| (s.name, &r.crash[..])).collect();
+        let series: Vec<(&str, &[u64])> = systems.iter().zip(&rows).map(|(s, r)| (s.name, &r.crash[..])).collect();
         let svg = chart::svg("Crash failover: outage seen by the client, every trial", &series);
         std::fs::write(&chart, svg).map_err(|e| format!("writing {}: {e}", chart.display()))?;
     }

@@ -102,6 +102,9 @@ fn command(args: &BenchArgs) -> String {
         let only: Vec<String> = args.only.iter().map(|p| format!("{p:?}").to_lowercase()).collect();
         c += &format!(" --only {}", only.join(","));
     }
+    for system in &args.systems {
+        c += &format!(" --system {system:?}");
+    }
     c
 }
 
