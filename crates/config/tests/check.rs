@@ -171,9 +171,9 @@ fn a_lease_too_short_for_the_guard_s_release_budget_is_refused_with_the_least_th
         errors(&text),
         "DIR/cluster.toml:4:9: cluster.lease: lease 500ms leaves no time to hold sets between renewals: the guard's \
          release budget of this cluster's sets (420ms: Addresses 20ms, Processes 100ms, Mounts 300ms) comes out of \
-         every lease; make the lease at least 890ms"
+         every lease; make the lease at least 740ms"
     );
-    let text = with("secret_file = \"secret\"", "secret_file = \"secret\"\nlease = \"890ms\"") + MOUNT;
+    let text = with("secret_file = \"secret\"", "secret_file = \"secret\"\nlease = \"740ms\"") + MOUNT;
     accepted(&text);
 }
 

@@ -94,9 +94,8 @@ impl Timing {
         }
         // A promise comes back with a voter's next heartbeat, up to an
         // interval after the one it answers, and the next one an interval
-        // later; one more interval covers a heartbeat lost on the way.
-        // Shorter, the lease is lost and won again between renewals.
-        if self.hold() < self.release_lead() + self.heartbeat_interval * 3 {
+        // later. Shorter, the lease is lost and won again between renewals.
+        if self.hold() <= self.release_lead() + self.heartbeat_interval * 2 {
             return Err(format!("lease {:?} leaves no time to hold sets between renewals", self.lease));
         }
         Ok(())

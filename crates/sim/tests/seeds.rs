@@ -132,7 +132,8 @@ fn handover_seeds_stay_fixed() {
 /// 475 agreed a file whose resources take the guard longer to undo, and
 /// a node held its lease by the old budget (the budget now grows when the
 /// change is agreed); 658 grew it until one heartbeat interval was left
-/// between renewals, and the leases flapped for ever (three are needed).
+/// between renewals, and the leases flapped for ever (more than two are
+/// needed).
 #[test]
 fn configuration_seeds_stay_fixed() {
     let configures = |f: &Fault| matches!(f, Fault::Request(Request::Configure(_)));

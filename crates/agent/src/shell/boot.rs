@@ -17,7 +17,7 @@ use crate::local::Local;
 use crate::raft::machine::{Applied, StateMachine};
 use crate::raft::net::{self as raftnet, Peers};
 use crate::raft::store::LogStore;
-use crate::raft::{on_raft_thread, NodeId as RaftId, Raft};
+use crate::raft::{NodeId as RaftId, Raft, RaftThread};
 
 /// The Raft store in the state directory.
 pub const RAFT_FILE: &str = "raft.redb";
@@ -61,6 +61,8 @@ pub struct Booted {
     pub raft: Raft,
     /// The Raft instance peers are served by (two-node mode starts another).
     pub raft_tx: watch::Sender<Raft>,
+    /// Where Raft runs; Raft ends with it.
+    pub thread: RaftThread,
     /// The store under `raft`, for forcing a membership of one.
     pub store: LogStore,
     /// The index the replay reached: the core's state is at it.
@@ -125,19 +127,23 @@ pub async fn boot(
     )
     .map_err(|e| format!("reading the stored snapshot: {e}\n{}", rejoin_hint(config, me, state_dir)))?;
     let (mut state, mut index) = machine.start_point();
-    let raft = start_raft(config, me, peers.clone(), store.clone(), machine).await.map_err(|e| format!("starting raft: {e}"))?;
+    let thread = RaftThread::start()?;
+    let raft = start_raft(&thread, config, me, peers.clone(), store.clone(), machine)
+        .await
+        .map_err(|e| format!("starting raft: {e}"))?;
     let (raft_tx, current) = watch::channel(raft.clone());
     for &addr in &addrs[me] {
         let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("listening on {addr}: {e}"))?;
         let (keys, current, events) = (keys.clone(), current.clone(), Arc::clone(events));
-        on_raft_thread(async move {
-            listener.set_nonblocking(true)?;
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            tokio::spawn(raftnet::serve(listener, cluster, keys, current, events));
-            Ok::<_, std::io::Error>(())
-        })
-        .await
-        .map_err(|e| format!("listening on {addr}: {e}"))?;
+        thread
+            .run(async move {
+                listener.set_nonblocking(true)?;
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                tokio::spawn(raftnet::serve(listener, cluster, keys, current, events));
+                Ok::<_, std::io::Error>(())
+            })
+            .await?
+            .map_err(|e| format!("listening on {addr}: {e}"))?;
     }
     let initialized = raft.is_initialized().await.map_err(|e| e.to_string())?;
     if rejoining && initialized {
@@ -151,7 +157,11 @@ pub async fn boot(
         // it exists already, which is fine.
         let _ = raft.initialize(members).await;
     }
-    on_raft_thread(async move { tokio::spawn(crate::raft::membership::promote_learners(current)) }).await;
+    thread
+        .run(async move {
+            tokio::spawn(crate::raft::membership::promote_learners(current));
+        })
+        .await?;
     if let Some(committed) = committed {
         while index < committed {
             match applied.recv().await {
@@ -178,7 +188,7 @@ pub async fn boot(
         local.incarnation = recorded + 1;
         local.save(state_dir)?;
     }
-    Ok(Booted { local, raft, raft_tx, store, index, peers, state, applied })
+    Ok(Booted { local, raft, raft_tx, thread, store, index, peers, state, applied })
 }
 
 /// Two-node mode, the peer confirmed off by its fence device: this node's
@@ -188,6 +198,7 @@ pub async fn boot(
 /// servers without a witness"). Returns the new instance and its stream of
 /// applied entries, which replays from the last snapshot.
 pub async fn restart_alone(
+    thread: &RaftThread,
     config: &Config,
     me: usize,
     store: &mut LogStore,
@@ -205,14 +216,16 @@ pub async fn restart_alone(
         store.database(),
     )
     .map_err(|e| format!("reading the stored snapshot: {e}"))?;
-    let raft =
-        start_raft(config, me, peers.clone(), store.clone(), machine).await.map_err(|e| format!("starting raft again: {e}"))?;
+    let raft = start_raft(thread, config, me, peers.clone(), store.clone(), machine)
+        .await
+        .map_err(|e| format!("starting raft again: {e}"))?;
     Ok((raft, applied))
 }
 
-/// Starts Raft on its own thread (`on_raft_thread`), where its tasks and
-/// its storage run from then on.
+/// Starts Raft on its own thread, where its tasks and its storage run from
+/// then on.
 async fn start_raft(
+    thread: &RaftThread,
     config: &Config,
     me: usize,
     peers: Peers,
@@ -220,7 +233,8 @@ async fn start_raft(
     machine: StateMachine,
 ) -> Result<Raft, String> {
     let raft_config = Arc::new(raft_config(config)?);
-    on_raft_thread(async move { Raft::new(me as RaftId, raft_config, peers, store, machine).await })
-        .await
+    thread
+        .run(async move { Raft::new(me as RaftId, raft_config, peers, store, machine).await })
+        .await?
         .map_err(|e| e.to_string())
 }

@@ -176,6 +176,8 @@ pub struct Agent {
     links: Links,
     raft: Raft,
     raft_tx: tokio::sync::watch::Sender<Raft>,
+    /// Where Raft runs (its storage writes the disk there, not here).
+    raft_thread: crate::raft::RaftThread,
     store: crate::raft::store::LogStore,
     /// The last log index handed to the core: a Raft started again replays
     /// from its snapshot, and what the core has seen is not given twice.
@@ -225,7 +227,7 @@ impl Agent {
         let events = Arc::new(EventLog::open(&state_dir, &config.nodes[me].name));
         let handed = ports.handed.as_ref().map(|h| (h.record.incarnation, h.record.raft_index));
         let booted = boot::boot(&config, me, &state_dir, &events, handed).await?;
-        let boot::Booted { local, raft, raft_tx, store, index, peers, state, applied } = booted;
+        let boot::Booted { local, raft, raft_tx, thread, store, index, peers, state, applied } = booted;
         let links = Links::bind(me, peers.cluster, peers.keys.clone(), peers.addrs.clone(), inputs.tx.clone())
             .await
             .map_err(|e| e.to_string())?;
@@ -301,6 +303,7 @@ impl Agent {
             links,
             raft,
             raft_tx,
+            raft_thread: thread,
             store,
             applied_index: index,
             voters: Vec::new(),
@@ -349,7 +352,8 @@ impl Agent {
                 .map_err(|e| format!("recording on the fence disk that this node goes on alone: {e}; it does not"))?;
         }
         let _ = self.raft.shutdown().await;
-        let (raft, applied) = boot::restart_alone(&self.config, self.me, &mut self.store, &self.peers).await?;
+        let (raft, applied) =
+            boot::restart_alone(&self.raft_thread, &self.config, self.me, &mut self.store, &self.peers).await?;
         self.raft_tx.send_replace(raft.clone());
         self.raft = raft;
         self.applied = applied;
