@@ -559,3 +559,17 @@ fn a_timing_below_what_the_bench_measured_safe_is_warned_about_with_its_cost() {
           busy machine or a lossy network may move sets without a fault"]
     );
 }
+
+#[test]
+fn the_guard_budgets_a_process_release_only_where_a_program_or_a_hook_runs() {
+    use baton_core::release::Phase;
+    let dir = Dir::new();
+    let address_only = GOOD.split("\n[[sets.web.resources]]\ntype = \"process\"").next().unwrap().to_string();
+    let c = baton_config::parse_str(&dir.file(), &address_only).unwrap();
+    assert_eq!(c.release_phases(), [Phase::Addresses], "an address runs no program");
+    let hooked = address_only.replace("failback = \"auto\"", "failback = \"auto\"\nhooks = \"/etc/baton/hooks/web\"");
+    let c = baton_config::parse_str(&dir.file(), &hooked).unwrap();
+    assert_eq!(c.release_phases(), [Phase::Addresses, Phase::Processes], "hooks run in the set's cgroup");
+    let c = baton_config::parse_str(&dir.file(), GOOD).unwrap();
+    assert_eq!(c.release_phases(), [Phase::Addresses, Phase::Processes]);
+}

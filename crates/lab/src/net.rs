@@ -705,23 +705,23 @@ impl Lab {
         if !self.address_only || self.witness.as_deref() == Some(node) {
             return Ok(());
         }
-        let log = std::fs::OpenOptions::new()
+        super::web::start_server(&self.ns(node)?, node, self.node_log(node)?)
+    }
+
+    /// `DIR/NODE.log`, where a node's agent (or peer daemon) writes.
+    fn node_log(&self, node: &str) -> Result<std::fs::File, String> {
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join(format!("{node}.log")))
-            .map_err(|e| e.to_string())?;
-        super::web::start_server(&self.ns(node)?, node, log)
+            .map_err(|e| e.to_string())
     }
 
     /// Starts `node`'s agent with extra environment variables.
     pub fn start_with(&mut self, node: &str, env: &[(&str, String)]) -> Result<(), String> {
         let ns = self.ns(node)?;
         let exe = crate::baton_exe();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("{node}.log")))
-            .map_err(|e| e.to_string())?;
+        let log = self.node_log(node)?;
         if self.keepalived.is_some() {
             let pid = super::keepalived::start(&self.dir, &ns, node, log)?;
             self.agents.insert(node.to_string(), pid);

@@ -100,13 +100,20 @@ fn echoes_promise_a_lease_and_the_owner_starts_only_inside_it() {
     );
 }
 
-#[test]
-fn a_node_that_wakes_past_its_lease_runs_no_step_until_the_guard_reports() {
+/// Node a with the lease until 1 s (b echoed its first heartbeat at 20 ms)
+/// and web starting: its first step done at 30 ms.
+fn starting_a() -> Node {
     let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
     let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
     a.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: hb });
     a.handle(ms(30), Input::StepDone { set: 0, token: 1, ok: true });
+    a
+}
+
+#[test]
+fn a_node_that_wakes_past_its_lease_runs_no_step_until_the_guard_reports() {
+    let mut a = starting_a();
     assert_eq!(a.lifecycle(0).phase(), Phase::Starting);
     // Paused from 30 ms to 1.5 s: the lease ended at 1 s, and the guard fired.
     let out = a.handle(ms(1500), Input::StepDone { set: 0, token: 2, ok: true });
@@ -741,11 +748,7 @@ fn an_agreed_change_with_a_larger_release_budget_shortens_the_lease_held() {
 /// node starts its set again once it holds a lease (it waited for ever).
 #[test]
 fn a_report_of_the_latest_deadline_told_settles_the_earlier_ones() {
-    let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
-    let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
-    a.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: hb });
-    a.handle(ms(30), Input::StepDone { set: 0, token: 1, ok: true });
+    let mut a = starting_a();
     // Past the first deadline (1 s), a new lease: a second deadline is told
     // while the first is unreported.
     let seq = sends(&a.handle(ms(1001), Input::Tick))[0].seq;
