@@ -29,6 +29,15 @@ fn plan_lines(file: &Path, plan: &Value) -> String {
         out +=
             &format!("{:<11} {:<9} {:<11} {}\n", s(&set["set"]), s(&set["change"]), s(&set["runs_on"]), s(&set["why"]));
     }
+    for (key, what) in [("heartbeat_interval_ms", "heartbeat interval"), ("lease_ms", "lease")] {
+        let (now, then) = (&plan[key]["now"], &plan[key]["then"]);
+        if now != then {
+            out += &format!(
+                "the {what} changes from {now} ms to {then} ms: each node switches as it applies the change, \
+                 keeping every promise it gave\n"
+            );
+        }
+    }
     let budget = &plan["guard_budget_ms"];
     if budget["then"].as_u64() > budget["now"].as_u64() {
         out += &format!(

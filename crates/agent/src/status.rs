@@ -163,6 +163,10 @@ pub fn document(
         "config_generation": node.state().config_generation(),
         "alone": node.state().alone.map(name),
         "lease_ms_left": lease_ms,
+        "timing": {
+            "heartbeat_interval_ms": node.topology().timing.heartbeat_interval.as_millis() as u64,
+            "lease_ms": node.topology().timing.lease.as_millis() as u64,
+        },
         "applied": node.state().applied,
         "nodes": nodes,
         "sets": sets,

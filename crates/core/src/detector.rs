@@ -5,6 +5,11 @@
 //! A link silent from a peer for `timeout` is down — an event to log, not a
 //! failover. A peer is dead only when every link to it is down. Only the
 //! links both nodes are on count (a remote witness is on fewer).
+//!
+//! Each arrival is a promise the node echoes: not to suspect the peer for
+//! `timeout` after it. A timeout changed by a configuration never takes a
+//! promise back: per link the detector keeps the end of the longest
+//! promise given (ARCHITECTURE.md, "A configuration change", point 7).
 
 use std::time::Duration;
 
@@ -24,6 +29,8 @@ struct Peer {
     /// Last arrival per link; starts at the detector's creation, which gives
     /// every peer one timeout of grace after boot.
     last: Vec<Time>,
+    /// Per link: the end of the longest promise given for it.
+    until: Vec<Time>,
     up: Vec<bool>,
     alive: bool,
     /// Heard at least once since the detector was created.
@@ -45,9 +52,34 @@ impl Detector {
         assert!(usize::from(me) < links.len());
         let peer = |&shared: &usize| {
             assert!(shared > 0, "a node shares no link with node {me}");
-            Peer { last: vec![now; shared], up: vec![true; shared], alive: true, heard: false, alive_since: now }
+            Peer {
+                last: vec![now; shared],
+                until: vec![now + timeout; shared],
+                up: vec![true; shared],
+                alive: true,
+                heard: false,
+                alive_since: now,
+            }
         };
         Detector { me, timeout, peers: links.iter().map(peer).collect(), now }
+    }
+
+    /// How long a peer is promised after each arrival.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// From now on, promise `timeout` after each arrival. A promise
+    /// already given keeps its end; a longer timeout extends every link's
+    /// to its last arrival plus the new timeout, since an echo sent from
+    /// now on says the new one.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        for p in &mut self.peers {
+            for (until, last) in p.until.iter_mut().zip(&p.last) {
+                *until = (*until).max(*last + timeout);
+            }
+        }
     }
 
     fn advance(&mut self, now: Time) {
@@ -62,6 +94,7 @@ impl Detector {
         let p = &mut self.peers[usize::from(peer)];
         assert!(link < p.last.len(), "link {link} out of range");
         p.last[link] = now;
+        p.until[link] = p.until[link].max(now + self.timeout);
         p.heard = true;
         let mut changes = Vec::new();
         if !p.alive {
@@ -88,6 +121,7 @@ impl Detector {
         let p = &mut self.peers[usize::from(peer)];
         for link in 0..p.last.len() {
             p.last[link] = p.last[link].max(now);
+            p.until[link] = p.until[link].max(now + self.timeout);
             p.up[link] = true;
         }
         p.alive = true;
@@ -103,7 +137,7 @@ impl Detector {
                 continue;
             }
             for link in 0..p.last.len() {
-                if p.up[link] && now >= p.last[link] + self.timeout {
+                if p.up[link] && now >= p.until[link] {
                     p.up[link] = false;
                     changes.push(Change::LinkDown { peer, link, last_heard: p.last[link] });
                 }
@@ -123,7 +157,7 @@ impl Detector {
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != usize::from(self.me))
-            .flat_map(|(_, p)| p.last.iter().zip(&p.up).filter(|(_, up)| **up).map(|(t, _)| *t + self.timeout))
+            .flat_map(|(_, p)| p.until.iter().zip(&p.up).filter(|(_, up)| **up).map(|(t, _)| *t))
             .min()
     }
 
@@ -158,6 +192,20 @@ mod tests {
 
     fn ms(ms: u64) -> Time {
         Time(ms * 1000)
+    }
+
+    #[test]
+    fn a_changed_timeout_never_takes_a_promise_back() {
+        let mut d = Detector::new(0, &[1, 1], T, ms(0));
+        d.heard(ms(100), 1, 0);
+        d.set_timeout(Duration::from_millis(300));
+        assert_eq!(d.poll(ms(1099)), vec![], "heard at 100 under a 1 s timeout: promised until 1100");
+        d.heard(ms(1099), 1, 0);
+        assert_eq!(d.next_deadline(), Some(ms(1399)), "a later arrival is promised the new 300 ms");
+        d.set_timeout(Duration::from_secs(2));
+        assert_eq!(d.next_deadline(), Some(ms(3099)), "a longer timeout covers the last arrival at once");
+        assert_eq!(d.poll(ms(3098)), vec![]);
+        assert_eq!(d.poll(ms(3099)).len(), 2, "link and node down when the longest promise ended");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! heard it. A node's lease is the time until which a majority of voters —
 //! itself included, since a node never suspects itself — are bound by such a
 //! promise, measured conservatively from when it *sent* the echoed heartbeat
-//! and shortened for clock drift ([`Timing::hold`]).
+//! and shortened for clock drift ([`Timing::hold_for`]). Each echo says
+//! how long the voter promises, so a lease changed by a configuration is
+//! counted by what each voter promised, whichever side switched first.
 //!
 //! The other half of the rule lives in the replicated state: a node is
 //! evicted only when a majority of voters have committed a suspicion, and a
@@ -18,13 +20,13 @@
 //! leader hand a silent node's sets on: it needs no timer of its own, and a
 //! new leader has nothing to wait out, because leases never depended on it.
 //!
-//! [`Timing::hold`]: crate::topology::Timing::hold
+//! [`Timing::hold_for`]: crate::topology::Timing::hold_for
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::time::Time;
-use crate::topology::NodeId;
+use crate::topology::{NodeId, Timing};
 
 /// Enough send times to resolve any echo that could still extend the lease.
 const SENT_MAX: usize = 256;
@@ -34,7 +36,9 @@ const SENT_MAX: usize = 256;
 pub struct Lease {
     me: NodeId,
     majority: usize,
-    hold: Duration,
+    /// The clock-drift bound and the guard's margin a promise is counted
+    /// with (the lease each promise carries).
+    timing: Timing,
     next_seq: u64,
     sent: VecDeque<(u64, Time)>,
     /// Per voter: (epoch, promise end on my clock).
@@ -49,11 +53,11 @@ impl Lease {
     /// (the shell derives it from a persisted incarnation), so that an echo
     /// of a heartbeat sent before a restart can never be mistaken for one
     /// sent after it.
-    pub fn new(me: NodeId, voters: usize, hold: Duration, first_seq: u64) -> Self {
+    pub fn new(me: NodeId, voters: usize, timing: Timing, first_seq: u64) -> Self {
         Lease {
             me,
             majority: voters / 2 + 1,
-            hold,
+            timing,
             next_seq: first_seq,
             sent: VecDeque::with_capacity(SENT_MAX),
             promises: vec![None; voters],
@@ -71,7 +75,7 @@ impl Lease {
     /// Holds every lease `by` less, from now on and the ones already
     /// earned: the guard needs that much more time to release.
     pub fn shorten(&mut self, by: Duration) {
-        self.hold = self.hold.saturating_sub(by);
+        self.timing.guard_margin += by;
         let earlier = |t: &mut Time| *t = Time(t.0.saturating_sub(by.as_micros() as u64));
         self.promises.iter_mut().flatten().for_each(|(_, t)| earlier(t));
         self.inherited.iter_mut().for_each(|(_, t)| earlier(t));
@@ -93,15 +97,16 @@ impl Lease {
         seq
     }
 
-    /// `voter` echoed heartbeat `seq`, granting a promise for `epoch`.
-    pub fn on_echo(&mut self, voter: NodeId, epoch: u64, seq: u64) {
+    /// `voter` echoed heartbeat `seq`, promising not to suspect this node
+    /// (in `epoch`) for `promise` after it heard that heartbeat.
+    pub fn on_echo(&mut self, voter: NodeId, epoch: u64, seq: u64, promise: Duration) {
         if voter == self.me {
             return;
         }
         let Some(&(_, sent_at)) = self.sent.iter().find(|(s, _)| *s == seq) else {
             return; // Too old to matter, or not ours.
         };
-        let end = sent_at + self.hold;
+        let end = sent_at + self.timing.hold_for(promise);
         let slot = &mut self.promises[usize::from(voter)];
         match slot {
             Some((e, t)) if *e == epoch && *t >= end => {}
@@ -151,17 +156,22 @@ mod tests {
         Time(ms * 1000)
     }
 
-    const HOLD: Duration = Duration::from_millis(900);
+    /// Perfect clocks and a guard margin of 100 ms: a promise of 1 s holds 900 ms.
+    fn timing() -> Timing {
+        Timing { guard_margin: Duration::from_millis(100), ..crate::topology::test_timing() }
+    }
+
+    const L: Duration = Duration::from_secs(1);
 
     #[test]
     fn the_lease_runs_from_the_send_time_of_the_echoed_heartbeat() {
-        let mut l = Lease::new(0, 3, HOLD, 100);
+        let mut l = Lease::new(0, 3, timing(), 100);
         let s1 = l.on_send(ms(0));
         let s2 = l.on_send(ms(100));
         assert_eq!(l.expiry(0), None, "no promise yet");
-        l.on_echo(1, 0, s1);
+        l.on_echo(1, 0, s1, L);
         assert_eq!(l.expiry(0), Some(ms(900)), "with three voters, me and one more are a majority");
-        l.on_echo(2, 0, s2);
+        l.on_echo(2, 0, s2, L);
         assert_eq!(l.expiry(0), Some(ms(1000)), "the best majority counts");
         assert!(l.valid(0, ms(999)) && !l.valid(0, ms(1000)));
         assert_eq!(l.expiry(1), None, "promises are for one epoch only");
@@ -169,50 +179,66 @@ mod tests {
 
     #[test]
     fn five_voters_need_two_promises_and_the_weaker_one_counts() {
-        let mut l = Lease::new(4, 5, HOLD, 0);
+        let mut l = Lease::new(4, 5, timing(), 0);
         let a = l.on_send(ms(0));
         let b = l.on_send(ms(500));
-        l.on_echo(0, 7, b);
+        l.on_echo(0, 7, b, L);
         assert_eq!(l.expiry(7), None);
-        l.on_echo(1, 7, a);
+        l.on_echo(1, 7, a, L);
         assert_eq!(l.expiry(7), Some(ms(900)));
-        l.on_echo(2, 7, b);
+        l.on_echo(2, 7, b, L);
         assert_eq!(l.expiry(7), Some(ms(1400)));
     }
 
     #[test]
     fn unknown_or_self_echoes_are_ignored_and_promises_never_shrink() {
-        let mut l = Lease::new(0, 3, HOLD, 50);
+        let mut l = Lease::new(0, 3, timing(), 50);
         let a = l.on_send(ms(0));
         let b = l.on_send(ms(100));
-        l.on_echo(1, 0, 49); // Sent before a restart: not ours.
-        l.on_echo(0, 0, a);
+        l.on_echo(1, 0, 49, L); // Sent before a restart: not ours.
+        l.on_echo(0, 0, a, L);
         assert_eq!(l.expiry(0), None);
-        l.on_echo(1, 0, b);
-        l.on_echo(1, 0, a); // A reordered older echo.
+        l.on_echo(1, 0, b, L);
+        l.on_echo(1, 0, a, L); // A reordered older echo.
         assert_eq!(l.expiry(0), Some(ms(1000)));
     }
 
     #[test]
     fn an_inherited_lease_counts_for_its_epoch_until_a_later_one_is_earned() {
-        let mut l = Lease::new(0, 3, HOLD, 1000);
+        let mut l = Lease::new(0, 3, timing(), 1000);
         l.inherit(4, ms(500));
         assert_eq!(l.expiry(4), Some(ms(500)), "before any echo, the handed-over lease holds");
         assert_eq!(l.expiry(5), None, "evicted meanwhile: the inherited lease is void");
         let s = l.on_send(ms(0));
-        l.on_echo(1, 4, s);
+        l.on_echo(1, 4, s, L);
         assert_eq!(l.expiry(4), Some(ms(900)), "earned later");
-        let mut k = Lease::new(0, 3, HOLD, 1000);
+        let mut k = Lease::new(0, 3, timing(), 1000);
         k.inherit(4, ms(2000));
         let s = k.on_send(ms(0));
-        k.on_echo(1, 4, s);
+        k.on_echo(1, 4, s, L);
         assert_eq!(k.expiry(4), Some(ms(2000)), "an earlier earned end does not shorten it");
         assert_eq!(k.next_seq(), 1001);
     }
 
     #[test]
+    fn each_promise_counts_for_the_lease_it_carries() {
+        let mut l = Lease::new(0, 3, timing(), 0);
+        let a = l.on_send(ms(0));
+        l.on_echo(1, 0, a, Duration::from_millis(400));
+        assert_eq!(l.expiry(0), Some(ms(300)), "a voter that switched to a 400 ms lease promised that long");
+        let b = l.on_send(ms(100));
+        l.on_echo(2, 0, b, Duration::from_secs(2));
+        assert_eq!(l.expiry(0), Some(ms(2000)), "one that still promises 2 s");
+        l.shorten(Duration::from_millis(50));
+        assert_eq!(l.expiry(0), Some(ms(1950)), "a larger guard margin shortens what was earned");
+        let c = l.on_send(ms(200));
+        l.on_echo(1, 0, c, Duration::from_millis(400));
+        assert_eq!(l.expiry(0), Some(ms(1950)), "the best promise of a majority counts (450 ms from voter 1 now)");
+    }
+
+    #[test]
     fn a_single_voter_cluster_holds_its_own_lease() {
-        let l = Lease::new(0, 1, HOLD, 0);
+        let l = Lease::new(0, 1, timing(), 0);
         assert!(l.valid(0, ms(1_000_000)));
     }
 }

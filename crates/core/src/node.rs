@@ -31,6 +31,10 @@ pub struct Heartbeat {
     pub seq: u64,
     /// Lease promises: "I heard your heartbeat `seq` (epoch `epoch`)".
     pub echoes: Vec<Echo>,
+    /// How long each of those promises is: the sender's lease as it sends
+    /// (`None`: a sender from before the lease could change live, which
+    /// promises the lease it started with).
+    pub promise: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,6 +249,8 @@ pub struct Node {
     leader: bool,
     next_heartbeat: Time,
     last_seq: Vec<Option<(u64, u64)>>,
+    /// Per node: its last heartbeat said how long its promises are.
+    says_promise: Vec<bool>,
     proposed: Vec<(Command, Time)>,
     /// Per node: when the leader last asked to fence it.
     fence_asked: Vec<Option<Time>>,
@@ -316,6 +322,11 @@ impl Node {
         if let Some(agreed) = &state.config {
             topo.sets.clone_from(&agreed.sets);
             topo.timing.guard_margin = topo.timing.guard_margin.max(agreed.guard_margin);
+            if let Some(t) = agreed.timing {
+                topo.timing.heartbeat_interval = t.heartbeat_interval;
+                topo.timing.lease = t.lease;
+                topo.timing.startup_fence = t.startup_fence;
+            }
         }
         assert_eq!(state.sets.len(), topo.sets.len(), "state does not fit the topology");
         let mut persisted = persisted;
@@ -323,7 +334,7 @@ impl Node {
         persisted.abandoned.resize(topo.sets.len(), None);
         let shared: Vec<usize> = (0..n).map(|p| topo.shared_links(me, p as NodeId)).collect();
         let detector = Detector::new(me, &shared, topo.timing.lease, now);
-        let lease = Lease::new(me, n, topo.timing.hold(), incarnation << 32);
+        let lease = Lease::new(me, n, topo.timing, incarnation << 32);
         let sets = topo.sets.iter().enumerate().map(|(i, s)| Lifecycle::new(i as SetId, s)).collect();
         Node {
             failed: persisted.abandoned.clone(),
@@ -337,6 +348,7 @@ impl Node {
             leader: false,
             next_heartbeat: now,
             last_seq: vec![None; n],
+            says_promise: vec![false; n],
             proposed: Vec::new(),
             fence_asked: vec![None; n],
             fence_confirmed: vec![None; n],
@@ -386,6 +398,18 @@ impl Node {
         if let Some(more) = agreed.guard_margin.checked_sub(self.topo.timing.guard_margin).filter(|d| !d.is_zero()) {
             self.topo.timing.guard_margin = agreed.guard_margin;
             self.lease.shorten(more);
+        }
+        // A new lease or heartbeat interval: promised from the next echo
+        // on, every promise already given kept (point 7 there).
+        if let Some(t) = agreed.timing {
+            let timing = &mut self.topo.timing;
+            timing.startup_fence = t.startup_fence;
+            if (timing.heartbeat_interval, timing.lease) != (t.heartbeat_interval, t.lease) {
+                timing.heartbeat_interval = t.heartbeat_interval;
+                timing.lease = t.lease;
+                self.detector.set_timeout(t.lease);
+                self.next_heartbeat = self.next_heartbeat.min(self.now + t.heartbeat_interval);
+            }
         }
         if agreed.sets == self.topo.sets {
             return;
@@ -566,9 +590,11 @@ impl Node {
         }
         if self.last_seq[from].is_none_or(|(_, s)| hb.seq > s) {
             self.last_seq[from] = Some((hb.epoch, hb.seq));
+            self.says_promise[from] = hb.promise.is_some();
         }
+        let promise = hb.promise.unwrap_or(self.topo.timing.lease);
         for echo in hb.echoes.iter().filter(|e| e.to == self.me) {
-            self.lease.on_echo(hb.from, echo.epoch, echo.seq);
+            self.lease.on_echo(hb.from, echo.epoch, echo.seq, promise);
         }
     }
 
@@ -772,7 +798,8 @@ impl Node {
             })
             .collect();
         let seq = self.lease.on_send(now);
-        out.push(Output::Send(Heartbeat { from: self.me, epoch: self.my_epoch(), seq, echoes }));
+        let promise = Some(self.detector.timeout());
+        out.push(Output::Send(Heartbeat { from: self.me, epoch: self.my_epoch(), seq, echoes, promise }));
     }
 
     fn reconcile_set(&mut self, now: Time, set: SetId, hold: bool, out: &mut Vec<Output>) {
@@ -1003,13 +1030,14 @@ impl Node {
                 if agreed {
                     return out.push(answer(Reply::Done));
                 }
-                match crate::reconfigure::plan(&self.topo, &self.state, &p.topology) {
+                match self.plan(&p.topology) {
                     Ok(plan) => Work::Configure {
                         generation: plan.generation,
                         digest: p.digest,
                         text: p.text,
                         sets: plan.sets,
                         guard_margin: plan.guard_margin,
+                        timing: plan.timing,
                     },
                     Err(why) => return out.push(answer(Reply::Refused(Refusal::Config(why)))),
                 }
@@ -1111,6 +1139,29 @@ impl Node {
             self.exited = true;
             out.push(Output::Exit);
         }
+    }
+
+    /// What switching to `new` would do, as this node would propose it
+    /// (`config diff`, `config apply`): the core's plan, and a timing
+    /// change only once every online node says how long its promises are
+    /// (ARCHITECTURE.md, "A configuration change", point 7).
+    pub fn plan(&self, new: &Topology) -> Result<crate::reconfigure::Plan, String> {
+        let plan = crate::reconfigure::plan(&self.topo, &self.state, new)?;
+        let (old, t) = (&self.topo.timing, &plan.timing);
+        if (old.heartbeat_interval, old.lease) != (t.heartbeat_interval, t.lease) {
+            let silent = (0..self.topo.nodes.len())
+                .filter(|&p| p != usize::from(self.me) && self.state.is_online(p as NodeId) && !self.says_promise[p])
+                .map(|p| self.topo.nodes[p].name.as_str())
+                .collect::<Vec<_>>();
+            if !silent.is_empty() {
+                return Err(format!(
+                    "the lease or heartbeat interval changes, but {} did not say how long its lease promises are \
+                     (a baton from before timing changed live, or not heard yet): upgrade it first",
+                    silent.join(", ")
+                ));
+            }
+        }
+        Ok(plan)
     }
 
     /// The node `move SET` without a target would choose.

@@ -13,7 +13,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use baton_state::{ClusterState, SetSpec};
+use baton_state::{AgreedTiming, ClusterState, SetSpec};
 
 use crate::topology::{NodeId, Topology};
 
@@ -78,6 +78,8 @@ pub struct Plan {
     /// The guard's release budget from then on: the larger of the running
     /// one and the new file's (a budget only grows while agents run).
     pub guard_margin: Duration,
+    /// The heartbeat interval, lease and startup fence from then on.
+    pub timing: AgreedTiming,
 }
 
 /// The plan for switching the cluster running `topo` (with the agreed
@@ -95,33 +97,41 @@ pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Pla
             new.links
         ));
     }
-    let (old_t, new_t) = (&topo.timing, &new.timing);
-    let mut timing = Vec::new();
-    if old_t.heartbeat_interval != new_t.heartbeat_interval {
-        timing.push("heartbeat_interval");
-    }
-    if old_t.lease != new_t.lease {
-        timing.push("lease");
-    }
-    if old_t.startup_fence != new_t.startup_fence {
-        timing.push("startup_fence_after");
-    }
-    if !timing.is_empty() {
-        return Err(format!(
-            "{} change: nodes hold leases granted under the running values, so timing is not changed live yet; \
-             {restart_all}",
-            timing.join(", ")
-        ));
-    }
+    // Nodes switch at different moments: every mix of the running and the
+    // new heartbeat interval and lease must hold a lease (ARCHITECTURE.md,
+    // "A configuration change", point 7).
     let mut held = topo.timing;
     held.guard_margin = held.guard_margin.max(new.timing.guard_margin);
-    if let Err(why) = held.validate() {
-        return Err(format!(
-            "the guard's release budget grows from {:?} to {:?} with this file's resources: {why}; make the lease \
-             longer first ({restart_all})",
-            topo.timing.guard_margin, held.guard_margin
-        ));
+    let (old_t, new_t) = (&topo.timing, &new.timing);
+    for (heartbeat_interval, lease) in [
+        (old_t.heartbeat_interval, old_t.lease),
+        (new_t.heartbeat_interval, new_t.lease),
+        (old_t.heartbeat_interval, new_t.lease),
+        (new_t.heartbeat_interval, old_t.lease),
+    ] {
+        let mix = crate::Timing { heartbeat_interval, lease, ..held };
+        if let Err(why) = mix.validate() {
+            let grows = held.guard_margin > topo.timing.guard_margin;
+            return Err(if (heartbeat_interval, lease) == (old_t.heartbeat_interval, old_t.lease) && grows {
+                format!(
+                    "the guard's release budget grows from {:?} to {:?} with this file's resources: {why}; make \
+                     the lease longer first",
+                    topo.timing.guard_margin, held.guard_margin
+                )
+            } else {
+                format!(
+                    "heartbeat interval {heartbeat_interval:?} with lease {lease:?} (nodes switch one by one, so \
+                     the running and the new values mix for a while): {why}; change the heartbeat interval and \
+                     the lease in two steps"
+                )
+            });
+        }
     }
+    let timing = AgreedTiming {
+        heartbeat_interval: new_t.heartbeat_interval,
+        lease: new_t.lease,
+        startup_fence: new_t.startup_fence,
+    };
     if topo.fenceable != new.fenceable {
         return Err(format!("the nodes a fence device covers change: fencing is not changed live yet; {restart_all}"));
     }
@@ -191,7 +201,7 @@ pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Pla
     if sets.len() > usize::from(u16::MAX) {
         return Err(format!("{} set slots: more than {} sets were ever configured", sets.len(), u16::MAX));
     }
-    Ok(Plan { generation: state.config_generation() + 1, sets, changes, guard_margin: held.guard_margin })
+    Ok(Plan { generation: state.config_generation() + 1, sets, changes, guard_margin: held.guard_margin, timing })
 }
 
 /// The policy fields that differ, in words.
@@ -309,14 +319,25 @@ mod tests {
     }
 
     #[test]
-    fn nodes_timing_fencing_and_a_frozen_set_refuse_a_live_change() {
+    fn nodes_fencing_and_a_frozen_set_refuse_a_live_change_and_timing_changes_in_steps() {
         let (t, mut st) = running();
         let mut more = t.clone();
         more.nodes.push(NodeSpec { name: "d".into(), witness: false, links: 1 });
         assert!(plan(&t, &st, &more).unwrap_err().contains("adding or removing nodes is not applied live"));
         let mut faster = t.clone();
         faster.timing.lease = Duration::from_millis(500);
-        assert!(plan(&t, &st, &faster).unwrap_err().starts_with("lease change"));
+        assert_eq!(plan(&t, &st, &faster).unwrap().timing.lease, Duration::from_millis(500));
+        let mut slower = t.clone();
+        (slower.timing.heartbeat_interval, slower.timing.lease) = (Duration::from_millis(400), Duration::from_secs(4));
+        assert!(slower.timing.validate().is_ok());
+        let why = plan(&t, &st, &slower).unwrap_err();
+        assert!(why.contains("400ms with lease 1s") && why.contains("in two steps"), "{why}");
+        slower.timing.heartbeat_interval = Duration::from_millis(100);
+        let step = plan(&t, &st, &slower).unwrap();
+        assert_eq!(
+            (step.timing.heartbeat_interval, step.timing.lease),
+            (t.timing.heartbeat_interval, slower.timing.lease)
+        );
         let mut fenced = t.clone();
         fenced.fenceable[0] = true;
         assert!(plan(&t, &st, &fenced).is_err());
@@ -338,6 +359,7 @@ mod tests {
             text: String::new(),
             sets: p.sets.clone(),
             guard_margin: p.guard_margin,
+            timing: Some(p.timing),
         };
         st.apply(&cmd).unwrap();
         let t = topo(p.sets);

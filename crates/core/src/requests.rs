@@ -231,6 +231,7 @@ pub enum Work {
         text: String,
         sets: Vec<baton_state::SetSpec>,
         guard_margin: std::time::Duration,
+        timing: baton_state::AgreedTiming,
     },
 }
 
@@ -270,13 +271,14 @@ impl Work {
             Work::Unlock { name, token } => Some(Command::Unlock { name: name.clone(), node: me, token: *token }),
             // Proposed by two-node mode itself, once the peer is evicted.
             Work::Alone => None,
-            Work::Configure { generation, digest, text, sets, guard_margin } => {
+            Work::Configure { generation, digest, text, sets, guard_margin, timing } => {
                 (state.config_generation() < *generation).then(|| Command::Configure {
                     generation: *generation,
                     digest: digest.clone(),
                     text: text.clone(),
                     sets: sets.clone(),
                     guard_margin: *guard_margin,
+                    timing: Some(*timing),
                 })
             }
         }

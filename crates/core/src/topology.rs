@@ -55,8 +55,15 @@ impl Timing {
     /// its clock before suspecting; measured on the holder's clock that is at
     /// least `lease·(1−ε)/(1+ε)`, less the guard's margin.
     pub fn hold(&self) -> Duration {
+        self.hold_for(self.lease)
+    }
+
+    /// How long a node may count on a voter's promise of `promise` (the
+    /// voter's lease, which a configuration change may have made other
+    /// than this node's), measured from the echoed heartbeat's sending.
+    pub fn hold_for(&self, promise: Duration) -> Duration {
         let ppm = u128::from(self.max_drift_ppm);
-        let us = self.lease.as_micros() * (1_000_000 - ppm) / (1_000_000 + ppm);
+        let us = promise.as_micros() * (1_000_000 - ppm) / (1_000_000 + ppm);
         Duration::from_micros(us as u64).saturating_sub(self.guard_margin)
     }
 

@@ -355,7 +355,7 @@ fn case7_forged_and_replayed_heartbeats_change_nothing_and_are_counted() {
     let cluster = baton_proto::cluster_id("lab");
     let real = baton_proto::Keys::new(vec![secret]);
     let fake = baton_proto::Keys::new(vec![b"this is not the secret of the lab!".to_vec()]);
-    let hb = |seq| baton_core::Heartbeat { from: 1, epoch: 0, seq, echoes: vec![] };
+    let hb = |seq| baton_core::Heartbeat { from: 1, epoch: 0, seq, echoes: vec![], promise: None };
     let forged = baton_proto::heartbeat::encode(&hb(u64::MAX / 2), cluster, 0, &fake);
     // Properly signed, but older than anything beta sent: a replay.
     let replayed = baton_proto::heartbeat::encode(&hb(1), cluster, 0, &real);
@@ -2412,4 +2412,61 @@ fn case42_a_configuration_changed_live_starts_moves_restarts_and_stops_only_what
     assert!(rec.adds().is_empty(), "web's address moved: {:?}", rec.intervals());
     let events = ok(&["events", "--socket", sock]);
     assert!(events.contains("configuration generation 4"), "{events}");
+}
+
+/// The lease changed live (1 s to 600 ms, then a step refused): no set
+/// moves, no program restarts, every node counts the new lease, and a
+/// failover afterwards hands web on with never two holders of its address.
+#[test]
+fn case43_the_lease_changes_live_and_nothing_moves() {
+    let lab = Lab::up("c43", &[]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta", "gamma"]);
+    let web = web_server_pid("alpha").expect("alpha runs the web server");
+    let original = std::fs::read_to_string(lab.dir.join("cluster.toml")).unwrap();
+    assert!(original.contains("lease = \"1s\""), "{original}");
+    let sock = lab.dir.join("gamma/baton.sock");
+    let sock = sock.to_str().unwrap();
+    let shorter = lab.dir.join("shorter.toml");
+    std::fs::write(&shorter, original.replace("lease = \"1s\"", "lease = \"600ms\"")).unwrap();
+    let shorter = shorter.to_str().unwrap();
+
+    let diff: Value = serde_json::from_str(&ok(&["config", "diff", shorter, "--json", "--socket", sock])).unwrap();
+    assert_eq!(diff["data"]["lease_ms"], serde_json::json!({ "now": 1000, "then": 600 }), "{diff}");
+    assert_eq!(diff["data"]["sets"][0]["change"], "nothing", "{diff}");
+    let said = ok(&["config", "apply", shorter, "--socket", sock]);
+    assert!(said.contains("the lease changes from 1000 ms to 600 ms"), "{said}");
+    let lease = |node: &str| lab.status(node).and_then(|d| d["timing"]["lease_ms"].as_u64());
+    assert!(
+        wait(Duration::from_secs(5), || ["alpha", "beta", "gamma"].iter().all(|n| lease(n) == Some(600))),
+        "not every node counts the new lease: {:?}",
+        ["alpha", "beta", "gamma"].map(lease)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lab.owner_seen_by("gamma").as_deref(), Some("alpha"));
+    assert_eq!(web_server_pid("alpha"), Some(web), "web's program restarted");
+    assert!(lab.status("alpha").unwrap()["lease_ms_left"].as_u64().unwrap() <= 600, "alpha holds by the new lease");
+
+    // Heartbeats every 400 ms would not fit the running 600 ms lease while
+    // nodes switch: refused, nothing changes.
+    let slower = lab.dir.join("slower.toml");
+    let text = original
+        .replace("lease = \"1s\"", "lease = \"4s\"")
+        .replace("heartbeat_interval = \"100ms\"", "heartbeat_interval = \"400ms\"");
+    std::fs::write(&slower, text).unwrap();
+    let refused = baton(&["config", "apply", slower.to_str().unwrap(), "--socket", sock]);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && why.contains("in two steps"), "{why}");
+    assert_eq!(lease("gamma"), Some(600));
+
+    // alpha dies (its agent killed, its links cut): web moves on, under
+    // the new lease.
+    lab.run(&["kill", "alpha"]);
+    lab.run(&["cut", "alpha"]);
+    assert!(
+        wait(Duration::from_secs(10), || lab.owner_seen_by("gamma").is_some_and(|o| o != "alpha")),
+        "web never left alpha"
+    );
+    assert!(wait(Duration::from_secs(5), || lab.fetch().is_some_and(|w| w != "alpha")), "the client is not served");
+    rec.assert_never_two_holders();
 }

@@ -8,8 +8,15 @@
 //! The MAC covers every byte before it. A receiver accepts a heartbeat from
 //! a sender on a link only if its sequence number is above the last one it
 //! accepted there: a replay (or a network duplicate) is dropped.
+//!
+//! An echo to node 255 (no node has that id) is an option, not a promise:
+//! its epoch says which, its seq the value. Option 1 is how long the
+//! sender's promises are, in microseconds (`Heartbeat::promise`). A baton
+//! that does not know options finds no echo to itself there and reads the
+//! rest as before; one that knows them skips an option it does not know.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use baton_core::{Echo, Heartbeat, NodeId};
 
@@ -19,12 +26,18 @@ const MAGIC: &[u8; 4] = b"BTNH";
 const VERSION: u8 = 1;
 const HEADER: usize = 4 + 1 + 8 + 1 + 1 + 8 + 8 + 1;
 const ECHO: usize = 1 + 8 + 8;
+/// The `to` of an echo that carries an option.
+const OPTION: u8 = 255;
+/// The option that says how long the sender's promises are.
+const OPTION_PROMISE: u64 = 1;
 /// The largest heartbeat: 255 echoes. Anything longer is malformed.
 pub const MAX_LEN: usize = HEADER + 255 * ECHO + MAC_LEN;
 
 pub fn encode(hb: &Heartbeat, cluster: u64, link: u8, keys: &Keys) -> Vec<u8> {
-    assert!(hb.echoes.len() <= 255, "at most 255 echoes fit a heartbeat");
-    let mut b = Vec::with_capacity(HEADER + hb.echoes.len() * ECHO + MAC_LEN);
+    let promise = hb.promise.map(|d| Echo { to: OPTION, epoch: OPTION_PROMISE, seq: d.as_micros() as u64 });
+    let echoes: Vec<&Echo> = hb.echoes.iter().chain(&promise).collect();
+    assert!(echoes.len() <= 255, "at most 255 echoes fit a heartbeat");
+    let mut b = Vec::with_capacity(HEADER + echoes.len() * ECHO + MAC_LEN);
     b.extend_from_slice(MAGIC);
     b.push(VERSION);
     b.extend_from_slice(&cluster.to_be_bytes());
@@ -32,8 +45,8 @@ pub fn encode(hb: &Heartbeat, cluster: u64, link: u8, keys: &Keys) -> Vec<u8> {
     b.push(hb.from);
     b.extend_from_slice(&hb.epoch.to_be_bytes());
     b.extend_from_slice(&hb.seq.to_be_bytes());
-    b.push(hb.echoes.len() as u8);
-    for e in &hb.echoes {
+    b.push(echoes.len() as u8);
+    for e in echoes {
         b.push(e.to);
         b.extend_from_slice(&e.epoch.to_be_bytes());
         b.extend_from_slice(&e.seq.to_be_bytes());
@@ -142,13 +155,17 @@ impl Verifier {
             return Err(Reject::Replayed);
         }
         self.last.insert((from, link), seq);
-        let echoes = (0..count)
-            .map(|i| {
-                let e = &body[HEADER + i * ECHO..HEADER + (i + 1) * ECHO];
-                Echo { to: e[0], epoch: be64(&e[1..9]), seq: be64(&e[9..17]) }
-            })
-            .collect();
-        Ok(Heartbeat { from, epoch: be64(&b[15..23]), seq, echoes })
+        let (mut echoes, mut promise) = (Vec::with_capacity(count), None);
+        for i in 0..count {
+            let e = &body[HEADER + i * ECHO..HEADER + (i + 1) * ECHO];
+            let echo = Echo { to: e[0], epoch: be64(&e[1..9]), seq: be64(&e[9..17]) };
+            match (echo.to, echo.epoch) {
+                (OPTION, OPTION_PROMISE) => promise = Some(Duration::from_micros(echo.seq)),
+                (OPTION, _) => {}
+                _ => echoes.push(echo),
+            }
+        }
+        Ok(Heartbeat { from, epoch: be64(&b[15..23]), seq, echoes, promise })
     }
 }
 
@@ -162,7 +179,32 @@ mod tests {
     }
 
     fn hb(seq: u64) -> Heartbeat {
-        Heartbeat { from: 1, epoch: 3, seq, echoes: vec![Echo { to: 0, epoch: 2, seq: 99 }] }
+        Heartbeat {
+            from: 1,
+            epoch: 3,
+            seq,
+            echoes: vec![Echo { to: 0, epoch: 2, seq: 99 }],
+            promise: Some(Duration::from_millis(1500)),
+        }
+    }
+
+    /// A heartbeat from a baton before promises said their length reads
+    /// as one without; an option this version does not know is skipped.
+    #[test]
+    fn the_promise_rides_as_an_option_older_and_newer_senders_are_read() {
+        let k = keys(b"0123456789abcdef0123456789abcdef");
+        let mut v = Verifier::new(cluster_id("lab"), 3, 1, k.clone());
+        let old = Heartbeat { promise: None, ..hb(1) };
+        let bytes = encode(&old, cluster_id("lab"), 0, &k);
+        assert_eq!(bytes.len(), HEADER + ECHO + MAC_LEN, "no option: the format of before");
+        assert_eq!(v.open(0, &bytes), Ok(old));
+        let newer = Heartbeat {
+            echoes: vec![Echo { to: 0, epoch: 2, seq: 99 }, Echo { to: OPTION, epoch: 7, seq: 1 }],
+            promise: None,
+            ..hb(2)
+        };
+        assert_eq!(v.open(0, &encode(&newer, cluster_id("lab"), 0, &k)), Ok(Heartbeat { promise: None, ..hb(2) }));
+        assert_eq!(v.open(0, &encode(&hb(3), cluster_id("lab"), 0, &k)), Ok(hb(3)));
     }
 
     /// Found by the `heartbeat` fuzz target: a heartbeat with sequence

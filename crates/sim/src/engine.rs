@@ -230,6 +230,8 @@ struct SimNode {
     guard_since: u64,
     /// A handover asked: how long until the next program carries on.
     handover_after: Option<u64>,
+    /// Until when its agreement layer's traffic is held back (`Fault::Lag`).
+    lagged_until: u64,
     /// Handed over, the next program not yet back: what it carries on from.
     handed: Option<Handover>,
 }
@@ -340,6 +342,7 @@ impl Sim {
             fired: None,
             guard_since: 0,
             handover_after: None,
+            lagged_until: 0,
             handed: None,
         };
         Sim {
@@ -473,11 +476,17 @@ impl Sim {
         n.core.is_some() && !n.paused
     }
 
+    /// Can the agreement layers of `a` and `b` talk now: a link open both
+    /// ways, and neither held back (`Fault::Lag`)?
+    fn agrees(&self, a: usize, b: usize) -> bool {
+        let lagged = |x: usize| self.now < self.nodes[x].lagged_until;
+        self.net.reachable(a, b) && (a == b || !(lagged(a) || lagged(b)))
+    }
+
     /// Is `leader` a voter that can reach a majority of live voters right now?
     fn quorum(&self, leader: NodeId) -> bool {
         let voters = (0..self.nodes.len()).filter(|&x| self.voters[x]);
-        let reach =
-            voters.clone().filter(|&x| self.alive(x as NodeId) && self.net.reachable(usize::from(leader), x)).count();
+        let reach = voters.clone().filter(|&x| self.alive(x as NodeId) && self.agrees(usize::from(leader), x)).count();
         self.voters[usize::from(leader)] && self.alive(leader) && reach > voters.count() / 2
     }
 
@@ -727,7 +736,7 @@ impl Sim {
                 }
             }
             Ev::Readmitted { by, inc, node } => {
-                let reach = self.alive(node) && self.net.reachable(usize::from(by), usize::from(node));
+                let reach = self.alive(node) && self.agrees(usize::from(by), usize::from(node));
                 if self.nodes[usize::from(by)].inc != inc || self.leader != Some(by) || !reach {
                     return;
                 }
@@ -1080,9 +1089,7 @@ impl Sim {
         let Some(leader) = self.leader else { return };
         if leader == from {
             self.commit(command);
-        } else if self.net.reachable(usize::from(from), usize::from(leader))
-            && !self.rng.chance(self.net.loss_per_mille)
-        {
+        } else if self.agrees(usize::from(from), usize::from(leader)) && !self.rng.chance(self.net.loss_per_mille) {
             let (lo, hi) = self.net.delay_us;
             let at = self.now + self.rng.range(lo, hi);
             self.push(at, Ev::Proposal { command, leader, term: self.term });
@@ -1123,7 +1130,7 @@ impl Sim {
         self.trace(|| format!("commit #{index} {command:?} -> {result:?}"));
         self.log.push(command);
         for x in 0..self.nodes.len() {
-            if self.voters[x] && self.alive(x as NodeId) && self.net.reachable(usize::from(leader), x) {
+            if self.voters[x] && self.alive(x as NodeId) && self.agrees(usize::from(leader), x) {
                 self.nodes[x].holds = self.log.len();
             }
         }
@@ -1343,6 +1350,7 @@ impl Sim {
                     }
                 }
             }
+            Fault::Lag { node, for_us } => self.nodes[usize::from(node)].lagged_until = self.now + for_us,
             Fault::CutLink { node, link } => {
                 for p in (0..n).filter(|&p| p != usize::from(node)) {
                     self.net.set_cut(link, usize::from(node), p, true);
@@ -1475,7 +1483,7 @@ impl Sim {
         let len = self.log.len();
         for x in 0..self.nodes.len() {
             let n = &self.nodes[x];
-            if n.core.is_none() || n.delivered >= len || !self.net.reachable(usize::from(leader), x) {
+            if n.core.is_none() || n.delivered >= len || !self.agrees(usize::from(leader), x) {
                 continue;
             }
             if n.sent.0 >= len && self.now - n.sent.1 < RESEND_US {

@@ -43,6 +43,13 @@ pub enum Fault {
         from: Vec<NodeId>,
         to: Vec<NodeId>,
     },
+    /// The agreement layer's traffic to and from `node` is held back for
+    /// `for_us` (a connection to a link that went silent, until the agent
+    /// tries the next link), while its heartbeats flow.
+    Lag {
+        node: NodeId,
+        for_us: u64,
+    },
     /// One link of one node is cut both ways.
     CutLink {
         node: NodeId,
@@ -209,7 +216,9 @@ fn random_set(rng: &mut Rng, name: String, full: usize) -> SetSpec {
 /// own: one run in four applies one to three files at random moments of
 /// the fault phase, each the scenario's file with a set added, removed,
 /// redefined (its resources changed) or given another preference order and
-/// failback, and its sets reordered half the time. Each is asked of
+/// failback, its sets reordered half the time, its release budget grown
+/// one time in three, its lease (and heartbeat) changed one time in four.
+/// Each is asked of
 /// whichever node is up, whose core plans it against what is agreed then.
 fn configuration_changes(seed: u64, topo: &Topology, heal_at_us: u64) -> Vec<(u64, Fault)> {
     let mut rng = Rng::new(seed ^ 0x636f_6e66_6967_7572);
@@ -218,7 +227,7 @@ fn configuration_changes(seed: u64, topo: &Topology, heal_at_us: u64) -> Vec<(u6
     }
     let full = topo.nodes.iter().filter(|n| !n.witness).count();
     (1..=rng.range(1, 3))
-        .map(|k| {
+        .flat_map(|k| {
             let mut file = topo.clone();
             for j in 0..rng.range(1, 2) {
                 let s = rng.index(file.sets.len());
@@ -252,9 +261,29 @@ fn configuration_changes(seed: u64, topo: &Topology, heal_at_us: u64) -> Vec<(u6
             if rng.chance(333) {
                 file.timing.guard_margin += ms(&mut rng, 10, 400);
             }
+            // A new lease, and sometimes a new heartbeat interval with it,
+            // while leases granted under the running ones are held (a mix
+            // that cannot hold a lease is refused). A stream of its own, so
+            // that the seeds pinned before it still replay their changes.
+            let mut timing = Rng::new(seed ^ 0x7469_6d69_6e67 ^ k);
+            if timing.chance(250) {
+                file.timing.lease = ms(&mut timing, 400, 2500);
+                if timing.chance(500) {
+                    file.timing.heartbeat_interval = ms(&mut timing, 40, 250);
+                }
+            }
             let proposal = Proposal { digest: format!("{seed:x}-{k}"), text: String::new(), topology: file };
             let at = rng.range(SECOND, heal_at_us - SECOND);
-            (at, Fault::Request(Request::Configure(Box::new(proposal))))
+            let mut faults = vec![(at, Fault::Request(Request::Configure(Box::new(proposal))))];
+            // Half the time a node's agreement layer lags across the change
+            // (its connection on a link gone silent), so it applies the new
+            // timing late while its heartbeats flow.
+            if timing.chance(500) {
+                let node = timing.index(topo.nodes.len()) as NodeId;
+                let from = at.saturating_sub(timing.range(0, SECOND / 2));
+                faults.push((from, Fault::Lag { node, for_us: timing.range(SECOND / 5, 2 * SECOND) }));
+            }
+            faults
         })
         .collect()
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::model::{ClusterState, Membership, NodeId, Phase, SetId, Suspicion};
+use crate::model::{AgreedTiming, ClusterState, Membership, NodeId, Phase, SetId, Suspicion};
 use crate::spec::SetSpec;
 
 /// Why a node may not run a set until an operator clears it.
@@ -173,7 +173,9 @@ pub enum Command {
     /// wherever it runs, never placed again), and a changed or new set gets
     /// a slot at the end. `guard_margin` is the guard's release budget
     /// for everything the file may run (what every lease sets aside); the
-    /// agreed budget only grows. ARCHITECTURE.md, "A configuration change".
+    /// agreed budget only grows. `timing` is the file's heartbeat interval
+    /// and lease (`None`: unchanged). ARCHITECTURE.md, "A configuration
+    /// change".
     Configure {
         generation: u64,
         digest: String,
@@ -181,6 +183,8 @@ pub enum Command {
         sets: Vec<SetSpec>,
         #[serde(default)]
         guard_margin: Duration,
+        #[serde(default)]
+        timing: Option<AgreedTiming>,
     },
 }
 
@@ -504,8 +508,8 @@ impl ClusterState {
                 self.alone = Some(node);
                 Ok(Applied::Done)
             }
-            Command::Configure { generation, ref digest, ref text, ref sets, guard_margin } => {
-                self.configure(generation, digest, text, sets, guard_margin)
+            Command::Configure { generation, ref digest, ref text, ref sets, guard_margin, timing } => {
+                self.configure(generation, digest, text, sets, guard_margin, timing)
             }
             Command::Together => {
                 if self.alone.take().is_none() {

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::command::{Applied, Rejected};
-use crate::model::{AgreedConfig, ClusterState, Phase, SetId, SetRecord};
+use crate::model::{AgreedConfig, AgreedTiming, ClusterState, Phase, SetId, SetRecord};
 use crate::spec::SetSpec;
 
 impl ClusterState {
@@ -19,6 +19,7 @@ impl ClusterState {
         text: &str,
         sets: &[SetSpec],
         guard_margin: Duration,
+        timing: Option<AgreedTiming>,
     ) -> Result<Applied, Rejected> {
         let have = self.config_generation();
         if generation != have + 1 {
@@ -65,12 +66,14 @@ impl ClusterState {
             (self.sets.len()..sets.len()).map(|_| SetRecord { since: generation, ..SetRecord::unowned(start) }),
         );
         let guard_margin = self.config.as_ref().map_or(guard_margin, |c| c.guard_margin.max(guard_margin));
+        let timing = timing.or_else(|| self.config.as_ref().and_then(|c| c.timing));
         self.config = Some(AgreedConfig {
             generation,
             digest: digest.to_string(),
             text: text.to_string(),
             sets: sets.to_vec(),
             guard_margin,
+            timing,
         });
         Ok(Applied::Done)
     }

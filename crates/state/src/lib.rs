@@ -16,7 +16,8 @@ mod spec;
 
 pub use command::{Applied, Command, Exclusion, Rejected, Stranger};
 pub use model::{
-    AgreedConfig, ClusterState, LockRecord, Membership, NodeId, NodeRecord, Phase, SetId, SetRecord, Suspicion,
+    AgreedConfig, AgreedTiming, ClusterState, LockRecord, Membership, NodeId, NodeRecord, Phase, SetId, SetRecord,
+    Suspicion,
 };
 pub use spec::{Failback, ResourceSpec, SetSpec};
 

@@ -142,6 +142,21 @@ pub struct AgreedConfig {
     /// retired by it may still be releasing what an earlier file ran).
     #[serde(default)]
     pub guard_margin: Duration,
+    /// The timing from this configuration on (`None`: the one every node
+    /// started with; a log from before timing was agreed).
+    #[serde(default)]
+    pub timing: Option<AgreedTiming>,
+}
+
+/// The timing a configuration sets, agreed with it. ARCHITECTURE.md, "A
+/// configuration change", point 7: why it may change while leases run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AgreedTiming {
+    pub heartbeat_interval: Duration,
+    pub lease: Duration,
+    /// Two-node mode: how long a node that boots alone waits before it
+    /// fences its peer (`None`: it waits for the peer).
+    pub startup_fence: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

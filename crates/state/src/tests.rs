@@ -330,6 +330,11 @@ fn configure(generation: u64, sets: Vec<crate::SetSpec>) -> Command {
         text: String::new(),
         sets,
         guard_margin: std::time::Duration::from_millis(20 * generation),
+        timing: Some(crate::AgreedTiming {
+            heartbeat_interval: std::time::Duration::from_millis(100),
+            lease: std::time::Duration::from_millis(1000 + generation),
+            startup_fence: None,
+        }),
     }
 }
 
@@ -361,10 +366,13 @@ fn a_configuration_retires_a_changed_set_and_its_new_slot_waits_until_the_old_on
         text: String::new(),
         sets: vec![spec("web", &[]), spec("web", &[0, 1])],
         guard_margin: std::time::Duration::ZERO,
+        timing: None,
     };
     s.apply(&smaller).unwrap();
     let agreed = s.config.as_ref().unwrap();
     assert_eq!(agreed.guard_margin, std::time::Duration::from_millis(20), "the agreed release budget never shrinks");
+    let lease = agreed.timing.map(|t| t.lease);
+    assert_eq!(lease, Some(std::time::Duration::from_millis(1001)), "a change without timing keeps the agreed one");
 }
 
 #[test]
@@ -379,6 +387,7 @@ fn drift_is_a_file_other_than_the_agreed_one() {
         text: String::new(),
         sets: vec![spec("web", &[0])],
         guard_margin: std::time::Duration::ZERO,
+        timing: None,
     })
     .unwrap();
     assert!(s.config_drift() && s.node_drifts(0) && !s.node_drifts(2), "a node that said nothing does not drift");

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use baton_config::{Config, SetConfig};
-use baton_core::reconfigure::{self, Plan, Proposal};
+use baton_core::reconfigure::{Plan, Proposal};
 use baton_core::requests::Request as CoreRequest;
 use baton_core::{Failback, Input, SetSpec, Topology};
 use serde_json::{json, Value};
@@ -56,8 +56,9 @@ async fn proposal(file: &Path, text: String, probes: bool) -> Result<(Config, Pr
 /// What a change from `old` to `new` changes that takes effect only when
 /// each agent starts again (or, for the secrets, at each node's SIGHUP):
 /// the keys, by name. Sets, notifiers, fence agents and `failure_timeout`
-/// follow an agreed change at once; nodes, links and timing are refused by
-/// the core's plan.
+/// follow an agreed change at once (the lease and heartbeat interval too:
+/// the core switches them); nodes and links are refused by the core's
+/// plan. Raft's election timers follow the lease an agent starts with.
 pub fn later(old: &Config, new: &Config) -> Vec<&'static str> {
     let (o, n) = (&old.cluster, &new.cluster);
     let disks = |c: &Config| -> Vec<_> {
@@ -76,6 +77,7 @@ pub fn later(old: &Config, new: &Config) -> Vec<&'static str> {
         ("cluster.http_token_file", o.http_token_file != n.http_token_file),
         ("cluster.watchdog", o.watchdog != n.watchdog || o.watchdog_timeout != n.watchdog_timeout),
         ("cluster.realtime", o.realtime != n.realtime),
+        ("Raft's election timers (from cluster.lease)", old.timing().raft_timers_ms() != new.timing().raft_timers_ms()),
         (
             "cluster.secret_file (at each node's SIGHUP)",
             o.secret_file != n.secret_file || o.accept_secret_files != n.accept_secret_files,
@@ -142,10 +144,13 @@ fn plan_json(plan: &Plan, topo: &Topology) -> Value {
         })
         .collect();
     let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let (now, then) = (&topo.timing, &plan.timing);
     json!({
         "generation": plan.generation,
         "sets": sets,
-        "guard_budget_ms": { "now": ms(topo.timing.guard_margin), "then": ms(plan.guard_margin) },
+        "guard_budget_ms": { "now": ms(now.guard_margin), "then": ms(plan.guard_margin) },
+        "heartbeat_interval_ms": { "now": ms(now.heartbeat_interval), "then": ms(then.heartbeat_interval) },
+        "lease_ms": { "now": ms(now.lease), "then": ms(then.lease) },
     })
 }
 
@@ -176,7 +181,7 @@ impl Agent {
         };
         if p.dry {
             let agreed = self.core.state().config.as_ref().is_some_and(|c| c.digest == proposal.digest);
-            let response = match reconfigure::plan(self.core.topology(), self.core.state(), &proposal.topology) {
+            let response = match self.core.plan(&proposal.topology) {
                 Ok(plan) => {
                     let mut doc = plan_json(&plan, self.core.topology());
                     doc["digest"] = json!(proposal.digest);

@@ -65,7 +65,13 @@ fn a_fresh_node_heartbeats_and_asks_to_join() {
     assert_eq!(
         out,
         vec![
-            Output::Send(Heartbeat { from: 1, epoch: 0, seq: 5 << 32, echoes: vec![] }),
+            Output::Send(Heartbeat {
+                from: 1,
+                epoch: 0,
+                seq: 5 << 32,
+                echoes: vec![],
+                promise: Some(Duration::from_secs(1))
+            }),
             Output::Propose(Command::Join { node: 1, epoch: 0, incarnation: 5 }),
         ]
     );
@@ -79,7 +85,7 @@ fn echoes_promise_a_lease_and_the_owner_starts_only_inside_it() {
     assert!(acts(&out).is_empty(), "no lease yet, so nothing starts: {out:?}");
     let seq = sends(&out)[0].seq;
     // b heard heartbeat `seq` and echoes it: with a's own vote, a majority.
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
     let out = a.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: hb });
     assert_eq!(a.lease_expiry(), Some(ms(1000)));
     assert_eq!(
@@ -105,7 +111,7 @@ fn echoes_promise_a_lease_and_the_owner_starts_only_inside_it() {
 fn starting_a() -> Node {
     let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
     a.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: hb });
     a.handle(ms(30), Input::StepDone { set: 0, token: 1, ok: true });
     a
@@ -130,7 +136,7 @@ fn a_node_that_wakes_past_its_lease_runs_no_step_until_the_guard_reports() {
 #[test]
 fn a_voter_denies_before_it_suspects_and_echoes_nothing_after() {
     let mut b = Node::new(topo(), 1, owned_state(), Persisted::default(), 1, ms(0));
-    let hb = Heartbeat { from: 0, epoch: 0, seq: 40, echoes: vec![] };
+    let hb = Heartbeat { from: 0, epoch: 0, seq: 40, echoes: vec![], promise: None };
     b.handle(ms(0), Input::Heartbeat { link: 0, heartbeat: hb.clone() });
     b.handle(ms(0), Input::Heartbeat { link: 1, heartbeat: hb.clone() });
     let out = b.handle(ms(100), Input::Tick);
@@ -170,7 +176,7 @@ fn no_promise_for_an_epoch_the_cluster_has_left() {
     st.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
     st.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }).unwrap();
     let mut b = Node::new(topo(), 1, st, Persisted::default(), 1, ms(0));
-    let stale = Heartbeat { from: 0, epoch: 0, seq: 7, echoes: vec![] };
+    let stale = Heartbeat { from: 0, epoch: 0, seq: 7, echoes: vec![], promise: None };
     b.handle(ms(0), Input::Heartbeat { link: 0, heartbeat: stale });
     let out = b.handle(ms(100), Input::Tick);
     assert_eq!(sends(&out)[0].echoes, vec![]);
@@ -182,7 +188,7 @@ fn a_set_given_up_stays_given_up_across_a_restart() {
     // before it learns the report was agreed.
     let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
     let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     let [Action::Run { token, .. }] = acts(&out)[..] else { panic!("{out:?}") };
     let out = a.handle(ms(20), Input::StepDone { set: 0, token, ok: false });
@@ -204,7 +210,7 @@ fn a_set_given_up_stays_given_up_across_a_restart() {
     let again = Command::StartFailed { set: 0, node: 0, generation: 1, exclusion: Exclusion::Vetoed };
     assert!(first.contains(&Output::Propose(again)), "the report is made again, in case it was lost");
     let seq = sends(&first)[0].seq;
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 10, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 10, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
     let out = b.handle(ms(110), Input::Heartbeat { link: 0, heartbeat: hb });
     assert!(acts(&out).is_empty(), "nothing started: {out:?}");
 }
@@ -215,7 +221,7 @@ fn maintenance_starts_nothing_but_a_lost_lease_still_releases() {
     st.apply(&Command::Maintenance { on: true }).unwrap();
     let mut a = Node::new(topo(), 0, st, Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
     let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     assert!(acts(&out).is_empty(), "in maintenance mode the owner starts nothing: {out:?}");
     let out = a.handle(ms(20), Input::Committed(Command::Maintenance { on: false }));
@@ -245,7 +251,7 @@ fn a_restarted_agent_runs_nothing_until_its_new_incarnation_has_joined() {
     let out = a.handle(ms(0), Input::Tick);
     assert!(out.contains(&Output::Propose(Command::Join { node: 0, epoch: 0, incarnation: 2 })));
     let seq = sends(&out)[0].seq;
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
     let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     assert!(a.lease_expiry().is_some(), "the voters still promise its epoch a lease");
     assert!(acts(&out).is_empty(), "but the set waits for the agreed join: {out:?}");
@@ -312,7 +318,7 @@ fn lock_holder() -> Node {
     st.apply(&Command::Lock { name: "cron".into(), node: 0, epoch: 0 }).unwrap();
     let mut a = Node::new(topo(), 0, st, Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
     a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     a
 }
@@ -430,7 +436,7 @@ fn in_two_node_mode_a_node_fences_its_silent_peer_then_goes_on_alone_until_the_p
     let out = a.handle(ms(1450), Input::Committed(Command::Assign { set: 0, node: 0, generation: 2 }));
     assert!(!acts(&out).is_empty(), "alone, a runs b's set: {out:?}");
     // b is back, empty: a takes it back into the agreement layer.
-    let hb = Heartbeat { from: 1, epoch: 1, seq: 1 << 32, echoes: vec![] };
+    let hb = Heartbeat { from: 1, epoch: 1, seq: 1 << 32, echoes: vec![], promise: None };
     let mut out = a.handle(ms(3000), Input::Heartbeat { link: 0, heartbeat: hb.clone() });
     out.extend(a.handle(ms(3000), Input::Heartbeat { link: 1, heartbeat: hb }));
     assert!(out.contains(&Output::Readmit { node: 1 }), "{out:?}");
@@ -470,7 +476,7 @@ fn a_node_that_went_on_alone_and_restarted_ends_the_mode_once_its_peer_votes_aga
     b.handle(ms(0), Input::Voters(vec![1]));
     b.handle(ms(10), Input::Leader(true));
     b.handle(ms(20), Input::Committed(Command::Join { node: 1, epoch: 0, incarnation: 2 }));
-    let hb = Heartbeat { from: 0, epoch: 1, seq: 2 << 32, echoes: vec![] };
+    let hb = Heartbeat { from: 0, epoch: 1, seq: 2 << 32, echoes: vec![], promise: None };
     let mut out = b.handle(ms(300), Input::Heartbeat { link: 0, heartbeat: hb.clone() });
     out.extend(b.handle(ms(300), Input::Heartbeat { link: 1, heartbeat: hb }));
     assert!(out.contains(&Output::Readmit { node: 0 }), "{out:?}");
@@ -535,7 +541,7 @@ fn an_operator_lets_a_node_go_on_alone_only_in_two_node_mode_and_with_its_peer_s
     // Incarnation 2 has not joined: on its own it would wait for b forever.
     let mut a = Node::new(pair_topo(), 0, pair_state(), Persisted::default(), 2, ms(0));
     a.handle(ms(0), Input::Voters(vec![0, 1]));
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 1 << 32, echoes: vec![] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 1 << 32, echoes: vec![], promise: None };
     a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     let refused = Reply::Refused(Refusal::PeerAlive { node: 1 });
     assert!(ask(&mut a, 20).contains(&Output::Reply { id: 7, reply: refused }), "b is heard: it is not off");
@@ -613,7 +619,7 @@ fn a_node_that_found_no_pill_joins_at_once_and_leaves_its_blocked_set_to_a_fence
 fn running_a() -> (Node, Time) {
     let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
     a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     for token in 1..=4 {
         a.handle(ms(10 + token), Input::StepDone { set: 0, token, ok: true });
@@ -652,7 +658,7 @@ fn a_handover_leaves_the_set_running_and_the_next_program_keeps_the_lease_and_th
     let seq = sends(&out)[0].seq;
     assert_eq!(seq, h.next_seq, "the sequence goes on from where the old program stopped");
     // b's echo of the new heartbeat earns a later lease, told to the guard.
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 10, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 10, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
     let out = b.handle(ms(50), Input::Heartbeat { link: 0, heartbeat: hb });
     assert!(out.contains(&Output::Guard(Some(ms(1040)))), "{out:?}");
 }
@@ -673,7 +679,7 @@ fn a_handover_waits_for_a_settled_node() {
     // Starting: the set is in the middle of its start steps.
     let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 9, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
     a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     let out = a.handle(ms(11), Input::Request { id: 1, request: Request::Handover });
     assert!(out.contains(&Output::Reply { id: 1, reply: Reply::Refused(Refusal::Unsettled { set: 0 }) }));
@@ -702,6 +708,7 @@ fn an_agreed_change_retires_a_running_set_which_stops_with_its_old_definition() 
         text: String::new(),
         sets: vec![retired, changed],
         guard_margin: Duration::ZERO,
+        timing: None,
     };
     a.handle(now, Input::Committed(configure));
     assert_eq!((a.topology().sets.len(), a.lifecycle(1).phase()), (2, Phase::Stopped), "a new slot, stopped");
@@ -731,6 +738,7 @@ fn an_agreed_change_with_a_larger_release_budget_shortens_the_lease_held() {
         text: String::new(),
         sets: sets.clone(),
         guard_margin: Duration::from_millis(margin),
+        timing: None,
     };
     let out = a.handle(now, Input::Committed(configure(1, 300)));
     assert!(out.contains(&Output::Guard(Some(ms(700)))), "the deadline 300 ms earlier: {out:?}");
@@ -738,6 +746,45 @@ fn an_agreed_change_with_a_larger_release_budget_shortens_the_lease_held() {
     let out = a.handle(ms(21), Input::Committed(configure(2, 100)));
     assert!(!out.iter().any(|o| matches!(o, Output::Guard(_))), "a smaller budget changes nothing: {out:?}");
     assert_eq!(a.topology().timing.guard_margin, Duration::from_millis(300));
+}
+
+/// A lease shortened live (1 s to 400 ms, heartbeats every 50 ms): the
+/// node's next heartbeat says it promises 400 ms, a promise it gave before
+/// is kept (b, last heard at 10 ms, is not suspected at 500 ms), and a
+/// promise from a voter that has not switched yet counts for the second it
+/// still promises.
+#[test]
+fn a_lease_changed_live_is_promised_from_the_next_heartbeat_and_no_promise_is_taken_back() {
+    let (mut a, now) = running_a();
+    let timing = baton_state::AgreedTiming {
+        heartbeat_interval: Duration::from_millis(50),
+        lease: Duration::from_millis(400),
+        startup_fence: None,
+    };
+    let configure = Command::Configure {
+        generation: 1,
+        digest: "d1".into(),
+        text: String::new(),
+        sets: topo().sets,
+        guard_margin: Duration::ZERO,
+        timing: Some(timing),
+    };
+    a.handle(now, Input::Committed(configure));
+    assert_eq!(a.topology().timing.lease, Duration::from_millis(400));
+    let out = a.handle(ms(70), Input::Tick);
+    assert_eq!(sends(&out)[0].promise, Some(Duration::from_millis(400)), "sent 50 ms after the change: {out:?}");
+    a.handle(ms(500), Input::Tick);
+    assert!(!a.detector().is_dead(1), "b was promised a second at 10 ms, before the change");
+    let seq = sends(&a.handle(ms(800), Input::Tick))[0].seq;
+    let hb = Heartbeat {
+        from: 1,
+        epoch: 0,
+        seq: 10,
+        echoes: vec![Echo { to: 0, epoch: 0, seq }],
+        promise: Some(Duration::from_secs(1)),
+    };
+    a.handle(ms(810), Input::Heartbeat { link: 0, heartbeat: hb });
+    assert_eq!(a.lease_expiry(), Some(ms(1800)), "b's promise of a second, not this node's 400 ms");
 }
 
 /// The guard names a deadline by the millisecond: a deadline that passed
@@ -752,7 +799,7 @@ fn a_report_of_the_latest_deadline_told_settles_the_earlier_ones() {
     // Past the first deadline (1 s), a new lease: a second deadline is told
     // while the first is unreported.
     let seq = sends(&a.handle(ms(1001), Input::Tick))[0].seq;
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 10, echoes: vec![Echo { to: 0, epoch: 0, seq }] };
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 10, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
     let out = a.handle(ms(1002), Input::Heartbeat { link: 0, heartbeat: hb });
     assert!(out.contains(&Output::Guard(Some(ms(2001)))), "{out:?}");
     assert!(acts(&out).is_empty(), "the first deadline is owed a report: {out:?}");
