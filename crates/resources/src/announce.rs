@@ -109,8 +109,10 @@ pub fn na_message(mac: [u8; 6], ip: Ipv6Addr) -> Vec<u8> {
 fn send_na(ifindex: u32, mac: [u8; 6], ip: Ipv6Addr) -> io::Result<()> {
     // SAFETY: plain socket calls with fully initialised arguments.
     unsafe {
-        let fd =
-            Fd(check(libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6), "opening an ICMPv6 socket")?);
+        let fd = Fd(check(
+            libc::socket(libc::AF_INET6, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMPV6),
+            "opening an ICMPv6 socket",
+        )?);
         let hops: libc::c_int = 255;
         let opt = |name, value: *const libc::c_void, len| {
             check(libc::setsockopt(fd.0, libc::IPPROTO_IPV6, name, value, len), "configuring the ICMPv6 socket")

@@ -3,10 +3,11 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::Handle;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,9 +21,13 @@ pub struct Iface {
 }
 
 /// An rtnetlink connection; its driver runs on the current tokio runtime.
+/// The kernel runs one dump at a time per netlink socket and answers a
+/// second one begun meanwhile with `EBUSY`, so dumps take turns (`dumps`):
+/// a node starting tens of sets at once lists addresses for each.
 #[derive(Clone)]
 pub struct Netlink {
     handle: Handle,
+    dumps: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn nl(op: &str, e: rtnetlink::Error) -> io::Error {
@@ -41,13 +46,22 @@ impl Netlink {
     pub fn connect() -> io::Result<Netlink> {
         let (connection, handle, _) = rtnetlink::new_connection()?;
         tokio::spawn(connection);
-        Ok(Netlink { handle })
+        Ok(Netlink { handle, dumps: Arc::default() })
+    }
+
+    async fn links(&self) -> io::Result<Vec<LinkMessage>> {
+        let _turn = self.dumps.lock().await;
+        self.handle.link().get().execute().try_collect().await.map_err(|e| nl("listing interfaces", e))
+    }
+
+    async fn addresses(&self) -> io::Result<Vec<AddressMessage>> {
+        let _turn = self.dumps.lock().await;
+        self.handle.address().get().execute().try_collect().await.map_err(|e| nl("listing addresses", e))
     }
 
     pub async fn interfaces(&self) -> io::Result<Vec<Iface>> {
         let mut out = Vec::new();
-        let mut links = self.handle.link().get().execute();
-        while let Some(link) = links.try_next().await.map_err(|e| nl("listing interfaces", e))? {
+        for link in self.links().await? {
             let mut iface = Iface {
                 index: link.header.index,
                 name: String::new(),
@@ -64,8 +78,7 @@ impl Netlink {
             }
             out.push(iface);
         }
-        let mut addrs = self.handle.address().get().execute();
-        while let Some(msg) = addrs.try_next().await.map_err(|e| nl("listing addresses", e))? {
+        for msg in self.addresses().await? {
             if let (Some(ip), Some(iface)) = (address_of(&msg), out.iter_mut().find(|i| i.index == msg.header.index)) {
                 iface.addresses.push((ip, msg.header.prefix_len));
             }
@@ -93,13 +106,8 @@ impl Netlink {
 
     /// Removes `ip` from every interface that has it; returns how many.
     pub async fn del_address(&self, ip: IpAddr) -> io::Result<usize> {
-        let mut found = Vec::new();
-        let mut addrs = self.handle.address().get().execute();
-        while let Some(msg) = addrs.try_next().await.map_err(|e| nl("listing addresses", e))? {
-            if address_of(&msg) == Some(ip) {
-                found.push(msg);
-            }
-        }
+        let found: Vec<AddressMessage> =
+            self.addresses().await?.into_iter().filter(|msg| address_of(msg) == Some(ip)).collect();
         let n = found.len();
         for msg in found {
             let index = msg.header.index;
@@ -114,13 +122,8 @@ impl Netlink {
 
     /// Removes `ip` from interface `index` only.
     pub async fn del_address_on(&self, index: u32, ip: IpAddr) -> io::Result<()> {
-        let mut addrs = self.handle.address().get().execute();
-        let mut found = None;
-        while let Some(msg) = addrs.try_next().await.map_err(|e| nl("listing addresses", e))? {
-            if msg.header.index == index && address_of(&msg) == Some(ip) {
-                found = Some(msg);
-            }
-        }
+        let found =
+            self.addresses().await?.into_iter().rfind(|msg| msg.header.index == index && address_of(msg) == Some(ip));
         if let Some(msg) = found {
             self.handle
                 .address()

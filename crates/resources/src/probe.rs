@@ -70,7 +70,7 @@ pub fn who_has(
     // SAFETY: plain socket calls with fully initialised arguments; the
     // buffer outlives each recv.
     unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(ETH_P_ARP.to_be()));
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(ETH_P_ARP.to_be()));
         let fd = Fd(check(fd as isize, "opening a packet socket")? as libc::c_int);
         let mut addr: libc::sockaddr_ll = mem::zeroed();
         addr.sll_family = libc::AF_PACKET as u16;

@@ -97,7 +97,7 @@ impl Process {
         Process { ctx, command, env, label, child: Mutex::new(None), adopted: Mutex::new(None), output: Arc::default() }
     }
 
-    fn spawn(&self) -> io::Result<()> {
+    async fn spawn(&self) -> io::Result<()> {
         let (program, args) = self.command.split_first().ok_or_else(|| io::Error::other("empty command"))?;
         let mut cmd = Command::new(program);
         cmd.args(args)
@@ -109,7 +109,9 @@ impl Process {
             .process_group(0)
             .kill_on_drop(false);
         self.ctx.cgroup.placement()?.apply(&mut cmd);
-        let mut child = cmd.spawn().map_err(|e| io::Error::new(e.kind(), format!("starting {program}: {e}")))?;
+        crate::program::inherit_nothing(&mut cmd);
+        let started = crate::program::spawn(cmd).await;
+        let mut child = started.map_err(|e| io::Error::new(e.kind(), format!("starting {program}: {e}")))?;
         if let Some(out) = child.stdout.take() {
             let fd = out.as_raw_fd();
             forward(self.label.clone(), out, fd, Arc::clone(&self.output));
@@ -129,7 +131,7 @@ impl Resource for Process {
     }
 
     fn start(&self, _: Duration) -> Done<'_> {
-        Box::pin(async move { self.spawn().map_err(|e| e.to_string()) })
+        Box::pin(async move { self.spawn().await.map_err(|e| e.to_string()) })
     }
 
     /// SIGTERM to every process of its cgroup, SIGKILL to all after half

@@ -397,6 +397,18 @@ async fn watch_file(file: PathBuf, inputs: mpsc::Sender<Input>) {
     }
 }
 
+/// An input, in a few words, for the log.
+fn what(input: &Input) -> &'static str {
+    match input {
+        Input::Tick => "a timer",
+        Input::Heartbeat { .. } => "a heartbeat",
+        Input::Committed(_) | Input::Restore(_) => "an agreed decision",
+        Input::StepDone { .. } | Input::MonitorDone { .. } => "a step's result",
+        Input::Request { .. } => "an operator's request",
+        _ => "an input",
+    }
+}
+
 impl Agent {
     /// The main loop, until the core says the agent may exit.
     pub async fn run(mut self) -> Result<(), String> {
@@ -462,7 +474,15 @@ impl Agent {
                     Signal::Reload => { self.reload(); continue; }
                 },
             };
+            let (began, kind) = (std::time::Instant::now(), what(&input));
             let exit = self.step(input)?;
+            let busy = began.elapsed();
+            if busy > self.core.topology().timing.heartbeat_interval {
+                tracing::warn!(
+                    "baton: the agent's loop was busy {} ms with {kind}: heartbeats waited meanwhile",
+                    busy.as_millis()
+                );
+            }
             if let Some(h) = self.handing_over.take() {
                 return Err(self.hand_over(h).await);
             }
