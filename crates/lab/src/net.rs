@@ -22,7 +22,7 @@ pub const VIP: &str = "10.88.0.100";
 const REMOTE_WITNESS: &str = "10.89.0.2";
 const ROUTER_WITNESS_SIDE: &str = "10.89.0.1";
 const ROUTER_LINK_SIDE: &str = "10.88.0.254";
-const NAMES: [&str; 9] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"];
+pub(crate) const NAMES: [&str; 9] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"];
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Lab {
@@ -177,7 +177,7 @@ fn remove_cgroups(prefix: &str) -> Result<(), String> {
 }
 
 /// The processes in namespace `ns`.
-fn namespace_pids(ns: &str) -> Vec<i32> {
+pub(crate) fn namespace_pids(ns: &str) -> Vec<i32> {
     let out = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| o.stdout).unwrap_or_default();
     String::from_utf8_lossy(&out).split_whitespace().filter_map(|p| p.parse::<i32>().ok()).collect()
 }

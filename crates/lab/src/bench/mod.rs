@@ -2,7 +2,7 @@
 //! lab, in one run, written to a markdown file with an SVG chart. Crash
 //! failover and planned move (outage seen by the client), dual ownership
 //! (after SIGKILL and under a partition), false failovers under load and
-//! loss, idle cost, and scale in the simulator.
+//! loss, idle cost, and scale in the simulator and in the lab.
 
 mod chart;
 mod cost;
@@ -11,6 +11,7 @@ mod peers;
 pub mod quiet;
 pub mod release;
 mod report;
+mod scale;
 pub mod watch;
 
 use std::path::PathBuf;
@@ -364,9 +365,11 @@ fn baton_and_keepalived(args: &BenchArgs) -> Result<(), String> {
         })
         .collect();
     let nfs = on(Phase::Nfs).then(|| nfs::measure(args, &nfs::SYSTEM));
+    let lab_scale = on(Phase::Scale).then(|| scale::measure(args));
     let _ = Lab::down(&args.dir.dir);
     let chart = args.out.with_extension("svg");
-    let md = report::markdown(args, (&systems, &rows), (&PAIRS, &pairs), nfs.as_ref(), scale.as_ref(), &chart);
+    let scales = (scale.as_ref(), lab_scale.as_ref());
+    let md = report::markdown(args, (&systems, &rows), (&PAIRS, &pairs), nfs.as_ref(), scales, &chart);
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }

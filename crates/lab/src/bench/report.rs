@@ -113,7 +113,7 @@ pub fn markdown(
     (systems, rows): (&[System], &[Row]),
     (pairs, pair_rows): (&[System], &[Row]),
     nfs: Option<&Row>,
-    scale: Option<&Result<ScaleReport, String>>,
+    (scale, lab_scale): (Option<&Result<ScaleReport, String>>, Option<&Result<super::scale::Scale, String>>),
     chart: &Path,
 ) -> String {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
@@ -292,5 +292,51 @@ pub fn markdown(
             }
         }
     }
+    if let Some(lab_scale) = lab_scale {
+        lab_scale_section(&mut md, lab_scale);
+    }
     md
+}
+
+/// The lab at scale: its idle cost and one node's machine lost.
+fn lab_scale_section(md: &mut String, run: &Result<super::scale::Scale, String>) {
+    use super::scale::{LEASE_MS, NODES, SETS};
+    let _ = writeln!(
+        md,
+        "## Scale (lab)\n\n`--only scale` also brings up {NODES} nodes with {SETS} sets besides `web`, each an \
+         address and a program (`/bin/sleep`), preferring three nodes in turn, at the default timing (lease \
+         {LEASE_MS} ms). Idle cost is the agent and guard of each node (not the sets' programs) once every set \
+         runs. Then one node's machine is lost (its agent SIGKILLed and its links cut at once), and a client \
+         sends ICMP echo requests every 20 ms to every address that node held: each set counts as back once an \
+         echo request sent after the loss is answered from another node. The target: every set answering within \
+         lease + 1 s.\n"
+    );
+    match run {
+        Ok(r) => {
+            let back: Vec<u64> = r.answers_ms.iter().flatten().copied().collect();
+            let never = r.answers_ms.len() - back.len();
+            let within = back.iter().filter(|&&ms| ms <= LEASE_MS + 1000).count();
+            let (median, max) = (back.get(back.len() / 2).copied().unwrap_or(0), back.last().copied().unwrap_or(0));
+            let mib = |kib: u64| kib as f64 / 1024.0;
+            let _ = writeln!(
+                md,
+                "| nodes | sets | all running after the agents started | idle CPU per node | RSS / PSS per node | node \
+                 lost | its sets | answering again (median / max) | within lease + 1 s | never (10 leases) |\n\
+                 |---|---|---|---|---|---|---|---|---|---|\n\
+                 | {NODES} | {} | {:.1} s | {:.2} % | {:.1} / {:.1} MiB | {} | {} | {median} / {max} ms | {within} of {} \
+                 | {never} |\n",
+                SETS + 1,
+                r.settled_ms as f64 / 1000.0,
+                r.cost.mean_cpu(),
+                mib(r.cost.mean_rss_kib()),
+                mib(r.cost.mean_pss_kib()),
+                r.victim,
+                r.answers_ms.len(),
+                r.answers_ms.len(),
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(md, "The lab scale run failed: {e}\n");
+        }
+    }
 }
