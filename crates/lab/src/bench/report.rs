@@ -108,12 +108,15 @@ fn command(args: &BenchArgs) -> String {
     c
 }
 
+/// The simulator's scale run and the lab's, where measured.
+pub type Scales<'a> = (Option<&'a Result<ScaleReport, String>>, Option<&'a Result<super::scale::Scale, String>>);
+
 pub fn markdown(
     args: &BenchArgs,
     (systems, rows): (&[System], &[Row]),
     (pairs, pair_rows): (&[System], &[Row]),
     nfs: Option<&Row>,
-    (scale, lab_scale): (Option<&Result<ScaleReport, String>>, Option<&Result<super::scale::Scale, String>>),
+    (scale, lab_scale): Scales<'_>,
     chart: &Path,
 ) -> String {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
