@@ -10,6 +10,7 @@
 //! (`Command::Duplicate`), so a prober whose view is behind cannot raise a
 //! false alarm.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -62,31 +63,43 @@ impl Prober {
         Prober { me, node_addresses, sets }
     }
 
-    /// Probes `set` in the background and answers on `results`.
-    pub fn probe(&self, nl: Netlink, set: SetId, owner: Option<NodeId>, generation: u64, results: mpsc::Sender<Input>) {
+    /// Probes the sets `asks` names in the background and answers each on
+    /// `results`.
+    pub fn probe(&self, nl: Netlink, asks: Vec<Ask>, results: mpsc::Sender<Input>) {
         let me = self.clone();
         tokio::spawn(async move {
-            match me.strangers(&nl, set, owner).await {
-                Ok(strangers) => {
-                    let _ = results.send(Input::Probed { set, generation, strangers }).await;
+            match me.strangers(&nl, &asks).await {
+                Ok(found) => {
+                    for (ask, strangers) in asks.into_iter().zip(found) {
+                        let input = Input::Probed { set: ask.set, generation: ask.generation, strangers };
+                        let _ = results.send(input).await;
+                    }
                 }
-                Err(e) => tracing::warn!("baton: probing the addresses of set {set}: {e}"),
+                Err(e) => tracing::warn!("baton: probing the addresses of {} sets: {e}", asks.len()),
             }
         });
     }
 
-    async fn strangers(&self, nl: &Netlink, set: SetId, owner: Option<NodeId>) -> Result<Vec<Stranger>, String> {
+    /// Per ask, the holders of its set's addresses other than its owner:
+    /// this node itself if it holds one, else whoever answers when the
+    /// segment is asked — once per link for every address asked there.
+    async fn strangers(&self, nl: &Netlink, asks: &[Ask]) -> Result<Vec<Vec<Stranger>>, String> {
         let ifaces = nl.interfaces().await.map_err(|e| e.to_string())?;
-        let mut strangers = Vec::new();
-        for &(vip, link) in &self.sets[usize::from(set)].addresses {
-            let here = ifaces.iter().find(|i| i.addresses.iter().any(|(a, _)| *a == IpAddr::V4(vip)));
-            if let Some(iface) = here {
-                // This node holds an address of a set it does not own.
-                strangers.push(Stranger { mac: iface.mac.unwrap_or_default(), node: Some(self.me) });
-                continue;
+        let mut found = vec![Vec::new(); asks.len()];
+        // (ask, service address) to ask the segment about, per link.
+        let mut per_link: BTreeMap<usize, Vec<(usize, Ipv4Addr)>> = BTreeMap::new();
+        for (k, ask) in asks.iter().enumerate() {
+            for &(vip, link) in &self.sets[usize::from(ask.set)].addresses {
+                match ifaces.iter().find(|i| i.addresses.iter().any(|(a, _)| *a == IpAddr::V4(vip))) {
+                    // This node holds an address of a set it does not own.
+                    Some(iface) => found[k].push(Stranger { mac: iface.mac.unwrap_or_default(), node: Some(self.me) }),
+                    None => per_link.entry(link).or_default().push((k, vip)),
+                }
             }
-            // The interface on this address's link: the one holding this
-            // node's own address there.
+        }
+        for (link, vips) in per_link {
+            // The interface on this link: the one holding this node's own
+            // address there.
             let Some(&mine) = self.node_addresses[usize::from(self.me)].get(link) else { continue };
             let Some(iface) = ifaces.iter().find(|i| i.addresses.iter().any(|(a, _)| *a == mine)) else { continue };
             let Some(mac) = iface.mac else { continue };
@@ -97,16 +110,29 @@ impl Prober {
                     IpAddr::V6(_) => None,
                 })
                 .collect();
-            let targets: Vec<Ipv4Addr> = std::iter::once(vip).chain(nodes.iter().map(|(_, a)| *a)).collect();
+            let mut targets: Vec<Ipv4Addr> =
+                vips.iter().map(|(_, v)| *v).chain(nodes.iter().map(|(_, a)| *a)).collect();
+            targets.sort_unstable();
+            targets.dedup();
             let index = iface.index;
             let answers = tokio::task::spawn_blocking(move || probe::who_has(index, mac, &targets, ANSWER_WAIT))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            strangers.extend(classify(&answers, vip, &nodes, owner));
+            for (k, vip) in vips {
+                found[k].extend(classify(&answers, vip, &nodes, asks[k].owner));
+            }
         }
-        Ok(strangers)
+        Ok(found)
     }
+}
+
+/// A set to probe, as the core asked: its owner as agreed, at which
+/// generation.
+pub struct Ask {
+    pub set: SetId,
+    pub owner: Option<NodeId>,
+    pub generation: u64,
 }
 
 /// The holders of `vip` among `answers` that are not `owner`: the owner is

@@ -13,6 +13,7 @@ use baton_state::Command;
 
 use super::Agent;
 use crate::guard::monotonic_ms;
+use crate::probe::Ask;
 use crate::raft::net::{self as raftnet};
 use crate::raft::NodeId as RaftId;
 
@@ -27,11 +28,25 @@ impl Agent {
         self.follow_config()?;
         self.note_owners(&before);
         let mut exit = false;
+        // The sets to probe go out together: one listing, one question
+        // per link for all of them (at 300 sets, one per set flooded the
+        // segment with ARP and each probe's socket received all of it).
+        let mut probes = Vec::new();
         for output in outputs {
             exit |= output == Output::Exit;
-            self.carry_out(output)?;
+            match output {
+                Output::Probe { set, owner, generation } => probes.push(Ask { set, owner, generation }),
+                output => self.carry_out(output)?,
+            }
         }
+        self.probe(probes);
         Ok(exit)
+    }
+
+    fn probe(&self, asks: Vec<Ask>) {
+        if let Some(nl) = self.netlink.as_ref().filter(|_| !asks.is_empty()) {
+            self.prober.probe(nl.clone(), asks, self.inputs.tx.clone());
+        }
     }
 
     fn carry_out(&mut self, output: Output) -> Result<(), String> {
@@ -54,11 +69,7 @@ impl Agent {
                 self.local.save(&self.state_dir)?;
             }
             Output::Fence { node, epoch, incarnation } => self.fence(node, epoch, incarnation),
-            Output::Probe { set, owner, generation } => {
-                if let Some(nl) = &self.netlink {
-                    self.prober.probe(nl.clone(), set, owner, generation, self.inputs.tx.clone());
-                }
-            }
+            Output::Probe { set, owner, generation } => self.probe(vec![Ask { set, owner, generation }]),
             Output::Reply { id, reply } => self.reply(id, reply),
             Output::Alone => self.going_alone = true,
             Output::ReadAloneRecord => super::read_alone_record(&self.config, &self.inputs.tx),
