@@ -323,7 +323,7 @@ fn lab_scale_section(md: &mut String, run: &Result<super::scale::Scale, String>)
             let mib = |kib: u64| kib as f64 / 1024.0;
             let _ = writeln!(
                 md,
-                "| nodes | sets | all running after the agents started | idle CPU per node | RSS / PSS per node | node \
+                "| nodes | sets | all running, from `lab up` on | idle CPU per node | RSS / PSS per node | node \
                  lost | its sets | answering again (median / max) | within lease + 1 s | never (10 leases) |\n\
                  |---|---|---|---|---|---|---|---|---|---|\n\
                  | {NODES} | {} | {:.1} s | {:.2} % | {:.1} / {:.1} MiB | {} | {} | {median} / {max} ms | {within} of {} \
