@@ -8,9 +8,9 @@
 //! heard it. A node's lease is the time until which a majority of voters —
 //! itself included, since a node never suspects itself — are bound by such a
 //! promise, measured conservatively from when it *sent* the echoed heartbeat
-//! and shortened for clock drift ([`Timing::hold_for`]). Each echo says
-//! how long the voter promises, so a lease changed by a configuration is
-//! counted by what each voter promised, whichever side switched first.
+//! and shortened for clock drift ([`Timing::hold_for`] of the lease that
+//! voter promised: a lease changed by a configuration is counted by what
+//! each voter promised, whichever side switched first).
 //!
 //! The other half of the rule lives in the replicated state: a node is
 //! evicted only when a majority of voters have committed a suspicion, and a
@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::time::Time;
-use crate::topology::{NodeId, Timing};
+use crate::topology::NodeId;
 
 /// Enough send times to resolve any echo that could still extend the lease.
 const SENT_MAX: usize = 256;
@@ -36,9 +36,6 @@ const SENT_MAX: usize = 256;
 pub struct Lease {
     me: NodeId,
     majority: usize,
-    /// The clock-drift bound and the guard's margin a promise is counted
-    /// with (the lease each promise carries).
-    timing: Timing,
     next_seq: u64,
     sent: VecDeque<(u64, Time)>,
     /// Per voter: (epoch, promise end on my clock).
@@ -53,11 +50,10 @@ impl Lease {
     /// (the shell derives it from a persisted incarnation), so that an echo
     /// of a heartbeat sent before a restart can never be mistaken for one
     /// sent after it.
-    pub fn new(me: NodeId, voters: usize, timing: Timing, first_seq: u64) -> Self {
+    pub fn new(me: NodeId, voters: usize, first_seq: u64) -> Self {
         Lease {
             me,
             majority: voters / 2 + 1,
-            timing,
             next_seq: first_seq,
             sent: VecDeque::with_capacity(SENT_MAX),
             promises: vec![None; voters],
@@ -72,10 +68,10 @@ impl Lease {
         self.inherited = Some((epoch, end));
     }
 
-    /// Holds every lease `by` less, from now on and the ones already
-    /// earned: the guard needs that much more time to release.
+    /// Holds every lease already earned `by` less: the guard needs that
+    /// much more time to release (the holds counted from now on are
+    /// shorter too: the caller's margin grew).
     pub fn shorten(&mut self, by: Duration) {
-        self.timing.guard_margin += by;
         let earlier = |t: &mut Time| *t = Time(t.0.saturating_sub(by.as_micros() as u64));
         self.promises.iter_mut().flatten().for_each(|(_, t)| earlier(t));
         self.inherited.iter_mut().for_each(|(_, t)| earlier(t));
@@ -97,16 +93,16 @@ impl Lease {
         seq
     }
 
-    /// `voter` echoed heartbeat `seq`, promising not to suspect this node
-    /// (in `epoch`) for `promise` after it heard that heartbeat.
-    pub fn on_echo(&mut self, voter: NodeId, epoch: u64, seq: u64, promise: Duration) {
+    /// `voter` echoed heartbeat `seq`, granting a promise for `epoch` this
+    /// node may count on for `hold` from the heartbeat's sending.
+    pub fn on_echo(&mut self, voter: NodeId, epoch: u64, seq: u64, hold: Duration) {
         if voter == self.me {
             return;
         }
         let Some(&(_, sent_at)) = self.sent.iter().find(|(s, _)| *s == seq) else {
             return; // Too old to matter, or not ours.
         };
-        let end = sent_at + self.timing.hold_for(promise);
+        let end = sent_at + hold;
         let slot = &mut self.promises[usize::from(voter)];
         match slot {
             Some((e, t)) if *e == epoch && *t >= end => {}
@@ -156,22 +152,17 @@ mod tests {
         Time(ms * 1000)
     }
 
-    /// Perfect clocks and a guard margin of 100 ms: a promise of 1 s holds 900 ms.
-    fn timing() -> Timing {
-        Timing { guard_margin: Duration::from_millis(100), ..crate::topology::test_timing() }
-    }
-
-    const L: Duration = Duration::from_secs(1);
+    const HOLD: Duration = Duration::from_millis(900);
 
     #[test]
     fn the_lease_runs_from_the_send_time_of_the_echoed_heartbeat() {
-        let mut l = Lease::new(0, 3, timing(), 100);
+        let mut l = Lease::new(0, 3, 100);
         let s1 = l.on_send(ms(0));
         let s2 = l.on_send(ms(100));
         assert_eq!(l.expiry(0), None, "no promise yet");
-        l.on_echo(1, 0, s1, L);
+        l.on_echo(1, 0, s1, HOLD);
         assert_eq!(l.expiry(0), Some(ms(900)), "with three voters, me and one more are a majority");
-        l.on_echo(2, 0, s2, L);
+        l.on_echo(2, 0, s2, HOLD);
         assert_eq!(l.expiry(0), Some(ms(1000)), "the best majority counts");
         assert!(l.valid(0, ms(999)) && !l.valid(0, ms(1000)));
         assert_eq!(l.expiry(1), None, "promises are for one epoch only");
@@ -179,66 +170,63 @@ mod tests {
 
     #[test]
     fn five_voters_need_two_promises_and_the_weaker_one_counts() {
-        let mut l = Lease::new(4, 5, timing(), 0);
+        let mut l = Lease::new(4, 5, 0);
         let a = l.on_send(ms(0));
         let b = l.on_send(ms(500));
-        l.on_echo(0, 7, b, L);
+        l.on_echo(0, 7, b, HOLD);
         assert_eq!(l.expiry(7), None);
-        l.on_echo(1, 7, a, L);
+        l.on_echo(1, 7, a, HOLD);
         assert_eq!(l.expiry(7), Some(ms(900)));
-        l.on_echo(2, 7, b, L);
+        l.on_echo(2, 7, b, HOLD);
         assert_eq!(l.expiry(7), Some(ms(1400)));
     }
 
     #[test]
     fn unknown_or_self_echoes_are_ignored_and_promises_never_shrink() {
-        let mut l = Lease::new(0, 3, timing(), 50);
+        let mut l = Lease::new(0, 3, 50);
         let a = l.on_send(ms(0));
         let b = l.on_send(ms(100));
-        l.on_echo(1, 0, 49, L); // Sent before a restart: not ours.
-        l.on_echo(0, 0, a, L);
+        l.on_echo(1, 0, 49, HOLD); // Sent before a restart: not ours.
+        l.on_echo(0, 0, a, HOLD);
         assert_eq!(l.expiry(0), None);
-        l.on_echo(1, 0, b, L);
-        l.on_echo(1, 0, a, L); // A reordered older echo.
+        l.on_echo(1, 0, b, HOLD);
+        l.on_echo(1, 0, a, HOLD); // A reordered older echo.
         assert_eq!(l.expiry(0), Some(ms(1000)));
     }
 
     #[test]
     fn an_inherited_lease_counts_for_its_epoch_until_a_later_one_is_earned() {
-        let mut l = Lease::new(0, 3, timing(), 1000);
+        let mut l = Lease::new(0, 3, 1000);
         l.inherit(4, ms(500));
         assert_eq!(l.expiry(4), Some(ms(500)), "before any echo, the handed-over lease holds");
         assert_eq!(l.expiry(5), None, "evicted meanwhile: the inherited lease is void");
         let s = l.on_send(ms(0));
-        l.on_echo(1, 4, s, L);
+        l.on_echo(1, 4, s, HOLD);
         assert_eq!(l.expiry(4), Some(ms(900)), "earned later");
-        let mut k = Lease::new(0, 3, timing(), 1000);
+        let mut k = Lease::new(0, 3, 1000);
         k.inherit(4, ms(2000));
         let s = k.on_send(ms(0));
-        k.on_echo(1, 4, s, L);
+        k.on_echo(1, 4, s, HOLD);
         assert_eq!(k.expiry(4), Some(ms(2000)), "an earlier earned end does not shorten it");
         assert_eq!(k.next_seq(), 1001);
     }
 
     #[test]
-    fn each_promise_counts_for_the_lease_it_carries() {
-        let mut l = Lease::new(0, 3, timing(), 0);
+    fn each_promise_counts_for_its_own_hold_and_a_shortening_moves_what_was_earned() {
+        let mut l = Lease::new(0, 3, 0);
         let a = l.on_send(ms(0));
-        l.on_echo(1, 0, a, Duration::from_millis(400));
-        assert_eq!(l.expiry(0), Some(ms(300)), "a voter that switched to a 400 ms lease promised that long");
+        l.on_echo(1, 0, a, Duration::from_millis(300));
+        assert_eq!(l.expiry(0), Some(ms(300)), "a voter whose promise holds 300 ms (a shorter lease)");
         let b = l.on_send(ms(100));
-        l.on_echo(2, 0, b, Duration::from_secs(2));
-        assert_eq!(l.expiry(0), Some(ms(2000)), "one that still promises 2 s");
+        l.on_echo(2, 0, b, Duration::from_millis(1900));
+        assert_eq!(l.expiry(0), Some(ms(2000)), "one whose promise holds 1.9 s");
         l.shorten(Duration::from_millis(50));
         assert_eq!(l.expiry(0), Some(ms(1950)), "a larger guard margin shortens what was earned");
-        let c = l.on_send(ms(200));
-        l.on_echo(1, 0, c, Duration::from_millis(400));
-        assert_eq!(l.expiry(0), Some(ms(1950)), "the best promise of a majority counts (450 ms from voter 1 now)");
     }
 
     #[test]
     fn a_single_voter_cluster_holds_its_own_lease() {
-        let l = Lease::new(0, 1, timing(), 0);
+        let l = Lease::new(0, 1, 0);
         assert!(l.valid(0, ms(1_000_000)));
     }
 }

@@ -322,10 +322,8 @@ impl Node {
         if let Some(agreed) = &state.config {
             topo.sets.clone_from(&agreed.sets);
             topo.timing.guard_margin = topo.timing.guard_margin.max(agreed.guard_margin);
-            if let Some(t) = agreed.timing {
-                topo.timing.heartbeat_interval = t.heartbeat_interval;
-                topo.timing.lease = t.lease;
-                topo.timing.startup_fence = t.startup_fence;
+            if let Some(t) = &agreed.timing {
+                topo.timing.agree(t);
             }
         }
         assert_eq!(state.sets.len(), topo.sets.len(), "state does not fit the topology");
@@ -334,7 +332,7 @@ impl Node {
         persisted.abandoned.resize(topo.sets.len(), None);
         let shared: Vec<usize> = (0..n).map(|p| topo.shared_links(me, p as NodeId)).collect();
         let detector = Detector::new(me, &shared, topo.timing.lease, now);
-        let lease = Lease::new(me, n, topo.timing, incarnation << 32);
+        let lease = Lease::new(me, n, incarnation << 32);
         let sets = topo.sets.iter().enumerate().map(|(i, s)| Lifecycle::new(i as SetId, s)).collect();
         Node {
             failed: persisted.abandoned.clone(),
@@ -401,15 +399,10 @@ impl Node {
         }
         // A new lease or heartbeat interval: promised from the next echo
         // on, every promise already given kept (point 7 there).
-        if let Some(t) = agreed.timing {
-            let timing = &mut self.topo.timing;
-            timing.startup_fence = t.startup_fence;
-            if (timing.heartbeat_interval, timing.lease) != (t.heartbeat_interval, t.lease) {
-                timing.heartbeat_interval = t.heartbeat_interval;
-                timing.lease = t.lease;
-                self.detector.set_timeout(t.lease);
-                self.next_heartbeat = self.next_heartbeat.min(self.now + t.heartbeat_interval);
-            }
+        if let Some(t) = &agreed.timing {
+            self.topo.timing.agree(t);
+            self.detector.set_timeout(t.lease);
+            self.next_heartbeat = self.next_heartbeat.min(self.now + t.heartbeat_interval);
         }
         if agreed.sets == self.topo.sets {
             return;
@@ -592,9 +585,11 @@ impl Node {
             self.last_seq[from] = Some((hb.epoch, hb.seq));
             self.says_promise[from] = hb.promise.is_some();
         }
-        let promise = hb.promise.unwrap_or(self.topo.timing.lease);
+        // Counted by the lease the voter promises, not this node's own
+        // (ARCHITECTURE.md, "A configuration change", point 7).
+        let hold = self.topo.timing.hold_for(hb.promise.unwrap_or(self.topo.timing.lease));
         for echo in hb.echoes.iter().filter(|e| e.to == self.me) {
-            self.lease.on_echo(hb.from, echo.epoch, echo.seq, promise);
+            self.lease.on_echo(hb.from, echo.epoch, echo.seq, hold);
         }
     }
 

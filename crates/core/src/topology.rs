@@ -67,6 +67,14 @@ impl Timing {
         Duration::from_micros(us as u64).saturating_sub(self.guard_margin)
     }
 
+    /// Takes the heartbeat interval, lease and startup fence an agreed
+    /// configuration sets.
+    pub fn agree(&mut self, t: &baton_state::AgreedTiming) {
+        self.heartbeat_interval = t.heartbeat_interval;
+        self.lease = t.lease;
+        self.startup_fence = t.startup_fence;
+    }
+
     /// A node starts releasing its sets this long before its lease ends, so
     /// that a graceful stop usually finishes before the guard must act.
     pub fn release_lead(&self) -> Duration {

@@ -2303,16 +2303,24 @@ fn extra_set(nodes: &str, seconds: &str, more: &str) -> String {
     )
 }
 
-#[test]
-fn case42_a_configuration_changed_live_starts_moves_restarts_and_stops_only_what_it_changes() {
-    let lab = Lab::up("c42", &[]);
+/// A lab whose web runs on alpha, watched by an ownership recorder: the
+/// web server's pid, the lab's file as written, and gamma's socket (where
+/// a live change is asked).
+fn live_change_lab(tag: &str) -> (Lab, Recorder, i32, String, String) {
+    let lab = Lab::up(tag, &[]);
     assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
     let rec = Recorder::start(&["alpha", "beta", "gamma"]);
     let web = web_server_pid("alpha").expect("alpha runs the web server");
+    let original = std::fs::read_to_string(lab.dir.join("cluster.toml")).unwrap();
+    let sock = lab.dir.join("gamma/baton.sock").to_str().unwrap().to_string();
+    (lab, rec, web, original, sock)
+}
+
+#[test]
+fn case42_a_configuration_changed_live_starts_moves_restarts_and_stops_only_what_it_changes() {
+    let (lab, rec, web, original, sock) = live_change_lab("c42");
     let config = lab.dir.join("cluster.toml");
-    let original = std::fs::read_to_string(&config).unwrap();
-    let sock = lab.dir.join("gamma/baton.sock");
-    let sock = sock.to_str().unwrap();
+    let sock = sock.as_str();
     let file = |name: &str, text: &str| {
         let path = lab.dir.join(name);
         std::fs::write(&path, text).unwrap();
@@ -2419,14 +2427,9 @@ fn case42_a_configuration_changed_live_starts_moves_restarts_and_stops_only_what
 /// failover afterwards hands web on with never two holders of its address.
 #[test]
 fn case43_the_lease_changes_live_and_nothing_moves() {
-    let lab = Lab::up("c43", &[]);
-    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
-    let rec = Recorder::start(&["alpha", "beta", "gamma"]);
-    let web = web_server_pid("alpha").expect("alpha runs the web server");
-    let original = std::fs::read_to_string(lab.dir.join("cluster.toml")).unwrap();
+    let (lab, rec, web, original, sock) = live_change_lab("c43");
     assert!(original.contains("lease = \"1s\""), "{original}");
-    let sock = lab.dir.join("gamma/baton.sock");
-    let sock = sock.to_str().unwrap();
+    let sock = sock.as_str();
     let shorter = lab.dir.join("shorter.toml");
     std::fs::write(&shorter, original.replace("lease = \"1s\"", "lease = \"600ms\"")).unwrap();
     let shorter = shorter.to_str().unwrap();

@@ -98,26 +98,24 @@ impl Program {
         self
     }
 
-    pub async fn run(mut self) -> Result<Ran, String> {
-        let name = self.name.clone();
-        if let Some(cg) = &self.cgroup {
-            cg.placement().map_err(|e| format!("running {name}: {e}"))?.apply(&mut self.cmd);
+    pub async fn run(self) -> Result<Ran, String> {
+        let Program { mut cmd, name, input, limit, cgroup } = self;
+        if let Some(cg) = &cgroup {
+            cg.placement().map_err(|e| format!("running {name}: {e}"))?.apply(&mut cmd);
         }
-        self.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let cmd = std::mem::replace(&mut self.cmd, tokio::process::Command::new(""));
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = spawn(cmd).await.map_err(|e| format!("running {name}: {e}"))?;
         let mut stdin = child.stdin.take().expect("piped");
         let out = collect(child.stdout.take().expect("piped"));
         let err = collect(child.stderr.take().expect("piped"));
-        let input = std::mem::take(&mut self.input);
         let exited = async move {
             // A program that does not read its input may close it early: not an error.
             let _ = stdin.write_all(&input).await;
             drop(stdin);
             child.wait().await
         };
-        let status = match tokio::time::timeout(self.limit, exited).await {
-            Err(_) => return Err(format!("{name} did not finish within {:?}", self.limit)),
+        let status = match tokio::time::timeout(limit, exited).await {
+            Err(_) => return Err(format!("{name} did not finish within {limit:?}")),
             Ok(Err(e)) => return Err(format!("running {name}: {e}")),
             Ok(Ok(status)) => status,
         };

@@ -69,7 +69,7 @@ impl Agent {
                 self.local.save(&self.state_dir)?;
             }
             Output::Fence { node, epoch, incarnation } => self.fence(node, epoch, incarnation),
-            Output::Probe { set, owner, generation } => self.probe(vec![Ask { set, owner, generation }]),
+            Output::Probe { .. } => unreachable!("`step` sends the probes of a step together"),
             Output::Reply { id, reply } => self.reply(id, reply),
             Output::Alone => self.going_alone = true,
             Output::ReadAloneRecord => super::read_alone_record(&self.config, &self.inputs.tx),

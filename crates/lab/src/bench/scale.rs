@@ -62,15 +62,15 @@ pub fn measure(args: &BenchArgs) -> Result<Scale, String> {
         ..UpArgs::plain(args.dir.clone(), args.prefix.clone())
     };
     let began = Instant::now();
-    let result = Lab::up(&up).and_then(|mut lab| {
-        let result = trial(args, &mut lab, began);
+    let result = Lab::up(&up).and_then(|lab| {
+        let result = trial(args, &lab, began);
         Lab::down(&lab.dir).and(result)
     });
     let _ = std::fs::remove_file(file);
     result
 }
 
-fn trial(args: &BenchArgs, lab: &mut Lab, began: Instant) -> Result<Scale, String> {
+fn trial(args: &BenchArgs, lab: &Lab, began: Instant) -> Result<Scale, String> {
     let everything = SETS + 1;
     let settled = crate::wait_until(Duration::from_secs(180), || running(&lab.dir, &lab.nodes[0]) == everything);
     if !settled {
