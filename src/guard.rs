@@ -35,6 +35,7 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    baton_agent::malloc::keep_small();
     // The agent hands its guard its log level through RUST_LOG.
     baton_agent::log::init(None)?;
     if args.realtime {

@@ -44,6 +44,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Config(ref command) => configure::run(&cli, command),
         Command::Agent { ref log_level } => {
+            baton_agent::malloc::keep_small();
             baton_agent::log::init(log_level.as_deref()).map_err(Failure::Usage)?;
             if let Some(level) = log_level {
                 // Read by its guard, a child of this process; before any thread.

@@ -12,6 +12,7 @@ pub mod http;
 pub mod links;
 pub mod local;
 pub mod log;
+pub mod malloc;
 pub mod metrics;
 pub mod notify;
 pub mod preflight;
