@@ -10,8 +10,8 @@
 //! [`ROUTES`]; a test holds the two together.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{dispatch, Call, History, Request, Response};
 use crate::events::now_ms;
@@ -54,8 +54,12 @@ pub const ROUTES: &[(&str, &str)] = &[
 struct Http {
     calls: mpsc::Sender<Call>,
     history: History,
-    token: Option<Arc<Vec<u8>>>,
+    token: Token,
 }
+
+/// The token writes need, read on every request: a configuration change
+/// replaces it while the API runs (`None`: writes are refused).
+type Token = Arc<RwLock<Option<Arc<Vec<u8>>>>>;
 
 /// Equal, looking at every byte whatever the first difference.
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -71,13 +75,14 @@ fn error(status: StatusCode, why: impl Into<String>) -> Reply {
 impl Http {
     /// The caller may write, or the reply saying why not.
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Box<HttpResponse>> {
-        let Some(token) = &self.token else {
-            let why = "writes are disabled: the cluster has no cluster.http_token_file";
+        let token = self.token.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(token) = token else {
+            let why = "writes are disabled: this node has no readable cluster.http_token_file";
             return Err(Box::new(error(StatusCode::FORBIDDEN, why).into_response()));
         };
         let given = headers.get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
         match given {
-            Some(given) if same(given, token) => Ok(()),
+            Some(given) if same(given, &token) => Ok(()),
             _ => {
                 let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is needed to change anything")
                     .into_response();
@@ -305,7 +310,10 @@ fn handler(path: &str) -> axum::routing::MethodRouter<Http> {
 
 /// The router, built from [`ROUTES`] so that the list is the truth.
 pub fn router(calls: mpsc::Sender<Call>, history: History, token: Option<Vec<u8>>) -> Router {
-    let state = Http { calls, history, token: token.map(Arc::new) };
+    routes(Http { calls, history, token: Arc::new(RwLock::new(token.map(Arc::new))) })
+}
+
+fn routes(state: Http) -> Router {
     let paths: std::collections::BTreeSet<&str> = ROUTES.iter().map(|&(_, path)| path).collect();
     paths.into_iter().fold(Router::new(), |r, path| r.route(path, handler(path))).with_state(state)
 }
@@ -336,35 +344,172 @@ async fn stream(State(h): State<Http>, Query(q): Query<EventsQuery>) -> HttpResp
     Sse::new(futures_util::StreamExt::flatten(events)).keep_alive(KeepAlive::default()).into_response()
 }
 
-/// Binds `addr` and serves in the background.
-pub async fn serve(
-    addr: SocketAddr,
-    token_file: Option<&Path>,
-    calls: mpsc::Sender<Call>,
-    history: History,
-) -> Result<(), String> {
-    let token = match token_file {
-        Some(path) => {
-            let text = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            let end = text.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
-            Some(text[..end].to_vec())
+/// The HTTP API as it runs on this node: where it listens and the token
+/// writes need, both followed live when the agreed configuration changes
+/// them (and the token read again at SIGHUP).
+pub struct Api {
+    state: Http,
+    token_file: Option<PathBuf>,
+    /// Where it listens, and what stops that server.
+    listening: Option<(SocketAddr, oneshot::Sender<()>)>,
+}
+
+impl Api {
+    /// Not serving yet: [`Api::follow`] starts it.
+    pub fn new(calls: mpsc::Sender<Call>, history: History) -> Api {
+        let state = Http { calls, history, token: Arc::new(RwLock::new(None)) };
+        Api { state, token_file: None, listening: None }
+    }
+
+    /// Where it listens now, if anywhere.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.listening.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// Serves on `addr` with the token `token_file` holds, read again now.
+    /// A new address is bound before the old one is let go: if it cannot
+    /// be, the API stays where it was. A token file that cannot be read
+    /// leaves no token (writes refused) rather than an old one. Returns
+    /// what could not be done, each as a sentence.
+    pub fn follow(&mut self, addr: SocketAddr, token_file: Option<&Path>) -> Vec<String> {
+        let mut problems = Vec::new();
+        let token = match token_file {
+            Some(path) => match read_token(path) {
+                Ok(token) => Some(Arc::new(token)),
+                Err(e) => {
+                    problems.push(format!("{e}; writes over HTTP are refused until it can be read"));
+                    None
+                }
+            },
+            None => None,
+        };
+        *self.state.token.write().unwrap_or_else(|e| e.into_inner()) = token;
+        self.token_file = token_file.map(Path::to_path_buf);
+        if self.address() != Some(addr) {
+            match self.listen(addr) {
+                Ok(stop) => {
+                    if let Some((_, old)) = self.listening.replace((addr, stop)) {
+                        let _ = old.send(());
+                    }
+                }
+                Err(e) => problems.push(match self.address() {
+                    Some(old) => format!("binding the HTTP API to {addr}: {e}; it stays on {old}"),
+                    None => format!("binding the HTTP API to {addr}: {e}"),
+                }),
+            }
         }
-        None => None,
-    };
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("binding the HTTP API to {addr}: {e}"))?;
-    let app = router(calls, history, token).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!("baton: the HTTP API stopped: {e}");
-        }
-    });
-    Ok(())
+        problems
+    }
+
+    /// A server on `addr` in the background, and what stops it (it then
+    /// accepts nothing more; requests under way finish).
+    fn listen(&self, addr: SocketAddr) -> std::io::Result<oneshot::Sender<()>> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let app = routes(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let serving = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serving.await {
+                tracing::warn!("baton: the HTTP API on {addr} stopped: {e}");
+            }
+        });
+        Ok(stop)
+    }
+}
+
+/// The token in `path`, without trailing whitespace.
+fn read_token(path: &Path) -> Result<Vec<u8>, String> {
+    let mut text = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let end = text.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    text.truncate(end);
+    Ok(text)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::same;
+    use super::*;
+    use crate::events::EventLog;
+    use crate::raft::net::Peers;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn api() -> Api {
+        let history = History {
+            log: Arc::new(EventLog::open(Path::new("/nonexistent"), "test")),
+            peers: Peers { cluster: 1, keys: baton_proto::Keys::new(vec![b"k".to_vec()]), addrs: vec![] },
+            me: 0,
+        };
+        // No agent behind it: an authorized write is answered "shutting down".
+        let (calls, _) = mpsc::channel(1);
+        Api::new(calls, history)
+    }
+
+    /// A port free a moment ago on loopback.
+    fn free() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    }
+
+    /// The status code of a write with `token` to `addr`, or `None` when
+    /// nothing answers there.
+    async fn write(addr: SocketAddr, token: &str) -> Option<u16> {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let req = format!(
+            "POST /api/v1/handover HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).await.ok()?;
+        reply.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    #[test]
+    fn the_address_and_the_token_follow_the_configuration_while_it_runs() {
+        let dir = std::env::temp_dir().join(format!("baton-http-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (first, second) = (dir.join("first"), dir.join("second"));
+        let (a, b) = ("a".repeat(32), "b".repeat(32));
+        std::fs::write(&first, format!("{a}\n")).unwrap();
+        std::fs::write(&second, &b).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut api = api();
+            let one = free();
+            assert_eq!(api.follow(one, Some(&first)), Vec::<String>::new());
+            assert_eq!(write(one, &a).await, Some(409), "authorized: the missing agent answers");
+            assert_eq!(write(one, &b).await, Some(401));
+
+            // Another address and another token: the old address is let go.
+            let two = free();
+            assert_eq!(api.follow(two, Some(&second)), Vec::<String>::new());
+            assert_eq!(write(two, &b).await, Some(409));
+            assert_eq!(write(two, &a).await, Some(401), "the old token no longer writes");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(write(one, &a).await, None, "nothing listens on the old address");
+
+            // An address that cannot be bound: it stays where it was.
+            let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let three = taken.local_addr().unwrap();
+            let problems = api.follow(three, Some(&second));
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].contains(&format!("it stays on {two}")), "{problems:?}");
+            assert_eq!(api.address(), Some(two));
+            assert_eq!(write(two, &b).await, Some(409));
+
+            // A token file that cannot be read: no token, writes refused.
+            std::fs::remove_file(&second).unwrap();
+            let problems = api.follow(two, Some(&second));
+            assert!(problems[0].contains("writes over HTTP are refused"), "{problems:?}");
+            assert_eq!(write(two, &b).await, Some(403));
+            // No token file at all: read-only.
+            assert_eq!(api.follow(two, None), Vec::<String>::new());
+            assert_eq!(write(two, &a).await, Some(403));
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn tokens_compare_equal_only_when_equal() {

@@ -1158,6 +1158,17 @@ fn http(node: &str, method: &str, path: &str, token: Option<&str>, body: Option<
     )
 }
 
+/// Whether the HTTP API answers `GET /api/v1/status` on `port` of
+/// `node`'s loopback.
+fn http_answers(node: &str, port: u16) -> bool {
+    let url = format!("http://127.0.0.1:{port}/api/v1/status");
+    let get = "import sys, urllib.request\nurllib.request.urlopen(sys.argv[1], timeout=5)";
+    Command::new("ip")
+        .args(["netns", "exec", &format!("btnl-{node}"), "python3", "-c", get, &url])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 #[test]
 fn case21_the_http_api_reads_openly_writes_only_with_the_token_and_streams_events() {
     let lab = Lab::up("c21", &["--http-token"]);
@@ -2373,11 +2384,15 @@ fn case42_a_configuration_changed_live_starts_moves_restarts_and_stops_only_what
     assert_eq!(shown["data"]["generation"], 2);
     assert!(shown["data"]["text"].as_str().unwrap().contains("failback = \"auto\""));
 
-    // Its program changed: only extra restarts, on gamma.
-    let changed = original.clone() + &extra_set("\"gamma\", \"beta\", \"alpha\"", "3602", "failback = \"auto\"\n");
+    // Its program changed: only extra restarts, on gamma. The HTTP API
+    // moves to another port with it, on every node, at once.
+    let on_9406 = original.replace("lease = \"1s\"", "lease = \"1s\"\nhttp = \"127.0.0.1:9406\"");
+    assert_ne!(on_9406, original);
+    let changed = on_9406 + &extra_set("\"gamma\", \"beta\", \"alpha\"", "3602", "failback = \"auto\"\n");
     let changed = file("changed.toml", &changed);
     let diff: Value = serde_json::from_str(&ok(&["config", "diff", &changed, "--json", "--socket", sock])).unwrap();
     assert_eq!(sets(&diff), [pair("web", "nothing"), pair("extra", "restart")], "{diff}");
+    assert_eq!(diff["data"]["at_next_start"], serde_json::json!([]), "{diff}");
     ok(&["config", "apply", &changed, "--socket", sock]);
     assert!(
         wait(Duration::from_secs(15), || extra_runs("3602") == (vec!["gamma"], vec!["gamma"])
@@ -2385,6 +2400,13 @@ fn case42_a_configuration_changed_live_starts_moves_restarts_and_stops_only_what
         "extra did not restart with its new program: {:?} {:?}",
         extra_runs("3601"),
         extra_runs("3602")
+    );
+    let api_on = |port: u16| ["alpha", "beta", "gamma"].map(|n| http_answers(n, port));
+    assert!(
+        wait(Duration::from_secs(5), || api_on(9406) == [true; 3] && api_on(9405) == [false; 3]),
+        "the HTTP API did not move to port 9406: 9405 {:?}, 9406 {:?}",
+        api_on(9405),
+        api_on(9406)
     );
 
     // A bad file is refused, naming what is wrong; nothing changes.
@@ -2407,6 +2429,12 @@ fn case42_a_configuration_changed_live_starts_moves_restarts_and_stops_only_what
         wait(Duration::from_secs(15), || extra_runs("3602") == (vec![], vec![])),
         "extra still runs: {:?}",
         extra_runs("3602")
+    );
+    assert!(
+        wait(Duration::from_secs(5), || api_on(9405) == [true; 3] && api_on(9406) == [false; 3]),
+        "the HTTP API did not come back to port 9405: 9405 {:?}, 9406 {:?}",
+        api_on(9405),
+        api_on(9406)
     );
     let names: Vec<String> = lab.status("beta").unwrap()["sets"]
         .as_array()

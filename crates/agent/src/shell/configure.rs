@@ -73,8 +73,6 @@ pub fn later(old: &Config, new: &Config) -> Vec<&'static str> {
         ("cluster.name", o.name != n.name),
         ("cluster.port", o.port != n.port),
         ("cluster.state_dir", o.state_dir != n.state_dir),
-        ("cluster.http", o.http != n.http),
-        ("cluster.http_token_file", o.http_token_file != n.http_token_file),
         ("cluster.watchdog", o.watchdog != n.watchdog || o.watchdog_timeout != n.watchdog_timeout),
         ("cluster.realtime", o.realtime != n.realtime),
         ("Raft's election timers (from cluster.lease)", old.timing().raft_timers_ms() != new.timing().raft_timers_ms()),
@@ -222,6 +220,16 @@ impl Agent {
         }
     }
 
+    /// The HTTP API on `config`'s address with its token, read again;
+    /// what could not be done is a warning in the log and the history.
+    pub(super) fn follow_http(&mut self, config: &Config) {
+        let (addr, token_file) = (config.cluster.http, config.cluster.http_token_file.as_deref());
+        for problem in self.http.follow(addr, token_file) {
+            tracing::warn!("baton: warning: {problem}");
+            self.events.record("agent", None, format!("warning: {problem}"), None, None);
+        }
+    }
+
     /// After the core applied an input: if the agreed configuration
     /// changed, this agent runs it from now on — the sets' resources are
     /// built for the slots it added, notifiers and probes follow, and the
@@ -260,6 +268,7 @@ impl Agent {
         if next.notify != self.config.notify {
             crate::notify::start(&next.notify, &self.events);
         }
+        self.follow_http(&next);
         let stored = self.state_dir.join(AGREED_FILE);
         let temp = stored.with_extension("tmp");
         if let Err(e) = std::fs::write(&temp, &agreed.text).and_then(|()| std::fs::rename(&temp, &stored)) {

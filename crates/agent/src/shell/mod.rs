@@ -190,6 +190,8 @@ pub struct Agent {
     peers: Peers,
     exec: Arc<Executor>,
     prober: crate::probe::Prober,
+    /// The HTTP API: its address and token follow the agreed configuration.
+    http: crate::http::Api,
     netlink: Option<Netlink>,
     inputs: Inputs,
     applied: mpsc::Receiver<Applied>,
@@ -270,9 +272,8 @@ impl Agent {
         let (calls_tx, calls) = mpsc::channel::<Call>(64);
         let history = api::History { log: Arc::clone(&events), peers: peers.clone(), me };
         api::serve(&socket, calls_tx.clone(), history.clone()).await.map_err(|e| e.to_string())?;
-        let http = &config.cluster;
-        let http_down =
-            crate::http::serve(http.http, http.http_token_file.as_deref(), calls_tx, history).await.err().into_iter();
+        let mut http = crate::http::Api::new(calls_tx, history);
+        let http_down = http.follow(config.cluster.http, config.cluster.http_token_file.as_deref());
         crate::notify::start(&config.notify, &events);
         let how = if ports.handed.is_some() { "carried on after a handover" } else { "started" };
         events.record("agent", None, format!("agent {how} (incarnation {})", local.incarnation), None, None);
@@ -293,6 +294,7 @@ impl Agent {
             prepared_tx,
             prepared,
             prober: crate::probe::Prober::new(&config, me as NodeId),
+            http,
             events,
             config,
             me,

@@ -1,5 +1,5 @@
 //! SIGHUP (`systemctl reload baton`): the configuration file read again;
-//! its secrets applied at once, and the file proposed as the cluster's
+//! its secrets (and the HTTP API's token) applied at once, and the file proposed as the cluster's
 //! configuration, as `baton config apply` does.
 
 use super::configure::Who;
@@ -12,7 +12,8 @@ impl Agent {
     /// the secrets take effect at once (a rotation step) and the file is
     /// proposed; the history says how that went.
     pub(super) fn reload(&mut self) {
-        let file = &self.config.file;
+        let running = std::sync::Arc::clone(&self.config);
+        let file = &running.file;
         let text = match std::fs::read_to_string(file) {
             Ok(text) => text,
             Err(e) => {
@@ -39,6 +40,8 @@ impl Agent {
         };
         let accepted = keys.len();
         self.peers.keys.replace(keys);
+        // The HTTP API's token, a secret too, read again.
+        self.follow_http(&running);
         let msg = format!("SIGHUP: {} reloaded: {accepted} secret(s) accepted, the first signs", file.display());
         // The file this node has now, for drift, without waiting for the
         // watch on it to look again.
