@@ -283,14 +283,20 @@ fn outages(args: &BenchArgs, system: &System, how: Disruption, n: usize) -> (Vec
 }
 
 fn dual_trials(args: &BenchArgs, system: &System, split: Split) -> Vec<u64> {
-    (0..args.dual_trials)
-        .filter_map(|_| match on_lab(args, system, |lab| dual_ownership(lab, split)) {
+    dual_runs(args.dual_trials, system.name, split, |split| on_lab(args, system, |lab| dual_ownership(lab, split)))
+}
+
+/// `n` dual-ownership trials of `name`, each on a lab `run` builds: the
+/// trials that ran, in ms.
+fn dual_runs(n: usize, name: &str, split: Split, run: impl Fn(Split) -> Result<u64, String>) -> Vec<u64> {
+    (0..n)
+        .filter_map(|_| match run(split) {
             Ok(ms) => {
-                eprintln!("{}: dual ownership: {ms} ms", system.name);
+                eprintln!("{name}: dual ownership: {ms} ms");
                 Some(ms)
             }
             Err(e) => {
-                eprintln!("{}: dual-ownership trial: {e}", system.name);
+                eprintln!("{name}: dual-ownership trial: {e}");
                 None
             }
         })

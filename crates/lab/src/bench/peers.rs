@@ -7,7 +7,8 @@
 //! bench.md) at Debian's example settings and tuned, and its idle cost.
 //! vip-manager with etcd: crash failover (vip-manager, the etcd member and
 //! the leader loop SIGKILLed, the links cut) at the defaults and tuned, and
-//! its idle cost. Written to their own file (`--peers-out`,
+//! its idle cost. ucarp and vip-manager also for dual ownership, as
+//! bench.md measures it. Written to their own file (`--peers-out`,
 //! docs/bench-peers.md) beside bench.md; a run of some peers keeps the
 //! other peers' parts of the file it replaces (see [`Doc`]).
 
@@ -17,8 +18,8 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 use super::cost::{self, Cost};
-use super::report::quantile;
-use super::{BenchArgs, Phase};
+use super::report::{list, quantile};
+use super::{dual_ownership, dual_runs, BenchArgs, Phase, Split};
 use crate::demo::{trial, Disruption};
 use crate::net::Lab;
 use crate::pacemaker;
@@ -100,6 +101,10 @@ pub struct PeerRow {
     /// corosync's token and consensus as they ran (cmap), ms.
     totem: Option<(u64, u64)>,
     cost: Option<Cost>,
+    /// Dual ownership (ms per trial) after the owner's daemon was SIGKILLed
+    /// and under a partition.
+    dual_kill: Vec<u64>,
+    dual_partition: Vec<u64>,
 }
 
 /// Runs `f` on a fresh Pacemaker lab of `peer` and removes the lab
@@ -201,6 +206,12 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
         }
     }
     row.crash.sort_unstable();
+    if !matches!(peer.setup, Setup::Pacemaker(_)) {
+        let dual =
+            |split| dual_runs(args.dual_trials, peer.name, split, |s| on_lab(args, peer, |lab| dual_ownership(lab, s)));
+        row.dual_kill = dual(Split::Kill);
+        row.dual_partition = dual(Split::Partition);
+    }
     if peer.default && args.cost_seconds > 0 {
         let window = Duration::from_secs(args.cost_seconds);
         let measured = on_lab(args, peer, |lab| {
@@ -301,11 +312,12 @@ fn host_package(package: &str) -> String {
 fn command(args: &BenchArgs) -> String {
     let only: Vec<String> = args.only.iter().map(|&p| phase_name(p)).collect();
     format!(
-        "cargo run --release -- lab bench --only {} --trials {} --pacemaker-trials {} --cost-seconds {} --prefix {} \
-         --dir {} --peers-out {}",
+        "cargo run --release -- lab bench --only {} --trials {} --pacemaker-trials {} --dual-trials {} --cost-seconds \
+         {} --prefix {} --dir {} --peers-out {}",
         if only.is_empty() { "pacemaker,ucarp,vip-manager".to_string() } else { only.join(",") },
         args.trials,
         args.pacemaker_trials,
+        args.dual_trials,
         args.cost_seconds,
         args.prefix,
         args.dir.dir.display(),
@@ -340,6 +352,22 @@ fn crash_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], pacemaker: boo
         } else {
             let _ = writeln!(md, "| {} | {cells} |", peer.name);
         }
+    }
+    md.push('\n');
+}
+
+/// A dual-ownership table, as bench.md's.
+fn dual_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], what: &str) {
+    let _ = writeln!(
+        md,
+        "Dual ownership, measured as in bench.md: every add and delete of the address in every node namespace \
+         recorded with the kernel's timestamps (`ip -ts monitor address`) for 8 s after the fault, the time two \
+         or more nodes held it at once added up. (a) {what} SIGKILLed, its links left up; (b) the owner \
+         partitioned from the other nodes on every link.\n\n\
+         | system | (a) after SIGKILL, each trial | (b) under a partition, each trial |\n|---|---|---|"
+    );
+    for (peer, row) in peers.iter().zip(rows) {
+        let _ = writeln!(md, "| {} | {} | {} |", peer.name, list(&row.dual_kill), list(&row.dual_partition));
     }
     md.push('\n');
 }
@@ -481,7 +509,9 @@ impl Doc {
             md.push('\n');
         }
         md.push_str(
-            "## Not measured here yet\n\nPlanned move, dual ownership and false failovers under load for the peers; \
+            "## Not measured here yet\n\nPlanned move and false failovers under load for the peers, and dual \
+             ownership for Pacemaker (a machine its fencing powers off keeps the address configured in its \
+             namespace, which the address records cannot tell from holding it); \
              vip-manager behind a real Patroni (its members' health checks before it takes the key) and on \
              Consul.\n",
         );
@@ -544,7 +574,7 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
         let mut md = String::new();
         let _ = writeln!(
             md,
-            "## ucarp: crash failover\n\nEach node runs ucarp in its network namespace (CARP on link 0, vhid 51, \
+            "## ucarp: crash failover and dual ownership\n\nEach node runs ucarp in its network namespace (CARP on link 0, vhid 51, \
              `-z` as Debian's `if-up.d/ucarp` starts it) with up and down scripts that add and remove the address \
              (`ip addr add|del \"$2\"/24 dev \"$1\"`, as Debian's example scripts), and the web server always \
              running, as keepalived's lab does. The fault: the owner's ucarp SIGKILLed and its links cut. ucarp's \
@@ -557,6 +587,7 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
              (i + ½)/n × advbase longer before its fault.\n"
         );
         crash_table(&mut md, &UCARP, rows, false);
+        dual_table(&mut md, &UCARP, rows, "the owner's ucarp (with the scripts it runs)");
         doc.sections.push((Phase::Ucarp, md));
         doc.cost.extend(cost_rows(&UCARP, rows).into_iter().map(|r| (Phase::Ucarp, r)));
     }
@@ -570,7 +601,7 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
         let mut md = String::new();
         let _ = writeln!(
             md,
-            "## vip-manager: crash failover\n\nEach node runs, in its network namespace, an etcd member (the three \
+            "## vip-manager: crash failover and dual ownership\n\nEach node runs, in its network namespace, an etcd member (the three \
              members one cluster on link 0, at etcd's default heartbeat of 100 ms and election timeout of 1000 ms, \
              with the v2 API on, which vip-manager 1.0 reads), vip-manager (the address on eth0 with netmask 24, \
              `trigger-key /service/lab/leader`, the node's name as `trigger-value`, `dcs-type etcd`, its own \
@@ -588,6 +619,7 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
              evenly over the refresh cycle, trial i of n waits (i + ½)/n × loop_wait longer before its fault.\n"
         );
         crash_table(&mut md, &VIP_MANAGER, rows, false);
+        dual_table(&mut md, &VIP_MANAGER, rows, "the owner's vip-manager, etcd member and leader loop");
         md.push_str(
             "Defaults: vip-manager's own interval (1000 ms) and Patroni's defaults for the key (ttl 30 s, \
              loop_wait 10 s). Tuned to Patroni's minimums: its documentation's smallest ttl (20 s) and loop_wait \

@@ -79,7 +79,7 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn list(v: &[u64]) -> String {
+pub(super) fn list(v: &[u64]) -> String {
     if v.is_empty() {
         return "–".into();
     }
