@@ -222,9 +222,13 @@ pub struct Row {
     pub cost: Option<cost::Cost>,
 }
 
+/// How long dual-ownership trials watch after the fault: longer than
+/// baton's and keepalived's takeovers at every setting benched.
+const DUAL_WINDOW: Duration = Duration::from_secs(8);
+
 /// How long (ms) two or more nodes held the service address at once in the
-/// 8 s after `split` hit the owner.
-fn dual_ownership(lab: &mut Lab, split: Split) -> Result<u64, String> {
+/// `window` after `split` hit the owner.
+fn dual_ownership(lab: &mut Lab, split: Split, window: Duration) -> Result<u64, String> {
     lab.wait_running(Duration::from_secs(30))?;
     let first = lab.wait_vip_holder(Duration::from_secs(10)).ok_or("the address is nowhere")?;
     let others: Vec<String> = lab.nodes.iter().filter(|n| **n != first).cloned().collect();
@@ -234,7 +238,7 @@ fn dual_ownership(lab: &mut Lab, split: Split) -> Result<u64, String> {
         Split::Kill => lab.kill(&first)?,
         Split::Partition => lab.partition(&format!("{}/{first}", others.join(",")))?,
     }
-    std::thread::sleep(Duration::from_secs(8));
+    std::thread::sleep(window);
     Ok(watch.finish()?.dual_us([first].into()) / 1000)
 }
 
@@ -283,7 +287,9 @@ fn outages(args: &BenchArgs, system: &System, how: Disruption, n: usize) -> (Vec
 }
 
 fn dual_trials(args: &BenchArgs, system: &System, split: Split) -> Vec<u64> {
-    dual_runs(args.dual_trials, system.name, split, |split| on_lab(args, system, |lab| dual_ownership(lab, split)))
+    dual_runs(args.dual_trials, system.name, split, |split| {
+        on_lab(args, system, |lab| dual_ownership(lab, split, DUAL_WINDOW))
+    })
 }
 
 /// `n` dual-ownership trials of `name`, each on a lab `run` builds: the

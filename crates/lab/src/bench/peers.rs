@@ -206,9 +206,10 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
         }
     }
     row.crash.sort_unstable();
-    if !matches!(peer.setup, Setup::Pacemaker(_)) {
-        let dual =
-            |split| dual_runs(args.dual_trials, peer.name, split, |s| on_lab(args, peer, |lab| dual_ownership(lab, s)));
+    if let Some(window) = dual_window(peer) {
+        let dual = |split| {
+            dual_runs(args.dual_trials, peer.name, split, |s| on_lab(args, peer, |lab| dual_ownership(lab, s, window)))
+        };
         row.dual_kill = dual(Split::Kill);
         row.dual_partition = dual(Split::Partition);
     }
@@ -356,13 +357,32 @@ fn crash_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], pacemaker: boo
     md.push('\n');
 }
 
-/// A dual-ownership table, as bench.md's.
-fn dual_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], what: &str) {
+/// How long a dual-ownership trial of `peer` watches after the fault: long
+/// enough for another node to take the address over (vip-manager: the
+/// leader key's TTL, one interval, and 5 s), or `None` where it is not
+/// measured (Pacemaker: a machine its fencing powers off keeps the address
+/// configured in its namespace, which the address records cannot tell from
+/// holding it).
+fn dual_window(peer: &Peer) -> Option<Duration> {
+    match peer.setup {
+        Setup::Pacemaker(_) => None,
+        Setup::Ucarp(_) => Some(super::DUAL_WINDOW),
+        Setup::VipManager(setting) => {
+            let s = vip_manager::settings(setting).ok()?;
+            let takeover = Duration::from_secs(s.ttl_s.into()) + Duration::from_millis(s.interval_ms.into());
+            Some(super::DUAL_WINDOW.max(takeover + Duration::from_secs(5)))
+        }
+    }
+}
+
+/// A dual-ownership table, as bench.md's; `window` says how long each
+/// trial watched.
+fn dual_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], what: &str, window: &str) {
     let _ = writeln!(
         md,
         "Dual ownership, measured as in bench.md: every add and delete of the address in every node namespace \
-         recorded with the kernel's timestamps (`ip -ts monitor address`) for 8 s after the fault, the time two \
-         or more nodes held it at once added up. (a) {what} SIGKILLed, its links left up; (b) the owner \
+         recorded with the kernel's timestamps (`ip -ts monitor address`) for {window} after the fault, the time \
+         two or more nodes held it at once added up. (a) {what} SIGKILLed, its links left up; (b) the owner \
          partitioned from the other nodes on every link.\n\n\
          | system | (a) after SIGKILL, each trial | (b) under a partition, each trial |\n|---|---|---|"
     );
@@ -587,7 +607,7 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
              (i + ½)/n × advbase longer before its fault.\n"
         );
         crash_table(&mut md, &UCARP, rows, false);
-        dual_table(&mut md, &UCARP, rows, "the owner's ucarp (with the scripts it runs)");
+        dual_table(&mut md, &UCARP, rows, "the owner's ucarp (with the scripts it runs)", "8 s");
         doc.sections.push((Phase::Ucarp, md));
         doc.cost.extend(cost_rows(&UCARP, rows).into_iter().map(|r| (Phase::Ucarp, r)));
     }
@@ -619,7 +639,9 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
              evenly over the refresh cycle, trial i of n waits (i + ½)/n × loop_wait longer before its fault.\n"
         );
         crash_table(&mut md, &VIP_MANAGER, rows, false);
-        dual_table(&mut md, &VIP_MANAGER, rows, "the owner's vip-manager, etcd member and leader loop");
+        let window = "the key's TTL, one vip-manager interval and 5 s more (so that another node's takeover falls \
+                      inside)";
+        dual_table(&mut md, &VIP_MANAGER, rows, "the owner's vip-manager, etcd member and leader loop", window);
         md.push_str(
             "Defaults: vip-manager's own interval (1000 ms) and Patroni's defaults for the key (ttl 30 s, \
              loop_wait 10 s). Tuned to Patroni's minimums: its documentation's smallest ttl (20 s) and loop_wait \
@@ -721,6 +743,14 @@ mod tests {
         assert_eq!(merged.cost[..2], old.cost[..2]);
         assert!(merged.runs.last().is_some_and(|(_, r)| r.starts_with("Measured on new")));
         assert!(merged.runs.iter().any(|(ps, _)| ps.contains(&Phase::Pacemaker)));
+    }
+
+    #[test]
+    fn a_dual_ownership_trial_outlasts_the_peer_s_takeover() {
+        assert_eq!(dual_window(&VIP_MANAGER[0]), Some(Duration::from_secs(36)), "ttl 30 s, interval 1 s, 5 s");
+        assert_eq!(dual_window(&VIP_MANAGER[2]), Some(Duration::from_millis(8100)), "ttl 3 s");
+        assert_eq!(dual_window(&UCARP[1]), Some(Duration::from_secs(8)));
+        assert_eq!(dual_window(&PACEMAKER[0]), None);
     }
 
     #[test]
