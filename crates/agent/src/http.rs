@@ -10,7 +10,7 @@
 //! [`ROUTES`]; a test holds the two together.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -349,7 +349,6 @@ async fn stream(State(h): State<Http>, Query(q): Query<EventsQuery>) -> HttpResp
 /// them (and the token read again at SIGHUP).
 pub struct Api {
     state: Http,
-    token_file: Option<PathBuf>,
     /// Where it listens, and what stops that server.
     listening: Option<(SocketAddr, oneshot::Sender<()>)>,
 }
@@ -358,7 +357,7 @@ impl Api {
     /// Not serving yet: [`Api::follow`] starts it.
     pub fn new(calls: mpsc::Sender<Call>, history: History) -> Api {
         let state = Http { calls, history, token: Arc::new(RwLock::new(None)) };
-        Api { state, token_file: None, listening: None }
+        Api { state, listening: None }
     }
 
     /// Where it listens now, if anywhere.
@@ -384,7 +383,6 @@ impl Api {
             None => None,
         };
         *self.state.token.write().unwrap_or_else(|e| e.into_inner()) = token;
-        self.token_file = token_file.map(Path::to_path_buf);
         if self.address() != Some(addr) {
             match self.listen(addr) {
                 Ok(stop) => {

@@ -1,6 +1,6 @@
 //! SIGHUP (`systemctl reload baton`): the configuration file read again;
-//! its secrets (and the HTTP API's token) applied at once, and the file proposed as the cluster's
-//! configuration, as `baton config apply` does.
+//! its secrets (and the HTTP API's token) applied at once, and the file
+//! proposed as the cluster's configuration, as `baton config apply` does.
 
 use super::configure::Who;
 use super::Agent;
