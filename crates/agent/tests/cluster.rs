@@ -440,9 +440,12 @@ fn a_configuration_applied_live_starts_and_stops_sets_and_leaves_the_others_runn
     assert_eq!((shown["generation"].as_u64(), shown["text"].as_str()), (Some(1), Some(with_db.as_str())));
     assert_eq!(shown["drift"], true, "alpha's own file is not the agreed one");
 
-    // A key that takes effect only at each agent's next start is named.
-    let http = call(&socket, Request::ConfigDiff { text: with_db.replace("127.0.0.1:0", "127.0.0.1:1") });
-    assert_eq!(http.data.unwrap()["at_next_start"], serde_json::json!(["cluster.http"]));
+    // A key that takes effect only at each agent's next start is named;
+    // the HTTP API's address is not one.
+    let later = |text: String| call(&socket, Request::ConfigDiff { text }).data.unwrap()["at_next_start"].clone();
+    assert_eq!(later(with_db.replace("127.0.0.1:0", "127.0.0.1:1")), serde_json::json!([]));
+    let realtime = with_db.replace("http = \"127.0.0.1:0\"", "http = \"127.0.0.1:0\"\nrealtime = false");
+    assert_eq!(later(realtime), serde_json::json!(["cluster.realtime"]));
 
     // Invalid: refused, nothing proposed.
     let broken = call(
