@@ -287,16 +287,14 @@ fn outages(args: &BenchArgs, system: &System, how: Disruption, n: usize) -> (Vec
 }
 
 fn dual_trials(args: &BenchArgs, system: &System, split: Split) -> Vec<u64> {
-    dual_runs(args.dual_trials, system.name, split, |split| {
-        on_lab(args, system, |lab| dual_ownership(lab, split, DUAL_WINDOW))
-    })
+    dual_runs(args.dual_trials, system.name, || on_lab(args, system, |lab| dual_ownership(lab, split, DUAL_WINDOW)))
 }
 
-/// `n` dual-ownership trials of `name`, each on a lab `run` builds: the
-/// trials that ran, in ms.
-fn dual_runs(n: usize, name: &str, split: Split, run: impl Fn(Split) -> Result<u64, String>) -> Vec<u64> {
+/// `n` dual-ownership trials of `name`, each one `run`: the trials that
+/// ran, in ms.
+fn dual_runs(n: usize, name: &str, run: impl Fn() -> Result<u64, String>) -> Vec<u64> {
     (0..n)
-        .filter_map(|_| match run(split) {
+        .filter_map(|_| match run() {
             Ok(ms) => {
                 eprintln!("{name}: dual ownership: {ms} ms");
                 Some(ms)

@@ -19,7 +19,7 @@ use clap::ValueEnum;
 
 use super::cost::{self, Cost};
 use super::report::{list, quantile};
-use super::{dual_ownership, dual_runs, BenchArgs, Phase, Split};
+use super::{dual_ownership, dual_runs, BenchArgs, Phase, Split, DUAL_WINDOW};
 use crate::demo::{trial, Disruption};
 use crate::net::Lab;
 use crate::pacemaker;
@@ -208,7 +208,7 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
     row.crash.sort_unstable();
     if let Some(window) = dual_window(peer) {
         let dual = |split| {
-            dual_runs(args.dual_trials, peer.name, split, |s| on_lab(args, peer, |lab| dual_ownership(lab, s, window)))
+            dual_runs(args.dual_trials, peer.name, || on_lab(args, peer, |lab| dual_ownership(lab, split, window)))
         };
         row.dual_kill = dual(Split::Kill);
         row.dual_partition = dual(Split::Partition);
@@ -366,11 +366,11 @@ fn crash_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], pacemaker: boo
 fn dual_window(peer: &Peer) -> Option<Duration> {
     match peer.setup {
         Setup::Pacemaker(_) => None,
-        Setup::Ucarp(_) => Some(super::DUAL_WINDOW),
+        Setup::Ucarp(_) => Some(DUAL_WINDOW),
         Setup::VipManager(setting) => {
             let s = vip_manager::settings(setting).ok()?;
             let takeover = Duration::from_secs(s.ttl_s.into()) + Duration::from_millis(s.interval_ms.into());
-            Some(super::DUAL_WINDOW.max(takeover + Duration::from_secs(5)))
+            Some(DUAL_WINDOW.max(takeover + Duration::from_secs(5)))
         }
     }
 }
