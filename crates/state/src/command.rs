@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::model::{AgreedTiming, ClusterState, Membership, NodeId, Phase, SetId, Suspicion};
-use crate::spec::SetSpec;
+use crate::spec::{NodeSpec, SetSpec};
 
 /// Why a node may not run a set until an operator clears it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -174,8 +174,10 @@ pub enum Command {
     /// a slot at the end. `guard_margin` is the guard's release budget
     /// for everything the file may run (what every lease sets aside); the
     /// agreed budget only grows. `timing` is the file's heartbeat interval
-    /// and lease (`None`: unchanged). ARCHITECTURE.md, "A configuration
-    /// change".
+    /// and lease (`None`: unchanged). `nodes` is every node slot when the
+    /// file adds or removes a node (`None`: unchanged): one node per
+    /// change, a removed one retired in its slot. ARCHITECTURE.md, "A
+    /// configuration change" and "Nodes added and removed".
     Configure {
         generation: u64,
         digest: String,
@@ -185,6 +187,17 @@ pub enum Command {
         guard_margin: Duration,
         #[serde(default)]
         timing: Option<AgreedTiming>,
+        #[serde(default)]
+        nodes: Option<Vec<NodeSpec>>,
+    },
+    /// `node` (in `epoch`) applied the change of nodes agreed as
+    /// configuration `generation` and counts its lease by that membership
+    /// from now on. No node is added or removed until every online node
+    /// has said so about the last change.
+    Members {
+        node: NodeId,
+        epoch: u64,
+        generation: u64,
     },
 }
 
@@ -274,6 +287,14 @@ pub enum Rejected {
     Retiring {
         set: SetId,
     },
+    /// A `Configure` whose nodes are not the agreed ones with one added or
+    /// one removed.
+    NodesShape(String),
+    /// A change of nodes while an online node has not acknowledged the
+    /// last one (`Command::Members`).
+    MembersBehind(NodeId),
+    /// The node was removed by a configuration change.
+    NodeRetired(NodeId),
 }
 
 impl fmt::Display for Rejected {
@@ -314,6 +335,9 @@ impl fmt::Display for Rejected {
             ConfigShape(why) => write!(f, "the configuration's sets do not extend the agreed ones: {why}"),
             Retired(s) => write!(f, "set {s} was retired by a configuration change"),
             Retiring { set } => write!(f, "retired set {set} still runs, or may"),
+            NodesShape(why) => write!(f, "the configuration's nodes are not the agreed ones with one changed: {why}"),
+            MembersBehind(n) => write!(f, "node {n} has not acknowledged the last change of nodes yet"),
+            NodeRetired(n) => write!(f, "node {n} was removed by a configuration change"),
         }
     }
 }
@@ -343,6 +367,11 @@ impl ClusterState {
                 if rec.membership == Membership::Online && incarnation == rec.incarnation {
                     return Err(Rejected::AlreadyOnline(node));
                 }
+                if rec.retired {
+                    return Err(Rejected::NodeRetired(node));
+                }
+                // It joins from everything before: the latest membership.
+                rec.members = self.config.as_ref().map_or(0, |c| c.members);
                 rec.membership = Membership::Online;
                 rec.fenced = false;
                 rec.incarnation = incarnation;
@@ -508,8 +537,22 @@ impl ClusterState {
                 self.alone = Some(node);
                 Ok(Applied::Done)
             }
-            Command::Configure { generation, ref digest, ref text, ref sets, guard_margin, timing } => {
-                self.configure(generation, digest, text, sets, guard_margin, timing)
+            Command::Configure { generation, ref digest, ref text, ref sets, guard_margin, timing, ref nodes } => {
+                let change = super::configure::Change { generation, digest, text, sets, guard_margin, timing };
+                self.configure(change, nodes.as_deref())
+            }
+            Command::Members { node, epoch, generation } => {
+                self.check_epoch(node, epoch)?;
+                if !self.is_online(node) {
+                    return Err(Rejected::NotOnline(node));
+                }
+                let have = self.members();
+                if generation > have {
+                    return Err(Rejected::StaleConfig { have, got: generation });
+                }
+                let rec = &mut self.nodes[usize::from(node)];
+                rec.members = rec.members.max(generation);
+                Ok(Applied::Done)
             }
             Command::Together => {
                 if self.alone.take().is_none() {
@@ -612,7 +655,8 @@ impl ClusterState {
             | Command::Leave { node }
             | Command::Back { node }
             | Command::Alone { node }
-            | Command::Config { node, .. } => (std::slice::from_ref(node), None),
+            | Command::Config { node, .. }
+            | Command::Members { node, .. } => (std::slice::from_ref(node), None),
             Command::Suspect { voter, node, .. } | Command::Unsuspect { voter, node, .. } => {
                 return [*voter, *node].iter().try_for_each(|&n| self.check_node(n));
             }
@@ -695,6 +739,9 @@ impl ClusterState {
             return Err(Rejected::Retired(set));
         }
         let rec = self.node(node);
+        if rec.retired {
+            return Err(Rejected::NodeRetired(node));
+        }
         if rec.membership != Membership::Online {
             return Err(Rejected::NotOnline(node));
         }

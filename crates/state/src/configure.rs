@@ -9,29 +9,41 @@ use std::time::Duration;
 
 use crate::command::{Applied, Rejected};
 use crate::model::{AgreedConfig, AgreedTiming, ClusterState, Phase, SetId, SetRecord};
-use crate::spec::SetSpec;
+use crate::model::{Membership, NodeId, NodeRecord};
+use crate::spec::{NodeSpec, SetSpec};
+
+/// A `Command::Configure`'s sets and timing, borrowed.
+pub(crate) struct Change<'a> {
+    pub generation: u64,
+    pub digest: &'a str,
+    pub text: &'a str,
+    pub sets: &'a [SetSpec],
+    pub guard_margin: Duration,
+    pub timing: Option<AgreedTiming>,
+}
 
 impl ClusterState {
-    pub(crate) fn configure(
-        &mut self,
-        generation: u64,
-        digest: &str,
-        text: &str,
-        sets: &[SetSpec],
-        guard_margin: Duration,
-        timing: Option<AgreedTiming>,
-    ) -> Result<Applied, Rejected> {
+    pub(crate) fn configure(&mut self, change: Change, nodes: Option<&[NodeSpec]>) -> Result<Applied, Rejected> {
+        let Change { generation, digest, text, sets, guard_margin, timing } = change;
         let have = self.config_generation();
         if generation != have + 1 {
             return Err(Rejected::StaleConfig { have, got: generation });
         }
+        let changed = match nodes {
+            Some(nodes) => self.check_nodes(nodes)?,
+            None => None,
+        };
+        let node_count = nodes.map_or(self.nodes.len(), <[NodeSpec]>::len);
         let shape = |why: String| Err(Rejected::ConfigShape(why));
         if sets.len() < self.sets.len() || sets.len() > usize::from(SetId::MAX) {
             return shape(format!("{} sets for {} slots", sets.len(), self.sets.len()));
         }
         for (i, spec) in sets.iter().enumerate() {
-            if let Some(&n) = spec.nodes.iter().find(|&&n| usize::from(n) >= self.nodes.len()) {
+            if let Some(&n) = spec.nodes.iter().find(|&&n| usize::from(n) >= node_count) {
                 return Err(Rejected::UnknownNode(n));
+            }
+            if let Some(&n) = spec.nodes.iter().find(|&&n| nodes.is_some_and(|ns| ns[usize::from(n)].retired)) {
+                return Err(Rejected::NodeRetired(n));
             }
             let Some(old) = self.config.as_ref().and_then(|c| c.sets.get(i)) else { continue };
             if old.name != spec.name {
@@ -67,6 +79,16 @@ impl ClusterState {
         );
         let guard_margin = self.config.as_ref().map_or(guard_margin, |c| c.guard_margin.max(guard_margin));
         let timing = timing.or_else(|| self.config.as_ref().and_then(|c| c.timing));
+        let (mut agreed_nodes, mut members) = self.config.as_ref().map_or((Vec::new(), 0), |c| (c.nodes.clone(), c.members));
+        if let Some(nodes) = nodes {
+            if changed.is_some() {
+                members = generation;
+            }
+            agreed_nodes = nodes.to_vec();
+        }
+        if let Some(node) = changed {
+            self.change_node(node, nodes.unwrap_or_default());
+        }
         self.config = Some(AgreedConfig {
             generation,
             digest: digest.to_string(),
@@ -74,8 +96,82 @@ impl ClusterState {
             sets: sets.to_vec(),
             guard_margin,
             timing,
+            nodes: agreed_nodes,
+            members,
         });
         Ok(Applied::Done)
+    }
+
+    /// Checks a `Configure`'s node slots against the agreed ones: the same
+    /// nodes, or one added at the end, or one retired that runs nothing,
+    /// and only once every online node counts by the last membership.
+    /// Returns the slot that changes, if one does.
+    fn check_nodes(&self, nodes: &[NodeSpec]) -> Result<Option<NodeId>, Rejected> {
+        let shape = |why: String| Err(Rejected::NodesShape(why));
+        let known = self.config.as_ref().map(|c| c.nodes.as_slice()).filter(|n| !n.is_empty());
+        if nodes.len() > usize::from(NodeId::MAX) || nodes.len() < self.nodes.len() || nodes.len() > self.nodes.len() + 1 {
+            return shape(format!("{} node slots for {}", nodes.len(), self.nodes.len()));
+        }
+        let mut changed = (nodes.len() > self.nodes.len()).then_some(self.nodes.len() as NodeId);
+        if nodes.last().is_some_and(|n| n.retired) && changed.is_some() {
+            return shape("a node added retired".into());
+        }
+        for (i, (spec, rec)) in nodes.iter().zip(&self.nodes).enumerate() {
+            let old = known.map(|k| &k[i]);
+            if old.is_some_and(|o| o.name != spec.name || o.witness != spec.witness || o.links != spec.links) {
+                return shape(format!("slot {i} is not node {} as agreed", spec.name));
+            }
+            if rec.retired && !spec.retired {
+                return shape(format!("node {} was removed from slot {i} and cannot come back there", spec.name));
+            }
+            if spec.retired && !rec.retired {
+                if changed.replace(i as NodeId).is_some() {
+                    return shape("more than one node changes".into());
+                }
+            }
+        }
+        let Some(node) = changed else { return Ok(None) };
+        if let Some(&behind) = self.members_behind().first() {
+            return Err(Rejected::MembersBehind(behind));
+        }
+        if usize::from(node) < self.nodes.len() {
+            let set = (0..self.sets.len() as SetId)
+                .find(|&s| self.set(s).owner == Some(node) || self.set(s).blocked == Some(node));
+            if let Some(set) = set {
+                return Err(Rejected::Owned { set, owner: node });
+            }
+            if self.locks.values().any(|l| l.holder == node) {
+                return Err(Rejected::LockHeld { holder: node });
+            }
+        }
+        Ok(Some(node))
+    }
+
+    /// Adds the slot `node` (offline, never joined) or retires it.
+    fn change_node(&mut self, node: NodeId, nodes: &[NodeSpec]) {
+        let i = usize::from(node);
+        if i == self.nodes.len() {
+            self.nodes.push(NodeRecord::never_joined());
+            self.fence_required.resize(self.nodes.len(), false);
+            return;
+        }
+        debug_assert!(nodes[i].retired);
+        let rec = &mut self.nodes[i];
+        rec.retired = true;
+        rec.membership = Membership::Offline;
+        rec.epoch += 1;
+        for ((voter, suspected), s) in self.suspicions.iter_mut() {
+            if *voter == node || *suspected == node {
+                s.active = false;
+            }
+        }
+        for set in &mut self.sets {
+            set.excluded.remove(&node);
+            set.excluded_at.remove(&node);
+            if set.pin == Some(node) {
+                set.pin = None;
+            }
+        }
     }
 
     /// The agreed configuration's generation (0: none agreed yet).

@@ -19,7 +19,7 @@ pub use model::{
     AgreedConfig, AgreedTiming, ClusterState, LockRecord, Membership, NodeId, NodeRecord, Phase, SetId, SetRecord,
     Suspicion,
 };
-pub use spec::{Failback, ResourceSpec, SetSpec};
+pub use spec::{Failback, NodeSpec, ResourceSpec, SetSpec};
 
 #[cfg(test)]
 mod tests;

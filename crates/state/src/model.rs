@@ -62,6 +62,31 @@ pub struct NodeRecord {
     /// last said: nodes whose digests differ show configuration drift.
     #[serde(default)]
     pub config: Option<String>,
+    /// The membership (the generation of the last change of nodes) this
+    /// node counts its lease by, as it last acknowledged (`Members`, or
+    /// its `Join`). ARCHITECTURE.md, "Nodes added and removed", point 3.
+    #[serde(default)]
+    pub members: u64,
+    /// Removed by a configuration change: no voter, never online again.
+    #[serde(default)]
+    pub retired: bool,
+}
+
+impl NodeRecord {
+    /// A node offline in epoch 0 that never joined.
+    pub fn never_joined() -> Self {
+        NodeRecord {
+            epoch: 0,
+            membership: Membership::Offline,
+            standby: false,
+            fenced: false,
+            leaving: false,
+            incarnation: 0,
+            config: None,
+            members: 0,
+            retired: false,
+        }
+    }
 }
 
 /// Where an owned set is in its hand-over protocol.
@@ -146,6 +171,13 @@ pub struct AgreedConfig {
     /// started with; a log from before timing was agreed).
     #[serde(default)]
     pub timing: Option<AgreedTiming>,
+    /// Every node slot, once a change of nodes was agreed (empty: the
+    /// nodes every file started with).
+    #[serde(default)]
+    pub nodes: Vec<crate::NodeSpec>,
+    /// The generation of the last change of nodes (0: none).
+    #[serde(default)]
+    pub members: u64,
 }
 
 /// The timing a configuration sets, agreed with it. ARCHITECTURE.md, "A
@@ -214,18 +246,9 @@ impl ClusterState {
     pub fn new(nodes: usize, sets: usize) -> Self {
         assert!((1..=usize::from(NodeId::MAX)).contains(&nodes), "node count {nodes} out of range");
         assert!(sets <= usize::from(SetId::MAX), "set count {sets} out of range");
-        let node = NodeRecord {
-            epoch: 0,
-            membership: Membership::Offline,
-            standby: false,
-            fenced: false,
-            leaving: false,
-            incarnation: 0,
-            config: None,
-        };
         let set = SetRecord::unowned(0);
         ClusterState {
-            nodes: vec![node; nodes],
+            nodes: vec![NodeRecord::never_joined(); nodes],
             sets: vec![set; sets],
             suspicions: BTreeMap::new(),
             applied: 0,
@@ -261,13 +284,29 @@ impl ClusterState {
         if self.alone.is_some() {
             1
         } else {
-            self.nodes.len() / 2 + 1
+            self.nodes.iter().filter(|n| !n.retired).count() / 2 + 1
         }
     }
 
     /// Does `node`'s suspicion count towards an eviction?
     pub fn votes(&self, node: NodeId) -> bool {
-        self.alone.is_none_or(|a| a == node)
+        self.alone.is_none_or(|a| a == node) && !self.node(node).retired
+    }
+
+    /// The membership every node counts its lease by: the generation of
+    /// the last agreed change of nodes (0: the nodes it started with).
+    pub fn members(&self) -> u64 {
+        self.config.as_ref().map_or(0, |c| c.members)
+    }
+
+    /// The online nodes that have not acknowledged the agreed membership
+    /// (`Command::Members`): until none is left, no node is added or
+    /// removed (ARCHITECTURE.md, "Nodes added and removed", point 3).
+    pub fn members_behind(&self) -> Vec<NodeId> {
+        let members = self.members();
+        (0..self.nodes.len() as NodeId)
+            .filter(|&n| self.is_online(n) && !self.node(n).retired && self.node(n).members < members)
+            .collect()
     }
 
     pub fn is_online(&self, node: NodeId) -> bool {

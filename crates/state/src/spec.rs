@@ -7,6 +7,23 @@ use std::time::Duration;
 
 use crate::NodeId;
 
+/// What the core knows of a node. Part of the agreed configuration once a
+/// change of nodes was agreed (`Command::Configure` carries every slot), so
+/// that every node counts the same voters from the same point of the log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeSpec {
+    pub name: String,
+    /// A witness votes but never runs a set.
+    pub witness: bool,
+    /// It is on the first `links` links: every link for a full node, one
+    /// or more for a witness (a remote witness, ARCHITECTURE.md).
+    pub links: usize,
+    /// Removed by a configuration change: its slot is kept (never reused,
+    /// never renumbered), but it votes, runs and is heard no more.
+    #[serde(default)]
+    pub retired: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Failback {
     /// A recovered preferred node becomes the standby (Fusion's policy).

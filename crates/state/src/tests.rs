@@ -335,6 +335,7 @@ fn configure(generation: u64, sets: Vec<crate::SetSpec>) -> Command {
             lease: std::time::Duration::from_millis(1000 + generation),
             startup_fence: None,
         }),
+        nodes: None,
     }
 }
 
@@ -367,6 +368,7 @@ fn a_configuration_retires_a_changed_set_and_its_new_slot_waits_until_the_old_on
         sets: vec![spec("web", &[]), spec("web", &[0, 1])],
         guard_margin: std::time::Duration::ZERO,
         timing: None,
+        nodes: None,
     };
     s.apply(&smaller).unwrap();
     let agreed = s.config.as_ref().unwrap();
@@ -388,9 +390,77 @@ fn drift_is_a_file_other_than_the_agreed_one() {
         sets: vec![spec("web", &[0])],
         guard_margin: std::time::Duration::ZERO,
         timing: None,
+        nodes: None,
     })
     .unwrap();
     assert!(s.config_drift() && s.node_drifts(0) && !s.node_drifts(2), "a node that said nothing does not drift");
     s.apply(&Command::Config { node: 0, digest: "b".into() }).unwrap();
     assert!(!s.node_drifts(0) && s.node_drifts(1));
+}
+
+/// Node slots `a`, `b`, `c`, … (the first `retired` of them removed).
+fn slots(count: usize, retired: &[usize]) -> Vec<crate::NodeSpec> {
+    (0..count)
+        .map(|i| crate::NodeSpec {
+            name: ((b'a' + i as u8) as char).to_string(),
+            witness: false,
+            links: 1,
+            retired: retired.contains(&i),
+        })
+        .collect()
+}
+
+fn change_nodes(generation: u64, sets: Vec<crate::SetSpec>, nodes: Vec<crate::NodeSpec>) -> Command {
+    match configure(generation, sets) {
+        Command::Configure { generation, digest, text, sets, guard_margin, timing, .. } => {
+            Command::Configure { generation, digest, text, sets, guard_margin, timing, nodes: Some(nodes) }
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_node_is_added_or_removed_one_at_a_time_once_every_online_node_acknowledged_the_last_change() {
+    let mut s = cluster();
+    let web = |nodes: &[u8]| vec![spec("web", nodes)];
+    assert!(matches!(s.apply(&change_nodes(1, web(&[0]), slots(5, &[]))), Err(Rejected::NodesShape(_))));
+    assert_eq!(s.apply(&change_nodes(1, web(&[0, 3]), slots(3, &[]))), Err(Rejected::UnknownNode(3)));
+    // d added in slot 3, and may be named by a set in the same change.
+    s.apply(&change_nodes(1, web(&[0, 3]), slots(4, &[]))).unwrap();
+    assert_eq!((s.nodes.len(), s.members(), s.majority()), (4, 1, 3));
+    assert_eq!(s.members_behind(), [0, 1, 2], "the online nodes still count by three voters");
+    assert_eq!(s.apply(&change_nodes(2, web(&[0]), slots(4, &[3]))), Err(Rejected::MembersBehind(0)));
+    for node in 0..3 {
+        s.apply(&Command::Members { node, epoch: 0, generation: 1 }).unwrap();
+    }
+    assert_eq!(s.apply(&Command::Members { node: 0, epoch: 0, generation: 2 }).map(|_| ()).is_err(), true);
+    s.apply(&Command::Join { node: 3, epoch: 0, incarnation: 1 }).unwrap();
+    assert_eq!((s.node(3).members, s.members_behind().len()), (1, 0), "a node joins from the latest membership");
+    // Three suspicions of four evict; two do not.
+    s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
+    assert_eq!(s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }), Ok(Applied::Done));
+    s.apply(&Command::Unsuspect { voter: 1, node: 0, round: 2 }).unwrap();
+    s.apply(&Command::Unsuspect { voter: 2, node: 0, round: 2 }).unwrap();
+    // d owns web: it cannot be removed until it runs nothing.
+    s.apply(&Command::Assign { set: 0, node: 3, generation: 0 }).unwrap();
+    let without_d = change_nodes(2, web(&[0]), slots(4, &[3]));
+    assert_eq!(s.apply(&without_d), Err(Rejected::Owned { set: 0, owner: 3 }));
+    s.apply(&Command::Move { set: 0, from: 3, to: Some(0), generation: 1 }).unwrap();
+    s.apply(&Command::Released { set: 0, node: 3, generation: 1 }).unwrap();
+    let two_at_once = change_nodes(2, web(&[0]), slots(4, &[2, 3]));
+    assert!(matches!(s.apply(&two_at_once), Err(Rejected::NodesShape(_))));
+    assert_eq!(s.apply(&change_nodes(2, web(&[3]), slots(4, &[3]))), Err(Rejected::NodeRetired(3)));
+    s.apply(&without_d).unwrap();
+    assert!(s.node(3).retired && !s.is_online(3) && s.majority() == 2 && !s.votes(3));
+    assert_eq!(s.apply(&Command::Join { node: 3, epoch: 1, incarnation: 2 }), Err(Rejected::NodeRetired(3)));
+    assert_eq!(s.apply(&Command::Assign { set: 0, node: 3, generation: 2 }).is_err(), true);
+    let back = change_nodes(3, web(&[0]), slots(4, &[]));
+    assert!(matches!(s.apply(&back), Err(Rejected::MembersBehind(_)) | Err(Rejected::NodesShape(_))));
+    // With every node counting by three voters again, two suspicions evict.
+    for node in 0..3 {
+        s.apply(&Command::Members { node, epoch: 0, generation: 2 }).unwrap();
+    }
+    assert!(matches!(s.apply(&back), Err(Rejected::NodesShape(_))), "a removed slot is never reused");
+    s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 3 }).unwrap();
+    assert_eq!(s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 3 }), Ok(Applied::Evicted(0)));
 }
