@@ -61,7 +61,7 @@ impl Config {
         let nodes = self
             .nodes
             .iter()
-            .map(|n| NodeSpec { name: n.name.clone(), witness: n.witness, links: n.addresses.len() })
+            .map(|n| NodeSpec { name: n.name.clone(), witness: n.witness, links: n.addresses.len(), retired: false })
             .collect();
         let sets = self
             .sets

@@ -50,18 +50,26 @@ impl Detector {
     /// `links[n]`: how many links node `n` shares with `me`.
     pub fn new(me: NodeId, links: &[usize], timeout: Duration, now: Time) -> Self {
         assert!(usize::from(me) < links.len());
-        let peer = |&shared: &usize| {
-            assert!(shared > 0, "a node shares no link with node {me}");
-            Peer {
-                last: vec![now; shared],
-                until: vec![now + timeout; shared],
-                up: vec![true; shared],
-                alive: true,
-                heard: false,
-                alive_since: now,
-            }
-        };
-        Detector { me, timeout, peers: links.iter().map(peer).collect(), now }
+        let mut detector = Detector { me, timeout, peers: Vec::with_capacity(links.len()), now };
+        for &shared in links {
+            detector.add_peer(shared, now);
+        }
+        detector
+    }
+
+    /// A peer in the next slot (a node a configuration change added),
+    /// sharing `shared` links with this node: like every peer at boot, one
+    /// timeout of grace before it counts as down.
+    pub fn add_peer(&mut self, shared: usize, now: Time) {
+        assert!(shared > 0, "a node shares no link with node {}", self.me);
+        self.peers.push(Peer {
+            last: vec![now; shared],
+            until: vec![now + self.timeout; shared],
+            up: vec![true; shared],
+            alive: true,
+            heard: false,
+            alive_since: now,
+        });
     }
 
     /// How long a peer is promised after each arrival.

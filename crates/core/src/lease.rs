@@ -50,15 +50,31 @@ impl Lease {
     /// (the shell derives it from a persisted incarnation), so that an echo
     /// of a heartbeat sent before a restart can never be mistaken for one
     /// sent after it.
-    pub fn new(me: NodeId, voters: usize, first_seq: u64) -> Self {
-        Lease {
+    /// `voters[n]`: node `n` votes (a slot a configuration change
+    /// retired does not).
+    pub fn new(me: NodeId, voters: &[bool], first_seq: u64) -> Self {
+        let mut lease = Lease {
             me,
-            majority: voters / 2 + 1,
+            majority: 1,
             next_seq: first_seq,
             sent: VecDeque::with_capacity(SENT_MAX),
-            promises: vec![None; voters],
+            promises: Vec::new(),
             inherited: None,
+        };
+        lease.set_voters(voters);
+        lease
+    }
+
+    /// Counts a majority of `voters` from now on (a node added or retired
+    /// by a configuration change): a retired voter's promise is dropped, a
+    /// new voter has promised nothing yet. ARCHITECTURE.md, "Nodes added
+    /// and removed", point 5.
+    pub fn set_voters(&mut self, voters: &[bool]) {
+        self.promises.resize(voters.len(), None);
+        for (promise, _) in self.promises.iter_mut().zip(voters).filter(|(_, &v)| !v) {
+            *promise = None;
         }
+        self.majority = voters.iter().filter(|&&v| v).count() / 2 + 1;
     }
 
     /// Counts `end` as this node's lease for `epoch` until its own
@@ -156,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_lease_runs_from_the_send_time_of_the_echoed_heartbeat() {
-        let mut l = Lease::new(0, 3, 100);
+        let mut l = Lease::new(0, &[true; 3], 100);
         let s1 = l.on_send(ms(0));
         let s2 = l.on_send(ms(100));
         assert_eq!(l.expiry(0), None, "no promise yet");
@@ -170,7 +186,7 @@ mod tests {
 
     #[test]
     fn five_voters_need_two_promises_and_the_weaker_one_counts() {
-        let mut l = Lease::new(4, 5, 0);
+        let mut l = Lease::new(4, &[true; 5], 0);
         let a = l.on_send(ms(0));
         let b = l.on_send(ms(500));
         l.on_echo(0, 7, b, HOLD);
@@ -183,7 +199,7 @@ mod tests {
 
     #[test]
     fn unknown_or_self_echoes_are_ignored_and_promises_never_shrink() {
-        let mut l = Lease::new(0, 3, 50);
+        let mut l = Lease::new(0, &[true; 3], 50);
         let a = l.on_send(ms(0));
         let b = l.on_send(ms(100));
         l.on_echo(1, 0, 49, HOLD); // Sent before a restart: not ours.
@@ -196,14 +212,14 @@ mod tests {
 
     #[test]
     fn an_inherited_lease_counts_for_its_epoch_until_a_later_one_is_earned() {
-        let mut l = Lease::new(0, 3, 1000);
+        let mut l = Lease::new(0, &[true; 3], 1000);
         l.inherit(4, ms(500));
         assert_eq!(l.expiry(4), Some(ms(500)), "before any echo, the handed-over lease holds");
         assert_eq!(l.expiry(5), None, "evicted meanwhile: the inherited lease is void");
         let s = l.on_send(ms(0));
         l.on_echo(1, 4, s, HOLD);
         assert_eq!(l.expiry(4), Some(ms(900)), "earned later");
-        let mut k = Lease::new(0, 3, 1000);
+        let mut k = Lease::new(0, &[true; 3], 1000);
         k.inherit(4, ms(2000));
         let s = k.on_send(ms(0));
         k.on_echo(1, 4, s, HOLD);
@@ -213,7 +229,7 @@ mod tests {
 
     #[test]
     fn each_promise_counts_for_its_own_hold_and_a_shortening_moves_what_was_earned() {
-        let mut l = Lease::new(0, 3, 0);
+        let mut l = Lease::new(0, &[true; 3], 0);
         let a = l.on_send(ms(0));
         l.on_echo(1, 0, a, Duration::from_millis(300));
         assert_eq!(l.expiry(0), Some(ms(300)), "a voter whose promise holds 300 ms (a shorter lease)");
@@ -226,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_single_voter_cluster_holds_its_own_lease() {
-        let l = Lease::new(0, 1, 0);
+        let l = Lease::new(0, &[true; 1], 0);
         assert!(l.valid(0, ms(1_000_000)));
     }
 }

@@ -314,25 +314,30 @@ impl Node {
         now: Time,
     ) -> Self {
         topo.validate().expect("the topology was validated when it was built");
-        let n = topo.nodes.len();
-        assert!(usize::from(me) < n, "node {me} not in the topology");
-        assert_eq!(state.nodes.len(), n, "state does not fit the topology");
-        // The agreed configuration's sets, if one is agreed, else the file's.
+        // The agreed configuration's nodes and sets, if one is agreed, else
+        // the file's.
         let mut topo = topo;
         if let Some(agreed) = &state.config {
+            if !agreed.nodes.is_empty() {
+                topo.nodes.clone_from(&agreed.nodes);
+                topo.fenceable.resize(topo.nodes.len(), false);
+            }
             topo.sets.clone_from(&agreed.sets);
             topo.timing.guard_margin = topo.timing.guard_margin.max(agreed.guard_margin);
             if let Some(t) = &agreed.timing {
                 topo.timing.agree(t);
             }
         }
+        let n = topo.nodes.len();
+        assert!(usize::from(me) < n, "node {me} not in the topology");
+        assert_eq!(state.nodes.len(), n, "state does not fit the topology");
         assert_eq!(state.sets.len(), topo.sets.len(), "state does not fit the topology");
         let mut persisted = persisted;
         persisted.denials.resize(n, Denial::default());
         persisted.abandoned.resize(topo.sets.len(), None);
         let shared: Vec<usize> = (0..n).map(|p| topo.shared_links(me, p as NodeId)).collect();
         let detector = Detector::new(me, &shared, topo.timing.lease, now);
-        let lease = Lease::new(me, n, incarnation << 32);
+        let lease = Lease::new(me, &topo.voters(), incarnation << 32);
         let sets = topo.sets.iter().enumerate().map(|(i, s)| Lifecycle::new(i as SetId, s)).collect();
         Node {
             failed: persisted.abandoned.clone(),
@@ -404,6 +409,8 @@ impl Node {
             self.detector.set_timeout(t.lease);
             self.next_heartbeat = self.next_heartbeat.min(self.now + t.heartbeat_interval);
         }
+        self.follow_nodes();
+        let Some(agreed) = &self.state.config else { return };
         if agreed.sets == self.topo.sets {
             return;
         }
@@ -575,7 +582,11 @@ impl Node {
 
     fn on_heartbeat(&mut self, now: Time, link: usize, hb: Heartbeat, out: &mut Vec<Output>) {
         let from = usize::from(hb.from);
-        if hb.from == self.me || from >= self.topo.nodes.len() || link >= self.topo.shared_links(self.me, hb.from) {
+        if hb.from == self.me
+            || from >= self.topo.nodes.len()
+            || self.topo.nodes[from].retired
+            || link >= self.topo.shared_links(self.me, hb.from)
+        {
             return;
         }
         for change in self.detector.heard(now, hb.from, link) {
@@ -651,6 +662,8 @@ impl Node {
         } else if !self.joined() {
             let (epoch, incarnation) = (self.my_epoch(), self.incarnation);
             self.propose(now, Command::Join { node: self.me, epoch, incarnation }, out);
+        } else if let Some(members) = self.members_owed() {
+            self.propose(now, members, out);
         } else if let Some(digest) =
             self.config_digest.as_ref().filter(|&d| self.state.node(self.me).config.as_ref() != Some(d))
         {
@@ -999,6 +1012,9 @@ impl Node {
             Request::Standby { standby: true, .. } if self.state.maintenance => {
                 return out.push(answer(Reply::Refused(Refusal::Maintenance)));
             }
+            Request::Standby { node, .. } if self.topo.nodes.get(usize::from(node)).is_none_or(|n| n.retired) => {
+                return out.push(answer(Reply::Refused(Refusal::NoNode { node })));
+            }
             Request::Standby { node, standby } => Work::Standby { node, standby },
             Request::Freeze { set, frozen } => Work::Freeze { set, frozen },
             Request::Cleanup { set } => Work::Cleanup { set },
@@ -1033,6 +1049,7 @@ impl Node {
                         sets: plan.sets,
                         guard_margin: plan.guard_margin,
                         timing: plan.timing,
+                        nodes: plan.nodes,
                     },
                     Err(why) => return out.push(answer(Reply::Refused(Refusal::Config(why)))),
                 }
@@ -1105,6 +1122,10 @@ impl Node {
     /// while the agreed state says its node left asks to be back.
     fn stay_or_leave(&mut self, now: Time, out: &mut Vec<Output>) {
         let me = self.me;
+        if self.retired_out() {
+            out.push(Output::Exit);
+            return;
+        }
         let Some(since) = self.leaving else {
             if self.state.node(me).leaving {
                 self.propose(now, Command::Back { node: me }, out);
@@ -1183,6 +1204,7 @@ impl Node {
 }
 
 mod handover;
+mod members;
 mod pair;
 #[cfg(test)]
 mod tests;

@@ -10,10 +10,12 @@
 //! gets a slot at the end, which is placed once no retired set runs.
 //! ARCHITECTURE.md, "A configuration change", gives the safety argument.
 
+mod nodes;
+
 use std::fmt;
 use std::time::Duration;
 
-use baton_state::{AgreedTiming, ClusterState, SetSpec};
+use baton_state::{AgreedTiming, ClusterState, NodeSpec, SetSpec};
 
 use crate::topology::{NodeId, Topology};
 
@@ -80,22 +82,20 @@ pub struct Plan {
     pub guard_margin: Duration,
     /// The heartbeat interval, lease and startup fence from then on.
     pub timing: AgreedTiming,
+    /// Every node slot after it, when it adds or removes a node.
+    pub nodes: Option<Vec<NodeSpec>>,
+    /// The node it adds or removes, in words.
+    pub node_changes: Vec<String>,
 }
 
 /// The plan for switching the cluster running `topo` (with the agreed
 /// `state`) to `new`; an error says why it cannot be applied live.
 pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Plan, String> {
-    let restart_all = "apply it by restarting every agent with the new file";
-    if topo.nodes != new.nodes || topo.links != new.links {
-        let names = |t: &Topology| t.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
-        return Err(format!(
-            "the nodes or their links change ({} on {} links, now {} on {}): adding or removing nodes is not \
-             applied live yet; {restart_all}",
-            names(topo),
-            topo.links,
-            names(new),
-            new.links
-        ));
+    let slots = nodes::slots(topo, state, new)?;
+    // The file names nodes by its own order; the cluster by slot.
+    let mut new_sets = new.sets.clone();
+    for spec in &mut new_sets {
+        spec.nodes.iter_mut().for_each(|n| *n = slots.slot_of[usize::from(*n)]);
     }
     // Nodes switch at different moments: every mix of the running and the
     // new heartbeat interval and lease must hold a lease (ARCHITECTURE.md,
@@ -132,11 +132,8 @@ pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Pla
         lease: new_t.lease,
         startup_fence: new_t.startup_fence,
     };
-    if topo.fenceable != new.fenceable {
-        return Err(format!("the nodes a fence device covers change: fencing is not changed live yet; {restart_all}"));
-    }
-    for (i, spec) in new.sets.iter().enumerate() {
-        if new.sets[..i].iter().any(|s| s.name == spec.name) {
+    for (i, spec) in new_sets.iter().enumerate() {
+        if new_sets[..i].iter().any(|s| s.name == spec.name) {
             return Err(format!("set {} is configured twice", spec.name));
         }
         if spec.nodes.is_empty() {
@@ -146,7 +143,7 @@ pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Pla
     let mut sets = topo.sets.clone();
     let mut changes = Vec::new();
     let live = |slot: usize| !topo.sets[slot].nodes.is_empty();
-    for spec in &new.sets {
+    for spec in &new_sets {
         let at = (0..topo.sets.len()).find(|&s| live(s) && topo.sets[s].name == spec.name);
         let (change, why) = match at {
             None => {
@@ -168,7 +165,7 @@ pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Pla
         changes.push(SetChange { name: spec.name.clone(), change, owner, why });
     }
     for (s, old) in topo.sets.iter().enumerate() {
-        if live(s) && !new.sets.iter().any(|n| n.name == old.name) {
+        if live(s) && !new_sets.iter().any(|n| n.name == old.name) {
             sets[s].nodes.clear();
             let owner = state.set(s as u16).owner;
             changes.push(SetChange {
@@ -201,7 +198,15 @@ pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Pla
     if sets.len() > usize::from(u16::MAX) {
         return Err(format!("{} set slots: more than {} sets were ever configured", sets.len(), u16::MAX));
     }
-    Ok(Plan { generation: state.config_generation() + 1, sets, changes, guard_margin: held.guard_margin, timing })
+    Ok(Plan {
+        generation: state.config_generation() + 1,
+        sets,
+        changes,
+        guard_margin: held.guard_margin,
+        timing,
+        nodes: slots.nodes,
+        node_changes: slots.changes,
+    })
 }
 
 /// The policy fields that differ, in words.
@@ -258,7 +263,7 @@ mod tests {
     }
 
     fn topo(sets: Vec<SetSpec>) -> Topology {
-        let node = |name: &str| NodeSpec { name: name.into(), witness: false, links: 1 };
+        let node = |name: &str| NodeSpec { name: name.into(), witness: false, links: 1, retired: false };
         Topology {
             nodes: vec![node("a"), node("b"), node("c")],
             links: 1,
@@ -319,11 +324,8 @@ mod tests {
     }
 
     #[test]
-    fn nodes_fencing_and_a_frozen_set_refuse_a_live_change_and_timing_changes_in_steps() {
+    fn fencing_and_a_frozen_set_refuse_a_live_change_and_timing_changes_in_steps() {
         let (t, mut st) = running();
-        let mut more = t.clone();
-        more.nodes.push(NodeSpec { name: "d".into(), witness: false, links: 1 });
-        assert!(plan(&t, &st, &more).unwrap_err().contains("adding or removing nodes is not applied live"));
         let mut faster = t.clone();
         faster.timing.lease = Duration::from_millis(500);
         assert_eq!(plan(&t, &st, &faster).unwrap().timing.lease, Duration::from_millis(500));
@@ -360,6 +362,7 @@ mod tests {
             sets: p.sets.clone(),
             guard_margin: p.guard_margin,
             timing: Some(p.timing),
+            nodes: p.nodes,
         };
         st.apply(&cmd).unwrap();
         let t = topo(p.sets);
@@ -372,5 +375,106 @@ mod tests {
         st.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
         let generation = st.set(3).generation;
         assert_eq!(placement::plan(&t, &st, &live, Time(0))[0], Command::Assign { set: 3, node: 0, generation });
+    }
+
+    fn node(name: &str) -> NodeSpec {
+        NodeSpec { name: name.into(), witness: false, links: 1, retired: false }
+    }
+
+    /// Agrees `p` on `st`, with every online node acknowledging it.
+    fn agree(st: &mut ClusterState, p: &Plan) {
+        let cmd = Command::Configure {
+            generation: p.generation,
+            digest: format!("d{}", p.generation),
+            text: String::new(),
+            sets: p.sets.clone(),
+            guard_margin: p.guard_margin,
+            timing: Some(p.timing),
+            nodes: p.nodes.clone(),
+        };
+        st.apply(&cmd).unwrap();
+    }
+
+    #[test]
+    fn a_node_is_added_by_name_and_sets_name_it_by_its_slot_whatever_the_file_order() {
+        let (t, mut st) = running();
+        // d first in the file, the others reordered: web prefers d, then a.
+        let mut new = topo(vec![set("web", &[0, 3], "w"), t.sets[1].clone(), t.sets[2].clone()]);
+        new.nodes = vec![node("d"), node("c"), node("b"), node("a")];
+        new.fenceable = vec![false; 4];
+        new.sets[1].nodes = vec![2, 3];
+        new.sets[2].nodes = vec![1, 3];
+        let p = plan(&t, &st, &new).unwrap();
+        assert_eq!(p.node_changes, ["node d added (slot 3)"]);
+        let slots: Vec<&str> = p.nodes.as_ref().unwrap().iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(slots, ["a", "b", "c", "d"], "slots never move");
+        assert_eq!(p.sets[0].nodes, [3, 0], "web: d, then a, by slot");
+        assert_eq!(changes(&p), [("web", Change::Policy), ("db", Change::Nothing), ("mail", Change::Nothing)]);
+        agree(&mut st, &p);
+        assert_eq!(st.majority(), 3);
+        // Until a, b and c say they count by four voters, nothing else
+        // about the nodes changes.
+        let mut t4 = t.clone();
+        t4.nodes = p.nodes.clone().unwrap();
+        t4.fenceable = vec![false; 4];
+        t4.sets = p.sets.clone();
+        let mut five = t4.clone();
+        five.nodes.push(node("e"));
+        five.fenceable.push(false);
+        let why = plan(&t4, &st, &five).unwrap_err();
+        assert!(why.contains("a has not yet said it counts by the last change"), "{why}");
+        for n in 0..3 {
+            st.apply(&Command::Members { node: n, epoch: 0, generation: 1 }).unwrap();
+        }
+        // d never joined: three of five online are a majority, so e may come.
+        assert_eq!(plan(&t4, &st, &five).unwrap().node_changes, ["node e added (slot 4)"]);
+        five.nodes.remove(0);
+        five.fenceable.remove(0);
+        // By file index in b, c, d, e: web on d, db on b, mail on c.
+        for (spec, nodes) in five.sets.iter_mut().zip([[2], [0], [1]]) {
+            spec.nodes = nodes.to_vec();
+        }
+        let why = plan(&t4, &st, &five).unwrap_err();
+        assert!(why.contains("node e added (slot 4), node a removed") && why.contains("one at a time"), "{why}");
+    }
+
+    #[test]
+    fn a_node_is_removed_only_once_it_runs_nothing_and_never_below_three_voters() {
+        let (t, st) = running();
+        let mut four = t.clone();
+        four.nodes.push(node("d"));
+        four.fenceable.push(false);
+        let mut st4 = ClusterState::new(4, 3);
+        for node in 0..4 {
+            st4.apply(&Command::Join { node, epoch: 0, incarnation: 1 }).unwrap();
+        }
+        for s in 0..3 {
+            st4.apply(&Command::Assign { set: s, node: s as NodeId, generation: 0 }).unwrap();
+        }
+        // c runs mail, and mail may only run on c and a.
+        let mut without_c = four.clone();
+        without_c.nodes.remove(2);
+        without_c.fenceable.remove(2);
+        without_c.sets[2].nodes = vec![0];
+        let why = plan(&four, &st4, &without_c).unwrap_err();
+        assert!(why.contains("c still runs mail: `baton standby c` first"), "{why}");
+        st4.apply(&Command::Move { set: 2, from: 2, to: Some(0), generation: 1 }).unwrap();
+        st4.apply(&Command::Released { set: 2, node: 2, generation: 1 }).unwrap();
+        let p = plan(&four, &st4, &without_c).unwrap();
+        assert_eq!(p.node_changes, ["node c removed"]);
+        assert!(p.nodes.as_ref().unwrap()[2].retired && p.sets[2].nodes == [0]);
+        agree(&mut st4, &p);
+        assert_eq!((st4.majority(), st4.node(2).retired), (2, true));
+        // Three voters are the fewest a change leaves.
+        let mut two = t.clone();
+        two.nodes.truncate(2);
+        two.fenceable.truncate(2);
+        two.sets = vec![set("web", &[0, 1], "w")];
+        let why = plan(&t, &st, &two).unwrap_err();
+        assert!(why.contains("3 voters, then 2") && why.contains("two-node mode"), "{why}");
+        let mut witness = t.clone();
+        witness.nodes[2].witness = true;
+        witness.sets[2].nodes = vec![0];
+        assert!(plan(&t, &st, &witness).unwrap_err().contains("witness role"));
     }
 }

@@ -144,6 +144,10 @@ pub enum Refusal {
     Retired {
         set: SetId,
     },
+    /// No node in that slot, or one a configuration change removed.
+    NoNode {
+        node: NodeId,
+    },
 }
 
 impl Refusal {
@@ -173,6 +177,10 @@ impl Refusal {
             Refusal::NoHandover(why) => format!("no handover now: {why}"),
             Refusal::Config(why) => why.clone(),
             Refusal::Retired { set } => format!("{} was removed or replaced by a configuration change", s(*set)),
+            Refusal::NoNode { node } => match topo.nodes.get(usize::from(*node)) {
+                Some(spec) => format!("{} was removed by a configuration change", spec.name),
+                None => format!("there is no node {node}"),
+            },
         }
     }
 }
@@ -232,6 +240,7 @@ pub enum Work {
         sets: Vec<baton_state::SetSpec>,
         guard_margin: std::time::Duration,
         timing: baton_state::AgreedTiming,
+        nodes: Option<Vec<baton_state::NodeSpec>>,
     },
 }
 
@@ -271,7 +280,7 @@ impl Work {
             Work::Unlock { name, token } => Some(Command::Unlock { name: name.clone(), node: me, token: *token }),
             // Proposed by two-node mode itself, once the peer is evicted.
             Work::Alone => None,
-            Work::Configure { generation, digest, text, sets, guard_margin, timing } => {
+            Work::Configure { generation, digest, text, sets, guard_margin, timing, nodes } => {
                 (state.config_generation() < *generation).then(|| Command::Configure {
                     generation: *generation,
                     digest: digest.clone(),
@@ -279,6 +288,7 @@ impl Work {
                     sets: sets.clone(),
                     guard_margin: *guard_margin,
                     timing: Some(*timing),
+                    nodes: nodes.clone(),
                 })
             }
         }

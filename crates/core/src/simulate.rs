@@ -145,7 +145,7 @@ mod tests {
     use crate::topology::{Failback, NodeSpec, SetSpec};
 
     fn topo(failback: Failback) -> Topology {
-        let node = |name: &str| NodeSpec { name: name.into(), witness: false, links: 1 };
+        let node = |name: &str| NodeSpec { name: name.into(), witness: false, links: 1, retired: false };
         Topology {
             nodes: vec![node("a"), node("b"), node("c")],
             links: 1,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-pub use baton_state::{Failback, NodeId, ResourceSpec, SetId, SetSpec};
+pub use baton_state::{Failback, NodeId, NodeSpec, ResourceSpec, SetId, SetSpec};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
@@ -17,16 +17,6 @@ pub struct Topology {
     /// Per node: a fence device can cut it off. The leader fences a silent
     /// node that has one, and its sets move as soon as the fence is confirmed.
     pub fenceable: Vec<bool>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeSpec {
-    pub name: String,
-    /// A witness votes but never runs a set.
-    pub witness: bool,
-    /// It is on the first `links` links: every link for a full node, one
-    /// or more for a witness (a remote witness, ARCHITECTURE.md).
-    pub links: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +129,12 @@ impl Topology {
         pair.then(|| 1 - me)
     }
 
+    /// Per node slot: does it vote (a slot a configuration change retired
+    /// does not)?
+    pub fn voters(&self) -> Vec<bool> {
+        self.nodes.iter().map(|n| !n.retired).collect()
+    }
+
     pub fn node_name(&self, node: NodeId) -> &str {
         &self.nodes[usize::from(node)].name
     }
@@ -187,6 +183,9 @@ impl Topology {
                     None => return Err(format!("set {} prefers unknown node {n}", set.name)),
                     Some(spec) if spec.witness => {
                         return Err(format!("set {} prefers witness {}", set.name, spec.name))
+                    }
+                    Some(spec) if spec.retired => {
+                        return Err(format!("set {} prefers {}, which was removed", set.name, spec.name))
                     }
                     Some(_) => {}
                 }

@@ -11,7 +11,7 @@ use crate::Sim;
 
 /// The demo's cluster: alpha and beta, witness arbiter; web = an address and a web server.
 pub fn topology() -> Topology {
-    let node = |name: &str, witness| NodeSpec { name: name.into(), witness, links: 2 };
+    let node = |name: &str, witness| NodeSpec { name: name.into(), witness, links: 2, retired: false };
     let resource = |label: &str| ResourceSpec {
         label: label.into(),
         start_timeout: Duration::from_secs(5),
@@ -57,6 +57,7 @@ pub fn run() -> Result<String, String> {
         fences: FenceFaults::default(),
         fence_disk: false,
         late_hold: false,
+        spare: None,
     };
     let report = Sim::new(sc, 1, true).run().map_err(|f| f.violation.to_string())?;
     let mut out = vec![

@@ -317,7 +317,7 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(sc: Scenario, seed: u64, tracing: bool) -> Self {
-        let n = sc.topo.nodes.len();
+        let (slots, n) = (sc.topo.nodes.len(), sc.machines());
         let resources: Vec<usize> = sc.topo.sets.iter().map(|s| s.resources.len()).collect();
         let node = || SimNode {
             core: None,
@@ -338,7 +338,7 @@ impl Sim {
             released_at: 0,
             restart_after: None,
             holds: 0,
-            voters_view: (0..n as NodeId).collect(),
+            voters_view: (0..slots as NodeId).collect(),
             fired: None,
             guard_since: 0,
             handover_after: None,
@@ -351,21 +351,21 @@ impl Sim {
             seq: 0,
             queue: BinaryHeap::new(),
             nodes: (0..n).map(|_| node()).collect(),
-            net: Net::new(sc.topo.nodes.iter().map(|s| s.links).collect()),
+            net: Net::new(sc.topo.nodes.iter().chain(sc.spare.as_ref().map(|s| &s.node)).map(|s| s.links).collect()),
             log: Vec::new(),
-            reference: ClusterState::new(n, sc.topo.sets.len()).requiring_fence(sc.fence_required.clone()),
+            reference: ClusterState::new(slots, sc.topo.sets.len()).requiring_fence(sc.fence_required.clone()),
             leader: None,
             term: 0,
             leaderless_since: Some(0),
-            voters: vec![true; n],
+            voters: (0..n).map(|x| x < slots).collect(),
             fences: sc.fences,
             fence_rng: Rng::new(seed ^ 0x6465_7669_6365_5f72),
             world: World::new(n, &resources),
             res: ResourceFaults::default(),
             fencing: BTreeSet::new(),
-            pills: vec![false; sc.topo.nodes.len()],
-            pill_wait: vec![None; sc.topo.nodes.len()],
-            disk_lost_until: vec![0; sc.topo.nodes.len()],
+            pills: vec![false; n],
+            pill_wait: vec![None; n],
+            disk_lost_until: vec![0; n],
             alone_record: None,
             pending_ops: Vec::new(),
             asked: std::collections::BTreeMap::new(),
@@ -594,6 +594,12 @@ impl Sim {
             }
             Ev::Fault(fault) => self.fault(fault),
             Ev::Restart { node, inc } => {
+                // A machine runs an agent once the cluster has it as a
+                // node, and until it removed it.
+                let slot = self.topo.nodes.get(usize::from(node));
+                if slot.is_none_or(|s| s.retired) {
+                    return;
+                }
                 let n = &self.nodes[usize::from(node)];
                 // A supervisor starts no second agent while a handover's
                 // process lives (seed 60370: one booted at the heal beside
@@ -768,7 +774,8 @@ impl Sim {
         n.boots += 1;
         n.inc += 1;
         n.guard_since = n.inc;
-        n.clock = Clock::new(self.now, local0, self.sc.drift_ppm[i]);
+        let spare = self.sc.spare.as_ref().map(|s| s.drift_ppm);
+        n.clock = Clock::new(self.now, local0, self.sc.drift_ppm.get(i).copied().or(spare).unwrap_or(0));
         n.paused = false;
         n.inbox.clear();
         n.guard = None;
@@ -843,8 +850,24 @@ impl Sim {
 
     /// A configuration change was agreed: the set slots it added exist
     /// from now on, everywhere (stopped), and the agreed policies hold.
-    fn follow_config(&mut self) {
-        let Some(agreed) = &self.reference.config else { return };
+    /// Returns the node slots it added.
+    fn follow_config(&mut self) -> std::ops::Range<usize> {
+        let Some(agreed) = &self.reference.config else { return 0..0 };
+        let before = self.topo.nodes.len();
+        if !agreed.nodes.is_empty() && agreed.nodes != self.topo.nodes {
+            self.topo.nodes.clone_from(&agreed.nodes);
+            self.topo.fenceable.resize(self.topo.nodes.len(), false);
+            assert!(self.topo.nodes.len() <= self.nodes.len(), "a node slot without a machine");
+            // The agreement layer's voters follow: a node added becomes a
+            // voter (a learner that has copied the log), a node removed
+            // leaves them.
+            for (x, spec) in self.topo.nodes.iter().enumerate() {
+                self.voters[x] = !spec.retired;
+            }
+            self.tell_voters();
+        }
+        let added = before..self.topo.nodes.len();
+        let Some(agreed) = &self.reference.config else { return added };
         let old = self.topo.sets.len();
         self.topo.sets.clone_from(&agreed.sets);
         let resources: Vec<usize> = self.topo.sets.iter().map(|s| s.resources.len()).collect();
@@ -859,8 +882,9 @@ impl Sim {
             f.resize(resources.len(), false);
         }
         self.release_us.resize(resources.len(), agreed.guard_margin.as_micros() as u64);
-        let (added, generation) = (resources.len() - old, agreed.generation);
-        self.trace(|| format!("configuration generation {generation} agreed: {added} set slots added"));
+        let (slots, generation) = (resources.len() - old, agreed.generation);
+        self.trace(|| format!("configuration generation {generation} agreed: {slots} set slots added"));
+        added
     }
 
     fn crash(&mut self, node: NodeId) {
@@ -1104,9 +1128,8 @@ impl Sim {
         }
         let before = self.reference.clone();
         let result = self.reference.apply(&command);
-        if matches!(command, Command::Configure { .. }) && result.is_ok() {
-            self.follow_config();
-        }
+        let added =
+            if matches!(command, Command::Configure { .. }) && result.is_ok() { self.follow_config() } else { 0..0 };
         for (i, (b, a)) in before.sets.iter().zip(&self.reference.sets).enumerate() {
             if (b.owner, b.running) != (a.owner, a.running) {
                 self.report.agreed.push((self.now, i as SetId, a.owner, a.running));
@@ -1133,6 +1156,14 @@ impl Sim {
             if self.voters[x] && self.alive(x as NodeId) && self.agrees(usize::from(leader), x) {
                 self.nodes[x].holds = self.log.len();
             }
+        }
+        // A machine added as a node has copied the log as a learner; its
+        // agent starts from it.
+        for x in added {
+            let n = &mut self.nodes[x];
+            (n.delivered, n.holds) = (self.log.len(), self.log.len());
+            let (at, inc) = (self.now + self.rng.range(10_000, 300_000), n.inc);
+            self.push(at, Ev::Restart { node: x as NodeId, inc });
         }
         true
     }

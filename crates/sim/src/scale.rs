@@ -60,7 +60,9 @@ fn topology(nodes: usize, sets: usize) -> Topology {
         address,
     };
     Topology {
-        nodes: (0..nodes).map(|i| NodeSpec { name: format!("n{i}"), witness: false, links: 2 }).collect(),
+        nodes: (0..nodes)
+            .map(|i| NodeSpec { name: format!("n{i}"), witness: false, links: 2, retired: false })
+            .collect(),
         links: 2,
         sets: (0..sets)
             .map(|i| SetSpec {
@@ -147,6 +149,7 @@ pub fn run(nodes: usize, sets: usize) -> Result<ScaleReport, String> {
         fences: FenceFaults::default(),
         fence_disk: false,
         late_hold: false,
+        spare: None,
     };
     let started = Instant::now();
     let report = Sim::new(sc, 1, false).run().map_err(|f| format!("the scale run failed: {}", f.violation))?;

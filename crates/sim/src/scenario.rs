@@ -135,6 +135,24 @@ pub struct Scenario {
     /// before it began (the order the agent must never use; set by the test
     /// that shows the checker sees what it leads to).
     pub late_hold: bool,
+    /// One more machine, off until a configuration change adds it as a
+    /// node (in the next slot).
+    pub spare: Option<Spare>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Spare {
+    pub node: NodeSpec,
+    /// Its clock's rate offset, within the drift bound.
+    pub drift_ppm: i64,
+}
+
+impl Scenario {
+    /// The machines: one per node slot the cluster starts with, and the
+    /// spare.
+    pub fn machines(&self) -> usize {
+        self.topo.nodes.len() + usize::from(self.spare.is_some())
+    }
 }
 
 pub const SECOND: u64 = 1_000_000;
@@ -166,8 +184,8 @@ pub fn random_topology(rng: &mut Rng) -> Topology {
     let witnesses = if full == 2 && rng.chance(800) { rng.range(1, 2) } else { rng.range(0, 2) } as usize;
     let witnesses = witnesses.min(9 - full);
     let mut nodes: Vec<NodeSpec> =
-        (0..full).map(|i| NodeSpec { name: format!("n{i}"), witness: false, links: 0 }).collect();
-    nodes.extend((0..witnesses).map(|i| NodeSpec { name: format!("w{i}"), witness: true, links: 0 }));
+        (0..full).map(|i| NodeSpec { name: format!("n{i}"), witness: false, links: 0, retired: false }).collect();
+    nodes.extend((0..witnesses).map(|i| NodeSpec { name: format!("w{i}"), witness: true, links: 0, retired: false }));
     let sets = (0..rng.range(1, 4)).map(|s| random_set(rng, format!("s{s}"), full)).collect();
     // A fifth of the clusters have fence devices for every node; half of
     // those require a fence before any takeover.
@@ -464,7 +482,14 @@ pub fn random(seed: u64) -> Scenario {
             faults.sort_by_key(|(t, _)| *t);
         }
     }
-    faults.extend(configuration_changes(seed, &topo, heal_at_us));
+    // Nodes added and removed run instead of the other changes: their
+    // files name the nodes as they are then.
+    let (members, spare) = node_changes(seed, &topo, heal_at_us);
+    if spare.is_some() || !members.is_empty() {
+        faults.extend(members);
+    } else {
+        faults.extend(configuration_changes(seed, &topo, heal_at_us));
+    }
     faults.sort_by_key(|(t, _)| *t);
     Scenario {
         topo,
@@ -476,5 +501,78 @@ pub fn random(seed: u64) -> Scenario {
         fences,
         fence_disk,
         late_hold: false,
+        spare,
+    }
+}
+
+/// Nodes added and removed (`baton config apply` with a node more or
+/// less), from a stream of their own: one run in five of three or more
+/// voters adds a spare machine as a node, removes one (put in standby a
+/// few seconds before: a node that runs a set is refused), or both in
+/// turn, half the time with a node's agreement layer lagging across the
+/// change. The spare's file gives it a place in one set's preference
+/// order, so that it can run sets.
+fn node_changes(seed: u64, topo: &Topology, heal_at_us: u64) -> (Vec<(u64, Fault)>, Option<Spare>) {
+    let mut rng = Rng::new(seed ^ 0x6e6f_6465_735f_6164);
+    let voters = topo.nodes.len();
+    if voters < 3 || !rng.chance(200) {
+        return (Vec::new(), None);
+    }
+    let (add, remove) = match rng.range(0, 2) {
+        0 => (true, false),
+        1 => (false, true),
+        _ => (true, true),
+    };
+    let mut faults = Vec::new();
+    let mut file = topo.clone();
+    let mut at = rng.range(SECOND, heal_at_us / 2);
+    let mut spare = None;
+    let digest = |k: u32| format!("{seed:x}-nodes-{k}");
+    if add {
+        let node = NodeSpec { name: "x0".into(), witness: false, links: topo.links, retired: false };
+        let drift =
+            rng.range(0, 2 * u64::from(topo.timing.max_drift_ppm)) as i64 - i64::from(topo.timing.max_drift_ppm);
+        spare = Some(Spare { node: node.clone(), drift_ppm: drift });
+        file.nodes.push(node);
+        file.fenceable.push(false);
+        let s = rng.index(file.sets.len());
+        let new = (file.nodes.len() - 1) as NodeId;
+        let place = rng.range(0, file.sets[s].nodes.len() as u64) as usize;
+        file.sets[s].nodes.insert(place, new);
+        let proposal = Proposal { digest: digest(1), text: String::new(), topology: file.clone() };
+        faults.push((at, Fault::Request(Request::Configure(Box::new(proposal)))));
+        lag(&mut rng, &mut faults, at, file.nodes.len());
+        at += rng.range(2 * SECOND, 6 * SECOND);
+    }
+    if remove {
+        // Never the last full node.
+        let full: Vec<usize> = (0..file.nodes.len()).filter(|&n| !file.nodes[n].witness).collect();
+        let gone =
+            if full.len() > 1 && rng.chance(800) { full[rng.index(full.len())] } else { rng.index(file.nodes.len()) };
+        faults.push((at, Fault::Request(Request::Standby { node: gone as NodeId, standby: true })));
+        file.nodes.remove(gone);
+        file.fenceable.remove(gone);
+        for set in &mut file.sets {
+            set.nodes.retain(|&n| usize::from(n) != gone);
+            set.nodes.iter_mut().filter(|n| usize::from(**n) > gone).for_each(|n| *n -= 1);
+            if set.nodes.is_empty() {
+                set.nodes.push(file.nodes.iter().position(|n| !n.witness).unwrap_or(0) as NodeId);
+            }
+        }
+        let at = at + rng.range(SECOND, 5 * SECOND);
+        let proposal = Proposal { digest: digest(2), text: String::new(), topology: file.clone() };
+        faults.push((at.min(heal_at_us - 1), Fault::Request(Request::Configure(Box::new(proposal)))));
+        lag(&mut rng, &mut faults, at, topo.nodes.len());
+    }
+    (faults, spare)
+}
+
+/// Half the time, one of the first `nodes` nodes' agreement layer lags
+/// across a change at `at`.
+fn lag(rng: &mut Rng, faults: &mut Vec<(u64, Fault)>, at: u64, nodes: usize) {
+    if rng.chance(500) {
+        let node = rng.index(nodes) as NodeId;
+        let from = at.saturating_sub(rng.range(0, SECOND / 2));
+        faults.push((from, Fault::Lag { node, for_us: rng.range(SECOND / 5, 3 * SECOND) }));
     }
 }

@@ -225,3 +225,57 @@ fn a_lease_changed_live_while_the_owner_is_cut_off_never_gives_web_two_owners() 
         }
     }
 }
+
+/// Two changes of nodes while web's owner (alpha) applies neither (its
+/// agreement layer lags): x0 added, then beta removed, with alpha's
+/// heartbeats cut towards the arbiter and x0 in between. Alpha still
+/// counts by alpha, beta and the arbiter (beta promises it a lease); the
+/// arbiter and x0 are a majority of the membership after the second
+/// change. The rule that keeps them apart (ARCHITECTURE.md, "Nodes added
+/// and removed", point 3): no change of nodes until every online node
+/// said it counts by the last one, so the second change waits for alpha.
+/// Without that rule (tried by hand) x0 started web while alpha still ran
+/// it.
+#[test]
+fn a_node_removed_two_changes_ahead_of_a_lagging_owner_never_gives_web_two_owners() {
+    use baton_core::{NodeSpec, Topology};
+    use baton_sim::scenario::{self, SECOND};
+    let proposal = |k: u32, file: Topology| {
+        let digest = format!("nodes-{k}");
+        Fault::Request(Request::Configure(Box::new(baton_core::reconfigure::Proposal {
+            digest,
+            text: String::new(),
+            topology: file,
+        })))
+    };
+    let mut failures = Vec::new();
+    for offset in (0..2_000_000).step_by(100_000) {
+        let mut sc = scenario::random(3);
+        sc.topo = baton_sim::demo::topology();
+        sc.drift_ppm = vec![0; sc.topo.nodes.len()];
+        let x0 = NodeSpec { name: "x0".into(), witness: false, links: 2, retired: false };
+        sc.spare = Some(scenario::Spare { node: x0.clone(), drift_ppm: 0 });
+        let mut added = sc.topo.clone();
+        added.nodes.push(x0);
+        added.fenceable.push(false);
+        added.sets[0].nodes = vec![0, 1, 3];
+        let mut removed = added.clone();
+        removed.nodes.remove(1);
+        removed.fenceable.remove(1);
+        removed.sets[0].nodes = vec![0, 2];
+        sc.faults = vec![
+            (3 * SECOND, Fault::Lag { node: 0, for_us: 9 * SECOND }),
+            (4 * SECOND, proposal(1, added)),
+            (5 * SECOND, Fault::OneWay { from: vec![0], to: vec![2, 3] }),
+            (6 * SECOND + offset, proposal(2, removed)),
+            (14 * SECOND, Fault::Heal),
+        ];
+        sc.heal_at_us = 14 * SECOND;
+        sc.end_at_us = 30 * SECOND;
+        sc.fence_required = vec![false; sc.topo.nodes.len()];
+        if let Err(f) = baton_sim::Sim::new(sc, offset, false).run() {
+            failures.push(format!("beta removed {offset} µs after 6 s: {}", f.violation));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

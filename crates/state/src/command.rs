@@ -623,7 +623,7 @@ impl ClusterState {
         }
     }
 
-    fn evict(&mut self, node: NodeId) {
+    pub(crate) fn evict(&mut self, node: NodeId) {
         self.unpin(node);
         let rec = &mut self.nodes[usize::from(node)];
         rec.epoch += 1;

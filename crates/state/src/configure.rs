@@ -79,7 +79,8 @@ impl ClusterState {
         );
         let guard_margin = self.config.as_ref().map_or(guard_margin, |c| c.guard_margin.max(guard_margin));
         let timing = timing.or_else(|| self.config.as_ref().and_then(|c| c.timing));
-        let (mut agreed_nodes, mut members) = self.config.as_ref().map_or((Vec::new(), 0), |c| (c.nodes.clone(), c.members));
+        let (mut agreed_nodes, mut members) =
+            self.config.as_ref().map_or((Vec::new(), 0), |c| (c.nodes.clone(), c.members));
         if let Some(nodes) = nodes {
             if changed.is_some() {
                 members = generation;
@@ -109,7 +110,10 @@ impl ClusterState {
     fn check_nodes(&self, nodes: &[NodeSpec]) -> Result<Option<NodeId>, Rejected> {
         let shape = |why: String| Err(Rejected::NodesShape(why));
         let known = self.config.as_ref().map(|c| c.nodes.as_slice()).filter(|n| !n.is_empty());
-        if nodes.len() > usize::from(NodeId::MAX) || nodes.len() < self.nodes.len() || nodes.len() > self.nodes.len() + 1 {
+        if nodes.len() > usize::from(NodeId::MAX)
+            || nodes.len() < self.nodes.len()
+            || nodes.len() > self.nodes.len() + 1
+        {
             return shape(format!("{} node slots for {}", nodes.len(), self.nodes.len()));
         }
         let mut changed = (nodes.len() > self.nodes.len()).then_some(self.nodes.len() as NodeId);
@@ -124,10 +128,8 @@ impl ClusterState {
             if rec.retired && !spec.retired {
                 return shape(format!("node {} was removed from slot {i} and cannot come back there", spec.name));
             }
-            if spec.retired && !rec.retired {
-                if changed.replace(i as NodeId).is_some() {
-                    return shape("more than one node changes".into());
-                }
+            if spec.retired && !rec.retired && changed.replace(i as NodeId).is_some() {
+                return shape("more than one node changes".into());
             }
         }
         let Some(node) = changed else { return Ok(None) };
@@ -170,6 +172,14 @@ impl ClusterState {
             set.excluded_at.remove(&node);
             if set.pin == Some(node) {
                 set.pin = None;
+            }
+        }
+        // Fewer voters: suspicions that stand may be a majority now. Each
+        // was cast after its voter's promise ended, as for any eviction.
+        for n in 0..self.nodes.len() as NodeId {
+            let votes = self.active_suspects(n).into_iter().filter(|&v| self.votes(v)).count();
+            if self.is_online(n) && !self.needs_fence(n) && votes >= self.majority() {
+                self.evict(n);
             }
         }
     }

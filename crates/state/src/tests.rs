@@ -433,7 +433,8 @@ fn a_node_is_added_or_removed_one_at_a_time_once_every_online_node_acknowledged_
     for node in 0..3 {
         s.apply(&Command::Members { node, epoch: 0, generation: 1 }).unwrap();
     }
-    assert_eq!(s.apply(&Command::Members { node: 0, epoch: 0, generation: 2 }).map(|_| ()).is_err(), true);
+    let ahead = s.apply(&Command::Members { node: 0, epoch: 0, generation: 2 });
+    assert_eq!(ahead, Err(Rejected::StaleConfig { have: 1, got: 2 }), "no node counts by a change not agreed");
     s.apply(&Command::Join { node: 3, epoch: 0, incarnation: 1 }).unwrap();
     assert_eq!((s.node(3).members, s.members_behind().len()), (1, 0), "a node joins from the latest membership");
     // Three suspicions of four evict; two do not.
@@ -453,7 +454,7 @@ fn a_node_is_added_or_removed_one_at_a_time_once_every_online_node_acknowledged_
     s.apply(&without_d).unwrap();
     assert!(s.node(3).retired && !s.is_online(3) && s.majority() == 2 && !s.votes(3));
     assert_eq!(s.apply(&Command::Join { node: 3, epoch: 1, incarnation: 2 }), Err(Rejected::NodeRetired(3)));
-    assert_eq!(s.apply(&Command::Assign { set: 0, node: 3, generation: 2 }).is_err(), true);
+    assert_eq!(s.check_eligible(0, 3), Err(Rejected::NodeRetired(3)));
     let back = change_nodes(3, web(&[0]), slots(4, &[]));
     assert!(matches!(s.apply(&back), Err(Rejected::MembersBehind(_)) | Err(Rejected::NodesShape(_))));
     // With every node counting by three voters again, two suspicions evict.

@@ -146,6 +146,7 @@ fn plan_json(plan: &Plan, topo: &Topology) -> Value {
     json!({
         "generation": plan.generation,
         "sets": sets,
+        "nodes": plan.node_changes,
         "guard_budget_ms": { "now": ms(now.guard_margin), "then": ms(plan.guard_margin) },
         "heartbeat_interval_ms": { "now": ms(now.heartbeat_interval), "then": ms(then.heartbeat_interval) },
         "lease_ms": { "now": ms(now.lease), "then": ms(then.lease) },
@@ -189,6 +190,17 @@ impl Agent {
                 }
                 Err(why) => Response::err(why),
             };
+            let _ = p.answer.send(response);
+            return None;
+        }
+        if let Some(plan) = self.core.plan(&proposal.topology).ok().filter(|p| !p.node_changes.is_empty()) {
+            let response = Response::err(format!(
+                "refused, nothing changed: {}: the core decides and the simulator checks a change of nodes, but this \
+                 agent does not yet change its heartbeat peers and the agreement layer's voters while it runs; apply \
+                 it by restarting every agent with the new file",
+                plan.node_changes.join(", ")
+            ));
+            self.record_operator(&what, p.reason, &response, p.user);
             let _ = p.answer.send(response);
             return None;
         }

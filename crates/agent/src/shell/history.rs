@@ -176,9 +176,18 @@ impl Agent {
                         (None, format!("{} goes on alone: its peer was fenced, it is the only voter", name(*node)))
                     }
                     Command::Together => (None, "both nodes vote again".into()),
-                    Command::Configure { generation, digest, sets, .. } => {
+                    Command::Configure { generation, digest, sets, nodes, .. } => {
                         let live = sets.iter().filter(|s| !s.nodes.is_empty()).count();
-                        (None, format!("configuration {digest} agreed as generation {generation} ({live} sets)"))
+                        let voters = nodes.as_ref().map_or(String::new(), |ns| {
+                            format!(", {} voting nodes", ns.iter().filter(|n| !n.retired).count())
+                        });
+                        (
+                            None,
+                            format!("configuration {digest} agreed as generation {generation} ({live} sets{voters})"),
+                        )
+                    }
+                    Command::Members { node, generation, .. } => {
+                        (None, format!("{} counts its lease by the nodes of generation {generation}", name(*node)))
                     }
                     Command::Duplicate { .. } => return None,
                 };

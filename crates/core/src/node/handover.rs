@@ -45,7 +45,7 @@ impl Node {
     ) -> Self {
         assert!(state.applied >= handover.applied, "resumed from a state behind the handover's");
         let mut node = Node::new(topo, me, state, persisted, handover.incarnation, now);
-        node.lease = crate::lease::Lease::new(me, node.topo.nodes.len(), handover.next_seq);
+        node.lease = crate::lease::Lease::new(me, &node.topo.voters(), handover.next_seq);
         if let Some(end) = handover.lease_end {
             node.lease.inherit(handover.epoch, end);
         }

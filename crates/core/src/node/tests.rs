@@ -13,7 +13,7 @@ fn ms(ms: u64) -> Time {
 
 /// a, b and the witness w; one set of one resource preferring a then b.
 fn topo() -> Topology {
-    let node = |name: &str, witness| NodeSpec { name: name.into(), witness, links: 2 };
+    let node = |name: &str, witness| NodeSpec { name: name.into(), witness, links: 2, retired: false };
     Topology {
         nodes: vec![node("a", false), node("b", false), node("w", true)],
         links: 2,
@@ -709,6 +709,7 @@ fn an_agreed_change_retires_a_running_set_which_stops_with_its_old_definition() 
         sets: vec![retired, changed],
         guard_margin: Duration::ZERO,
         timing: None,
+        nodes: None,
     };
     a.handle(now, Input::Committed(configure));
     assert_eq!((a.topology().sets.len(), a.lifecycle(1).phase()), (2, Phase::Stopped), "a new slot, stopped");
@@ -739,6 +740,7 @@ fn an_agreed_change_with_a_larger_release_budget_shortens_the_lease_held() {
         sets: sets.clone(),
         guard_margin: Duration::from_millis(margin),
         timing: None,
+        nodes: None,
     };
     let out = a.handle(now, Input::Committed(configure(1, 300)));
     assert!(out.contains(&Output::Guard(Some(ms(700)))), "the deadline 300 ms earlier: {out:?}");
@@ -768,6 +770,7 @@ fn a_lease_changed_live_is_promised_from_the_next_heartbeat_and_no_promise_is_ta
         sets: topo().sets,
         guard_margin: Duration::ZERO,
         timing: Some(timing),
+        nodes: None,
     };
     a.handle(now, Input::Committed(configure));
     assert_eq!(a.topology().timing.lease, Duration::from_millis(400));
@@ -806,4 +809,85 @@ fn a_report_of_the_latest_deadline_told_settles_the_earlier_ones() {
     let out = a.handle(ms(1003), Input::GuardFired { deadline: ms(2001) });
     assert!(!acts(&out).is_empty(), "the set starts again: {out:?}");
     assert_eq!(a.lifecycle(0).phase(), Phase::Starting);
+}
+
+/// `topo()`'s nodes with `c` added in slot 3 (and `retire` retired), as a
+/// configuration change agreed as generation 1 carries them.
+fn add_c(retire: Option<usize>) -> Command {
+    let mut nodes = topo().nodes;
+    nodes.push(NodeSpec { name: "c".into(), witness: false, links: 2, retired: false });
+    if let Some(r) = retire {
+        nodes[r].retired = true;
+    }
+    Command::Configure {
+        generation: 1,
+        digest: "d1".into(),
+        text: String::new(),
+        sets: topo().sets,
+        guard_margin: Duration::ZERO,
+        timing: None,
+        nodes: Some(nodes),
+    }
+}
+
+#[test]
+fn a_node_added_raises_the_majority_at_once_and_each_node_says_it_counts_by_it() {
+    let (mut a, now) = running_a();
+    assert!(a.lease_expiry().is_some(), "a and b are two of three");
+    let out = a.handle(now, Input::Committed(add_c(None)));
+    assert_eq!(a.lease_expiry(), None, "a and b are not three of four");
+    assert!(out.contains(&Output::Event(Event::LeaseLost)), "{out:?}");
+    assert!(acts(&out).iter().any(|a| matches!(a, Action::Run { step: Step::Stop(0), .. })), "{out:?}");
+    assert!(out.contains(&Output::Propose(Command::Members { node: 0, epoch: 0, generation: 1 })), "{out:?}");
+    // c echoes a's next heartbeat: three of four again.
+    let seq = sends(&a.handle(ms(100), Input::Tick))[0].seq;
+    let hb = Heartbeat { from: 3, epoch: 0, seq: 1, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
+    a.handle(ms(110), Input::Heartbeat { link: 1, heartbeat: hb });
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 10, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
+    a.handle(ms(111), Input::Heartbeat { link: 0, heartbeat: hb });
+    assert_eq!(a.lease_expiry(), Some(ms(1100)));
+    a.handle(ms(112), Input::Committed(Command::Members { node: 0, epoch: 0, generation: 1 }));
+    let out = a.handle(ms(500), Input::Tick);
+    assert!(!out.iter().any(|o| matches!(o, Output::Propose(Command::Members { .. }))), "said once agreed");
+}
+
+#[test]
+fn a_node_removed_stops_counting_its_promises_and_exits_if_it_is_the_one() {
+    // c added, then b retired: a counts by a, w and c.
+    let (mut a, now) = running_a();
+    let mut st = owned_state();
+    let mut commit = |a: &mut Node, now: Time, command: Command| {
+        st.apply(&command).unwrap();
+        a.handle(now, Input::Committed(command))
+    };
+    commit(&mut a, now, add_c(None));
+    for node in 0..3 {
+        commit(&mut a, now, Command::Members { node, epoch: 0, generation: 1 });
+    }
+    let Command::Configure { nodes: Some(mut nodes), mut sets, .. } = add_c(Some(1)) else { unreachable!() };
+    sets[0].nodes = vec![0, 3];
+    nodes[1].retired = true;
+    let retire_b = Command::Configure {
+        generation: 2,
+        digest: "d2".into(),
+        text: String::new(),
+        sets,
+        guard_margin: Duration::ZERO,
+        timing: None,
+        nodes: Some(nodes),
+    };
+    let out = commit(&mut a, now, retire_b);
+    assert_eq!(a.lease_expiry(), None, "b's promise counts no more: {out:?}");
+    let seq = sends(&a.handle(ms(100), Input::Tick))[0].seq;
+    let hb = Heartbeat { from: 1, epoch: 0, seq: 10, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
+    a.handle(ms(110), Input::Heartbeat { link: 0, heartbeat: hb });
+    assert_eq!(a.lease_expiry(), None, "nor its heartbeats");
+    let hb = Heartbeat { from: 2, epoch: 0, seq: 1, echoes: vec![Echo { to: 0, epoch: 0, seq }], promise: None };
+    a.handle(ms(111), Input::Heartbeat { link: 0, heartbeat: hb });
+    assert_eq!(a.lease_expiry(), Some(ms(1100)), "a and w are two of three");
+    // b itself, from the agreed state: it runs nothing, and goes.
+    let mut b = Node::new(topo(), 1, st, Persisted::default(), 2, ms(0));
+    let out = b.handle(ms(0), Input::Tick);
+    assert!(out.contains(&Output::Exit), "{out:?}");
+    assert!(!b.handle(ms(100), Input::Tick).contains(&Output::Exit), "once");
 }

@@ -11,7 +11,7 @@ fn s(secs: u64) -> Time {
 
 /// Nodes a, b, c and the witness w; one set preferring a, b, c.
 fn topo(failback: Failback) -> Topology {
-    let node = |name: &str, witness| NodeSpec { name: name.into(), witness, links: 1 };
+    let node = |name: &str, witness| NodeSpec { name: name.into(), witness, links: 1, retired: false };
     Topology {
         nodes: vec![node("a", false), node("b", false), node("c", false), node("w", true)],
         links: 1,
