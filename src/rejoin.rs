@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use baton_agent::api::{self, Request};
 use baton_agent::raft::net::{Peers, Reply, Request as PeerRequest};
-use baton_agent::shell::{RAFT_FILE, REJOIN_MARK};
+use baton_agent::shell::{GENESIS_FILE, RAFT_FILE, REJOIN_MARK};
 
 use crate::cli::{Cli, Failure};
 
@@ -36,8 +36,8 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             let peer_name = &config.nodes[peer].name;
             let req = PeerRequest::Rejoin { node: me as u64 };
             match rt.block_on(peers.call(peer as u64, &mut None, &req, Duration::from_secs(10))) {
-                Ok(Reply::Rejoin(Ok(()))) => {
-                    removed_by = Some(peer_name.clone());
+                Ok(Reply::Rejoin(Ok(genesis))) => {
+                    removed_by = Some((peer_name.clone(), genesis));
                     break;
                 }
                 Ok(Reply::Rejoin(Err(e))) => answers.push(format!("{peer_name}: {e}")),
@@ -49,7 +49,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             std::thread::sleep(Duration::from_secs(1));
         }
     }
-    let Some(leader) = removed_by else {
+    let Some((leader, genesis)) = removed_by else {
         return Err(Failure::Failed(format!(
             "no peer could take {name} out of the voters within 30 s (a leader with a majority is needed):\n  {}",
             answers.join("\n  ")
@@ -66,6 +66,10 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         }
         kept = Some(aside);
     }
+    // The new store replays the cluster's log from its first state.
+    let shape = serde_json::to_vec(&genesis).expect("serializes");
+    std::fs::write(state_dir.join(GENESIS_FILE), shape)
+        .map_err(|e| Failure::Failed(format!("writing {}: {e}", state_dir.join(GENESIS_FILE).display())))?;
     std::fs::write(state_dir.join(REJOIN_MARK), format!("removed from the voters by {leader}\n"))
         .map_err(|e| Failure::Failed(format!("writing {}: {e}", state_dir.join(REJOIN_MARK).display())))?;
     if cli.json {

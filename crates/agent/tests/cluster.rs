@@ -75,8 +75,11 @@ impl Cluster {
         let secret = dir.join("secret");
         std::fs::write(&secret, [7u8; 40]).unwrap();
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-        // A port of this test's own, so runs beside each other do not meet.
-        let port = 20_000 + (std::process::id() % 20_000) as u16 + tag.len() as u16 * 7;
+        // A port of this cluster's own, so clusters beside each other do
+        // not meet (two of one length of tag once shared one).
+        static CLUSTERS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        let nth = CLUSTERS.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + (std::process::id() % 20_000) as u16 + nth * 7;
         let mut text = format!(
             "[cluster]\nname = \"inproc\"\nsecret_file = \"secret\"\nport = {port}\nheartbeat_interval = \"50ms\"\n\
              lease = \"600ms\"\nhttp = \"127.0.0.1:0\"\n"
@@ -385,7 +388,7 @@ fn a_simulated_failure_predicts_the_failover_that_follows() {
 /// others' shows in every node's status.
 #[test]
 fn a_node_running_a_different_file_shows_as_drift() {
-    let cluster = Cluster::new("drift");
+    let cluster = Cluster::new("drift-shown");
     let other = cluster.dir.join("other.toml");
     let text = std::fs::read_to_string(&cluster.config).unwrap() + "\n# edited on gamma only\n";
     std::fs::write(&other, text).unwrap();
@@ -537,4 +540,40 @@ fn of_two_nodes_a_lone_boot_waits_until_an_operator_says_its_peer_is_off() {
     let a = cluster.start("alpha");
     assert!(wait(Duration::from_secs(30), || together(&cluster)), "alpha votes again");
     assert!(only(&[&a, &b], 1), "web stays on beta");
+}
+
+/// A set added live, then an agent restarted with the new file (as an
+/// operator does once the file is applied) before any snapshot: it
+/// replays the log from the cluster's first state, not from one shaped
+/// by its new file, so it agrees with the others on every set.
+#[test]
+fn an_agent_restarted_with_a_file_applied_live_replays_the_same_state_as_the_others() {
+    let cluster = Cluster::new("restart-with-applied-file");
+    let a = cluster.start("alpha");
+    let mut b = cluster.start("beta");
+    let c = cluster.start("gamma");
+    assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha");
+    let original = std::fs::read_to_string(&cluster.config).unwrap();
+    let with_db = format!(
+        "{original}\n[sets.db]\nnodes = [\"beta\", \"alpha\"]\n[[sets.db.resources]]\ntype = \"process\"\n\
+         command = [\"/bin/true\"]\n"
+    );
+    let applied = call(&cluster.socket("gamma"), Request::ConfigApply { text: with_db.clone(), reason: None });
+    assert!(applied.ok, "{:?}", applied.error);
+    assert!(wait(Duration::from_secs(15), || b.runs("db")), "db starts on beta");
+    b.kill();
+    assert!(wait(Duration::from_secs(15), || a.runs("db")), "db failed over to alpha");
+    let file = cluster.dir.join("with-db.toml");
+    std::fs::write(&file, &with_db).unwrap();
+    let b = cluster.start_from("beta", Fake::default(), &file);
+    let owners = |node: &str| -> Option<Vec<serde_json::Value>> {
+        let s = try_call(&cluster.socket(node), Request::Status).ok()?.data?;
+        Some(s["sets"].as_array()?.iter().map(|s| s["owner"].clone()).collect())
+    };
+    let same = || owners("beta").is_some_and(|o| Some(o) == owners("alpha"));
+    assert!(wait(Duration::from_secs(20), same), "beta sees {:?}, alpha {:?}", owners("beta"), owners("alpha"));
+    assert_eq!(owners("alpha").unwrap()[1], "alpha", "db stays where it failed over");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(a.runs("db") && !b.runs("db"), "db runs on alpha alone");
+    drop((a, b, c));
 }

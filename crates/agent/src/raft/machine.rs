@@ -41,6 +41,31 @@ pub enum Applied {
     },
 }
 
+/// The shape of the cluster's first agreed state: the nodes, set slots
+/// and fencing mode of the file every node started the cluster with. Every
+/// node replays the log from it — never from a state shaped by its file of
+/// today, which a configuration applied live has changed (a set added there
+/// and replayed from the start made a restarted node see the set unowned
+/// where the others saw it run). Kept in the store from its first opening;
+/// a node whose store is new takes it from the cluster (`baton rejoin`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    pub nodes: usize,
+    pub sets: usize,
+    pub fence_required: Vec<bool>,
+}
+
+impl Genesis {
+    /// The shape of a cluster started with `config`.
+    pub fn of(config: &baton_config::Config) -> Genesis {
+        Genesis { nodes: config.nodes.len(), sets: config.sets.len(), fence_required: config.fence_required() }
+    }
+
+    fn state(&self) -> ClusterState {
+        ClusterState::new(self.nodes, self.sets).requiring_fence(self.fence_required.clone())
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 struct Image {
     state: ClusterState,
@@ -56,6 +81,7 @@ pub struct StateMachine {
     image: Image,
     tx: mpsc::Sender<Applied>,
     db: Arc<Database>,
+    genesis: Genesis,
 }
 
 /// A snapshot as stored: its metadata and its data, both serialized.
@@ -63,26 +89,33 @@ type Stored = (Vec<u8>, Vec<u8>);
 
 const SNAPSHOT_META: &str = "snapshot-meta";
 const SNAPSHOT_DATA: &str = "snapshot-data";
+const GENESIS: &str = "genesis";
 
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 
 impl StateMachine {
-    /// The state machine as of the last snapshot kept in `db` (or empty).
-    pub fn open(
-        nodes: usize,
-        sets: usize,
-        fence_required: Vec<bool>,
-        tx: mpsc::Sender<Applied>,
-        db: Arc<Database>,
-    ) -> Result<Self> {
-        let state = ClusterState::new(nodes, sets).requiring_fence(fence_required);
-        let empty = Image { state, last_applied: None, membership: Default::default() };
-        let mut sm = StateMachine { image: empty, tx, db };
+    /// The state machine as of the last snapshot kept in `db`, or the
+    /// cluster's first state: the genesis `db` keeps, else `genesis` (this
+    /// store's first opening), which is kept from then on. `file` is the
+    /// shape of this node's own file: a snapshot of a cluster that never
+    /// agreed a configuration must have it (another cluster's state
+    /// directory is refused).
+    pub fn open(genesis: Genesis, file: &Genesis, tx: mpsc::Sender<Applied>, db: Arc<Database>) -> Result<Self> {
+        let genesis = match read_meta(&db, GENESIS).map_err(sm_err)? {
+            Some(kept) => serde_json::from_slice(&kept).map_err(sm_err)?,
+            None => {
+                write_meta(&db, GENESIS, &serde_json::to_vec(&genesis).expect("serializes")).map_err(sm_err)?;
+                genesis
+            }
+        };
+        let empty = Image { state: genesis.state(), last_applied: None, membership: Default::default() };
+        let mut sm = StateMachine { image: empty, tx, db, genesis };
         if let Some(snapshot) = sm.stored()? {
             let image: Image = serde_json::from_slice(snapshot.snapshot.get_ref()).map_err(sm_err)?;
-            // Once a configuration is agreed, the sets are its slots.
-            let fits = image.state.config.is_some() || image.state.sets.len() == sets;
-            if image.state.nodes.len() != nodes || !fits {
+            // Once a configuration is agreed, its nodes and sets are the slots.
+            let fits = image.state.config.is_some()
+                || (image.state.sets.len() == file.sets && image.state.nodes.len() == file.nodes);
+            if !fits {
                 return Err(sm_err(std::io::Error::other(
                     "the stored snapshot is of a cluster with other nodes or sets; the configuration changed",
                 )));
@@ -90,6 +123,11 @@ impl StateMachine {
             sm.image = image;
         }
         Ok(sm)
+    }
+
+    /// The cluster's first state's shape, as this store keeps it.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
     }
 
     /// The snapshot kept in `db`, if any.
@@ -133,6 +171,24 @@ impl StateMachine {
             snapshot_id: format!("baton-{index}"),
         }
     }
+}
+
+fn read_meta(db: &Database, key: &str) -> std::result::Result<Option<Vec<u8>>, redb::Error> {
+    let tx = db.begin_read()?;
+    let table = match tx.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let value = table.get(key)?.map(|v| v.value().to_vec());
+    Ok(value)
+}
+
+fn write_meta(db: &Database, key: &str, value: &[u8]) -> std::result::Result<(), redb::Error> {
+    let tx = db.begin_write()?;
+    tx.open_table(META)?.insert(key, value)?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn sm_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
@@ -184,7 +240,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        StateMachine { image: self.image.clone(), tx: self.tx.clone(), db: Arc::clone(&self.db) }
+        StateMachine {
+            image: self.image.clone(),
+            tx: self.tx.clone(),
+            db: Arc::clone(&self.db),
+            genesis: self.genesis.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>> {
@@ -229,7 +290,8 @@ mod tests {
         rt.block_on(async {
             let store = LogStore::open(&dir.join("raft.redb")).unwrap();
             let (tx, mut rx) = mpsc::channel(16);
-            let mut sm = StateMachine::open(3, 1, vec![false; 3], tx.clone(), store.database()).unwrap();
+            let first = shape(3, 1);
+            let mut sm = StateMachine::open(first.clone(), &first, tx.clone(), store.database()).unwrap();
             let entries = vec![
                 entry(1, Command::Join { node: 0, epoch: 0, incarnation: 1 }),
                 entry(2, Command::Assign { set: 0, node: 0, generation: 0 }),
@@ -248,14 +310,39 @@ mod tests {
             let current = sm.get_current_snapshot().await.unwrap().expect("the builder's snapshot");
             assert_eq!(current.meta, snap.meta);
             drop(sm);
-            let again = StateMachine::open(3, 1, vec![false; 3], tx, store.database()).unwrap();
+            let again = StateMachine::open(first.clone(), &first, tx, store.database()).unwrap();
             let (state, index) = again.start_point();
             assert_eq!(index, 3);
             assert_eq!(state.set(0).owner, Some(0));
             assert!(
-                StateMachine::open(4, 1, vec![false; 4], mpsc::channel(1).0, store.database()).is_err(),
+                StateMachine::open(shape(4, 1), &shape(4, 1), mpsc::channel(1).0, store.database()).is_err(),
                 "another cluster shape is refused"
             );
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn shape(nodes: usize, sets: usize) -> Genesis {
+        Genesis { nodes, sets, fence_required: vec![false; nodes] }
+    }
+
+    /// A set added live, then the agent started again with the new file
+    /// before any snapshot: the log replays from the first state's shape,
+    /// which the store kept, not from the file's.
+    #[test]
+    fn a_store_replays_from_the_first_state_it_kept_whatever_the_file_says_now() {
+        let dir = std::env::temp_dir().join(format!("baton-genesis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let store = LogStore::open(&dir.join("raft.redb")).unwrap();
+            let (tx, _rx) = mpsc::channel(16);
+            let sm = StateMachine::open(shape(3, 1), &shape(3, 1), tx.clone(), store.database()).unwrap();
+            assert_eq!(sm.start_point().0.sets.len(), 1);
+            drop(sm);
+            let grown = shape(3, 2);
+            let sm = StateMachine::open(grown.clone(), &grown, tx, store.database()).unwrap();
+            assert_eq!((sm.start_point().0.sets.len(), sm.genesis()), (1, &shape(3, 1)));
         });
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -43,7 +43,8 @@ pub enum Request {
         set: Option<String>,
     },
     /// `baton rejoin` on a node whose state is lost: take it out of the
-    /// voters (see [`super::membership`]).
+    /// voters (see [`super::membership`]); the answer is the shape of the
+    /// cluster's first state, which its new store replays from.
     Rejoin {
         node: NodeId,
     },
@@ -56,7 +57,7 @@ pub enum Reply {
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     Propose(Result<(), String>),
     Events(Vec<crate::events::Record>),
-    Rejoin(Result<(), String>),
+    Rejoin(Result<super::machine::Genesis, String>),
 }
 
 fn random16() -> io::Result<[u8; 16]> {
@@ -333,10 +334,11 @@ pub async fn serve(
     keys: Keys,
     raft: watch::Receiver<Raft>,
     events: Arc<EventLog>,
+    genesis: super::machine::Genesis,
 ) {
     loop {
         let Ok((stream, from)) = listener.accept().await else { continue };
-        let (keys, current, events) = (keys.clone(), raft.clone(), Arc::clone(&events));
+        let (keys, current, events, genesis) = (keys.clone(), raft.clone(), Arc::clone(&events), genesis.clone());
         tokio::spawn(async move {
             let mut session = match Session::accept(stream, cluster, keys).await {
                 Ok(s) => s,
@@ -363,7 +365,9 @@ pub async fn serve(
                         Reply::Propose(raft.client_write(c).await.map(|_| ()).map_err(|e| e.to_string()))
                     }
                     Request::Events { since_ms, set } => Reply::Events(events.query(since_ms, set.as_deref())),
-                    Request::Rejoin { node } => Reply::Rejoin(super::membership::remove_voter(&raft, node).await),
+                    Request::Rejoin { node } => {
+                        Reply::Rejoin(super::membership::remove_voter(&raft, node).await.map(|()| genesis.clone()))
+                    }
                 };
                 if session.send(&reply).await.is_err() {
                     return;

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::events::EventLog;
 use crate::local::Local;
-use crate::raft::machine::{Applied, StateMachine};
+use crate::raft::machine::{Applied, Genesis, StateMachine};
 use crate::raft::net::{self as raftnet, Peers};
 use crate::raft::store::LogStore;
 use crate::raft::{NodeId as RaftId, Raft, RaftThread};
@@ -23,6 +23,9 @@ use crate::raft::{NodeId as RaftId, Raft, RaftThread};
 pub const RAFT_FILE: &str = "raft.redb";
 /// Left by `baton rejoin`: start from an empty log, without initializing.
 pub const REJOIN_MARK: &str = "rejoining";
+/// The cluster's first state's shape, as `baton rejoin` got it from the
+/// leader, for a store that starts afresh.
+pub const GENESIS_FILE: &str = "genesis.json";
 /// The guard's lock in the state directory: one guard at a time.
 pub const GUARD_LOCK: &str = "guard.lock";
 
@@ -118,14 +121,13 @@ pub async fn boot(
     let committed = store.committed().map_err(|e| e.to_string())?.map(|l| l.index);
     let committed = committed.max(handed.map(|(_, index)| index).filter(|&i| i > 0));
     let (applied_tx, mut applied) = mpsc::channel(1024);
-    let machine = StateMachine::open(
-        config.nodes.len(),
-        config.sets.len(),
-        config.fence_required(),
-        applied_tx,
-        store.database(),
-    )
-    .map_err(|e| format!("reading the stored snapshot: {e}\n{}", rejoin_hint(config, me, state_dir)))?;
+    // A store opened for the first time after `baton rejoin` replays from
+    // the cluster's first state as its leader said it, not this file's.
+    let given = std::fs::read(state_dir.join(GENESIS_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let file = Genesis::of(config);
+    let machine = StateMachine::open(given.unwrap_or_else(|| file.clone()), &file, applied_tx, store.database())
+        .map_err(|e| format!("reading the stored snapshot: {e}\n{}", rejoin_hint(config, me, state_dir)))?;
+    let genesis = machine.genesis().clone();
     let (mut state, mut index) = machine.start_point();
     let thread = RaftThread::start()?;
     let raft = start_raft(&thread, config, me, peers.clone(), store.clone(), machine)
@@ -134,12 +136,12 @@ pub async fn boot(
     let (raft_tx, current) = watch::channel(raft.clone());
     for &addr in &addrs[me] {
         let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("listening on {addr}: {e}"))?;
-        let (keys, current, events) = (keys.clone(), current.clone(), Arc::clone(events));
+        let (keys, current, events, genesis) = (keys.clone(), current.clone(), Arc::clone(events), genesis.clone());
         thread
             .run(async move {
                 listener.set_nonblocking(true)?;
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                tokio::spawn(raftnet::serve(listener, cluster, keys, current, events));
+                tokio::spawn(raftnet::serve(listener, cluster, keys, current, events, genesis));
                 Ok::<_, std::io::Error>(())
             })
             .await?
@@ -148,6 +150,7 @@ pub async fn boot(
     let initialized = raft.is_initialized().await.map_err(|e| e.to_string())?;
     if rejoining && initialized {
         let _ = std::fs::remove_file(state_dir.join(REJOIN_MARK));
+        let _ = std::fs::remove_file(state_dir.join(GENESIS_FILE));
     }
     // A rejoining node waits for the leader to send it the log.
     if !initialized && !rejoining {
@@ -208,14 +211,9 @@ pub async fn restart_alone(
     let forced = store.force_alone(me as RaftId, node).map_err(|e| format!("forcing a membership of one: {e}"))?;
     tracing::warn!("baton: this node is now the only voter (membership entry {forced})");
     let (applied_tx, applied) = mpsc::channel(1024);
-    let machine = StateMachine::open(
-        config.nodes.len(),
-        config.sets.len(),
-        config.fence_required(),
-        applied_tx,
-        store.database(),
-    )
-    .map_err(|e| format!("reading the stored snapshot: {e}"))?;
+    let file = Genesis::of(config);
+    let machine = StateMachine::open(file.clone(), &file, applied_tx, store.database())
+        .map_err(|e| format!("reading the stored snapshot: {e}"))?;
     let raft = start_raft(thread, config, me, peers.clone(), store.clone(), machine)
         .await
         .map_err(|e| format!("starting raft again: {e}"))?;

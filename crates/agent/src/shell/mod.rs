@@ -29,7 +29,7 @@ use baton_resources::netlink::Netlink;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
-pub use boot::{GUARD_LOCK, RAFT_FILE, REJOIN_MARK};
+pub use boot::{GENESIS_FILE, GUARD_LOCK, RAFT_FILE, REJOIN_MARK};
 pub use configure::AGREED_FILE;
 pub use handover::Handed;
 
@@ -243,6 +243,18 @@ impl Agent {
                     )
                 })?;
                 (Arc::new(configure::slotted(parsed, &agreed.sets, None)?), agreed.generation)
+            }
+            None if (state.nodes.len(), state.sets.len()) != (config.nodes.len(), config.sets.len()) => {
+                return Err(format!(
+                    "{} has {} nodes and {} sets, but the cluster started with {} and {} and no other \
+                     configuration was agreed since: apply this file with `baton config apply` on a node that \
+                     runs, or start this agent with the file the cluster runs",
+                    config.file.display(),
+                    config.nodes.len(),
+                    config.sets.len(),
+                    state.nodes.len(),
+                    state.sets.len()
+                ))
             }
             None => (config, 0),
         };
