@@ -448,7 +448,11 @@ fn a_configuration_applied_live_starts_and_stops_sets_and_leaves_the_others_runn
     let later = |text: String| call(&socket, Request::ConfigDiff { text }).data.unwrap()["at_next_start"].clone();
     assert_eq!(later(with_db.replace("127.0.0.1:0", "127.0.0.1:1")), serde_json::json!([]));
     let realtime = with_db.replace("http = \"127.0.0.1:0\"", "http = \"127.0.0.1:0\"\nrealtime = false");
-    assert_eq!(later(realtime), serde_json::json!(["cluster.realtime"]));
+    assert_eq!(later(realtime.clone()), serde_json::json!(["cluster.realtime"]));
+    // Agreed, it still waits for each agent's next start, and says so.
+    let agreed = call(&socket, Request::ConfigApply { text: realtime.clone(), reason: None });
+    assert!(agreed.ok, "{:?}", agreed.error);
+    assert_eq!(later(realtime), serde_json::json!(["cluster.realtime"]), "pending until each agent starts again");
 
     // Invalid: refused, nothing proposed.
     let broken = call(
@@ -457,10 +461,10 @@ fn a_configuration_applied_live_starts_and_stops_sets_and_leaves_the_others_runn
     );
     assert!(!broken.ok && broken.error.as_deref().unwrap_or("").contains("delta"), "{:?}", broken.error);
     // Nodes change: refused with the reason.
-    let fewer =
-        call(&socket, Request::ConfigApply { text: original.replace("[nodes.gamma]", "[nodes.delta]"), reason: None });
-    assert!(!fewer.ok, "a node renamed is not applied live");
-    assert_eq!(call(&socket, Request::ConfigShow).data.unwrap()["generation"], 1);
+    let fewer = call(&socket, Request::ConfigApply { text: original.replace("gamma", "delta"), reason: None });
+    let why = fewer.error.unwrap_or_default();
+    assert!(why.contains("one node is added or removed per change"), "a node renamed is two changes: {why}");
+    assert_eq!(call(&socket, Request::ConfigShow).data.unwrap()["generation"], 2);
 
     // Back to the original file: db stops, web keeps running.
     let removed = call(&socket, Request::ConfigApply { text: original, reason: None });
@@ -473,7 +477,7 @@ fn a_configuration_applied_live_starts_and_stops_sets_and_leaves_the_others_runn
     };
     assert!(wait(Duration::from_secs(10), || names(&status()) == ["web"]), "db released: no longer shown");
     let s = status();
-    assert_eq!((s["config_generation"].as_u64(), s["config_drift"].as_bool()), (Some(2), Some(false)));
+    assert_eq!((s["config_generation"].as_u64(), s["config_drift"].as_bool()), (Some(3), Some(false)));
     drop((a, b, c));
 }
 

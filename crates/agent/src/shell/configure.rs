@@ -185,7 +185,7 @@ impl Agent {
                     let mut doc = plan_json(&plan, self.core.topology());
                     doc["digest"] = json!(proposal.digest);
                     doc["agreed"] = json!(agreed);
-                    doc["at_next_start"] = json!(later(&self.config, &config));
+                    doc["at_next_start"] = json!(later(&self.started, &config));
                     Response::ok(Some(doc))
                 }
                 Err(why) => Response::err(why),
@@ -294,7 +294,7 @@ impl Agent {
                 .collect(),
         );
         let list = |v: &[&str]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
-        let waits = later(&self.config, &next);
+        let waits = later(&self.started, &next);
         let msg = format!(
             "configuration generation {} ({}) runs here: sets started afresh: {}; stopped: {}{}",
             agreed.generation,

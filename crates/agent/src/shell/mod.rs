@@ -168,6 +168,9 @@ async fn os_signals(tx: mpsc::Sender<Signal>) -> Result<(), std::io::Error> {
 
 pub struct Agent {
     config: Arc<Config>,
+    /// The file this agent started with: what takes effect only at a start
+    /// (`configure::later`) is as it says, whatever was agreed since.
+    started: Arc<Config>,
     me: usize,
     state_dir: PathBuf,
     start: Instant,
@@ -230,6 +233,7 @@ impl Agent {
         let handed = ports.handed.as_ref().map(|h| (h.record.incarnation, h.record.raft_index));
         let booted = boot::boot(&config, me, &state_dir, &events, handed).await?;
         let boot::Booted { local, raft, raft_tx, thread, store, index, peers, state, applied } = booted;
+        let started = Arc::clone(&config);
         let links = Links::bind(me, peers.cluster, peers.keys.clone(), peers.addrs.clone(), inputs.tx.clone())
             .await
             .map_err(|e| e.to_string())?;
@@ -309,6 +313,7 @@ impl Agent {
             http,
             events,
             config,
+            started,
             me,
             state_dir,
             start,
