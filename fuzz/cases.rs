@@ -83,7 +83,7 @@ pub fn api_request(data: &[u8]) {
     };
     let history = History {
         log: Arc::new(EventLog::open(Path::new("/nonexistent"), "fuzz")),
-        peers: Peers { cluster: 1, keys: Keys::new(vec![b"k".to_vec()]), addrs: vec![] },
+        peers: Peers::new(1, Keys::new(vec![b"k".to_vec()]), vec![]),
         me: 0,
     };
     // No agent: every call the router makes is answered "shutting down".

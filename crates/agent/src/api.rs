@@ -138,7 +138,7 @@ pub struct History {
 impl History {
     pub async fn gather(&self, since_ms: u64, set: Option<String>) -> Vec<Record> {
         let mut all = self.log.query(since_ms, set.as_deref());
-        for peer in (0..self.peers.addrs.len()).filter(|&p| p != self.me) {
+        for peer in (0..self.peers.addrs().len()).filter(|&p| p != self.me) {
             let req = raftnet::Request::Events { since_ms, set: set.clone() };
             if let Ok(raftnet::Reply::Events(mut theirs)) =
                 self.peers.call(peer as u64, &mut None, &req, Duration::from_secs(2)).await

@@ -437,7 +437,7 @@ mod tests {
     fn api() -> Api {
         let history = History {
             log: Arc::new(EventLog::open(Path::new("/nonexistent"), "test")),
-            peers: Peers { cluster: 1, keys: baton_proto::Keys::new(vec![b"k".to_vec()]), addrs: vec![] },
+            peers: Peers::new(1, baton_proto::Keys::new(vec![b"k".to_vec()]), vec![]),
             me: 0,
         };
         // No agent behind it: an authorized write is answered "shutting down".

@@ -68,6 +68,13 @@ impl Links {
         }
     }
 
+    /// Heartbeats go to `peers` from now on, and are taken from each of
+    /// them (a node added while the agent runs).
+    pub fn set_peers(&mut self, peers: Vec<Vec<SocketAddr>>) {
+        self.verifier.lock().expect("not poisoned").set_nodes(peers.len());
+        self.peers = peers;
+    }
+
     /// (sent, received counters) per link.
     pub fn counters(&self) -> Vec<(u64, Counters)> {
         let v = self.verifier.lock().expect("not poisoned");

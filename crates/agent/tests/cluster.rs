@@ -581,3 +581,78 @@ fn an_agent_restarted_with_a_file_applied_live_replays_the_same_state_as_the_oth
     assert!(a.runs("db") && !b.runs("db"), "db runs on alpha alone");
     drop((a, b, c));
 }
+
+/// A fourth node added while the cluster runs: `config apply` with it at
+/// the end of the file, `baton rejoin`'s request on the new node (its
+/// store replays from the cluster's first state), its agent started. It
+/// catches up as a learner, becomes a voter, joins, and runs web when
+/// moved there; web never ran on two nodes.
+#[test]
+fn a_node_added_live_becomes_a_voter_and_runs_a_set() {
+    let cluster = Cluster::of("node-added", &["alpha", "beta", "gamma", "delta"], "", "");
+    let four = std::fs::read_to_string(&cluster.config).unwrap();
+    let three = four
+        .replace("\n[nodes.delta]\naddresses = [\"127.0.0.14/8\"]\n", "")
+        .replace("nodes = [\"alpha\", \"beta\", \"gamma\", \"delta\"]", "nodes = [\"alpha\", \"beta\", \"gamma\"]");
+    assert_ne!(three, four);
+    std::fs::write(&cluster.config, &three).unwrap();
+    let with_delta = cluster.dir.join("with-delta.toml");
+    std::fs::write(&with_delta, &four).unwrap();
+    let a = cluster.start("alpha");
+    let b = cluster.start("beta");
+    let c = cluster.start("gamma");
+    assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha");
+    // Adding a node while one of three is not online would leave no majority.
+    let online = || {
+        let s = try_call(&cluster.socket("beta"), Request::Status).ok().and_then(|r| r.data).unwrap_or_default();
+        s["nodes"].as_array().is_some_and(|n| n.iter().filter(|n| n["state"] == "online").count() == 3)
+    };
+    assert!(wait(Duration::from_secs(20), online), "alpha, beta and gamma online");
+
+    let diff = call(&cluster.socket("beta"), Request::ConfigDiff { text: four.clone() });
+    assert!(diff.ok, "{:?}", diff.error);
+    assert_eq!(diff.data.unwrap()["nodes"], serde_json::json!(["node delta added (slot 3)"]));
+    let applied = call(&cluster.socket("beta"), Request::ConfigApply { text: four.clone(), reason: None });
+    assert!(applied.ok, "{:?}", applied.error);
+
+    // `baton rejoin` on delta: the leader answers with the first state's shape.
+    let config = baton_config::load(&with_delta).unwrap();
+    let peers = baton_agent::raft::net::Peers::of(&config).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let genesis = (0..40)
+        .find_map(|_| {
+            let asked = (0..3u64).find_map(|p| {
+                let req = baton_agent::raft::net::Request::Rejoin { node: 3 };
+                match rt.block_on(peers.call(p, &mut None, &req, Duration::from_secs(2))) {
+                    Ok(baton_agent::raft::net::Reply::Rejoin(Ok(g))) => Some(g),
+                    _ => None,
+                }
+            });
+            asked.or_else(|| {
+                std::thread::sleep(Duration::from_millis(250));
+                None
+            })
+        })
+        .expect("a leader answered");
+    assert_eq!((genesis.nodes, genesis.sets), (3, 1), "the cluster started with three nodes and web");
+    let state_dir = cluster.dir.join("delta");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    std::fs::write(state_dir.join(baton_agent::shell::GENESIS_FILE), serde_json::to_vec(&genesis).unwrap()).unwrap();
+    std::fs::write(state_dir.join(baton_agent::shell::REJOIN_MARK), "new\n").unwrap();
+    let d = cluster.start_from("delta", Fake::default(), &with_delta);
+
+    let delta = || {
+        let s = try_call(&cluster.socket("alpha"), Request::Status).ok().and_then(|r| r.data).unwrap_or_default();
+        s["nodes"][3].clone()
+    };
+    assert!(
+        wait(Duration::from_secs(30), || delta()["state"] == "online" && delta()["voter"] == true),
+        "delta is an online voter: {}",
+        delta()
+    );
+    let moved =
+        call(&cluster.socket("gamma"), Request::Move { set: "web".into(), node: Some("delta".into()), reason: None });
+    assert!(moved.ok, "{:?}", moved.error);
+    assert!(wait(Duration::from_secs(15), || only(&[&a, &b, &c, &d], 3)), "web runs on delta alone");
+    drop((a, b, c, d));
+}

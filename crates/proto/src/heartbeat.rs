@@ -118,6 +118,11 @@ impl Verifier {
         Verifier { cluster, nodes, keys, last: BTreeMap::new(), counters: vec![Counters::default(); links] }
     }
 
+    /// Accepts heartbeats from `nodes` nodes from now on (a node added).
+    pub fn set_nodes(&mut self, nodes: usize) {
+        self.nodes = nodes;
+    }
+
     pub fn counters(&self, link: usize) -> Counters {
         self.counters[link]
     }

@@ -33,16 +33,27 @@ pub async fn remove_voter(raft: &Raft, node: NodeId) -> Result<(), String> {
         .map_err(|e| format!("removing node {node} from the voters: {e}"))
 }
 
-/// On the leader, every second: a learner whose log has caught up with
-/// the leader's becomes a voter again (with the Raft instance `current`
-/// holds then: two-node mode starts another).
-pub async fn promote_learners(current: watch::Receiver<Raft>) {
+/// On the leader, every second: a node the agreed configuration added
+/// (`added`: its id and address, once a change of nodes was agreed)
+/// becomes a learner, and a learner whose log has caught up with the
+/// leader's becomes a voter (again) — with the Raft instance `current`
+/// holds then: two-node mode starts another.
+pub async fn promote_learners(current: watch::Receiver<Raft>, added: watch::Receiver<Vec<(NodeId, String)>>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let raft = current.borrow().clone();
         let metrics = raft.metrics().borrow().clone();
         if metrics.current_leader != Some(metrics.id) {
             continue;
+        }
+        let membership = metrics.membership_config.membership();
+        let known: BTreeSet<NodeId> = membership.voter_ids().chain(membership.learner_ids()).collect();
+        let missing: Vec<(NodeId, String)> =
+            added.borrow().iter().filter(|(id, _)| !known.contains(id)).cloned().collect();
+        for (id, addr) in missing {
+            if let Err(e) = raft.add_learner(id, openraft::BasicNode::new(addr), false).await {
+                tracing::warn!("baton: adding node {id} as a learner: {e}");
+            }
         }
         let Some(replication) = &metrics.replication else { continue };
         let caught_up: BTreeSet<NodeId> = metrics

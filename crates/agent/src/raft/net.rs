@@ -193,34 +193,49 @@ pub fn secrets(cluster: &baton_config::Cluster) -> Result<Vec<Vec<u8>>, String> 
         .collect()
 }
 
-/// Where each node listens, link by link.
+/// Where each node listens, link by link. Shared by every clone (Raft's
+/// transport, the API's history): a node added while the agent runs is
+/// reached by all of them (`set`).
 #[derive(Clone)]
 pub struct Peers {
     pub cluster: u64,
     pub keys: Keys,
     /// Per node, one address per link, in link order.
-    pub addrs: Vec<Vec<SocketAddr>>,
+    addrs: Arc<std::sync::RwLock<Vec<Vec<SocketAddr>>>>,
 }
 
 impl Peers {
     /// The cluster's peers and keys as `config` gives them.
     pub fn of(config: &baton_config::Config) -> Result<Peers, String> {
+        let cluster = baton_proto::cluster_id(&config.cluster.name);
+        Ok(Peers::new(cluster, Keys::new(secrets(&config.cluster)?), Peers::addresses(config)))
+    }
+
+    pub fn new(cluster: u64, keys: Keys, addrs: Vec<Vec<SocketAddr>>) -> Peers {
+        Peers { cluster, keys, addrs: Arc::new(std::sync::RwLock::new(addrs)) }
+    }
+
+    /// Per node of `config`, its address on each link at the cluster's port.
+    pub fn addresses(config: &baton_config::Config) -> Vec<Vec<SocketAddr>> {
         let port = config.cluster.port;
-        Ok(Peers {
-            cluster: baton_proto::cluster_id(&config.cluster.name),
-            keys: Keys::new(secrets(&config.cluster)?),
-            addrs: config
-                .nodes
-                .iter()
-                .map(|n| n.addresses.iter().map(|a| SocketAddr::new(a.ip, port)).collect())
-                .collect(),
-        })
+        config.nodes.iter().map(|n| n.addresses.iter().map(|a| SocketAddr::new(a.ip, port)).collect()).collect()
+    }
+
+    /// Every node's addresses now.
+    pub fn addrs(&self) -> Vec<Vec<SocketAddr>> {
+        self.addrs.read().expect("not poisoned").clone()
+    }
+
+    /// From now on, for every clone.
+    pub fn set(&self, addrs: Vec<Vec<SocketAddr>>) {
+        *self.addrs.write().expect("not poisoned") = addrs;
     }
 
     /// Connect to `node`, trying each link in order.
     pub async fn connect(&self, node: NodeId) -> io::Result<Session> {
         let mut last = io::Error::other(format!("node {node} has no address"));
-        for &addr in &self.addrs[node as usize] {
+        let addrs = self.addrs().get(node as usize).cloned().unwrap_or_default();
+        for addr in addrs {
             match Session::connect(addr, self.cluster, self.keys.clone()).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,

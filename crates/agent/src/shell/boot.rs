@@ -73,6 +73,9 @@ pub struct Booted {
     pub peers: Peers,
     pub state: ClusterState,
     pub applied: mpsc::Receiver<Applied>,
+    /// The nodes a change of nodes added, for the Raft leader to take in
+    /// as learners (`raft::membership::promote_learners`).
+    pub members: watch::Sender<Vec<(RaftId, String)>>,
 }
 
 /// Opens the state directory and the Raft store, starts Raft, and replays
@@ -116,7 +119,7 @@ pub async fn boot(
         }
     }
     let peers = Peers::of(config)?;
-    let (cluster, keys, addrs) = (peers.cluster, peers.keys.clone(), peers.addrs.clone());
+    let (cluster, keys, addrs) = (peers.cluster, peers.keys.clone(), peers.addrs());
     let store = LogStore::open(&raft_file).map_err(|e| format!("{e}\n{}", rejoin_hint(config, me, state_dir)))?;
     let committed = store.committed().map_err(|e| e.to_string())?.map(|l| l.index);
     let committed = committed.max(handed.map(|(_, index)| index).filter(|&i| i > 0));
@@ -160,28 +163,31 @@ pub async fn boot(
         // it exists already, which is fine.
         let _ = raft.initialize(members).await;
     }
+    let (members, added) = watch::channel(Vec::new());
     thread
         .run(async move {
-            tokio::spawn(crate::raft::membership::promote_learners(current));
+            tokio::spawn(crate::raft::membership::promote_learners(current, added));
         })
         .await?;
     if let Some(committed) = committed {
         while index < committed {
-            match applied.recv().await {
-                Some(Applied::Command { index: i, command }) => {
-                    let _ = state.apply(&command);
-                    index = i;
-                }
-                Some(Applied::Restore { index: i, state: s }) => {
-                    state = s;
-                    index = i;
-                }
-                // Without this, a committed index at a leader's blank entry
-                // was never reached: every agent of a cluster restarted at
-                // once waited for the others (the soak's SimulStart).
-                Some(Applied::Passed { index: i }) => index = i,
-                None => return Err("raft stopped while replaying the log".into()),
-            }
+            replay(&mut state, &mut index, applied.recv().await)?;
+        }
+    }
+    // A node added while the cluster runs (started after `baton rejoin`)
+    // exists from the change that added it: it copies the log until then.
+    let mut said = std::time::Instant::now();
+    while state.nodes.len() <= me {
+        if said.elapsed() >= std::time::Duration::from_secs(10) {
+            tracing::info!(
+                "baton: waiting for the cluster's log to add this node (`baton config apply` with it, on a node that \
+                 runs)"
+            );
+            said = std::time::Instant::now();
+        }
+        let next = tokio::time::timeout(std::time::Duration::from_secs(1), applied.recv()).await;
+        if let Ok(next) = next {
+            replay(&mut state, &mut index, next)?;
         }
     }
     // Above any incarnation the agreed state recorded for this node, also
@@ -191,7 +197,27 @@ pub async fn boot(
         local.incarnation = recorded + 1;
         local.save(state_dir)?;
     }
-    Ok(Booted { local, raft, raft_tx, thread, store, index, peers, state, applied })
+    Ok(Booted { local, raft, raft_tx, thread, store, index, peers, state, applied, members })
+}
+
+/// One entry of the replay at boot, applied to `state`.
+fn replay(state: &mut ClusterState, index: &mut u64, applied: Option<Applied>) -> Result<(), String> {
+    match applied {
+        Some(Applied::Command { index: i, command }) => {
+            let _ = state.apply(&command);
+            *index = i;
+        }
+        Some(Applied::Restore { index: i, state: s }) => {
+            *state = s;
+            *index = i;
+        }
+        // Without this, a committed index at a leader's blank entry was never
+        // reached: every agent of a cluster restarted at once waited for the
+        // others (the soak's SimulStart).
+        Some(Applied::Passed { index: i }) => *index = i,
+        None => return Err("raft stopped while replaying the log".into()),
+    }
+    Ok(())
 }
 
 /// Two-node mode, the peer confirmed off by its fence device: this node's
@@ -207,7 +233,7 @@ pub async fn restart_alone(
     store: &mut LogStore,
     peers: &Peers,
 ) -> Result<(Raft, mpsc::Receiver<Applied>), String> {
-    let node = BasicNode::new(peers.addrs[me][0].to_string());
+    let node = BasicNode::new(peers.addrs()[me][0].to_string());
     let forced = store.force_alone(me as RaftId, node).map_err(|e| format!("forcing a membership of one: {e}"))?;
     tracing::warn!("baton: this node is now the only voter (membership entry {forced})");
     let (applied_tx, applied) = mpsc::channel(1024);

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use baton_config::{Config, SetConfig};
 use baton_core::reconfigure::{Plan, Proposal};
 use baton_core::requests::Request as CoreRequest;
-use baton_core::{Failback, Input, SetSpec, Topology};
+use baton_core::{Failback, Input, Topology};
+use baton_state::AgreedConfig;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -93,7 +94,22 @@ pub fn later(old: &Config, new: &Config) -> Vec<&'static str> {
 /// (the configuration this agent ran) had for it, so that it can still be
 /// stopped; without one (the agent started after it was retired, when
 /// nothing of it runs here) it has no resources.
-pub fn slotted(mut parsed: Config, slots: &[SetSpec], before: Option<&Config>) -> Result<Config, String> {
+pub fn slotted(mut parsed: Config, agreed: &AgreedConfig, before: Option<&Config>) -> Result<Config, String> {
+    // Node slots are the file's order while nodes are only added at its end
+    // (ARCHITECTURE.md, "Nodes added and removed": the rest is not built).
+    if !agreed.nodes.is_empty() {
+        let slots: Vec<&str> = agreed.nodes.iter().map(|n| n.name.as_str()).collect();
+        let names: Vec<&str> = parsed.nodes.iter().map(|n| n.name.as_str()).collect();
+        if agreed.nodes.iter().any(|n| n.retired) || names != slots {
+            return Err(format!(
+                "the agreed configuration's nodes are {} by slot, its file lists {}: this agent follows nodes only \
+                 when they are added at the end of the file (removing one live is not built yet)",
+                slots.join(", "),
+                names.join(", ")
+            ));
+        }
+    }
+    let slots = &agreed.sets;
     let mut by_name: BTreeMap<String, SetConfig> = parsed.sets.drain(..).map(|s| (s.name.clone(), s)).collect();
     let mut sets = Vec::with_capacity(slots.len());
     for (i, spec) in slots.iter().enumerate() {
@@ -193,11 +209,18 @@ impl Agent {
             let _ = p.answer.send(response);
             return None;
         }
-        if let Some(plan) = self.core.plan(&proposal.topology).ok().filter(|p| !p.node_changes.is_empty()) {
+        // A node added at the end of the file is followed live; the rest of
+        // a change of nodes is not built in the agent yet.
+        let plan = self.core.plan(&proposal.topology).ok();
+        let appended = plan.as_ref().and_then(|p| p.nodes.as_ref()).is_some_and(|slots| {
+            let names = config.nodes.iter().map(|n| n.name.as_str());
+            slots.iter().all(|n| !n.retired) && slots.iter().map(|n| n.name.as_str()).eq(names)
+        });
+        if let Some(plan) = plan.filter(|p| !p.node_changes.is_empty() && !appended) {
             let response = Response::err(format!(
                 "refused, nothing changed: {}: the core decides and the simulator checks a change of nodes, but this \
-                 agent does not yet change its heartbeat peers and the agreement layer's voters while it runs; apply \
-                 it by restarting every agent with the new file",
+                 agent follows only a node added at the end of the file (removing one, or nodes in another order, \
+                 is not built yet); apply it by restarting every agent with the new file",
                 plan.node_changes.join(", ")
             ));
             self.record_operator(&what, p.reason, &response, p.user);
@@ -255,7 +278,7 @@ impl Agent {
         let parsed = baton_config::parse_str(&self.config.file, &agreed.text).map_err(|e| {
             format!("the agreed configuration (generation {}) is not one this agent can run: {e}", agreed.generation)
         })?;
-        let next = slotted(parsed, &agreed.sets, Some(&self.config))?;
+        let next = slotted(parsed, &agreed, Some(&self.config))?;
         let old = self.config.sets.len();
         // The sets this agent built must be the ones the agreed slots name:
         // a node that ran another file (drift, before any configuration was
@@ -307,7 +330,29 @@ impl Agent {
         self.events.record("config", None, msg, None, None);
         self.generation = agreed.generation;
         self.config = Arc::new(next);
+        self.follow_nodes();
         Ok(())
+    }
+
+    /// The peers follow the agreed nodes: heartbeats and Raft's transport
+    /// reach a node added, and the Raft leader takes it in as a learner
+    /// (`raft::membership::promote_learners`) once a change of nodes was
+    /// agreed.
+    pub(super) fn follow_nodes(&mut self) {
+        let addrs = crate::raft::net::Peers::addresses(&self.config);
+        if addrs != self.peers.addrs() {
+            self.peers.set(addrs.clone());
+            self.links.set_peers(addrs.clone());
+        }
+        if self.core.state().config.as_ref().is_some_and(|c| !c.nodes.is_empty()) {
+            let members = addrs.iter().enumerate().filter_map(|(i, a)| Some((i as u64, a.first()?.to_string())));
+            let members: Vec<(u64, String)> = members.collect();
+            self.members.send_if_modified(|m| {
+                let changed = *m != members;
+                *m = members;
+                changed
+            });
+        }
     }
 }
 

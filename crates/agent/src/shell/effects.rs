@@ -164,7 +164,7 @@ impl Agent {
     /// Two-node mode: the peer, heard again, becomes a learner; once its log
     /// caught up, `promote_learners` makes it a voter.
     fn readmit(&self, node: NodeId) {
-        let (raft, addr) = (self.raft.clone(), self.peers.addrs[usize::from(node)][0]);
+        let (raft, addr) = (self.raft.clone(), self.peers.addrs()[usize::from(node)][0]);
         tokio::spawn(async move {
             let learner = openraft::BasicNode::new(addr.to_string());
             if let Err(e) = raft.add_learner(RaftId::from(node), learner, false).await {

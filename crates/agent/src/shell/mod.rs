@@ -27,7 +27,7 @@ use baton_core::{Input, Node, NodeId, Time};
 use baton_resources::fence_disk::Disk;
 use baton_resources::netlink::Netlink;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use boot::{GENESIS_FILE, GUARD_LOCK, RAFT_FILE, REJOIN_MARK};
 pub use configure::AGREED_FILE;
@@ -177,6 +177,8 @@ pub struct Agent {
     core: Node,
     local: Local,
     links: Links,
+    /// The nodes a change of nodes added, for the Raft leader.
+    members: watch::Sender<Vec<(RaftId, String)>>,
     raft: Raft,
     raft_tx: tokio::sync::watch::Sender<Raft>,
     /// Where Raft runs (its storage writes the disk there, not here).
@@ -232,9 +234,9 @@ impl Agent {
         let events = Arc::new(EventLog::open(&state_dir, &config.nodes[me].name));
         let handed = ports.handed.as_ref().map(|h| (h.record.incarnation, h.record.raft_index));
         let booted = boot::boot(&config, me, &state_dir, &events, handed).await?;
-        let boot::Booted { local, raft, raft_tx, thread, store, index, peers, state, applied } = booted;
+        let boot::Booted { local, raft, raft_tx, thread, store, index, peers, state, applied, members } = booted;
         let started = Arc::clone(&config);
-        let links = Links::bind(me, peers.cluster, peers.keys.clone(), peers.addrs.clone(), inputs.tx.clone())
+        let links = Links::bind(me, peers.cluster, peers.keys.clone(), peers.addrs(), inputs.tx.clone())
             .await
             .map_err(|e| e.to_string())?;
         // The agreed configuration, once there is one, not the file.
@@ -246,7 +248,7 @@ impl Agent {
                         agreed.generation
                     )
                 })?;
-                (Arc::new(configure::slotted(parsed, &agreed.sets, None)?), agreed.generation)
+                (Arc::new(configure::slotted(parsed, agreed, None)?), agreed.generation)
             }
             None if (state.nodes.len(), state.sets.len()) != (config.nodes.len(), config.sets.len()) => {
                 return Err(format!(
@@ -303,7 +305,7 @@ impl Agent {
             socket.display()
         );
         let (prepared_tx, prepared) = configure::channel();
-        Ok(Agent {
+        let mut agent = Agent {
             assigned_at: vec![None; config.sets.len()],
             build: ports.build,
             generation,
@@ -320,6 +322,7 @@ impl Agent {
             core,
             local,
             links,
+            members,
             raft,
             raft_tx,
             raft_thread: thread,
@@ -341,7 +344,9 @@ impl Agent {
             exe: std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?,
             handing_over: None,
             socket,
-        })
+        };
+        agent.follow_nodes();
+        Ok(agent)
     }
 
     fn now(&self) -> Time {
