@@ -1,13 +1,12 @@
-//! `baton rejoin`: a node whose Raft state is damaged or lost asks its
-//! peers to take it out of the voters (only the leader can; the others say
-//! who leads), then sets its old state file aside and leaves the mark that
-//! makes the next agent start wait for the cluster's log.
-
-use std::time::Duration;
+//! `baton rejoin`: a node whose Raft state is damaged or lost (or a node
+//! added live, before its first start) asks its peers to take it out of
+//! the voters (only the leader can; the others say who leads), then sets
+//! its old state file aside and keeps what the leader answered: the shape
+//! of the cluster's first state, the node slots, and the mark that makes
+//! the next agent start wait for the cluster's log.
 
 use baton_agent::api::{self, Request};
-use baton_agent::raft::net::{Peers, Reply, Request as PeerRequest};
-use baton_agent::shell::{GENESIS_FILE, RAFT_FILE, REJOIN_MARK};
+use baton_agent::shell::RAFT_FILE;
 
 use crate::cli::{Cli, Failure};
 
@@ -24,37 +23,8 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             socket.display()
         )));
     }
-    let peers = Peers::of(&config).map_err(Failure::Failed)?;
-    // Right after this node stopped the others may still be electing a
-    // leader (it may have led): ask every peer, for at most 30 s.
-    let mut answers = Vec::new();
-    let mut removed_by = None;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while removed_by.is_none() && std::time::Instant::now() < deadline {
-        answers.clear();
-        for peer in (0..config.nodes.len()).filter(|&p| p != me) {
-            let peer_name = &config.nodes[peer].name;
-            let req = PeerRequest::Rejoin { node: me as u64 };
-            match rt.block_on(peers.call(peer as u64, &mut None, &req, Duration::from_secs(10))) {
-                Ok(Reply::Rejoin(Ok(genesis))) => {
-                    removed_by = Some((peer_name.clone(), genesis));
-                    break;
-                }
-                Ok(Reply::Rejoin(Err(e))) => answers.push(format!("{peer_name}: {e}")),
-                Ok(_) => answers.push(format!("{peer_name}: an answer of the wrong kind")),
-                Err(e) => answers.push(format!("{peer_name}: {e}")),
-            }
-        }
-        if removed_by.is_none() {
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    }
-    let Some((leader, genesis)) = removed_by else {
-        return Err(Failure::Failed(format!(
-            "no peer could take {name} out of the voters within 30 s (a leader with a majority is needed):\n  {}",
-            answers.join("\n  ")
-        )));
-    };
+    let (leader, rejoined) =
+        rt.block_on(baton_agent::raft::membership::ask_rejoin(&config, me)).map_err(Failure::Failed)?;
     let file = state_dir.join(RAFT_FILE);
     let mut kept = None;
     if file.exists() {
@@ -66,12 +36,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         }
         kept = Some(aside);
     }
-    // The new store replays the cluster's log from its first state.
-    let shape = serde_json::to_vec(&genesis).expect("serializes");
-    std::fs::write(state_dir.join(GENESIS_FILE), shape)
-        .map_err(|e| Failure::Failed(format!("writing {}: {e}", state_dir.join(GENESIS_FILE).display())))?;
-    std::fs::write(state_dir.join(REJOIN_MARK), format!("removed from the voters by {leader}\n"))
-        .map_err(|e| Failure::Failed(format!("writing {}: {e}", state_dir.join(REJOIN_MARK).display())))?;
+    baton_agent::raft::membership::keep_rejoined(&state_dir, rejoined, &leader).map_err(Failure::Failed)?;
     if cli.json {
         let doc = serde_json::json!({ "node": name, "leader": leader.to_string(), "kept": kept });
         println!("{}", serde_json::json!({ "ok": true, "data": doc }));

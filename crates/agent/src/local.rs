@@ -1,11 +1,13 @@
 //! What one node keeps for itself in its state directory, beside the Raft
 //! store: its suspicion denials (see the core's `Persisted`), its
 //! incarnation (heartbeat sequence numbers never repeat across restarts),
-//! and the sets it gave up.
+//! the sets it gave up, and the cluster's node slots once a change of
+//! nodes was agreed.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use baton_config::{Address, NodeConfig};
 use baton_core::{Denial, Persisted};
 use baton_state::Exclusion;
 use serde::{Deserialize, Serialize};
@@ -18,6 +20,35 @@ pub struct Local {
     /// Per set: the generation at which this node gave it up, and why.
     #[serde(default)]
     pub abandoned: Vec<Option<(u64, Exclusion)>>,
+    /// The agreed node slots, as this node last followed them (empty: no
+    /// change of nodes agreed, the file's order is the slots'). An agent
+    /// starts with its file's nodes in this order (Raft's node id is the
+    /// slot), a node the file no longer lists standing in as kept.
+    #[serde(default)]
+    pub slots: Vec<Slot>,
+}
+
+/// A node slot: enough of the node to stand in for it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Slot {
+    pub name: String,
+    pub witness: bool,
+    /// One per link: the address and its prefix length, if given.
+    pub addresses: Vec<(std::net::IpAddr, Option<u8>)>,
+    /// Removed by a configuration change.
+    pub retired: bool,
+}
+
+impl Slot {
+    pub fn of(node: &NodeConfig, retired: bool) -> Slot {
+        let addresses = node.addresses.iter().map(|a| (a.ip, a.prefix)).collect();
+        Slot { name: node.name.clone(), witness: node.witness, addresses, retired }
+    }
+
+    pub fn node(&self) -> NodeConfig {
+        let addresses = self.addresses.iter().map(|&(ip, prefix)| Address { ip, prefix }).collect();
+        NodeConfig { name: self.name.clone(), addresses, witness: self.witness }
+    }
 }
 
 impl Local {

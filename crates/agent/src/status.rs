@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 fn node_state(node: &Node, n: NodeId) -> &'static str {
     let st = node.state();
     let rec = st.node(n);
-    if rec.fenced {
+    if rec.retired {
+        "removed"
+    } else if rec.fenced {
         "fenced"
     } else if !st.is_online(n) || (n != node.me() && !node.detector().is_alive(n)) {
         "offline"

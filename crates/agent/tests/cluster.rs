@@ -123,8 +123,9 @@ impl Cluster {
 
     /// Starts `node` with the configuration file `file`.
     fn start_from(&self, node: &str, fake: Fake, file: &Path) -> Running {
-        let me = self.nodes.iter().position(|n| *n == node).unwrap();
         let config = baton_config::load(file).unwrap();
+        // As `baton agent` finds it: its place in its own file.
+        let me = config.nodes.iter().position(|n| n.name == node).unwrap();
         let state_dir = self.dir.join(node);
         // web runs `fake`; every other set a fake of its own, kept in `others`.
         let (cgroups, runs) = (self.dir.join("cgroups").join(node), fake.clone());
@@ -205,6 +206,11 @@ impl Running {
         let _ = self.kill.take().unwrap().send(());
         let _ = self.thread.take().unwrap().join();
         self.fake.running.store(false, Ordering::SeqCst);
+    }
+
+    /// The agent ended by itself.
+    fn exited(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| t.is_finished())
     }
 
     /// SIGTERM; returns once the agent exited, with how it ended.
@@ -588,7 +594,7 @@ fn an_agent_restarted_with_a_file_applied_live_replays_the_same_state_as_the_oth
 /// catches up as a learner, becomes a voter, joins, and runs web when
 /// moved there; web never ran on two nodes.
 #[test]
-fn a_node_added_live_becomes_a_voter_and_runs_a_set() {
+fn a_node_added_live_runs_a_set_and_a_node_removed_live_leaves_its_slot_behind() {
     let cluster = Cluster::of("node-added", &["alpha", "beta", "gamma", "delta"], "", "");
     let four = std::fs::read_to_string(&cluster.config).unwrap();
     let three = four
@@ -617,28 +623,11 @@ fn a_node_added_live_becomes_a_voter_and_runs_a_set() {
 
     // `baton rejoin` on delta: the leader answers with the first state's shape.
     let config = baton_config::load(&with_delta).unwrap();
-    let peers = baton_agent::raft::net::Peers::of(&config).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let genesis = (0..40)
-        .find_map(|_| {
-            let asked = (0..3u64).find_map(|p| {
-                let req = baton_agent::raft::net::Request::Rejoin { node: 3 };
-                match rt.block_on(peers.call(p, &mut None, &req, Duration::from_secs(2))) {
-                    Ok(baton_agent::raft::net::Reply::Rejoin(Ok(g))) => Some(g),
-                    _ => None,
-                }
-            });
-            asked.or_else(|| {
-                std::thread::sleep(Duration::from_millis(250));
-                None
-            })
-        })
-        .expect("a leader answered");
-    assert_eq!((genesis.nodes, genesis.sets), (3, 1), "the cluster started with three nodes and web");
-    let state_dir = cluster.dir.join("delta");
-    std::fs::create_dir_all(&state_dir).unwrap();
-    std::fs::write(state_dir.join(baton_agent::shell::GENESIS_FILE), serde_json::to_vec(&genesis).unwrap()).unwrap();
-    std::fs::write(state_dir.join(baton_agent::shell::REJOIN_MARK), "new\n").unwrap();
+    let (leader, rejoined) = rt.block_on(baton_agent::raft::membership::ask_rejoin(&config, 3)).unwrap();
+    let genesis = (rejoined.genesis.nodes, rejoined.genesis.sets);
+    assert_eq!((genesis, rejoined.node), ((3, 1), 3), "the cluster started with three nodes and web");
+    baton_agent::raft::membership::keep_rejoined(&cluster.dir.join("delta"), rejoined, &leader).unwrap();
     let d = cluster.start_from("delta", Fake::default(), &with_delta);
 
     let delta = || {
@@ -654,5 +643,44 @@ fn a_node_added_live_becomes_a_voter_and_runs_a_set() {
         call(&cluster.socket("gamma"), Request::Move { set: "web".into(), node: Some("delta".into()), reason: None });
     assert!(moved.ok, "{:?}", moved.error);
     assert!(wait(Duration::from_secs(15), || only(&[&a, &b, &c, &d], 3)), "web runs on delta alone");
+
+    // beta, in slot 1, removed: it runs nothing, so it may go; its agent
+    // exits, and web stays on delta throughout.
+    let without_beta = four
+        .replace("\n[nodes.beta]\naddresses = [\"127.0.0.12/8\"]\n", "")
+        .replace("nodes = [\"alpha\", \"beta\", \"gamma\", \"delta\"]", "nodes = [\"alpha\", \"gamma\", \"delta\"]");
+    assert_ne!(without_beta, four);
+    let removed = call(&cluster.socket("gamma"), Request::ConfigApply { text: without_beta.clone(), reason: None });
+    assert!(removed.ok, "{:?}", removed.error);
+    assert!(wait(Duration::from_secs(15), || b.exited()), "beta's agent exits once removed");
+    assert!(wait(Duration::from_secs(15), || delta()["state"] == "online"), "{}", delta());
+    let beta = || {
+        let s = try_call(&cluster.socket("alpha"), Request::Status).ok().and_then(|r| r.data).unwrap_or_default();
+        (s["nodes"][1]["state"].clone(), s["nodes"][1]["voter"].clone())
+    };
+    assert!(
+        wait(Duration::from_secs(15), || beta() == (serde_json::json!("removed"), serde_json::json!(false))),
+        "beta shown removed and no voter: {:?}",
+        beta()
+    );
+    assert!(only(&[&a, &c, &d], 2), "web stayed on delta");
+
+    // gamma restarted with the new file, where it is second, not third: it
+    // numbers the nodes by slot, and sees what the others see.
+    let file = cluster.dir.join("without-beta.toml");
+    std::fs::write(&file, &without_beta).unwrap();
+    let mut c = c;
+    c.kill();
+    let c = cluster.start_from("gamma", Fake::default(), &file);
+    let owners = |node: &str| -> Option<serde_json::Value> {
+        let s = try_call(&cluster.socket(node), Request::Status).ok()?.data?;
+        Some(serde_json::json!([s["sets"][0]["owner"], s["nodes"][2]["state"], s["nodes"][1]["state"]]))
+    };
+    let expected = serde_json::json!(["delta", "online", "removed"]);
+    let seen = wait(Duration::from_secs(20), || owners("gamma") == Some(expected.clone()));
+    let mut c = c;
+    let why = if c.exited() { format!("{:?}", c.thread.take().unwrap().join()) } else { String::new() };
+    assert!(seen, "gamma sees {:?}, alpha {:?} {why}", owners("gamma"), owners("alpha"));
+    assert!(only(&[&a, &c, &d], 2), "web stayed on delta");
     drop((a, b, c, d));
 }

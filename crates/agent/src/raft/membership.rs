@@ -11,7 +11,9 @@ use std::time::Duration;
 use openraft::ChangeMembers;
 use tokio::sync::watch;
 
+use super::net::{Peers, Rejoined, Reply, Request};
 use super::{NodeId, Raft};
+use crate::local::Slot;
 
 /// On the leader: `node` leaves the voters and stays a learner. Elsewhere:
 /// an error naming the leader.
@@ -33,12 +35,13 @@ pub async fn remove_voter(raft: &Raft, node: NodeId) -> Result<(), String> {
         .map_err(|e| format!("removing node {node} from the voters: {e}"))
 }
 
-/// On the leader, every second: a node the agreed configuration added
-/// (`added`: its id and address, once a change of nodes was agreed)
-/// becomes a learner, and a learner whose log has caught up with the
-/// leader's becomes a voter (again) — with the Raft instance `current`
-/// holds then: two-node mode starts another.
-pub async fn promote_learners(current: watch::Receiver<Raft>, added: watch::Receiver<Vec<(NodeId, String)>>) {
+/// On the leader, every second: once a change of nodes was agreed
+/// (`slots`: the agreed node slots; Raft listens on `port`),
+/// a node it added becomes a learner and one it removed leaves the voters
+/// and learners; a learner whose log has caught up with the leader's
+/// becomes a voter (again) — with the Raft instance `current` holds then:
+/// two-node mode starts another.
+pub async fn promote_learners(current: watch::Receiver<Raft>, slots: watch::Receiver<Vec<Slot>>, port: u16) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let raft = current.borrow().clone();
@@ -47,12 +50,35 @@ pub async fn promote_learners(current: watch::Receiver<Raft>, added: watch::Rece
             continue;
         }
         let membership = metrics.membership_config.membership();
-        let known: BTreeSet<NodeId> = membership.voter_ids().chain(membership.learner_ids()).collect();
-        let missing: Vec<(NodeId, String)> =
-            added.borrow().iter().filter(|(id, _)| !known.contains(id)).cloned().collect();
-        for (id, addr) in missing {
-            if let Err(e) = raft.add_learner(id, openraft::BasicNode::new(addr), false).await {
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
+        let members: Vec<(NodeId, String)> = slots
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.retired)
+            .filter_map(|(i, s)| {
+                Some((i as NodeId, std::net::SocketAddr::new(s.addresses.first()?.0, port).to_string()))
+            })
+            .collect();
+        let wanted: BTreeSet<NodeId> = members.iter().map(|(id, _)| *id).collect();
+        for (id, addr) in members.iter().filter(|(id, _)| !voters.contains(id) && !learners.contains(id)) {
+            if let Err(e) = raft.add_learner(*id, openraft::BasicNode::new(addr), false).await {
                 tracing::warn!("baton: adding node {id} as a learner: {e}");
+            }
+        }
+        if !wanted.is_empty() {
+            let gone: BTreeSet<NodeId> = voters.difference(&wanted).copied().collect();
+            if !gone.is_empty() {
+                if let Err(e) = raft.change_membership(ChangeMembers::RemoveVoters(gone.clone()), false).await {
+                    tracing::warn!("baton: removing {gone:?} from the voters: {e}");
+                }
+            }
+            let gone: BTreeSet<NodeId> = learners.difference(&wanted).copied().collect();
+            if !gone.is_empty() {
+                if let Err(e) = raft.change_membership(ChangeMembers::RemoveNodes(gone.clone()), false).await {
+                    tracing::warn!("baton: removing learners {gone:?}: {e}");
+                }
             }
         }
         let Some(replication) = &metrics.replication else { continue };
@@ -69,4 +95,54 @@ pub async fn promote_learners(current: watch::Receiver<Raft>, added: watch::Rece
             tracing::warn!("baton: making {caught_up:?} voters again: {e}");
         }
     }
+}
+
+/// `baton rejoin` (or a node added live, before its first start): asks
+/// each peer in turn, for at most 30 s, to take node `me` of `config` out
+/// of the voters — only the leader can; right after this node stopped the
+/// others may still be electing one. Returns the leader's name and its
+/// answer.
+pub async fn ask_rejoin(config: &baton_config::Config, me: usize) -> Result<(String, Rejoined), String> {
+    let peers = Peers::of(config)?;
+    let name = &config.nodes[me].name;
+    let mut answers = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        answers.clear();
+        for peer in (0..config.nodes.len()).filter(|&p| p != me) {
+            let peer_name = &config.nodes[peer].name;
+            let req = Request::Rejoin { node: me as NodeId, name: Some(name.clone()) };
+            match peers.call(peer as NodeId, &mut None, &req, Duration::from_secs(10)).await {
+                Ok(Reply::Rejoin(Ok(rejoined))) => return Ok((peer_name.clone(), rejoined)),
+                Ok(Reply::Rejoin(Err(e))) => answers.push(format!("{peer_name}: {e}")),
+                Ok(_) => answers.push(format!("{peer_name}: an answer of the wrong kind")),
+                Err(e) => answers.push(format!("{peer_name}: {e}")),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(format!(
+        "no peer could take {name} out of the voters within 30 s (a leader with a majority is needed):\n  {}",
+        answers.join("\n  ")
+    ))
+}
+
+/// Keeps what the leader answered in `state_dir`: the first state's shape
+/// the new store replays from, and the node slots the agent numbers nodes
+/// by; then the mark that makes the next start copy the cluster's log.
+pub fn keep_rejoined(state_dir: &std::path::Path, rejoined: Rejoined, leader: &str) -> Result<(), String> {
+    use crate::shell::{GENESIS_FILE, REJOIN_MARK};
+    std::fs::create_dir_all(state_dir).map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
+    let genesis = serde_json::to_vec(&rejoined.genesis).expect("serializes");
+    let write = |file: &str, bytes: &[u8]| {
+        let path = state_dir.join(file);
+        std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    write(GENESIS_FILE, &genesis)?;
+    if !rejoined.slots.is_empty() {
+        let mut local = crate::local::Local::load(state_dir)?;
+        local.slots = rejoined.slots;
+        local.save(state_dir)?;
+    }
+    write(REJOIN_MARK, format!("removed from the voters by {leader}\n").as_bytes())
 }

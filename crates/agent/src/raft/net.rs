@@ -47,7 +47,22 @@ pub enum Request {
     /// cluster's first state, which its new store replays from.
     Rejoin {
         node: NodeId,
+        /// The node's name: once a change of nodes was agreed, its slot is
+        /// looked up by it (a file without a removed node numbers its
+        /// nodes otherwise).
+        #[serde(default)]
+        name: Option<String>,
     },
+}
+
+/// The leader's answer to `Rejoin`: the node's slot, the shape of the
+/// cluster's first state, and the node slots (empty: no change of nodes
+/// agreed).
+#[derive(Serialize, Deserialize)]
+pub struct Rejoined {
+    pub node: NodeId,
+    pub genesis: super::machine::Genesis,
+    pub slots: Vec<crate::local::Slot>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -57,7 +72,7 @@ pub enum Reply {
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     Propose(Result<(), String>),
     Events(Vec<crate::events::Record>),
-    Rejoin(Result<super::machine::Genesis, String>),
+    Rejoin(Result<Rejoined, String>),
 }
 
 fn random16() -> io::Result<[u8; 16]> {
@@ -350,10 +365,12 @@ pub async fn serve(
     raft: watch::Receiver<Raft>,
     events: Arc<EventLog>,
     genesis: super::machine::Genesis,
+    slots: watch::Receiver<Vec<crate::local::Slot>>,
 ) {
     loop {
         let Ok((stream, from)) = listener.accept().await else { continue };
         let (keys, current, events, genesis) = (keys.clone(), raft.clone(), Arc::clone(&events), genesis.clone());
+        let slots = slots.clone();
         tokio::spawn(async move {
             let mut session = match Session::accept(stream, cluster, keys).await {
                 Ok(s) => s,
@@ -380,8 +397,13 @@ pub async fn serve(
                         Reply::Propose(raft.client_write(c).await.map(|_| ()).map_err(|e| e.to_string()))
                     }
                     Request::Events { since_ms, set } => Reply::Events(events.query(since_ms, set.as_deref())),
-                    Request::Rejoin { node } => {
-                        Reply::Rejoin(super::membership::remove_voter(&raft, node).await.map(|()| genesis.clone()))
+                    Request::Rejoin { node, name } => {
+                        let slots = slots.borrow().clone();
+                        let by_name = name.and_then(|n| slots.iter().position(|s| s.name == n && !s.retired));
+                        let node = by_name.map_or(node, |s| s as NodeId);
+                        let genesis = genesis.clone();
+                        let removed = super::membership::remove_voter(&raft, node).await;
+                        Reply::Rejoin(removed.map(|()| Rejoined { node, genesis, slots }))
                     }
                 };
                 if session.send(&reply).await.is_err() {

@@ -13,7 +13,7 @@ use openraft::{BasicNode, SnapshotPolicy};
 use tokio::sync::{mpsc, watch};
 
 use crate::events::EventLog;
-use crate::local::Local;
+use crate::local::{Local, Slot};
 use crate::raft::machine::{Applied, Genesis, StateMachine};
 use crate::raft::net::{self as raftnet, Peers};
 use crate::raft::store::LogStore;
@@ -73,9 +73,9 @@ pub struct Booted {
     pub peers: Peers,
     pub state: ClusterState,
     pub applied: mpsc::Receiver<Applied>,
-    /// The nodes a change of nodes added, for the Raft leader to take in
-    /// as learners (`raft::membership::promote_learners`).
-    pub members: watch::Sender<Vec<(RaftId, String)>>,
+    /// The agreed node slots, for the Raft leader to follow
+    /// (`raft::membership::promote_learners`) and to answer `baton rejoin`.
+    pub slots: watch::Sender<Vec<Slot>>,
 }
 
 /// Opens the state directory and the Raft store, starts Raft, and replays
@@ -137,14 +137,16 @@ pub async fn boot(
         .await
         .map_err(|e| format!("starting raft: {e}"))?;
     let (raft_tx, current) = watch::channel(raft.clone());
+    let (slots, followed) = watch::channel(local.slots.clone());
     for &addr in &addrs[me] {
         let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("listening on {addr}: {e}"))?;
         let (keys, current, events, genesis) = (keys.clone(), current.clone(), Arc::clone(events), genesis.clone());
+        let followed = followed.clone();
         thread
             .run(async move {
                 listener.set_nonblocking(true)?;
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                tokio::spawn(raftnet::serve(listener, cluster, keys, current, events, genesis));
+                tokio::spawn(raftnet::serve(listener, cluster, keys, current, events, genesis, followed));
                 Ok::<_, std::io::Error>(())
             })
             .await?
@@ -163,10 +165,10 @@ pub async fn boot(
         // it exists already, which is fine.
         let _ = raft.initialize(members).await;
     }
-    let (members, added) = watch::channel(Vec::new());
+    let port = config.cluster.port;
     thread
         .run(async move {
-            tokio::spawn(crate::raft::membership::promote_learners(current, added));
+            tokio::spawn(crate::raft::membership::promote_learners(current, followed, port));
         })
         .await?;
     if let Some(committed) = committed {
@@ -197,7 +199,7 @@ pub async fn boot(
         local.incarnation = recorded + 1;
         local.save(state_dir)?;
     }
-    Ok(Booted { local, raft, raft_tx, thread, store, index, peers, state, applied, members })
+    Ok(Booted { local, raft, raft_tx, thread, store, index, peers, state, applied, slots })
 }
 
 /// One entry of the replay at boot, applied to `state`.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use baton_config::{Config, SetConfig};
+use baton_config::{Config, NodeConfig, SetConfig};
 use baton_core::reconfigure::{Plan, Proposal};
 use baton_core::requests::Request as CoreRequest;
 use baton_core::{Failback, Input, Topology};
@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Agent;
 use crate::api::Response;
+use crate::local::Slot;
 
 /// The agreed configuration file in the state directory, written at each
 /// switch (for the operator: the agent runs what the agreed state holds).
@@ -95,19 +96,25 @@ pub fn later(old: &Config, new: &Config) -> Vec<&'static str> {
 /// stopped; without one (the agent started after it was retired, when
 /// nothing of it runs here) it has no resources.
 pub fn slotted(mut parsed: Config, agreed: &AgreedConfig, before: Option<&Config>) -> Result<Config, String> {
-    // Node slots are the file's order while nodes are only added at its end
-    // (ARCHITECTURE.md, "Nodes added and removed": the rest is not built).
+    // Nodes by slot: a removed node stands in as this agent ran it.
     if !agreed.nodes.is_empty() {
-        let slots: Vec<&str> = agreed.nodes.iter().map(|n| n.name.as_str()).collect();
-        let names: Vec<&str> = parsed.nodes.iter().map(|n| n.name.as_str()).collect();
-        if agreed.nodes.iter().any(|n| n.retired) || names != slots {
-            return Err(format!(
-                "the agreed configuration's nodes are {} by slot, its file lists {}: this agent follows nodes only \
-                 when they are added at the end of the file (removing one live is not built yet)",
-                slots.join(", "),
-                names.join(", ")
-            ));
+        let mut slots = Vec::with_capacity(agreed.nodes.len());
+        for (i, spec) in agreed.nodes.iter().enumerate() {
+            let file = parsed.nodes.iter().find(|n| n.name == spec.name);
+            let kept = before.and_then(|b| b.nodes.get(i)).filter(|n| n.name == spec.name);
+            let node = file.or(kept).ok_or_else(|| {
+                format!(
+                    "the agreed configuration has node {} in slot {i}, but neither its file nor this agent has its \
+                     addresses",
+                    spec.name
+                )
+            })?;
+            slots.push(Slot::of(node, spec.retired));
         }
+        if let Some(n) = parsed.nodes.iter().find(|n| !agreed.nodes.iter().any(|s| s.name == n.name)) {
+            return Err(format!("the agreed configuration's file has node {}, but no agreed slot holds it", n.name));
+        }
+        parsed = by_slot(parsed, &slots);
     }
     let slots = &agreed.sets;
     let mut by_name: BTreeMap<String, SetConfig> = parsed.sets.drain(..).map(|s| (s.name.clone(), s)).collect();
@@ -127,6 +134,43 @@ pub fn slotted(mut parsed: Config, agreed: &AgreedConfig, before: Option<&Config
     }
     parsed.sets = sets;
     Ok(parsed)
+}
+
+/// `config` with its nodes in the order of `slots` (the agreed node slots
+/// as this node kept them), so that every index the agent uses — Raft's
+/// node ids first — is the slot. A slot the file does not list stands in as
+/// kept; a node the file lists that `slots` does not know (added since)
+/// comes after them, in file order. Sets' preference orders and fence
+/// devices follow their nodes. No slots: `config` as it is.
+pub fn by_slot(mut config: Config, slots: &[Slot]) -> Config {
+    if slots.is_empty() {
+        return config;
+    }
+    let mut nodes: Vec<NodeConfig> = Vec::with_capacity(slots.len());
+    let mut moved = vec![usize::MAX; config.nodes.len()];
+    for slot in slots {
+        match config.nodes.iter().position(|n| n.name == slot.name) {
+            Some(i) => {
+                moved[i] = nodes.len();
+                nodes.push(config.nodes[i].clone());
+            }
+            None => nodes.push(slot.node()),
+        }
+    }
+    for (i, node) in config.nodes.iter().enumerate() {
+        if moved[i] == usize::MAX {
+            moved[i] = nodes.len();
+            nodes.push(node.clone());
+        }
+    }
+    for set in &mut config.sets {
+        set.nodes.iter_mut().for_each(|n| *n = moved[*n]);
+    }
+    for device in config.fencing.iter_mut().flat_map(|f| &mut f.devices) {
+        device.nodes.iter_mut().for_each(|n| *n = moved[*n]);
+    }
+    config.nodes = nodes;
+    config
 }
 
 /// A retired set this agent never ran.
@@ -206,24 +250,6 @@ impl Agent {
                 }
                 Err(why) => Response::err(why),
             };
-            let _ = p.answer.send(response);
-            return None;
-        }
-        // A node added at the end of the file is followed live; the rest of
-        // a change of nodes is not built in the agent yet.
-        let plan = self.core.plan(&proposal.topology).ok();
-        let appended = plan.as_ref().and_then(|p| p.nodes.as_ref()).is_some_and(|slots| {
-            let names = config.nodes.iter().map(|n| n.name.as_str());
-            slots.iter().all(|n| !n.retired) && slots.iter().map(|n| n.name.as_str()).eq(names)
-        });
-        if let Some(plan) = plan.filter(|p| !p.node_changes.is_empty() && !appended) {
-            let response = Response::err(format!(
-                "refused, nothing changed: {}: the core decides and the simulator checks a change of nodes, but this \
-                 agent follows only a node added at the end of the file (removing one, or nodes in another order, \
-                 is not built yet); apply it by restarting every agent with the new file",
-                plan.node_changes.join(", ")
-            ));
-            self.record_operator(&what, p.reason, &response, p.user);
             let _ = p.answer.send(response);
             return None;
         }
@@ -335,24 +361,29 @@ impl Agent {
     }
 
     /// The peers follow the agreed nodes: heartbeats and Raft's transport
-    /// reach a node added, and the Raft leader takes it in as a learner
-    /// (`raft::membership::promote_learners`) once a change of nodes was
-    /// agreed.
+    /// reach a node added; once a change of nodes was agreed, the slots are
+    /// kept in `local.json` (the next start numbers nodes by them) and the
+    /// Raft leader follows them (`raft::membership::promote_learners`).
     pub(super) fn follow_nodes(&mut self) {
         let addrs = crate::raft::net::Peers::addresses(&self.config);
         if addrs != self.peers.addrs() {
             self.peers.set(addrs.clone());
             self.links.set_peers(addrs.clone());
         }
-        if self.core.state().config.as_ref().is_some_and(|c| !c.nodes.is_empty()) {
-            let members = addrs.iter().enumerate().filter_map(|(i, a)| Some((i as u64, a.first()?.to_string())));
-            let members: Vec<(u64, String)> = members.collect();
-            self.members.send_if_modified(|m| {
-                let changed = *m != members;
-                *m = members;
-                changed
-            });
+        let Some(agreed) = self.core.state().config.as_ref().filter(|c| !c.nodes.is_empty()) else { return };
+        let slots: Vec<Slot> =
+            agreed.nodes.iter().zip(&self.config.nodes).map(|(spec, node)| Slot::of(node, spec.retired)).collect();
+        if slots != self.local.slots {
+            self.local.slots = slots.clone();
+            if let Err(e) = self.local.save(&self.state_dir) {
+                tracing::warn!("baton: keeping the node slots: {e}");
+            }
         }
+        self.slots.send_if_modified(|kept| {
+            let changed = *kept != slots;
+            *kept = slots;
+            changed
+        });
     }
 }
 

@@ -177,8 +177,8 @@ pub struct Agent {
     core: Node,
     local: Local,
     links: Links,
-    /// The nodes a change of nodes added, for the Raft leader.
-    members: watch::Sender<Vec<(RaftId, String)>>,
+    /// The agreed node slots, for the Raft leader and `baton rejoin`.
+    slots: watch::Sender<Vec<crate::local::Slot>>,
     raft: Raft,
     raft_tx: tokio::sync::watch::Sender<Raft>,
     /// Where Raft runs (its storage writes the disk there, not here).
@@ -229,12 +229,17 @@ impl Agent {
     /// returns the agent ready to run.
     pub async fn start(opts: Options, ports: Ports, inputs: Inputs) -> Result<Agent, String> {
         let Options { config, me, state_dir, socket } = opts;
+        // Nodes by slot once a change of nodes was agreed: Raft's node id,
+        // and every index the agent uses, is the slot.
+        let name = config.nodes[me].name.clone();
+        let config = configure::by_slot(config, &Local::load(&state_dir)?.slots);
+        let me = config.nodes.iter().position(|n| n.name == name).expect("by_slot keeps every node of the file");
         let start = ports.handed.as_ref().map_or_else(Instant::now, |h| h.start);
         let config = Arc::new(config);
         let events = Arc::new(EventLog::open(&state_dir, &config.nodes[me].name));
         let handed = ports.handed.as_ref().map(|h| (h.record.incarnation, h.record.raft_index));
         let booted = boot::boot(&config, me, &state_dir, &events, handed).await?;
-        let boot::Booted { local, raft, raft_tx, thread, store, index, peers, state, applied, members } = booted;
+        let boot::Booted { local, raft, raft_tx, thread, store, index, peers, state, applied, slots } = booted;
         let started = Arc::clone(&config);
         let links = Links::bind(me, peers.cluster, peers.keys.clone(), peers.addrs(), inputs.tx.clone())
             .await
@@ -248,7 +253,10 @@ impl Agent {
                         agreed.generation
                     )
                 })?;
-                (Arc::new(configure::slotted(parsed, agreed, None)?), agreed.generation)
+                // A removed node stands in as this agent keeps it (its file
+                // no longer lists it); no retired set is taken from the file.
+                let nodes_only = Config { sets: Vec::new(), ..(*config).clone() };
+                (Arc::new(configure::slotted(parsed, agreed, Some(&nodes_only))?), agreed.generation)
             }
             None if (state.nodes.len(), state.sets.len()) != (config.nodes.len(), config.sets.len()) => {
                 return Err(format!(
@@ -322,7 +330,7 @@ impl Agent {
             core,
             local,
             links,
-            members,
+            slots,
             raft,
             raft_tx,
             raft_thread: thread,
