@@ -221,6 +221,12 @@ pub struct UpArgs {
     /// Add a witness node, `arbiter`.
     #[arg(long)]
     pub witness: bool,
+    /// One more full node (its namespace, links and addresses) left out of
+    /// the cluster's file and not started: a machine to add to the cluster
+    /// while it runs (`baton config apply` with it, `baton rejoin` on it,
+    /// then `lab start` it).
+    #[arg(long)]
+    pub spare: bool,
     /// Add a remote witness instead: `arbiter` on link 0 only, in a subnet
     /// of its own (10.89.0.0/24) reached through a router (the switch).
     #[arg(long, conflicts_with = "witness")]
@@ -303,6 +309,7 @@ impl UpArgs {
         UpArgs {
             nodes: 3,
             witness: false,
+            spare: false,
             remote_witness: false,
             links: 2,
             heartbeat: "100ms".into(),

@@ -17,6 +17,8 @@ use super::{node_status, wait_until, UpArgs};
 
 /// The default prefix of the lab's namespace names.
 pub const PREFIX: &str = "btnl-";
+/// `lab up --spare`: the cluster's file with the spare node in it.
+pub const SPARE_CONFIG: &str = "cluster.spare.toml";
 pub const VIP: &str = "10.88.0.100";
 /// The remote witness's address, and the router's on either side of it.
 const REMOTE_WITNESS: &str = "10.89.0.2";
@@ -57,6 +59,10 @@ pub struct Lab {
     /// Prefix of its namespaces' names: labs with different ones run side by side.
     #[serde(default = "default_prefix")]
     pub prefix: String,
+    /// `lab up --spare`: the last of `nodes`, out of the cluster's file and
+    /// not started by `up`.
+    #[serde(default)]
+    pub spare: Option<String>,
     /// The shared disk's block device (`lab up --disk`), mounted by `web`.
     #[serde(default)]
     pub disk: Option<String>,
@@ -319,6 +325,15 @@ impl Lab {
         if let Some(setting) = &args.vip_manager {
             super::vip_manager::settings(setting)?;
         }
+        let plain = args.machines.is_none() && args.keepalived.is_none() && args.pacemaker.is_none();
+        let alone = args.ucarp.is_none() && args.vip_manager.is_none() && args.fencing.is_none();
+        if args.spare && !(plain && alone && !args.witness && !args.remote_witness && args.nodes < NAMES.len()) {
+            return Err(format!(
+                "--spare is for baton's nodes in namespaces, without a witness, fencing, --machines or a peer, and \
+                 fewer than {} nodes",
+                NAMES.len()
+            ));
+        }
         if let Some(deb) = &args.machines {
             if args.keepalived.is_some() || args.disk || args.fencing.as_deref() == Some("disk") {
                 return Err("--machines runs baton without --keepalived, --disk or --fencing disk (not yet); \
@@ -354,7 +369,7 @@ impl Lab {
             keepalived: args.keepalived.clone(),
             address_only: args.address_only,
             http_token: args.http_token,
-            nodes: NAMES[..args.nodes].iter().map(|s| s.to_string()).collect(),
+            nodes: NAMES[..args.nodes + usize::from(args.spare)].iter().map(|s| s.to_string()).collect(),
             witness: (args.witness || args.remote_witness).then(|| "arbiter".to_string()),
             remote_witness: args.remote_witness,
             links: args.links,
@@ -369,6 +384,7 @@ impl Lab {
             ucarp: args.ucarp.clone(),
             vip_manager: args.vip_manager.clone(),
             prefix: prefix.clone(),
+            spare: args.spare.then(|| NAMES[args.nodes].to_string()),
         };
         lab.save()?;
         let extra = match &args.extra {
@@ -396,7 +412,8 @@ impl Lab {
             formed?;
             return Ok(lab);
         }
-        for node in lab.all() {
+        let spare = lab.spare.clone();
+        for node in lab.all().into_iter().filter(|n| Some(n) != spare.as_ref()) {
             // A node that does not start leaves nothing behind: the nodes
             // started before it (and their etcd, vip-manager, ...) go too.
             let started = lab.serve_everywhere(&node).and_then(|()| lab.start(&node));
@@ -486,7 +503,12 @@ impl Lab {
             std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
         }
         let config = self.dir.join("cluster.toml");
-        std::fs::write(&config, self.config_text(heartbeat, lease)? + extra).map_err(|e| e.to_string())?;
+        std::fs::write(&config, self.config_text(heartbeat, lease, false)? + extra).map_err(|e| e.to_string())?;
+        if self.spare.is_some() {
+            // The file once the spare is added: every set may run there too.
+            let with = self.dir.join(SPARE_CONFIG);
+            std::fs::write(&with, self.config_text(heartbeat, lease, true)? + extra).map_err(|e| e.to_string())?;
+        }
         if self.ucarp.is_some() {
             super::ucarp::write_scripts(&self.dir)?;
         }
@@ -544,7 +566,9 @@ impl Lab {
         }
     }
 
-    fn config_text(&self, heartbeat: &str, lease: &str) -> Result<String, String> {
+    /// `with_spare`: the spare node (`lab up --spare`) in it, as if added.
+    fn config_text(&self, heartbeat: &str, lease: &str, with_spare: bool) -> Result<String, String> {
+        let left_out = |n: &String| !with_spare && Some(n) == self.spare.as_ref();
         let exe = crate::lab_exe();
         let mut t = format!(
             "# Written by `baton lab up`.\n[cluster]\nname = \"lab\"\nsecret_file = \"secret\"\n\
@@ -553,14 +577,14 @@ impl Lab {
         if self.http_token {
             t += "http_token_file = \"http-token\"\n";
         }
-        for (i, node) in self.all().iter().enumerate() {
+        for (i, node) in self.all().iter().enumerate().filter(|(_, n)| !left_out(n)) {
             let addrs: Vec<String> = self.links_of(i).map(|l| format!("\"{}\"", self.address_of(i, l))).collect();
             t += &format!("\n[nodes.{node}]\naddresses = [{}]\n", addrs.join(", "));
             if Some(node) == self.witness.as_ref() {
                 t += "witness = true\n";
             }
         }
-        let prefs: Vec<String> = self.nodes.iter().map(|n| format!("\"{n}\"")).collect();
+        let prefs: Vec<String> = self.nodes.iter().filter(|n| !left_out(n)).map(|n| format!("\"{n}\"")).collect();
         if let Some(fencing) = &self.fencing {
             let dir = self.dir.display();
             let device = |nodes: &str, delay: &str| match &self.fence_disk {

@@ -2507,3 +2507,85 @@ fn case43_the_lease_changes_live_and_nothing_moves() {
     assert!(wait(Duration::from_secs(5), || lab.fetch().is_some_and(|w| w != "alpha")), "the client is not served");
     rec.assert_never_two_holders();
 }
+
+/// A fourth node added while the cluster runs, then removed: `config
+/// apply` with delta (the lab's spare), `baton rejoin` on delta, its agent
+/// started — it becomes a voter and serves web when moved there; then put
+/// in standby (web moves off) and a file without it applied: its agent
+/// exits and every node shows it removed. The client is served throughout,
+/// never by two holders of the address.
+#[test]
+fn case44_a_node_added_live_serves_web_and_is_removed_after_its_set_moved() {
+    let lab = Lab::up("c44", &["--spare"]);
+    assert_eq!(wait_owner(&lab, "beta", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let rec = Recorder::start(&["alpha", "beta", "gamma", "delta"]);
+    let config = lab.dir.join("cluster.toml");
+    let three = std::fs::read_to_string(&config).unwrap();
+    let with_delta = lab.dir.join("cluster.spare.toml");
+    let sock = lab.dir.join("gamma/baton.sock");
+    let sock = sock.to_str().unwrap();
+    let online = |node: &str| {
+        lab.status("alpha").is_some_and(|d| {
+            d["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["name"] == node && n["state"] == "online" && n["voter"] == true)
+        })
+    };
+    assert!(wait(Duration::from_secs(10), || ["alpha", "beta", "gamma"].iter().all(|n| online(n))));
+
+    let diff: Value =
+        serde_json::from_str(&ok(&["config", "diff", with_delta.to_str().unwrap(), "--json", "--socket", sock]))
+            .unwrap();
+    assert_eq!(diff["data"]["nodes"], serde_json::json!(["node delta added (slot 3)"]), "{diff}");
+    ok(&["config", "apply", with_delta.to_str().unwrap(), "--socket", sock]);
+    // The file goes to every node (they share the lab's), then delta asks
+    // the leader to take it in and starts.
+    std::fs::copy(&with_delta, &config).unwrap();
+    let state = lab.dir.join("delta");
+    lab.run(&[
+        "exec",
+        "delta",
+        "--",
+        baton_bin().to_str().unwrap(),
+        "rejoin",
+        "--config",
+        config.to_str().unwrap(),
+        "--node",
+        "delta",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    lab.run(&["start", "delta"]);
+    assert!(wait(Duration::from_secs(20), || online("delta")), "delta is an online voter");
+    ok(&["move", "web", "delta", "--socket", sock]);
+    assert!(wait(Duration::from_secs(10), || lab.fetch().as_deref() == Some("delta")), "the client is served by delta");
+    assert!(lab.has_vip("delta") && !lab.has_vip("alpha"));
+
+    // delta in standby: web moves off it; then a file without delta.
+    ok(&["standby", "delta", "--socket", sock]);
+    assert!(
+        wait(Duration::from_secs(10), || lab.fetch().is_some_and(|w| w != "delta") && !lab.has_vip("delta")),
+        "web moved off delta"
+    );
+    let without = lab.dir.join("without-delta.toml");
+    std::fs::write(&without, &three).unwrap();
+    let said = ok(&["config", "apply", without.to_str().unwrap(), "--socket", sock]);
+    assert!(said.contains("generation 2"), "{said}");
+    std::fs::copy(&without, &config).unwrap();
+    let removed = |node: &str| {
+        lab.status(node).is_some_and(|d| d["nodes"][3]["state"] == "removed" && d["nodes"][3]["voter"] == false)
+    };
+    assert!(
+        wait(Duration::from_secs(15), || ["alpha", "beta", "gamma"].iter().all(|n| removed(n))),
+        "delta shown removed everywhere"
+    );
+    assert!(
+        wait(Duration::from_secs(10), || !lab.processes("delta").iter().any(|p| p.contains("baton"))),
+        "delta's agent and guard exited: {:?}",
+        lab.processes("delta")
+    );
+    assert!(lab.fetch().is_some(), "the client is served");
+    rec.assert_never_two_holders();
+}
