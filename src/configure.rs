@@ -29,6 +29,9 @@ fn plan_lines(file: &Path, plan: &Value) -> String {
         out +=
             &format!("{:<11} {:<9} {:<11} {}\n", s(&set["set"]), s(&set["change"]), s(&set["runs_on"]), s(&set["why"]));
     }
+    for change in plan["nodes"].as_array().into_iter().flatten() {
+        out += &format!("{}\n", s(change));
+    }
     for (key, what) in [("heartbeat_interval_ms", "heartbeat interval"), ("lease_ms", "lease")] {
         let (now, then) = (&plan[key]["now"], &plan[key]["then"]);
         if now != then {
@@ -68,7 +71,10 @@ pub fn run(cli: &Cli, command: &ConfigCommand) -> Result<(), Failure> {
             if cli.json {
                 println!(
                     "{}",
-                    serde_json::json!({ "ok": true, "data": { "generation": agreed["generation"], "sets": plan["sets"] } })
+                    serde_json::json!({
+                        "ok": true,
+                        "data": { "generation": agreed["generation"], "sets": plan["sets"], "nodes": plan["nodes"] }
+                    })
                 );
             } else {
                 print!("{}", plan_lines(&file, &plan));

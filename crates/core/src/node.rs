@@ -1050,6 +1050,7 @@ impl Node {
                         guard_margin: plan.guard_margin,
                         timing: plan.timing,
                         nodes: plan.nodes,
+                        drain: plan.drain,
                     },
                     Err(why) => return out.push(answer(Reply::Refused(Refusal::Config(why)))),
                 }

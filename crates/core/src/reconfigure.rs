@@ -86,6 +86,9 @@ pub struct Plan {
     pub nodes: Option<Vec<NodeSpec>>,
     /// The node it adds or removes, in words.
     pub node_changes: Vec<String>,
+    /// A node it removes that still runs sets: put in standby first, and
+    /// the change proposed once they moved off.
+    pub drain: Option<NodeId>,
 }
 
 /// The plan for switching the cluster running `topo` (with the agreed
@@ -206,6 +209,7 @@ pub fn plan(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Pla
         timing,
         nodes: slots.nodes,
         node_changes: slots.changes,
+        drain: slots.drain,
     })
 }
 
@@ -439,7 +443,7 @@ mod tests {
     }
 
     #[test]
-    fn a_node_is_removed_only_once_it_runs_nothing_and_never_below_three_voters() {
+    fn a_node_that_runs_a_set_is_drained_before_it_is_removed_and_never_below_three_voters() {
         let (t, st) = running();
         let mut four = t.clone();
         four.nodes.push(node("d"));
@@ -456,12 +460,17 @@ mod tests {
         without_c.nodes.remove(2);
         without_c.fenceable.remove(2);
         without_c.sets[2].nodes = vec![0];
+        let drained = plan(&four, &st4, &without_c).unwrap();
+        assert_eq!(drained.drain, Some(2));
+        assert_eq!(drained.node_changes, ["node c removed once mail has moved off it (it is put in standby first)"]);
+        st4.apply(&Command::Freeze { set: 2, frozen: true }).unwrap();
         let why = plan(&four, &st4, &without_c).unwrap_err();
-        assert!(why.contains("c still runs mail: `baton standby c` first"), "{why}");
+        assert!(why.contains("c runs mail, and it is frozen there"), "{why}");
+        st4.apply(&Command::Freeze { set: 2, frozen: false }).unwrap();
         st4.apply(&Command::Move { set: 2, from: 2, to: Some(0), generation: 1 }).unwrap();
         st4.apply(&Command::Released { set: 2, node: 2, generation: 1 }).unwrap();
         let p = plan(&four, &st4, &without_c).unwrap();
-        assert_eq!(p.node_changes, ["node c removed"]);
+        assert_eq!((p.node_changes.as_slice(), p.drain), (&["node c removed".to_string()][..], None));
         assert!(p.nodes.as_ref().unwrap()[2].retired && p.sets[2].nodes == [0]);
         agree(&mut st4, &p);
         assert_eq!((st4.majority(), st4.node(2).retired), (2, true));

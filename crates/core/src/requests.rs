@@ -241,6 +241,9 @@ pub enum Work {
         guard_margin: std::time::Duration,
         timing: baton_state::AgreedTiming,
         nodes: Option<Vec<baton_state::NodeSpec>>,
+        /// A node it removes, put in standby first: the change is proposed
+        /// once it runs nothing.
+        drain: Option<NodeId>,
     },
 }
 
@@ -280,7 +283,12 @@ impl Work {
             Work::Unlock { name, token } => Some(Command::Unlock { name: name.clone(), node: me, token: *token }),
             // Proposed by two-node mode itself, once the peer is evicted.
             Work::Alone => None,
-            Work::Configure { generation, digest, text, sets, guard_margin, timing, nodes } => {
+            Work::Configure { drain: Some(node), generation, .. }
+                if state.config_generation() < *generation && drains(state, *node) =>
+            {
+                (!state.node(*node).standby).then_some(Command::Standby { node: *node, standby: true })
+            }
+            Work::Configure { generation, digest, text, sets, guard_margin, timing, nodes, .. } => {
                 (state.config_generation() < *generation).then(|| Command::Configure {
                     generation: *generation,
                     digest: digest.clone(),
@@ -378,6 +386,15 @@ impl Work {
                 AGREE_WAIT.as_secs(),
                 node(state.alone)
             ),
+            Work::Configure { drain: Some(n), .. } if drains(state, *n) => {
+                let left: Vec<&str> = state.owned_by(*n).map(|s| topo.set_name(s)).collect();
+                format!(
+                    "{} still runs {} after {}s in standby: the change that removes it was not proposed",
+                    topo.node_name(*n),
+                    left.join(", "),
+                    MOVE_WAIT.as_secs()
+                )
+            }
             Work::Configure { generation, .. } => format!(
                 "configuration generation {generation} was not agreed within {}s: is a majority of the cluster up? \
                  (or a set it removes was frozen, or maintenance began, meanwhile: `baton events` says)",
@@ -390,10 +407,17 @@ impl Work {
     /// How long it may take.
     pub fn wait(&self) -> Duration {
         match self {
-            Work::Move { .. } | Work::Standby { standby: true, .. } => MOVE_WAIT,
+            Work::Move { .. } | Work::Standby { standby: true, .. } | Work::Configure { drain: Some(_), .. } => {
+                MOVE_WAIT
+            }
             _ => AGREE_WAIT,
         }
     }
+}
+
+/// Does `node` still own or block a set (a node to be removed waits)?
+fn drains(state: &ClusterState, node: NodeId) -> bool {
+    state.sets.iter().any(|s| s.owner == Some(node) || s.blocked == Some(node))
 }
 
 /// A lock name is 1 to 128 printable characters.

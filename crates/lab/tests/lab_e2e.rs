@@ -2510,10 +2510,11 @@ fn case43_the_lease_changes_live_and_nothing_moves() {
 
 /// A fourth node added while the cluster runs, then removed: `config
 /// apply` with delta (the lab's spare), `baton rejoin` on delta, its agent
-/// started — it becomes a voter and serves web when moved there; then put
-/// in standby (web moves off) and a file without it applied: its agent
-/// exits and every node shows it removed. The client is served throughout,
-/// never by two holders of the address.
+/// started — it becomes a voter and serves web when moved there; then a
+/// file without it applied while it serves web: it is put in standby, web
+/// moves off, and only then is it removed — its agent exits and every node
+/// shows it removed. The client is served throughout, never by two holders
+/// of the address.
 #[test]
 fn case44_a_node_added_live_serves_web_and_is_removed_after_its_set_moved() {
     let lab = Lab::up("c44", &["--spare"]);
@@ -2563,16 +2564,14 @@ fn case44_a_node_added_live_serves_web_and_is_removed_after_its_set_moved() {
     assert!(wait(Duration::from_secs(10), || lab.fetch().as_deref() == Some("delta")), "the client is served by delta");
     assert!(lab.has_vip("delta") && !lab.has_vip("alpha"));
 
-    // delta in standby: web moves off it; then a file without delta.
-    ok(&["standby", "delta", "--socket", sock]);
-    assert!(
-        wait(Duration::from_secs(10), || lab.fetch().is_some_and(|w| w != "delta") && !lab.has_vip("delta")),
-        "web moved off delta"
-    );
+    // A file without delta, while delta serves web: web moves off first.
     let without = lab.dir.join("without-delta.toml");
     std::fs::write(&without, &three).unwrap();
+    let diff = ok(&["config", "diff", without.to_str().unwrap(), "--socket", sock]);
+    assert!(diff.contains("node delta removed once web has moved off it"), "{diff}");
     let said = ok(&["config", "apply", without.to_str().unwrap(), "--socket", sock]);
     assert!(said.contains("generation 2"), "{said}");
+    assert!(!lab.has_vip("delta") && lab.fetch().is_some_and(|w| w != "delta"), "web moved off delta");
     std::fs::copy(&without, &config).unwrap();
     let removed = |node: &str| {
         lab.status(node).is_some_and(|d| d["nodes"][3]["state"] == "removed" && d["nodes"][3]["voter"] == false)

@@ -507,8 +507,9 @@ pub fn random(seed: u64) -> Scenario {
 
 /// Nodes added and removed (`baton config apply` with a node more or
 /// less), from a stream of their own: one run in five of three or more
-/// voters adds a spare machine as a node, removes one (put in standby a
-/// few seconds before: a node that runs a set is refused), or both in
+/// voters adds a spare machine as a node, removes one (half the time put
+/// in standby by hand a few seconds before, else by the change itself,
+/// which waits until its sets moved off), or both in
 /// turn, half the time with a node's agreement layer lagging across the
 /// change. The spare's file gives it a place in one set's preference
 /// order, so that it can run sets.
@@ -549,7 +550,10 @@ fn node_changes(seed: u64, topo: &Topology, heal_at_us: u64) -> (Vec<(u64, Fault
         let full: Vec<usize> = (0..file.nodes.len()).filter(|&n| !file.nodes[n].witness).collect();
         let gone =
             if full.len() > 1 && rng.chance(800) { full[rng.index(full.len())] } else { rng.index(file.nodes.len()) };
-        faults.push((at, Fault::Request(Request::Standby { node: gone as NodeId, standby: true })));
+        // Put in standby by hand half the time; else the change does it.
+        if rng.chance(500) {
+            faults.push((at, Fault::Request(Request::Standby { node: gone as NodeId, standby: true })));
+        }
         file.nodes.remove(gone);
         file.fenceable.remove(gone);
         for set in &mut file.sets {

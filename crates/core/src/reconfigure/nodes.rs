@@ -15,6 +15,9 @@ pub(super) struct Slots {
     pub nodes: Option<Vec<NodeSpec>>,
     /// What changes, in words.
     pub changes: Vec<String>,
+    /// A node removed that still runs sets: put in standby first, and the
+    /// change proposed once they moved off.
+    pub drain: Option<NodeId>,
 }
 
 pub(super) fn slots(topo: &Topology, state: &ClusterState, new: &Topology) -> Result<Slots, String> {
@@ -62,7 +65,7 @@ pub(super) fn slots(topo: &Topology, state: &ClusterState, new: &Topology) -> Re
         .chain(removed.iter().map(|&s| format!("node {} removed", nodes[s].name)))
         .collect();
     if changes.is_empty() {
-        return Ok(Slots { slot_of, nodes: None, changes });
+        return Ok(Slots { slot_of, nodes: None, changes, drain: None });
     }
     if changes.len() > 1 {
         return Err(format!(
@@ -97,23 +100,30 @@ pub(super) fn slots(topo: &Topology, state: &ClusterState, new: &Topology) -> Re
             ));
         }
     }
+    let mut changes = changes;
+    let mut drain = None;
     if let Some(&gone) = removed.first() {
         let node = gone as NodeId;
-        let runs: Vec<&str> = (0..state.sets.len())
-            .filter(|&s| state.sets[s].owner == Some(node) || state.sets[s].blocked == Some(node))
-            .map(|s| topo.sets[s].name.as_str())
-            .collect();
-        if !runs.is_empty() {
-            return Err(format!(
-                "{} still runs {}: `baton standby {}` first, and apply again once its sets have moved",
-                named(&removed),
-                runs.join(", "),
-                named(&removed)
-            ));
+        let owned = |s: usize| state.sets[s].owner == Some(node) || state.sets[s].blocked == Some(node);
+        let runs: Vec<&str> = (0..state.sets.len()).filter(|&s| owned(s)).map(|s| topo.sets[s].name.as_str()).collect();
+        // Its sets move off first (standby), unless nothing may move them.
+        let stuck = (0..state.sets.len())
+            .find(|&s| owned(s) && (state.is_frozen(s as u16) || state.sets[s].blocked == Some(node)));
+        if let Some(s) = stuck {
+            let why = if state.sets[s].blocked == Some(node) {
+                "its stop failed there (blocked until fenced or cleaned up)"
+            } else {
+                "it is frozen there (or the cluster is in maintenance mode)"
+            };
+            return Err(format!("{} runs {}, and {why}: it cannot move off first", named(&removed), topo.sets[s].name));
         }
         if let Some(lock) = state.locks.iter().find(|(_, l)| l.holder == node).map(|(name, _)| name) {
             return Err(format!("{} holds the lock {lock}: release it first", named(&removed)));
         }
+        if !runs.is_empty() {
+            drain = Some(node);
+            changes[0] += &format!(" once {} has moved off it (it is put in standby first)", runs.join(", "));
+        }
     }
-    Ok(Slots { slot_of, nodes: Some(nodes), changes })
+    Ok(Slots { slot_of, nodes: Some(nodes), changes, drain })
 }
