@@ -35,6 +35,10 @@ pub struct Heartbeat {
     /// (`None`: a sender from before the lease could change live, which
     /// promises the lease it started with).
     pub promise: Option<Duration>,
+    /// The membership (the last change of nodes) the sender counts by
+    /// (`None`: a baton from before nodes changed live; no node is added
+    /// or removed while one is online).
+    pub members: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,6 +255,8 @@ pub struct Node {
     last_seq: Vec<Option<(u64, u64)>>,
     /// Per node: its last heartbeat said how long its promises are.
     says_promise: Vec<bool>,
+    /// Per node: its last heartbeat said which membership it counts by.
+    says_members: Vec<bool>,
     proposed: Vec<(Command, Time)>,
     /// Per node: when the leader last asked to fence it.
     fence_asked: Vec<Option<Time>>,
@@ -352,6 +358,7 @@ impl Node {
             next_heartbeat: now,
             last_seq: vec![None; n],
             says_promise: vec![false; n],
+            says_members: vec![false; n],
             proposed: Vec::new(),
             fence_asked: vec![None; n],
             fence_confirmed: vec![None; n],
@@ -595,6 +602,7 @@ impl Node {
         if self.last_seq[from].is_none_or(|(_, s)| hb.seq > s) {
             self.last_seq[from] = Some((hb.epoch, hb.seq));
             self.says_promise[from] = hb.promise.is_some();
+            self.says_members[from] = hb.members.is_some();
         }
         // Counted by the lease the voter promises, not this node's own
         // (ARCHITECTURE.md, "A configuration change", point 7).
@@ -807,7 +815,8 @@ impl Node {
             .collect();
         let seq = self.lease.on_send(now);
         let promise = Some(self.detector.timeout());
-        out.push(Output::Send(Heartbeat { from: self.me, epoch: self.my_epoch(), seq, echoes, promise }));
+        let members = Some(self.state.members());
+        out.push(Output::Send(Heartbeat { from: self.me, epoch: self.my_epoch(), seq, echoes, promise, members }));
     }
 
     fn reconcile_set(&mut self, now: Time, set: SetId, hold: bool, out: &mut Vec<Output>) {
@@ -1164,12 +1173,24 @@ impl Node {
     /// (ARCHITECTURE.md, "A configuration change", point 7).
     pub fn plan(&self, new: &Topology) -> Result<crate::reconfigure::Plan, String> {
         let plan = crate::reconfigure::plan(&self.topo, &self.state, new)?;
+        let unheard = |says: &[bool]| -> Vec<&str> {
+            (0..self.topo.nodes.len())
+                .filter(|&p| p != usize::from(self.me) && self.state.is_online(p as NodeId) && !says[p])
+                .map(|p| self.topo.nodes[p].name.as_str())
+                .collect()
+        };
+        let old_batons = unheard(&self.says_members);
+        if plan.nodes.is_some() && !old_batons.is_empty() {
+            return Err(format!(
+                "{}: the nodes change, but {} did not say which nodes it counts by (a baton from before nodes \
+                 changed live, or not heard yet): upgrade it first",
+                plan.node_changes.join(", "),
+                old_batons.join(", ")
+            ));
+        }
         let (old, t) = (&self.topo.timing, &plan.timing);
         if (old.heartbeat_interval, old.lease) != (t.heartbeat_interval, t.lease) {
-            let silent = (0..self.topo.nodes.len())
-                .filter(|&p| p != usize::from(self.me) && self.state.is_online(p as NodeId) && !self.says_promise[p])
-                .map(|p| self.topo.nodes[p].name.as_str())
-                .collect::<Vec<_>>();
+            let silent = unheard(&self.says_promise);
             if !silent.is_empty() {
                 return Err(format!(
                     "the lease or heartbeat interval changes, but {} did not say how long its lease promises are \
