@@ -512,7 +512,8 @@ pub fn random(seed: u64) -> Scenario {
 /// which waits until its sets moved off), or both in
 /// turn, half the time with a node's agreement layer lagging across the
 /// change. The spare's file gives it a place in one set's preference
-/// order, so that it can run sets.
+/// order, so that it can run sets; two times in five it crashes or its
+/// agent is killed soon after it was added.
 fn node_changes(seed: u64, topo: &Topology, heal_at_us: u64) -> (Vec<(u64, Fault)>, Option<Spare>) {
     let mut rng = Rng::new(seed ^ 0x6e6f_6465_735f_6164);
     let voters = topo.nodes.len();
@@ -543,6 +544,15 @@ fn node_changes(seed: u64, topo: &Topology, heal_at_us: u64) -> (Vec<(u64, Fault
         let proposal = Proposal { digest: digest(1), text: String::new(), topology: file.clone() };
         faults.push((at, Fault::Request(Request::Configure(Box::new(proposal)))));
         lag(&mut rng, &mut faults, at, file.nodes.len());
+        // Two times in five the new machine dies or its agent is killed
+        // soon after (before or after it caught up and joined).
+        let x0 = new;
+        let when = at + rng.range(SECOND / 10, 3 * SECOND);
+        match rng.range(0, 5) {
+            0 => faults.push((when, Fault::Crash { node: x0, down_us: Some(rng.range(SECOND / 2, 4 * SECOND)) })),
+            1 => faults.push((when, Fault::KillAgent { node: x0, down_us: rng.range(SECOND / 10, 3 * SECOND) })),
+            _ => {}
+        }
         at += rng.range(2 * SECOND, 6 * SECOND);
     }
     if remove {
