@@ -115,10 +115,13 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Bring back a node whose state file is damaged or lost: a peer that
-    /// leads takes it out of the Raft voters, its old state is kept aside,
-    /// and the next agent start copies the cluster's log and becomes a
-    /// voter again once caught up. Run it with the node's agent stopped.
+    /// Bring back a node whose state file is damaged or lost, or bring in a
+    /// node `config apply` added (also `baton join`): a peer that leads
+    /// takes it out of the Raft voters and says where it stands, its old
+    /// state is kept aside, and the next agent start copies the cluster's
+    /// log and becomes a voter once caught up. Run it with the node's agent
+    /// stopped.
+    #[command(visible_alias = "join")]
     Rejoin,
     /// A shared fence disk (a slot per node, SBD's model): set it up,
     /// read it, write a message by hand.

@@ -43,7 +43,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     } else {
         println!(
             "{name} is out of the voters ({leader} leads); start its agent: it copies the cluster's log and \
-             becomes a voter again once it has caught up"
+             becomes a voter once it has caught up"
         );
     }
     Ok(())

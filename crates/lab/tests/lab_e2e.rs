@@ -2550,7 +2550,7 @@ fn case44_a_node_added_live_serves_web_and_is_removed_after_its_set_moved() {
         "delta",
         "--",
         baton_bin().to_str().unwrap(),
-        "rejoin",
+        "join",
         "--config",
         config.to_str().unwrap(),
         "--node",
