@@ -6,6 +6,7 @@
 //! the openraft guide, never a node that forgot its vote counting twice.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use openraft::ChangeMembers;
@@ -52,33 +53,29 @@ pub async fn promote_learners(current: watch::Receiver<Raft>, slots: watch::Rece
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
-        let members: Vec<(NodeId, String)> = slots
-            .borrow()
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.retired)
-            .filter_map(|(i, s)| {
-                Some((i as NodeId, std::net::SocketAddr::new(s.addresses.first()?.0, port).to_string()))
-            })
-            .collect();
-        let wanted: BTreeSet<NodeId> = members.iter().map(|(id, _)| *id).collect();
-        for (id, addr) in members.iter().filter(|(id, _)| !voters.contains(id) && !learners.contains(id)) {
-            if let Err(e) = raft.add_learner(*id, openraft::BasicNode::new(addr), false).await {
+        // Only a slot the agreed configuration retired leaves: a list kept
+        // from before a later change (an agent still replaying) names fewer
+        // nodes, never a voter to remove.
+        let slots = slots.borrow().clone();
+        let retired: BTreeSet<NodeId> =
+            slots.iter().enumerate().filter(|(_, s)| s.retired).map(|(i, _)| i as NodeId).collect();
+        let live = slots.iter().enumerate().filter(|(_, s)| !s.retired);
+        let members = live.filter_map(|(i, s)| Some((i as NodeId, SocketAddr::new(s.addresses.first()?.0, port))));
+        for (id, addr) in members.filter(|(id, _)| !voters.contains(id) && !learners.contains(id)) {
+            if let Err(e) = raft.add_learner(id, openraft::BasicNode::new(addr.to_string()), false).await {
                 tracing::warn!("baton: adding node {id} as a learner: {e}");
             }
         }
-        if !wanted.is_empty() {
-            let gone: BTreeSet<NodeId> = voters.difference(&wanted).copied().collect();
-            if !gone.is_empty() {
-                if let Err(e) = raft.change_membership(ChangeMembers::RemoveVoters(gone.clone()), false).await {
-                    tracing::warn!("baton: removing {gone:?} from the voters: {e}");
-                }
+        let gone: BTreeSet<NodeId> = voters.intersection(&retired).copied().collect();
+        if !gone.is_empty() {
+            if let Err(e) = raft.change_membership(ChangeMembers::RemoveVoters(gone.clone()), false).await {
+                tracing::warn!("baton: removing {gone:?} from the voters: {e}");
             }
-            let gone: BTreeSet<NodeId> = learners.difference(&wanted).copied().collect();
-            if !gone.is_empty() {
-                if let Err(e) = raft.change_membership(ChangeMembers::RemoveNodes(gone.clone()), false).await {
-                    tracing::warn!("baton: removing learners {gone:?}: {e}");
-                }
+        }
+        let gone: BTreeSet<NodeId> = learners.intersection(&retired).copied().collect();
+        if !gone.is_empty() {
+            if let Err(e) = raft.change_membership(ChangeMembers::RemoveNodes(gone.clone()), false).await {
+                tracing::warn!("baton: removing learners {gone:?}: {e}");
             }
         }
         let Some(replication) = &metrics.replication else { continue };
