@@ -112,6 +112,13 @@ impl Cluster {
         })
     }
 
+    /// alpha, beta and gamma started, once web runs on alpha, its first choice.
+    fn three(&self) -> (Running, Running, Running) {
+        let (a, b, c) = (self.start("alpha"), self.start("beta"), self.start("gamma"));
+        assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha");
+        (a, b, c)
+    }
+
     /// Starts `node`'s agent on a thread and runtime of its own.
     fn start(&self, node: &str) -> Running {
         self.start_with(node, Fake::default())
@@ -320,10 +327,7 @@ fn a_cluster_in_one_process_fails_over_moves_empties_a_node_and_stops() {
 #[test]
 fn a_moved_set_stays_where_it_went_when_its_target_dies_and_returns() {
     let cluster = Cluster::new("pin-return");
-    let a = cluster.start("alpha");
-    let mut b = cluster.start("beta");
-    let c = cluster.start("gamma");
-    assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha");
+    let (a, mut b, c) = cluster.three();
     assert!(cluster.all_online("alpha"), "every node joined");
     let moved =
         call(&cluster.socket("alpha"), Request::Move { set: "web".into(), node: Some("beta".into()), reason: None });
@@ -422,10 +426,7 @@ fn a_node_running_a_different_file_shows_as_drift() {
 #[test]
 fn a_configuration_applied_live_starts_and_stops_sets_and_leaves_the_others_running() {
     let cluster = Cluster::new("apply");
-    let a = cluster.start("alpha");
-    let b = cluster.start("beta");
-    let c = cluster.start("gamma");
-    assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha");
+    let (a, b, c) = cluster.three();
     let original = std::fs::read_to_string(&cluster.config).unwrap();
     let with_db = format!(
         "{original}\n[sets.db]\nnodes = [\"beta\", \"alpha\"]\n[[sets.db.resources]]\ntype = \"process\"\n\
@@ -559,10 +560,7 @@ fn of_two_nodes_a_lone_boot_waits_until_an_operator_says_its_peer_is_off() {
 #[test]
 fn an_agent_restarted_with_a_file_applied_live_replays_the_same_state_as_the_others() {
     let cluster = Cluster::new("restart-with-applied-file");
-    let a = cluster.start("alpha");
-    let mut b = cluster.start("beta");
-    let c = cluster.start("gamma");
-    assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha");
+    let (a, mut b, c) = cluster.three();
     let original = std::fs::read_to_string(&cluster.config).unwrap();
     let with_db = format!(
         "{original}\n[sets.db]\nnodes = [\"beta\", \"alpha\"]\n[[sets.db.resources]]\ntype = \"process\"\n\
@@ -604,10 +602,7 @@ fn a_node_added_live_runs_a_set_and_a_node_removed_live_leaves_its_slot_behind()
     std::fs::write(&cluster.config, &three).unwrap();
     let with_delta = cluster.dir.join("with-delta.toml");
     std::fs::write(&with_delta, &four).unwrap();
-    let a = cluster.start("alpha");
-    let b = cluster.start("beta");
-    let c = cluster.start("gamma");
-    assert!(wait(Duration::from_secs(20), || only(&[&a, &b, &c], 0)), "web starts on alpha");
+    let (a, b, c) = cluster.three();
     // Adding a node while one of three is not online would leave no majority.
     let online = || {
         let s = try_call(&cluster.socket("beta"), Request::Status).ok().and_then(|r| r.data).unwrap_or_default();

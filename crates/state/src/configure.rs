@@ -34,6 +34,11 @@ impl ClusterState {
             None => None,
         };
         let node_count = nodes.map_or(self.nodes.len(), <[NodeSpec]>::len);
+        // Removed by this change or an earlier one.
+        let retired = |n: NodeId| match nodes {
+            Some(ns) => ns[usize::from(n)].retired,
+            None => self.nodes[usize::from(n)].retired,
+        };
         let shape = |why: String| Err(Rejected::ConfigShape(why));
         if sets.len() < self.sets.len() || sets.len() > usize::from(SetId::MAX) {
             return shape(format!("{} sets for {} slots", sets.len(), self.sets.len()));
@@ -42,7 +47,7 @@ impl ClusterState {
             if let Some(&n) = spec.nodes.iter().find(|&&n| usize::from(n) >= node_count) {
                 return Err(Rejected::UnknownNode(n));
             }
-            if let Some(&n) = spec.nodes.iter().find(|&&n| nodes.is_some_and(|ns| ns[usize::from(n)].retired)) {
+            if let Some(&n) = spec.nodes.iter().find(|&&n| retired(n)) {
                 return Err(Rejected::NodeRetired(n));
             }
             let Some(old) = self.config.as_ref().and_then(|c| c.sets.get(i)) else { continue };
@@ -79,16 +84,11 @@ impl ClusterState {
         );
         let guard_margin = self.config.as_ref().map_or(guard_margin, |c| c.guard_margin.max(guard_margin));
         let timing = timing.or_else(|| self.config.as_ref().and_then(|c| c.timing));
-        let (mut agreed_nodes, mut members) =
-            self.config.as_ref().map_or((Vec::new(), 0), |c| (c.nodes.clone(), c.members));
-        if let Some(nodes) = nodes {
-            if changed.is_some() {
-                members = generation;
-            }
-            agreed_nodes = nodes.to_vec();
-        }
+        let kept = self.config.as_ref().map_or((Vec::new(), 0), |c| (c.nodes.clone(), c.members));
+        let agreed_nodes = nodes.map_or(kept.0, <[NodeSpec]>::to_vec);
+        let members = if changed.is_some() { generation } else { kept.1 };
         if let Some(node) = changed {
-            self.change_node(node, nodes.unwrap_or_default());
+            self.change_node(node);
         }
         self.config = Some(AgreedConfig {
             generation,
@@ -150,14 +150,13 @@ impl ClusterState {
     }
 
     /// Adds the slot `node` (offline, never joined) or retires it.
-    fn change_node(&mut self, node: NodeId, nodes: &[NodeSpec]) {
+    fn change_node(&mut self, node: NodeId) {
         let i = usize::from(node);
         if i == self.nodes.len() {
             self.nodes.push(NodeRecord::never_joined());
             self.fence_required.resize(self.nodes.len(), false);
             return;
         }
-        debug_assert!(nodes[i].retired);
         let rec = &mut self.nodes[i];
         rec.retired = true;
         rec.membership = Membership::Offline;

@@ -454,6 +454,7 @@ fn a_node_is_added_or_removed_one_at_a_time_once_every_online_node_acknowledged_
     s.apply(&without_d).unwrap();
     assert!(s.node(3).retired && !s.is_online(3) && s.majority() == 2 && !s.votes(3));
     assert_eq!(s.apply(&Command::Join { node: 3, epoch: 1, incarnation: 2 }), Err(Rejected::NodeRetired(3)));
+    assert_eq!(s.apply(&configure(3, web(&[0, 3]))), Err(Rejected::NodeRetired(3)), "nor in a later change's sets");
     assert_eq!(s.check_eligible(0, 3), Err(Rejected::NodeRetired(3)));
     let back = change_nodes(3, web(&[0]), slots(4, &[]));
     assert!(matches!(s.apply(&back), Err(Rejected::MembersBehind(_)) | Err(Rejected::NodesShape(_))));

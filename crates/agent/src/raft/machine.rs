@@ -282,13 +282,18 @@ mod tests {
         Entry { log_id: LogId::new(CommittedLeaderId::new(1, 0), index), payload: EntryPayload::Normal(command) }
     }
 
-    #[test]
-    fn a_snapshot_is_kept_in_redb_and_a_reopened_machine_starts_from_it() {
-        let dir = std::env::temp_dir().join(format!("baton-sm-{}", std::process::id()));
+    /// Runs `test` on a store of its own in a fresh directory, removed after.
+    fn with_store<F: std::future::Future<Output = ()>>(tag: &str, test: impl FnOnce(LogStore) -> F) {
+        let dir = std::env::temp_dir().join(format!("baton-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(async {
-            let store = LogStore::open(&dir.join("raft.redb")).unwrap();
+        rt.block_on(test(LogStore::open(&dir.join("raft.redb")).unwrap()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_is_kept_in_redb_and_a_reopened_machine_starts_from_it() {
+        with_store("sm", |store| async move {
             let (tx, mut rx) = mpsc::channel(16);
             let first = shape(3, 1);
             let mut sm = StateMachine::open(first.clone(), &first, tx.clone(), store.database()).unwrap();
@@ -319,7 +324,6 @@ mod tests {
                 "another cluster shape is refused"
             );
         });
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn shape(nodes: usize, sets: usize) -> Genesis {
@@ -331,11 +335,7 @@ mod tests {
     /// which the store kept, not from the file's.
     #[test]
     fn a_store_replays_from_the_first_state_it_kept_whatever_the_file_says_now() {
-        let dir = std::env::temp_dir().join(format!("baton-genesis-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(async {
-            let store = LogStore::open(&dir.join("raft.redb")).unwrap();
+        with_store("genesis", |store| async move {
             let (tx, _rx) = mpsc::channel(16);
             let sm = StateMachine::open(shape(3, 1), &shape(3, 1), tx.clone(), store.database()).unwrap();
             assert_eq!(sm.start_point().0.sets.len(), 1);
@@ -344,6 +344,5 @@ mod tests {
             let sm = StateMachine::open(grown.clone(), &grown, tx, store.database()).unwrap();
             assert_eq!((sm.start_point().0.sets.len(), sm.genesis()), (1, &shape(3, 1)));
         });
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

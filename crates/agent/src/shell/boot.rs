@@ -83,16 +83,17 @@ pub struct Booted {
 /// a prefix could restart a set this node had already handed over. After a
 /// handover (`handed`: the incarnation and the Raft index the program
 /// before had reached), the incarnation stays and the replay goes at least
-/// that far.
+/// that far. `local` is `local.json` as the agent read it to number the
+/// nodes by slot.
 pub async fn boot(
     config: &Arc<Config>,
     me: usize,
     state_dir: &Path,
+    mut local: Local,
     events: &Arc<EventLog>,
     handed: Option<(u64, u64)>,
 ) -> Result<Booted, String> {
     std::fs::create_dir_all(state_dir).map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
-    let mut local = Local::load(state_dir)?;
     let raft_file = state_dir.join(RAFT_FILE);
     let rejoining = state_dir.join(REJOIN_MARK).exists();
     if local.incarnation > 0 && !raft_file.exists() && !rejoining {

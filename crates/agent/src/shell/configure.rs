@@ -90,18 +90,24 @@ pub fn later(old: &Config, new: &Config) -> Vec<&'static str> {
     .collect()
 }
 
-/// `parsed` (the agreed file) with its sets in the order of the agreed
-/// slots. A slot the configuration retired keeps the definition `before`
-/// (the configuration this agent ran) had for it, so that it can still be
-/// stopped; without one (the agent started after it was retired, when
-/// nothing of it runs here) it has no resources.
-pub fn slotted(mut parsed: Config, agreed: &AgreedConfig, before: Option<&Config>) -> Result<Config, String> {
-    // Nodes by slot: a removed node stands in as this agent ran it.
+/// `parsed` (the agreed file) with its nodes and sets in the order of the
+/// agreed slots. A node the configuration removed stands in as `known`
+/// (this agent's nodes, by slot) has it. A set slot the configuration
+/// retired keeps the definition `before` (the configuration this agent
+/// ran) had for it, so that it can still be stopped; without one (the agent
+/// started after it was retired, when nothing of it runs here) it has no
+/// resources.
+pub fn slotted(
+    mut parsed: Config,
+    agreed: &AgreedConfig,
+    known: &[NodeConfig],
+    before: Option<&Config>,
+) -> Result<Config, String> {
     if !agreed.nodes.is_empty() {
         let mut slots = Vec::with_capacity(agreed.nodes.len());
         for (i, spec) in agreed.nodes.iter().enumerate() {
             let file = parsed.nodes.iter().find(|n| n.name == spec.name);
-            let kept = before.and_then(|b| b.nodes.get(i)).filter(|n| n.name == spec.name);
+            let kept = known.get(i).filter(|n| n.name == spec.name);
             let node = file.or(kept).ok_or_else(|| {
                 format!(
                     "the agreed configuration has node {} in slot {i}, but neither its file nor this agent has its \
@@ -304,7 +310,7 @@ impl Agent {
         let parsed = baton_config::parse_str(&self.config.file, &agreed.text).map_err(|e| {
             format!("the agreed configuration (generation {}) is not one this agent can run: {e}", agreed.generation)
         })?;
-        let next = slotted(parsed, &agreed, Some(&self.config))?;
+        let next = slotted(parsed, &agreed, &self.config.nodes, Some(&self.config))?;
         let old = self.config.sets.len();
         // The sets this agent built must be the ones the agreed slots name:
         // a node that ran another file (drift, before any configuration was

@@ -232,13 +232,14 @@ impl Agent {
         // Nodes by slot once a change of nodes was agreed: Raft's node id,
         // and every index the agent uses, is the slot.
         let name = config.nodes[me].name.clone();
-        let config = configure::by_slot(config, &Local::load(&state_dir)?.slots);
+        let local = Local::load(&state_dir)?;
+        let config = configure::by_slot(config, &local.slots);
         let me = config.nodes.iter().position(|n| n.name == name).expect("by_slot keeps every node of the file");
         let start = ports.handed.as_ref().map_or_else(Instant::now, |h| h.start);
         let config = Arc::new(config);
         let events = Arc::new(EventLog::open(&state_dir, &config.nodes[me].name));
         let handed = ports.handed.as_ref().map(|h| (h.record.incarnation, h.record.raft_index));
-        let booted = boot::boot(&config, me, &state_dir, &events, handed).await?;
+        let booted = boot::boot(&config, me, &state_dir, local, &events, handed).await?;
         let boot::Booted { local, raft, raft_tx, thread, store, index, peers, state, applied, slots } = booted;
         let started = Arc::clone(&config);
         let links = Links::bind(me, peers.cluster, peers.keys.clone(), peers.addrs(), inputs.tx.clone())
@@ -254,9 +255,8 @@ impl Agent {
                     )
                 })?;
                 // A removed node stands in as this agent keeps it (its file
-                // no longer lists it); no retired set is taken from the file.
-                let nodes_only = Config { sets: Vec::new(), ..(*config).clone() };
-                (Arc::new(configure::slotted(parsed, agreed, Some(&nodes_only))?), agreed.generation)
+                // may no longer list it); no retired set from the file.
+                (Arc::new(configure::slotted(parsed, agreed, &config.nodes, None)?), agreed.generation)
             }
             None if (state.nodes.len(), state.sets.len()) != (config.nodes.len(), config.sets.len()) => {
                 return Err(format!(

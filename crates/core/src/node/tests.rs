@@ -50,6 +50,17 @@ fn owned_state() -> ClusterState {
     st
 }
 
+/// A heartbeat from `from` (epoch 0, sequence `seq`) that echoes node 0's
+/// heartbeat `echoed`: a promise, from a baton that says nothing more.
+fn echo(from: NodeId, seq: u64, echoed: u64) -> Heartbeat {
+    Heartbeat { echoes: vec![Echo { to: 0, epoch: 0, seq: echoed }], ..silent(from, 0, seq) }
+}
+
+/// A heartbeat from `from` in `epoch` that echoes nothing.
+fn silent(from: NodeId, epoch: u64, seq: u64) -> Heartbeat {
+    Heartbeat { from, epoch, seq, echoes: vec![], promise: None, members: None }
+}
+
 fn sends(out: &[Output]) -> Vec<&Heartbeat> {
     out.iter().filter_map(|o| if let Output::Send(h) = o { Some(h) } else { None }).collect()
 }
@@ -86,14 +97,7 @@ fn echoes_promise_a_lease_and_the_owner_starts_only_inside_it() {
     assert!(acts(&out).is_empty(), "no lease yet, so nothing starts: {out:?}");
     let seq = sends(&out)[0].seq;
     // b heard heartbeat `seq` and echoes it: with a's own vote, a majority.
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 9,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 9, seq);
     let out = a.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: hb });
     assert_eq!(a.lease_expiry(), Some(ms(1000)));
     assert_eq!(
@@ -119,14 +123,7 @@ fn echoes_promise_a_lease_and_the_owner_starts_only_inside_it() {
 fn starting_a() -> Node {
     let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 9,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 9, seq);
     a.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: hb });
     a.handle(ms(30), Input::StepDone { set: 0, token: 1, ok: true });
     a
@@ -151,7 +148,7 @@ fn a_node_that_wakes_past_its_lease_runs_no_step_until_the_guard_reports() {
 #[test]
 fn a_voter_denies_before_it_suspects_and_echoes_nothing_after() {
     let mut b = Node::new(topo(), 1, owned_state(), Persisted::default(), 1, ms(0));
-    let hb = Heartbeat { from: 0, epoch: 0, seq: 40, echoes: vec![], promise: None, members: None };
+    let hb = silent(0, 0, 40);
     b.handle(ms(0), Input::Heartbeat { link: 0, heartbeat: hb.clone() });
     b.handle(ms(0), Input::Heartbeat { link: 1, heartbeat: hb.clone() });
     let out = b.handle(ms(100), Input::Tick);
@@ -191,7 +188,7 @@ fn no_promise_for_an_epoch_the_cluster_has_left() {
     st.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
     st.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }).unwrap();
     let mut b = Node::new(topo(), 1, st, Persisted::default(), 1, ms(0));
-    let stale = Heartbeat { from: 0, epoch: 0, seq: 7, echoes: vec![], promise: None, members: None };
+    let stale = silent(0, 0, 7);
     b.handle(ms(0), Input::Heartbeat { link: 0, heartbeat: stale });
     let out = b.handle(ms(100), Input::Tick);
     assert_eq!(sends(&out)[0].echoes, vec![]);
@@ -203,14 +200,7 @@ fn a_set_given_up_stays_given_up_across_a_restart() {
     // before it learns the report was agreed.
     let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 9,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 9, seq);
     let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     let [Action::Run { token, .. }] = acts(&out)[..] else { panic!("{out:?}") };
     let out = a.handle(ms(20), Input::StepDone { set: 0, token, ok: false });
@@ -232,14 +222,7 @@ fn a_set_given_up_stays_given_up_across_a_restart() {
     let again = Command::StartFailed { set: 0, node: 0, generation: 1, exclusion: Exclusion::Vetoed };
     assert!(first.contains(&Output::Propose(again)), "the report is made again, in case it was lost");
     let seq = sends(&first)[0].seq;
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 10,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 10, seq);
     let out = b.handle(ms(110), Input::Heartbeat { link: 0, heartbeat: hb });
     assert!(acts(&out).is_empty(), "nothing started: {out:?}");
 }
@@ -250,14 +233,7 @@ fn maintenance_starts_nothing_but_a_lost_lease_still_releases() {
     st.apply(&Command::Maintenance { on: true }).unwrap();
     let mut a = Node::new(topo(), 0, st, Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 9,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 9, seq);
     let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     assert!(acts(&out).is_empty(), "in maintenance mode the owner starts nothing: {out:?}");
     let out = a.handle(ms(20), Input::Committed(Command::Maintenance { on: false }));
@@ -287,14 +263,7 @@ fn a_restarted_agent_runs_nothing_until_its_new_incarnation_has_joined() {
     let out = a.handle(ms(0), Input::Tick);
     assert!(out.contains(&Output::Propose(Command::Join { node: 0, epoch: 0, incarnation: 2 })));
     let seq = sends(&out)[0].seq;
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 9,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 9, seq);
     let out = a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     assert!(a.lease_expiry().is_some(), "the voters still promise its epoch a lease");
     assert!(acts(&out).is_empty(), "but the set waits for the agreed join: {out:?}");
@@ -361,14 +330,7 @@ fn lock_holder() -> Node {
     st.apply(&Command::Lock { name: "cron".into(), node: 0, epoch: 0 }).unwrap();
     let mut a = Node::new(topo(), 0, st, Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 9,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 9, seq);
     a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     a
 }
@@ -486,7 +448,7 @@ fn in_two_node_mode_a_node_fences_its_silent_peer_then_goes_on_alone_until_the_p
     let out = a.handle(ms(1450), Input::Committed(Command::Assign { set: 0, node: 0, generation: 2 }));
     assert!(!acts(&out).is_empty(), "alone, a runs b's set: {out:?}");
     // b is back, empty: a takes it back into the agreement layer.
-    let hb = Heartbeat { from: 1, epoch: 1, seq: 1 << 32, echoes: vec![], promise: None, members: None };
+    let hb = silent(1, 1, 1 << 32);
     let mut out = a.handle(ms(3000), Input::Heartbeat { link: 0, heartbeat: hb.clone() });
     out.extend(a.handle(ms(3000), Input::Heartbeat { link: 1, heartbeat: hb }));
     assert!(out.contains(&Output::Readmit { node: 1 }), "{out:?}");
@@ -526,7 +488,7 @@ fn a_node_that_went_on_alone_and_restarted_ends_the_mode_once_its_peer_votes_aga
     b.handle(ms(0), Input::Voters(vec![1]));
     b.handle(ms(10), Input::Leader(true));
     b.handle(ms(20), Input::Committed(Command::Join { node: 1, epoch: 0, incarnation: 2 }));
-    let hb = Heartbeat { from: 0, epoch: 1, seq: 2 << 32, echoes: vec![], promise: None, members: None };
+    let hb = silent(0, 1, 2 << 32);
     let mut out = b.handle(ms(300), Input::Heartbeat { link: 0, heartbeat: hb.clone() });
     out.extend(b.handle(ms(300), Input::Heartbeat { link: 1, heartbeat: hb }));
     assert!(out.contains(&Output::Readmit { node: 0 }), "{out:?}");
@@ -591,7 +553,7 @@ fn an_operator_lets_a_node_go_on_alone_only_in_two_node_mode_and_with_its_peer_s
     // Incarnation 2 has not joined: on its own it would wait for b forever.
     let mut a = Node::new(pair_topo(), 0, pair_state(), Persisted::default(), 2, ms(0));
     a.handle(ms(0), Input::Voters(vec![0, 1]));
-    let hb = Heartbeat { from: 1, epoch: 0, seq: 1 << 32, echoes: vec![], promise: None, members: None };
+    let hb = silent(1, 0, 1 << 32);
     a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     let refused = Reply::Refused(Refusal::PeerAlive { node: 1 });
     assert!(ask(&mut a, 20).contains(&Output::Reply { id: 7, reply: refused }), "b is heard: it is not off");
@@ -669,14 +631,7 @@ fn a_node_that_found_no_pill_joins_at_once_and_leaves_its_blocked_set_to_a_fence
 fn running_a() -> (Node, Time) {
     let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 9,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 9, seq);
     a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     for token in 1..=4 {
         a.handle(ms(10 + token), Input::StepDone { set: 0, token, ok: true });
@@ -715,14 +670,7 @@ fn a_handover_leaves_the_set_running_and_the_next_program_keeps_the_lease_and_th
     let seq = sends(&out)[0].seq;
     assert_eq!(seq, h.next_seq, "the sequence goes on from where the old program stopped");
     // b's echo of the new heartbeat earns a later lease, told to the guard.
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 10,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 10, seq);
     let out = b.handle(ms(50), Input::Heartbeat { link: 0, heartbeat: hb });
     assert!(out.contains(&Output::Guard(Some(ms(1040)))), "{out:?}");
 }
@@ -743,14 +691,7 @@ fn a_handover_waits_for_a_settled_node() {
     // Starting: the set is in the middle of its start steps.
     let mut a = Node::new(topo(), 0, owned_state(), Persisted::default(), 1, ms(0));
     let seq = sends(&a.handle(ms(0), Input::Tick))[0].seq;
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 9,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 9, seq);
     a.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: hb });
     let out = a.handle(ms(11), Input::Request { id: 1, request: Request::Handover });
     assert!(out.contains(&Output::Reply { id: 1, reply: Reply::Refused(Refusal::Unsettled { set: 0 }) }));
@@ -874,14 +815,7 @@ fn a_report_of_the_latest_deadline_told_settles_the_earlier_ones() {
     // Past the first deadline (1 s), a new lease: a second deadline is told
     // while the first is unreported.
     let seq = sends(&a.handle(ms(1001), Input::Tick))[0].seq;
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 10,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 10, seq);
     let out = a.handle(ms(1002), Input::Heartbeat { link: 0, heartbeat: hb });
     assert!(out.contains(&Output::Guard(Some(ms(2001)))), "{out:?}");
     assert!(acts(&out).is_empty(), "the first deadline is owed a report: {out:?}");
@@ -920,23 +854,9 @@ fn a_node_added_raises_the_majority_at_once_and_each_node_says_it_counts_by_it()
     assert!(out.contains(&Output::Propose(Command::Members { node: 0, epoch: 0, generation: 1 })), "{out:?}");
     // c echoes a's next heartbeat: three of four again.
     let seq = sends(&a.handle(ms(100), Input::Tick))[0].seq;
-    let hb = Heartbeat {
-        from: 3,
-        epoch: 0,
-        seq: 1,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(3, 1, seq);
     a.handle(ms(110), Input::Heartbeat { link: 1, heartbeat: hb });
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 10,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 10, seq);
     a.handle(ms(111), Input::Heartbeat { link: 0, heartbeat: hb });
     assert_eq!(a.lease_expiry(), Some(ms(1100)));
     a.handle(ms(112), Input::Committed(Command::Members { node: 0, epoch: 0, generation: 1 }));
@@ -972,24 +892,10 @@ fn a_node_removed_stops_counting_its_promises_and_exits_if_it_is_the_one() {
     let out = commit(&mut a, now, retire_b);
     assert_eq!(a.lease_expiry(), None, "b's promise counts no more: {out:?}");
     let seq = sends(&a.handle(ms(100), Input::Tick))[0].seq;
-    let hb = Heartbeat {
-        from: 1,
-        epoch: 0,
-        seq: 10,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(1, 10, seq);
     a.handle(ms(110), Input::Heartbeat { link: 0, heartbeat: hb });
     assert_eq!(a.lease_expiry(), None, "nor its heartbeats");
-    let hb = Heartbeat {
-        from: 2,
-        epoch: 0,
-        seq: 1,
-        echoes: vec![Echo { to: 0, epoch: 0, seq }],
-        promise: None,
-        members: None,
-    };
+    let hb = echo(2, 1, seq);
     a.handle(ms(111), Input::Heartbeat { link: 0, heartbeat: hb });
     assert_eq!(a.lease_expiry(), Some(ms(1100)), "a and w are two of three");
     // b itself, from the agreed state: it runs nothing, and goes.
@@ -1009,7 +915,7 @@ fn no_node_is_added_while_an_online_peer_runs_a_baton_that_cannot_count_by_slots
     let why = a.plan(&more).unwrap_err();
     assert!(why.contains("but b, w did not say which nodes it counts by") && why.contains("upgrade"), "{why}");
     for (from, link) in [(1, 0), (2, 1)] {
-        let hb = Heartbeat { from, epoch: 0, seq: 50, echoes: vec![], promise: None, members: Some(0) };
+        let hb = Heartbeat { members: Some(0), ..silent(from, 0, 50) };
         a.handle(now, Input::Heartbeat { link, heartbeat: hb });
     }
     assert_eq!(a.plan(&more).unwrap().node_changes, ["node c added (slot 3)"]);
