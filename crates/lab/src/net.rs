@@ -802,11 +802,20 @@ impl Lab {
         Ok(())
     }
 
-    /// A planned move away from `owner`: `baton move web`, or keepalived's
-    /// equivalent (the owner's priority lowered). Says what was done.
+    /// A planned move away from `owner`: `baton move web`, or each peer's
+    /// own way (keepalived: the owner's priority lowered; Pacemaker: `pcs
+    /// resource move`; ucarp: SIGUSR2; vip-manager: the leader key handed
+    /// over). Says what was done.
     pub fn planned_move(&self, owner: &str) -> Result<String, String> {
-        if self.pacemaker.is_some() || self.ucarp.is_some() || self.vip_manager.is_some() {
-            return Err("the lab has no planned move for Pacemaker, ucarp or vip-manager yet".into());
+        if self.pacemaker.is_some() {
+            return self.pacemaker_move(owner);
+        }
+        if self.ucarp.is_some() {
+            let pid = *self.agents.get(owner).ok_or_else(|| format!("no ucarp recorded for {owner}"))?;
+            return super::ucarp::demote(owner, pid);
+        }
+        if self.vip_manager.is_some() {
+            return super::vip_manager::hand_over(self, owner);
         }
         if let Some(advert) = &self.keepalived {
             let pid = *self.agents.get(owner).ok_or_else(|| format!("no keepalived recorded for {owner}"))?;

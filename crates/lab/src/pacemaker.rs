@@ -250,6 +250,15 @@ impl Lab {
         })
     }
 
+    /// A planned move: `pcs resource move web` on `owner`, which bans the
+    /// group from the node it runs on and lifts the ban once it runs
+    /// elsewhere (pcs 0.11).
+    pub fn pacemaker_move(&self, owner: &str) -> Result<String, String> {
+        let mut pcs = self.in_machine(owner)?;
+        super::machine::run(pcs.args(["timeout", "60", "pcs", "resource", "move", "web"]), &format!("pcs on {owner}"))?;
+        Ok(format!("`pcs resource move web` run on {owner}"))
+    }
+
     /// A corosync timeout as it runs (`runtime.config.totem.KEY`), in ms.
     pub fn corosync_ms(&self, node: &str, key: &str) -> Option<u64> {
         let key = format!("runtime.config.totem.{key}");

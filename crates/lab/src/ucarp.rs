@@ -78,6 +78,17 @@ pub fn start(lab: &Lab, node: &str, setting: &str, log: File) -> Result<u32, Str
     Ok(child.id())
 }
 
+/// A planned move: SIGUSR2 makes a master ucarp demote itself to backup
+/// (ucarp(8): it pauses 3 s, then listens for masters again), so that
+/// another node takes over.
+pub fn demote(node: &str, pid: u32) -> Result<String, String> {
+    // SAFETY: kill(2) of the ucarp this lab started on `node`.
+    if unsafe { libc::kill(pid as i32, libc::SIGUSR2) } != 0 {
+        return Err(format!("ucarp of {node} (pid {pid}) is not running"));
+    }
+    Ok(format!("SIGUSR2 sent to {node}'s ucarp (demote to backup)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

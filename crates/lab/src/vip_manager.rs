@@ -213,6 +213,22 @@ pub fn start(lab: &Lab, node: &str, setting: &str, log: File) -> Result<u32, Str
     Ok(etcd)
 }
 
+/// A planned move, as a Patroni switchover to a named candidate ends: the
+/// leader key handed from `owner` to the next node in the lab's order in
+/// one compare-and-swap, with the key's TTL. The candidate's loop then
+/// finds its name there and keeps the key; the owner's next refresh fails.
+pub fn hand_over(lab: &Lab, owner: &str) -> Result<String, String> {
+    let s = lab.vip_manager.as_deref().map(settings).transpose()?.ok_or("the lab runs no vip-manager")?;
+    let index = lab.nodes.iter().position(|n| n == owner).ok_or_else(|| format!("no lab node named {owner}"))?;
+    let next = &lab.nodes[(index + 1) % lab.nodes.len()];
+    let mut set = Command::new("ip");
+    set.args(["netns", "exec", &lab.ns(owner)?, "etcdctl", "--endpoints", &url(index, CLIENT_PORT), "--no-sync"])
+        .args(["set", "--ttl", &s.ttl_s.to_string(), "--swap-with-value", owner, KEY, next])
+        .env("ETCDCTL_API", "2");
+    super::machine::run(&mut set, &format!("etcdctl on {owner}"))?;
+    Ok(format!("{KEY} handed from {owner} to {next}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
