@@ -12,6 +12,7 @@ pub mod quiet;
 pub mod release;
 mod report;
 mod scale;
+mod side;
 pub mod watch;
 
 use std::path::PathBuf;
@@ -359,17 +360,17 @@ fn measure(args: &BenchArgs, system: &System) -> Row {
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     let peer = |p: Phase| matches!(p, Phase::Pacemaker | Phase::Ucarp | Phase::VipManager);
+    let peers = if Phase::value_variants().iter().any(|&p| peer(p) && on(p)) { peers::run(args)? } else { Vec::new() };
     if Phase::value_variants().iter().any(|&p| !peer(p) && on(p)) {
-        baton_and_keepalived(args)?;
-    }
-    if Phase::value_variants().iter().any(|&p| peer(p) && on(p)) {
-        peers::run(args)?;
+        baton_and_keepalived(args, &peers)?;
     }
     Ok(())
 }
 
-/// Everything but the peers: docs/bench.md and its chart.
-fn baton_and_keepalived(args: &BenchArgs) -> Result<(), String> {
+/// Everything but the peers' own document: docs/bench.md and its chart,
+/// with the peers this run measured beside baton and keepalived in its
+/// first table and in the chart.
+fn baton_and_keepalived(args: &BenchArgs, peers: &[peers::Measurement]) -> Result<(), String> {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     // The simulator first: its memory is this process's peak so far.
     let scale = on(Phase::Scale).then(|| baton_sim::scale::run(32, 1000));
@@ -390,12 +391,19 @@ fn baton_and_keepalived(args: &BenchArgs) -> Result<(), String> {
     let _ = Lab::down(&args.dir.dir);
     let chart = args.out.with_extension("svg");
     let scales = (scale.as_ref(), lab_scale.as_ref());
-    let md = report::markdown(args, (&systems, &rows), (&PAIRS, &pairs), nfs.as_ref(), scales, &chart);
+    let everyone: Vec<(&str, bool, &Row)> = systems
+        .iter()
+        .zip(&rows)
+        .map(|(s, r)| (s.name, s.default, r))
+        .chain(peers.iter().map(|(name, default, r)| (*name, *default, r)))
+        .collect();
+    let side = side::table(&side::columns(everyone.iter().copied()));
+    let md = report::markdown(args, (&systems, &rows), (&PAIRS, &pairs), nfs.as_ref(), scales, &side, &chart);
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
     if on(Phase::Crash) {
-        let series: Vec<(&str, &[u64])> = systems.iter().zip(&rows).map(|(s, r)| (s.name, &r.crash[..])).collect();
+        let series: Vec<(&str, &[u64])> = everyone.iter().map(|(name, _, r)| (*name, &r.crash[..])).collect();
         let svg = chart::svg("Crash failover: outage seen by the client, every trial", &series);
         std::fs::write(&chart, svg).map_err(|e| format!("writing {}: {e}", chart.display()))?;
     }

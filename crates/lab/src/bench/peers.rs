@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-use super::cost::{self, Cost};
-use super::quiet::{self, Quiet};
+use super::cost;
+use super::quiet;
 use super::report::{list, quantile};
-use super::{dual_ownership, dual_runs, BenchArgs, Phase, Split, DUAL_WINDOW};
+use super::{dual_ownership, dual_runs, BenchArgs, Phase, Row, Split, DUAL_WINDOW};
 use crate::demo::{trial, Disruption};
 use crate::net::Lab;
 use crate::pacemaker;
@@ -93,24 +93,13 @@ const VIP_MANAGER_PROGRAMS: [&str; 5] = ["etcd", "vip-manager", "sh", "etcdctl",
 /// What was measured for one peer setting.
 #[derive(Default)]
 pub struct PeerRow {
-    /// Sorted outages of the crash trials, ms.
-    crash: Vec<u64>,
-    failed: usize,
-    /// Sorted outages of the planned moves, ms, and the moves that failed.
-    moves: Vec<u64>,
-    moves_failed: usize,
-    /// Ownership changes under load and loss.
-    quiet: Option<Quiet>,
+    /// What every system's row has (bench.md's measurements).
+    row: Row,
     /// Trials in which Pacemaker fenced the old owner through the lab's
     /// power switch before the client was served again.
     fenced: usize,
     /// corosync's token and consensus as they ran (cmap), ms.
     totem: Option<(u64, u64)>,
-    cost: Option<Cost>,
-    /// Dual ownership (ms per trial) after the owner's daemon was SIGKILLed
-    /// and under a partition.
-    dual_kill: Vec<u64>,
-    dual_partition: Vec<u64>,
 }
 
 /// Runs `f` on a fresh Pacemaker lab of `peer` and removes the lab
@@ -193,7 +182,8 @@ fn outage(lab: &mut Lab, how: Disruption, phase: Duration) -> Result<Outage, Str
 }
 
 fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
-    let mut row = PeerRow::default();
+    let mut pr = PeerRow::default();
+    let row = &mut pr.row;
     let (trials, programs): (usize, &[&str]) = match peer.setup {
         Setup::Pacemaker(_) => (args.pacemaker_trials, &pacemaker::DAEMONS),
         Setup::Ucarp(_) => (args.trials, &["ucarp"]),
@@ -203,12 +193,12 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
         match on_lab(args, peer, |lab| outage(lab, Disruption::Crash, phase(peer, i, trials))) {
             Ok(c) => {
                 row.crash.push(c.outage_ms);
-                row.fenced += usize::from(c.fenced);
-                row.totem = row.totem.or(c.totem);
+                pr.fenced += usize::from(c.fenced);
+                pr.totem = pr.totem.or(c.totem);
             }
             Err(e) => {
                 eprintln!("{}: crash {}: {e}", peer.name, i + 1);
-                row.failed += 1;
+                row.crash_failed += 1;
             }
         }
     }
@@ -267,7 +257,7 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
             Err(e) => eprintln!("{}: cost: {e}", peer.name),
         }
     }
-    row
+    pr
 }
 
 /// How much later than a lab's start trial `i` of `n` brings its fault:
@@ -304,11 +294,17 @@ fn load() -> String {
 const PEERS: [Phase; 3] = [Phase::Pacemaker, Phase::Ucarp, Phase::VipManager];
 
 /// A phase's name on the command line (`vip-manager`).
-fn phase_name(p: Phase) -> String {
+pub(super) fn phase_name(p: Phase) -> String {
     p.to_possible_value().map_or_else(|| format!("{p:?}"), |v| v.get_name().to_string())
 }
 
-pub fn run(args: &BenchArgs) -> Result<(), String> {
+/// A peer setting's name, whether it is the peer's defaults, and what it
+/// measured.
+pub type Measurement = (&'static str, bool, Row);
+
+/// Measures the peers `args` chooses, writes `--peers-out`, and returns
+/// what was measured, for bench.md's side-by-side table.
+pub fn run(args: &BenchArgs) -> Result<Vec<Measurement>, String> {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     let load_before = load();
     let pacemaker = on(Phase::Pacemaker)
@@ -326,7 +322,13 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     }
     std::fs::write(&args.peers_out, &md).map_err(|e| format!("writing {}: {e}", args.peers_out.display()))?;
     print!("{md}");
-    Ok(())
+    let each = |peers: &'static [Peer], rows: Option<Vec<PeerRow>>| {
+        peers.iter().zip(rows.unwrap_or_default()).map(|(p, r)| (p.name, p.default, r.row)).collect::<Vec<_>>()
+    };
+    Ok([each(&PACEMAKER, pacemaker), each(&UCARP, ucarp), each(&VIP_MANAGER, vip_manager)]
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// A Debian package's version on the host.
@@ -343,9 +345,9 @@ fn host_package(package: &str) -> String {
 fn command(args: &BenchArgs) -> String {
     let only: Vec<String> = args.only.iter().map(|&p| phase_name(p)).collect();
     format!(
-        "cargo run --release -- lab bench --only {} --trials {} --pacemaker-trials {} --move-trials {} --dual-trials {} \
+        "cargo run --release -- lab bench{} --trials {} --pacemaker-trials {} --move-trials {} --dual-trials {} \
          --quiet-minutes {} --cost-seconds {} --prefix {} --dir {} --peers-out {}",
-        if only.is_empty() { "pacemaker,ucarp,vip-manager".to_string() } else { only.join(",") },
+        if only.is_empty() { String::new() } else { format!(" --only {}", only.join(",")) },
         args.trials,
         args.pacemaker_trials,
         args.move_trials,
@@ -384,10 +386,10 @@ fn crash_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], pacemaker: boo
         md.push_str("| system | trials | median | p95 | max |\n|---|---|---|---|---|\n");
     }
     for (peer, row) in peers.iter().zip(rows) {
-        let cells = outage_cells(&row.crash, row.failed);
+        let cells = outage_cells(&row.row.crash, row.row.crash_failed);
         if pacemaker {
             let totem = row.totem.map_or("–".into(), |(t, c)| format!("{t} ms / {c} ms"));
-            let _ = writeln!(md, "| {} | {cells} | {totem} | {} of {} |", peer.name, row.fenced, row.crash.len());
+            let _ = writeln!(md, "| {} | {cells} | {totem} | {} of {} |", peer.name, row.fenced, row.row.crash.len());
         } else {
             let _ = writeln!(md, "| {} | {cells} |", peer.name);
         }
@@ -418,7 +420,7 @@ fn dual_window(peer: &Peer) -> Duration {
 
 /// A planned-move table; `how` says what the move is for this peer.
 fn move_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], how: &str) {
-    if rows.iter().all(|r| r.moves.is_empty() && r.moves_failed == 0) {
+    if rows.iter().all(|r| r.row.moves.is_empty() && r.row.moves_failed == 0) {
         return;
     }
     let _ = writeln!(
@@ -427,14 +429,14 @@ fn move_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], how: &str) {
          | system | trials | median | p95 | max |\n|---|---|---|---|---|"
     );
     for (peer, row) in peers.iter().zip(rows) {
-        let _ = writeln!(md, "| {} | {} |", peer.name, outage_cells(&row.moves, row.moves_failed));
+        let _ = writeln!(md, "| {} | {} |", peer.name, outage_cells(&row.row.moves, row.row.moves_failed));
     }
     md.push('\n');
 }
 
 /// A false-failover table, as bench.md's.
 fn quiet_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], minutes: u64) {
-    if rows.iter().all(|r| r.quiet.is_none()) {
+    if rows.iter().all(|r| r.row.quiet.is_none()) {
         return;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -446,7 +448,7 @@ fn quiet_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], minutes: u64) 
          | system | ownership changes | time with two holders |\n|---|---|---|"
     );
     for (peer, row) in peers.iter().zip(rows) {
-        match &row.quiet {
+        match &row.row.quiet {
             Some(q) => {
                 let _ = writeln!(md, "| {} | {} | {} ms |", peer.name, q.takeovers, q.dual_ms);
             }
@@ -461,7 +463,7 @@ fn quiet_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], minutes: u64) 
 /// A dual-ownership table, as bench.md's; `window` says how long each
 /// trial watched.
 fn dual_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], what: &str, window: &str) {
-    if rows.iter().all(|r| r.dual_kill.is_empty() && r.dual_partition.is_empty()) {
+    if rows.iter().all(|r| r.row.dual_kill.is_empty() && r.row.dual_partition.is_empty()) {
         return;
     }
     let _ = writeln!(
@@ -473,14 +475,14 @@ fn dual_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], what: &str, win
          | system | (a) after SIGKILL, each trial | (b) under a partition, each trial |\n|---|---|---|"
     );
     for (peer, row) in peers.iter().zip(rows) {
-        let _ = writeln!(md, "| {} | {} | {} |", peer.name, list(&row.dual_kill), list(&row.dual_partition));
+        let _ = writeln!(md, "| {} | {} | {} |", peer.name, list(&row.row.dual_kill), list(&row.row.dual_partition));
     }
     md.push('\n');
 }
 
 /// The idle-cost rows of the peers' default settings.
 fn cost_rows(peers: &[Peer], rows: &[PeerRow]) -> Vec<String> {
-    peers.iter().zip(rows).filter(|(p, _)| p.default).map(|(p, r)| cost::row(p.name, r.cost.as_ref())).collect()
+    peers.iter().zip(rows).filter(|(p, _)| p.default).map(|(p, r)| cost::row(p.name, r.row.cost.as_ref())).collect()
 }
 
 /// What this run measured, per peer.

@@ -88,9 +88,10 @@ pub(super) fn list(v: &[u64]) -> String {
 
 fn command(args: &BenchArgs) -> String {
     let mut c = format!(
-        "cargo run --release -- lab bench --trials {} --move-trials {} --pair-trials {} --nfs-trials {} \
-         --dual-trials {} --quiet-minutes {} --cost-seconds {}",
+        "cargo run --release -- lab bench --trials {} --pacemaker-trials {} --move-trials {} --pair-trials {} \
+         --nfs-trials {} --dual-trials {} --quiet-minutes {} --cost-seconds {}",
         args.trials,
+        args.pacemaker_trials,
         args.move_trials,
         args.pair_trials,
         args.nfs_trials,
@@ -99,7 +100,7 @@ fn command(args: &BenchArgs) -> String {
         args.cost_seconds
     );
     if !args.only.is_empty() {
-        let only: Vec<String> = args.only.iter().map(|p| format!("{p:?}").to_lowercase()).collect();
+        let only: Vec<String> = args.only.iter().map(|&p| super::peers::phase_name(p)).collect();
         c += &format!(" --only {}", only.join(","));
     }
     for system in &args.systems {
@@ -117,6 +118,7 @@ pub fn markdown(
     (pairs, pair_rows): (&[System], &[Row]),
     nfs: Option<&Row>,
     (scale, lab_scale): Scales<'_>,
+    side: &str,
     chart: &Path,
 ) -> String {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
@@ -146,6 +148,16 @@ pub fn markdown(
         version("keepalived", "--version"),
         version("stress-ng", "--version"),
     );
+    if !side.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Every system side by side\n\nbaton, keepalived and the peers of [bench-peers.md](bench-peers.md), \
+             measured in this run, each at its defaults and at its fastest other setting (the one with the \
+             shortest crash-failover median); the sections below and bench-peers.md have every setting and trial. \
+             The last column is baton's figure over the best of the others on that row (lower is better on every \
+             row).\n\n{side}"
+        );
+    }
     if on(Phase::Crash) {
         let _ = writeln!(
             md,
