@@ -360,7 +360,11 @@ fn measure(args: &BenchArgs, system: &System) -> Row {
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     let peer = |p: Phase| matches!(p, Phase::Pacemaker | Phase::Ucarp | Phase::VipManager);
-    let peers = if Phase::value_variants().iter().any(|&p| peer(p) && on(p)) { peers::run(args)? } else { Vec::new() };
+    let peers = if Phase::value_variants().iter().any(|&p| peer(p) && on(p)) {
+        peers::run(args)?
+    } else {
+        peers::Peers::default()
+    };
     if Phase::value_variants().iter().any(|&p| !peer(p) && on(p)) {
         baton_and_keepalived(args, &peers)?;
     }
@@ -370,7 +374,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
 /// Everything but the peers' own document: docs/bench.md and its chart,
 /// with the peers this run measured beside baton and keepalived in its
 /// first table and in the chart.
-fn baton_and_keepalived(args: &BenchArgs, peers: &[peers::Measurement]) -> Result<(), String> {
+fn baton_and_keepalived(args: &BenchArgs, peers: &peers::Peers) -> Result<(), String> {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     // The simulator first: its memory is this process's peak so far.
     let scale = on(Phase::Scale).then(|| baton_sim::scale::run(32, 1000));
@@ -395,9 +399,12 @@ fn baton_and_keepalived(args: &BenchArgs, peers: &[peers::Measurement]) -> Resul
         .iter()
         .zip(&rows)
         .map(|(s, r)| (s.name, s.default, r))
-        .chain(peers.iter().map(|(name, default, r)| (*name, *default, r)))
+        .chain(peers.rows.iter().map(|(name, default, r)| (*name, *default, r)))
         .collect();
-    let side = side::table(&side::columns(everyone.iter().copied()));
+    let mut side = side::table(&side::columns(everyone.iter().copied()));
+    if !side.is_empty() {
+        side += &format!("\nThe peers' versions: {}.\n", peers.versions);
+    }
     let md = report::markdown(args, (&systems, &rows), (&PAIRS, &pairs), nfs.as_ref(), scales, &side, &chart);
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;

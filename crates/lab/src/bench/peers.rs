@@ -298,13 +298,18 @@ pub(super) fn phase_name(p: Phase) -> String {
     p.to_possible_value().map_or_else(|| format!("{p:?}"), |v| v.get_name().to_string())
 }
 
-/// A peer setting's name, whether it is the peer's defaults, and what it
-/// measured.
-pub type Measurement = (&'static str, bool, Row);
+/// What a run measured of the peers, for bench.md's side-by-side table:
+/// per setting its name, whether it is the peer's defaults, and its row;
+/// and the peers' versions.
+#[derive(Default)]
+pub struct Peers {
+    pub rows: Vec<(&'static str, bool, Row)>,
+    pub versions: String,
+}
 
 /// Measures the peers `args` chooses, writes `--peers-out`, and returns
-/// what was measured, for bench.md's side-by-side table.
-pub fn run(args: &BenchArgs) -> Result<Vec<Measurement>, String> {
+/// what was measured.
+pub fn run(args: &BenchArgs) -> Result<Peers, String> {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     let load_before = load();
     let pacemaker = on(Phase::Pacemaker)
@@ -325,10 +330,9 @@ pub fn run(args: &BenchArgs) -> Result<Vec<Measurement>, String> {
     let each = |peers: &'static [Peer], rows: Option<Vec<PeerRow>>| {
         peers.iter().zip(rows.unwrap_or_default()).map(|(p, r)| (p.name, p.default, r.row)).collect::<Vec<_>>()
     };
-    Ok([each(&PACEMAKER, pacemaker), each(&UCARP, ucarp), each(&VIP_MANAGER, vip_manager)]
-        .into_iter()
-        .flatten()
-        .collect())
+    let versions = measured.versions();
+    let rows = [each(&PACEMAKER, pacemaker), each(&UCARP, ucarp), each(&VIP_MANAGER, vip_manager)];
+    Ok(Peers { rows: rows.into_iter().flatten().collect(), versions })
 }
 
 /// A Debian package's version on the host.
@@ -492,6 +496,35 @@ struct Measured<'a> {
     vip_manager: Option<&'a [PeerRow]>,
 }
 
+impl Measured<'_> {
+    /// The versions of the peers measured.
+    fn versions(&self) -> String {
+        let mut versions = Vec::new();
+        if self.pacemaker.is_some() {
+            versions.push(format!(
+                "Debian bookworm's pacemaker {}, corosync {}, libknet1 {}, pcs {}, resource-agents {} (in the \
+                 machines)",
+                pacemaker::version("pacemaker"),
+                pacemaker::version("corosync"),
+                pacemaker::version("libknet1"),
+                pacemaker::version("pcs"),
+                pacemaker::version("resource-agents"),
+            ));
+        }
+        if self.ucarp.is_some() {
+            versions.push(format!("Debian's ucarp {} (on the host)", host_package("ucarp")));
+        }
+        if self.vip_manager.is_some() {
+            versions.push(format!(
+                "Debian's vip-manager {} and etcd-server and etcd-client {} (on the host)",
+                host_package("vip-manager"),
+                host_package("etcd-server")
+            ));
+        }
+        versions.join("; ")
+    }
+}
+
 /// docs/bench-peers.md in parts: a run of some peers replaces their parts
 /// and keeps the others' from the file as it was, so that one peer is
 /// measured again without measuring all of them again.
@@ -629,19 +662,10 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
     let now = baton_agent::events::timestamp(baton_agent::events::now_ms());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut versions = Vec::new();
     let mut peers = Vec::new();
     let mut doc = Doc::default();
     if let Some(rows) = measured.pacemaker {
         peers.push(Phase::Pacemaker);
-        versions.push(format!(
-            "Debian bookworm's pacemaker {}, corosync {}, libknet1 {}, pcs {}, resource-agents {} (in the machines)",
-            pacemaker::version("pacemaker"),
-            pacemaker::version("corosync"),
-            pacemaker::version("libknet1"),
-            pacemaker::version("pcs"),
-            pacemaker::version("resource-agents"),
-        ));
         let mut md = String::new();
         let _ = writeln!(
             md,
@@ -679,7 +703,6 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
     }
     if let Some(rows) = measured.ucarp {
         peers.push(Phase::Ucarp);
-        versions.push(format!("Debian's ucarp {} (on the host)", host_package("ucarp")));
         let mut md = String::new();
         let _ = writeln!(
             md,
@@ -706,11 +729,6 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
     }
     if let Some(rows) = measured.vip_manager {
         peers.push(Phase::VipManager);
-        versions.push(format!(
-            "Debian's vip-manager {} and etcd-server and etcd-client {} (on the host)",
-            host_package("vip-manager"),
-            host_package("etcd-server")
-        ));
         let mut md = String::new();
         let _ = writeln!(
             md,
@@ -757,7 +775,7 @@ fn document(args: &BenchArgs, measured: &Measured, load_before: &str, load_after
          it measures). {}.\n\n",
         command(args),
         kernel.trim(),
-        versions.join("; ")
+        measured.versions()
     );
     doc.runs.push((peers, run));
     doc
