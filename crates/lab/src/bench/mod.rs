@@ -281,21 +281,47 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
 
 /// `n` outage trials; (sorted outages, failed trials).
 fn outages(args: &BenchArgs, system: &System, how: Disruption, n: usize) -> (Vec<u64>, usize) {
+    outage_runs(n, system.name, how, |_| {
+        let t = on_lab(args, system, |lab| trial(lab, how))?;
+        eprintln!("{}: {how:?}: {} -> {}: {} ms", system.name, t.first, t.next, t.outage_ms);
+        Ok(t.outage_ms)
+    })
+}
+
+/// `n` outage trials of `name`, trial `i` being `run(i)`: (the sorted
+/// outages of those that ran, in ms; how many failed).
+fn outage_runs(
+    n: usize,
+    name: &str,
+    how: Disruption,
+    mut run: impl FnMut(usize) -> Result<u64, String>,
+) -> (Vec<u64>, usize) {
     let (mut ok, mut failed) = (Vec::new(), 0);
     for i in 0..n {
-        match on_lab(args, system, |lab| trial(lab, how)) {
-            Ok(t) => {
-                eprintln!("{}: {how:?} {}: {} -> {}: {} ms", system.name, i + 1, t.first, t.next, t.outage_ms);
-                ok.push(t.outage_ms);
-            }
+        match run(i) {
+            Ok(ms) => ok.push(ms),
             Err(e) => {
-                eprintln!("{}: {how:?} {}: {e}", system.name, i + 1);
+                eprintln!("{name}: {how:?} {}: {e}", i + 1);
                 failed += 1;
             }
         }
     }
     ok.sort_unstable();
     (ok, failed)
+}
+
+/// One false-failover run of `name` (`run`), logged; `None` if it failed.
+fn quiet_run(name: &str, run: impl FnOnce() -> Result<quiet::Quiet, String>) -> Option<quiet::Quiet> {
+    match run() {
+        Ok(q) => {
+            eprintln!("{name}: {} ownership changes under load and loss", q.takeovers);
+            Some(q)
+        }
+        Err(e) => {
+            eprintln!("{name}: false-failover run: {e}");
+            None
+        }
+    }
 }
 
 fn dual_trials(args: &BenchArgs, system: &System, split: Split) -> Vec<u64> {
@@ -334,13 +360,7 @@ fn measure(args: &BenchArgs, system: &System) -> Row {
     }
     if on(Phase::Quiet) {
         let window = Duration::from_secs(60 * args.quiet_minutes);
-        match on_lab(args, system, |lab| quiet::false_failovers(lab, window)) {
-            Ok(q) => {
-                eprintln!("{}: {} ownership changes under load and loss", system.name, q.takeovers);
-                row.quiet = Some(q);
-            }
-            Err(e) => eprintln!("{}: false-failover run: {e}", system.name),
-        }
+        row.quiet = quiet_run(system.name, || on_lab(args, system, |lab| quiet::false_failovers(lab, window)));
     }
     if on(Phase::Cost) && system.default {
         let window = Duration::from_secs(args.cost_seconds);

@@ -19,8 +19,8 @@ use clap::ValueEnum;
 
 use super::cost;
 use super::quiet;
-use super::report::{list, quantile};
-use super::{dual_ownership, dual_runs, BenchArgs, Phase, Row, Split, DUAL_WINDOW};
+use super::report::{list, outage_cells};
+use super::{dual_ownership, dual_runs, outage_runs, quiet_run, BenchArgs, Phase, Row, Split, DUAL_WINDOW};
 use crate::demo::{trial, Disruption};
 use crate::net::Lab;
 use crate::pacemaker;
@@ -189,30 +189,15 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
         Setup::Ucarp(_) => (args.trials, &["ucarp"]),
         Setup::VipManager(_) => (args.trials, &VIP_MANAGER_PROGRAMS),
     };
-    for i in 0..trials {
-        match on_lab(args, peer, |lab| outage(lab, Disruption::Crash, phase(peer, i, trials))) {
-            Ok(c) => {
-                row.crash.push(c.outage_ms);
-                pr.fenced += usize::from(c.fenced);
-                pr.totem = pr.totem.or(c.totem);
-            }
-            Err(e) => {
-                eprintln!("{}: crash {}: {e}", peer.name, i + 1);
-                row.crash_failed += 1;
-            }
-        }
-    }
-    row.crash.sort_unstable();
-    for i in 0..args.move_trials {
-        match on_lab(args, peer, |lab| outage(lab, Disruption::Move, phase(peer, i, args.move_trials))) {
-            Ok(m) => row.moves.push(m.outage_ms),
-            Err(e) => {
-                eprintln!("{}: move {}: {e}", peer.name, i + 1);
-                row.moves_failed += 1;
-            }
-        }
-    }
-    row.moves.sort_unstable();
+    (row.crash, row.crash_failed) = outage_runs(trials, peer.name, Disruption::Crash, |i| {
+        let c = on_lab(args, peer, |lab| outage(lab, Disruption::Crash, phase(peer, i, trials)))?;
+        pr.fenced += usize::from(c.fenced);
+        pr.totem = pr.totem.or(c.totem);
+        Ok(c.outage_ms)
+    });
+    (row.moves, row.moves_failed) = outage_runs(args.move_trials, peer.name, Disruption::Move, |i| {
+        Ok(on_lab(args, peer, |lab| outage(lab, Disruption::Move, phase(peer, i, args.move_trials)))?.outage_ms)
+    });
     let window = dual_window(peer);
     let dual =
         |split| dual_runs(args.dual_trials, peer.name, || on_lab(args, peer, |lab| dual_ownership(lab, split, window)));
@@ -220,18 +205,13 @@ fn measure(args: &BenchArgs, peer: &Peer) -> PeerRow {
     row.dual_partition = dual(Split::Partition);
     if args.quiet_minutes > 0 {
         let window = Duration::from_secs(60 * args.quiet_minutes);
-        let measured = on_lab(args, peer, |lab| {
-            lab.wait_running(Duration::from_secs(60))?;
-            steady(lab)?;
-            quiet::false_failovers(lab, window)
+        row.quiet = quiet_run(peer.name, || {
+            on_lab(args, peer, |lab| {
+                lab.wait_running(Duration::from_secs(60))?;
+                steady(lab)?;
+                quiet::false_failovers(lab, window)
+            })
         });
-        match measured {
-            Ok(q) => {
-                eprintln!("{}: {} ownership changes under load and loss", peer.name, q.takeovers);
-                row.quiet = Some(q);
-            }
-            Err(e) => eprintln!("{}: false-failover run: {e}", peer.name),
-        }
     }
     if peer.default && args.cost_seconds > 0 {
         let window = Duration::from_secs(args.cost_seconds);
@@ -362,21 +342,6 @@ fn command(args: &BenchArgs) -> String {
         args.dir.dir.display(),
         args.peers_out.display()
     )
-}
-
-/// The cells of an outage row: trials (and how many failed), median, p95
-/// and max of the sorted `outages`.
-fn outage_cells(outages: &[u64], failed: usize) -> String {
-    let failed = if failed == 0 { String::new() } else { format!(" ({failed} failed)") };
-    match outages.last() {
-        Some(max) => format!(
-            "{}{failed} | {} ms | {} ms | {max} ms",
-            outages.len(),
-            quantile(outages, 0.5),
-            quantile(outages, 0.95)
-        ),
-        None => format!("0{failed} | – | – | –"),
-    }
 }
 
 /// A crash-failover table; Pacemaker's with its token and fencing columns.

@@ -62,17 +62,25 @@ fn medians_table(
     let mut medians = Vec::new();
     for (system, row) in systems.iter().zip(rows) {
         let (v, failed) = pick(row);
-        let failed = if failed == 0 { String::new() } else { format!(" ({failed} failed)") };
-        if v.is_empty() {
-            let _ = writeln!(md, "| {} | 0{failed} | – | – | – |", system.name);
-            medians.push(None);
-            continue;
-        }
-        let (med, p95, max) = (quantile(v, 0.5), quantile(v, 0.95), v[v.len() - 1]);
-        medians.push(Some(med));
-        let _ = writeln!(md, "| {} | {}{failed} | {med} ms | {p95} ms | {max} ms |", system.name, v.len());
+        medians.push((!v.is_empty()).then(|| quantile(v, 0.5)));
+        let _ = writeln!(md, "| {} | {} |", system.name, outage_cells(v, failed));
     }
     medians
+}
+
+/// The cells of an outage row: trials (and how many failed), median, p95
+/// and max of the sorted `outages`.
+pub(super) fn outage_cells(outages: &[u64], failed: usize) -> String {
+    let failed = if failed == 0 { String::new() } else { format!(" ({failed} failed)") };
+    match outages.last() {
+        Some(max) => format!(
+            "{}{failed} | {} ms | {} ms | {max} ms",
+            outages.len(),
+            quantile(outages, 0.5),
+            quantile(outages, 0.95)
+        ),
+        None => format!("0{failed} | – | – | –"),
+    }
 }
 
 fn mib(kib: u64) -> f64 {
