@@ -2,7 +2,8 @@
 //! page and completions generated from it, `cargo deb`), then its contents
 //! and metadata are inspected with dpkg-deb. Needs cargo-deb (the script
 //! installs it) and dpkg-deb; a separate target directory keeps the release
-//! build out of the way of the test build.
+//! build out of the way of the test build. The binaries inside are linked
+//! statically with the C library (`scripts/build-static`).
 
 use std::path::Path;
 use std::process::Command;
@@ -56,5 +57,14 @@ fn the_deb_holds_the_binary_unit_man_page_completions_and_example() {
     let unit = Command::new("dpkg-deb").arg("--fsys-tarfile").arg(&deb).output().unwrap().stdout;
     let text = String::from_utf8_lossy(&unit);
     assert!(text.contains("Type=notify") && text.contains("WatchdogSec="), "the unit is in the package");
+    // Both programs are static: the dynamic loader has nothing to load.
+    let root = out.join("root");
+    let x = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root).status().expect("dpkg-deb -x");
+    assert!(x.success(), "dpkg-deb -x failed");
+    for bin in ["usr/bin/baton", "usr/bin/baton-guard"] {
+        let o = Command::new("ldd").arg(root.join(bin)).output().expect("ldd (Debian's libc-bin)");
+        let said = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        assert_eq!(said, "statically linked", "{bin} is linked dynamically: {said}");
+    }
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -25,6 +25,17 @@ fn version(cmd: &str, arg: &str) -> String {
         .unwrap_or_else(|_| "not installed".into())
 }
 
+/// How the measured `baton` was linked, as `ldd` says: the package's build
+/// (scripts/build-static) maps less of the C library than `cargo build`'s.
+fn linkage() -> String {
+    let said = Command::new("ldd").arg(crate::baton_exe()).output().map(|o| o.stdout).unwrap_or_default();
+    if String::from_utf8_lossy(&said).trim() == "statically linked" {
+        "linked statically as the package ships it (scripts/build-static)".into()
+    } else {
+        "linked dynamically (`cargo build --release`; the package links statically: docs/footprint.md)".into()
+    }
+}
+
 fn ratio(a: Option<u64>, b: Option<u64>) -> String {
     match (a, b) {
         (Some(a), Some(b)) if b > 0 => format!("{:.2}", a as f64 / b as f64),
@@ -146,13 +157,14 @@ pub fn markdown(
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
         md,
-        "Measured on {now} by\n\n```sh\n{}\n```\n\n{cores} cores ({cpu}), Linux {}, baton {} (commit {rev}), {}, {}.\n\n\
+        "Measured on {now} by\n\n```sh\n{}\n```\n\n{cores} cores ({cpu}), Linux {}, baton {} (commit {rev}, {}), {}, {}.\n\n\
          Every trial builds a fresh lab: three nodes on two links, each a network namespace, the address \
          10.88.0.100 and a tiny web server answering with its node's name; baton and keepalived run on the same \
          nodes, links, address, web server and client.\n",
         command(args),
         kernel.trim(),
         env!("CARGO_PKG_VERSION"),
+        linkage(),
         version("keepalived", "--version"),
         version("stress-ng", "--version"),
     );
