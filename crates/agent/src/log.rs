@@ -2,11 +2,21 @@
 //! each with its level (and its time, unless journald stamps the lines
 //! itself), filtered by `--log-level` or `RUST_LOG` (e.g. `debug`, or
 //! `info,openraft=debug`). openraft's own events come through at `warn`
-//! unless asked for.
+//! unless asked for, each line of its code at most once every ten seconds
+//! ([`Repeats`]): it logs four lines for every Raft call a lost packet
+//! failed, 3.3 MB in ten minutes on a leader at lease 100 ms and 5 % loss.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tracing::callsite::Identifier;
+use tracing::subscriber::Interest;
+use tracing::{Level, Metadata};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
@@ -23,11 +33,56 @@ pub fn init(level: Option<&str>) -> Result<(), String> {
     // priority from a `<N>` prefix (sd-daemon(3)): `journalctl -p warning`.
     let installed = if std::env::var_os("JOURNAL_STREAM").is_some() {
         let format = tracing_subscriber::fmt::format().without_time().with_target(false).with_ansi(false);
-        base.with(layer.event_format(Priority(format))).try_init()
+        base.with(layer.event_format(Priority(format)).with_filter(Repeats::default())).try_init()
     } else {
-        base.with(layer).try_init()
+        base.with(layer.with_filter(Repeats::default())).try_init()
     };
     installed.map_err(|e| format!("starting the log: {e}"))
+}
+
+/// How long the same openraft warning or error stays quiet after it was
+/// logged.
+const REPEAT: Duration = Duration::from_secs(10);
+
+/// Lets each of openraft's warning and error lines (one place in its code)
+/// through at most once per [`REPEAT`]; every other event passes. A peer
+/// that stops answering still shows within seconds, and baton's own events
+/// (links, peers heard and lost) say what happens meanwhile.
+#[derive(Default)]
+struct Repeats {
+    logged: Mutex<HashMap<Identifier, Instant>>,
+}
+
+impl Repeats {
+    fn limited(meta: &Metadata<'_>) -> bool {
+        meta.is_event() && meta.target().starts_with("openraft") && *meta.level() <= Level::WARN
+    }
+
+    /// Whether an event from `callsite` at `now` is logged (and if so, when
+    /// it was is remembered).
+    fn admit(&self, callsite: Identifier, now: Instant) -> bool {
+        let mut logged = self.logged.lock().expect("not poisoned");
+        if logged.get(&callsite).is_some_and(|&t| now.duration_since(t) < REPEAT) {
+            return false;
+        }
+        logged.insert(callsite, now);
+        true
+    }
+}
+
+impl<S> Filter<S> for Repeats {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        !Repeats::limited(meta) || self.admit(meta.callsite(), Instant::now())
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        // Asked event by event where the answer changes with time.
+        if Repeats::limited(meta) {
+            Interest::sometimes()
+        } else {
+            Interest::always()
+        }
+    }
 }
 
 /// Each line prefixed with its syslog priority, for journald.
@@ -76,9 +131,6 @@ fn targets(spec: &str) -> Result<Targets, String> {
 
 #[cfg(test)]
 mod tests {
-    use tracing::Level;
-    use tracing_subscriber::filter::Targets;
-
     use super::*;
 
     fn enabled(t: &Targets, target: &str, level: Level) -> bool {
@@ -103,5 +155,42 @@ mod tests {
         let t = targets("info,openraft=debug").unwrap();
         assert!(enabled(&t, "openraft::raft", Level::DEBUG));
         assert!(targets("loud").unwrap_err().contains("log level \"loud\""));
+    }
+
+    #[test]
+    fn an_openraft_warning_repeats_at_most_every_ten_seconds_per_line_of_its_code() {
+        let (a, b) = (Identifier(&CALLSITE_A), Identifier(&CALLSITE_B));
+        let r = Repeats::default();
+        let t = Instant::now();
+        assert!(r.admit(a.clone(), t), "the first time");
+        assert!(!r.admit(a.clone(), t + Duration::from_millis(16)), "the same line 16 ms later");
+        assert!(r.admit(b, t + Duration::from_millis(16)), "another line");
+        assert!(!r.admit(a.clone(), t + REPEAT - Duration::from_millis(1)));
+        assert!(r.admit(a, t + REPEAT), "ten seconds later");
+    }
+
+    #[test]
+    fn only_openraft_warnings_and_errors_are_limited() {
+        let event = |target: &'static str, level| {
+            let fields = tracing::field::FieldSet::new(&[], Identifier(&CALLSITE_A));
+            Metadata::new("e", target, level, None, None, None, fields, tracing::metadata::Kind::EVENT)
+        };
+        assert!(Repeats::limited(&event("openraft::replication", Level::WARN)));
+        assert!(Repeats::limited(&event("openraft::replication", Level::ERROR)));
+        assert!(!Repeats::limited(&event("openraft::core", Level::INFO)));
+        assert!(!Repeats::limited(&event("baton_agent::shell", Level::ERROR)));
+    }
+
+    // Not zero-sized: two statics of a zero-sized type may share an address,
+    // which is what identifies a callsite.
+    struct Site(#[allow(dead_code)] u8);
+    static CALLSITE_A: Site = Site(0);
+    static CALLSITE_B: Site = Site(1);
+
+    impl tracing::callsite::Callsite for Site {
+        fn set_interest(&self, _: Interest) {}
+        fn metadata(&self) -> &Metadata<'_> {
+            unreachable!("only identified, never registered")
+        }
     }
 }
