@@ -338,6 +338,19 @@ async fn take_down(nl: &Netlink, held: &Held, agent: libc::pid_t, why: &str) {
     release_all(nl, held, "guard", held.fired).await;
 }
 
+/// The agent's orders: stdin, read through epoll where it is a pipe (the
+/// agent starts the guard with one), so that an order wakes the guard's one
+/// thread alone; anything else (a terminal, a file) through tokio's blocking
+/// threads, which woke a second thread for every order.
+fn orders() -> io::Result<Box<dyn tokio::io::AsyncRead + Unpin + Send>> {
+    use std::os::fd::AsFd;
+    let stdin = io::stdin().as_fd().try_clone_to_owned()?;
+    Ok(match tokio::net::unix::pipe::Receiver::from_owned_fd(stdin) {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdin()),
+    })
+}
+
 /// The guard's main loop (`baton-guard`), until the agent closes stdin. It
 /// says `ready` once it holds the node's guard lock (and, with a fence
 /// disk, has read this node's slot; `ready pill` if it found a pill there).
@@ -362,7 +375,7 @@ pub async fn run(
         disk_header.as_ref().is_none_or(|h| monotonic_ms() - last_read_ms < h.unread_limit().as_millis() as u64)
     };
     let mut disk_checks = tokio::time::interval(disk_header.as_ref().map_or(Duration::from_secs(3600), |h| h.watch));
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut lines = BufReader::new(orders()?).lines();
     let mut stdout = tokio::io::stdout();
     // "ready pill": this node was fenced through the disk, and every
     // earlier agent of it is off (the agent says so before it joins).
