@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked
-bin=$(scripts/build-static --bin baton --bin baton-guard | tail -n 1)
+bin=$(scripts/build-static --bin baton --bin baton-guard)
 host=$(rustc -vV | sed -n 's/^host: //p')
 mkdir -p target/package
 rm -rf target/package/man

@@ -28,11 +28,17 @@ fn version(cmd: &str, arg: &str) -> String {
 /// How the measured `baton` was linked, as `ldd` says: the package's build
 /// (scripts/build-static) maps less of the C library than `cargo build`'s.
 fn linkage() -> String {
-    let said = Command::new("ldd").arg(crate::baton_exe()).output().map(|o| o.stdout).unwrap_or_default();
-    if String::from_utf8_lossy(&said).trim() == "statically linked" {
+    let exe = crate::baton_exe();
+    let said = match Command::new("ldd").arg(&exe).output() {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Err(e) => return format!("its linking not known (ldd {}: {e})", exe.display()),
+    };
+    if said == "statically linked" {
         "linked statically as the package ships it (scripts/build-static)".into()
-    } else {
+    } else if said.contains("libc.so") {
         "linked dynamically (`cargo build --release`; the package links statically: docs/footprint.md)".into()
+    } else {
+        format!("its linking not known (ldd {} said {said:?})", exe.display())
     }
 }
 
