@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked
 bin=$(scripts/build-static --bin baton --bin baton-guard)
-host=$(rustc -vV | sed -n 's/^host: //p')
+host=$(basename "$(dirname "$bin")")   # $bin is <target dir>/<host triple>/release
 mkdir -p target/package
 rm -rf target/package/man
 "$bin/baton" man --dir target/package/man
