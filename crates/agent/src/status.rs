@@ -140,6 +140,11 @@ pub fn document(
                 "state": state,
                 "frozen": rec.frozen,
                 "pinned": rec.pin.map(name),
+                "moving_to": match rec.phase {
+                    Phase::Releasing { to, .. } => to.map(name),
+                    Phase::Stable => None,
+                },
+                "direct_move": rec.direct_target().is_some(),
                 "excluded": rec.excluded.keys().map(|&n| name(n)).collect::<Vec<_>>(),
                 "retired": node.state().retired(s),
                 "resources": resources,

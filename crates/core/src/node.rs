@@ -39,6 +39,13 @@ pub struct Heartbeat {
     /// (`None`: a baton from before nodes changed live; no node is added
     /// or removed while one is online).
     pub members: Option<u64>,
+    /// The sender knows direct moves (`false`: a baton from before them;
+    /// no move is direct while one is online).
+    pub direct: bool,
+    /// Sets the sender released for their direct move's target, by
+    /// (set, generation): the target may start them now (ARCHITECTURE.md,
+    /// "A planned move handed over directly").
+    pub released: Vec<(SetId, u64)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -230,6 +237,10 @@ pub enum Event {
     },
 }
 
+/// At most this many hand-overs ride one heartbeat (which then stays within
+/// one Ethernet frame); more wait for the next, as the first are agreed.
+const MAX_RELEASED: usize = 64;
+
 /// How long a stopping agent waits for its sets to move elsewhere.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
 
@@ -257,6 +268,12 @@ pub struct Node {
     says_promise: Vec<bool>,
     /// Per node: its last heartbeat said which membership it counts by.
     says_members: Vec<bool>,
+    /// Per node: its last heartbeat said it knows direct moves.
+    says_direct: Vec<bool>,
+    /// Per set: the last hand-over heard for it, (from, generation).
+    handed: Vec<Option<(NodeId, u64)>>,
+    /// The hand-overs this node's last heartbeat carried.
+    announced: Vec<(SetId, u64)>,
     proposed: Vec<(Command, Time)>,
     /// Per node: when the leader last asked to fence it.
     fence_asked: Vec<Option<Time>>,
@@ -359,6 +376,9 @@ impl Node {
             last_seq: vec![None; n],
             says_promise: vec![false; n],
             says_members: vec![false; n],
+            says_direct: vec![false; n],
+            handed: vec![None; topo.sets.len()],
+            announced: Vec::new(),
             proposed: Vec::new(),
             fence_asked: vec![None; n],
             fence_confirmed: vec![None; n],
@@ -428,6 +448,7 @@ impl Node {
             self.sets.push(Lifecycle::new(i as SetId, spec));
         }
         self.failed.resize(n, None);
+        self.handed.resize(n, None);
         self.block_seen.resize(n, false);
         self.persisted.abandoned.resize(n, None);
         assert_eq!(self.state.sets.len(), n, "the agreed state does not fit its configuration");
@@ -563,9 +584,12 @@ impl Node {
                     Err(why) => out.push(Output::Event(Event::FenceFailed { node, why })),
                 }
             }
-            Input::Probed { set, generation, strangers } => {
+            Input::Probed { set, generation, mut strangers } => {
                 // A sighting counts once agreed at the generation it was
                 // made at: a view a commit behind is rejected by `apply`.
+                // A direct move's target holds the address by right.
+                let target = self.state.set(set).direct_target();
+                strangers.retain(|s| s.node.is_none() || s.node != target);
                 if !strangers.is_empty() {
                     self.propose(now, Command::Duplicate { set, generation, strangers }, &mut out);
                 }
@@ -603,6 +627,14 @@ impl Node {
             self.last_seq[from] = Some((hb.epoch, hb.seq));
             self.says_promise[from] = hb.promise.is_some();
             self.says_members[from] = hb.members.is_some();
+            self.says_direct[from] = hb.direct;
+        }
+        // Authenticated like the rest; a late or replayed hand-over names a
+        // generation that no longer matches (`handed_to_me`).
+        for &(set, generation) in &hb.released {
+            if let Some(h) = self.handed.get_mut(usize::from(set)) {
+                *h = Some((hb.from, generation));
+            }
         }
         // Counted by the lease the voter promises, not this node's own
         // (ARCHITECTURE.md, "A configuration change", point 7).
@@ -664,7 +696,6 @@ impl Node {
             out.push(Output::Event(Event::Detector(change)));
         }
         self.suspicions(now, out);
-        self.heartbeat(now, out);
         if let Some(fenced) = self.own_fence() {
             self.propose(now, fenced, out);
         } else if !self.joined() {
@@ -690,6 +721,7 @@ impl Node {
             self.on_reports(now, set as SetId, reports, out);
             self.reconcile_set(now, set as SetId, hold, out);
         }
+        self.heartbeat(now, out);
         self.update_guard(out);
         self.probe(now, hold, out);
         self.serve(now, out);
@@ -716,7 +748,8 @@ impl Node {
         }
         for (i, spec) in self.topo.sets.iter().enumerate() {
             let rec = self.state.set(i as SetId);
-            if spec.resources.iter().any(|r| r.address) && rec.owner != Some(self.me) {
+            if spec.resources.iter().any(|r| r.address) && rec.owner != Some(self.me) && !self.handed_to_me(i as SetId)
+            {
                 out.push(Output::Probe { set: i as SetId, owner: rec.owner, generation: rec.generation });
             }
         }
@@ -728,8 +761,8 @@ impl Node {
         if !self.leader {
             return;
         }
-        let owner = self.state.set(set).owner;
-        for node in strangers.iter().filter_map(|s| s.node).filter(|&n| Some(n) != owner) {
+        let (owner, target) = (self.state.set(set).owner, self.state.set(set).direct_target());
+        for node in strangers.iter().filter_map(|s| s.node).filter(|&n| Some(n) != owner && Some(n) != target) {
             if self.topo.fenceable[usize::from(node)] && self.state.is_online(node) {
                 self.fence_asked[usize::from(node)] = Some(now);
                 let r = self.state.node(node);
@@ -801,10 +834,15 @@ impl Node {
         }
     }
 
+    /// Every heartbeat interval, and at once when this node released a set
+    /// for its direct move's target.
     fn heartbeat(&mut self, now: Time, out: &mut Vec<Output>) {
-        if now < self.next_heartbeat {
+        let released = self.released();
+        let fresh = released.iter().any(|r| !self.announced.contains(r));
+        if now < self.next_heartbeat && !fresh {
             return;
         }
+        self.announced.clone_from(&released);
         self.next_heartbeat = now + self.topo.timing.heartbeat_interval;
         let echoes = (0..self.topo.nodes.len())
             .filter_map(|p| {
@@ -816,7 +854,36 @@ impl Node {
         let seq = self.lease.on_send(now);
         let promise = Some(self.detector.timeout());
         let members = Some(self.state.members());
-        out.push(Output::Send(Heartbeat { from: self.me, epoch: self.my_epoch(), seq, echoes, promise, members }));
+        let (from, epoch) = (self.me, self.my_epoch());
+        out.push(Output::Send(Heartbeat { from, epoch, seq, echoes, promise, members, direct: true, released }));
+    }
+
+    /// The sets this node owns and has stopped for their direct move's
+    /// target, by (set, generation): every stop finished (a failed one is
+    /// `Blocked`), and the guard is not undoing anything (ARCHITECTURE.md,
+    /// "A planned move handed over directly", point 2).
+    fn released(&self) -> Vec<(SetId, u64)> {
+        if self.firing(self.now) {
+            return Vec::new();
+        }
+        (0..self.sets.len())
+            .filter(|&i| {
+                let rec = &self.state.sets[i];
+                rec.owner == Some(self.me)
+                    && matches!(rec.phase, SetPhase::Releasing { to: Some(_), direct: true })
+                    && self.sets[i].phase() == Phase::Stopped
+            })
+            .map(|i| (i as SetId, self.state.sets[i].generation))
+            .take(MAX_RELEASED)
+            .collect()
+    }
+
+    /// May this node run `set` as its direct move's target? Its owner said
+    /// it stopped it at the generation the agreed state is at.
+    fn handed_to_me(&self, set: SetId) -> bool {
+        let rec = self.state.set(set);
+        self.state.set(set).direct_target() == Some(self.me)
+            && rec.owner.zip(Some(rec.generation)) == self.handed[usize::from(set)]
     }
 
     fn reconcile_set(&mut self, now: Time, set: SetId, hold: bool, out: &mut Vec<Output>) {
@@ -824,11 +891,12 @@ impl Node {
         let rec = self.state.set(set).clone();
         let mine = rec.owner == Some(self.me);
         assert!(!(mine && self.topo.nodes[usize::from(self.me)].witness), "witness {} owns a set", self.me);
-        let failed_here = self.failed[i].filter(|(g, _)| *g == rec.generation && mine);
+        // The target of a direct move runs the set once its owner stopped.
+        let handed = self.handed_to_me(set);
+        let failed_here = self.failed[i].filter(|(g, _)| *g == rec.generation && (mine || handed));
         let want = hold
             && !self.firing(now)
-            && mine
-            && rec.phase == SetPhase::Stable
+            && (mine && rec.phase == SetPhase::Stable || handed)
             && rec.blocked.is_none()
             && failed_here.is_none();
         let spec = &self.topo.sets[i];
@@ -844,7 +912,7 @@ impl Node {
         out.extend(actions.into_iter().map(Output::Act));
         let generation = rec.generation;
         let phase = self.sets[i].phase();
-        if !mine {
+        if !mine && !handed {
             self.failed[i] = None;
         }
         // `block_seen` mirrors the agreed state every time: a flag left over
@@ -863,8 +931,12 @@ impl Node {
             Phase::Running if mine && rec.phase == SetPhase::Stable && !rec.running => {
                 Some(Command::Started { set, node: self.me, generation })
             }
+            // A start that failed before the set was this node's is not
+            // reported: it starts again once it owns it.
             Phase::Stopped => match (failed_here, rec.phase) {
-                (Some((_, exclusion)), _) => Some(Command::StartFailed { set, node: self.me, generation, exclusion }),
+                (Some((_, exclusion)), _) if mine => {
+                    Some(Command::StartFailed { set, node: self.me, generation, exclusion })
+                }
                 (None, SetPhase::Releasing { .. }) if mine => {
                     Some(Command::Released { set, node: self.me, generation })
                 }
@@ -921,7 +993,13 @@ impl Node {
 
     fn lead(&mut self, now: Time, out: &mut Vec<Output>) {
         let live = self.liveness();
-        for command in placement::plan(&self.topo, &self.state, &live, now) {
+        // Moves are direct once every online node knows them (point 6).
+        let direct = (0..self.topo.nodes.len())
+            .all(|p| p == usize::from(self.me) || !self.state.is_online(p as NodeId) || self.says_direct[p]);
+        for mut command in placement::plan(&self.topo, &self.state, &live, now) {
+            if let Command::Move { direct: d, to: Some(_), .. } = &mut command {
+                *d = direct;
+            }
             self.propose(now, command, out);
         }
         self.expire(now, out);

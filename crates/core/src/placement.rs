@@ -79,7 +79,7 @@ fn place(topo: &Topology, state: &ClusterState, live: &[Liveness], now: Time, se
             if target == Some(owner) {
                 return None;
             }
-            Some(Command::Move { set, from: owner, to: target, generation })
+            Some(Command::Move { set, from: owner, to: target, generation, direct: false })
         }
     }
 }

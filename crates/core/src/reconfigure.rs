@@ -374,7 +374,7 @@ mod tests {
         let cmds = placement::plan(&t, &st, &live, Time(0));
         // web's old slot is released to nobody, its new slot waits; db
         // stays on b, which its new order still has (failback "never").
-        assert_eq!(cmds, [Command::Move { set: 0, from: 0, to: None, generation: 1 }]);
+        assert_eq!(cmds, [Command::Move { set: 0, from: 0, to: None, generation: 1, direct: false }]);
         st.apply(&cmds[0]).unwrap();
         st.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
         let generation = st.set(3).generation;
@@ -467,7 +467,7 @@ mod tests {
         let why = plan(&four, &st4, &without_c).unwrap_err();
         assert!(why.contains("c runs mail, and it is frozen there"), "{why}");
         st4.apply(&Command::Freeze { set: 2, frozen: false }).unwrap();
-        st4.apply(&Command::Move { set: 2, from: 2, to: Some(0), generation: 1 }).unwrap();
+        st4.apply(&Command::Move { set: 2, from: 2, to: Some(0), generation: 1, direct: false }).unwrap();
         st4.apply(&Command::Released { set: 2, node: 2, generation: 1 }).unwrap();
         let p = plan(&four, &st4, &without_c).unwrap();
         assert_eq!((p.node_changes.as_slice(), p.drain), (&["node c removed".to_string()][..], None));

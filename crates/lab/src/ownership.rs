@@ -241,7 +241,7 @@ fn sample(dir: &Path, nodes: &[String], netns: &BTreeMap<u64, String>, parts: &P
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let mut tally = Tally::default();
     // The agreed owner as read just before the last holdings were taken.
-    let mut before: Option<(Instant, Option<String>)> = None;
+    let mut before: Option<(Instant, Agreed)> = None;
     let marker = format!("BATON_SET={}\0", parts.set);
     while !shared.stop.load(Ordering::SeqCst) {
         let started = Instant::now();
@@ -249,7 +249,8 @@ fn sample(dir: &Path, nodes: &[String], netns: &BTreeMap<u64, String>, parts: &P
         let taken = Instant::now();
         // The agreed owner is read on both sides of the holdings: a node
         // may hold a part while either view gives it the set (it is the
-        // new owner starting, or the old one releasing). Judged only when
+        // new owner starting, or the old one releasing, or the target of a
+        // direct move starting once the owner released). Judged only when
         // both views exist and the first is fresh.
         let after = rt.block_on(agreed_owner(dir, nodes, &parts.set)).map(|owner| (Instant::now(), owner));
         let views = match (&before, &after) {
@@ -265,19 +266,18 @@ fn sample(dir: &Path, nodes: &[String], netns: &BTreeMap<u64, String>, parts: &P
                 tally.note(shared, format!("{kind} of {} on {} at once{}", parts.set, names(&who), detail(k, &pids)));
             }
             let Some((was, is)) = &views else { continue };
-            let owns = |n: &String| Some(n) == was.as_ref() || Some(n) == is.as_ref();
+            let owns = |n: &String| was.may_hold(n) || is.may_hold(n);
             let against: Vec<&String> = who.into_iter().filter(|n| !owns(n)).collect();
             if !against.is_empty() {
                 tally.stale[k] += 1;
-                let agreed =
-                    if was == is { String::new() } else { format!("{}, then ", was.as_deref().unwrap_or("nobody")) };
+                let agreed = if was == is { String::new() } else { format!("{was}, then ") };
                 tally.note(
                     shared,
                     format!(
                         "{kind} of {} on {} while the cluster gives it to {agreed}{}{}",
                         parts.set,
                         names(&against),
-                        is.as_deref().unwrap_or("nobody"),
+                        is,
                         detail(k, &pids)
                     ),
                 );
@@ -309,10 +309,35 @@ fn names(nodes: &[&String]) -> String {
     nodes.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(" and ")
 }
 
-/// The set's agreed owner in the most advanced view among the nodes that
-/// answer (`None` inside: owned by nobody); `None` if no node answered.
-async fn agreed_owner(dir: &Path, nodes: &[String], set: &str) -> Option<Option<String>> {
-    let mut best: Option<(u64, Option<String>)> = None;
+/// Who may hold a set by an agreed view: its owner, and the target of a
+/// direct move under way (ARCHITECTURE.md, "A planned move handed over
+/// directly").
+#[derive(Clone, PartialEq)]
+struct Agreed {
+    owner: Option<String>,
+    target: Option<String>,
+}
+
+impl Agreed {
+    fn may_hold(&self, node: &String) -> bool {
+        self.owner.as_ref() == Some(node) || self.target.as_ref() == Some(node)
+    }
+}
+
+impl std::fmt::Display for Agreed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.owner.as_deref().unwrap_or("nobody"))?;
+        match &self.target {
+            Some(t) => write!(f, " (handing it to {t})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The set's agreed owner (and direct move target) in the most advanced
+/// view among the nodes that answer; `None` if no node answered.
+async fn agreed_owner(dir: &Path, nodes: &[String], set: &str) -> Option<Agreed> {
+    let mut best: Option<(u64, Agreed)> = None;
     for node in nodes {
         let socket = dir.join(node).join("baton.sock");
         let call = baton_agent::api::call(&socket, &baton_agent::api::Request::Status);
@@ -321,8 +346,9 @@ async fn agreed_owner(dir: &Path, nodes: &[String], set: &str) -> Option<Option<
         let applied = doc["applied"].as_u64().unwrap_or(0);
         let Some(rec) = doc["sets"].as_array().into_iter().flatten().find(|s| s["name"] == set) else { continue };
         let owner = rec["owner"].as_str().map(str::to_string);
+        let target = rec["moving_to"].as_str().filter(|_| rec["direct_move"] == true).map(str::to_string);
         if best.as_ref().is_none_or(|(a, _)| applied > *a) {
-            best = Some((applied, owner));
+            best = Some((applied, Agreed { owner, target }));
         }
     }
     best.map(|(_, owner)| owner)

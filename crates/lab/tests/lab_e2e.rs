@@ -355,7 +355,16 @@ fn case7_forged_and_replayed_heartbeats_change_nothing_and_are_counted() {
     let cluster = baton_proto::cluster_id("lab");
     let real = baton_proto::Keys::new(vec![secret]);
     let fake = baton_proto::Keys::new(vec![b"this is not the secret of the lab!".to_vec()]);
-    let hb = |seq| baton_core::Heartbeat { from: 1, epoch: 0, seq, echoes: vec![], promise: None, members: None };
+    let hb = |seq| baton_core::Heartbeat {
+        from: 1,
+        epoch: 0,
+        seq,
+        echoes: vec![],
+        promise: None,
+        members: None,
+        direct: false,
+        released: vec![],
+    };
     let forged = baton_proto::heartbeat::encode(&hb(u64::MAX / 2), cluster, 0, &fake);
     // Properly signed, but older than anything beta sent: a replay.
     let replayed = baton_proto::heartbeat::encode(&hb(1), cluster, 0, &real);

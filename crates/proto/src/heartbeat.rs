@@ -12,7 +12,10 @@
 //! An echo to node 255 (no node has that id) is an option, not a promise:
 //! its epoch says which, its seq the value. Option 1 is how long the
 //! sender's promises are, in microseconds (`Heartbeat::promise`); option 2
-//! which membership it counts by (`Heartbeat::members`). A baton
+//! which membership it counts by (`Heartbeat::members`); option 3 (value 0)
+//! that the sender knows direct moves (`Heartbeat::direct`); option
+//! 4 + 256 × set that the sender released that set for its direct move's
+//! target, its value the set's generation (`Heartbeat::released`). A baton
 //! that does not know options finds no echo to itself there and reads the
 //! rest as before; one that knows them skips an option it does not know.
 
@@ -34,13 +37,22 @@ const OPTION_PROMISE: u64 = 1;
 /// The option that says which membership (the last change of nodes) the
 /// sender counts by.
 const OPTION_MEMBERS: u64 = 2;
+/// The option that says the sender knows direct moves.
+const OPTION_DIRECT: u64 = 3;
+/// The option, plus 256 × the set, that says the sender released the set
+/// for its direct move's target.
+const OPTION_RELEASED: u64 = 4;
 /// The largest heartbeat: 255 echoes. Anything longer is malformed.
 pub const MAX_LEN: usize = HEADER + 255 * ECHO + MAC_LEN;
 
 pub fn encode(hb: &Heartbeat, cluster: u64, link: u8, keys: &Keys) -> Vec<u8> {
     let promise = hb.promise.map(|d| Echo { to: OPTION, epoch: OPTION_PROMISE, seq: d.as_micros() as u64 });
     let members = hb.members.map(|m| Echo { to: OPTION, epoch: OPTION_MEMBERS, seq: m });
-    let echoes: Vec<&Echo> = hb.echoes.iter().chain(&promise).chain(&members).collect();
+    let direct = hb.direct.then_some(Echo { to: OPTION, epoch: OPTION_DIRECT, seq: 0 });
+    let released: Vec<Echo> = (hb.released.iter())
+        .map(|&(set, generation)| Echo { to: OPTION, epoch: OPTION_RELEASED + (u64::from(set) << 8), seq: generation })
+        .collect();
+    let echoes: Vec<&Echo> = hb.echoes.iter().chain(&promise).chain(&members).chain(&direct).chain(&released).collect();
     assert!(echoes.len() <= 255, "at most 255 echoes fit a heartbeat");
     let mut b = Vec::with_capacity(HEADER + echoes.len() * ECHO + MAC_LEN);
     b.extend_from_slice(MAGIC);
@@ -166,17 +178,24 @@ impl Verifier {
         }
         self.last.insert((from, link), seq);
         let (mut echoes, mut promise, mut members) = (Vec::with_capacity(count), None, None);
+        let (mut direct, mut released) = (false, Vec::new());
         for i in 0..count {
             let e = &body[HEADER + i * ECHO..HEADER + (i + 1) * ECHO];
             let echo = Echo { to: e[0], epoch: be64(&e[1..9]), seq: be64(&e[9..17]) };
             match (echo.to, echo.epoch) {
                 (OPTION, OPTION_PROMISE) => promise = Some(Duration::from_micros(echo.seq)),
                 (OPTION, OPTION_MEMBERS) => members = Some(echo.seq),
+                (OPTION, OPTION_DIRECT) => direct = true,
+                (OPTION, option) if option & 0xff == OPTION_RELEASED => {
+                    if let Ok(set) = u16::try_from(option >> 8) {
+                        released.push((set, echo.seq));
+                    }
+                }
                 (OPTION, _) => {}
                 _ => echoes.push(echo),
             }
         }
-        Ok(Heartbeat { from, epoch: be64(&b[15..23]), seq, echoes, promise, members })
+        Ok(Heartbeat { from, epoch: be64(&b[15..23]), seq, echoes, promise, members, direct, released })
     }
 }
 
@@ -197,6 +216,8 @@ mod tests {
             echoes: vec![Echo { to: 0, epoch: 2, seq: 99 }],
             promise: Some(Duration::from_millis(1500)),
             members: Some(3),
+            direct: true,
+            released: vec![(0, 7), (300, 1 << 40)],
         }
     }
 
@@ -207,7 +228,7 @@ mod tests {
     fn the_promise_rides_as_an_option_older_and_newer_senders_are_read() {
         let k = keys(b"0123456789abcdef0123456789abcdef");
         let mut v = Verifier::new(cluster_id("lab"), 3, 1, k.clone());
-        let old = Heartbeat { promise: None, members: None, ..hb(1) };
+        let old = Heartbeat { promise: None, members: None, direct: false, released: vec![], ..hb(1) };
         let bytes = encode(&old, cluster_id("lab"), 0, &k);
         assert_eq!(bytes.len(), HEADER + ECHO + MAC_LEN, "no option: the format of before");
         assert_eq!(v.open(0, &bytes), Ok(old));

@@ -57,11 +57,15 @@ pub enum Command {
         generation: u64,
     },
     /// Ask the owner `from` to release the set, handing it to `to`.
+    /// `direct`: `to` starts it once `from` says it stopped, without waiting
+    /// for `Released` (only with a `to`).
     Move {
         set: SetId,
         from: NodeId,
         to: Option<NodeId>,
         generation: u64,
+        #[serde(default)]
+        direct: bool,
     },
     /// The owner stopped the set after a `Move`.
     Released {
@@ -249,6 +253,12 @@ pub enum Rejected {
     },
     NotReleasing(SetId),
     AlreadyReleasing(SetId),
+    /// `node` is the target of the set's direct move: it may run the set
+    /// before it owns it.
+    MoveTarget {
+        set: SetId,
+        node: NodeId,
+    },
     Frozen(SetId),
     Maintenance,
     LockHeld {
@@ -318,6 +328,7 @@ impl fmt::Display for Rejected {
             Owned { set, owner } => write!(f, "set {set} is owned by node {owner}"),
             NotReleasing(s) => write!(f, "set {s} is not being released"),
             AlreadyReleasing(s) => write!(f, "set {s} is already being released"),
+            MoveTarget { set, node } => write!(f, "node {node} may run set {set}: it is its direct move's target"),
             Frozen(s) => write!(f, "set {s} is frozen"),
             Maintenance => write!(f, "the cluster is in maintenance mode"),
             LockHeld { holder } => write!(f, "the lock is held by node {holder}"),
@@ -420,7 +431,7 @@ impl ClusterState {
                 rec.phase = Phase::Stable;
                 Ok(Applied::Done)
             }
-            Command::Move { set, from, to, generation } => {
+            Command::Move { set, from, to, generation, direct } => {
                 self.check_owner(set, from, generation)?;
                 self.check_movable(set)?;
                 if self.set(set).phase != Phase::Stable {
@@ -432,15 +443,18 @@ impl ClusterState {
                     }
                     self.check_eligible(set, to)?;
                 }
-                self.sets[usize::from(set)].phase = Phase::Releasing { to };
+                let direct = direct && to.is_some();
+                self.sets[usize::from(set)].phase = Phase::Releasing { to, direct };
                 Ok(Applied::Done)
             }
             Command::Released { set, node, generation } => {
                 self.check_owner(set, node, generation)?;
-                let Phase::Releasing { to } = self.set(set).phase else {
+                let Phase::Releasing { to, direct } = self.set(set).phase else {
                     return Err(Rejected::NotReleasing(set));
                 };
-                let to = to.filter(|&to| self.check_eligible(set, to).is_ok());
+                // The target of a direct move may run the set already: it
+                // gets it whatever happened since (placement moves it on).
+                let to = to.filter(|&to| direct || self.check_eligible(set, to).is_ok());
                 let rec = &mut self.sets[usize::from(set)];
                 rec.owner = to;
                 rec.generation += 1;
@@ -456,7 +470,8 @@ impl ClusterState {
             Command::StartFailed { set, node, generation, exclusion } => {
                 self.check_owner(set, node, generation)?;
                 let rec = &mut self.sets[usize::from(set)];
-                rec.owner = None;
+                // Stopped cleanly: a direct move's target keeps the set.
+                rec.owner = rec.direct_target();
                 rec.generation += 1;
                 rec.running = false;
                 rec.phase = Phase::Stable;
@@ -576,8 +591,15 @@ impl ClusterState {
                     }
                 }
             }
-            Command::Duplicate { set, generation, .. } => {
+            Command::Duplicate { set, generation, ref strangers } => {
                 self.check_generation(set, generation)?;
+                // The target of a direct move may hold the set's address
+                // once the owner released it: no stranger.
+                if let Some(node) = self.set(set).direct_target() {
+                    if strangers.iter().all(|s| s.node == Some(node)) {
+                        return Err(Rejected::MoveTarget { set, node });
+                    }
+                }
                 Ok(Applied::Done)
             }
             Command::Unlock { ref name, node, token } => match self.locks.get(name) {
@@ -637,12 +659,16 @@ impl ClusterState {
         self.locks.retain(|_, l| l.holder != node);
         for set in &mut self.sets {
             if set.owner == Some(node) {
-                set.owner = None;
+                // A direct move's target may run the set already: it goes
+                // there, never to nobody (the evicted owner holds nothing).
+                set.owner = set.direct_target();
                 set.generation += 1;
                 set.running = false;
                 set.phase = Phase::Stable;
-            } else if set.phase == (Phase::Releasing { to: Some(node) }) {
-                set.phase = Phase::Releasing { to: None };
+            } else if let Phase::Releasing { to, .. } = &mut set.phase {
+                if *to == Some(node) {
+                    set.phase = Phase::Releasing { to: None, direct: false };
+                }
             }
         }
     }

@@ -70,8 +70,10 @@ impl ClusterState {
         for (rec, spec) in self.sets.iter_mut().zip(sets) {
             if spec.nodes.is_empty() && rec.retired_at == 0 {
                 rec.retired_at = generation;
-                // Released to nobody: the set is never placed again.
-                if let Phase::Releasing { to } = &mut rec.phase {
+                // Released to nobody: the set is never placed again. The
+                // target of a direct move keeps it (it may run it already)
+                // and releases it in turn.
+                if let Phase::Releasing { to, direct: false } = &mut rec.phase {
                     *to = None;
                 }
                 rec.pin = None;
@@ -141,6 +143,10 @@ impl ClusterState {
                 .find(|&s| self.set(s).owner == Some(node) || self.set(s).blocked == Some(node));
             if let Some(set) = set {
                 return Err(Rejected::Owned { set, owner: node });
+            }
+            // A direct move's target may run the set before it owns it.
+            if let Some(set) = (0..self.sets.len() as SetId).find(|&s| self.set(s).direct_target() == Some(node)) {
+                return Err(Rejected::MoveTarget { set, node });
             }
             if self.locks.values().any(|l| l.holder == node) {
                 return Err(Rejected::LockHeld { holder: node });

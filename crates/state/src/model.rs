@@ -95,8 +95,14 @@ pub enum Phase {
     /// The owner should run the set.
     Stable,
     /// The owner must stop the set and confirm with `Released`; the set then
-    /// goes to `to` (or nowhere).
-    Releasing { to: Option<NodeId> },
+    /// goes to `to` (or nowhere). `direct`: `to` may start it as soon as the
+    /// owner says it stopped, before `Released` (ARCHITECTURE.md, "A planned
+    /// move handed over directly"); `to` is then kept until it changes hands.
+    Releasing {
+        to: Option<NodeId>,
+        #[serde(default)]
+        direct: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -134,6 +140,16 @@ pub struct SetRecord {
 }
 
 impl SetRecord {
+    /// The target of the direct move under way, if one is: it may run the
+    /// set before it owns it, and gets it whenever the owner gives it up
+    /// (ARCHITECTURE.md, "A planned move handed over directly").
+    pub fn direct_target(&self) -> Option<NodeId> {
+        match self.phase {
+            Phase::Releasing { to, direct: true } => to,
+            _ => None,
+        }
+    }
+
     /// A set that runs nowhere, at `generation`.
     pub fn unowned(generation: u64) -> Self {
         SetRecord {

@@ -86,8 +86,8 @@ fn a_move_is_two_phase_and_stale_generations_are_rejected() {
     s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
     s.apply(&Command::Started { set: 0, node: 0, generation: 1 }).unwrap();
     assert!(s.set(0).running);
-    s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1 }).unwrap();
-    assert_eq!(s.set(0).phase, Phase::Releasing { to: Some(1) });
+    s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1, direct: false }).unwrap();
+    assert_eq!(s.set(0).phase, Phase::Releasing { to: Some(1), direct: false });
     assert_eq!(s.set(0).owner, Some(0), "the owner keeps the set until it has stopped it");
     s.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
     assert_eq!((s.set(0).owner, s.set(0).generation, s.set(0).running), (Some(1), 2, false));
@@ -103,7 +103,7 @@ fn assign_refuses_owned_frozen_blocked_and_ineligible() {
     assert_eq!(s.apply(&Command::Assign { set: 0, node: 1, generation: 1 }), Err(Rejected::Owned { set: 0, owner: 0 }));
     s.apply(&Command::StopFailed { set: 0, node: 0, generation: 1 }).unwrap();
     assert_eq!(
-        s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1 }),
+        s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1, direct: false }),
         Err(Rejected::Blocked { set: 0, node: 0 })
     );
     // Fencing the node that failed its stop unblocks the set.
@@ -132,10 +132,10 @@ fn assign_refuses_owned_frozen_blocked_and_ineligible() {
 fn eviction_of_a_move_target_cancels_the_hand_over_target() {
     let mut s = cluster();
     s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
-    s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1 }).unwrap();
+    s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1, direct: false }).unwrap();
     s.apply(&Command::Suspect { voter: 0, node: 1, epoch: 0, round: 1 }).unwrap();
     s.apply(&Command::Suspect { voter: 2, node: 1, epoch: 0, round: 1 }).unwrap();
-    assert_eq!(s.set(0).phase, Phase::Releasing { to: None });
+    assert_eq!(s.set(0).phase, Phase::Releasing { to: None, direct: false });
     s.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
     assert_eq!(s.set(0).owner, None);
 }
@@ -145,7 +145,10 @@ fn unknown_ids_are_rejected_without_panicking() {
     let mut s = cluster();
     assert_eq!(s.apply(&Command::Join { node: 9, epoch: 0, incarnation: 1 }), Err(Rejected::UnknownNode(9)));
     assert_eq!(s.apply(&Command::Freeze { set: 4, frozen: true }), Err(Rejected::UnknownSet(4)));
-    assert_eq!(s.apply(&Command::Move { set: 0, from: 0, to: Some(7), generation: 0 }), Err(Rejected::UnknownNode(7)));
+    assert_eq!(
+        s.apply(&Command::Move { set: 0, from: 0, to: Some(7), generation: 0, direct: false }),
+        Err(Rejected::UnknownNode(7))
+    );
 }
 
 #[test]
@@ -156,7 +159,7 @@ fn the_state_survives_a_round_trip_through_json() {
     s.apply(&Command::StartFailed { set: 0, node: 0, generation: 1, exclusion: Exclusion::Vetoed }).unwrap();
     let text = serde_json::to_string(&s).unwrap();
     assert_eq!(serde_json::from_str::<ClusterState>(&text).unwrap(), s);
-    let cmd = Command::Move { set: 0, from: 1, to: None, generation: 3 };
+    let cmd = Command::Move { set: 0, from: 1, to: None, generation: 3, direct: false };
     assert_eq!(serde_json::from_str::<Command>(&serde_json::to_string(&cmd).unwrap()).unwrap(), cmd);
 }
 
@@ -180,7 +183,10 @@ fn maintenance_refuses_placement_and_moves_but_owners_still_report() {
     s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
     s.apply(&Command::Maintenance { on: true }).unwrap();
     assert!(s.is_frozen(0) && !s.set(0).frozen, "left alone without touching the set's own freeze");
-    assert_eq!(s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1 }), Err(Rejected::Maintenance));
+    assert_eq!(
+        s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1, direct: false }),
+        Err(Rejected::Maintenance)
+    );
     assert_eq!(s.apply(&Command::Started { set: 0, node: 0, generation: 1 }), Ok(Applied::Done));
     // Eviction is about safety, not placement: it still happens, and the
     // freed set waits for the end of maintenance.
@@ -343,13 +349,13 @@ fn configure(generation: u64, sets: Vec<crate::SetSpec>) -> Command {
 fn a_configuration_retires_a_changed_set_and_its_new_slot_waits_until_the_old_one_stopped() {
     let mut s = cluster();
     s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
-    s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1 }).unwrap();
+    s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1, direct: false }).unwrap();
     assert_eq!(s.apply(&configure(2, vec![spec("web", &[])])), Err(Rejected::StaleConfig { have: 0, got: 2 }));
     assert_eq!(s.apply(&configure(1, vec![])), Err(Rejected::ConfigShape("0 sets for 1 slots".into())));
     s.apply(&configure(1, vec![spec("web", &[]), spec("web", &[0, 1])])).unwrap();
     assert_eq!((s.sets.len(), s.config_generation()), (2, 1));
     assert!(s.retired(0) && !s.retired(1) && (s.set(1).since, s.set(0).retired_at) == (1, 1));
-    assert_eq!(s.set(0).phase, Phase::Releasing { to: None }, "a retired set is released to nobody");
+    assert_eq!(s.set(0).phase, Phase::Releasing { to: None, direct: false }, "a retired set is released to nobody");
     assert!(s.set(1).generation > s.set(0).generation, "a new slot starts above every generation before it");
     let fresh = s.set(1).generation;
     assert_eq!(s.apply(&Command::Assign { set: 1, node: 1, generation: fresh }), Err(Rejected::Retiring { set: 0 }));
@@ -446,7 +452,7 @@ fn a_node_is_added_or_removed_one_at_a_time_once_every_online_node_acknowledged_
     s.apply(&Command::Assign { set: 0, node: 3, generation: 0 }).unwrap();
     let without_d = change_nodes(2, web(&[0]), slots(4, &[3]));
     assert_eq!(s.apply(&without_d), Err(Rejected::Owned { set: 0, owner: 3 }));
-    s.apply(&Command::Move { set: 0, from: 3, to: Some(0), generation: 1 }).unwrap();
+    s.apply(&Command::Move { set: 0, from: 3, to: Some(0), generation: 1, direct: false }).unwrap();
     s.apply(&Command::Released { set: 0, node: 3, generation: 1 }).unwrap();
     let two_at_once = change_nodes(2, web(&[0]), slots(4, &[2, 3]));
     assert!(matches!(s.apply(&two_at_once), Err(Rejected::NodesShape(_))));
@@ -465,4 +471,74 @@ fn a_node_is_added_or_removed_one_at_a_time_once_every_online_node_acknowledged_
     assert!(matches!(s.apply(&back), Err(Rejected::NodesShape(_))), "a removed slot is never reused");
     s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 3 }).unwrap();
     assert_eq!(s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 3 }), Ok(Applied::Evicted(0)));
+}
+
+/// A direct move: the set at generation 1, released by node 0 directly to
+/// node 1 (ARCHITECTURE.md, "A planned move handed over directly").
+fn direct_move() -> ClusterState {
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1, direct: true }).unwrap();
+    assert_eq!(s.set(0).phase, Phase::Releasing { to: Some(1), direct: true });
+    s
+}
+
+#[test]
+fn a_direct_move_keeps_its_target_whatever_happens_until_the_set_changes_hands() {
+    // Released: the target gets the set even if it went into standby since.
+    let mut s = direct_move();
+    s.apply(&Command::Standby { node: 1, standby: true }).unwrap();
+    s.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
+    assert_eq!((s.set(0).owner, s.set(0).generation, s.set(0).phase), (Some(1), 2, Phase::Stable));
+    // The owner lost on the way: the set goes to the target, not to nobody.
+    let mut s = direct_move();
+    s.apply(&Command::Suspect { voter: 1, node: 0, epoch: 0, round: 1 }).unwrap();
+    assert_eq!(s.apply(&Command::Suspect { voter: 2, node: 0, epoch: 0, round: 1 }), Ok(Applied::Evicted(0)));
+    assert_eq!((s.set(0).owner, s.set(0).generation, s.set(0).phase), (Some(1), 2, Phase::Stable));
+    // The owner's start failed (it stopped cleanly): the target too.
+    let mut s = direct_move();
+    s.apply(&Command::StartFailed { set: 0, node: 0, generation: 1, exclusion: Exclusion::Vetoed }).unwrap();
+    assert_eq!((s.set(0).owner, s.set(0).generation, s.set(0).phase), (Some(1), 2, Phase::Stable));
+    assert_eq!(s.set(0).excluded.get(&0), Some(&Exclusion::Vetoed));
+    // A two-phase move's target is dropped when it becomes ineligible.
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    s.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1, direct: false }).unwrap();
+    s.apply(&Command::Standby { node: 1, standby: true }).unwrap();
+    s.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
+    assert_eq!(s.set(0).owner, None);
+    // A retired set keeps its direct target, which releases it in turn;
+    // the slot that replaces it waits until it did.
+    let mut s = direct_move();
+    s.apply(&configure(1, vec![spec("web", &[]), spec("web", &[0, 1])])).unwrap();
+    assert_eq!(s.set(0).phase, Phase::Releasing { to: Some(1), direct: true });
+    s.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
+    assert_eq!(s.set(0).owner, Some(1));
+    let fresh = s.set(1).generation;
+    assert_eq!(s.apply(&Command::Assign { set: 1, node: 2, generation: fresh }), Err(Rejected::Retiring { set: 0 }));
+}
+
+#[test]
+fn a_direct_move_ends_only_by_its_targets_eviction_and_the_target_is_no_stranger() {
+    let mut s = direct_move();
+    s.apply(&Command::Suspect { voter: 0, node: 1, epoch: 0, round: 1 }).unwrap();
+    s.apply(&Command::Suspect { voter: 2, node: 1, epoch: 0, round: 1 }).unwrap();
+    assert_eq!(s.set(0).phase, Phase::Releasing { to: None, direct: false });
+    s.apply(&Command::Released { set: 0, node: 0, generation: 1 }).unwrap();
+    assert_eq!(s.set(0).owner, None);
+    // The target seen holding the address is the move, not a duplicate;
+    // anyone else still is.
+    let mut s = direct_move();
+    let seen = |node| crate::Stranger { mac: [2, 0, 0, 0, 0, node], node: Some(node) };
+    let duplicate = |strangers| Command::Duplicate { set: 0, generation: 1, strangers };
+    assert_eq!(s.apply(&duplicate(vec![seen(1)])), Err(Rejected::MoveTarget { set: 0, node: 1 }));
+    assert_eq!(s.apply(&duplicate(vec![seen(1), seen(2)])), Ok(Applied::Done));
+    // Nor may the target be removed from the cluster meanwhile.
+    let without_b = change_nodes(1, vec![spec("web", &[0])], slots(3, &[1]));
+    assert_eq!(s.apply(&without_b), Err(Rejected::MoveTarget { set: 0, node: 1 }));
+    // Without a target, a direct move is an ordinary release.
+    let mut s = cluster();
+    s.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    s.apply(&Command::Move { set: 0, from: 0, to: None, generation: 1, direct: true }).unwrap();
+    assert_eq!(s.set(0).phase, Phase::Releasing { to: None, direct: false });
 }

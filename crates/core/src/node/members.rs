@@ -31,6 +31,7 @@ impl Node {
         self.last_seq.resize(n, None);
         self.says_promise.resize(n, false);
         self.says_members.resize(n, false);
+        self.says_direct.resize(n, false);
         self.fence_asked.resize(n, None);
         self.fence_confirmed.resize(n, None);
         self.unfenceable_said.resize(n, false);

@@ -58,7 +58,7 @@ fn echo(from: NodeId, seq: u64, echoed: u64) -> Heartbeat {
 
 /// A heartbeat from `from` in `epoch` that echoes nothing.
 fn silent(from: NodeId, epoch: u64, seq: u64) -> Heartbeat {
-    Heartbeat { from, epoch, seq, echoes: vec![], promise: None, members: None }
+    Heartbeat { from, epoch, seq, echoes: vec![], promise: None, members: None, direct: false, released: vec![] }
 }
 
 fn sends(out: &[Output]) -> Vec<&Heartbeat> {
@@ -76,6 +76,7 @@ fn a_fresh_node_heartbeats_and_asks_to_join() {
     assert_eq!(
         out,
         vec![
+            Output::Propose(Command::Join { node: 1, epoch: 0, incarnation: 5 }),
             Output::Send(Heartbeat {
                 from: 1,
                 epoch: 0,
@@ -83,8 +84,9 @@ fn a_fresh_node_heartbeats_and_asks_to_join() {
                 echoes: vec![],
                 promise: Some(Duration::from_secs(1)),
                 members: Some(0),
+                direct: true,
+                released: vec![],
             }),
-            Output::Propose(Command::Join { node: 1, epoch: 0, incarnation: 5 }),
         ]
     );
     assert_eq!(n.poll_timeout(), ms(100));
@@ -731,7 +733,8 @@ fn an_agreed_change_retires_a_running_set_which_stops_with_its_old_definition() 
     let out = a.handle(ms(31), Input::Request { id: 4, request: Request::Move { set: 0, to: Some(1) } });
     assert!(out.contains(&Output::Reply { id: 4, reply: Reply::Refused(Refusal::Retired { set: 0 }) }), "{out:?}");
     let generation = a.state().set(0).generation;
-    let out = a.handle(ms(32), Input::Committed(Command::Move { set: 0, from: 0, to: None, generation }));
+    let out =
+        a.handle(ms(32), Input::Committed(Command::Move { set: 0, from: 0, to: None, generation, direct: false }));
     assert_eq!(a.lifecycle(0).phase(), Phase::Stopping, "{out:?}");
     assert!(acts(&out).iter().any(|x| matches!(x, Action::Run { set: 0, .. })), "its stop steps run: {out:?}");
 }
@@ -798,6 +801,8 @@ fn a_lease_changed_live_is_promised_from_the_next_heartbeat_and_no_promise_is_ta
         echoes: vec![Echo { to: 0, epoch: 0, seq }],
         promise: Some(Duration::from_secs(1)),
         members: None,
+        direct: false,
+        released: vec![],
     };
     a.handle(ms(810), Input::Heartbeat { link: 0, heartbeat: hb });
     assert_eq!(a.lease_expiry(), Some(ms(1800)), "b's promise of a second, not this node's 400 ms");
@@ -919,4 +924,103 @@ fn no_node_is_added_while_an_online_peer_runs_a_baton_that_cannot_count_by_slots
         a.handle(now, Input::Heartbeat { link, heartbeat: hb });
     }
     assert_eq!(a.plan(&more).unwrap().node_changes, ["node c added (slot 3)"]);
+}
+
+/// The step runs among `acts`, in order.
+fn runs(out: &[Output]) -> Vec<u64> {
+    acts(out).iter().filter_map(|a| if let Action::Run { token, .. } = a { Some(*token) } else { None }).collect()
+}
+
+/// ARCHITECTURE.md, "A planned move handed over directly", point 2: the
+/// owner says it released the set at once, with its `Released`, and in
+/// every heartbeat until that is agreed — only once its last stop finished.
+#[test]
+fn the_owner_of_a_direct_move_says_it_released_the_set_once_its_stops_finished() {
+    let (mut a, mut now) = running_a();
+    let generation = a.state().set(0).generation;
+    let move_ = Command::Move { set: 0, from: 0, to: Some(1), generation, direct: true };
+    let mut out = a.handle(now, Input::Committed(move_));
+    assert!(sends(&out).iter().all(|h| h.released.is_empty()), "stopping, not stopped: {out:?}");
+    while let Some(&token) = runs(&out).first() {
+        assert!(sends(&out).iter().all(|h| h.released.is_empty()), "a stop still to run: {out:?}");
+        now = now + Duration::from_millis(1);
+        out = a.handle(now, Input::StepDone { set: 0, token, ok: true });
+    }
+    assert_eq!(a.lifecycle(0).phase(), Phase::Stopped);
+    assert_eq!(sends(&out).len(), 1, "a heartbeat at once, before the interval is up: {out:?}");
+    assert_eq!(sends(&out)[0].released, vec![(0, generation)]);
+    assert!(out.contains(&Output::Propose(Command::Released { set: 0, node: 0, generation })));
+    // Said again with every heartbeat until the release is agreed.
+    let out = a.handle(now + Duration::from_millis(100), Input::Tick);
+    assert_eq!(sends(&out)[0].released, vec![(0, generation)]);
+    a.handle(now + Duration::from_millis(101), Input::Committed(Command::Released { set: 0, node: 0, generation }));
+    let out = a.handle(now + Duration::from_millis(200), Input::Tick);
+    assert!(sends(&out)[0].released.is_empty());
+}
+
+/// Point 2 on the target's side: it starts only on its owner's word about
+/// the generation the agreed state is at, inside its own lease.
+#[test]
+fn a_direct_moves_target_starts_on_the_owners_word_about_that_generation_only() {
+    let mut st = owned_state();
+    st.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1, direct: true }).unwrap();
+    let mut b = Node::new(topo(), 1, st, Persisted::default(), 1, ms(0));
+    let seq = sends(&b.handle(ms(0), Input::Tick))[0].seq;
+    // Said before b holds a lease: nothing starts yet.
+    let early = Heartbeat { released: vec![(0, 1)], ..silent(0, 0, 8) };
+    assert!(acts(&b.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: early })).is_empty());
+    // A promise for b from a with nothing released: b's lease, nothing to start.
+    let promise = Heartbeat { echoes: vec![Echo { to: 1, epoch: 0, seq }], ..silent(0, 0, 9) };
+    let out = b.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: promise });
+    assert!(b.lease_expiry().is_some(), "{out:?}");
+    // (The word heard at 10 ms still stands: it is the last about set 0.)
+    assert_eq!(runs(&out), vec![1], "the owner's word, heard before the lease, counts once it is held: {out:?}");
+    let mut st = owned_state();
+    st.apply(&Command::Move { set: 0, from: 0, to: Some(1), generation: 1, direct: true }).unwrap();
+    let mut b = Node::new(topo(), 1, st, Persisted::default(), 1, ms(0));
+    let seq = sends(&b.handle(ms(0), Input::Tick))[0].seq;
+    let promise = Heartbeat { echoes: vec![Echo { to: 1, epoch: 0, seq }], ..silent(0, 0, 9) };
+    assert!(acts(&b.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: promise })).is_empty());
+    // Another generation (late, or replayed), or a node that does not own
+    // the set: nothing.
+    let stale = Heartbeat { released: vec![(0, 0)], ..silent(0, 0, 10) };
+    assert!(acts(&b.handle(ms(30), Input::Heartbeat { link: 0, heartbeat: stale })).is_empty());
+    let stranger = Heartbeat { released: vec![(0, 1)], ..silent(2, 0, 11) };
+    assert!(acts(&b.handle(ms(31), Input::Heartbeat { link: 0, heartbeat: stranger })).is_empty());
+    let handed = Heartbeat { released: vec![(0, 1)], ..silent(0, 0, 12) };
+    let out = b.handle(ms(40), Input::Heartbeat { link: 0, heartbeat: handed });
+    assert_eq!(runs(&out), vec![1], "b starts before the release is agreed: {out:?}");
+    assert!(out.contains(&Output::Guard(b.lease_expiry())), "guarded from its first step: {out:?}");
+    assert!(!out.iter().any(|o| matches!(o, Output::Propose(Command::Started { .. }))));
+    for token in 1..=4 {
+        b.handle(ms(40 + token), Input::StepDone { set: 0, token, ok: true });
+    }
+    assert_eq!(b.lifecycle(0).phase(), Phase::Running);
+    // It says it started once the release gives it the set.
+    let out = b.handle(ms(50), Input::Committed(Command::Released { set: 0, node: 0, generation: 1 }));
+    assert_eq!(b.lifecycle(0).phase(), Phase::Running, "nothing stops: {out:?}");
+    assert!(out.contains(&Output::Propose(Command::Started { set: 0, node: 1, generation: 2 })), "{out:?}");
+}
+
+/// Point 6: a move is direct only while every online node says it knows
+/// direct moves; the leader proposes it two-phase otherwise.
+#[test]
+fn the_leader_proposes_direct_moves_only_once_every_online_node_knows_them() {
+    let mut st = owned_state();
+    st.apply(&Command::Pin { set: 0, node: Some(1) }).unwrap();
+    let mut b = Node::new(topo(), 1, st, Persisted::default(), 1, ms(0));
+    b.handle(ms(0), Input::Leader(true));
+    let moves = |out: &[Output]| -> Vec<bool> {
+        out.iter()
+            .filter_map(|o| if let Output::Propose(Command::Move { direct, .. }) = o { Some(*direct) } else { None })
+            .collect()
+    };
+    let old = |from, seq| Heartbeat { promise: Some(Duration::from_secs(1)), ..silent(from, 0, seq) };
+    b.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: old(2, 1) });
+    let out = b.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: old(0, 1) });
+    assert_eq!(moves(&out), vec![false], "{out:?}");
+    let new = |from, seq| Heartbeat { direct: true, ..old(from, seq) };
+    b.handle(ms(30), Input::Heartbeat { link: 0, heartbeat: new(0, 2) });
+    let out = b.handle(ms(1000), Input::Heartbeat { link: 0, heartbeat: new(2, 2) });
+    assert_eq!(moves(&out), vec![true], "{out:?}");
 }

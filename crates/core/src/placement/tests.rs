@@ -81,10 +81,16 @@ fn a_standby_owner_hands_its_set_to_the_next_node_or_to_nobody() {
     st.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
     st.apply(&Command::Standby { node: 0, standby: true }).unwrap();
     let live = all_alive();
-    assert_eq!(plan(&t, &st, &live, s(1)), vec![Command::Move { set: 0, from: 0, to: Some(1), generation: 1 }]);
+    assert_eq!(
+        plan(&t, &st, &live, s(1)),
+        vec![Command::Move { set: 0, from: 0, to: Some(1), generation: 1, direct: false }]
+    );
     st.apply(&Command::Standby { node: 1, standby: true }).unwrap();
     st.apply(&Command::Standby { node: 2, standby: true }).unwrap();
-    assert_eq!(plan(&t, &st, &live, s(1)), vec![Command::Move { set: 0, from: 0, to: None, generation: 1 }]);
+    assert_eq!(
+        plan(&t, &st, &live, s(1)),
+        vec![Command::Move { set: 0, from: 0, to: None, generation: 1, direct: false }]
+    );
 }
 
 #[test]
@@ -104,8 +110,14 @@ fn failback_auto_returns_after_the_delay() {
     live[0].alive_since = s(100);
     live[1].alive_since = s(90);
     assert_eq!(plan(&t, &st, &live, s(110)), vec![], "nobody ahead of c has been up 30s");
-    assert_eq!(plan(&t, &st, &live, s(125)), vec![Command::Move { set: 0, from: 2, to: Some(1), generation: 1 }]);
-    assert_eq!(plan(&t, &st, &live, s(130)), vec![Command::Move { set: 0, from: 2, to: Some(0), generation: 1 }]);
+    assert_eq!(
+        plan(&t, &st, &live, s(125)),
+        vec![Command::Move { set: 0, from: 2, to: Some(1), generation: 1, direct: false }]
+    );
+    assert_eq!(
+        plan(&t, &st, &live, s(130)),
+        vec![Command::Move { set: 0, from: 2, to: Some(0), generation: 1, direct: false }]
+    );
 }
 
 #[test]
@@ -153,7 +165,10 @@ fn a_pin_wins_while_its_node_is_eligible() {
     st.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
     st.apply(&Command::Pin { set: 0, node: Some(2) }).unwrap();
     let mut live = all_alive();
-    assert_eq!(plan(&t, &st, &live, s(1)), vec![Command::Move { set: 0, from: 0, to: Some(2), generation: 1 }]);
+    assert_eq!(
+        plan(&t, &st, &live, s(1)),
+        vec![Command::Move { set: 0, from: 0, to: Some(2), generation: 1, direct: false }]
+    );
     st.apply(&Command::Pin { set: 0, node: Some(3) }).unwrap();
     assert_eq!(plan(&t, &st, &live, s(1)), vec![], "a pin to a witness is ignored");
     live[2].alive = false;
