@@ -3,8 +3,8 @@
 //! agreed on. It watches the property itself, never a mechanism that
 //! should bring it about:
 //!
-//! - the service address: every add and delete in every node, with the
-//!   kernel's timestamps ([`Watch`]);
+//! - the service address: every add and delete in every node, in the
+//!   order the kernel made them ([`Watch`]);
 //! - the set's processes: any process in a node's network namespace whose
 //!   environment names the set (`BATON_SET`), however it was started — a
 //!   daemon that double-forked or called `setsid` is still found;
@@ -94,7 +94,7 @@ pub struct Record {
 /// What a record saw.
 pub struct Verdict {
     pub window: Window,
-    /// Milliseconds with two holders of the address (kernel-stamped).
+    /// Milliseconds with two holders of the address (in the kernel's order).
     pub address_dual_ms: u64,
     /// Per kind (processes, mount, export): milliseconds with two holders.
     pub dual_ms: [u64; 3],
@@ -261,7 +261,7 @@ fn sample(dir: &Path, nodes: &[String], netns: &BTreeMap<u64, String>, parts: &P
         tally.samples += 1;
         for (k, kind) in KINDS.iter().enumerate() {
             let who: Vec<&String> = holders.iter().filter(|(_, h)| h[k]).map(|(n, _)| n).collect();
-            if who.len() > 1 {
+            if who.len() > 1 && (k != 0 || held_at_once(&pids, &who, &marker)) {
                 tally.dual[k] += 1;
                 tally.note(shared, format!("{kind} of {} on {} at once{}", parts.set, names(&who), detail(k, &pids)));
             }
@@ -286,6 +286,23 @@ fn sample(dir: &Path, nodes: &[String], netns: &BTreeMap<u64, String>, parts: &P
         std::thread::sleep(SAMPLE.saturating_sub(started.elapsed()));
     }
     tally
+}
+
+/// Processes of several nodes seen in one pass over `/proc` may be a move
+/// seen across it: the old owner's read before it ended, the new owner's
+/// (a higher pid, read later) after it began — a direct move leaves well
+/// under a millisecond between them. They ran at once only if each of
+/// those nodes still has one of them when read twice over: each such
+/// process then lived from its first read to its second, so all of them
+/// between the two rounds.
+fn held_at_once(pids: &[(String, u32)], nodes: &[&String], marker: &str) -> bool {
+    let alive = |pid: u32| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.windows(marker.len()).any(|w| w == marker.as_bytes()))
+    };
+    let first: Vec<&(String, u32)> = pids.iter().filter(|(n, p)| nodes.contains(&n) && alive(*p)).collect();
+    let second: Vec<&&(String, u32)> = first.iter().filter(|(_, p)| alive(*p)).collect();
+    nodes.iter().all(|n| second.iter().any(|(m, _)| m == *n))
 }
 
 /// For processes: which ones, by node, with their command lines and

@@ -159,30 +159,22 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// Every add and delete of the address in the nodes' namespaces, in the
+    /// order the kernel made them (one monitor for all: see
+    /// `baton_lab::bench::watch`), stamped as zero-padded microseconds.
     fn start(nodes: &[&str]) -> Recorder {
         let events = Arc::new(Mutex::new(Vec::new()));
-        let mut children = Vec::new();
-        for node in nodes {
-            let mut child = Command::new("ip")
-                .args(["-n", &format!("btnl-{node}"), "-ts", "monitor", "address"])
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("ip monitor");
-            let out = child.stdout.take().unwrap();
-            let (events, node) = (Arc::clone(&events), node.to_string());
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if !line.contains(&format!("{VIP}/")) {
-                        continue;
-                    }
-                    let ts = line.split(']').next().unwrap_or("").trim_start_matches('[').to_string();
-                    events.lock().unwrap().push((node.clone(), ts, !line.contains("Deleted")));
-                }
-            });
-            children.push(child);
-        }
+        let namespaces: Vec<String> = nodes.iter().map(|n| format!("btnl-{n}")).collect();
+        let recorded = Arc::clone(&events);
+        let child = baton_lab::bench::watch::monitor_namespaces(&namespaces, move |t, ns, change| {
+            if change.contains(&format!("{VIP}/")) {
+                let node = ns.trim_start_matches("btnl-").to_string();
+                recorded.lock().unwrap().push((node, format!("{t:012}"), !change.starts_with("Deleted")));
+            }
+        })
+        .expect("ip monitor");
         std::thread::sleep(Duration::from_millis(300));
-        Recorder { children, events }
+        Recorder { children: vec![child], events }
     }
 
     /// Per node, the intervals it held the address; an open one ends at "~".
@@ -2601,4 +2593,40 @@ fn case44_a_node_added_live_serves_web_and_is_removed_after_its_set_moved() {
     );
     assert!(lab.fetch().is_some(), "the client is served");
     rec.assert_never_two_holders();
+}
+
+/// A planned move is direct (ARCHITECTURE.md, "A planned move handed over
+/// directly"): the next owner starts the set on the old owner's word, before
+/// the cluster agrees the release, and the address is never on two nodes.
+/// Its log shows the order: the set started there, then the release agreed.
+#[test]
+fn case45_a_planned_move_starts_on_the_owners_word_before_the_release_is_agreed() {
+    let lab = Lab::up("c45", &["--address-only"]);
+    assert_eq!(wait_owner(&lab, "gamma", Duration::from_secs(10)).as_deref(), Some("alpha"));
+    let sock = lab.dir.join("gamma/baton.sock");
+    let sock = sock.to_str().unwrap();
+    let rec = Recorder::start(&["alpha", "beta", "gamma"]);
+    let moves = ["beta", "alpha", "beta", "alpha"];
+    for to in moves {
+        assert_eq!(ok(&["move", "web", to, "--socket", sock]), format!("web runs on {to}\n"));
+        assert!(wait(Duration::from_secs(3), || lab.fetch().as_deref() == Some(to)), "the client reaches {to}");
+    }
+    rec.assert_never_two_holders();
+    assert_eq!(rec.adds(), moves, "each move added the address once, on its node: {:?}", rec.intervals());
+    // In each new owner's log: the Move (direct), then the set started,
+    // then the release agreed — or, if a commit outran the owner's word,
+    // the other way round; most moves must show the direct order.
+    let mut direct = 0;
+    for (i, to) in moves.iter().enumerate() {
+        let log = std::fs::read_to_string(lab.dir.join(format!("{to}.log"))).unwrap();
+        let from = if i % 2 == 0 { 0 } else { 1 };
+        let moved = format!("agreed: Move {{ set: 0, from: {from}, to: Some({}), ", 1 - from);
+        let at = log.match_indices(&moved).nth(i / 2).map(|(at, _)| at).expect("the move is in the log");
+        let rest = &log[at..];
+        assert!(rest[..rest.find('\n').unwrap()].contains("direct: true"), "not a direct move: {rest:.200}");
+        let started = rest.find("set web: Started").expect("web started there");
+        let released = rest.find("agreed: Released").expect("the release agreed there");
+        direct += usize::from(started < released);
+    }
+    assert!(direct * 2 > moves.len(), "only {direct} of {} moves started before the release was agreed", moves.len());
 }

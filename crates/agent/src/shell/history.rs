@@ -11,18 +11,26 @@ use crate::raft::NodeId as RaftId;
 impl Agent {
     /// Remembers who owned each set before it changed hands (the hooks'
     /// BATON_PREVIOUS_OWNER) and when a set was given to this node (for the
-    /// takeover metric).
+    /// takeover metric). The target of a direct move may start the set
+    /// before it owns it: for it, the set is given with the `Move`, by its
+    /// owner.
     pub(super) fn note_owners(&mut self, before: &[Option<NodeId>]) {
         let now = self.now();
         let mut previous = self.exec.previous.lock().expect("not poisoned");
         let me = Some(self.me as NodeId);
+        let name = |n: NodeId| self.config.nodes[usize::from(n)].name.clone();
         for (s, rec) in self.core.state().sets.iter().enumerate() {
             let was = before.get(s).copied().flatten();
-            if rec.owner == me && was != me {
+            let handed = rec.direct_target() == me;
+            let idle = self.core.lifecycle(s as SetId).phase() == baton_core::lifecycle::Phase::Stopped;
+            let assigned = rec.owner == me && was != me;
+            if idle && (assigned || handed && self.assigned_at[s].is_none()) {
                 self.assigned_at[s] = Some(now);
             }
-            if let Some(old) = was.filter(|&o| Some(o) != rec.owner) {
-                previous[s] = Some(self.config.nodes[usize::from(old)].name.clone());
+            if handed {
+                previous[s] = rec.owner.map(name);
+            } else if let Some(old) = was.filter(|&o| Some(o) != rec.owner) {
+                previous[s] = Some(name(old));
             }
         }
     }

@@ -217,10 +217,30 @@ pub struct Row {
     pub crash_failed: usize,
     pub moves: Vec<u64>,
     pub moves_failed: usize,
+    /// Planned moves with the address alone in the set and the web server
+    /// on every node, as keepalived runs it: for a baton setting whose set
+    /// also holds the web server (empty otherwise).
+    pub moves_bare: Vec<u64>,
+    pub moves_bare_failed: usize,
+    /// In each planned move of the address alone: µs from the old holder's
+    /// delete to the next holder's add (negative: both held it), sorted.
+    pub move_gaps_us: Vec<i64>,
     pub dual_kill: Vec<u64>,
     pub dual_partition: Vec<u64>,
     pub quiet: Option<quiet::Quiet>,
     pub cost: Option<cost::Cost>,
+}
+
+impl Row {
+    /// Planned moves of the address alone (the web server on every node):
+    /// the work keepalived does in its move.
+    pub fn moves_of_the_address(&self) -> (&[u64], usize) {
+        if self.moves_bare.is_empty() && self.moves_bare_failed == 0 {
+            (&self.moves, self.moves_failed)
+        } else {
+            (&self.moves_bare, self.moves_bare_failed)
+        }
+    }
 }
 
 /// How long dual-ownership trials watch after the fault: longer than
@@ -279,13 +299,28 @@ fn on_lab<T>(args: &BenchArgs, system: &System, f: impl FnOnce(&mut Lab) -> Resu
     result
 }
 
-/// `n` outage trials; (sorted outages, failed trials).
-fn outages(args: &BenchArgs, system: &System, how: Disruption, n: usize) -> (Vec<u64>, usize) {
-    outage_runs(n, system.name, how, |_| {
-        let t = on_lab(args, system, |lab| trial(lab, how))?;
-        eprintln!("{}: {how:?}: {} -> {}: {} ms", system.name, t.first, t.next, t.outage_ms);
+/// `n` outage trials: (sorted outages, failed trials, and for planned
+/// moves the sorted gaps of the address in µs — from the old holder's
+/// delete to the next holder's add, watched in every node).
+fn outages(args: &BenchArgs, system: &System, how: Disruption, n: usize) -> (Vec<u64>, usize, Vec<i64>) {
+    let mut gaps = Vec::new();
+    let (ok, failed) = outage_runs(n, system.name, how, |_| {
+        let (t, gap) = on_lab(args, system, |lab| {
+            let marker = lab.nodes.first().cloned().ok_or("a lab without nodes")?;
+            let watch = matches!(how, Disruption::Move).then(|| Watch::start(lab, &marker)).transpose()?;
+            let t = trial(lab, how)?;
+            let gap = watch.map(Watch::finish).transpose()?.and_then(|w| w.gap_us(&t.first, &t.next));
+            Ok((t, gap))
+        })?;
+        let bare =
+            if system.address_only && !system.name.contains("address only") { ", the address alone" } else { "" };
+        let on_none = gap.map_or(String::new(), |g| format!(" (the address on no node for {g} µs)"));
+        eprintln!("{}{bare}: {how:?}: {} -> {}: {} ms{on_none}", system.name, t.first, t.next, t.outage_ms);
+        gaps.extend(gap);
         Ok(t.outage_ms)
-    })
+    });
+    gaps.sort_unstable();
+    (ok, failed, gaps)
 }
 
 /// `n` outage trials of `name`, trial `i` being `run(i)`: (the sorted
@@ -349,10 +384,15 @@ fn measure(args: &BenchArgs, system: &System) -> Row {
     let on = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     let mut row = Row::default();
     if on(Phase::Crash) {
-        (row.crash, row.crash_failed) = outages(args, system, Disruption::Crash, args.trials);
+        (row.crash, row.crash_failed, _) = outages(args, system, Disruption::Crash, args.trials);
     }
     if on(Phase::Move) {
-        (row.moves, row.moves_failed) = outages(args, system, Disruption::Move, args.move_trials);
+        (row.moves, row.moves_failed, row.move_gaps_us) = outages(args, system, Disruption::Move, args.move_trials);
+        if system.keepalived.is_none() && !system.address_only {
+            let bare = System { address_only: true, ..system.clone() };
+            (row.moves_bare, row.moves_bare_failed, row.move_gaps_us) =
+                outages(args, &bare, Disruption::Move, args.move_trials);
+        }
     }
     if on(Phase::Dual) {
         row.dual_kill = dual_trials(args, system, Split::Kill);
@@ -406,7 +446,7 @@ fn baton_and_keepalived(args: &BenchArgs, peers: &peers::Peers) -> Result<(), St
         .iter()
         .filter(|_| on(Phase::Pair))
         .map(|s| {
-            let (crash, crash_failed) = outages(args, s, Disruption::Crash, args.pair_trials);
+            let (crash, crash_failed, _) = outages(args, s, Disruption::Crash, args.pair_trials);
             Row { crash, crash_failed, ..Row::default() }
         })
         .collect();

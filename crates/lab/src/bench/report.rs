@@ -68,6 +68,35 @@ fn outage_table(md: &mut String, systems: &[System], rows: &[Row], pick: fn(&Row
     let _ = writeln!(md, "\nMedian ratio baton / keepalived: {}.\n", ratios.join("; "));
 }
 
+/// How long the address was on no node in each planned move of the
+/// address alone, where it was watched.
+fn gap_table(md: &mut String, systems: &[System], rows: &[Row]) {
+    if rows.iter().all(|r| r.move_gaps_us.is_empty()) {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "Beneath the client's 10 ms probes: in each of those moves of the address alone, the time from the old \
+         holder's delete of the address to the next holder's add (every node's addresses watched by one monitor, \
+         `ip -ts monitor address all-nsid`, so in the order the kernel made the changes). Negative: the next \
+         holder added the address before the old one deleted it, and both held it that long.\n\n\
+         | system | moves | median | shortest | longest | moves with two holders |\n|---|---|---|---|---|---|"
+    );
+    for (system, row) in systems.iter().zip(rows).filter(|(_, r)| !r.move_gaps_us.is_empty()) {
+        let g = &row.move_gaps_us;
+        let (median, both) = (g[(g.len() - 1) / 2], g.iter().filter(|&&v| v < 0).count());
+        let _ = writeln!(
+            md,
+            "| {} | {} | {median} µs | {} µs | {} µs | {both} |",
+            system.name,
+            g.len(),
+            g[0],
+            g[g.len() - 1]
+        );
+    }
+    md.push('\n');
+}
+
 /// A median/p95/max table; returns the medians.
 fn medians_table(
     md: &mut String,
@@ -247,12 +276,23 @@ pub fn markdown(
              below the backups' and its config reloaded (SIGHUP). The outage is measured by the same client.\n"
         );
         outage_table(&mut md, systems, rows, |r| (&r.moves, r.moves_failed));
+        if rows.iter().any(|r| !r.moves_bare.is_empty() || r.moves_bare_failed > 0) {
+            let _ = writeln!(
+                md,
+                "The same trial with the address alone in every baton set and the web server running on every \
+                 node, as keepalived runs it (above, baton's defaults and tuned settings move the web server too: \
+                 stopped on the old owner after the address, started on the new one after it):\n"
+            );
+            outage_table(&mut md, systems, rows, Row::moves_of_the_address);
+        }
+        gap_table(&mut md, systems, rows);
     }
     if on(Phase::Dual) {
         let _ = writeln!(
             md,
-            "## Dual ownership\n\nEvery add and delete of the service address in every node namespace is recorded \
-             with the kernel's timestamps (`ip -ts monitor address`) for 8 s after the fault; the time two or more \
+            "## Dual ownership\n\nEvery add and delete of the service address in every node namespace is recorded, \
+             in the order the kernel made them, by one monitor of every node namespace (`ip -ts monitor address \
+             all-nsid`) for 8 s after the fault; the time two or more \
              nodes held it at once is added up. (a) the owner's daemon is killed with SIGKILL, its links left up; \
              (b) the owner is partitioned from the other nodes on every link.\n\n\
              | system | (a) after SIGKILL, each trial | (b) under a partition, each trial |\n|---|---|---|"

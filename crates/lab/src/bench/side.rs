@@ -89,10 +89,14 @@ pub fn table(columns: &[Column]) -> String {
             values: each(&|c| of(c.fastest().map(|s| s.row), |s| &s.crash)),
             show: ms,
         },
-        Line { what: "planned move, defaults (median)", values: each(&|c| of(c.defaults(), |s| &s.moves)), show: ms },
+        Line {
+            what: "planned move, defaults (median)",
+            values: each(&|c| of(c.defaults(), |s| s.moves_of_the_address().0)),
+            show: ms,
+        },
         Line {
             what: "planned move, fastest setting (median)",
-            values: each(&|c| of(c.fastest().map(|s| s.row), |s| &s.moves)),
+            values: each(&|c| of(c.fastest().map(|s| s.row), |s| s.moves_of_the_address().0)),
             show: ms,
         },
         Line {
@@ -152,7 +156,11 @@ pub fn table(columns: &[Column]) -> String {
         }
     }
     md.pop();
-    md.push_str(".\n");
+    md.push_str(
+        ".\n\nbaton's planned moves here are of the address alone, the web server running on every node, as \
+         keepalived, ucarp and vip-manager move it (Pacemaker's group moves the web server too; baton's moves \
+         with the web server in the set are under \"Planned move\").\n",
+    );
     md
 }
 

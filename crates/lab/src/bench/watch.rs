@@ -1,8 +1,16 @@
 //! The service address as every node's kernel sees it: each add and delete
-//! in every node namespace, with the kernel's timestamps (`ip -ts monitor
-//! address`), over a window bracketed by marker events on the same clock.
+//! in every node namespace, in the order the kernel made them, stamped by
+//! one monitor (`ip -ts monitor address all-nsid` in this machine's own
+//! namespace), over a window bracketed by marker events on the same clock.
+//!
+//! One monitor, not one per namespace: each monitor stamps a change when
+//! its process reads it, and two of them can disagree by more than the
+//! moment between one node's delete and the next node's add in a direct
+//! move (a few hundred microseconds): a move would read as two holders.
+//! One socket receives every namespace's changes in the order they were
+//! made.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -42,36 +50,72 @@ fn stamp_us(line: &str) -> Option<u64> {
     Some(((h * 60 + m) * 60 + secs.parse::<u64>().ok()?) * 1_000_000 + us)
 }
 
+/// Watches the addresses of the network namespaces `namespaces` (each
+/// given an id in this one, if it has none) through one `ip -ts monitor
+/// address all-nsid`: `seen(stamp, namespace, change)` for each change, in
+/// the order the kernel made them (stamp: microseconds since midnight;
+/// change: the monitor's line after the namespace, `Deleted …` for a
+/// delete). The monitor runs until the child is killed.
+pub fn monitor_namespaces(
+    namespaces: &[String],
+    mut seen: impl FnMut(u64, &str, &str) + Send + 'static,
+) -> Result<Child, String> {
+    for ns in namespaces {
+        // Fails harmlessly when the namespace has an id here already.
+        let _ = Command::new("ip").args(["netns", "set", ns, "auto"]).stderr(Stdio::null()).status();
+    }
+    let ids = Command::new("ip").args(["netns", "list-id"]).output().map_err(|e| format!("ip netns list-id: {e}"))?;
+    // "nsid 3 (iproute2 netns name: btnl-alpha)"
+    let ids: BTreeMap<String, String> = String::from_utf8_lossy(&ids.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (id, name) = l.strip_prefix("nsid ")?.split_once(" (iproute2 netns name: ")?;
+            let name = name.strip_suffix(')')?;
+            namespaces.iter().any(|n| n == name).then(|| (id.to_string(), name.to_string()))
+        })
+        .collect();
+    if let Some(missing) = namespaces.iter().find(|n| !ids.values().any(|v| v == *n)) {
+        return Err(format!("network namespace {missing} has no id here (`ip netns set {missing} auto` failed)"));
+    }
+    let mut child = Command::new("ip")
+        .args(["-ts", "monitor", "address", "all-nsid"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("ip monitor: {e}"))?;
+    let out = child.stdout.take().expect("piped");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            // "[2026-12-02T16:11:19.576868] [nsid 0]Deleted 2: eth0 inet …"
+            let Some(t) = stamp_us(&line) else { continue };
+            let Some((id, change)) = line.split_once("[nsid ").and_then(|(_, r)| r.split_once(']')) else { continue };
+            if let Some(ns) = ids.get(id) {
+                seen(t, ns, change);
+            }
+        }
+    });
+    Ok(child)
+}
+
 impl Watch {
-    /// Starts a monitor in every node namespace and marks the start on
+    /// Starts the monitor of every node namespace and marks the start on
     /// `marker_node`'s loopback (a node that stays up).
     pub fn start(lab: &Lab, marker_node: &str) -> Result<Watch, String> {
         let changes: Changes = Arc::default();
-        let mut monitors = Vec::new();
-        for node in lab.nodes.clone() {
-            let mut child = Command::new("ip")
-                .args(["-n", &lab.ns(&node)?, "-ts", "monitor", "address"])
-                .stdout(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("ip monitor: {e}"))?;
-            let out = child.stdout.take().expect("piped");
-            let changes = Arc::clone(&changes);
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                    let who = if line.contains(MARKER) {
-                        "marker".to_string()
-                    } else if line.contains(&format!("{VIP}/")) {
-                        node.clone()
-                    } else {
-                        continue;
-                    };
-                    if let Some(t) = stamp_us(&line) {
-                        changes.lock().expect("not poisoned").push((t, who, !line.contains("Deleted")));
-                    }
-                }
-            });
-            monitors.push(child);
-        }
+        let nodes: BTreeMap<String, String> =
+            lab.nodes.iter().map(|n| Ok((lab.ns(n)?, n.clone()))).collect::<Result<_, String>>()?;
+        let namespaces: Vec<String> = nodes.keys().cloned().collect();
+        let recorded = Arc::clone(&changes);
+        let child = monitor_namespaces(&namespaces, move |t, ns, change| {
+            let who = if change.contains(MARKER) {
+                "marker".to_string()
+            } else if change.contains(&format!("{VIP}/")) {
+                nodes[ns].clone()
+            } else {
+                return;
+            };
+            recorded.lock().expect("not poisoned").push((t, who, !change.starts_with("Deleted")));
+        })?;
+        let monitors = vec![child];
         let instruments = crate::net::instruments_file(&lab.dir);
         let pids: Vec<String> = monitors.iter().map(|m| m.id().to_string()).collect();
         std::fs::write(&instruments, pids.join("\n")).map_err(|e| format!("writing {}: {e}", instruments.display()))?;
@@ -114,7 +158,8 @@ impl Watch {
             }
         }
         all.retain(|c| c.1 != "marker" && c.0 >= start && c.0 <= end);
-        all.sort();
+        // By time, and in the order seen within the same microsecond.
+        all.sort_by_key(|c| c.0);
         Ok(Window { start, end, changes: all })
     }
 }
@@ -148,6 +193,14 @@ impl Window {
         dual
     }
 
+    /// From `from`'s first delete of the address to `to`'s add nearest to
+    /// it, in µs (negative: the add came first, both held it).
+    pub fn gap_us(&self, from: &str, to: &str) -> Option<i64> {
+        let deleted = self.changes.iter().find(|c| c.1 == from && !c.2)?.0 as i64;
+        let adds = self.changes.iter().filter(|c| c.1 == to && c.2).map(|c| c.0 as i64 - deleted);
+        adds.min_by_key(|gap| gap.abs())
+    }
+
     /// How many times a node took the address.
     pub fn takeovers(&self) -> usize {
         self.changes.iter().filter(|c| c.2).count()
@@ -174,5 +227,25 @@ mod tests {
         // alpha and beta from 1 000 to 4 000, again from 6 000 to the end.
         assert_eq!(w.dual_us(["alpha".to_string()].into()), 3_000 + 4_000);
         assert_eq!(w.takeovers(), 2);
+    }
+
+    #[test]
+    fn a_moves_gap_runs_from_the_old_holders_delete_to_the_next_holders_nearest_add() {
+        let change = |t, node: &str, added| (t, node.to_string(), added);
+        let w = Window {
+            start: 0,
+            end: 10_000,
+            changes: vec![
+                change(100, "beta", true),
+                change(200, "beta", false),
+                change(5_000, "alpha", false),
+                change(5_400, "beta", true),
+                change(5_450, "gamma", true),
+            ],
+        };
+        assert_eq!(w.gap_us("alpha", "beta"), Some(400), "the settling add at 100 µs is not the move's");
+        assert_eq!(w.gap_us("beta", "alpha"), None, "alpha never added it");
+        let overlap = Window { changes: vec![change(4_000, "beta", true), change(5_000, "alpha", false)], ..w };
+        assert_eq!(overlap.gap_us("alpha", "beta"), Some(-1_000));
     }
 }

@@ -1,7 +1,7 @@
 //! Chaos in the lab: named fault scenarios (Pacemaker CTS names where one
 //! exists) run against real agents, each ending in a check that the set
 //! runs on exactly one node; beneath them the ownership record of every
-//! part of the set (`ownership`: the address kernel-stamped, processes,
+//! part of the set (`ownership`: the address in the kernel's order, processes,
 //! mounts and exports sampled, against the agreed owner) and a client
 //! probing the service. `lab chaos` runs chosen scenarios once; `lab soak`
 //! runs random ones for a duration. Any moment with two holders of any
