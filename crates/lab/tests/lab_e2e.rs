@@ -2629,4 +2629,7 @@ fn case45_a_planned_move_starts_on_the_owners_word_before_the_release_is_agreed(
         direct += usize::from(started < released);
     }
     assert!(direct * 2 > moves.len(), "only {direct} of {} moves started before the release was agreed", moves.len());
+    // Each direct start is a takeover, timed from the move.
+    let beta = scrape("beta");
+    assert_eq!(sample(&beta, "baton_takeover_seconds", &[]), 2.0, "beta took web twice");
 }

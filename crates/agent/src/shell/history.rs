@@ -21,10 +21,12 @@ impl Agent {
         let name = |n: NodeId| self.config.nodes[usize::from(n)].name.clone();
         for (s, rec) in self.core.state().sets.iter().enumerate() {
             let was = before.get(s).copied().flatten();
+            // Given since (until `Started` takes it), while it is this node's.
             let handed = rec.direct_target() == me;
-            let idle = self.core.lifecycle(s as SetId).phase() == baton_core::lifecycle::Phase::Stopped;
-            let assigned = rec.owner == me && was != me;
-            if idle && (assigned || handed && self.assigned_at[s].is_none()) {
+            let running = self.core.lifecycle(s as SetId).phase() == baton_core::lifecycle::Phase::Running;
+            if rec.owner != me && !handed {
+                self.assigned_at[s] = None;
+            } else if (was != me || handed) && !running && self.assigned_at[s].is_none() {
                 self.assigned_at[s] = Some(now);
             }
             if handed {

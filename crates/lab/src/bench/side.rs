@@ -110,6 +110,14 @@ pub fn table(columns: &[Column]) -> String {
             show: ms,
         },
         Line {
+            what: "planned moves with two holders of the address (all settings)",
+            values: each(&|c| {
+                let gaps: Vec<i64> = c.settings.iter().flat_map(|s| s.row.move_gaps_us.iter().copied()).collect();
+                (!gaps.is_empty()).then(|| gaps.iter().filter(|&&g| g < 0).count() as f64)
+            }),
+            show: |v| format!("{v:.0}"),
+        },
+        Line {
             what: "false failovers under load and loss (all settings)",
             values: each(&|c| {
                 let counted: Vec<usize> =
@@ -188,6 +196,9 @@ mod tests {
             ("keepalived, tuned (0.1)", false, row(&[320], &[7700], 2)),
             ("ucarp, tuned (deadratio 1)", false, row(&[1540], &[7300], 0)),
         ];
+        let mut rows = rows;
+        rows[0].2.move_gaps_us = vec![400, 500];
+        rows[4].2.move_gaps_us = vec![-900, 30];
         let columns = columns(rows.iter().map(|(n, d, r)| (*n, *d, r)));
         assert_eq!(columns.iter().map(|c| c.system).collect::<Vec<_>>(), ["baton", "keepalived", "ucarp"]);
         let md = table(&columns);
@@ -198,6 +209,8 @@ mod tests {
             md.contains("| two holders after SIGKILL (longest trial, any setting) | 0 ms | 7700 ms | 7300 ms | 0.00 |")
         );
         assert!(md.contains("| false failovers under load and loss (all settings) | 1 | 2 | 0 | – |"), "{md}");
+        let overlaps = "| planned moves with two holders of the address (all settings) | 0 | 1 | not measured | 0.00 |";
+        assert!(md.contains(overlaps), "{md}");
         assert!(md.contains("| idle CPU per node | not measured | not measured | not measured | – |"), "{md}");
         assert!(md.contains("baton: fast (lease 100ms)"), "{md}");
     }
