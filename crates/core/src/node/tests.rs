@@ -1024,3 +1024,33 @@ fn the_leader_proposes_direct_moves_only_once_every_online_node_knows_them() {
     let out = b.handle(ms(1000), Input::Heartbeat { link: 0, heartbeat: new(2, 2) });
     assert_eq!(moves(&out), vec![true], "{out:?}");
 }
+
+/// A heartbeat carries at most `MAX_RELEASED` hand-overs; the rest ride the
+/// next ones, as the first are agreed.
+#[test]
+fn hand_overs_beyond_one_heartbeats_share_wait_for_the_next() {
+    let mut t = topo();
+    t.sets = (0..40).map(|i| SetSpec { name: format!("s{i}"), ..t.sets[0].clone() }).collect();
+    let mut st = ClusterState::new(3, 40);
+    for node in 0..3 {
+        st.apply(&Command::Join { node, epoch: 0, incarnation: 1 }).unwrap();
+    }
+    for set in 0..40 {
+        st.apply(&Command::Assign { set, node: 0, generation: 0 }).unwrap();
+        st.apply(&Command::Move { set, from: 0, to: Some(1), generation: 1, direct: true }).unwrap();
+    }
+    let mut a = Node::new(t, 0, st, Persisted::default(), 1, ms(0));
+    let out = a.handle(ms(0), Input::Tick);
+    let first: Vec<SetId> = sends(&out)[0].released.iter().map(|&(s, _)| s).collect();
+    assert_eq!(first, (0..MAX_RELEASED as SetId).collect::<Vec<_>>());
+    // The first agreed frees a place: the next set's hand-over goes at once.
+    let out = a.handle(ms(1), Input::Committed(Command::Released { set: 0, node: 0, generation: 1 }));
+    let next: Vec<SetId> = sends(&out)[0].released.iter().map(|&(s, _)| s).collect();
+    assert_eq!(next, (1..=MAX_RELEASED as SetId).collect::<Vec<_>>());
+    for set in 1..MAX_RELEASED as SetId {
+        a.handle(ms(2), Input::Committed(Command::Released { set, node: 0, generation: 1 }));
+    }
+    let out = a.handle(ms(200), Input::Tick);
+    let rest: Vec<SetId> = sends(&out)[0].released.iter().map(|&(s, _)| s).collect();
+    assert_eq!(rest, (MAX_RELEASED as SetId..40).collect::<Vec<_>>());
+}
