@@ -74,7 +74,8 @@ fn table(doc: &Value) -> String {
     }
     out += "\nSET         OWNER       STATE\n";
     for set in doc["sets"].as_array().into_iter().flatten() {
-        out += &format!("{:<11} {:<11} {}\n", s(&set["name"]), s(&set["owner"]), s(&set["state"]));
+        let moving = set["moving_to"].as_str().map_or(String::new(), |to| format!(" (moving to {to})"));
+        out += &format!("{:<11} {:<11} {}{moving}\n", s(&set["name"]), s(&set["owner"]), s(&set["state"]));
     }
     out
 }
@@ -375,4 +376,21 @@ fn simulate(cli: &Cli, kill: &[String], standby: &[String], cut: &[String]) -> R
         println!("{}: {} -> {} ({})", topo.set_name(p.set), show(p.before), show(p.after), p.why);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_set_being_moved_says_where_to() {
+        let doc = serde_json::json!({
+            "cluster": "lab", "node": "alpha", "leader": "beta", "quorum": true, "nodes": [],
+            "sets": [
+                {"name": "web", "owner": "alpha", "state": "stopping", "moving_to": "beta"},
+                {"name": "db", "owner": "beta", "state": "running", "moving_to": null},
+            ],
+        });
+        let t = super::table(&doc);
+        assert!(t.contains("\nweb         alpha       stopping (moving to beta)\n"), "{t}");
+        assert!(t.contains("\ndb          beta        running\n"), "{t}");
+    }
 }
