@@ -883,8 +883,7 @@ impl Node {
     /// it stopped it at the generation the agreed state is at.
     fn handed_to_me(&self, set: SetId) -> bool {
         let rec = self.state.set(set);
-        self.state.set(set).direct_target() == Some(self.me)
-            && rec.owner.zip(Some(rec.generation)) == self.handed[usize::from(set)]
+        rec.direct_target() == Some(self.me) && rec.owner.zip(Some(rec.generation)) == self.handed[usize::from(set)]
     }
 
     fn reconcile_set(&mut self, now: Time, set: SetId, hold: bool, out: &mut Vec<Output>) {

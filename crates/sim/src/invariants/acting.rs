@@ -5,8 +5,9 @@
 //! of a direct move may start it before that (ARCHITECTURE.md, "A planned
 //! move handed over directly"); a node whose lease ended was evicted only
 //! after its guard undid everything, so a stop step it runs after waking (a
-//! stop script, a hook) would act on a set that may already run elsewhere. The lab's ownership record sees such a step as
-//! the set's processes on the wrong node.
+//! stop script, a hook) would act on a set that may already run elsewhere.
+//! The lab's ownership record sees such a step as the set's processes on the
+//! wrong node.
 
 use baton_core::lifecycle::Action;
 use baton_core::{NodeId, SetId, Topology};
