@@ -199,12 +199,6 @@ fn kill_pids(pids: &[i32]) {
     }
 }
 
-/// Where the lab's instruments (address monitors) that live inside node
-/// namespaces list their pids: a node's power-off spares them.
-pub fn instruments_file(dir: &Path) -> PathBuf {
-    dir.join("instruments.pids")
-}
-
 impl Lab {
     pub fn all(&self) -> Vec<String> {
         self.nodes.iter().chain(self.witness.iter()).cloned().collect()
@@ -851,15 +845,10 @@ impl Lab {
         alive(pid).then_some(pid)
     }
 
-    /// The processes of `node` as a machine: all in its namespace but the
-    /// lab's own instruments.
+    /// The processes of `node` as a machine: all in its namespace (the
+    /// lab's address watch lives in this machine's own).
     fn machine_pids(&self, node: &str) -> Result<Vec<i32>, String> {
-        let spared: Vec<i32> = std::fs::read_to_string(instruments_file(&self.dir))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect();
-        Ok(namespace_pids(&self.ns(node)?).into_iter().filter(|p| !spared.contains(p)).collect())
+        Ok(namespace_pids(&self.ns(node)?))
     }
 
     /// Nothing runs in `node` any more: the machine is off.

@@ -24,12 +24,11 @@ const DAY_US: u64 = 86_400_000_000;
 
 type Changes = Arc<Mutex<Vec<(u64, String, bool)>>>;
 
+/// Lives in this machine's namespace, so a node's power-off never kills it.
 pub struct Watch {
-    monitors: Vec<Child>,
+    monitor: Child,
     changes: Changes,
     marker_ns: String,
-    /// Lists the monitors as instruments, which a node's power-off spares.
-    instruments: std::path::PathBuf,
 }
 
 /// What happened to the service address between the markers: (µs, node,
@@ -105,7 +104,7 @@ impl Watch {
             lab.nodes.iter().map(|n| Ok((lab.ns(n)?, n.clone()))).collect::<Result<_, String>>()?;
         let namespaces: Vec<String> = nodes.keys().cloned().collect();
         let recorded = Arc::clone(&changes);
-        let child = monitor_namespaces(&namespaces, move |t, ns, change| {
+        let monitor = monitor_namespaces(&namespaces, move |t, ns, change| {
             let who = if change.contains(MARKER) {
                 "marker".to_string()
             } else if change.contains(&format!("{VIP}/")) {
@@ -115,12 +114,8 @@ impl Watch {
             };
             recorded.lock().expect("not poisoned").push((t, who, !change.starts_with("Deleted")));
         })?;
-        let monitors = vec![child];
-        let instruments = crate::net::instruments_file(&lab.dir);
-        let pids: Vec<String> = monitors.iter().map(|m| m.id().to_string()).collect();
-        std::fs::write(&instruments, pids.join("\n")).map_err(|e| format!("writing {}: {e}", instruments.display()))?;
         std::thread::sleep(Duration::from_millis(300));
-        let watch = Watch { monitors, changes, marker_ns: lab.ns(marker_node)?, instruments };
+        let watch = Watch { monitor, changes, marker_ns: lab.ns(marker_node)? };
         watch.marker("add")?;
         Ok(watch)
     }
@@ -134,19 +129,16 @@ impl Watch {
         ok.then_some(()).ok_or_else(|| format!("ip addr {verb} {MARKER} failed"))
     }
 
-    fn stop_monitors(&mut self) {
-        for m in &mut self.monitors {
-            let _ = m.kill();
-            let _ = m.wait();
-        }
-        let _ = std::fs::remove_file(&self.instruments);
+    fn stop_monitor(&mut self) {
+        let _ = self.monitor.kill();
+        let _ = self.monitor.wait();
     }
 
     /// Marks the end and returns what was seen in between.
     pub fn finish(mut self) -> Result<Window, String> {
         self.marker("del")?;
         std::thread::sleep(Duration::from_millis(300));
-        self.stop_monitors();
+        self.stop_monitor();
         let mut all = std::mem::take(&mut *self.changes.lock().expect("not poisoned"));
         let marks: Vec<u64> = all.iter().filter(|e| e.1 == "marker").map(|e| e.0).collect();
         let [start, end] = marks[..] else { return Err(format!("expected two marker events, saw {}", marks.len())) };
@@ -167,7 +159,7 @@ impl Watch {
 impl Drop for Watch {
     /// A run that ends early leaves no monitor behind.
     fn drop(&mut self) {
-        self.stop_monitors();
+        self.stop_monitor();
     }
 }
 
