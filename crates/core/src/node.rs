@@ -269,7 +269,8 @@ pub struct Node {
     says_promise: Vec<bool>,
     /// Per node: its last heartbeat said which membership it counts by.
     says_members: Vec<bool>,
-    /// Per node: its last heartbeat said it knows direct moves.
+    /// Per node: its last heartbeat heard said it knows direct moves (kept
+    /// while it is offline).
     says_direct: Vec<bool>,
     /// Per set: the last hand-over heard for it, (from, generation).
     handed: Vec<Option<(NodeId, u64)>>,
@@ -993,9 +994,11 @@ impl Node {
 
     fn lead(&mut self, now: Time, out: &mut Vec<Output>) {
         let live = self.liveness();
-        // Moves are direct once every online node knows them (point 6).
+        // Moves are direct once every node knows them, online or not: an
+        // offline node applies the move when it comes back (point 6). A
+        // node not heard since this one started counts as not knowing.
         let direct = (0..self.topo.nodes.len())
-            .all(|p| p == usize::from(self.me) || !self.state.is_online(p as NodeId) || self.says_direct[p]);
+            .all(|p| p == usize::from(self.me) || self.topo.nodes[p].retired || self.says_direct[p]);
         for mut command in placement::plan(&self.topo, &self.state, &live, now) {
             if let Command::Move { direct: d, to: Some(_), .. } = &mut command {
                 *d = direct;

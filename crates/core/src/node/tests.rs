@@ -1002,10 +1002,11 @@ fn a_direct_moves_target_starts_on_the_owners_word_about_that_generation_only() 
     assert!(out.contains(&Output::Propose(Command::Started { set: 0, node: 1, generation: 2 })), "{out:?}");
 }
 
-/// Point 6: a move is direct only while every online node says it knows
-/// direct moves; the leader proposes it two-phase otherwise.
+/// Point 6: a move is direct only while every node, online or not, said
+/// in the last heartbeat heard that it knows direct moves; the leader
+/// proposes it two-phase otherwise.
 #[test]
-fn the_leader_proposes_direct_moves_only_once_every_online_node_knows_them() {
+fn the_leader_proposes_direct_moves_only_once_every_node_knows_them() {
     let mut st = owned_state();
     st.apply(&Command::Pin { set: 0, node: Some(1) }).unwrap();
     let mut b = Node::new(topo(), 1, st, Persisted::default(), 1, ms(0));
@@ -1016,13 +1017,27 @@ fn the_leader_proposes_direct_moves_only_once_every_online_node_knows_them() {
             .collect()
     };
     let old = |from, seq| Heartbeat { promise: Some(Duration::from_secs(1)), ..silent(from, 0, seq) };
+    let new = |from, seq| Heartbeat { direct: true, ..old(from, seq) };
     b.handle(ms(10), Input::Heartbeat { link: 0, heartbeat: old(2, 1) });
     let out = b.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: old(0, 1) });
     assert_eq!(moves(&out), vec![false], "{out:?}");
-    let new = |from, seq| Heartbeat { direct: true, ..old(from, seq) };
     b.handle(ms(30), Input::Heartbeat { link: 0, heartbeat: new(0, 2) });
     let out = b.handle(ms(1000), Input::Heartbeat { link: 0, heartbeat: new(2, 2) });
     assert_eq!(moves(&out), vec![true], "{out:?}");
+
+    // The witness offline and never heard: it applies the move's commands
+    // when it comes back, and may be a baton from before direct moves.
+    let mut st = ClusterState::new(3, 1);
+    for node in 0..2 {
+        st.apply(&Command::Join { node, epoch: 0, incarnation: 1 }).unwrap();
+    }
+    st.apply(&Command::Assign { set: 0, node: 0, generation: 0 }).unwrap();
+    st.apply(&Command::Pin { set: 0, node: Some(1) }).unwrap();
+    assert!(!st.is_online(2));
+    let mut c = Node::new(topo(), 1, st, Persisted::default(), 1, ms(0));
+    c.handle(ms(0), Input::Leader(true));
+    let out = c.handle(ms(20), Input::Heartbeat { link: 0, heartbeat: new(0, 1) });
+    assert_eq!(moves(&out), vec![false], "{out:?}");
 }
 
 /// A heartbeat carries at most `MAX_RELEASED` hand-overs; the rest ride the
