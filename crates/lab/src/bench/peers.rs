@@ -438,7 +438,8 @@ fn dual_table(md: &mut String, peers: &[Peer], rows: &[PeerRow], what: &str, win
     let _ = writeln!(
         md,
         "Dual ownership, measured as in bench.md: every add and delete of the address in every node namespace \
-         recorded with the kernel's timestamps (`ip -ts monitor address`) for {window} after the fault, the time \
+         recorded in the order the kernel made the changes, by one monitor of every node namespace (`ip -ts \
+         monitor address all-nsid`), for {window} after the fault, the time \
          two or more nodes held it at once added up. (a) {what} SIGKILLed, its links left up; (b) the owner \
          partitioned from the other nodes on every link.\n\n\
          | system | (a) after SIGKILL, each trial | (b) under a partition, each trial |\n|---|---|---|"
