@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds baton's .deb: the release binaries (baton, baton-guard), statically
+# Builds baton's .deb: the release binaries (baton, batond, baton-guard,
+# baton-notify), statically
 # linked with the C library (scripts/build-static), then the manual page and
 # shell completions generated from it, then `cargo deb` with the metadata in
 # Cargo.toml (it finds the binaries under the host's target directory).
@@ -7,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked
-bin=$(scripts/build-static --bin baton --bin baton-guard)
+bin=$(scripts/build-static --bin baton --bin batond --bin baton-guard --bin baton-notify)
 host=$(basename "$(dirname "$bin")")   # $bin is <target dir>/<host triple>/release
 mkdir -p target/package
 rm -rf target/package/man

@@ -8,7 +8,6 @@ mod control;
 mod disk;
 mod manpage;
 mod rejoin;
-mod whoami;
 
 use std::process::ExitCode;
 
@@ -43,25 +42,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Config(ref command) => configure::run(&cli, command),
-        Command::Agent { ref log_level } => {
-            baton_agent::malloc::keep_small();
-            baton_agent::log::init(log_level.as_deref()).map_err(Failure::Usage)?;
-            if let Some(level) = log_level {
-                // Read by its guard, a child of this process; before any thread.
-                std::env::set_var("RUST_LOG", level);
-            }
-            let config = baton_config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
-            if config.cluster.realtime {
-                // The agent's loop runs on this thread (a current-thread
-                // runtime): heartbeats, leases and the core, all of it.
-                baton_agent::realtime::enter_or_warn("baton");
-            }
-            let me = runtime().block_on(whoami::node(&config, cli.node.as_deref())).map_err(Failure::Usage)?;
-            let state_dir = cli.state_dir.clone().unwrap_or_else(|| config.cluster.state_dir.clone());
-            let socket = cli.socket.clone().unwrap_or_else(|| state_dir.join("baton.sock"));
-            let opts = baton_agent::shell::Options { config, me, state_dir, socket };
-            runtime().block_on(baton_agent::shell::run(opts)).map_err(Failure::Failed)
-        }
+        Command::Agent { ref log_level } => agent(&cli, log_level.as_deref()),
         Command::Lab { ref args } => lab(args),
         Command::Rejoin => rejoin::run(&cli),
         Command::Disk(ref command) => disk::run(command),
@@ -103,19 +84,43 @@ fn man_pages(dir: &std::path::Path) -> Result<(), Failure> {
         .map_err(|e| Failure::Failed(format!("writing {}: {e}", path.display())))
 }
 
+/// `baton agent`: the daemon is its own program, `batond`, beside this one.
+/// Everything this command can refuse is refused here, as every command
+/// refuses (the log level, the configuration, which node this is); then
+/// `batond` replaces this process, under this program's name, with a
+/// settled command line: `baton agent --config FILE --node NAME ...`.
+fn agent(cli: &Cli, log_level: Option<&str>) -> Result<(), Failure> {
+    use std::os::unix::process::CommandExt;
+    baton_agent::log::init(log_level).map_err(Failure::Usage)?;
+    let config = baton_config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
+    let me = runtime().block_on(baton_agent::whoami::node(&config, cli.node.as_deref())).map_err(Failure::Usage)?;
+    let daemon = baton_agent::beside_me("batond").map_err(Failure::Failed)?;
+    let mut cmd = std::process::Command::new(&daemon);
+    cmd.arg0(std::env::args_os().next().unwrap_or_else(|| "baton".into()));
+    cmd.arg("agent").arg("--config").arg(&cli.config).arg("--node").arg(&config.nodes[me].name);
+    if let Some(dir) = &cli.state_dir {
+        cmd.arg("--state-dir").arg(dir);
+    }
+    if let Some(socket) = &cli.socket {
+        cmd.arg("--socket").arg(socket);
+    }
+    if let Some(level) = log_level {
+        cmd.arg("--log-level").arg(level);
+    }
+    let e = cmd.exec();
+    Err(Failure::Failed(format!("running {}: {e}", daemon.display())))
+}
+
 /// `baton lab ARGS`: the lab is its own program, `baton-lab`, beside this
 /// one (cargo builds both; the package holds only baton).
 fn lab(args: &[String]) -> Result<(), Failure> {
     use std::os::unix::process::CommandExt;
-    let me = std::env::current_exe().map_err(|e| Failure::Failed(format!("finding my own binary: {e}")))?;
-    let lab = me.with_file_name("baton-lab");
-    if !lab.is_file() {
-        return Err(Failure::Failed(format!(
-            "the lab is not installed beside {} (it is test equipment, never packaged): build it from the source \
-             with `cargo build --release -p baton-lab`",
-            me.display()
-        )));
-    }
+    let lab = baton_agent::beside_me("baton-lab").map_err(|e| {
+        Failure::Failed(format!(
+            "{e} (the lab is test equipment, never packaged): build it from the source with `cargo build --release -p \
+             baton-lab`"
+        ))
+    })?;
     let e = std::process::Command::new(&lab).args(args).exec();
     Err(Failure::Failed(format!("running {}: {e}", lab.display())))
 }

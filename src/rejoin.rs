@@ -13,7 +13,7 @@ use crate::cli::{Cli, Failure};
 pub fn run(cli: &Cli) -> Result<(), Failure> {
     let config = baton_config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-    let me = rt.block_on(crate::whoami::node(&config, cli.node.as_deref())).map_err(Failure::Usage)?;
+    let me = rt.block_on(baton_agent::whoami::node(&config, cli.node.as_deref())).map_err(Failure::Usage)?;
     let name = &config.nodes[me].name;
     let state_dir = cli.state_dir.clone().unwrap_or_else(|| config.cluster.state_dir.clone());
     let socket = cli.socket.clone().unwrap_or_else(|| state_dir.join("baton.sock"));

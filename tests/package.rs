@@ -33,7 +33,9 @@ fn the_deb_holds_the_binary_unit_man_page_completions_and_example() {
     let contents = dpkg(&["--contents"]);
     for path in [
         "./usr/bin/baton",
+        "./usr/bin/batond",
         "./usr/bin/baton-guard",
+        "./usr/bin/baton-notify",
         "./lib/systemd/system/baton.service",
         "./usr/share/man/man1/baton.1.gz",
         "./usr/share/man/man1/baton-move.1.gz",
@@ -57,11 +59,11 @@ fn the_deb_holds_the_binary_unit_man_page_completions_and_example() {
     let unit = Command::new("dpkg-deb").arg("--fsys-tarfile").arg(&deb).output().unwrap().stdout;
     let text = String::from_utf8_lossy(&unit);
     assert!(text.contains("Type=notify") && text.contains("WatchdogSec="), "the unit is in the package");
-    // Both programs are static: the dynamic loader has nothing to load.
+    // The programs are static: the dynamic loader has nothing to load.
     let root = out.join("root");
     let x = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root).status().expect("dpkg-deb -x");
     assert!(x.success(), "dpkg-deb -x failed");
-    for bin in ["usr/bin/baton", "usr/bin/baton-guard"] {
+    for bin in ["usr/bin/baton", "usr/bin/batond", "usr/bin/baton-guard", "usr/bin/baton-notify"] {
         let o = Command::new("ldd").arg(root.join(bin)).output().expect("ldd (Debian's libc-bin)");
         let said = String::from_utf8_lossy(&o.stdout).trim().to_string();
         assert_eq!(said, "statically linked", "{bin} is linked dynamically: {said}");

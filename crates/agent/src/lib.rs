@@ -4,6 +4,7 @@
 //! [`baton_core::Output`] becomes an action. The agent decides nothing.
 
 pub mod api;
+pub mod deliver;
 pub mod events;
 pub mod exec;
 pub mod guard;
@@ -22,3 +23,15 @@ pub mod realtime;
 pub mod shell;
 pub mod status;
 pub mod systemd;
+pub mod whoami;
+
+/// The program `name` installed beside this one, in the same directory
+/// (`batond`, `baton-guard`, `baton-notify`, the lab's `baton-lab`).
+pub fn beside_me(name: &str) -> Result<std::path::PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?;
+    let program = me.with_file_name(name);
+    match program.is_file() {
+        true => Ok(program),
+        false => Err(format!("{} is missing: it is installed beside {}", program.display(), me.display())),
+    }
+}

@@ -168,6 +168,8 @@ impl Cluster {
                     signals,
                     pill_found: false,
                     handed: None,
+                    // No notifier is configured in these clusters.
+                    notifier: std::path::PathBuf::from("/nonexistent/baton-notify"),
                 };
                 let agent = Agent::start(Options { config, me, state_dir, socket }, ports, Inputs::default()).await?;
                 tokio::select! {

@@ -239,8 +239,9 @@ pub struct Notifier<T> {
     pub events: Vec<String>,
 }
 
-/// An http:// or https:// URL the events are POSTed to.
-#[derive(Clone, Debug, PartialEq)]
+/// An http:// or https:// URL the events are POSTed to. (Serialized: the
+/// agent hands a delivery to its helper, `baton-notify`, as JSON.)
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Webhook {
     pub url: String,
     /// A secret (like `secret_file`): each POST carries
@@ -250,7 +251,7 @@ pub struct Webhook {
     pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Email {
     pub to: Vec<String>,
     pub from: String,
@@ -264,7 +265,7 @@ pub struct Email {
 }
 
 /// How the mail relay is reached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SmtpTls {
     /// Plain SMTP (a relay on this machine or a trusted network).
     None,

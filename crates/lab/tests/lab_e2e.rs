@@ -2117,11 +2117,11 @@ fn case38_a_rolling_package_upgrade_hands_each_agent_over_in_place_and_nothing_m
         // The package's postinst hands the running agent over to the new binary.
         let said = inside(&lab, node, &["dpkg", "-i", "/var/tmp/baton.deb"]);
         assert!(said.contains("handed over to /usr/bin/baton"), "{node}: {said}");
-        assert_eq!(exe(node).trim(), "/usr/bin/baton", "{node} runs the installed binary");
+        assert_eq!(exe(node).trim(), "/usr/bin/batond", "{node} runs the installed daemon");
         assert_eq!(main_pid(node), before, "{node}: the agent's process is the same");
         assert_eq!(inside(&lab, node, &["systemctl", "is-active", "baton"]).trim(), "active", "{node}");
         let journal = inside(&lab, node, &["journalctl", "-u", "baton", "-o", "cat", "--no-pager"]);
-        assert!(journal.contains("handing over to /usr/bin/baton (incarnation 1); left running"), "{node}: {journal}");
+        assert!(journal.contains("handing over to /usr/bin/batond (incarnation 1); left running"), "{node}: {journal}");
     }
     let _ = probe.kill();
     let answered = answers(probe);
@@ -2157,10 +2157,11 @@ fn answers(probe: Child) -> Vec<String> {
 }
 
 /// A program standing in for the binary at the agent's path, in `node`'s
-/// mount namespace only (a bind mount over it): what `baton handover`
-/// executes next.
-fn replace_binary(lab: &Lab, node: &str, with: &Path) {
-    lab.run(&["exec", node, "--", "mount", "--bind", with.to_str().unwrap(), baton_bin().to_str().unwrap()]);
+/// mount namespace only (a bind mount over it): the daemon, `batond`, is
+/// what `baton handover` executes next; the command line, `baton`, is what
+/// it asks to check the configuration first.
+fn replace_binary(lab: &Lab, node: &str, program: &Path, with: &Path) {
+    lab.run(&["exec", node, "--", "mount", "--bind", with.to_str().unwrap(), program.to_str().unwrap()]);
 }
 
 #[test]
@@ -2174,10 +2175,11 @@ fn case39_a_handover_replaces_the_agent_program_and_the_set_keeps_running_or_fai
     let agent = agent_pids(&lab).into_iter().find(|(n, _)| n == "alpha").unwrap().1;
     let web = web_server_pid("alpha").expect("alpha runs the web server");
 
-    // A new build: a copy of the binary, executed in place of the old one.
-    let new = lab.dir.join("new-baton");
-    std::fs::copy(baton_bin(), &new).unwrap();
-    replace_binary(&lab, "alpha", &new);
+    // A new build: a copy of the daemon, executed in place of the old one.
+    let daemon = baton_bin().with_file_name("batond");
+    let new = lab.dir.join("new-batond");
+    std::fs::copy(&daemon, &new).unwrap();
+    replace_binary(&lab, "alpha", &daemon, &new);
     let probe = client_probe(3);
     std::thread::sleep(Duration::from_millis(700));
     let said = ok(&["handover", "--reason", "upgrade", "--socket", sock]);
@@ -2207,22 +2209,24 @@ fn case39_a_handover_replaces_the_agent_program_and_the_set_keeps_running_or_fai
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         path
     };
-    replace_binary(&lab, "alpha", &script("refusing-baton", "#!/bin/sh\necho 'cluster.toml: no good' >&2\nexit 1\n"));
+    let refusing = script("refusing-baton", "#!/bin/sh\necho 'cluster.toml: no good' >&2\nexit 1\n");
+    replace_binary(&lab, "alpha", &baton_bin(), &refusing);
     let refused = baton(&["handover", "--socket", sock]);
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && why.contains("no good"), "{why}");
     assert!(lab.status("alpha").is_some(), "the agent answers as before");
+    lab.run(&["exec", "alpha", "--", "umount", baton_bin().to_str().unwrap()]);
 
     // A new program back only after the lease: the guard released
     // everything at the lease's end and the set failed over; the program
     // hears of the firing from the guard, rejoins, and can run web again.
-    let real = lab.dir.join("real-baton");
-    std::fs::copy(baton_bin(), &real).unwrap();
+    let real = lab.dir.join("real-batond");
+    std::fs::copy(&daemon, &real).unwrap();
     let late = format!(
-        "#!/bin/sh\ncase \"$*\" in *\"config check\"*) exec {real} \"$@\";; esac\nsleep 5\nexec {real} \"$@\"\n",
+        "#!/bin/sh\ncase \"$*\" in *\"--help\"*) exec {real} \"$@\";; esac\nsleep 5\nexec {real} \"$@\"\n",
         real = real.display()
     );
-    replace_binary(&lab, "alpha", &script("late-baton", &late));
+    replace_binary(&lab, "alpha", &daemon, &script("late-batond", &late));
     let mut cli = Command::new(baton_bin()).args(["handover", "--socket", sock]).spawn().unwrap();
     let moved = wait(Duration::from_secs(5), || lab.owner_seen_by("beta").is_some_and(|o| o != "alpha"));
     assert!(moved, "web did not fail over while the new program was away");

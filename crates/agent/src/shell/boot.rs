@@ -44,18 +44,37 @@ fn rejoin_hint(config: &Config, me: usize, state_dir: &Path) -> String {
 /// `Timing::raft_timers`).
 fn raft_config(config: &Config) -> Result<openraft::Config, String> {
     let (election_min, election_max, heartbeat) = config.timing().raft_timers_ms();
+    openraft_config(config.cluster.name.clone(), heartbeat, election_min, election_max)
+        .validate()
+        .map_err(|e| format!("raft configuration: {e}"))
+}
+
+/// openraft's configuration with these timers, every other field at
+/// openraft's default, written out: `openraft::Config::default()` parses an
+/// empty command line with clap, which would put all of clap's parser in
+/// the daemon's resident code for that one call (a test holds these equal
+/// to openraft's defaults).
+#[allow(deprecated)] // send_snapshot_timeout: deprecated, still a field to fill
+fn openraft_config(cluster_name: String, heartbeat: u64, election_min: u64, election_max: u64) -> openraft::Config {
     openraft::Config {
-        cluster_name: config.cluster.name.clone(),
+        cluster_name,
         heartbeat_interval: heartbeat,
         election_timeout_min: election_min,
         election_timeout_max: election_max,
         // The log holds decisions only (heartbeats never enter it); every
         // thousand of them are folded into a snapshot kept in redb.
         snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
-        ..Default::default()
+        install_snapshot_timeout: 200,
+        send_snapshot_timeout: 0,
+        max_payload_entries: 300,
+        replication_lag_threshold: 5000,
+        snapshot_max_chunk_size: 3 * 1024 * 1024,
+        max_in_snapshot_log_to_keep: 1000,
+        purge_batch_size: 1,
+        enable_tick: true,
+        enable_heartbeat: true,
+        enable_elect: true,
     }
-    .validate()
-    .map_err(|e| format!("raft configuration: {e}"))
 }
 
 /// A node's durable state, opened and replayed.
@@ -264,4 +283,22 @@ async fn start_raft(
         .run(async move { Raft::new(me as RaftId, raft_config, peers, store, machine).await })
         .await?
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every field baton does not choose is openraft's default.
+    #[test]
+    fn the_raft_configuration_is_openrafts_default_but_for_the_timers_and_snapshots() {
+        let ours = super::openraft_config("c".into(), 33, 300, 600);
+        let theirs = openraft::Config {
+            cluster_name: "c".into(),
+            heartbeat_interval: 33,
+            election_timeout_min: 300,
+            election_timeout_max: 600,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+            ..Default::default()
+        };
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+    }
 }

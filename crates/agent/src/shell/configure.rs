@@ -333,7 +333,7 @@ impl Agent {
         self.assigned_at.resize(next.sets.len(), None);
         self.prober = crate::probe::Prober::new(&next, self.me as baton_core::NodeId);
         if next.notify != self.config.notify {
-            crate::notify::start(&next.notify, &self.events);
+            crate::notify::start(&next.notify, &self.notifier, &self.events);
         }
         self.follow_http(&next);
         let stored = self.state_dir.join(AGREED_FILE);

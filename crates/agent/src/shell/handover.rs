@@ -100,21 +100,24 @@ impl Handed {
 /// How long the old program gives the caller's answer to leave.
 const ANSWER_LEAVES: Duration = Duration::from_millis(50);
 
-/// Checks that the program at `exe` starts and accepts `config`, before
-/// the core is asked: a handover to a program that cannot start would end
-/// in a failover.
+/// Checks that the programs at `exe` (the daemon, `batond`) and beside it
+/// (the command-line tool, `baton`) start, and that `baton config check`
+/// accepts `config`, before the core is asked: a handover to a program
+/// that cannot start would end in a failover.
 pub fn check(exe: &Path, config: &Path) -> Result<(), String> {
-    let out = std::process::Command::new(exe)
-        .arg("--config")
-        .arg(config)
-        .args(["config", "check"])
-        .output()
-        .map_err(|e| format!("{} cannot be run: {e}", exe.display()))?;
-    if out.status.success() {
-        return Ok(());
+    let cli = exe.with_file_name("baton");
+    let mut config_check = std::process::Command::new(&cli);
+    config_check.arg("--config").arg(config).args(["config", "check"]);
+    let mut daemon = std::process::Command::new(exe);
+    daemon.args(["agent", "--help"]);
+    for (program, mut cmd) in [(&cli, config_check), (&exe.to_path_buf(), daemon)] {
+        let out = cmd.output().map_err(|e| format!("{} cannot be run: {e}", program.display()))?;
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            return Err(format!("{} refuses {}: {}", program.display(), config.display(), said.trim()));
+        }
     }
-    let said = String::from_utf8_lossy(&out.stderr);
-    Err(format!("{} refuses {}: {}", exe.display(), config.display(), said.trim()))
+    Ok(())
 }
 
 impl Agent {
@@ -155,7 +158,9 @@ impl Agent {
         tokio::time::sleep(ANSWER_LEAVES).await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.raft.shutdown()).await;
         let text = serde_json::to_string(&record).expect("a record serializes");
-        let err = std::process::Command::new(&self.exe).args(std::env::args_os().skip(1)).env(ENV, text).exec();
+        let mut args = std::env::args_os();
+        let name = args.next().unwrap_or_else(|| self.exe.clone().into_os_string());
+        let err = std::process::Command::new(&self.exe).arg0(name).args(args).env(ENV, text).exec();
         format!("executing {} for the handover: {err}", self.exe.display())
     }
 }

@@ -73,6 +73,8 @@ pub struct Ports {
     pub pill_found: bool,
     /// This program was started by a handover: what the one before handed it.
     pub handed: Option<Handed>,
+    /// The helper that delivers webhooks and mails (`baton-notify`).
+    pub notifier: PathBuf,
 }
 
 /// The queue of inputs from the agent's own tasks (finished steps, probes,
@@ -119,11 +121,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         }
         None => {
             // The guard is a program of its own, installed beside this one.
-            let exe =
-                std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?.with_file_name(GUARD_EXE);
-            if !exe.exists() {
-                return Err(format!("the guard program {} is missing: it is installed beside baton", exe.display()));
-            }
+            let exe = crate::beside_me(GUARD_EXE)?;
             GuardLink::spawn(&exe, &lock, watchdog.as_ref(), cluster.realtime, fence_disk, inputs.tx.clone()).await
         }
     }
@@ -146,6 +144,11 @@ pub async fn run(opts: Options) -> Result<(), String> {
         signals,
         pill_found,
         handed,
+        // Checked when a webhook or mail is configured (`notify::start`):
+        // an agent without them starts without it.
+        notifier: std::env::current_exe()
+            .map_err(|e| format!("finding my own binary: {e}"))?
+            .with_file_name(crate::notify::HELPER_EXE),
     };
     Agent::start(opts, ports, inputs).await?.run().await
 }
@@ -211,6 +214,8 @@ pub struct Agent {
     /// The program at the path this agent was started from (a handover
     /// executes it again), and the core's handover to carry out.
     exe: PathBuf,
+    /// The helper that delivers webhooks and mails.
+    notifier: PathBuf,
     handing_over: Option<baton_core::node::Handover>,
     /// When each set was last given to this node (for the takeover metric).
     assigned_at: Vec<Option<Time>>,
@@ -300,7 +305,7 @@ impl Agent {
         api::serve(&socket, calls_tx.clone(), history.clone()).await.map_err(|e| e.to_string())?;
         let mut http = crate::http::Api::new(calls_tx, history);
         let http_down = http.follow(config.cluster.http, config.cluster.http_token_file.as_deref());
-        crate::notify::start(&config.notify, &events);
+        crate::notify::start(&config.notify, &ports.notifier, &events);
         let how = if ports.handed.is_some() { "carried on after a handover" } else { "started" };
         events.record("agent", None, format!("agent {how} (incarnation {})", local.incarnation), None, None);
         for what in config.warnings().into_iter().chain(http_down) {
@@ -350,6 +355,7 @@ impl Agent {
             leader: None,
             waiting: calls::Waiting::default(),
             exe: std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?,
+            notifier: ports.notifier,
             handing_over: None,
             socket,
         };

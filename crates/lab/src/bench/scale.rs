@@ -129,7 +129,7 @@ fn agent_and_guard(ns: &str) -> Vec<u32> {
         .into_iter()
         .filter(|pid| {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            matches!(comm.trim(), "baton" | "baton-guard")
+            matches!(comm.trim(), "batond" | "baton-guard")
         })
         .map(|pid| pid as u32)
         .collect()
