@@ -14,6 +14,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use baton_agent::own_args::{self, Arg};
+
 const USAGE: &str = "usage: batond agent --config FILE [--node NAME] [--state-dir DIR] [--socket PATH] \
                      [--log-level LEVEL]\n\
                      baton's daemon, started by `baton agent` (see `baton agent --help`).";
@@ -33,20 +35,18 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Option<Args>, Strin
     if args.next().is_none_or(|a| a != "agent") {
         return Err("the first argument is `agent`".into());
     }
+    let valued = ["--config", "--node", "--state-dir", "--socket", "--log-level"];
+    let Some(read) = own_args::read(args, &valued, &[])? else { return Ok(None) };
     let mut config = None;
     let mut out = Args { config: PathBuf::new(), node: None, state_dir: None, socket: None, log_level: None };
-    while let Some(arg) = args.next() {
-        let arg = arg.into_string().map_err(|a| format!("{} is not an option", a.to_string_lossy()))?;
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-        let text = |v: OsString| v.into_string().map_err(|_| format!("{arg}: not UTF-8"));
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(None),
-            "--config" => config = Some(value()?.into()),
-            "--state-dir" => out.state_dir = Some(value()?.into()),
-            "--socket" => out.socket = Some(value()?.into()),
-            "--node" => out.node = Some(text(value()?)?),
-            "--log-level" => out.log_level = Some(text(value()?)?),
-            other => return Err(format!("unknown argument {other}")),
+    for arg in read {
+        let Arg::Value(name, value) = arg else { continue };
+        match name.as_str() {
+            "--config" => config = Some(value.into()),
+            "--state-dir" => out.state_dir = Some(value.into()),
+            "--socket" => out.socket = Some(value.into()),
+            "--node" => out.node = Some(own_args::text(&name, value)?),
+            _ => out.log_level = Some(own_args::text(&name, value)?),
         }
     }
     out.config = config.ok_or("--config FILE is needed")?;
@@ -77,24 +77,7 @@ fn run(args: Args) -> Result<(), (String, u8)> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args_os().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("batond: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err((msg, code)) => {
-            eprintln!("{msg}");
-            ExitCode::from(code)
-        }
-    }
+    own_args::main("batond", USAGE, parse, run)
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use baton_agent::own_args::{self, Arg};
+
 const USAGE: &str = "usage: baton-guard [--lock FILE] [--realtime] [--watchdog DEVICE [--watchdog-timeout-ms MS]] \
                      [--fence-disk DEVICE --node NAME]\n\
                      The guard of one baton agent: holds the lease deadline and undoes what the node runs when \
@@ -34,25 +36,28 @@ struct Args {
 }
 
 /// Reads the arguments; `Ok(None)` for `--help`.
-fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Option<Args>, String> {
+fn parse(args: impl Iterator<Item = OsString>) -> Result<Option<Args>, String> {
+    let valued = ["--lock", "--watchdog", "--watchdog-timeout-ms", "--fence-disk", "--node"];
+    let Some(read) = own_args::read(args, &valued, &["--realtime"])? else { return Ok(None) };
     let mut out = Args { watchdog_timeout_ms: 1000, ..Args::default() };
-    while let Some(arg) = args.next() {
-        let arg = arg.into_string().map_err(|a| format!("{} is not an option", a.to_string_lossy()))?;
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(None),
-            "--realtime" => out.realtime = true,
-            "--lock" => out.lock = Some(value()?.into()),
-            "--watchdog" => out.watchdog = Some(value()?.into()),
-            "--fence-disk" => out.fence_disk = Some(value()?.into()),
-            "--node" => out.node = Some(value()?.into_string().map_err(|_| "--node: not UTF-8".to_string())?),
-            "--watchdog-timeout-ms" => {
-                let v = value()?;
-                out.watchdog_timeout_ms = v.to_str().and_then(|v| v.parse().ok()).ok_or_else(|| {
-                    format!("--watchdog-timeout-ms: {} is not a number of milliseconds", v.to_string_lossy())
-                })?;
+    for arg in read {
+        let (name, value) = match arg {
+            Arg::Switch(_) => {
+                out.realtime = true;
+                continue;
             }
-            other => return Err(format!("unknown argument {other}")),
+            Arg::Value(name, value) => (name, value),
+        };
+        match name.as_str() {
+            "--lock" => out.lock = Some(value.into()),
+            "--watchdog" => out.watchdog = Some(value.into()),
+            "--fence-disk" => out.fence_disk = Some(value.into()),
+            "--node" => out.node = Some(own_args::text(&name, value)?),
+            _ => {
+                let v = own_args::text(&name, value)?;
+                out.watchdog_timeout_ms =
+                    v.parse().map_err(|_| format!("{name}: {v} is not a number of milliseconds"))?;
+            }
         }
     }
     if out.fence_disk.is_some() && out.node.is_none() {
@@ -81,24 +86,7 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args_os().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("baton-guard: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("baton-guard: {e}");
-            ExitCode::from(1)
-        }
-    }
+    own_args::main("baton-guard", USAGE, parse, |args| run(args).map_err(|e| (format!("baton-guard: {e}"), 1)))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod log;
 pub mod malloc;
 pub mod metrics;
 pub mod notify;
+pub mod own_args;
 pub mod preflight;
 pub mod probe;
 pub mod raft;

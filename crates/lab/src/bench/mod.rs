@@ -462,7 +462,7 @@ fn baton_and_keepalived(args: &BenchArgs, peers: &peers::Peers) -> Result<(), St
         .chain(peers.rows.iter().map(|(name, default, r)| (*name, *default, r)))
         .collect();
     let mut side = side::table(&side::columns(everyone.iter().copied()));
-    if !side.is_empty() {
+    if !side.is_empty() && !peers.rows.is_empty() {
         side += &format!("\nThe peers' versions: {}.\n", peers.versions);
     }
     let md = report::markdown(args, (&systems, &rows), (&PAIRS, &pairs), nfs.as_ref(), scales, &side, &chart);

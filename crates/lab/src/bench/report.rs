@@ -206,7 +206,7 @@ pub fn markdown(
     if !side.is_empty() {
         let _ = writeln!(
             md,
-            "## Every system side by side\n\nbaton, keepalived and the peers of [bench-peers.md](bench-peers.md), \
+            "## Every system side by side\n\nbaton, keepalived and those peers of [bench-peers.md](bench-peers.md) \
              measured in this run, each at its defaults and at its fastest other setting (the one with the \
              shortest crash-failover median); the sections below and bench-peers.md have every setting and trial. \
              The last column is baton's figure over the best of the others on that row (lower is better on every \
