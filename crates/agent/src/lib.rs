@@ -27,7 +27,8 @@ pub mod systemd;
 pub mod whoami;
 
 /// The program `name` installed beside this one, in the same directory
-/// (`batond`, `baton-guard`, `baton-notify`, the lab's `baton-lab`).
+/// (`batond` for `baton agent`, `baton-guard` for the agent, the lab's
+/// `baton-lab` for `baton lab`).
 pub fn beside_me(name: &str) -> Result<std::path::PathBuf, String> {
     let me = std::env::current_exe().map_err(|e| format!("finding my own binary: {e}"))?;
     let program = me.with_file_name(name);

@@ -110,11 +110,14 @@ pub fn check(exe: &Path, config: &Path) -> Result<(), String> {
     config_check.arg("--config").arg(config).args(["config", "check"]);
     let mut daemon = std::process::Command::new(exe);
     daemon.args(["agent", "--help"]);
-    for (program, mut cmd) in [(&cli, config_check), (&exe.to_path_buf(), daemon)] {
+    let refuses = format!("refuses {}", config.display());
+    for (program, mut cmd, what) in
+        [(&cli, config_check, refuses.as_str()), (&exe.to_path_buf(), daemon, "does not start")]
+    {
         let out = cmd.output().map_err(|e| format!("{} cannot be run: {e}", program.display()))?;
         if !out.status.success() {
             let said = String::from_utf8_lossy(&out.stderr);
-            return Err(format!("{} refuses {}: {}", program.display(), config.display(), said.trim()));
+            return Err(format!("{} {what}: {}", program.display(), said.trim()));
         }
     }
     Ok(())
