@@ -16,9 +16,14 @@ use serde::{Deserialize, Serialize};
 
 const ATTEMPTS: u32 = 5;
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(5);
-/// Every attempt and every pause between them, and a margin: how long the
+/// The pause after the first failed attempt; each next one is twice as long.
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+/// Every attempt and every pause between them, and 5 s more: how long the
 /// agent lets one helper run.
-pub const LIMIT: Duration = Duration::from_secs(5 * 5 + 8 + 5);
+pub const LIMIT: Duration = ATTEMPT_LIMIT
+    .saturating_mul(ATTEMPTS)
+    .saturating_add(FIRST_PAUSE.saturating_mul((1 << (ATTEMPTS - 1)) - 1))
+    .saturating_add(Duration::from_secs(5));
 
 /// One delivery, as the agent hands it to `baton-notify` on its stdin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,7 +52,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let mut pause = Duration::from_millis(500);
+    let mut pause = FIRST_PAUSE;
     let mut last = String::new();
     for n in 1..=ATTEMPTS {
         last = match tokio::time::timeout(ATTEMPT_LIMIT, attempt()).await {

@@ -158,3 +158,27 @@ async fn deliver_exec(argv: &[String], json: &str) -> Result<(), String> {
     let said = ran.text.lines().next().map(|l| format!(": {l}")).unwrap_or_default();
     Err(format!("{} exited with {}{said}", argv[0], ran.code))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A webhook configured on a node without `baton-notify`: the agent
+    /// says so once, as it starts the notifier.
+    #[test]
+    fn a_missing_helper_is_named_when_a_webhook_is_configured() {
+        let dir = std::env::temp_dir().join(format!("baton-notify-missing-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let hook = Webhook { url: "http://127.0.0.1:9/hook".into(), secret_file: None, ca_file: None };
+        let config =
+            Notify { webhook: Some(baton_config::Notifier { target: hook, events: vec![] }), ..Notify::default() };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let said = rt.block_on(async {
+            let log = Arc::new(EventLog::open(&dir, "alpha"));
+            start(&config, Path::new("/nonexistent/baton-notify"), &log);
+            log.query(0, None).into_iter().filter(|r| r.kind == "notify").map(|r| r.message).collect::<Vec<_>>()
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(said, vec!["webhooks and mails go out through /nonexistent/baton-notify, which is missing"]);
+    }
+}

@@ -18,11 +18,10 @@ pub enum Arg {
 /// Reads `args` as options named in `valued` (each followed by its value)
 /// and switches named in `switches`; `Ok(None)` for `--help`.
 pub fn read(
-    args: impl Iterator<Item = OsString>,
+    mut args: impl Iterator<Item = OsString>,
     valued: &[&str],
     switches: &[&str],
 ) -> Result<Option<Vec<Arg>>, String> {
-    let mut args = args;
     let mut out = Vec::new();
     while let Some(arg) = args.next() {
         let arg = arg.into_string().map_err(|a| format!("{} is not an option", a.to_string_lossy()))?;

@@ -111,9 +111,7 @@ pub fn check(exe: &Path, config: &Path) -> Result<(), String> {
     let mut daemon = std::process::Command::new(exe);
     daemon.args(["agent", "--help"]);
     let refuses = format!("refuses {}", config.display());
-    for (program, mut cmd, what) in
-        [(&cli, config_check, refuses.as_str()), (&exe.to_path_buf(), daemon, "does not start")]
-    {
+    for (program, mut cmd, what) in [(cli.as_path(), config_check, refuses.as_str()), (exe, daemon, "does not start")] {
         let out = cmd.output().map_err(|e| format!("{} cannot be run: {e}", program.display()))?;
         if !out.status.success() {
             let said = String::from_utf8_lossy(&out.stderr);
